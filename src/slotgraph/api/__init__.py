@@ -1,0 +1,1 @@
+"""HTTP: FastAPI routes and request parsing only; every route calls one service function."""

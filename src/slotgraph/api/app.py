@@ -1,0 +1,61 @@
+"""The FastAPI application factory. No engine exists until the app starts or a test passes one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph import __version__
+from slotgraph.api import problems
+from slotgraph.api.routes import bookings, clients, meta, resources
+from slotgraph.db.engine import create_engine, session_factory
+from slotgraph.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = engine is None
+        eng = engine or create_engine(settings.database_url, settings)
+        _attach(app, eng)
+        try:
+            yield
+        finally:
+            if own:
+                await eng.dispose()
+
+    app = FastAPI(
+        title="slotgraph",
+        version=__version__,
+        description="Resources, free time slots, and bookings that follow graphs of states.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.key_cache = {}
+    if engine is not None:
+        _attach(app, engine)
+    problems.install(app)
+    for module in (resources, clients, bookings, meta):
+        app.include_router(module.router)
+    return app
+
+
+def _attach(app: FastAPI, engine: AsyncEngine) -> None:
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)

@@ -1,0 +1,95 @@
+"""Request dependencies: the session, the caller, the clock."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.errors import Forbidden, Unauthenticated
+from slotgraph.services import apps
+from slotgraph.services.common import Principal
+
+# Declared for the OpenAPI page ("Authorize" button); parsing is done below.
+_auth_header = APIKeyHeader(
+    name="Authorization",
+    auto_error=False,
+    description="`Bearer sk_...` / `Bearer pk_...`, or HTTP Basic with an empty user and the key "
+    "as the password.",
+)
+
+_CACHE_SECONDS = 30.0
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_now(request: Request) -> datetime:
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+Now = Annotated[datetime, Depends(get_now)]
+
+
+def _key_from_header(header: str) -> str:
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthenticated("The Basic credentials are not valid base64.") from None
+        if user == "" and password:
+            return password
+        raise Unauthenticated("Use HTTP Basic with an empty user name and the key as password.")
+    raise Unauthenticated("Use `Authorization: Bearer <key>`.")
+
+
+async def get_principal(
+    request: Request,
+    session: Session,
+    authorization: Annotated[str | None, Depends(_auth_header)],
+) -> Principal:
+    if not authorization:
+        raise Unauthenticated("An API key is required: `Authorization: Bearer <key>`.")
+    key = _key_from_header(authorization)
+    cache: dict[str, tuple[float, Principal]] = request.app.state.key_cache
+    hit = cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    principal = await apps.authenticate(session, key=key)
+    if principal is None:
+        raise Unauthenticated("Unknown API key.")
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (time.monotonic() + _CACHE_SECONDS, principal)
+    return principal
+
+
+AnyKey = Annotated[Principal, Depends(get_principal)]
+
+
+def require_secret(principal: AnyKey) -> Principal:
+    if principal.kind != "secret":
+        raise Forbidden(
+            "This needs the secret key; the public key may only read resources and create bookings."
+        )
+    return principal
+
+
+SecretKey = Annotated[Principal, Depends(require_secret)]

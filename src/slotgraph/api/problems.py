@@ -1,0 +1,123 @@
+"""RFC 9457 problem+json for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+
+from slotgraph.errors import SlotgraphError, ValidationFailed
+
+log = logging.getLogger("slotgraph.api")
+
+PROBLEM = "application/problem+json"
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock timeout
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body = {
+        **(extra or {}),
+        "type": f"urn:slotgraph:problem:{code}",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SlotgraphError)
+    async def _slotgraph(_: Request, exc: SlotgraphError) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Bearer realm="slotgraph"'} if exc.status == 401 else None
+        extra = dict(exc.extra)
+        if isinstance(exc, ValidationFailed):
+            extra["errors"] = [
+                {"field": f, "loc": ["body", *f.split(".")], "message": m} for f, m in exc.errors
+            ]
+        return problem(
+            exc.status, exc.code, exc.detail, title=exc.title, headers=headers, extra=extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem(400, "malformed_json", "The request body is not valid JSON.")
+        out = [
+            {
+                "field": _field(e["loc"]),
+                "loc": list(e["loc"]),
+                "message": e["msg"],
+                "type": e["type"],
+            }
+            for e in errors
+        ]
+        detail = "; ".join(f"{o['field'] or 'body'}: {o['message']}" for o in out)
+        return problem(
+            422, "validation_error", detail, title="Validation failed", extra={"errors": out}
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem(exc.status_code, code, detail, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(DBAPIError)
+    async def _db(_: Request, exc: DBAPIError) -> JSONResponse:
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
+            getattr(exc.orig, "__cause__", None), "sqlstate", None
+        )
+        if sqlstate in _RETRYABLE_SQLSTATES:
+            return problem(
+                409,
+                "concurrent_update",
+                "Another request changed the same data at the same time; try again.",
+            )
+        if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
+            return problem(
+                503,
+                "database_busy",
+                "The database is busy; try again.",
+                headers={"Retry-After": "1"},
+            )
+        log.exception("database error")
+        return problem(500, "internal_error", "An internal error occurred.")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem(500, "internal_error", "An internal error occurred.")

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+
+from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
+from slotgraph.schemas import (
+    ActionBody,
+    BookingCreate,
+    BookingOut,
+    BookingUpdate,
+    Instant,
+    Listed,
+    Page,
+    TransitionOut,
+)
+from slotgraph.services import bookings
+
+router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
+
+
+@router.post("", status_code=201)
+async def create_booking(
+    body: BookingCreate, principal: AnyKey, session: Session, now: Now, response: Response
+) -> BookingOut:
+    """Create a booking. The public key may do this too (a booking widget in a browser)."""
+    out = await bookings.create_booking(session, principal=principal, data=body, now=now)
+    response.headers["Location"] = f"/v1/bookings/{out.booking_id}"
+    return out
+
+
+@router.get("")
+async def list_bookings(
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    resource_id: uuid.UUID | None = None,
+    client_id: uuid.UUID | None = None,
+    owner_booking_id: uuid.UUID | None = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    graph: Annotated[list[str] | None, Query()] = None,
+    from_: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[BookingOut]:
+    """Bookings overlapping [from, to), sorted by start time; follow `next_cursor` for more."""
+    return await bookings.list_bookings(
+        session,
+        principal=principal,
+        now=now,
+        resource_id=resource_id,
+        client_id=client_id,
+        owner_booking_id=owner_booking_id,
+        status=status or (),
+        graph=graph or (),
+        from_=from_,
+        to=to,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/{booking_id}")
+async def get_booking(
+    booking_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
+) -> BookingOut:
+    return await bookings.get_booking(session, principal=principal, booking_id=booking_id, now=now)
+
+
+@router.put("/{booking_id}")
+async def modify_booking(
+    booking_id: uuid.UUID, body: BookingUpdate, principal: SecretKey, session: Session, now: Now
+) -> BookingOut:
+    """Change time, resource, details or meta. A new time or resource re-checks the slot."""
+    return await bookings.modify_booking(
+        session, principal=principal, booking_id=booking_id, data=body, now=now
+    )
+
+
+@router.delete("/{booking_id}")
+async def cancel_booking(
+    booking_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
+) -> BookingOut:
+    """Cancel (the `cancel` action). The booking stays, with its history; the slot is freed."""
+    return await bookings.apply_action(
+        session,
+        principal=principal,
+        booking_id=booking_id,
+        action="cancel",
+        body=ActionBody(),
+        now=now,
+    )
+
+
+@router.get("/{booking_id}/history")
+async def booking_history(
+    booking_id: uuid.UUID, principal: SecretKey, session: Session
+) -> Listed[TransitionOut]:
+    rows = await bookings.booking_history(session, principal=principal, booking_id=booking_id)
+    return Listed[TransitionOut](data=rows)
+
+
+@router.put("/{booking_id}/{action}")
+async def apply_action(
+    booking_id: uuid.UUID,
+    action: str,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    body: Annotated[ActionBody | None, Body()] = None,
+) -> BookingOut:
+    """Apply a graph action (`confirm`, `pay`, `cancel_by_customer`, ...). 409 if not allowed."""
+    return await bookings.apply_action(
+        session,
+        principal=principal,
+        booking_id=booking_id,
+        action=action,
+        body=body or ActionBody(),
+        now=now,
+    )

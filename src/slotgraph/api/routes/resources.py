@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
+from slotgraph.schemas import Page, ResourceCreate, ResourceOut, ResourceUpdate
+from slotgraph.services import resources
+
+router = APIRouter(prefix="/v1/resources", tags=["resources"])
+
+
+@router.post("", status_code=201)
+async def create_resource(
+    body: ResourceCreate, principal: SecretKey, session: Session, now: Now, response: Response
+) -> ResourceOut:
+    out = await resources.create_resource(session, principal=principal, data=body, now=now)
+    response.headers["Location"] = f"/v1/resources/{out.resource_id}"
+    return out
+
+
+@router.get("")
+async def list_resources(
+    principal: AnyKey,
+    session: Session,
+    kind: str | None = None,
+    location: str | None = None,
+    include_archived: bool = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[ResourceOut]:
+    return await resources.list_resources(
+        session,
+        principal=principal,
+        kind=kind,
+        location=location,
+        include_archived=include_archived,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/{resource_id}")
+async def get_resource(resource_id: uuid.UUID, principal: AnyKey, session: Session) -> ResourceOut:
+    return await resources.get_resource(session, principal=principal, resource_id=resource_id)
+
+
+@router.put("/{resource_id}")
+async def update_resource(
+    resource_id: uuid.UUID, body: ResourceUpdate, principal: SecretKey, session: Session, now: Now
+) -> ResourceOut:
+    return await resources.update_resource(
+        session, principal=principal, resource_id=resource_id, data=body, now=now
+    )
+
+
+@router.delete("/{resource_id}")
+async def archive_resource(
+    resource_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
+) -> ResourceOut:
+    """Archive the resource (it is never erased). 409 while bookings hold it."""
+    return await resources.archive_resource(
+        session, principal=principal, resource_id=resource_id, now=now
+    )

@@ -1,0 +1,148 @@
+"""`slotgraph serve | migrate | apps create NAME | apps list`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from slotgraph.db.engine import create_engine, session_factory
+from slotgraph.db.migrate import migrate
+from slotgraph.services import apps
+from slotgraph.settings import Settings
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings.database_url, settings)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _bootstrap(settings: Settings) -> apps.CreatedApp | None:
+    """Migrate, then make sure one app exists (BOOTSTRAP_SECRET_KEY fixes its secret key)."""
+    engine = create_engine(settings.database_url, settings)
+    try:
+        await migrate(engine)
+        sessions = session_factory(engine)
+        async with sessions() as session:
+            if await apps.count_apps(session):
+                return None
+            secret = settings.bootstrap_secret_key
+            return await apps.create_app(
+                session,
+                name="default",
+                now=_now(),
+                secret_key=secret.get_secret_value() if secret else None,
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _create_app(settings: Settings, name: str) -> apps.CreatedApp:
+    engine = create_engine(settings.database_url, settings)
+    try:
+        async with session_factory(engine)() as session:
+            return await apps.create_app(session, name=name, now=_now())
+    finally:
+        await engine.dispose()
+
+
+async def _list_apps(settings: Settings) -> list[dict[str, object]]:
+    engine = create_engine(settings.database_url, settings)
+    try:
+        async with session_factory(engine)() as session:
+            rows = await apps.list_apps(session)
+    finally:
+        await engine.dispose()
+    return [
+        {
+            "app_id": str(app.id),
+            "name": app.name,
+            "created_at": app.created_at.isoformat(),
+            "keys": [
+                {
+                    "key_id": str(k.id),
+                    "kind": k.kind,
+                    "prefix": k.prefix,
+                    "revoked": bool(k.revoked_at),
+                }
+                for k in keys
+            ],
+        }
+        for app, keys in rows
+    ]
+
+
+def _created_json(created: apps.CreatedApp) -> str:
+    return json.dumps(
+        {
+            "app_id": str(created.app_id),
+            "name": created.name,
+            "secret_key": created.secret_key,
+            "public_key": created.public_key,
+        },
+        indent=2,
+    )
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    created = asyncio.run(_bootstrap(settings))
+    if created is not None:
+        print("Created the default app. Keys are shown once; keep them safe:", file=sys.stderr)
+        print(_created_json(created), file=sys.stderr, flush=True)
+    uvicorn.run(
+        "slotgraph.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="slotgraph", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_serve = sub.add_parser("serve", help="migrate to head, then serve the API")
+    p_serve.add_argument("--host", default=None, help="default: $SLOTGRAPH_HOST or 127.0.0.1")
+    p_serve.add_argument("--port", type=int, default=None, help="default: $SLOTGRAPH_PORT or 8000")
+    p_serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+
+    sub.add_parser("migrate", help="upgrade the database schema to head")
+
+    p_apps = sub.add_parser("apps", help="manage apps (tenants) and their keys")
+    apps_sub = p_apps.add_subparsers(dest="apps_command", required=True)
+    p_create = apps_sub.add_parser("create", help="create an app; prints its keys once, as JSON")
+    p_create.add_argument("name")
+    apps_sub.add_parser("list", help="list apps and key prefixes, as JSON")
+
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.command == "serve":
+        serve(args, settings)
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+        print("database is at head", file=sys.stderr)
+    elif args.command == "apps" and args.apps_command == "create":
+        print(_created_json(asyncio.run(_create_app(settings, args.name))))
+    elif args.command == "apps" and args.apps_command == "list":
+        print(json.dumps(asyncio.run(_list_apps(settings)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Database: models, engine per backend, named queries, migrations."""

@@ -1,0 +1,210 @@
+"""SQLAlchemy models. No relationships: queries are explicit, nothing loads lazily by accident."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from slotgraph.db.types import Seconds, UTCDateTime
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _uuid() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class App(Base):
+    __tablename__ = "apps"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "secret" | "public"
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings, e.g. "sk_3fa9"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Resource(Base):
+    __tablename__ = "resources"
+    __table_args__ = (Index("ix_resources_app_created", "app_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Client(Base):
+    __tablename__ = "clients"
+    __table_args__ = (
+        Index("ix_clients_app_created", "app_id", "created_at", "id"),
+        # One client per email within an app: the inline `customer` of a booking finds it by email.
+        Index(
+            "uq_clients_app_email",
+            "app_id",
+            "email",
+            unique=True,
+            postgresql_where=text("email IS NOT NULL"),
+            sqlite_where=text("email IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint("end_time > start_time", name="span"),
+        CheckConstraint("seats_taken >= 0 AND seats_taken <= max_seats", name="seats"),
+        Index("ix_bookings_app_start", "app_id", "start_time", "id"),
+        Index("ix_bookings_resource_start", "resource_id", "start_time"),
+        Index("ix_bookings_client", "client_id"),
+        Index("ix_bookings_owner", "owner_booking_id"),
+        Index(
+            "ix_bookings_payment_due",
+            "payment_due_at",
+            postgresql_where=text("status = 'tentative' AND payment_due_at IS NOT NULL"),
+            sqlite_where=text("status = 'tentative' AND payment_due_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
+    graph: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"))
+    client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clients.id"))
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    details: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # instant_payment / group_customer_payment
+    payment_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payment_id: Mapped[str | None] = mapped_column(String(200))
+    # group_owner: the class; seats_taken is a guarded counter under the row lock
+    max_seats: Mapped[int | None] = mapped_column(Integer)
+    seats_taken: Mapped[int | None] = mapped_column(Integer)
+    min_cancel_time: Mapped[timedelta | None] = mapped_column(Seconds)
+    min_booking_time: Mapped[timedelta | None] = mapped_column(Seconds)
+    max_booking_time: Mapped[timedelta | None] = mapped_column(Seconds)
+    # group_customer*: the class this seat belongs to
+    owner_booking_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bookings.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BookingHold(Base):
+    """What a booking holds: one row per (booking, resource).
+
+    `active` is true while the booking is in a holding state. On PostgreSQL an exclusion
+    constraint (migration 0001) forbids two active rows of one resource whose ranges overlap.
+    """
+
+    __tablename__ = "booking_holds"
+    __table_args__ = (
+        CheckConstraint("end_time > start_time", name="span"),
+        Index("uq_booking_holds_booking_resource", "booking_id", "resource_id", unique=True),
+        Index("ix_booking_holds_resource_start", "resource_id", "start_time", "end_time"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id"))
+    resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"))
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(Boolean)
+
+
+class BookingTransition(Base):
+    """History: one row per transition (and per creation), never updated."""
+
+    __tablename__ = "booking_transitions"
+    __table_args__ = (Index("ix_booking_transitions_booking", "booking_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id"))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    message: Mapped[str | None] = mapped_column(Text)
+    actor_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # None: the system
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class Event(Base):
+    """The outbox: written in the transaction that caused it; payload serialised once, here."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_app_seq", "app_id", "seq"),
+        Index("ix_events_booking_seq", "booking_id", "seq"),
+    )
+
+    # `seq` orders events (per booking, the order they happened); `id` is the public id.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=_uuid)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
+    type: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bookings.id"))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

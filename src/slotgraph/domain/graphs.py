@@ -1,0 +1,231 @@
+"""The booking graphs: each one a table of `(state, action) -> state`.
+
+This table is the single source of truth. The services enforce it, `GET /v1/graphs` serves it,
+and `docs/graphs.md` is generated from it, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Holds(StrEnum):
+    """What a booking in a state occupies."""
+
+    NOTHING = "nothing"
+    SLOT = "slot"  # the resource's time: no other holding booking may overlap it
+    SEAT = "seat"  # one seat of a group_owner class
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    to: str
+    automatic: bool = False  # applied by the system (worker or lazily), never through the API
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    description: str
+    initial: str
+    holding: Holds  # what a holding state of this graph occupies
+    holds: frozenset[str]  # the states that occupy `holding`
+    table: Mapping[str, Mapping[str, Transition]]  # state -> action -> transition
+    states: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        seen: list[str] = [self.initial]
+        for state, actions in self.table.items():
+            for s in (state, *(t.to for t in actions.values())):
+                if s not in seen:
+                    seen.append(s)
+        object.__setattr__(self, "states", tuple(seen))
+
+    def holds_in(self, state: str) -> bool:
+        return state in self.holds
+
+    def is_final(self, state: str) -> bool:
+        return not self.table.get(state)
+
+    def transition(self, state: str, action: str) -> Transition | None:
+        return self.table.get(state, {}).get(action)
+
+    def manual_actions(self, state: str) -> list[str]:
+        """Actions a client may apply now, in table order."""
+        return [a for a, t in self.table.get(state, {}).items() if not t.automatic]
+
+    def automatic_actions(self, state: str) -> list[str]:
+        return [a for a, t in self.table.get(state, {}).items() if t.automatic]
+
+    @property
+    def final_states(self) -> tuple[str, ...]:
+        return tuple(s for s in self.states if self.is_final(s))
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for actions in self.table.values():
+            out.extend(a for a in actions if a not in out)
+        return tuple(out)
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON shape served by `GET /v1/graphs/{name}`."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "initial_state": self.initial,
+            "holds": self.holding.value,
+            "states": [
+                {
+                    "name": s,
+                    "holds": self.holds_in(s),
+                    "final": self.is_final(s),
+                }
+                for s in self.states
+            ],
+            "actions": list(self.actions),
+            "transitions": [
+                {"from": s, "action": t.action, "to": t.to, "automatic": t.automatic}
+                for s, actions in self.table.items()
+                for t in actions.values()
+            ],
+        }
+
+
+def _t(*transitions: Transition) -> dict[str, Transition]:
+    return {t.action: t for t in transitions}
+
+
+_CONFIRMED = _t(
+    Transition("cancel", "cancelled"),
+    Transition("cancel_by_customer", "cancelled_by_customer"),
+    Transition("cancel_by_owner", "cancelled_by_owner"),
+    Transition("complete", "completed"),
+)
+
+INSTANT = Graph(
+    name="instant",
+    description="Booked at once: the slot is held from creation.",
+    initial="confirmed",
+    holding=Holds.SLOT,
+    holds=frozenset({"confirmed"}),
+    table={"confirmed": _CONFIRMED},
+)
+
+CONFIRM_DECLINE = Graph(
+    name="confirm_decline",
+    description=(
+        "A request the owner confirms or declines. A tentative request does not hold the slot, "
+        "so several requests for the same time may wait; confirming one takes the slot."
+    ),
+    initial="tentative",
+    holding=Holds.SLOT,
+    holds=frozenset({"confirmed"}),
+    table={
+        "tentative": _t(
+            Transition("confirm", "confirmed"),
+            Transition("decline", "declined"),
+            Transition("cancel", "cancelled"),
+        ),
+        "confirmed": _CONFIRMED,
+    },
+)
+
+INSTANT_PAYMENT = Graph(
+    name="instant_payment",
+    description=(
+        "Held until paid: the slot is held from creation until `payment_due_at`; "
+        "unpaid by then, the booking times out and frees the slot."
+    ),
+    initial="tentative",
+    holding=Holds.SLOT,
+    holds=frozenset({"tentative", "paid"}),
+    table={
+        "tentative": _t(
+            Transition("pay", "paid"),
+            Transition("cancel", "cancelled"),
+            Transition("timeout", "unpaid", automatic=True),
+        ),
+        "paid": _t(
+            Transition("cancel", "cancelled"),
+            Transition("cancel_by_customer", "cancelled_by_customer"),
+            Transition("complete", "completed"),
+        ),
+    },
+)
+
+GROUP_OWNER = Graph(
+    name="group_owner",
+    description=(
+        "A class with seats: holds the resource's time; customers take seats with "
+        "group_customer or group_customer_payment bookings."
+    ),
+    initial="confirmed",
+    holding=Holds.SLOT,
+    holds=frozenset({"confirmed"}),
+    table={
+        "confirmed": _t(
+            Transition("cancel", "cancelled"),
+            Transition("complete", "completed"),
+        ),
+    },
+)
+
+GROUP_CUSTOMER = Graph(
+    name="group_customer",
+    description="One seat in a group_owner class.",
+    initial="confirmed",
+    holding=Holds.SEAT,
+    holds=frozenset({"confirmed"}),
+    table={
+        "confirmed": _t(
+            Transition("cancel_by_customer", "cancelled_by_customer"),
+            Transition("cancel_by_owner", "cancelled_by_owner"),
+            Transition("cancel", "cancelled"),
+            Transition("complete", "completed"),
+        ),
+    },
+)
+
+GROUP_CUSTOMER_PAYMENT = Graph(
+    name="group_customer_payment",
+    description="One seat in a group_owner class, held until paid.",
+    initial="tentative",
+    holding=Holds.SEAT,
+    holds=frozenset({"tentative", "paid"}),
+    table={
+        "tentative": _t(
+            Transition("pay", "paid"),
+            Transition("timeout", "unpaid", automatic=True),
+            Transition("cancel_by_customer", "cancelled_by_customer"),
+            Transition("cancel_by_owner", "cancelled_by_owner"),
+            Transition("cancel", "cancelled"),
+        ),
+        "paid": _t(
+            Transition("complete", "completed"),
+            Transition("cancel_by_customer", "cancelled_by_customer"),
+            Transition("cancel_by_owner", "cancelled_by_owner"),
+        ),
+    },
+)
+
+GRAPHS: Mapping[str, Graph] = {
+    g.name: g
+    for g in (
+        INSTANT,
+        CONFIRM_DECLINE,
+        INSTANT_PAYMENT,
+        GROUP_OWNER,
+        GROUP_CUSTOMER,
+        GROUP_CUSTOMER_PAYMENT,
+    )
+}
+
+DEFAULT_GRAPH = INSTANT.name
+SEAT_GRAPHS = frozenset(g.name for g in GRAPHS.values() if g.holding is Holds.SEAT)
+PAYMENT_GRAPHS = frozenset({INSTANT_PAYMENT.name, GROUP_CUSTOMER_PAYMENT.name})
+ALL_ACTIONS: frozenset[str] = frozenset(a for g in GRAPHS.values() for a in g.actions)

@@ -1,0 +1,116 @@
+"""The error tree. Each error carries its HTTP status and stable machine `code`.
+
+One handler in `api/app.py` renders any of them as RFC 9457 problem+json; domain and services
+raise them without knowing about HTTP otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SlotgraphError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class BadRequest(SlotgraphError):
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class Unauthenticated(SlotgraphError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(SlotgraphError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(SlotgraphError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(SlotgraphError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class SlotUnavailable(Conflict):
+    code = "slot_unavailable"
+    title = "Slot unavailable"
+
+
+class InvalidAction(Conflict):
+    code = "invalid_action"
+    title = "Action not allowed in this state"
+
+
+class SeatsFull(Conflict):
+    code = "seats_full"
+    title = "No seats left"
+
+
+class BookingWindowClosed(Conflict):
+    code = "booking_window_closed"
+    title = "Booking window closed"
+
+
+class CancelWindowClosed(Conflict):
+    code = "cancel_window_closed"
+    title = "Cancellation window closed"
+
+
+class PaymentExpired(Conflict):
+    code = "payment_expired"
+    title = "Payment deadline passed"
+
+
+class NotModifiable(Conflict):
+    code = "not_modifiable"
+    title = "Booking cannot be modified"
+
+
+class ResourceInUse(Conflict):
+    code = "resource_in_use"
+    title = "Resource has active bookings"
+
+
+class ResourceArchived(Conflict):
+    code = "resource_archived"
+    title = "Resource is archived"
+
+
+class ClientExists(Conflict):
+    code = "client_exists"
+    title = "A client with this email exists"
+
+
+class ValidationFailed(SlotgraphError):
+    """422 with field paths, for rules checked outside the request schema (unknown ids, shapes)."""
+
+    status = 422
+    code = "validation_error"
+    title = "Validation failed"
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
+        self.errors = errors
+
+    @classmethod
+    def one(cls, field: str, message: str) -> ValidationFailed:
+        return cls([(field, message)])

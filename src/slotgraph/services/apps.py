@@ -1,0 +1,88 @@
+"""Apps (tenants) and their API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.db.models import ApiKey, App
+from slotgraph.services.common import KeyKind, Principal
+
+_PREFIX: dict[KeyKind, str] = {"secret": "sk_", "public": "pk_"}
+
+
+def hash_key(key: str) -> str:
+    """Keys are 192 random bits, so a plain SHA-256 is enough (no password stretching needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key(kind: KeyKind) -> str:
+    return _PREFIX[kind] + secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class CreatedApp:
+    app_id: uuid.UUID
+    name: str
+    secret_key: str
+    public_key: str
+
+
+async def create_app(
+    session: AsyncSession, *, name: str, now: datetime, secret_key: str | None = None
+) -> CreatedApp:
+    """Create an app with one secret and one public key. The keys are returned once, here."""
+    if secret_key is not None and not secret_key.startswith(_PREFIX["secret"]):
+        secret_key = _PREFIX["secret"] + secret_key
+    async with session.begin():
+        app = App(name=name, created_at=now)
+        session.add(app)
+        await session.flush()
+        keys: dict[KeyKind, str] = {
+            "secret": secret_key or new_key("secret"),
+            "public": new_key("public"),
+        }
+        for kind, key in keys.items():
+            session.add(
+                ApiKey(
+                    app_id=app.id,
+                    kind=kind,
+                    key_hash=hash_key(key),
+                    prefix=key[:7],
+                    created_at=now,
+                )
+            )
+    return CreatedApp(app.id, app.name, keys["secret"], keys["public"])
+
+
+async def list_apps(session: AsyncSession) -> list[tuple[App, list[ApiKey]]]:
+    async with session.begin():
+        apps = (await session.scalars(select(App).order_by(App.created_at))).all()
+        keys = (await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all()
+    return [(a, [k for k in keys if k.app_id == a.id]) for a in apps]
+
+
+async def count_apps(session: AsyncSession) -> int:
+    async with session.begin():
+        return int(await session.scalar(select(func.count()).select_from(App)) or 0)
+
+
+async def authenticate(session: AsyncSession, *, key: str) -> Principal | None:
+    async with session.begin():
+        row = (
+            await session.execute(
+                select(ApiKey.id, ApiKey.app_id, ApiKey.kind).where(
+                    ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)
+                )
+            )
+        ).first()
+    if row is None:
+        return None
+    kind: KeyKind = "secret" if row.kind == "secret" else "public"
+    return Principal(app_id=row.app_id, key_id=row.id, kind=kind)

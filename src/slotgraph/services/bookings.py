@@ -1,0 +1,626 @@
+"""Bookings: create, read, modify, and move them through their graph.
+
+Every function here owns one transaction. Locks are taken in one global order: a group_owner
+booking (the class) before its seat bookings, and several bookings in id order; so no two
+transactions can wait on each other in a cycle.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.db import queries
+from slotgraph.db.models import Booking, BookingHold, BookingTransition, Resource
+from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, SEAT_GRAPHS, Graph, Holds
+from slotgraph.domain.rules import check_booking_window, check_cancel_window, payment_overdue
+from slotgraph.domain.shape import booking_shape_errors
+from slotgraph.errors import (
+    Conflict,
+    InvalidAction,
+    NotFound,
+    NotModifiable,
+    PaymentExpired,
+    ResourceArchived,
+    SeatsFull,
+    SlotgraphError,
+    SlotUnavailable,
+    ValidationFailed,
+)
+from slotgraph.schemas import (
+    ActionBody,
+    BookingCreate,
+    BookingOut,
+    BookingUpdate,
+    Page,
+    TransitionOut,
+)
+from slotgraph.services.clients import find_or_create_customer, load_client
+from slotgraph.services.common import Principal, decode_cursor, encode_cursor
+from slotgraph.services.outbox import record_change
+from slotgraph.services.views import booking_out, transition_out
+
+DEFAULT_PAYMENT_TIMEOUT = timedelta(minutes=5)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+async def get_booking(
+    session: AsyncSession, *, principal: Principal, booking_id: uuid.UUID, now: datetime
+) -> BookingOut:
+    async with session.begin():
+        booking = await _load(session, principal.app_id, booking_id)
+        if _overdue(booking, now):
+            booking, owner = await _lock_for_change(session, principal.app_id, booking_id)
+            await _settle(session, booking, owner, now=now)
+        return booking_out(booking)
+
+
+async def list_bookings(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    now: datetime,
+    resource_id: uuid.UUID | None = None,
+    client_id: uuid.UUID | None = None,
+    owner_booking_id: uuid.UUID | None = None,
+    status: Sequence[str] = (),
+    graph: Sequence[str] = (),
+    from_: datetime | None = None,
+    to: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[BookingOut]:
+    """Bookings overlapping [from, to), sorted by start time, one page at a time."""
+    stmt = select(Booking).where(Booking.app_id == principal.app_id)
+    if resource_id is not None:
+        stmt = stmt.where(Booking.resource_id == resource_id)
+    if client_id is not None:
+        stmt = stmt.where(Booking.client_id == client_id)
+    if owner_booking_id is not None:
+        stmt = stmt.where(Booking.owner_booking_id == owner_booking_id)
+    if status:
+        stmt = stmt.where(Booking.status.in_(status))
+    if graph:
+        stmt = stmt.where(Booking.graph.in_(graph))
+    if from_ is not None:
+        stmt = stmt.where(Booking.end_time > from_)
+    if to is not None:
+        stmt = stmt.where(Booking.start_time < to)
+    if cursor is not None:
+        at, id_ = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Booking.start_time, Booking.id) > tuple_(at, id_))
+    stmt = stmt.order_by(Booking.start_time, Booking.id).limit(limit + 1)
+    async with session.begin():
+        await _expire_overdue(session, now=now, app_id=principal.app_id)
+        rows = list((await session.scalars(stmt)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].start_time, rows[-1].id) if more else None
+    return Page[BookingOut](data=[booking_out(b) for b in rows], next_cursor=next_cursor)
+
+
+async def booking_history(
+    session: AsyncSession, *, principal: Principal, booking_id: uuid.UUID
+) -> list[TransitionOut]:
+    async with session.begin():
+        await _load(session, principal.app_id, booking_id)
+        rows = (
+            await session.scalars(
+                select(BookingTransition)
+                .where(BookingTransition.booking_id == booking_id)
+                .order_by(BookingTransition.at, BookingTransition.from_status.is_not(None))
+            )
+        ).all()
+    return [transition_out(t) for t in rows]
+
+
+# -- creating ------------------------------------------------------------------------------------
+
+
+async def create_booking(
+    session: AsyncSession, *, principal: Principal, data: BookingCreate, now: datetime
+) -> BookingOut:
+    errors = booking_shape_errors(data.graph, dict(data))
+    if errors:
+        raise ValidationFailed(errors)
+    graph = GRAPHS[data.graph]
+    async with session.begin():
+        client_id = await _resolve_client(session, principal, data, now)
+        booking = Booking(
+            id=uuid.uuid4(),
+            app_id=principal.app_id,
+            graph=graph.name,
+            status=graph.initial,
+            client_id=client_id,
+            details=data.details,
+            meta=data.meta,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        if graph.name in PAYMENT_GRAPHS:
+            booking.payment_due_at = now + (data.payment_timeout or DEFAULT_PAYMENT_TIMEOUT)
+
+        if graph.holding is Holds.SEAT:
+            assert data.owner_booking_id is not None
+            owner = await _take_seat(session, principal.app_id, data.owner_booking_id, now=now)
+            booking.owner_booking_id = owner.id
+            booking.resource_id = owner.resource_id
+            booking.start_time = owner.start_time
+            booking.end_time = owner.end_time
+            session.add(booking)
+        else:
+            assert data.resource_id
+            assert data.start_time
+            assert data.end_time
+            resource = await _bookable_resource(session, principal.app_id, data.resource_id)
+            booking.resource_id = resource.id
+            booking.start_time = data.start_time
+            booking.end_time = data.end_time
+            if graph.name == "group_owner":
+                booking.max_seats = data.max_seats
+                booking.seats_taken = 0
+                booking.min_cancel_time = data.min_cancel_time
+                booking.min_booking_time = data.min_booking_time
+                booking.max_booking_time = data.max_booking_time
+            active = graph.holds_in(booking.status)
+            if active:
+                await _check_free(
+                    session,
+                    resource.id,
+                    data.start_time,
+                    data.end_time,
+                    now=now,
+                    exclude=None,
+                )
+            session.add(booking)
+            async with _slot_guard():
+                await session.flush()
+                session.add(
+                    BookingHold(
+                        booking_id=booking.id,
+                        resource_id=resource.id,
+                        start_time=data.start_time,
+                        end_time=data.end_time,
+                        active=active,
+                    )
+                )
+                await session.flush()
+        record_change(
+            session,
+            booking,
+            action="create",
+            from_status=None,
+            now=now,
+            actor_key_id=principal.key_id,
+        )
+        return booking_out(booking)
+
+
+async def _resolve_client(
+    session: AsyncSession, principal: Principal, data: BookingCreate, now: datetime
+) -> uuid.UUID | None:
+    if data.customer is not None:
+        client = await find_or_create_customer(
+            session, app_id=principal.app_id, customer=data.customer, now=now
+        )
+        return client.id
+    if data.client_id is not None:
+        try:
+            await load_client(session, principal.app_id, data.client_id)
+        except NotFound:
+            raise ValidationFailed.one("client_id", "no such client") from None
+        return data.client_id
+    return None
+
+
+async def _bookable_resource(
+    session: AsyncSession, app_id: uuid.UUID, resource_id: uuid.UUID, *, field: str = "resource_id"
+) -> Resource:
+    """The resource, share-locked so that it cannot be archived under a new booking."""
+    resource = await session.scalar(
+        select(Resource)
+        .where(Resource.id == resource_id, Resource.app_id == app_id)
+        .with_for_update(read=True)
+    )
+    if resource is None:
+        raise ValidationFailed.one(field, "no such resource")
+    if resource.archived_at is not None:
+        raise ResourceArchived(f"Resource {resource_id} is archived and takes no bookings.")
+    return resource
+
+
+async def _take_seat(
+    session: AsyncSession, app_id: uuid.UUID, owner_id: uuid.UUID, *, now: datetime
+) -> Booking:
+    """Lock the class, check its window and capacity, and count one more seat taken."""
+    owners = await queries.lock_bookings(session, [owner_id])
+    if not owners or owners[0].app_id != app_id or owners[0].graph != "group_owner":
+        raise ValidationFailed.one("owner_booking_id", "no such group_owner booking")
+    owner = owners[0]
+    if not GRAPHS[owner.graph].holds_in(owner.status):
+        raise Conflict(
+            f"The class is {owner.status} and takes no bookings.", booking_status=owner.status
+        )
+    check_booking_window(
+        start=owner.start_time,
+        now=now,
+        min_booking_time=owner.min_booking_time,
+        max_booking_time=owner.max_booking_time,
+    )
+    assert owner.max_seats is not None
+    assert owner.seats_taken is not None
+    if owner.seats_taken >= owner.max_seats:
+        # Unpaid seats past their deadline block nobody: time them out now.
+        due = await session.scalars(
+            select(Booking.id).where(
+                Booking.owner_booking_id == owner.id,
+                Booking.status == "tentative",
+                Booking.payment_due_at <= now,
+            )
+        )
+        for seat in await queries.lock_bookings(session, list(due)):
+            await _settle(session, seat, owner, now=now)
+    if owner.seats_taken >= owner.max_seats:
+        raise SeatsFull(f"All {owner.max_seats} seats of this class are taken.")
+    owner.seats_taken += 1
+    return owner
+
+
+# -- changing ------------------------------------------------------------------------------------
+
+
+async def apply_action(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    booking_id: uuid.UUID,
+    action: str,
+    body: ActionBody,
+    now: datetime,
+) -> BookingOut:
+    """Apply a graph action. A payment hold found overdue is timed out (and that is committed)."""
+    error: SlotgraphError | None = None
+    async with session.begin():
+        booking, owner = await _lock_for_change(session, principal.app_id, booking_id)
+        if await _settle(session, booking, owner, now=now):
+            error = PaymentExpired(
+                f"The payment deadline {booking.payment_due_at} has passed; "
+                "the booking is now unpaid.",
+                booking_status=booking.status,
+            )
+        else:
+            graph = GRAPHS[booking.graph]
+            transition = graph.transition(booking.status, action)
+            if transition is None or transition.automatic:
+                raise _invalid_action(graph, booking.status, action)
+            if action == "cancel_by_customer" and owner is not None:
+                check_cancel_window(
+                    start=booking.start_time, now=now, min_cancel_time=owner.min_cancel_time
+                )
+            if action == "pay" and body.payment_id is not None:
+                booking.payment_id = body.payment_id
+            await _transition(
+                session,
+                booking,
+                action,
+                owner=owner,
+                now=now,
+                actor_key_id=principal.key_id,
+                message=body.message,
+            )
+            if booking.graph == "group_owner" and not graph.holds_in(booking.status):
+                await _cancel_seats(session, booking, now=now, actor_key_id=principal.key_id)
+        result = booking_out(booking)
+    if error is not None:
+        raise error
+    return result
+
+
+async def modify_booking(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    booking_id: uuid.UUID,
+    data: BookingUpdate,
+    now: datetime,
+) -> BookingOut:
+    """Change time, resource, details or meta. A new time or resource re-checks the slot."""
+    changes = {k: v for k, v in data.model_dump(exclude_unset=True).items() if v is not None}
+    error: SlotgraphError | None = None
+    async with session.begin():
+        booking, owner = await _lock_for_change(session, principal.app_id, booking_id)
+        graph = GRAPHS[booking.graph]
+        if await _settle(session, booking, owner, now=now):
+            error = PaymentExpired("The payment deadline has passed; the booking is now unpaid.")
+        elif graph.is_final(booking.status):
+            raise NotModifiable(
+                f"The booking is {booking.status}; only bookings in a non-final state "
+                "can be modified."
+            )
+        else:
+            await _modify(session, booking, graph, changes, now=now, actor=principal.key_id)
+        result = booking_out(booking)
+    if error is not None:
+        raise error
+    return result
+
+
+async def _modify(
+    session: AsyncSession,
+    booking: Booking,
+    graph: Graph,
+    changes: dict[str, object],
+    *,
+    now: datetime,
+    actor: uuid.UUID | None,
+) -> None:
+    span_fields = {"resource_id", "start_time", "end_time"} & changes.keys()
+    if graph.holding is Holds.SEAT and span_fields:
+        raise ValidationFailed(
+            [(f, "a seat takes its time and resource from its class") for f in sorted(span_fields)]
+        )
+    start = changes.get("start_time", booking.start_time)
+    end = changes.get("end_time", booking.end_time)
+    resource_id = changes.get("resource_id", booking.resource_id)
+    assert isinstance(start, datetime)
+    assert isinstance(end, datetime)
+    assert isinstance(resource_id, uuid.UUID)
+    if end <= start:
+        field = "end_time" if "end_time" in changes else "start_time"
+        raise ValidationFailed.one(field, "end_time must be after start_time")
+    moved = (start, end, resource_id) != (booking.start_time, booking.end_time, booking.resource_id)
+    changed = [
+        f
+        for f in ("resource_id", "start_time", "end_time", "details", "meta")
+        if f in changes and changes[f] != getattr(booking, f)
+    ]
+    if not changed:
+        return
+    if moved:
+        if resource_id != booking.resource_id:
+            await _bookable_resource(session, booking.app_id, resource_id)
+        active = graph.holds_in(booking.status)
+        if active:
+            await _check_free(session, resource_id, start, end, now=now, exclude=booking.id)
+        async with _slot_guard():
+            await session.execute(
+                update(BookingHold)
+                .where(BookingHold.booking_id == booking.id)
+                .values(resource_id=resource_id, start_time=start, end_time=end)
+            )
+    for field in changed:
+        setattr(booking, field, changes[field])
+    booking.version += 1
+    booking.updated_at = now
+    record_change(
+        session,
+        booking,
+        action="update",
+        from_status=booking.status,
+        now=now,
+        actor_key_id=actor,
+        meta={"changed": changed},
+        event_type="booking.updated",
+    )
+    if moved and booking.graph == "group_owner":
+        seats = await session.scalars(
+            select(Booking.id).where(Booking.owner_booking_id == booking.id)
+        )
+        for seat in await queries.lock_bookings(session, list(seats)):
+            seat.start_time, seat.end_time, seat.resource_id = start, end, resource_id
+            seat.version += 1
+            seat.updated_at = now
+            if GRAPHS[seat.graph].holds_in(seat.status):
+                record_change(
+                    session,
+                    seat,
+                    action="update",
+                    from_status=seat.status,
+                    now=now,
+                    actor_key_id=actor,
+                    meta={"changed": [f for f in changed if f != "details" and f != "meta"]},
+                    event_type="booking.updated",
+                )
+
+
+async def expire_overdue(session: AsyncSession, *, now: datetime, limit: int = 500) -> int:
+    """Time out payment holds past their deadline (all apps). Returns how many it moved."""
+    async with session.begin():
+        return await _expire_overdue(session, now=now, app_id=None, limit=limit)
+
+
+# -- the state machine ---------------------------------------------------------------------------
+
+
+async def _transition(
+    session: AsyncSession,
+    booking: Booking,
+    action: str,
+    *,
+    owner: Booking | None,
+    now: datetime,
+    actor_key_id: uuid.UUID | None,
+    message: str | None = None,
+) -> None:
+    """Move `booking` by `action` and keep what it holds in step. Caller holds the row locks."""
+    graph = GRAPHS[booking.graph]
+    transition = graph.transition(booking.status, action)
+    if transition is None:
+        raise _invalid_action(graph, booking.status, action)
+    before = booking.status
+    held, holds = graph.holds_in(before), graph.holds_in(transition.to)
+    if graph.holding is Holds.SLOT and held != holds:
+        if holds:
+            await _bookable_resource(session, booking.app_id, booking.resource_id)
+            await _check_free(
+                session,
+                booking.resource_id,
+                booking.start_time,
+                booking.end_time,
+                now=now,
+                exclude=booking.id,
+            )
+        async with _slot_guard():
+            await session.execute(
+                update(BookingHold).where(BookingHold.booking_id == booking.id).values(active=holds)
+            )
+    if graph.holding is Holds.SEAT and held and not holds:
+        assert owner is not None
+        assert owner.seats_taken is not None
+        owner.seats_taken -= 1
+    booking.status = transition.to
+    booking.version += 1
+    booking.updated_at = now
+    record_change(
+        session,
+        booking,
+        action=action,
+        from_status=before,
+        now=now,
+        actor_key_id=actor_key_id,
+        message=message,
+    )
+
+
+async def _cancel_seats(
+    session: AsyncSession, owner: Booking, *, now: datetime, actor_key_id: uuid.UUID | None
+) -> None:
+    """The class is off: every seat still held goes to cancelled_by_owner, in this transaction."""
+    seat_ids = await session.scalars(select(Booking.id).where(Booking.owner_booking_id == owner.id))
+    for seat in await queries.lock_bookings(session, list(seat_ids)):
+        if GRAPHS[seat.graph].holds_in(seat.status):
+            await _transition(
+                session,
+                seat,
+                "cancel_by_owner",
+                owner=owner,
+                now=now,
+                actor_key_id=actor_key_id,
+                message="The class was cancelled.",
+            )
+
+
+async def _check_free(
+    session: AsyncSession,
+    resource_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    exclude: uuid.UUID | None,
+) -> None:
+    """Raise SlotUnavailable if an active hold overlaps; overdue payment holds are timed out.
+
+    On SQLite this check is the guarantee (the transaction holds the write lock). On PostgreSQL
+    it gives a clean answer in the common case; the exclusion constraint decides any race.
+    """
+    rows = await queries.overlapping_holds(
+        session, resource_id, start, end, exclude_booking_id=exclude
+    )
+    overdue = [
+        r.id
+        for r in rows
+        if payment_overdue(status=r.status, payment_due_at=r.payment_due_at, now=now)
+    ]
+    blocking = len(rows) - len(overdue)
+    for stale in await queries.lock_bookings(session, overdue):
+        if not await _settle(session, stale, None, now=now):
+            blocking += 1  # paid (or cancelled) meanwhile; re-counted conservatively
+    if blocking:
+        raise SlotUnavailable("The resource is already booked for (part of) this time.")
+
+
+@asynccontextmanager
+async def _slot_guard() -> AsyncIterator[None]:
+    """Turn PostgreSQL's exclusion violation (23P01) into 409 slot_unavailable."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if queries.is_exclusion_violation(exc):
+            raise SlotUnavailable(
+                "The resource was booked for (part of) this time just now."
+            ) from exc
+        raise
+
+
+async def _settle(
+    session: AsyncSession, booking: Booking, owner: Booking | None, *, now: datetime
+) -> bool:
+    """Apply a due payment timeout to a locked booking. True if it timed out now."""
+    if not _overdue(booking, now):
+        return False
+    if booking.owner_booking_id is not None and owner is None:
+        owners = await queries.lock_bookings(session, [booking.owner_booking_id])
+        owner = owners[0]
+    await _transition(session, booking, "timeout", owner=owner, now=now, actor_key_id=None)
+    return True
+
+
+async def _expire_overdue(
+    session: AsyncSession, *, now: datetime, app_id: uuid.UUID | None, limit: int = 500
+) -> int:
+    stmt = select(Booking.id, Booking.owner_booking_id).where(
+        Booking.status == "tentative",
+        Booking.payment_due_at.is_not(None),
+        Booking.payment_due_at <= now,
+    )
+    if app_id is not None:
+        stmt = stmt.where(Booking.app_id == app_id)
+    due = (await session.execute(stmt.limit(limit))).all()
+    if not due:
+        return 0
+    # Owners first, then seats and slot holds: the global lock order.
+    owners = {o.id: o for o in await queries.lock_bookings(session, [d[1] for d in due if d[1]])}
+    moved = 0
+    for booking in await queries.lock_bookings(session, [d[0] for d in due]):
+        owner = owners.get(booking.owner_booking_id) if booking.owner_booking_id else None
+        moved += await _settle(session, booking, owner, now=now)
+    return moved
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _overdue(booking: Booking, now: datetime) -> bool:
+    return payment_overdue(status=booking.status, payment_due_at=booking.payment_due_at, now=now)
+
+
+def _invalid_action(graph: Graph, state: str, action: str) -> InvalidAction:
+    allowed = graph.manual_actions(state)
+    return InvalidAction(
+        f"Action {action!r} is not allowed on a {graph.name} booking in state {state!r}; "
+        + (f"allowed now: {', '.join(allowed)}." if allowed else "no action is allowed now."),
+        booking_status=state,
+        allowed_actions=allowed,
+    )
+
+
+async def _load(session: AsyncSession, app_id: uuid.UUID, booking_id: uuid.UUID) -> Booking:
+    booking = await session.scalar(
+        select(Booking).where(Booking.id == booking_id, Booking.app_id == app_id)
+    )
+    if booking is None:
+        raise NotFound(f"No booking {booking_id}.")
+    return booking
+
+
+async def _lock_for_change(
+    session: AsyncSession, app_id: uuid.UUID, booking_id: uuid.UUID
+) -> tuple[Booking, Booking | None]:
+    """Lock a booking for a change; for a seat, lock its class first (the global lock order)."""
+    booking = await _load(session, app_id, booking_id)
+    owner = None
+    if booking.graph in SEAT_GRAPHS:
+        assert booking.owner_booking_id is not None
+        (owner,) = await queries.lock_bookings(session, [booking.owner_booking_id])
+    (booking,) = await queries.lock_bookings(session, [booking_id])
+    return booking, owner

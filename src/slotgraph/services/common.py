@@ -1,0 +1,42 @@
+"""Small things every service needs: who is calling, and opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import orjson
+
+from slotgraph.errors import BadRequest
+
+KeyKind = Literal["secret", "public"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: an app and the key it used."""
+
+    app_id: uuid.UUID
+    key_id: uuid.UUID
+    kind: KeyKind
+
+
+def encode_cursor(at: datetime, id_: uuid.UUID) -> str:
+    raw = orjson.dumps([at.isoformat(), str(id_)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, id_ = orjson.loads(raw)
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, uuid.UUID(id_)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise BadRequest("cursor is not one this API returned", code_hint="cursor") from exc

@@ -1,0 +1,81 @@
+"""Database rows -> the public JSON shapes of `slotgraph.schemas`."""
+
+from __future__ import annotations
+
+from slotgraph.db.models import Booking, BookingTransition, Client, Resource
+from slotgraph.domain.graphs import GRAPHS
+from slotgraph.schemas import BookingOut, ClientOut, ResourceOut, TransitionOut
+
+
+def resource_out(r: Resource) -> ResourceOut:
+    return ResourceOut(
+        resource_id=r.id,
+        name=r.name,
+        kind=r.kind,
+        timezone=r.timezone,
+        location=r.location,
+        email=r.email,
+        meta=r.meta,
+        archived=r.archived_at is not None,
+        archived_at=r.archived_at,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def client_out(c: Client) -> ClientOut:
+    return ClientOut(
+        client_id=c.id,
+        name=c.name,
+        email=c.email,
+        phone=c.phone,
+        timezone=c.timezone,
+        meta=c.meta,
+        created_at=c.created_at,
+        updated_at=c.updated_at,
+    )
+
+
+def booking_out(b: Booking) -> BookingOut:
+    graph = GRAPHS[b.graph]
+    seats_left = None
+    if b.max_seats is not None and b.seats_taken is not None:
+        seats_left = b.max_seats - b.seats_taken
+    return BookingOut(
+        booking_id=b.id,
+        graph=b.graph,
+        status=b.status,
+        resource_id=b.resource_id,
+        client_id=b.client_id,
+        start_time=b.start_time,
+        end_time=b.end_time,
+        details=b.details,
+        meta=b.meta,
+        available_actions=graph.manual_actions(b.status),
+        completed=graph.is_final(b.status),
+        holds=graph.holds_in(b.status),
+        payment_due_at=b.payment_due_at,
+        payment_id=b.payment_id,
+        max_seats=b.max_seats,
+        seats_taken=b.seats_taken,
+        seats_left=seats_left,
+        min_cancel_time=b.min_cancel_time,
+        min_booking_time=b.min_booking_time,
+        max_booking_time=b.max_booking_time,
+        owner_booking_id=b.owner_booking_id,
+        version=b.version,
+        created_at=b.created_at,
+        updated_at=b.updated_at,
+    )
+
+
+def transition_out(t: BookingTransition) -> TransitionOut:
+    return TransitionOut(
+        from_status=t.from_status,
+        action=t.action,
+        to=t.to_status,
+        at=t.at,
+        message=t.message,
+        actor_key_id=t.actor_key_id,
+        meta=t.meta,
+    )

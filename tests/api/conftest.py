@@ -1,0 +1,110 @@
+"""API tests: the real app over httpx ASGI transport, a clean database, a settable clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.api.app import create_app
+from slotgraph.db.engine import session_factory
+from slotgraph.services import apps
+from tests.conftest import clean
+
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class Api:
+    """An HTTP client authenticated as one app; `as_key` switches the key."""
+
+    http: httpx.AsyncClient
+    secret_key: str
+    public_key: str
+    clock: Clock
+    backend: str
+    key: str = ""
+    made: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.secret_key
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    async def get(self, path: str, **params: Any) -> httpx.Response:
+        return await self.http.get(path, params=params, headers=self._headers())
+
+    async def post(self, path: str, body: Any = None) -> httpx.Response:
+        return await self.http.post(path, json=body, headers=self._headers())
+
+    async def put(self, path: str, body: Any = None) -> httpx.Response:
+        return await self.http.put(path, json=body, headers=self._headers())
+
+    async def delete(self, path: str) -> httpx.Response:
+        return await self.http.delete(path, headers=self._headers())
+
+    def as_key(self, key: str) -> Api:
+        return Api(self.http, self.secret_key, self.public_key, self.clock, self.backend, key)
+
+    # -- factories: plain functions over the public API ------------------------------------------
+
+    async def resource(self, **fields: Any) -> dict[str, Any]:
+        body = {"name": "Dr. Berg", "timezone": "Europe/Oslo", **fields}
+        r = await self.post("/v1/resources", body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def client(self, **fields: Any) -> dict[str, Any]:
+        n = len(self.made) + 1
+        self.made[f"client{n}"] = True
+        body = {"name": f"Client {n}", "email": f"client{n}@example.com", **fields}
+        r = await self.post("/v1/clients", body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def book(self, expect: int = 201, **fields: Any) -> dict[str, Any]:
+        r = await self.post("/v1/bookings", fields)
+        assert r.status_code == expect, r.text
+        return dict(r.json())
+
+
+async def make_api(engine: AsyncEngine, clock: Clock) -> tuple[httpx.AsyncClient, apps.CreatedApp]:
+    async with session_factory(engine)() as session:
+        created = await apps.create_app(session, name="test", now=clock.now)
+    app = create_app(engine=engine, clock=clock)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return http, created
+
+
+@pytest.fixture
+async def api(engine: AsyncEngine) -> AsyncIterator[Api]:
+    await clean(engine)
+    clock = Clock()
+    http, created = await make_api(engine, clock)
+    async with http:
+        yield Api(http, created.secret_key, created.public_key, clock, engine.dialect.name)
+
+
+@pytest.fixture
+async def other_api(api: Api, engine: AsyncEngine) -> AsyncIterator[Api]:
+    """A second app on the same database and clock."""
+    http, created = await make_api(engine, api.clock)
+    async with http:
+        yield Api(http, created.secret_key, created.public_key, api.clock, api.backend)
