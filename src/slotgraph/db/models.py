@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,14 +42,31 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def _uuid() -> uuid.UUID:
-    return uuid.uuid4()
+_last_v7 = 0
+
+
+def new_id() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): time-ordered, so ids sort in creation order and index well.
+
+    Strictly increasing within a process: 48 bits of milliseconds, then a 74-bit random tail
+    that is bumped instead of redrawn when the clock has not moved on.
+    """
+    global _last_v7
+    ms = time.time_ns() // 1_000_000
+    tail = int.from_bytes(os.urandom(10)) >> 6  # 74 random bits
+    value = (ms << 74) | tail
+    if value <= _last_v7:
+        value = _last_v7 + 1
+    _last_v7 = value
+    ms, tail = value >> 74, value & ((1 << 74) - 1)
+    rand_a, rand_b = tail >> 62, tail & ((1 << 62) - 1)
+    return uuid.UUID(int=(ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
 
 
 class App(Base):
     __tablename__ = "apps"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -55,7 +74,7 @@ class App(Base):
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # "secret" | "public"
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -68,7 +87,7 @@ class Resource(Base):
     __tablename__ = "resources"
     __table_args__ = (Index("ix_resources_app_created", "app_id", "created_at", "id"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str | None] = mapped_column(String(100))
@@ -96,7 +115,7 @@ class Client(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
@@ -124,7 +143,7 @@ class Booking(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
     graph: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
@@ -164,7 +183,7 @@ class BookingHold(Base):
         Index("ix_booking_holds_resource_start", "resource_id", "start_time", "end_time"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id"))
     resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"))
     start_time: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -178,7 +197,7 @@ class BookingTransition(Base):
     __tablename__ = "booking_transitions"
     __table_args__ = (Index("ix_booking_transitions_booking", "booking_id", "at"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id"))
     from_status: Mapped[str | None] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(32))
@@ -202,7 +221,7 @@ class Event(Base):
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=new_id)
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
     type: Mapped[str] = mapped_column(String(64))
     booking_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bookings.id"))

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
-from slotgraph.db.models import Booking, BookingHold, BookingTransition, Resource
+from slotgraph.db.models import Booking, BookingHold, BookingTransition, Resource, new_id
 from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, SEAT_GRAPHS, Graph, Holds
 from slotgraph.domain.rules import check_booking_window, check_cancel_window, payment_overdue
 from slotgraph.domain.shape import booking_shape_errors
@@ -135,7 +135,7 @@ async def create_booking(
     async with session.begin():
         client_id = await _resolve_client(session, principal, data, now)
         booking = Booking(
-            id=uuid.uuid4(),
+            id=new_id(),
             app_id=principal.app_id,
             graph=graph.name,
             status=graph.initial,

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import Booking, BookingTransition, Event
+from slotgraph.db.models import Booking, BookingTransition, Event, new_id
 from slotgraph.services.views import booking_out
 
 
@@ -45,7 +45,7 @@ def record_change(
         "action": action,
         "message": message,
     }
-    event_id = uuid.uuid4()
+    event_id = new_id()
     payload = orjson.dumps(
         {"id": str(event_id), "type": type_, "timestamp": now.isoformat(), "data": data}
     )
