@@ -1,0 +1,112 @@
+"""System tests: real `slotgraph serve` processes on a fresh database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BACKENDS, create_postgres_database, drop_postgres_database
+
+SECRET = "sk_system_test_secret"
+
+
+@dataclass
+class Server:
+    url: str
+    database_url: str
+    backend: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {SECRET}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_server(
+    database_url: str, backend: str, log: Path, *args: str, env: dict[str, str] | None = None
+) -> Server:
+    port = free_port()
+    workers = "2" if backend == "postgresql" else "1"
+    cmd = [
+        sys.executable,
+        "-m",
+        "slotgraph.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        workers,
+        *args,
+    ]
+    process_env = {
+        **os.environ,
+        "SLOTGRAPH_DATABASE_URL": database_url,
+        "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": SECRET,
+        "SLOTGRAPH_LOG_LEVEL": "warning",
+        **(env or {}),
+    }
+    with log.open("ab") as out:
+        process = subprocess.Popen(cmd, env=process_env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", database_url, backend, process, log)
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):  # readiness: up to 30 s
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{log.read_text()}")
+            try:
+                r = await http.get(f"{server.url}/v1/ping", headers=server.headers())
+                if r.status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    stop_server(server)
+    raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture(params=BACKENDS)
+async def fresh_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[str, str]]:
+    backend: str = request.param
+    if backend == "sqlite":
+        yield backend, f"sqlite:///{tmp_path / 'slotgraph.db'}"
+        return
+    url = await create_postgres_database("slotgraph_system")
+    yield backend, url
+    await drop_postgres_database(url)
+
+
+@pytest.fixture
+async def server(fresh_database: tuple[str, str], tmp_path: Path) -> AsyncIterator[Server]:
+    backend, url = fresh_database
+    srv = await start_server(url, backend, tmp_path / "server.log")
+    try:
+        yield srv
+    finally:
+        stop_server(srv)

@@ -1,0 +1,170 @@
+"""Never double-booked, under real concurrency against real server processes.
+
+Requests are fired together with asyncio.gather over many connections; nothing sleeps to win a
+race. Afterwards the database itself is asked what it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from slotgraph.db.engine import create_engine
+from tests.system.conftest import Server
+
+pytestmark = pytest.mark.system
+
+START = datetime(2031, 1, 6, 9, 0, tzinfo=UTC)
+
+
+async def setup(http: httpx.AsyncClient, server: Server) -> tuple[str, str]:
+    r = await http.post(
+        f"{server.url}/v1/resources",
+        headers=server.headers(),
+        json={"name": "Contested", "timezone": "Europe/Oslo"},
+    )
+    assert r.status_code == 201, r.text
+    c = await http.post(
+        f"{server.url}/v1/clients",
+        headers=server.headers(),
+        json={"name": "Many", "email": "many@example.com"},
+    )
+    assert c.status_code == 201, c.text
+    return r.json()["resource_id"], c.json()["client_id"]
+
+
+async def fire(
+    http: httpx.AsyncClient, server: Server, bodies: list[dict[str, Any]]
+) -> list[httpx.Response]:
+    async def one(body: dict[str, Any]) -> httpx.Response:
+        return await http.post(f"{server.url}/v1/bookings", headers=server.headers(), json=body)
+
+    return list(await asyncio.gather(*(one(b) for b in bodies)))
+
+
+async def database_says(server: Server, sql: str, **params: Any) -> list[Any]:
+    engine = create_engine(server.database_url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(text(sql), params)).all())
+    finally:
+        await engine.dispose()
+
+
+def client() -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    return httpx.AsyncClient(limits=limits, timeout=120)
+
+
+async def test_many_requests_for_one_slot_exactly_one_wins(server: Server) -> None:
+    async with client() as http:
+        resource, client_id = await setup(http, server)
+        body = {
+            "resource_id": resource,
+            "client_id": client_id,
+            "start_time": START.isoformat(),
+            "end_time": (START + timedelta(hours=1)).isoformat(),
+        }
+        answers = await fire(http, server, [body] * 150)
+    statuses = Counter(r.status_code for r in answers)
+    assert statuses == {201: 1, 409: 149}, [r.text for r in answers if r.status_code >= 500][:3]
+    assert {r.json()["code"] for r in answers if r.status_code == 409} == {"slot_unavailable"}
+    rows = await database_says(
+        server,
+        "SELECT COUNT(*) FROM booking_holds WHERE resource_id = :r AND active = :t",
+        r=resource.replace("-", "") if server.backend == "sqlite" else resource,
+        t=True,
+    )
+    assert rows[0][0] == 1
+    assert (await database_says(server, "SELECT COUNT(*) FROM bookings"))[0][0] == 1
+
+
+async def test_last_five_seats_go_to_exactly_five(server: Server) -> None:
+    async with client() as http:
+        resource, client_id = await setup(http, server)
+        owner = await http.post(
+            f"{server.url}/v1/bookings",
+            headers=server.headers(),
+            json={
+                "graph": "group_owner",
+                "resource_id": resource,
+                "max_seats": 20,
+                "start_time": START.isoformat(),
+                "end_time": (START + timedelta(hours=1)).isoformat(),
+            },
+        )
+        assert owner.status_code == 201, owner.text
+        seat = {
+            "graph": "group_customer",
+            "owner_booking_id": owner.json()["booking_id"],
+            "client_id": client_id,
+        }
+        first = await fire(http, server, [seat] * 15)
+        assert Counter(r.status_code for r in first) == {201: 15}
+        answers = await fire(http, server, [seat] * 100)
+        final = await http.get(
+            f"{server.url}/v1/bookings/{owner.json()['booking_id']}", headers=server.headers()
+        )
+    statuses = Counter(r.status_code for r in answers)
+    assert statuses == {201: 5, 409: 95}, [r.text for r in answers if r.status_code >= 500][:3]
+    assert {r.json()["code"] for r in answers if r.status_code == 409} == {"seats_full"}
+    assert (final.json()["seats_taken"], final.json()["seats_left"]) == (20, 0)
+    rows = await database_says(
+        server,
+        "SELECT COUNT(*) FROM bookings WHERE graph = 'group_customer' AND status = 'confirmed'",
+    )
+    assert rows[0][0] == 20
+    taken = await database_says(
+        server, "SELECT seats_taken FROM bookings WHERE graph = 'group_owner'"
+    )
+    assert taken[0][0] == 20
+
+
+async def test_random_overlapping_requests_never_overlap(server: Server) -> None:
+    rng = random.Random(20261122)
+    async with client() as http:
+        resource, client_id = await setup(http, server)
+        bodies = []
+        for _ in range(120):
+            start = START + timedelta(minutes=15 * rng.randrange(0, 40))
+            end = start + timedelta(minutes=15 * rng.randrange(1, 8))
+            bodies.append(
+                {
+                    "resource_id": resource,
+                    "client_id": client_id,
+                    "start_time": start.isoformat(),
+                    "end_time": end.isoformat(),
+                }
+            )
+        answers = await fire(http, server, bodies)
+        listed = await http.get(
+            f"{server.url}/v1/bookings", headers=server.headers(), params={"limit": 200}
+        )
+    assert all(r.status_code in (201, 409) for r in answers), [
+        r.text for r in answers if r.status_code not in (201, 409)
+    ][:3]
+    won = sorted(
+        (r.json()["start_time"], r.json()["end_time"]) for r in answers if r.status_code == 201
+    )
+    assert len(won) >= 2
+    for (_, end), (start, _) in itertools.pairwise(won):
+        assert end <= start, "two accepted bookings overlap"
+    assert sorted((b["start_time"], b["end_time"]) for b in listed.json()["data"]) == won
+    # And every refused request really did collide with an accepted one.
+    for body, r in zip(bodies, answers, strict=True):
+        if r.status_code == 409:
+            s = datetime.fromisoformat(body["start_time"])
+            e = datetime.fromisoformat(body["end_time"])
+            assert any(
+                datetime.fromisoformat(ws.replace("Z", "+00:00")) < e
+                and s < datetime.fromisoformat(we.replace("Z", "+00:00"))
+                for ws, we in won
+            )
