@@ -17,6 +17,9 @@ from slotgraph.db.migrate import migrate
 
 BACKENDS = ["sqlite", "postgresql"]
 TABLES = [
+    "delivery_attempts",
+    "deliveries",
+    "webhook_endpoints",
     "events",
     "booking_transitions",
     "booking_holds",

@@ -1,10 +1,13 @@
-"""`slotgraph serve | migrate | apps create NAME | apps list`."""
+"""`slotgraph serve | worker | migrate | apps create NAME | apps list`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -13,6 +16,7 @@ from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.db.migrate import migrate
 from slotgraph.services import apps
 from slotgraph.settings import Settings
+from slotgraph.webhooks.worker import Worker
 
 
 def _now() -> datetime:
@@ -82,6 +86,22 @@ async def _list_apps(settings: Settings) -> list[dict[str, object]]:
     ]
 
 
+async def _worker(settings: Settings) -> None:
+    """Run the worker until SIGTERM or SIGINT, then stop gracefully."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    engine = create_engine(settings.database_url, settings)
+    await migrate(engine)
+    worker = Worker(engine, settings, clock=_now)
+    task = asyncio.create_task(worker.run())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when="FIRST_COMPLETED")
+    await worker.stop(task)
+    await engine.dispose()
+
+
 def _created_json(created: apps.CreatedApp) -> str:
     return json.dumps(
         {
@@ -97,6 +117,9 @@ def _created_json(created: apps.CreatedApp) -> str:
 def serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
+    if args.no_worker:
+        # The app factory reads settings from the environment in each server process.
+        os.environ["SLOTGRAPH_RUN_WORKER"] = "false"
     host = args.host or settings.host
     port = args.port or settings.port
     created = asyncio.run(_bootstrap(settings))
@@ -122,6 +145,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p_serve.add_argument("--host", default=None, help="default: $SLOTGRAPH_HOST or 127.0.0.1")
     p_serve.add_argument("--port", type=int, default=None, help="default: $SLOTGRAPH_PORT or 8000")
     p_serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    p_serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not run the webhook/timer worker in the server processes",
+    )
+
+    sub.add_parser("worker", help="run the webhook delivery and timer loop (no HTTP server)")
 
     sub.add_parser("migrate", help="upgrade the database schema to head")
 
@@ -135,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = Settings()
     if args.command == "serve":
         serve(args, settings)
+    elif args.command == "worker":
+        asyncio.run(_worker(settings))
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
         print("database is at head", file=sys.stderr)

@@ -22,9 +22,13 @@ exactly this table (any other action is `409 invalid_action`, naming the allowed
 - **holds**: a booking in this state occupies its resource's time (`slot`) or one seat of its class
   (`seat`). No two bookings holding the same resource may overlap; seats never exceed `max_seats`.
 - **final**: no action remains; the booking shows `"completed": true`.
-- **automatic** actions are applied by slotgraph itself, never through the API. `timeout` happens
-  at `payment_due_at`: a hold past its deadline blocks nobody, even before anything has run, because
-  every request that meets an overdue hold applies the timeout first.
+- **automatic** actions are applied by slotgraph itself, never through the API: `timeout` at
+  `payment_due_at`, `expire` at `start_time`. The worker applies them when due, and so does any
+  request that meets a booking with one due, so a payment hold past its deadline blocks nobody
+  even before the worker has run.
+- **timers** apply an action at a moment: the automatic ones above, and `complete` one hour after
+  `end_time` for `confirmed` and `paid` bookings (switch off per booking with
+  `"auto_complete": false`).
 
 Apply an action with `PUT /v1/bookings/{booking_id}/{action}`; `DELETE /v1/bookings/{booking_id}`
 is the `cancel` action.
@@ -49,6 +53,13 @@ def _graph_section(g: Graph) -> str:
             head = f"| `{state}` | {holds} | {final}" if i == 0 else "| | |"
             auto = "yes" if t.automatic else ""
             lines.append(f"{head} | `{t.action}` | `{t.to}` | {auto} |")
+    if g.timers:
+        lines += [
+            "",
+            "Timers (applied by the worker, or by the first request that meets a due one):",
+            "",
+        ]
+        lines += [f"- in `{t.state}`: `{t.action}` at `{t.when}`" for t in g.timers]
     lines += ["", "```mermaid", "stateDiagram-v2", f"    [*] --> {g.initial}: create"]
     for state, moves in g.table.items():
         for t in moves.values():

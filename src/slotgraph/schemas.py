@@ -24,6 +24,8 @@ from pydantic import (
 )
 
 from slotgraph.domain.graphs import GRAPHS
+from slotgraph.domain.webhooks import valid_filter
+from slotgraph.webhooks.ssrf import UrlNotAllowed, check_shape
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_META_BYTES = 16_384
@@ -191,6 +193,8 @@ class BookingCreate(Input):
     max_booking_time: Duration | None = None
     # group_customer, group_customer_payment
     owner_booking_id: uuid.UUID | None = None
+    # complete automatically one hour after end_time (confirmed and paid bookings)
+    auto_complete: bool = True
 
     _end_after_start = field_validator("end_time")(_end_after_start)
 
@@ -234,6 +238,7 @@ class BookingOut(BaseModel):
     min_booking_time: timedelta | None
     max_booking_time: timedelta | None
     owner_booking_id: uuid.UUID | None
+    auto_complete: bool
     version: int
     created_at: datetime
     updated_at: datetime
@@ -262,3 +267,82 @@ class Page(BaseModel, Generic[T]):
 
 class Listed(BaseModel, Generic[T]):
     data: list[T]
+
+
+# -- webhooks and events -------------------------------------------------------------------------
+
+
+def _filters(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    bad = [f for f in value if not valid_filter(f)]
+    if bad:
+        raise ValueError(f"not an event type or pattern: {', '.join(bad)} (e.g. booking.*)")
+    return sorted(set(value))
+
+
+def _url(value: str) -> str:
+    try:
+        check_shape(value)
+    except UrlNotAllowed as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+Url = Annotated[str, Field(max_length=2048), AfterValidator(_url)]
+EventFilters = Annotated[list[str] | None, Field(max_length=100), AfterValidator(_filters)]
+
+
+class WebhookCreate(Input):
+    url: Url
+    events: EventFilters = None
+    description: Annotated[str, Field(max_length=500)] | None = None
+
+
+class WebhookUpdate(Input):
+    url: Url | None = None
+    events: EventFilters = None
+    enabled: bool | None = None
+    description: Annotated[str, Field(max_length=500)] | None = None
+
+
+class WebhookOut(BaseModel):
+    webhook_id: uuid.UUID
+    url: str
+    events: list[str] | None
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookWithSecret(WebhookOut):
+    secret: str
+
+
+class AttemptOut(BaseModel):
+    event_id: uuid.UUID
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    response_body: str | None
+    next_retry_at: datetime | None
+
+
+class DeliveryOut(BaseModel):
+    event_id: uuid.UUID
+    webhook_id: uuid.UUID
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+
+
+class EventOut(BaseModel):
+    event_id: uuid.UUID
+    type: str
+    booking_id: uuid.UUID | None
+    created_at: datetime
+    payload: dict[str, Any]

@@ -19,3 +19,11 @@ class Settings(BaseSettings):
     # Connections per server process (PostgreSQL). SQLite serialises writers anyway.
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Webhooks and the worker
+    webhook_allow_private_networks: bool = False
+    run_worker: bool = True  # `serve` runs the worker loop in-process (`--no-worker` turns it off)
+    worker_poll_seconds: float = 0.2  # idle wait between polls for new events
+    worker_timer_seconds: float = 5.0  # how often timers (timeout, expire, complete) run
+    worker_lease_seconds: float = 60.0  # a claimed delivery returns to the pool after this
+    worker_batch: int = 32  # deliveries sent concurrently per worker
+    worker_shutdown_seconds: float = 10.0  # on SIGTERM, finish in-flight sends for this long

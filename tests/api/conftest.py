@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph.api.app import create_app
 from slotgraph.db.engine import session_factory
 from slotgraph.services import apps
+from slotgraph.settings import Settings
 from tests.conftest import clean
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -85,10 +86,15 @@ class Api:
         return dict(r.json())
 
 
-async def make_api(engine: AsyncEngine, clock: Clock) -> tuple[httpx.AsyncClient, apps.CreatedApp]:
+TEST_SETTINGS = Settings(run_worker=False, webhook_allow_private_networks=True)
+
+
+async def make_api(
+    engine: AsyncEngine, clock: Clock, settings: Settings = TEST_SETTINGS
+) -> tuple[httpx.AsyncClient, apps.CreatedApp]:
     async with session_factory(engine)() as session:
         created = await apps.create_app(session, name="test", now=clock.now)
-    app = create_app(engine=engine, clock=clock)
+    app = create_app(settings, engine=engine, clock=clock)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
     return http, created
 

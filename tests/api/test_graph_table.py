@@ -7,7 +7,7 @@ action is 409 invalid_action, lists the allowed actions, and changes nothing.
 from __future__ import annotations
 
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -55,7 +55,7 @@ class Driver:
         if self.graph.name in SEAT_GRAPHS:
             body["owner_booking_id"] = self.owner["booking_id"]
         else:
-            start = self.api.clock.now + timedelta(days=30, hours=self.n)
+            start = self.api.clock.now + timedelta(days=30 + self.n)
             body |= {
                 "resource_id": self.resource["resource_id"],
                 "start_time": start.isoformat(),
@@ -68,8 +68,11 @@ class Driver:
     async def drive(self, booking: dict[str, Any], path: list[str]) -> dict[str, Any]:
         url = f"/v1/bookings/{booking['booking_id']}"
         for action in path:
-            if self.graph.table[booking["status"]][action].automatic:
+            if action == "timeout":
                 self.api.clock.advance(timedelta(minutes=10))  # past payment_due_at
+                r = await self.api.get(url)  # the read applies the due timeout
+            elif action == "expire":
+                self.api.clock.now = datetime.fromisoformat(booking["start_time"])
                 r = await self.api.get(url)
             else:
                 r = await self.api.put(f"{url}/{action}")

@@ -25,12 +25,14 @@ def test_table_shape(graph: Graph) -> None:
             assert not graph.holds_in(state), "a final state must free what it held"
         else:
             assert graph.manual_actions(state), f"{state} could only be left automatically"
-    for state, actions in graph.table.items():
+    for actions in graph.table.values():
         for action, t in actions.items():
             assert t.action == action
-            if t.automatic:
-                assert graph.holds_in(state)
+            if t.automatic:  # timeout and expire only ever free, and end the booking
                 assert not graph.holds_in(t.to)
+                assert graph.is_final(t.to)
+    for timer in graph.timers:
+        assert graph.transition(timer.state, timer.action) is not None
 
 
 def test_the_issue_contract() -> None:

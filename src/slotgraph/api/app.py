@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -11,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import __version__
 from slotgraph.api import problems
-from slotgraph.api.routes import bookings, clients, meta, resources
+from slotgraph.api.routes import bookings, clients, meta, resources, webhooks
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.settings import Settings
+from slotgraph.webhooks.worker import Worker
 
 
 def utc_now() -> datetime:
@@ -33,9 +35,15 @@ def create_app(
         own = engine is None
         eng = engine or create_engine(settings.database_url, settings)
         _attach(app, eng)
+        worker = task = None
+        if settings.run_worker:
+            worker = Worker(eng, settings, clock=clock)
+            task = asyncio.create_task(worker.run(), name="slotgraph-worker")
         try:
             yield
         finally:
+            if worker is not None and task is not None:
+                await worker.stop(task)
             if own:
                 await eng.dispose()
 
@@ -51,7 +59,7 @@ def create_app(
     if engine is not None:
         _attach(app, engine)
     problems.install(app)
-    for module in (resources, clients, bookings, meta):
+    for module in (resources, clients, bookings, webhooks, meta):
         app.include_router(module.router)
     return app
 

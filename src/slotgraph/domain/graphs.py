@@ -28,6 +28,22 @@ class Transition:
 
 
 @dataclass(frozen=True)
+class Timer:
+    """An action the system applies by itself when a moment comes."""
+
+    state: str
+    action: str
+    when: str  # for people: the moment, in terms of the booking's fields
+
+
+_COMPLETE_CONFIRMED = Timer(
+    "confirmed", "complete", "end_time + PT1H, unless auto_complete is false"
+)
+_COMPLETE_PAID = Timer("paid", "complete", "end_time + PT1H, unless auto_complete is false")
+_TIMEOUT = Timer("tentative", "timeout", "payment_due_at")
+
+
+@dataclass(frozen=True)
 class Graph:
     name: str
     description: str
@@ -35,6 +51,7 @@ class Graph:
     holding: Holds  # what a holding state of this graph occupies
     holds: frozenset[str]  # the states that occupy `holding`
     table: Mapping[str, Mapping[str, Transition]]  # state -> action -> transition
+    timers: tuple[Timer, ...] = ()
     states: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +110,7 @@ class Graph:
                 for s, actions in self.table.items()
                 for t in actions.values()
             ],
+            "timers": [{"state": t.state, "action": t.action, "at": t.when} for t in self.timers],
         }
 
 
@@ -114,6 +132,7 @@ INSTANT = Graph(
     holding=Holds.SLOT,
     holds=frozenset({"confirmed"}),
     table={"confirmed": _CONFIRMED},
+    timers=(_COMPLETE_CONFIRMED,),
 )
 
 CONFIRM_DECLINE = Graph(
@@ -130,9 +149,11 @@ CONFIRM_DECLINE = Graph(
             Transition("confirm", "confirmed"),
             Transition("decline", "declined"),
             Transition("cancel", "cancelled"),
+            Transition("expire", "expired", automatic=True),
         ),
         "confirmed": _CONFIRMED,
     },
+    timers=(Timer("tentative", "expire", "start_time"), _COMPLETE_CONFIRMED),
 )
 
 INSTANT_PAYMENT = Graph(
@@ -156,6 +177,7 @@ INSTANT_PAYMENT = Graph(
             Transition("complete", "completed"),
         ),
     },
+    timers=(_TIMEOUT, _COMPLETE_PAID),
 )
 
 GROUP_OWNER = Graph(
@@ -173,6 +195,7 @@ GROUP_OWNER = Graph(
             Transition("complete", "completed"),
         ),
     },
+    timers=(_COMPLETE_CONFIRMED,),
 )
 
 GROUP_CUSTOMER = Graph(
@@ -189,6 +212,7 @@ GROUP_CUSTOMER = Graph(
             Transition("complete", "completed"),
         ),
     },
+    timers=(_COMPLETE_CONFIRMED,),
 )
 
 GROUP_CUSTOMER_PAYMENT = Graph(
@@ -211,6 +235,7 @@ GROUP_CUSTOMER_PAYMENT = Graph(
             Transition("cancel_by_owner", "cancelled_by_owner"),
         ),
     },
+    timers=(_TIMEOUT, _COMPLETE_PAID),
 )
 
 GRAPHS: Mapping[str, Graph] = {

@@ -45,3 +45,8 @@ def check_cancel_window(
 def payment_overdue(*, status: str, payment_due_at: datetime | None, now: datetime) -> bool:
     """A payment hold past its deadline: it blocks nobody and can only time out."""
     return status == "tentative" and payment_due_at is not None and payment_due_at <= now
+
+
+def request_expired(*, graph: str, status: str, start: datetime, now: datetime) -> bool:
+    """A confirm_decline request nobody answered before it started."""
+    return graph == "confirm_decline" and status == "tentative" and start <= now

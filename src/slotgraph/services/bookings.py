@@ -12,14 +12,19 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import Row, select, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
 from slotgraph.db.models import Booking, BookingHold, BookingTransition, Resource, new_id
 from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, SEAT_GRAPHS, Graph, Holds
-from slotgraph.domain.rules import check_booking_window, check_cancel_window, payment_overdue
+from slotgraph.domain.rules import (
+    check_booking_window,
+    check_cancel_window,
+    payment_overdue,
+    request_expired,
+)
 from slotgraph.domain.shape import booking_shape_errors
 from slotgraph.errors import (
     Conflict,
@@ -57,7 +62,7 @@ async def get_booking(
 ) -> BookingOut:
     async with session.begin():
         booking = await _load(session, principal.app_id, booking_id)
-        if _overdue(booking, now):
+        if due_action(booking, now):
             booking, owner = await _lock_for_change(session, principal.app_id, booking_id)
             await _settle(session, booking, owner, now=now)
         return booking_out(booking)
@@ -99,7 +104,7 @@ async def list_bookings(
         stmt = stmt.where(tuple_(Booking.start_time, Booking.id) > tuple_(at, id_))
     stmt = stmt.order_by(Booking.start_time, Booking.id).limit(limit + 1)
     async with session.begin():
-        await _expire_overdue(session, now=now, app_id=principal.app_id)
+        await _apply_due(session, now=now, app_id=principal.app_id)
         rows = list((await session.scalars(stmt)).all())
     more = len(rows) > limit
     rows = rows[:limit]
@@ -142,6 +147,7 @@ async def create_booking(
             client_id=client_id,
             details=data.details,
             meta=data.meta,
+            auto_complete=data.auto_complete,
             version=1,
             created_at=now,
             updated_at=now,
@@ -268,7 +274,7 @@ async def _take_seat(
             )
         )
         for seat in await queries.lock_bookings(session, list(due)):
-            await _settle(session, seat, owner, now=now)
+            await _settle(session, seat, owner, now=now)  # re-checks each under its lock
     if owner.seats_taken >= owner.max_seats:
         raise SeatsFull(f"All {owner.max_seats} seats of this class are taken.")
     owner.seats_taken += 1
@@ -291,14 +297,17 @@ async def apply_action(
     error: SlotgraphError | None = None
     async with session.begin():
         booking, owner = await _lock_for_change(session, principal.app_id, booking_id)
-        if await _settle(session, booking, owner, now=now):
+        graph = GRAPHS[booking.graph]
+        settled = await _settle(session, booking, owner, now=now)
+        if settled == "timeout":
             error = PaymentExpired(
                 f"The payment deadline {booking.payment_due_at} has passed; "
                 "the booking is now unpaid.",
                 booking_status=booking.status,
             )
+        elif settled is not None:
+            error = _invalid_action(graph, booking.status, action)
         else:
-            graph = GRAPHS[booking.graph]
             transition = graph.transition(booking.status, action)
             if transition is None or transition.automatic:
                 raise _invalid_action(graph, booking.status, action)
@@ -339,8 +348,11 @@ async def modify_booking(
     async with session.begin():
         booking, owner = await _lock_for_change(session, principal.app_id, booking_id)
         graph = GRAPHS[booking.graph]
-        if await _settle(session, booking, owner, now=now):
+        settled = await _settle(session, booking, owner, now=now)
+        if settled == "timeout":
             error = PaymentExpired("The payment deadline has passed; the booking is now unpaid.")
+        elif settled is not None:
+            error = NotModifiable(f"The booking is {booking.status}; it cannot be modified.")
         elif graph.is_final(booking.status):
             raise NotModifiable(
                 f"The booking is {booking.status}; only bookings in a non-final state "
@@ -432,10 +444,43 @@ async def _modify(
                 )
 
 
-async def expire_overdue(session: AsyncSession, *, now: datetime, limit: int = 500) -> int:
-    """Time out payment holds past their deadline (all apps). Returns how many it moved."""
+AUTO_COMPLETE_AFTER = timedelta(hours=1)
+
+
+async def run_timers(session: AsyncSession, *, now: datetime, limit: int = 500) -> int:
+    """The worker's timers, all apps: due `timeout` and `expire`, then `complete` one hour after
+    the end of confirmed and paid bookings. Returns how many bookings moved."""
     async with session.begin():
-        return await _expire_overdue(session, now=now, app_id=None, limit=limit)
+        moved = await _apply_due(session, now=now, app_id=None, limit=limit)
+        rows = (
+            await session.execute(
+                select(Booking.id, Booking.owner_booking_id)
+                .where(
+                    Booking.status.in_(("confirmed", "paid")),
+                    Booking.auto_complete.is_(True),
+                    Booking.end_time <= now - AUTO_COMPLETE_AFTER,
+                )
+                .order_by(Booking.end_time)
+                .limit(limit)
+            )
+        ).all()
+        owners, locked = await _lock_with_owners(session, rows)
+        for booking in locked:
+            transition = GRAPHS[booking.graph].transition(booking.status, "complete")
+            if transition is None or not booking.auto_complete:
+                continue  # changed while we waited for the lock
+            owner = owners.get(booking.owner_booking_id) if booking.owner_booking_id else None
+            await _transition(
+                session,
+                booking,
+                "complete",
+                owner=owner,
+                now=now,
+                actor_key_id=None,
+                message="Completed automatically one hour after the end.",
+            )
+            moved += 1
+    return moved
 
 
 # -- the state machine ---------------------------------------------------------------------------
@@ -533,7 +578,7 @@ async def _check_free(
     ]
     blocking = len(rows) - len(overdue)
     for stale in await queries.lock_bookings(session, overdue):
-        if not await _settle(session, stale, None, now=now):
+        if await _settle(session, stale, None, now=now) is None:
             blocking += 1  # paid (or cancelled) meanwhile; re-counted conservatively
     if blocking:
         raise SlotUnavailable("The resource is already booked for (part of) this time.")
@@ -552,46 +597,71 @@ async def _slot_guard() -> AsyncIterator[None]:
         raise
 
 
+def due_action(booking: Booking, now: datetime) -> str | None:
+    """The automatic action due on this booking now, if any."""
+    if payment_overdue(status=booking.status, payment_due_at=booking.payment_due_at, now=now):
+        return "timeout"
+    if request_expired(
+        graph=booking.graph, status=booking.status, start=booking.start_time, now=now
+    ):
+        return "expire"
+    return None
+
+
 async def _settle(
     session: AsyncSession, booking: Booking, owner: Booking | None, *, now: datetime
-) -> bool:
-    """Apply a due payment timeout to a locked booking. True if it timed out now."""
-    if not _overdue(booking, now):
-        return False
+) -> str | None:
+    """Apply the automatic action due on a locked booking; returns it, or None if none was due."""
+    action = due_action(booking, now)
+    if action is None:
+        return None
     if booking.owner_booking_id is not None and owner is None:
-        owners = await queries.lock_bookings(session, [booking.owner_booking_id])
-        owner = owners[0]
-    await _transition(session, booking, "timeout", owner=owner, now=now, actor_key_id=None)
-    return True
+        (owner,) = await queries.lock_bookings(session, [booking.owner_booking_id])
+    await _transition(session, booking, action, owner=owner, now=now, actor_key_id=None)
+    return action
 
 
-async def _expire_overdue(
+async def _apply_due(
     session: AsyncSession, *, now: datetime, app_id: uuid.UUID | None, limit: int = 500
 ) -> int:
-    stmt = select(Booking.id, Booking.owner_booking_id).where(
+    """Apply every due automatic action (of one app, or all). Returns how many moved."""
+    payment = select(Booking.id, Booking.owner_booking_id).where(
         Booking.status == "tentative",
         Booking.payment_due_at.is_not(None),
         Booking.payment_due_at <= now,
     )
+    requests = select(Booking.id, Booking.owner_booking_id).where(
+        Booking.status == "tentative",
+        Booking.graph == "confirm_decline",
+        Booking.start_time <= now,
+    )
     if app_id is not None:
-        stmt = stmt.where(Booking.app_id == app_id)
-    due = (await session.execute(stmt.limit(limit))).all()
-    if not due:
-        return 0
-    # Owners first, then seats and slot holds: the global lock order.
-    owners = {o.id: o for o in await queries.lock_bookings(session, [d[1] for d in due if d[1]])}
+        payment = payment.where(Booking.app_id == app_id)
+        requests = requests.where(Booking.app_id == app_id)
+    due = [
+        *(await session.execute(payment.limit(limit))).all(),
+        *(await session.execute(requests.limit(limit))).all(),
+    ]
+    owners, locked = await _lock_with_owners(session, due)
     moved = 0
-    for booking in await queries.lock_bookings(session, [d[0] for d in due]):
+    for booking in locked:
         owner = owners.get(booking.owner_booking_id) if booking.owner_booking_id else None
-        moved += await _settle(session, booking, owner, now=now)
+        moved += await _settle(session, booking, owner, now=now) is not None
     return moved
 
 
+async def _lock_with_owners(
+    session: AsyncSession, rows: Sequence[Row[uuid.UUID, uuid.UUID | None]]
+) -> tuple[dict[uuid.UUID, Booking], list[Booking]]:
+    """Lock the classes of these bookings, then the bookings: the global lock order."""
+    if not rows:
+        return {}, []
+    owner_ids = [r[1] for r in rows if r[1] is not None]
+    owners = {o.id: o for o in await queries.lock_bookings(session, owner_ids)}
+    return owners, await queries.lock_bookings(session, [r[0] for r in rows])
+
+
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _overdue(booking: Booking, now: datetime) -> bool:
-    return payment_overdue(status=booking.status, payment_due_at=booking.payment_due_at, now=now)
 
 
 def _invalid_action(graph: Graph, state: str, action: str) -> InvalidAction:

@@ -38,24 +38,42 @@ def record_change(
             meta=meta or {},
         )
     )
-    type_ = event_type or f"booking.{booking.status}"
-    data: dict[str, Any] = {
-        "booking": booking_out(booking).model_dump(mode="json"),
-        "previous_status": from_status,
-        "action": action,
-        "message": message,
-    }
+    record_event(
+        session,
+        app_id=booking.app_id,
+        type_=event_type or f"booking.{booking.status}",
+        booking_id=booking.id,
+        data={
+            "booking": booking_out(booking).model_dump(mode="json"),
+            "previous_status": from_status,
+            "action": action,
+            "message": message,
+        },
+        now=now,
+    )
+
+
+def record_event(
+    session: AsyncSession,
+    *,
+    app_id: uuid.UUID,
+    type_: str,
+    booking_id: uuid.UUID | None,
+    data: dict[str, Any],
+    now: datetime,
+) -> Event:
+    """Write one outbox row. The payload is serialised here, once: a resend sends these bytes."""
     event_id = new_id()
     payload = orjson.dumps(
         {"id": str(event_id), "type": type_, "timestamp": now.isoformat(), "data": data}
     )
-    session.add(
-        Event(
-            id=event_id,
-            app_id=booking.app_id,
-            type=type_,
-            booking_id=booking.id,
-            payload=payload.decode(),
-            created_at=now,
-        )
+    event = Event(
+        id=event_id,
+        app_id=app_id,
+        type=type_,
+        booking_id=booking_id,
+        payload=payload.decode(),
+        created_at=now,
     )
+    session.add(event)
+    return event

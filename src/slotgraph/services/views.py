@@ -63,6 +63,7 @@ def booking_out(b: Booking) -> BookingOut:
         min_booking_time=b.min_booking_time,
         max_booking_time=b.max_booking_time,
         owner_booking_id=b.owner_booking_id,
+        auto_complete=b.auto_complete,
         version=b.version,
         created_at=b.created_at,
         updated_at=b.updated_at,

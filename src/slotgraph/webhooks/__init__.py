@@ -1,0 +1,1 @@
+"""Webhooks: signing, the SSRF guard, HTTP delivery, and the worker loop."""

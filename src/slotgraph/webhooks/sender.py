@@ -1,0 +1,66 @@
+"""One HTTP attempt: sign, POST, measure, keep the first 2 KB of the answer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from slotgraph.webhooks import signing
+from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
+
+TIMEOUT_SECONDS = 15.0
+BODY_KEEP = 2048
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    response_body: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def send(
+    http: httpx.AsyncClient,
+    *,
+    url: str,
+    msg_id: str,
+    body: str,
+    secrets_: list[str],
+    allow_private: bool,
+) -> Outcome:
+    started = time.monotonic()
+
+    def took() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        await check_url(url, allow_private=allow_private)
+    except UrlNotAllowed as exc:
+        return Outcome(None, f"refused: {exc}", took(), None)
+    # The signed timestamp is the real time of sending: receivers check it against their clock.
+    headers = signing.headers(
+        msg_id=msg_id, timestamp=datetime.now(UTC), body=body, secrets_=secrets_
+    )
+    try:
+        async with http.stream(
+            "POST", url, content=body.encode(), headers=headers, timeout=TIMEOUT_SECONDS
+        ) as response:
+            kept = b""
+            async for chunk in response.aiter_raw():
+                kept += chunk
+                if len(kept) >= BODY_KEEP:
+                    break
+            text = kept[:BODY_KEEP].decode("utf-8", errors="replace")
+            return Outcome(response.status_code, None, took(), text)
+    except httpx.TimeoutException:
+        return Outcome(None, f"timeout after {TIMEOUT_SECONDS:.0f} s", took(), None)
+    except httpx.HTTPError as exc:
+        return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], took(), None)

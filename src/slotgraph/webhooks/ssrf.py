@@ -1,0 +1,59 @@
+"""Refuse webhook URLs that point into private networks (unless explicitly allowed)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+
+class UrlNotAllowed(Exception):
+    pass
+
+
+def check_shape(url: str) -> tuple[str, int]:
+    """An absolute http(s) URL with a host and no credentials; returns (host, port)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UrlNotAllowed("The URL must be absolute, http or https, with a host.")
+    if parts.username or parts.password:
+        raise UrlNotAllowed("The URL must not carry credentials.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UrlNotAllowed("The URL has an invalid port.") from exc
+    return parts.hostname, port
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+async def check_url(url: str, *, allow_private: bool) -> None:
+    """Raise UrlNotAllowed unless every address the host resolves to is public."""
+    host, port = check_shape(url)
+    if allow_private:
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UrlNotAllowed(f"The host {host!r} does not resolve.") from exc
+    addresses = {str(info[4][0]) for info in infos}
+    blocked = sorted(a for a in addresses if not _public(a))
+    if blocked:
+        raise UrlNotAllowed(
+            f"The host {host!r} resolves to a non-public address ({', '.join(blocked)})."
+        )

@@ -1,0 +1,134 @@
+"""The worker: fans events out, runs the timers, and delivers webhooks.
+
+`slotgraph worker` runs it alone; `slotgraph serve` runs it in-process unless `--no-worker`.
+Any number of workers may share one PostgreSQL database: events and deliveries are claimed with
+`FOR UPDATE SKIP LOCKED` and a lease, so a worker that dies has its claims taken over when the
+lease runs out, and no two workers ever make the same attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.db.engine import session_factory
+from slotgraph.services import bookings, webhooks
+from slotgraph.settings import Settings
+from slotgraph.webhooks.sender import send
+
+log = logging.getLogger("slotgraph.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime],
+        jitter: Callable[[], float] = lambda: random.uniform(-1.0, 1.0),
+        worker_id: str | None = None,
+    ) -> None:
+        self.sessions = session_factory(engine)
+        self.settings = settings
+        self.clock = clock
+        self.jitter = jitter
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
+        self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        self._stop = asyncio.Event()
+        self._inflight: dict[asyncio.Task[None], webhooks.Claim] = {}
+        self._http = httpx.AsyncClient(follow_redirects=False)
+
+    async def run_once(self, *, timers: bool = True) -> int:
+        """One cycle; returns how much work it found (0: idle)."""
+        work = 0
+        async with self.sessions() as session:
+            work += await webhooks.dispatch(session, now=self.clock())
+        if timers:
+            async with self.sessions() as session:
+                work += await bookings.run_timers(session, now=self.clock())
+        async with self.sessions() as session:
+            claims = await webhooks.claim(
+                session,
+                now=self.clock(),
+                worker_id=self.id,
+                lease=self.lease,
+                limit=self.settings.worker_batch,
+            )
+        if claims:
+            tasks = [asyncio.create_task(self._deliver(c)) for c in claims]
+            self._inflight.update(zip(tasks, claims, strict=True))
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for t in tasks:
+                self._inflight.pop(t, None)
+        return work + len(claims)
+
+    async def _deliver(self, claim: webhooks.Claim) -> None:
+        outcome = await send(
+            self._http,
+            url=claim.url,
+            msg_id=str(claim.event_id),
+            body=claim.payload,
+            secrets_=claim.secrets,
+            allow_private=self.settings.webhook_allow_private_networks,
+        )
+        async with self.sessions() as session:
+            await webhooks.finish(
+                session,
+                claim_=claim,
+                outcome=outcome,
+                now=self.clock(),
+                worker_id=self.id,
+                jitter=self.jitter(),
+            )
+
+    async def run(self) -> None:
+        """Loop until `stop()`; then let in-flight sends finish (bounded) and release the rest."""
+        log.info("worker %s started", self.id)
+        next_timers = 0.0
+        try:
+            while not self._stop.is_set():
+                timers = time.monotonic() >= next_timers
+                if timers:
+                    next_timers = time.monotonic() + self.settings.worker_timer_seconds
+                try:
+                    work = await self.run_once(timers=timers)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a database blip must not kill the loop
+                    log.exception("worker cycle failed; retrying")
+                    work = 0
+                if not work:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._stop.wait(), timeout=self.settings.worker_poll_seconds
+                        )
+        finally:
+            await self._http.aclose()
+            log.info("worker %s stopped", self.id)
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """Graceful stop of the `run()` task: no new claims; sends in flight get
+        `worker_shutdown_seconds` to finish, and the ones still unfinished are released."""
+        self._stop.set()
+        done, _ = await asyncio.wait({task}, timeout=self.settings.worker_shutdown_seconds)
+        if done:
+            return
+        pending = [t for t in self._inflight if not t.done()]
+        unsent = [self._inflight[t] for t in pending]
+        for t in pending:
+            t.cancel()
+        await asyncio.wait({task}, timeout=5)
+        async with self.sessions() as session:
+            await webhooks.release(session, claims=unsent, worker_id=self.id)
+        task.cancel()
