@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class Receiver:
     url: str
     requests: list[Received] = field(default_factory=list)
     script: list[int] = field(default_factory=list)  # status codes to answer, then 200
+    delay: float = 0.0  # seconds to wait before answering (keeps deliveries in flight)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self) -> int:
@@ -46,6 +48,8 @@ def running_receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length).decode()
+            if receiver.delay:
+                time.sleep(receiver.delay)
             status = receiver.answer()
             with receiver.lock:
                 receiver.requests.append(
@@ -61,7 +65,11 @@ def running_receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 1024  # the default backlog of 5 resets concurrent deliveries
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), Handler)
     receiver = Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

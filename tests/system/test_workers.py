@@ -1,0 +1,161 @@
+"""Workers as separate processes: every event delivered, none twice, even after a kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.receiver import Receiver, running_receiver
+from tests.system.conftest import Server, start_server, stop_server
+from tests.system.test_concurrency import database_says
+
+pytestmark = pytest.mark.system
+
+ENV = {"SLOTGRAPH_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "SLOTGRAPH_WORKER_LEASE_SECONDS": "10"}
+START = datetime(2032, 1, 5, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as r:
+        yield r
+
+
+def start_worker(database_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **ENV, "SLOTGRAPH_DATABASE_URL": database_url}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "slotgraph.cli", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def book_many(http: httpx.AsyncClient, server: Server, first: int, count: int) -> None:
+    r = await http.post(
+        f"{server.url}/v1/resources",
+        headers=server.headers(),
+        json={"name": f"R{first}", "timezone": "UTC"},
+    )
+    resource = r.json()["resource_id"]
+    sem = asyncio.Semaphore(16)
+
+    async def one(i: int) -> None:
+        start = START + timedelta(hours=i)
+        async with sem:
+            r = await http.post(
+                f"{server.url}/v1/bookings",
+                headers=server.headers(),
+                json={
+                    "resource_id": resource,
+                    "start_time": start.isoformat(),
+                    "end_time": (start + timedelta(minutes=30)).isoformat(),
+                    "customer": {"name": "C", "email": f"c{i}@example.com"},
+                },
+            )
+            assert r.status_code == 201, r.text
+
+    await asyncio.gather(*(one(i) for i in range(first, first + count)))
+
+
+async def event_ids(http: httpx.AsyncClient, server: Server) -> set[str]:
+    ids: set[str] = set()
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 200, "type": "booking.confirmed"}
+        if cursor:
+            params["cursor"] = cursor
+        page = (
+            await http.get(f"{server.url}/v1/events", headers=server.headers(), params=params)
+        ).json()
+        ids |= {e["event_id"] for e in page["data"]}
+        cursor = page["next_cursor"]
+        if not cursor:
+            return ids
+
+
+async def wait_for(predicate: Any, seconds: float, what: str) -> None:
+    for _ in range(int(seconds * 10)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_two_workers_deliver_everything_once_and_survive_a_kill(
+    fresh_database: tuple[str, str], tmp_path: Path, receiver: Receiver
+) -> None:
+    backend, url = fresh_database
+    server = await start_server(url, backend, tmp_path / "api.log", "--no-worker", env=ENV)
+    workers = [start_worker(url, tmp_path / f"worker{i}.log") for i in range(2)]
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            r = await http.post(
+                f"{server.url}/v1/webhooks",
+                headers=server.headers(),
+                json={"url": receiver.url, "events": ["booking.confirmed"]},
+            )
+            assert r.status_code == 201, r.text
+
+            # Phase 1: 500 bookings; both workers running; every event exactly once.
+            await book_many(http, server, 0, 500)
+            expected = await event_ids(http, server)
+            assert len(expected) == 500
+
+            def received() -> Counter[str]:
+                return Counter(e["id"] for e in receiver.events())
+
+            await wait_for(lambda: set(received()) >= expected, 120, "500 deliveries")
+            assert max(received().values()) == 1, "an event was delivered twice"
+
+            # Phase 2: slow receiver, 300 more bookings, kill -9 one worker mid-run.
+            receiver.delay = 0.05
+            await book_many(http, server, 1000, 300)
+            expected = await event_ids(http, server)
+            assert len(expected) == 800
+            await wait_for(lambda: len(received()) >= 550, 120, "phase 2 to get going")
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait()
+            await wait_for(lambda: set(received()) >= expected, 180, "all 800 deliveries")
+            # The killed worker's claims come back after the lease and are sent again.
+            for _ in range(600):
+                pending = await database_says(
+                    server, "SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'"
+                )
+                if pending[0][0] == 0:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+                w.wait(timeout=30)
+        stop_server(server)
+
+    assert set(received()) == expected
+    duplicates = {k for k, n in received().items() if n > 1}
+    # Only an attempt cut off by the kill may be repeated, and then as a new attempt number.
+    rows = await database_says(
+        server,
+        "SELECT delivery_id, attempt, COUNT(*) FROM delivery_attempts "
+        "GROUP BY delivery_id, attempt HAVING COUNT(*) > 1",
+    )
+    assert rows == [], "two workers made the same attempt"
+    statuses = await database_says(
+        server, "SELECT status, COUNT(*) FROM deliveries GROUP BY status"
+    )
+    assert dict((s, n) for s, n in statuses) == {"succeeded": 800}
+    assert len(duplicates) <= 32  # at most the batch the killed worker held in flight
+    assert workers[1].returncode == 0, (tmp_path / "worker1.log").read_text()
