@@ -413,46 +413,64 @@ async def finish(
     worker_id: str,
     jitter: float,
 ) -> None:
-    """Log the attempt and decide what comes next."""
+    """Log the attempt and decide what comes next.
+
+    A success touches only its own delivery row (and the endpoint only if it was failing), so
+    concurrent deliveries to one endpoint do not queue behind each other on the endpoint row.
+    """
+    retry_at = None
+    if not outcome.ok and outcome.status_code != 410:
+        retry_at = next_retry_at(claim_.attempt, now, jitter)
+    status = "succeeded" if outcome.ok else ("pending" if retry_at else "failed")
     async with session.begin():
-        delivery = await session.scalar(
-            select(Delivery).where(Delivery.id == claim_.delivery_id).with_for_update()
+        mine = await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == claim_.delivery_id,
+                Delivery.locked_by == worker_id,
+                Delivery.attempts == claim_.attempt,
+            )
+            .values(
+                status=status,
+                next_attempt_at=retry_at,
+                locked_until=None,
+                locked_by=None,
+                updated_at=now,
+            )
+            .returning(Delivery.endpoint_id, Delivery.event_id)
         )
-        assert delivery is not None
-        endpoint = await session.scalar(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.id == delivery.endpoint_id)
-            .with_for_update()
-        )
-        assert endpoint is not None
-        ours = delivery.locked_by == worker_id and delivery.attempts == claim_.attempt
-        retry_at = None
-        if ours:
-            delivery.locked_until = None
-            delivery.locked_by = None
-            delivery.updated_at = now
-            if outcome.ok:
-                delivery.status, delivery.next_attempt_at = "succeeded", None
-                endpoint.failing_since, endpoint.last_success_at = None, now
-            else:
-                endpoint.failing_since = endpoint.failing_since or now
-                reason = should_disable(
-                    status_code=outcome.status_code, failing_since=endpoint.failing_since, now=now
+        row = mine.first()
+        if row is None:  # our lease ran out and another worker took over: only log
+            row = (
+                await session.execute(
+                    select(Delivery.endpoint_id, Delivery.event_id).where(
+                        Delivery.id == claim_.delivery_id
+                    )
                 )
-                retry_at = (
-                    None
-                    if outcome.status_code == 410
-                    else (next_retry_at(claim_.attempt, now, jitter))
-                )
-                delivery.status = "pending" if retry_at else "failed"
-                delivery.next_attempt_at = retry_at
-                if reason and endpoint.enabled:
-                    _disable(session, endpoint, reason, now)
+            ).one()
+            retry_at = None
+        elif outcome.ok:
+            await session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == row[0], WebhookEndpoint.failing_since.is_not(None))
+                .values(failing_since=None, last_success_at=now)
+            )
+        else:
+            endpoint = await session.scalar(
+                select(WebhookEndpoint).where(WebhookEndpoint.id == row[0]).with_for_update()
+            )
+            assert endpoint is not None
+            endpoint.failing_since = endpoint.failing_since or now
+            reason = should_disable(
+                status_code=outcome.status_code, failing_since=endpoint.failing_since, now=now
+            )
+            if reason and endpoint.enabled:
+                _disable(session, endpoint, reason, now)
         session.add(
             DeliveryAttempt(
-                delivery_id=delivery.id,
-                endpoint_id=delivery.endpoint_id,
-                event_id=delivery.event_id,
+                delivery_id=claim_.delivery_id,
+                endpoint_id=row[0],
+                event_id=row[1],
                 attempt=claim_.attempt,
                 at=now,
                 status_code=outcome.status_code,

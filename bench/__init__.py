@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench webhooks [--sqlite] [--quick]` (see docs/benchmarks.md)."""

@@ -1,0 +1,129 @@
+"""Shared pieces: a fresh database, real server/worker processes, statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+SECRET = "sk_bench_secret"
+ADMIN_URL = os.environ.get(
+    "SLOTGRAPH_BENCH_POSTGRES_URL",
+    os.environ.get("SLOTGRAPH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+)
+
+
+@dataclass
+class Figure:
+    name: str
+    values: list[float]
+    unit: str
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def row(self) -> str:
+        return (
+            f"| {self.name} | {self.median:,.1f} | {min(self.values):,.1f} | "
+            f"{max(self.values):,.1f} | {self.unit} |"
+        )
+
+
+def table(figures: list[Figure]) -> str:
+    head = "| figure | median | min | max | unit |\n| --- | --- | --- | --- | --- |"
+    return "\n".join([head, *(f.row() for f in figures)])
+
+
+@asynccontextmanager
+async def database(sqlite: bool) -> AsyncIterator[str]:
+    if sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    name = f"slotgraph_bench_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(ADMIN_URL)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn = await asyncpg.connect(ADMIN_URL)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(database_url: str, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SLOTGRAPH_DATABASE_URL": database_url,
+        "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": SECRET,
+        "SLOTGRAPH_LOG_LEVEL": "warning",
+        "SLOTGRAPH_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        **extra,
+    }
+
+
+def start(
+    args: list[str], database_url: str, extra: dict[str, str] | None = None, cpu: int | None = None
+) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "slotgraph.cli", *args]
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    return subprocess.Popen(
+        cmd, env=_env(database_url, extra or {}), stdout=subprocess.DEVNULL, stderr=sys.stderr
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            if process.poll() is not None:
+                raise RuntimeError("server exited")
+            try:
+                r = await http.get(f"{url}/v1/ping", headers=auth())
+                if r.status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server not ready")
+
+
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {SECRET}"}
+
+
+def now() -> float:
+    return time.perf_counter()
