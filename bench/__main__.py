@@ -7,10 +7,10 @@ import asyncio
 import os
 import platform
 
-from bench import webhooks
+from bench import availability, webhooks
 from bench.harness import table
 
-SUITES = {"webhooks": webhooks.run}
+SUITES = {"availability": availability.run, "webhooks": webhooks.run}
 
 
 def main() -> None:

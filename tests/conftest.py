@@ -23,6 +23,7 @@ TABLES = [
     "events",
     "booking_transitions",
     "booking_holds",
+    "resource_blocks",
     "bookings",
     "clients",
     "resources",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Generic, TypeVar
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -82,6 +82,39 @@ def _to_utc(value: datetime) -> datetime:
 
 # An instant with an explicit offset (naive input is refused), normalised to UTC.
 Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _hours(value: list[list[str]]) -> list[list[str]]:
+    for pair in value:
+        if len(pair) != 2:
+            raise ValueError('each interval is ["HH:MM", "HH:MM"]')
+        start, end = pair
+        if not _HHMM.match(start) or not (_HHMM.match(end) or end == "24:00"):
+            raise ValueError(f"{pair}: times are HH:MM (24-hour; an end may be 24:00)")
+        if end != "24:00" and end <= start:
+            raise ValueError(f"{pair}: the end must be after the start")
+    return sorted(value)
+
+
+def _weekly(value: dict[str, list[list[str]]] | None) -> dict[str, list[list[str]]] | None:
+    if value is None:
+        return None
+    unknown = sorted(set(value) - set(WEEKDAY_NAMES))
+    if unknown:
+        raise ValueError(f"unknown weekdays {unknown}; use {', '.join(WEEKDAY_NAMES)}")
+    return value
+
+
+def _step(value: timedelta) -> timedelta:
+    if not timedelta(minutes=1) <= value <= timedelta(days=1) or value % timedelta(minutes=1):
+        raise ValueError("must be whole minutes, from PT1M to P1D")
+    return value
+
+
+HoursList = Annotated[list[list[str]], Field(max_length=48), AfterValidator(_hours)]
+WeeklyHours = Annotated[dict[str, HoursList] | None, AfterValidator(_weekly)]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_timezone)]
 Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -89,6 +122,7 @@ Meta = Annotated[dict[str, Any], AfterValidator(_meta)]
 Text = Annotated[str, Field(max_length=10_000)]
 PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
 Duration = Annotated[timedelta, AfterValidator(_non_negative)]
+SlotStep = Annotated[timedelta, AfterValidator(_step)]
 GraphName = Annotated[str, AfterValidator(_graph)]
 
 
@@ -99,7 +133,38 @@ class Input(BaseModel):
 # -- resources -----------------------------------------------------------------------------------
 
 
-class ResourceCreate(Input):
+class DateHours(Input):
+    """Hours for one local date, replacing that weekday's (`[]`: closed all day)."""
+
+    date: date
+    hours: HoursList
+
+
+def _exceptions(value: list[DateHours]) -> list[DateHours]:
+    dates = [e.date for e in value]
+    if len(set(dates)) != len(dates):
+        raise ValueError("each date may appear once")
+    return sorted(value, key=lambda e: e.date)
+
+
+Exceptions = Annotated[list[DateHours], Field(max_length=1000), AfterValidator(_exceptions)]
+
+
+class AvailabilityRules(Input):
+    """A resource's availability rules. In an update, fields left out keep their value."""
+
+    weekly_hours: WeeklyHours = None
+    exceptions: Exceptions = Field(default_factory=list)
+    buffer_before: Duration = timedelta(0)
+    buffer_after: Duration = timedelta(0)
+    min_notice: Duration = timedelta(0)
+    max_advance: PositiveDuration | None = None
+    min_duration: PositiveDuration | None = None
+    max_duration: PositiveDuration | None = None
+    slot_step: SlotStep = timedelta(minutes=15)
+
+
+class ResourceCreate(AvailabilityRules):
     name: Name
     timezone: TimeZone
     kind: Annotated[str, Field(max_length=100)] | None = None
@@ -108,7 +173,7 @@ class ResourceCreate(Input):
     meta: Meta = Field(default_factory=dict)
 
 
-class ResourceUpdate(Input):
+class ResourceUpdate(AvailabilityRules):
     """Partial update: fields left out keep their value."""
 
     name: Name | None = None
@@ -119,7 +184,19 @@ class ResourceUpdate(Input):
     meta: Meta | None = None
 
 
-class ResourceOut(BaseModel):
+class AvailabilityRulesOut(BaseModel):
+    weekly_hours: dict[str, list[list[str]]] | None
+    exceptions: list[dict[str, Any]]
+    buffer_before: timedelta
+    buffer_after: timedelta
+    min_notice: timedelta
+    max_advance: timedelta | None
+    min_duration: timedelta | None
+    max_duration: timedelta | None
+    slot_step: timedelta
+
+
+class ResourceOut(AvailabilityRulesOut):
     resource_id: uuid.UUID
     name: str
     kind: str | None
@@ -178,6 +255,11 @@ class Customer(Input):
 class BookingCreate(Input):
     graph: GraphName = "instant"
     resource_id: uuid.UUID | None = None
+    # A pool instead of resource_id: book the first free one, or (assign "all") every one.
+    resource_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=50)] | None = None
+    assign: Literal["in_order", "least_busy", "all"] = "in_order"
+    # Secret key only: skip opening hours, notice, advance, duration and grid (never overlaps).
+    override_rules: bool = False
     start_time: Instant | None = None
     end_time: Instant | None = None
     client_id: uuid.UUID | None = None
@@ -202,6 +284,7 @@ class BookingCreate(Input):
 class BookingUpdate(Input):
     """Partial update: fields left out keep their value."""
 
+    override_rules: bool = False
     resource_id: uuid.UUID | None = None
     start_time: Instant | None = None
     end_time: Instant | None = None
@@ -221,6 +304,7 @@ class BookingOut(BaseModel):
     graph: str
     status: str
     resource_id: uuid.UUID
+    resource_ids: list[uuid.UUID]  # every resource the booking holds (assign "all": several)
     client_id: uuid.UUID | None
     start_time: datetime
     end_time: datetime
@@ -346,3 +430,39 @@ class EventOut(BaseModel):
     booking_id: uuid.UUID | None
     created_at: datetime
     payload: dict[str, Any]
+
+
+# -- availability --------------------------------------------------------------------------------
+
+
+class BlockCreate(Input):
+    start_time: Instant
+    end_time: Instant
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+    _end_after_start = field_validator("end_time")(_end_after_start)
+
+
+class BlockOut(BaseModel):
+    block_id: uuid.UUID
+    resource_id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+    reason: str | None
+    created_at: datetime
+
+
+class Slot(BaseModel):
+    start_time: datetime
+    end_time: datetime
+    resource_ids: list[uuid.UUID]
+
+
+class GroupSlot(BaseModel):
+    booking_id: uuid.UUID
+    resource_id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+    max_seats: int
+    seats_left: int
+    details: str | None

@@ -56,7 +56,7 @@ async def test_seed_request_works_verbatim(api: Api, setup: dict[str, Any]) -> N
 
 async def test_overlap_is_refused_and_adjacent_is_fine(api: Api, setup: dict[str, Any]) -> None:
     await api.book(**slot(setup))
-    r = await api.post("/v1/bookings", slot(setup, "2024-05-18T10:59:00Z", "2024-05-18T12:00:00Z"))
+    r = await api.post("/v1/bookings", slot(setup, "2024-05-18T10:45:00Z", "2024-05-18T12:00:00Z"))
     assert r.status_code == 409
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "slot_unavailable"

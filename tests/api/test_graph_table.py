@@ -69,7 +69,7 @@ class Driver:
         url = f"/v1/bookings/{booking['booking_id']}"
         for action in path:
             if action == "timeout":
-                self.api.clock.advance(timedelta(minutes=10))  # past payment_due_at
+                self.api.clock.advance(timedelta(minutes=15))  # past payment_due_at, on the grid
                 r = await self.api.get(url)  # the read applies the due timeout
             elif action == "expire":
                 self.api.clock.now = datetime.fromisoformat(booking["start_time"])

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import __version__
 from slotgraph.api import problems
-from slotgraph.api.routes import bookings, clients, meta, resources, webhooks
+from slotgraph.api.routes import availability, bookings, clients, meta, resources, webhooks
+from slotgraph.api.timing import ServerTiming
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.settings import Settings
 from slotgraph.webhooks.worker import Worker
@@ -58,8 +59,9 @@ def create_app(
     app.state.key_cache = {}
     if engine is not None:
         _attach(app, engine)
+    app.add_middleware(ServerTiming)
     problems.install(app)
-    for module in (resources, clients, bookings, webhooks, meta):
+    for module in (resources, availability, clients, bookings, webhooks, meta):
         app.include_router(module.router)
     return app
 

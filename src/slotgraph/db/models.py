@@ -95,6 +95,16 @@ class Resource(Base):
     location: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Availability rules (docs/availability.md). weekly_hours None: open around the clock.
+    weekly_hours: Mapped[dict[str, list[list[str]]] | None] = mapped_column(JSONType)
+    exceptions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    buffer_before: Mapped[timedelta] = mapped_column(Seconds, default=timedelta(0))
+    buffer_after: Mapped[timedelta] = mapped_column(Seconds, default=timedelta(0))
+    min_notice: Mapped[timedelta] = mapped_column(Seconds, default=timedelta(0))
+    max_advance: Mapped[timedelta | None] = mapped_column(Seconds)
+    min_duration: Mapped[timedelta | None] = mapped_column(Seconds)
+    max_duration: Mapped[timedelta | None] = mapped_column(Seconds)
+    slot_step: Mapped[timedelta] = mapped_column(Seconds, default=timedelta(minutes=15))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -160,6 +170,9 @@ class Booking(Base):
     graph: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
     resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"))
+    # Every resource held when there are several (assign "all"); None: just resource_id.
+    # Kept in step with the booking's BookingHold rows by services/bookings.py.
+    resource_ids: Mapped[list[str] | None] = mapped_column(JSONType)
     client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clients.id"))
     start_time: Mapped[datetime] = mapped_column(UTCDateTime)
     end_time: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -184,25 +197,44 @@ class Booking(Base):
 
 
 class BookingHold(Base):
-    """What a booking holds: one row per (booking, resource).
+    """What a booking (or a block of time off) holds: one row per (booking, resource).
 
-    `active` is true while the booking is in a holding state. On PostgreSQL an exclusion
-    constraint (migration 0001) forbids two active rows of one resource whose ranges overlap.
+    The range includes the booking's buffers. `active` is true while the booking is in a holding
+    state (or the block exists). On PostgreSQL an exclusion constraint (migration 0001) forbids
+    two active rows of one resource whose ranges overlap.
     """
 
     __tablename__ = "booking_holds"
     __table_args__ = (
         CheckConstraint("end_time > start_time", name="span"),
+        CheckConstraint("(booking_id IS NULL) <> (block_id IS NULL)", name="owner"),
         Index("uq_booking_holds_booking_resource", "booking_id", "resource_id", unique=True),
         Index("ix_booking_holds_resource_start", "resource_id", "start_time", "end_time"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id"))
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bookings.id"))
+    block_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("resource_blocks.id"))
     resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"))
     start_time: Mapped[datetime] = mapped_column(UTCDateTime)
     end_time: Mapped[datetime] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean)
+
+
+class ResourceBlock(Base):
+    """Time off and other busy time. It holds its resource like a booking (a BookingHold row)."""
+
+    __tablename__ = "resource_blocks"
+    __table_args__ = (Index("ix_resource_blocks_resource", "resource_id", "start_time"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
+    resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"))
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class BookingTransition(Base):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, or_, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,11 +20,15 @@ async def overlapping_holds(
     end: datetime,
     *,
     exclude_booking_id: uuid.UUID | None = None,
-) -> Sequence[Row[uuid.UUID, str, datetime | None]]:
-    """Active holds on `resource_id` overlapping `[start, end)`: (booking_id, status, due)."""
+) -> Sequence[Row[uuid.UUID | None, str | None, datetime | None]]:
+    """Active holds on `resource_id` overlapping `[start, end)`: (booking_id, status, due).
+
+    A block of time off has no booking: (None, None, None).
+    """
     stmt = (
-        select(Booking.id, Booking.status, Booking.payment_due_at)
-        .join(BookingHold, BookingHold.booking_id == Booking.id)
+        select(BookingHold.booking_id.label("id"), Booking.status, Booking.payment_due_at)
+        .select_from(BookingHold)
+        .outerjoin(Booking, BookingHold.booking_id == Booking.id)
         .where(
             BookingHold.resource_id == resource_id,
             BookingHold.active.is_(True),
@@ -33,7 +37,10 @@ async def overlapping_holds(
         )
     )
     if exclude_booking_id is not None:
-        stmt = stmt.where(BookingHold.booking_id != exclude_booking_id)
+        # (a block's hold has no booking: NULL != x is not true, so say it explicitly)
+        stmt = stmt.where(
+            or_(BookingHold.booking_id.is_(None), BookingHold.booking_id != exclude_booking_id)
+        )
     return (await session.execute(stmt)).all()
 
 
@@ -62,3 +69,20 @@ def is_exclusion_violation(exc: DBAPIError) -> bool:
         if getattr(candidate, "sqlstate", None) == "23P01":
             return True
     return False
+
+
+async def lock_resources(session: AsyncSession, ids: Iterable[uuid.UUID]) -> None:
+    """Serialise the transactions that take time on these resources (PostgreSQL).
+
+    Without it, two transactions inserting overlapping holds at once can each wait for the other
+    inside the exclusion constraint's check, and PostgreSQL aborts one as a deadlock. Taking a
+    transaction-level advisory lock per resource, in sorted order, before re-checking makes the
+    check exact and the waits acyclic. Freeing time (cancel, timeout) needs no lock. SQLite needs
+    none: BEGIN IMMEDIATE already serialises writers.
+    """
+    bind = session.bind
+    if bind is None or bind.dialect.name != "postgresql":
+        return
+    for resource_id in sorted(set(ids)):
+        key = int.from_bytes(resource_id.bytes[8:], "big", signed=True)
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

@@ -249,6 +249,7 @@ def merged_slots(
 
     mode "any": starts where at least one is free; "all": starts where every one is.
     """
+
     def tag(stream: Iterator[datetime], i: int) -> Iterator[tuple[datetime, int]]:
         return ((t, i) for t in stream)
 
@@ -265,6 +266,18 @@ def merged_slots(
         yield current, free
 
 
+def iso(duration: timedelta | None) -> str:
+    """ISO 8601, as the API speaks it: PT15M, P1DT2H."""
+    if duration is None:
+        return "unlimited"
+    seconds = int(duration.total_seconds())
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes_, seconds = divmod(seconds, 60)
+    clock = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes_, "M"), (seconds, "S")) if n)
+    return "P" + (f"{days}D" if days else "") + (f"T{clock}" if clock else "" if days else "T0S")
+
+
 # -- checking one booking ------------------------------------------------------------------------
 
 
@@ -275,16 +288,16 @@ def check_booking(rules: Rules, *, start: datetime, end: datetime, now: datetime
         rules.max_duration is not None and duration > rules.max_duration
     ):
         raise DurationOutOfRange(
-            f"The duration must be between {rules.min_duration or 'PT0S'} and "
-            f"{rules.max_duration or 'unlimited'} for this resource."
+            f"The duration must be between {iso(rules.min_duration or ZERO)} and "
+            f"{iso(rules.max_duration)} for this resource."
         )
     if start < now + rules.min_notice:
-        raise TooSoon(f"Bookings must start at least {rules.min_notice} from now.")
+        raise TooSoon(f"Bookings must start at least {iso(rules.min_notice)} from now.")
     if rules.max_advance is not None and start > now + rules.max_advance:
-        raise TooFarAhead(f"Bookings may start at most {rules.max_advance} from now.")
+        raise TooFarAhead(f"Bookings may start at most {iso(rules.max_advance)} from now.")
     if not any(a <= start and end <= b for a, b in opening(rules, start, end)):
         raise OutsideAvailability("The time is outside the resource's opening hours.")
     if not on_grid(rules, start):
         raise OutsideAvailability(
-            f"Bookings start on the resource's {rules.slot_step} grid (local time)."
+            f"Bookings start on the resource's {iso(rules.slot_step)} grid (local time)."
         )

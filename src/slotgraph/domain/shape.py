@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from slotgraph.domain.graphs import PAYMENT_GRAPHS, SEAT_GRAPHS
 
 _SPAN = ("resource_id", "start_time", "end_time")
+_TIMES = ("start_time", "end_time")
 _GROUP_OWNER_ONLY = ("max_seats", "min_cancel_time", "min_booking_time", "max_booking_time")
 
 
@@ -21,12 +22,18 @@ def booking_shape_errors(graph: str, given: Mapping[str, object]) -> list[tuple[
         if not has("owner_booking_id"):
             errors.append(("owner_booking_id", f"required for graph {graph}"))
         errors.extend(
-            (name, "comes from the owner booking; leave it out") for name in _SPAN if has(name)
+            (name, "comes from the owner booking; leave it out")
+            for name in (*_SPAN, "resource_ids")
+            if has(name)
         )
     else:
         if has("owner_booking_id"):
             errors.append(("owner_booking_id", "only for graphs group_customer*"))
-        errors.extend((name, "required") for name in _SPAN if not has(name))
+        if has("resource_id") and has("resource_ids"):
+            errors.append(("resource_ids", "give resource_id or resource_ids, not both"))
+        elif not has("resource_id") and not has("resource_ids"):
+            errors.append(("resource_id", "required (or a pool in resource_ids)"))
+        errors.extend((name, "required") for name in _TIMES if not has(name))
     if has("client_id") and has("customer"):
         errors.append(("customer", "give client_id or customer, not both"))
     if graph != "group_owner" and not has("client_id") and not has("customer"):

@@ -11,13 +11,15 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, select, tuple_, update
+from sqlalchemy import Row, delete, select, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
 from slotgraph.db.models import Booking, BookingHold, BookingTransition, Resource, new_id
+from slotgraph.domain import availability as av
 from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, SEAT_GRAPHS, Graph, Holds
 from slotgraph.domain.rules import (
     check_booking_window,
@@ -28,6 +30,7 @@ from slotgraph.domain.rules import (
 from slotgraph.domain.shape import booking_shape_errors
 from slotgraph.errors import (
     Conflict,
+    Forbidden,
     InvalidAction,
     NotFound,
     NotModifiable,
@@ -46,6 +49,7 @@ from slotgraph.schemas import (
     Page,
     TransitionOut,
 )
+from slotgraph.services.availability import rules_of
 from slotgraph.services.clients import find_or_create_customer, load_client
 from slotgraph.services.common import Principal, decode_cursor, encode_cursor
 from slotgraph.services.outbox import record_change
@@ -164,11 +168,8 @@ async def create_booking(
             booking.end_time = owner.end_time
             session.add(booking)
         else:
-            assert data.resource_id
             assert data.start_time
             assert data.end_time
-            resource = await _bookable_resource(session, principal.app_id, data.resource_id)
-            booking.resource_id = resource.id
             booking.start_time = data.start_time
             booking.end_time = data.end_time
             if graph.name == "group_owner":
@@ -177,29 +178,7 @@ async def create_booking(
                 booking.min_cancel_time = data.min_cancel_time
                 booking.min_booking_time = data.min_booking_time
                 booking.max_booking_time = data.max_booking_time
-            active = graph.holds_in(booking.status)
-            if active:
-                await _check_free(
-                    session,
-                    resource.id,
-                    data.start_time,
-                    data.end_time,
-                    now=now,
-                    exclude=None,
-                )
-            session.add(booking)
-            async with _slot_guard():
-                await session.flush()
-                session.add(
-                    BookingHold(
-                        booking_id=booking.id,
-                        resource_id=resource.id,
-                        start_time=data.start_time,
-                        end_time=data.end_time,
-                        active=active,
-                    )
-                )
-                await session.flush()
+            await _place_new(session, principal, booking, data, now=now)
         record_change(
             session,
             booking,
@@ -207,8 +186,144 @@ async def create_booking(
             from_status=None,
             now=now,
             actor_key_id=principal.key_id,
+            meta={"override_rules": True} if data.override_rules else None,
         )
         return booking_out(booking)
+
+
+async def _place_new(
+    session: AsyncSession,
+    principal: Principal,
+    booking: Booking,
+    data: BookingCreate,
+    *,
+    now: datetime,
+) -> None:
+    """Choose the resource(s) of a new booking and write its holds.
+
+    One resource: it must pass its rules and (if the initial state holds) be free. A pool
+    (`resource_ids`): `in_order` and `least_busy` take the first candidate that passes and is
+    free, each tried inside a savepoint, so a race lost on one resource moves on to the next;
+    `all` needs every one of them.
+    """
+    if data.override_rules and principal.kind != "secret":
+        raise Forbidden("override_rules needs the secret key.")
+    ids = data.resource_ids or ([data.resource_id] if data.resource_id else [])
+    field = "resource_ids" if data.resource_ids else "resource_id"
+    resources = [await _bookable_resource(session, booking.app_id, i, field=field) for i in ids]
+    resources = list({r.id: r for r in resources}.values())
+    active = GRAPHS[booking.graph].holds_in(booking.status)
+    if active:
+        await queries.lock_resources(session, [r.id for r in resources])
+    booking.resource_id = resources[0].id
+    session.add(booking)
+    await session.flush()
+    check = not data.override_rules
+    if data.resource_ids and data.assign == "all":
+        booking.resource_ids = [str(r.id) for r in resources]
+        for r in resources:
+            if check:
+                av.check_booking(
+                    rules_of(r), start=booking.start_time, end=booking.end_time, now=now
+                )
+        await _hold(session, booking, resources, active=active, now=now)
+        return
+    if data.resource_ids and data.assign == "least_busy":
+        resources = await _least_busy_first(session, resources, booking.start_time)
+    first_error: SlotgraphError | None = None
+    for r in resources:
+        try:
+            if check:
+                av.check_booking(
+                    rules_of(r), start=booking.start_time, end=booking.end_time, now=now
+                )
+            if len(resources) == 1:
+                await _hold(session, booking, [r], active=active, now=now)
+            else:
+                async with session.begin_nested():  # a lost race rolls back this try only
+                    await _hold(session, booking, [r], active=active, now=now)
+        except SlotgraphError as exc:
+            if len(resources) == 1:
+                raise
+            if first_error is None or (
+                isinstance(exc, SlotUnavailable) and not isinstance(first_error, SlotUnavailable)
+            ):
+                first_error = exc
+            continue
+        booking.resource_id = r.id
+        return
+    assert first_error is not None
+    if isinstance(first_error, SlotUnavailable):
+        raise SlotUnavailable("None of the resources in the pool is free for this time.")
+    raise first_error
+
+
+async def _hold(
+    session: AsyncSession,
+    booking: Booking,
+    resources: list[Resource],
+    *,
+    active: bool,
+    now: datetime,
+) -> None:
+    """Write one hold per resource: the booking's time plus that resource's buffers."""
+    for r in resources:
+        start, end = rules_of(r).hold_span(booking.start_time, booking.end_time)
+        if active:
+            await check_free(session, r.id, start, end, now=now, exclude=booking.id)
+        session.add(
+            BookingHold(
+                booking_id=booking.id,
+                resource_id=r.id,
+                start_time=start,
+                end_time=end,
+                active=active,
+            )
+        )
+    async with _slot_guard():
+        await session.flush()
+
+
+def _held_ids(booking: Booking) -> list[uuid.UUID]:
+    if booking.resource_ids:
+        return [uuid.UUID(i) for i in booking.resource_ids]
+    return [booking.resource_id]
+
+
+async def _rehold(
+    session: AsyncSession,
+    booking: Booking,
+    resources: list[Resource],
+    *,
+    active: bool,
+    now: datetime,
+) -> None:
+    """Replace a booking's holds (after a move, or when it starts holding)."""
+    await session.execute(delete(BookingHold).where(BookingHold.booking_id == booking.id))
+    await _hold(session, booking, resources, active=active, now=now)
+
+
+async def _least_busy_first(
+    session: AsyncSession, resources: list[Resource], start: datetime
+) -> list[Resource]:
+    """Fewest holding bookings on the local day of `start` first; ties keep the given order."""
+    rows = (
+        await session.execute(
+            select(BookingHold.resource_id, BookingHold.start_time).where(
+                BookingHold.resource_id.in_([r.id for r in resources]),
+                BookingHold.active.is_(True),
+                BookingHold.booking_id.is_not(None),
+                BookingHold.start_time >= start - timedelta(days=1),
+                BookingHold.start_time < start + timedelta(days=1),
+            )
+        )
+    ).all()
+    counts: dict[uuid.UUID, int] = {}
+    for r in resources:
+        zone = ZoneInfo(r.timezone)
+        day = start.astimezone(zone).date()
+        counts[r.id] = sum(1 for rid, s in rows if rid == r.id and s.astimezone(zone).date() == day)
+    return sorted(resources, key=lambda r: counts[r.id])
 
 
 async def _resolve_client(
@@ -343,7 +458,11 @@ async def modify_booking(
     now: datetime,
 ) -> BookingOut:
     """Change time, resource, details or meta. A new time or resource re-checks the slot."""
-    changes = {k: v for k, v in data.model_dump(exclude_unset=True).items() if v is not None}
+    changes = {
+        k: v
+        for k, v in data.model_dump(exclude_unset=True).items()
+        if v is not None and k != "override_rules"
+    }
     error: SlotgraphError | None = None
     async with session.begin():
         booking, owner = await _lock_for_change(session, principal.app_id, booking_id)
@@ -359,7 +478,15 @@ async def modify_booking(
                 "can be modified."
             )
         else:
-            await _modify(session, booking, graph, changes, now=now, actor=principal.key_id)
+            await _modify(
+                session,
+                booking,
+                graph,
+                changes,
+                now=now,
+                actor=principal.key_id,
+                override_rules=data.override_rules,
+            )
         result = booking_out(booking)
     if error is not None:
         raise error
@@ -374,6 +501,7 @@ async def _modify(
     *,
     now: datetime,
     actor: uuid.UUID | None,
+    override_rules: bool,
 ) -> None:
     span_fields = {"resource_id", "start_time", "end_time"} & changes.keys()
     if graph.holding is Holds.SEAT and span_fields:
@@ -397,20 +525,22 @@ async def _modify(
     ]
     if not changed:
         return
-    if moved:
-        if resource_id != booking.resource_id:
-            await _bookable_resource(session, booking.app_id, resource_id)
-        active = graph.holds_in(booking.status)
-        if active:
-            await _check_free(session, resource_id, start, end, now=now, exclude=booking.id)
-        async with _slot_guard():
-            await session.execute(
-                update(BookingHold)
-                .where(BookingHold.booking_id == booking.id)
-                .values(resource_id=resource_id, start_time=start, end_time=end)
-            )
     for field in changed:
         setattr(booking, field, changes[field])
+    if moved:
+        if booking.resource_ids and "resource_id" in changed:
+            raise ValidationFailed.one(
+                "resource_id", "this booking holds several resources; cancel and book again"
+            )
+        resources = [
+            await _bookable_resource(session, booking.app_id, i) for i in _held_ids(booking)
+        ]
+        if not override_rules:
+            for r in resources:
+                av.check_booking(rules_of(r), start=start, end=end, now=now)
+        if graph.holds_in(booking.status):
+            await queries.lock_resources(session, [r.id for r in resources])
+        await _rehold(session, booking, resources, active=graph.holds_in(booking.status), now=now)
     booking.version += 1
     booking.updated_at = now
     record_change(
@@ -420,7 +550,7 @@ async def _modify(
         from_status=booking.status,
         now=now,
         actor_key_id=actor,
-        meta={"changed": changed},
+        meta={"changed": changed, **({"override_rules": True} if override_rules else {})},
         event_type="booking.updated",
     )
     if moved and booking.graph == "group_owner":
@@ -504,19 +634,15 @@ async def _transition(
     before = booking.status
     held, holds = graph.holds_in(before), graph.holds_in(transition.to)
     if graph.holding is Holds.SLOT and held != holds:
-        if holds:
-            await _bookable_resource(session, booking.app_id, booking.resource_id)
-            await _check_free(
-                session,
-                booking.resource_id,
-                booking.start_time,
-                booking.end_time,
-                now=now,
-                exclude=booking.id,
-            )
-        async with _slot_guard():
+        if holds:  # e.g. confirm: take the slot now, with the resources' current buffers
+            resources = [
+                await _bookable_resource(session, booking.app_id, i) for i in _held_ids(booking)
+            ]
+            await queries.lock_resources(session, [r.id for r in resources])
+            await _rehold(session, booking, resources, active=True, now=now)
+        else:
             await session.execute(
-                update(BookingHold).where(BookingHold.booking_id == booking.id).values(active=holds)
+                update(BookingHold).where(BookingHold.booking_id == booking.id).values(active=False)
             )
     if graph.holding is Holds.SEAT and held and not holds:
         assert owner is not None
@@ -554,7 +680,7 @@ async def _cancel_seats(
             )
 
 
-async def _check_free(
+async def check_free(
     session: AsyncSession,
     resource_id: uuid.UUID,
     start: datetime,

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, select, tuple_
+from sqlalchemy import exists, select, tuple_, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import BookingHold, Resource
-from slotgraph.errors import NotFound, ResourceInUse
-from slotgraph.schemas import Page, ResourceCreate, ResourceOut, ResourceUpdate
+from slotgraph.db import queries
+from slotgraph.db.models import BookingHold, Resource, ResourceBlock
+from slotgraph.errors import NotFound, ResourceInUse, SlotUnavailable
+from slotgraph.schemas import (
+    BlockCreate,
+    BlockOut,
+    Page,
+    ResourceCreate,
+    ResourceOut,
+    ResourceUpdate,
+)
+from slotgraph.services.bookings import check_free
 from slotgraph.services.common import Principal, decode_cursor, encode_cursor
 from slotgraph.services.views import resource_out
 
@@ -35,7 +46,7 @@ async def create_resource(
             app_id=principal.app_id,
             created_at=now,
             updated_at=now,
-            **data.model_dump(),
+            **_columns(data.model_dump(mode="json"), data.model_dump()),
         )
         session.add(resource)
         await session.flush()
@@ -88,12 +99,123 @@ async def update_resource(
 ) -> ResourceOut:
     async with session.begin():
         resource = await load_resource(session, principal.app_id, resource_id, lock=True)
-        for field, value in data.model_dump(exclude_unset=True).items():
+        values = _columns(
+            data.model_dump(mode="json", exclude_unset=True), data.model_dump(exclude_unset=True)
+        )
+        for field, value in values.items():
             if field in ("name", "timezone", "meta") and value is None:
                 continue  # required fields: null means "leave as is"
             setattr(resource, field, value)
         resource.updated_at = now
         return resource_out(resource)
+
+
+def _columns(as_json: dict[str, Any], as_python: dict[str, Any]) -> dict[str, Any]:
+    """Column values: JSON columns from the JSON form (dates as text), the rest as Python."""
+    return {
+        k: as_json[k] if k in ("exceptions", "weekly_hours") else v for k, v in as_python.items()
+    }
+
+
+async def create_block(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    resource_id: uuid.UUID,
+    data: BlockCreate,
+    now: datetime,
+) -> BlockOut:
+    """Time off. It holds the resource like a booking: 409 slot_unavailable over a held time."""
+    async with session.begin():
+        resource = await load_resource(session, principal.app_id, resource_id)
+        block = ResourceBlock(
+            app_id=principal.app_id,
+            resource_id=resource.id,
+            start_time=data.start_time,
+            end_time=data.end_time,
+            reason=data.reason,
+            created_at=now,
+        )
+        session.add(block)
+        await session.flush()
+        await queries.lock_resources(session, [resource.id])
+        await check_free(
+            session, resource.id, data.start_time, data.end_time, now=now, exclude=None
+        )
+        session.add(
+            BookingHold(
+                block_id=block.id,
+                resource_id=resource.id,
+                start_time=block.start_time,
+                end_time=block.end_time,
+                active=True,
+            )
+        )
+        try:
+            await session.flush()
+        except DBAPIError as exc:
+            if queries.is_exclusion_violation(exc):
+                raise SlotUnavailable("The time was booked just now.") from exc
+            raise
+        return block_out(block)
+
+
+async def list_blocks(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    resource_id: uuid.UUID,
+    from_: datetime | None,
+    to: datetime | None,
+) -> list[BlockOut]:
+    stmt = select(ResourceBlock).where(
+        ResourceBlock.resource_id == resource_id, ResourceBlock.deleted_at.is_(None)
+    )
+    if from_ is not None:
+        stmt = stmt.where(ResourceBlock.end_time > from_)
+    if to is not None:
+        stmt = stmt.where(ResourceBlock.start_time < to)
+    async with session.begin():
+        await load_resource(session, principal.app_id, resource_id)
+        rows = await session.scalars(stmt.order_by(ResourceBlock.start_time).limit(1000))
+        return [block_out(b) for b in rows]
+
+
+async def delete_block(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    resource_id: uuid.UUID,
+    block_id: uuid.UUID,
+    now: datetime,
+) -> None:
+    """The time is free again (the block row stays, marked deleted)."""
+    async with session.begin():
+        await load_resource(session, principal.app_id, resource_id)
+        block = await session.scalar(
+            select(ResourceBlock).where(
+                ResourceBlock.id == block_id,
+                ResourceBlock.resource_id == resource_id,
+                ResourceBlock.deleted_at.is_(None),
+            )
+        )
+        if block is None:
+            raise NotFound(f"No block {block_id}.")
+        block.deleted_at = now
+        await session.execute(
+            update(BookingHold).where(BookingHold.block_id == block.id).values(active=False)
+        )
+
+
+def block_out(b: ResourceBlock) -> BlockOut:
+    return BlockOut(
+        block_id=b.id,
+        resource_id=b.resource_id,
+        start_time=b.start_time,
+        end_time=b.end_time,
+        reason=b.reason,
+        created_at=b.created_at,
+    )
 
 
 async def archive_resource(
@@ -104,7 +226,11 @@ async def archive_resource(
         resource = await load_resource(session, principal.app_id, resource_id, lock=True)
         held = await session.scalar(
             select(
-                exists().where(BookingHold.resource_id == resource.id, BookingHold.active.is_(True))
+                exists().where(
+                    BookingHold.resource_id == resource.id,
+                    BookingHold.active.is_(True),
+                    BookingHold.booking_id.is_not(None),
+                )
             )
         )
         if held:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from slotgraph.db.models import Booking, BookingTransition, Client, Resource
 from slotgraph.domain.graphs import GRAPHS
 from slotgraph.schemas import BookingOut, ClientOut, ResourceOut, TransitionOut
@@ -16,6 +18,15 @@ def resource_out(r: Resource) -> ResourceOut:
         location=r.location,
         email=r.email,
         meta=r.meta,
+        weekly_hours=r.weekly_hours,
+        exceptions=r.exceptions,
+        buffer_before=r.buffer_before,
+        buffer_after=r.buffer_after,
+        min_notice=r.min_notice,
+        max_advance=r.max_advance,
+        min_duration=r.min_duration,
+        max_duration=r.max_duration,
+        slot_step=r.slot_step,
         archived=r.archived_at is not None,
         archived_at=r.archived_at,
         created_at=r.created_at,
@@ -46,6 +57,7 @@ def booking_out(b: Booking) -> BookingOut:
         graph=b.graph,
         status=b.status,
         resource_id=b.resource_id,
+        resource_ids=[uuid.UUID(r) for r in b.resource_ids] if b.resource_ids else [b.resource_id],
         client_id=b.client_id,
         start_time=b.start_time,
         end_time=b.end_time,

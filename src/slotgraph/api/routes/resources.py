@@ -6,7 +6,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
-from slotgraph.schemas import Page, ResourceCreate, ResourceOut, ResourceUpdate
+from slotgraph.schemas import (
+    AvailabilityRules,
+    AvailabilityRulesOut,
+    BlockCreate,
+    BlockOut,
+    Instant,
+    Listed,
+    Page,
+    ResourceCreate,
+    ResourceOut,
+    ResourceUpdate,
+)
 from slotgraph.services import resources
 
 router = APIRouter(prefix="/v1/resources", tags=["resources"])
@@ -63,4 +74,62 @@ async def archive_resource(
     """Archive the resource (it is never erased). 409 while bookings hold it."""
     return await resources.archive_resource(
         session, principal=principal, resource_id=resource_id, now=now
+    )
+
+
+@router.get("/{resource_id}/availability")
+async def get_rules(
+    resource_id: uuid.UUID, principal: AnyKey, session: Session
+) -> AvailabilityRulesOut:
+    """The resource's availability rules (also part of the resource itself)."""
+    out = await resources.get_resource(session, principal=principal, resource_id=resource_id)
+    return AvailabilityRulesOut(**out.model_dump(include=set(AvailabilityRulesOut.model_fields)))
+
+
+@router.put("/{resource_id}/availability")
+async def put_rules(
+    resource_id: uuid.UUID,
+    body: AvailabilityRules,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+) -> AvailabilityRulesOut:
+    """Change rules; fields left out keep their value. Existing bookings are not re-checked."""
+    data = ResourceUpdate.model_validate(body.model_dump(exclude_unset=True))
+    out = await resources.update_resource(
+        session, principal=principal, resource_id=resource_id, data=data, now=now
+    )
+    return AvailabilityRulesOut(**out.model_dump(include=set(AvailabilityRulesOut.model_fields)))
+
+
+@router.post("/{resource_id}/blocks", status_code=201)
+async def create_block(
+    resource_id: uuid.UUID, body: BlockCreate, principal: SecretKey, session: Session, now: Now
+) -> BlockOut:
+    """Time off: the time becomes unavailable like a holding booking (409 over a held time)."""
+    return await resources.create_block(
+        session, principal=principal, resource_id=resource_id, data=body, now=now
+    )
+
+
+@router.get("/{resource_id}/blocks")
+async def list_blocks(
+    resource_id: uuid.UUID,
+    principal: SecretKey,
+    session: Session,
+    from_: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
+) -> Listed[BlockOut]:
+    rows = await resources.list_blocks(
+        session, principal=principal, resource_id=resource_id, from_=from_, to=to
+    )
+    return Listed[BlockOut](data=rows)
+
+
+@router.delete("/{resource_id}/blocks/{block_id}", status_code=204)
+async def delete_block(
+    resource_id: uuid.UUID, block_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
+) -> None:
+    await resources.delete_block(
+        session, principal=principal, resource_id=resource_id, block_id=block_id, now=now
     )

@@ -1,0 +1,235 @@
+"""Availability search, measured server-side (Server-Timing), against the naive way.
+
+Scenarios (the targets of the availability issue, on PostgreSQL):
+  one   - 1 resource, 31 days, 30-minute duration, 15-minute step, 2,000 existing bookings (< 20 ms)
+  many  - 100 resources, 7 days, mode=any, 20 bookings each (< 150 ms)
+  first - limit=1, the resource booked solid for 60 days: the first free slot is day 60 (< 50 ms)
+Each is measured with the table as loaded, then again after adding bookings on other resources
+until the table holds 1,000,000 (--quick: 100,000): growth should stay within 1.5x.
+
+Baseline, on the same data, in the same run: the naive way (one query per day per resource, then
+a loop over the day's candidate starts), as Easy!Appointments and LibreBooking do, measured in
+this process with asyncpg (so it has no HTTP or auth overhead that ours has).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.harness import Figure, auth, database, free_port, start, stop, wait_ready
+
+DAY0 = datetime(2031, 3, 3, tzinfo=UTC)  # far enough ahead of now for notice rules not to matter
+RUNS = 7
+
+
+async def _timed(http: httpx.AsyncClient, url: str, params: dict[str, Any]) -> tuple[float, int]:
+    r = await http.get(url, params=params, headers=auth())
+    assert r.status_code == 200, r.text
+    header = r.headers["server-timing"]
+    return float(header.split("dur=")[1]), len(r.json()["data"])
+
+
+async def _bulk(
+    conn: asyncpg.Connection, app_id: str, resource: str, spans: list[tuple[datetime, datetime]]
+) -> None:
+    await conn.executemany(
+        "INSERT INTO bookings (id, app_id, graph, status, resource_id, start_time, end_time, meta,"
+        " version, created_at, updated_at, auto_complete) VALUES (gen_random_uuid(), $1, 'instant',"
+        " 'confirmed', $2, $3, $4, '{}', 1, now(), now(), true)",
+        [(app_id, resource, s, e) for s, e in spans],
+    )
+    await conn.execute(
+        "INSERT INTO booking_holds (id, booking_id, resource_id, start_time, end_time, active) "
+        "SELECT gen_random_uuid(), b.id, b.resource_id, b.start_time, b.end_time, true "
+        "FROM bookings b LEFT JOIN booking_holds h ON h.booking_id = b.id "
+        "WHERE b.resource_id = $1 AND h.id IS NULL",
+        resource,
+    )
+
+
+async def _filler(
+    conn: asyncpg.Connection, app_id: str, resource_ids: list[str], total: int
+) -> None:
+    """Bookings on other resources, spread over years, until the table holds `total`."""
+    have = await conn.fetchval("SELECT count(*) FROM bookings")
+    need = total - have
+    if need <= 0:
+        return
+    per = need // len(resource_ids) + 1
+    for rid in resource_ids:
+        await conn.execute(
+            "INSERT INTO bookings (id, app_id, graph, status, resource_id, start_time, end_time,"
+            " meta, version, created_at, updated_at, auto_complete) "
+            "SELECT gen_random_uuid(), $1, 'instant', 'confirmed', $2, "
+            "$3::timestamptz + g * interval '1 hour', $3::timestamptz + g * interval '1 hour' "
+            "+ interval '30 minutes', '{}', 1, now(), now(), true "
+            "FROM generate_series(0, $4 - 1) g",
+            app_id,
+            rid,
+            DAY0 - timedelta(days=2 * 365),
+            per,
+        )
+        await conn.execute(
+            "INSERT INTO booking_holds (id, booking_id, resource_id, start_time, end_time, active) "
+            "SELECT gen_random_uuid(), id, resource_id, start_time, end_time, true FROM bookings "
+            "WHERE resource_id = $1",
+            rid,
+        )
+    await conn.execute("ANALYZE")
+
+
+async def _naive(
+    conn: asyncpg.Connection,
+    resources: list[str],
+    start: datetime,
+    days: int,
+    duration: timedelta,
+    step: timedelta,
+    limit: int | None = None,
+) -> int:
+    """One query per day per resource, then check every candidate start against that day."""
+    found = 0
+    for day in range(days):
+        lo = start + timedelta(days=day)
+        for rid in resources:
+            rows = await conn.fetch(
+                "SELECT start_time, end_time FROM bookings WHERE resource_id = $1 AND status IN "
+                "('confirmed', 'paid', 'tentative') AND start_time < $3 AND end_time > $2",
+                rid,
+                lo,
+                lo + timedelta(days=1),
+            )
+            t = lo
+            while t + duration <= lo + timedelta(days=1):
+                if all(not (s < t + duration and t < e) for s, e in rows):
+                    found += 1
+                    if limit and found >= limit:
+                        return found
+                t += step
+    return found
+
+
+async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
+    if sqlite:
+        raise SystemExit("the availability benchmark loads data with PostgreSQL SQL; drop --sqlite")
+    rng = random.Random(7)
+    total = 100_000 if quick else 1_000_000
+    async with database(False) as url:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        api = start(["serve", "--no-worker", "--port", str(port)], url, cpu=0)
+        try:
+            await wait_ready(base, api)
+            conn = await asyncpg.connect(url)
+            async with httpx.AsyncClient(timeout=120) as http:
+
+                async def resource(name: str) -> str:
+                    r = await http.post(
+                        f"{base}/v1/resources",
+                        headers=auth(),
+                        json={"name": name, "timezone": "Europe/Oslo"},
+                    )
+                    return str(r.json()["resource_id"])
+
+                one = await resource("one")
+                quarter = timedelta(minutes=15)
+                picks = rng.sample(range(31 * 96), 2000)
+                app_id = str(await conn.fetchval("SELECT app_id FROM resources LIMIT 1"))
+                await _bulk(
+                    conn,
+                    app_id,
+                    one,
+                    [(DAY0 + k * quarter, DAY0 + (k + 1) * quarter) for k in picks],
+                )
+                many = [await resource(f"many{i}") for i in range(100)]
+                for rid in many:
+                    spans = []
+                    for k in rng.sample(range(7 * 24), 20):
+                        s = DAY0 + timedelta(hours=k)
+                        spans.append((s, s + timedelta(minutes=45)))
+                    await _bulk(conn, app_id, rid, spans)
+                first = await resource("first")
+                await _bulk(
+                    conn,
+                    app_id,
+                    first,
+                    [
+                        (DAY0 + timedelta(hours=h), DAY0 + timedelta(hours=h + 1))
+                        for h in range(60 * 24)
+                    ],
+                )
+                fillers = [await resource(f"filler{i}") for i in range(50)]
+                await conn.execute("ANALYZE")
+                scenarios = {
+                    "one": {
+                        "resource_id": one,
+                        "start": DAY0.isoformat(),
+                        "end": (DAY0 + timedelta(days=31)).isoformat(),
+                        "duration": "PT30M",
+                        "step": "PT15M",
+                    },
+                    "many": {
+                        "resource_id": many,
+                        "start": DAY0.isoformat(),
+                        "end": (DAY0 + timedelta(days=7)).isoformat(),
+                        "duration": "PT30M",
+                        "mode": "any",
+                    },
+                    "first": {
+                        "resource_id": first,
+                        "start": DAY0.isoformat(),
+                        "end": (DAY0 + timedelta(days=90)).isoformat(),
+                        "duration": "PT1H",
+                        "limit": 1,
+                    },
+                }
+                results: dict[str, list[float]] = {}
+                for phase in ("small", "large"):
+                    if phase == "large":
+                        await _filler(conn, app_id, fillers, total)
+                    for name, params in scenarios.items():
+                        for _ in range(2):  # warm up
+                            await _timed(http, f"{base}/v1/availability", params)
+                        results[f"{name}/{phase}"] = [
+                            (await _timed(http, f"{base}/v1/availability", params))[0]
+                            for _ in range(RUNS)
+                        ]
+                naive: dict[str, list[float]] = {"one": [], "many": [], "first": []}
+                for _ in range(RUNS):
+                    for name, args in (
+                        ("one", ([one], 31, timedelta(minutes=30), quarter, None)),
+                        ("many", (many, 7, timedelta(minutes=30), quarter, None)),
+                        ("first", ([first], 90, timedelta(hours=1), quarter, 1)),
+                    ):
+                        t0 = time.perf_counter()
+                        await _naive(conn, args[0], DAY0, *args[1:])
+                        naive[name].append((time.perf_counter() - t0) * 1000)
+                rows = await conn.fetchval("SELECT count(*) FROM bookings")
+            await conn.close()
+        finally:
+            stop(api)
+    figures = []
+    for name, target in (("one", 20), ("many", 150), ("first", 50)):
+        small, large = results[f"{name}/small"], results[f"{name}/large"]
+        figures += [
+            Figure(f"{name}: server time, target < {target} ms", small, "ms"),
+            Figure(f"{name}: server time with {rows:,} bookings in the table", large, "ms"),
+            Figure(
+                f"{name}: growth (large / small)",
+                [a / b for a, b in zip(large, small, strict=True)],
+                "x",
+            ),
+            Figure(f"{name}: naive way, one query per day per resource", naive[name], "ms"),
+            Figure(
+                f"{name}: speed-up over naive",
+                [n / s for n, s in zip(naive[name], small, strict=True)],
+                "x",
+            ),
+        ]
+    return figures

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from slotgraph.api.deps import AnyKey, Now, Session
+from slotgraph.schemas import GroupSlot, Instant, Listed, Slot, SlotStep, TimeZone
+from slotgraph.services import availability
+
+router = APIRouter(prefix="/v1/availability", tags=["availability"])
+
+ResourceIds = Annotated[list[uuid.UUID], Query(alias="resource_id", min_length=1, max_length=200)]
+
+
+@router.get("")
+async def search(
+    principal: AnyKey,
+    session: Session,
+    now: Now,
+    resource_ids: ResourceIds,
+    start: Instant,
+    end: Instant,
+    duration: timedelta,
+    step: SlotStep | None = None,
+    mode: Literal["any", "all"] = "any",
+    timezone: TimeZone = "UTC",
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+) -> Listed[Slot]:
+    """Free slots of `duration` starting in [start, end), sorted by start.
+
+    `mode=any`: a slot is listed when at least one resource is free (`resource_ids` lists the free
+    ones, in the order given); `mode=all`: only when every one is. `step` overrides the resources'
+    `slot_step` grids. Times carry the offset of `timezone`. `limit=1` is the next free slot.
+    """
+    data = await availability.search(
+        session,
+        principal=principal,
+        resource_ids=resource_ids,
+        start=start,
+        end=end,
+        duration=duration,
+        step=step,
+        mode=mode,
+        timezone=timezone,
+        limit=limit,
+        now=now,
+    )
+    return Listed[Slot](data=data)
+
+
+@router.get("/dates")
+async def dates(
+    principal: AnyKey,
+    session: Session,
+    now: Now,
+    resource_ids: ResourceIds,
+    start: Instant,
+    end: Instant,
+    duration: timedelta,
+    step: SlotStep | None = None,
+    mode: Literal["any", "all"] = "any",
+    timezone: TimeZone = "UTC",
+) -> Listed[date]:
+    """The local dates (in `timezone`) with at least one free slot: for a month view."""
+    data = await availability.dates(
+        session,
+        principal=principal,
+        resource_ids=resource_ids,
+        start=start,
+        end=end,
+        duration=duration,
+        step=step,
+        mode=mode,
+        timezone=timezone,
+        now=now,
+    )
+    return Listed[date](data=data)
+
+
+@router.get("/groups")
+async def groups(
+    principal: AnyKey,
+    session: Session,
+    now: Now,
+    resource_ids: ResourceIds,
+    start: Instant,
+    end: Instant,
+) -> Listed[GroupSlot]:
+    """group_owner classes starting in the window that have seats left and take bookings now."""
+    data = await availability.groups(
+        session, principal=principal, resource_ids=resource_ids, start=start, end=end, now=now
+    )
+    return Listed[GroupSlot](data=data)
