@@ -19,9 +19,11 @@ that holds it, so this is exactly the overlap rule the database enforces on hold
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from slotgraph.errors import Conflict
@@ -29,6 +31,7 @@ from slotgraph.errors import Conflict
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ZERO = timedelta(0)
 DEFAULT_STEP = timedelta(minutes=15)
+_DAY = timedelta(days=1)
 
 Hours = Sequence[tuple[time, time | None]]  # (start, end); end None means 24:00
 
@@ -141,25 +144,45 @@ def merge(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, da
 
 def grid(
     rules: Rules, start: datetime, end: datetime, step: timedelta | None = None
-) -> Iterator[datetime]:
+) -> list[datetime]:
     """Start times on the grid in [start, end), ascending: local midnight + k * step, each day.
 
     Wall-clock points that do not exist are skipped; ambiguous ones count once (first occurrence).
     """
-    step = step or rules.slot_step
-    zone = rules.zone
-    seen: set[datetime] = set()
+    return list(_grid(rules.timezone, step or rules.slot_step, start, end))
+
+
+@lru_cache(maxsize=256)
+def _grid(zone_name: str, step: timedelta, start: datetime, end: datetime) -> tuple[datetime, ...]:
+    zone = ZoneInfo(zone_name)
+    points: list[datetime] = []
     for day in _local_dates(start, end, zone):
-        wall = datetime.combine(day, time(0))
-        next_day = wall + timedelta(days=1)
-        points = []
-        while wall < next_day:
-            at = local_instant(wall.date(), wall.time(), zone)
-            if at is not None and start <= at < end and at not in seen:
-                seen.add(at)
-                points.append(at)
-            wall += step
-        yield from sorted(points)
+        midnight = local_instant(day, time(0), zone)
+        following = local_instant(day + timedelta(days=1), time(0), zone)
+        if midnight is not None and following is not None and following - midnight == _DAY:
+            # No DST change today: the wall clock and UTC move together.
+            day_points: list[datetime] = []
+            at = midnight
+            while at < following:
+                day_points.append(at)
+                at += step
+        else:
+            day_points = _grid_slow(day, step, zone)
+        points.extend(p for p in day_points if start <= p < end)
+    return tuple(sorted(set(points)))
+
+
+def _grid_slow(day: date, step: timedelta, zone: ZoneInfo) -> list[datetime]:
+    """A DST-change day: each wall-clock point on its own; gaps skipped, folds once."""
+    wall = datetime.combine(day, time(0))
+    next_day = wall + _DAY
+    points = []
+    while wall < next_day:
+        at = local_instant(wall.date(), wall.time(), zone)
+        if at is not None:
+            points.append(at)
+        wall += step
+    return points
 
 
 def on_grid(rules: Rules, at: datetime) -> bool:
@@ -230,25 +253,29 @@ def _subtract(allowed: list[Closed], forbidden: list[tuple[datetime, datetime]])
     return out
 
 
-def slots_in(starts: list[Closed], points: Iterable[datetime]) -> Iterator[datetime]:
-    """The grid points that fall in the closed intervals (both ascending)."""
-    i = 0
-    for p in points:
-        while i < len(starts) and starts[i][1] < p:
-            i += 1
-        if i == len(starts):
-            return
-        if starts[i][0] <= p:
-            yield p
+def slots_in(starts: list[Closed], points: Sequence[datetime]) -> Iterator[datetime]:
+    """The grid points that fall in the closed intervals (both ascending), lazily."""
+    for lo, hi in starts:
+        yield from points[bisect_left(points, lo) : bisect_right(points, hi)]
 
 
 def merged_slots(
-    per_resource: Sequence[Iterator[datetime]], *, mode: str
+    per_resource: Sequence[Iterator[datetime]], *, mode: str, lazy: bool = True
 ) -> Iterator[tuple[datetime, list[int]]]:
     """Combine per-resource slot streams: each start with the indexes of the resources free then.
 
     mode "any": starts where at least one is free; "all": starts where every one is.
+    `lazy` merges the streams as they are read (for a limit); otherwise all at once, faster.
     """
+    if not lazy:
+        free_at: dict[datetime, list[int]] = {}
+        for i, stream in enumerate(per_resource):
+            for t in stream:
+                free_at.setdefault(t, []).append(i)
+        for t in sorted(free_at):
+            if mode == "any" or len(free_at[t]) == len(per_resource):
+                yield t, free_at[t]
+        return
 
     def tag(stream: Iterator[datetime], i: int) -> Iterator[tuple[datetime, int]]:
         return ((t, i) for t in stream)

@@ -153,7 +153,7 @@ async def search(
         busy = await _busy(session, resources, start, end, now=now)
     zone = ZoneInfo(timezone)
     streams = _streams(resources, busy, start=start, end=end, duration=duration, step=step, now=now)
-    merged = av.merged_slots(streams, mode=mode)
+    merged = av.merged_slots(streams, mode=mode, lazy=limit is not None)
     return [
         Slot(
             start_time=at.astimezone(zone),
