@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,12 +20,26 @@ def alembic_config() -> Config:
     return cfg
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _go(connection: Connection, revision: str) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, revision)
+    current = MigrationContext.configure(connection).get_current_revision()
+    script = ScriptDirectory.from_config(cfg)
+    target = script.get_revision(revision)
+    ahead = (
+        current is not None
+        and target is not None
+        and not any(
+            r.revision == current for r in script.iterate_revisions(target.revision, "base")
+        )
+    )
+    if ahead:  # the database is newer than `revision`: step down to it
+        command.downgrade(cfg, revision)
+    else:
+        command.upgrade(cfg, revision)
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (up, or down if the database is ahead of it)."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
+        await conn.run_sync(_go, revision)

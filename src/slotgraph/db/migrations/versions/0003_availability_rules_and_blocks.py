@@ -60,39 +60,40 @@ def upgrade() -> None:
             ["id"],
         )
         batch.create_check_constraint("owner", "(booking_id IS NULL) <> (block_id IS NULL)")
-    with op.batch_alter_table("bookings") as batch:
-        batch.add_column(sa.Column("resource_ids", JSON, nullable=True))
-    with op.batch_alter_table("resources") as batch:
-        batch.add_column(sa.Column("weekly_hours", JSON, nullable=True))
-        batch.add_column(sa.Column("exceptions", JSON, nullable=False, server_default="[]"))
-        batch.add_column(_seconds("buffer_before", 0))
-        batch.add_column(_seconds("buffer_after", 0))
-        batch.add_column(_seconds("min_notice", 0))
-        batch.add_column(_seconds("max_advance", None))
-        batch.add_column(_seconds("min_duration", None))
-        batch.add_column(_seconds("max_duration", None))
-        batch.add_column(_seconds("slot_step", 900))
+    # Plain ADD COLUMN (SQLite supports it natively): a batch "move and copy" would drop these
+    # tables, which other tables reference, and fail on a database that has rows.
+    op.add_column("bookings", sa.Column("resource_ids", JSON, nullable=True))
+    op.add_column("resources", sa.Column("weekly_hours", JSON, nullable=True))
+    op.add_column("resources", sa.Column("exceptions", JSON, nullable=False, server_default="[]"))
+    for name, default in (
+        ("buffer_before", 0),
+        ("buffer_after", 0),
+        ("min_notice", 0),
+        ("max_advance", None),
+        ("min_duration", None),
+        ("max_duration", None),
+        ("slot_step", 900),
+    ):
+        op.add_column("resources", _seconds(name, default))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("resources") as batch:
-        for name in (
-            "slot_step",
-            "max_duration",
-            "min_duration",
-            "max_advance",
-            "min_notice",
-            "buffer_after",
-            "buffer_before",
-            "exceptions",
-            "weekly_hours",
-        ):
-            batch.drop_column(name)
-    with op.batch_alter_table("bookings") as batch:
-        batch.drop_column("resource_ids")
+    for name in (
+        "slot_step",
+        "max_duration",
+        "min_duration",
+        "max_advance",
+        "min_notice",
+        "buffer_after",
+        "buffer_before",
+        "exceptions",
+        "weekly_hours",
+    ):
+        op.drop_column("resources", name)  # plain DROP COLUMN (SQLite >= 3.35), see upgrade
+    op.drop_column("bookings", "resource_ids")
     op.execute("DELETE FROM booking_holds WHERE booking_id IS NULL")
     with op.batch_alter_table("booking_holds") as batch:
-        batch.drop_constraint("ck_booking_holds_owner", type_="check")
+        batch.drop_constraint(op.f("ck_booking_holds_owner"), type_="check")
         batch.drop_constraint(op.f("fk_booking_holds_block_id_resource_blocks"), type_="foreignkey")
         batch.alter_column("booking_id", existing_type=sa.Uuid(), nullable=False)
         batch.drop_column("block_id")

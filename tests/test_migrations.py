@@ -1,0 +1,83 @@
+"""Migrations upgrade a database that has data in it, on both backends, and step down again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.db.engine import create_engine
+from slotgraph.db.migrate import migrate
+from tests.conftest import BACKENDS, create_postgres_database, drop_postgres_database
+
+ROWS = [
+    "INSERT INTO apps (id, name, created_at) VALUES ({app}, 'a', '2024-01-01 00:00:00')",
+    "INSERT INTO resources (id, app_id, name, timezone, meta, created_at, updated_at) "
+    "VALUES ({res}, {app}, 'r', 'UTC', '{{}}', '2024-01-01 00:00:00', '2024-01-01 00:00:00')",
+    "INSERT INTO bookings (id, app_id, graph, status, resource_id, start_time, end_time, meta, "
+    "version, created_at, updated_at) VALUES ({bk}, {app}, 'instant', 'confirmed', {res}, "
+    "'2024-01-02 10:00:00', '2024-01-02 11:00:00', '{{}}', 1, '2024-01-01 00:00:00', "
+    "'2024-01-01 00:00:00')",
+    "INSERT INTO booking_holds (id, booking_id, resource_id, start_time, end_time, active) "
+    "VALUES ({hold}, {bk}, {res}, '2024-01-02 10:00:00', '2024-01-02 11:00:00', {true})",
+]
+
+
+@pytest.fixture(params=BACKENDS)
+async def empty_engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+        yield engine
+        await engine.dispose()
+        return
+    url = await create_postgres_database("slotgraph_migrations")
+    engine = create_engine(url)
+    yield engine
+    await engine.dispose()
+    await drop_postgres_database(url)
+
+
+async def test_upgrade_with_data_then_down_and_up(empty_engine: AsyncEngine) -> None:
+    pg = empty_engine.dialect.name == "postgresql"
+
+    def uid(n: int) -> str:
+        hexa = f"{n:032x}"
+        return (
+            f"'{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}'"
+            if pg
+            else (f"'{hexa}'")
+        )
+
+    await migrate(empty_engine, "0001")
+    ids = {
+        "app": uid(1),
+        "res": uid(2),
+        "bk": uid(3),
+        "hold": uid(4),
+        "true": "true" if pg else "1",
+    }
+    async with empty_engine.begin() as conn:
+        for sql in ROWS:
+            await conn.execute(text(sql.format(**ids)))
+    await migrate(empty_engine, "head")
+    async with empty_engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT r.slot_step, r.exceptions, b.auto_complete, h.block_id "
+                    "FROM resources r JOIN bookings b ON b.resource_id = r.id "
+                    "JOIN booking_holds h ON h.booking_id = b.id"
+                )
+            )
+        ).one()
+    assert (row[0], row[2], row[3]) == (900, True, None)
+    await migrate(empty_engine, "0001")
+    await migrate(empty_engine, "head")
+    async with empty_engine.connect() as conn:
+        count = (await conn.execute(text("SELECT COUNT(*) FROM booking_holds"))).scalar()
+    assert count == 1
