@@ -7,10 +7,14 @@ import asyncio
 import os
 import platform
 
-from bench import availability, webhooks
+from bench import availability, bookings, webhooks
 from bench.harness import table
 
-SUITES = {"availability": availability.run, "webhooks": webhooks.run}
+SUITES = {
+    "bookings": bookings.run,
+    "availability": availability.run,
+    "webhooks": webhooks.run,
+}
 
 
 def main() -> None:

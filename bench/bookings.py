@@ -1,0 +1,176 @@
+"""Creating bookings: throughput and latency against the server's own floor, contention, growth,
+and memory.
+
+- Load: `wrk` (Debian package) with a Lua script, 2 threads, 16 connections, pinned to one core;
+  the server (PostgreSQL, 2 uvicorn workers, no in-process worker) to the other where possible.
+- Floor: `GET /v1/ping` on the same server, which authenticates and runs one `SELECT 1`.
+- Contention: 200 simultaneous requests for one slot; the time until all are answered.
+- Growth: the create p99 with 10,000 and with 1,000,000 bookings in the table (--quick: 100,000).
+- Memory: the peak RSS (VmHWM) of each server process after the runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.availability import _filler
+from bench.harness import SECRET, Figure, auth, database, free_port, start, stop, wait_ready
+
+HERE = Path(__file__).parent
+
+
+def _wrk(url: str, script: str, seconds: int, env: dict[str, str]) -> dict[str, float]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--timeout", "10s", "-s", str(HERE / script), url]
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        cmd = ["taskset", "-c", "1", *cmd]
+    done = subprocess.run(
+        cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
+    out = done.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = float(re.search(r"p50_ms ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = float(re.search(r"p99_ms ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors.group(1)} failed requests:\n{out}\n{done.stderr}")
+    return {"rps": rps, "p50": p50, "p99": p99}
+
+
+def _peak_rss_mb(master: subprocess.Popen[bytes]) -> list[float]:
+    """VmHWM of the server's worker processes (children of the uvicorn master)."""
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(master.pid)], capture_output=True, text=True
+    ).stdout.split()
+    peaks = []
+    for pid in [master.pid, *map(int, out)]:
+        status = Path(f"/proc/{pid}/status")
+        if status.exists():
+            m = re.search(r"VmHWM:\s+(\d+) kB", status.read_text())
+            if m:
+                peaks.append(int(m.group(1)) / 1024)
+    return peaks
+
+
+async def _contention(
+    http: httpx.AsyncClient, base: str, resource: str, client: str, n: int
+) -> tuple[float, Counter[int]]:
+    at = f"2049-06-0{1 + n % 9}T10:00:00Z"
+    body = {
+        "resource_id": resource,
+        "client_id": client,
+        "start_time": at,
+        "end_time": at.replace("10:00", "11:00"),
+    }
+    t0 = time.perf_counter()
+    answers = await asyncio.gather(
+        *(http.post(f"{base}/v1/bookings", json=body, headers=auth()) for _ in range(200))
+    )
+    return (time.perf_counter() - t0) * 1000, Counter(r.status_code for r in answers)
+
+
+async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
+    seconds = 3 if quick else 10
+    runs = 3 if quick else 5
+    total = 100_000 if quick else 1_000_000
+    floor: list[dict[str, float]] = []
+    create: list[dict[str, float]] = []
+    create_large: list[dict[str, float]] = []
+    contention: list[float] = []
+    async with database(sqlite) as url:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        workers = "1" if sqlite else "2"
+        api = start(["serve", "--no-worker", "--port", str(port), "--workers", workers], url, cpu=0)
+        try:
+            await wait_ready(base, api)
+            limits = httpx.Limits(max_connections=256)
+            async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+                resources = [
+                    (
+                        await http.post(
+                            f"{base}/v1/resources",
+                            headers=auth(),
+                            json={"name": f"R{i}", "timezone": "UTC"},
+                        )
+                    ).json()["resource_id"]
+                    for i in range(16)
+                ]
+                client = (
+                    await http.post(f"{base}/v1/clients", headers=auth(), json={"name": "Bench"})
+                ).json()["client_id"]
+                env = {"SG_KEY": SECRET, "SG_RESOURCES": ",".join(resources), "SG_CLIENT": client}
+                for i in range(runs):
+                    floor.append(_wrk(base, "ping.lua", seconds, env))
+                    create.append(_wrk(base, "create.lua", seconds, {**env, "SG_RUN": str(i)}))
+                    elapsed, statuses = await _contention(http, base, resources[0], client, i)
+                    assert statuses == {201: 1, 409: 199}, statuses
+                    contention.append(elapsed)
+                small_rows = 0
+                if not sqlite:
+                    conn = await asyncpg.connect(url)
+                    small_rows = await conn.fetchval("SELECT count(*) FROM bookings")
+                    app_id = str(await conn.fetchval("SELECT app_id FROM resources LIMIT 1"))
+                    fillers = [
+                        (
+                            await http.post(
+                                f"{base}/v1/resources",
+                                headers=auth(),
+                                json={"name": f"F{i}", "timezone": "UTC"},
+                            )
+                        ).json()["resource_id"]
+                        for i in range(50)
+                    ]
+                    await _filler(conn, app_id, fillers, total)
+                    large_rows = await conn.fetchval("SELECT count(*) FROM bookings")
+                    await conn.close()
+                    for i in range(runs):
+                        create_large.append(
+                            _wrk(base, "create.lua", seconds, {**env, "SG_RUN": str(runs + i)})
+                        )
+            rss = _peak_rss_mb(api)
+        finally:
+            stop(api)
+
+    def col(rows: list[dict[str, float]], key: str) -> list[float]:
+        return [r[key] for r in rows]
+
+    figures = [
+        Figure("floor: GET /v1/ping (auth + SELECT 1), 16 connections", col(floor, "rps"), "req/s"),
+        Figure("create booking, 16 connections", col(create, "rps"), "req/s"),
+        Figure(
+            "ratio create / floor (target >= 0.5)",
+            [c / f for c, f in zip(col(create, "rps"), col(floor, "rps"), strict=True)],
+            "x",
+        ),
+        Figure("create p50", col(create, "p50"), "ms"),
+        Figure("create p99", col(create, "p99"), "ms"),
+        Figure("floor p99", col(floor, "p99"), "ms"),
+        Figure("200 requests for one slot: all answered (exactly one 201)", contention, "ms"),
+    ]
+    if create_large:
+        figures += [
+            Figure(
+                f"create p99 with {large_rows:,} bookings (vs {small_rows:,} above)",
+                col(create_large, "p99"),
+                "ms",
+            ),
+            Figure(
+                "growth of create p99 (target <= 1.5)",
+                [a / b for a, b in zip(col(create_large, "p99"), col(create, "p99"), strict=True)],
+                "x",
+            ),
+        ]
+    figures.append(Figure("peak RSS per server process (master, workers)", rss, "MB"))
+    return figures
