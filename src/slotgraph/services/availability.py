@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -133,31 +134,42 @@ def _streams(
     return streams
 
 
-async def search(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    resource_ids: Sequence[uuid.UUID],
-    start: datetime,
-    end: datetime,
-    duration: timedelta,
-    step: timedelta | None,
-    mode: str,
-    timezone: str,
-    limit: int | None,
-    now: datetime,
-) -> list[Slot]:
-    _validate(start, end, duration)
+@dataclass(frozen=True)
+class Query:
+    """A slot search: which resources, when, how long, how to combine them."""
+
+    resource_ids: Sequence[uuid.UUID]
+    start: datetime
+    end: datetime
+    duration: timedelta
+    step: timedelta | None = None
+    mode: str = "any"
+    timezone: str = "UTC"
+
+
+async def _free(
+    session: AsyncSession, principal: Principal, q: Query, *, now: datetime, lazy: bool
+) -> tuple[list[Resource], Iterator[tuple[datetime, list[int]]]]:
+    """Load (two queries, one transaction), then merge each resource's free starts."""
+    _validate(q.start, q.end, q.duration)
     async with session.begin():
-        resources = await _resources(session, principal.app_id, resource_ids)
-        busy = await _busy(session, resources, start, end, now=now)
-    zone = ZoneInfo(timezone)
-    streams = _streams(resources, busy, start=start, end=end, duration=duration, step=step, now=now)
-    merged = av.merged_slots(streams, mode=mode, lazy=limit is not None)
+        resources = await _resources(session, principal.app_id, q.resource_ids)
+        busy = await _busy(session, resources, q.start, q.end, now=now)
+    streams = _streams(
+        resources, busy, start=q.start, end=q.end, duration=q.duration, step=q.step, now=now
+    )
+    return resources, av.merged_slots(streams, mode=q.mode, lazy=lazy)
+
+
+async def search(
+    session: AsyncSession, *, principal: Principal, query: Query, limit: int | None, now: datetime
+) -> list[Slot]:
+    resources, merged = await _free(session, principal, query, now=now, lazy=limit is not None)
+    zone = ZoneInfo(query.timezone)
     return [
         Slot(
             start_time=at.astimezone(zone),
-            end_time=(at + duration).astimezone(zone),
+            end_time=(at + query.duration).astimezone(zone),
             resource_ids=[resources[i].id for i in sorted(free)],
         )
         for at, free in itertools.islice(merged, limit)
@@ -165,28 +177,12 @@ async def search(
 
 
 async def dates(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    resource_ids: Sequence[uuid.UUID],
-    start: datetime,
-    end: datetime,
-    duration: timedelta,
-    step: timedelta | None,
-    mode: str,
-    timezone: str,
-    now: datetime,
+    session: AsyncSession, *, principal: Principal, query: Query, now: datetime
 ) -> list[date]:
-    """The local dates (in `timezone`) with at least one slot."""
-    _validate(start, end, duration)
-    async with session.begin():
-        resources = await _resources(session, principal.app_id, resource_ids)
-        busy = await _busy(session, resources, start, end, now=now)
-    zone = ZoneInfo(timezone)
-    streams = _streams(resources, busy, start=start, end=end, duration=duration, step=step, now=now)
-    return list(
-        dict.fromkeys(at.astimezone(zone).date() for at, _ in av.merged_slots(streams, mode=mode))
-    )
+    """The local dates (in the query's `timezone`) with at least one slot."""
+    _, merged = await _free(session, principal, query, now=now, lazy=False)
+    zone = ZoneInfo(query.timezone)
+    return list(dict.fromkeys(at.astimezone(zone).date() for at, _ in merged))
 
 
 async def groups(

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from slotgraph.api.deps import AnyKey, Now, Session
 from slotgraph.schemas import GroupSlot, Instant, Listed, Slot, SlotStep, TimeZone
@@ -15,11 +15,7 @@ router = APIRouter(prefix="/v1/availability", tags=["availability"])
 ResourceIds = Annotated[list[uuid.UUID], Query(alias="resource_id", min_length=1, max_length=200)]
 
 
-@router.get("")
-async def search(
-    principal: AnyKey,
-    session: Session,
-    now: Now,
+def slot_query(
     resource_ids: ResourceIds,
     start: Instant,
     end: Instant,
@@ -27,6 +23,20 @@ async def search(
     step: SlotStep | None = None,
     mode: Literal["any", "all"] = "any",
     timezone: TimeZone = "UTC",
+) -> availability.Query:
+    """The query parameters `/v1/availability` and `/v1/availability/dates` share."""
+    return availability.Query(resource_ids, start, end, duration, step, mode, timezone)
+
+
+SlotQuery = Annotated[availability.Query, Depends(slot_query)]
+
+
+@router.get("")
+async def search(
+    principal: AnyKey,
+    session: Session,
+    now: Now,
+    query: SlotQuery,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> Listed[Slot]:
     """Free slots of `duration` starting in [start, end), sorted by start.
@@ -36,47 +46,15 @@ async def search(
     `slot_step` grids. Times carry the offset of `timezone`. `limit=1` is the next free slot.
     """
     data = await availability.search(
-        session,
-        principal=principal,
-        resource_ids=resource_ids,
-        start=start,
-        end=end,
-        duration=duration,
-        step=step,
-        mode=mode,
-        timezone=timezone,
-        limit=limit,
-        now=now,
+        session, principal=principal, query=query, limit=limit, now=now
     )
     return Listed[Slot](data=data)
 
 
 @router.get("/dates")
-async def dates(
-    principal: AnyKey,
-    session: Session,
-    now: Now,
-    resource_ids: ResourceIds,
-    start: Instant,
-    end: Instant,
-    duration: timedelta,
-    step: SlotStep | None = None,
-    mode: Literal["any", "all"] = "any",
-    timezone: TimeZone = "UTC",
-) -> Listed[date]:
+async def dates(principal: AnyKey, session: Session, now: Now, query: SlotQuery) -> Listed[date]:
     """The local dates (in `timezone`) with at least one free slot: for a month view."""
-    data = await availability.dates(
-        session,
-        principal=principal,
-        resource_ids=resource_ids,
-        start=start,
-        end=end,
-        duration=duration,
-        step=step,
-        mode=mode,
-        timezone=timezone,
-        now=now,
-    )
+    data = await availability.dates(session, principal=principal, query=query, now=now)
     return Listed[date](data=data)
 
 
