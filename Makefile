@@ -29,6 +29,7 @@ test: lint
 docs: $(STAMP)
 	$(BIN)/python -m slotgraph.docgen
 
+# Needs PostgreSQL and wrk (apt-get install wrk); see docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench all
 
