@@ -448,3 +448,13 @@ async def test_webhook_management(api: Api, other_api: Api) -> None:
     assert (await api.delete(path)).status_code == 204
     assert (await api.get(path)).status_code == 404
     assert (await api.get("/v1/webhooks")).json()["data"] == []
+
+
+async def test_redirects_are_not_followed(api: Api, receiver: Receiver, worker: Worker) -> None:
+    endpoint = await hook(api, receiver.url)
+    receiver.script = [302]
+    await api.post(f"/v1/webhooks/{endpoint['webhook_id']}/test")
+    await drain(worker)
+    assert len(receiver.requests) == 1
+    log = (await api.get(f"/v1/webhooks/{endpoint['webhook_id']}/deliveries")).json()["data"]
+    assert (log[0]["status_code"], log[0]["next_retry_at"] is not None) == (302, True)

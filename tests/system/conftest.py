@@ -69,7 +69,7 @@ async def start_server(
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log.read_text()}")
             try:
-                r = await http.get(f"{server.url}/v1/ping", headers=server.headers())
+                r = await http.get(f"{server.url}/healthz")
                 if r.status_code == 200:
                     return server
             except httpx.TransportError:

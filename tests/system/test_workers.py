@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -159,3 +160,36 @@ async def test_two_workers_deliver_everything_once_and_survive_a_kill(
     assert dict((s, n) for s, n in statuses) == {"succeeded": 800}
     assert len(duplicates) <= 32  # at most the batch the killed worker held in flight
     assert workers[1].returncode == 0, (tmp_path / "worker1.log").read_text()
+
+
+async def test_sigterm_releases_what_it_cannot_finish_in_time(
+    fresh_database: tuple[str, str], tmp_path: Path, receiver: Receiver
+) -> None:
+    backend, url = fresh_database
+    server = await start_server(url, backend, tmp_path / "api.log", "--no-worker", env=ENV)
+    receiver.delay = 12.0  # longer than the 10-second grace
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            r = await http.post(
+                f"{server.url}/v1/webhooks", headers=server.headers(), json={"url": receiver.url}
+            )
+            webhook = r.json()["webhook_id"]
+            await http.post(f"{server.url}/v1/webhooks/{webhook}/test", headers=server.headers())
+            worker = start_worker(url, tmp_path / "worker.log")
+            for _ in range(300):  # until the worker has claimed the delivery
+                claimed = await database_says(
+                    server, "SELECT COUNT(*) FROM deliveries WHERE locked_by IS NOT NULL"
+                )
+                if claimed[0][0]:
+                    break
+                await asyncio.sleep(0.1)
+            sent = time.monotonic()
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+            stopped = time.monotonic() - sent
+    finally:
+        stop_server(server)
+    assert worker.returncode == 0, (tmp_path / "worker.log").read_text()
+    assert stopped < 15
+    rows = await database_says(server, "SELECT status, attempts, locked_by FROM deliveries")
+    assert [(r[0], r[1], r[2]) for r in rows] == [("pending", 0, None)]  # released, not lost
