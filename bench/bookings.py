@@ -80,6 +80,16 @@ async def _contention(
     return (time.perf_counter() - t0) * 1000, Counter(r.status_code for r in answers)
 
 
+async def _resources(http: httpx.AsyncClient, base: str, prefix: str, n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        r = await http.post(
+            f"{base}/v1/resources", headers=auth(), json={"name": f"{prefix}{i}", "timezone": "UTC"}
+        )
+        out.append(str(r.json()["resource_id"]))
+    return out
+
+
 async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
     seconds = 3 if quick else 10
     runs = 3 if quick else 5
@@ -97,16 +107,7 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
             await wait_ready(base, api)
             limits = httpx.Limits(max_connections=256)
             async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-                resources = [
-                    (
-                        await http.post(
-                            f"{base}/v1/resources",
-                            headers=auth(),
-                            json={"name": f"R{i}", "timezone": "UTC"},
-                        )
-                    ).json()["resource_id"]
-                    for i in range(16)
-                ]
+                resources = await _resources(http, base, "R", 16)
                 client = (
                     await http.post(f"{base}/v1/clients", headers=auth(), json={"name": "Bench"})
                 ).json()["client_id"]
@@ -122,16 +123,7 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                     conn = await asyncpg.connect(url)
                     small_rows = await conn.fetchval("SELECT count(*) FROM bookings")
                     app_id = str(await conn.fetchval("SELECT app_id FROM resources LIMIT 1"))
-                    fillers = [
-                        (
-                            await http.post(
-                                f"{base}/v1/resources",
-                                headers=auth(),
-                                json={"name": f"F{i}", "timezone": "UTC"},
-                            )
-                        ).json()["resource_id"]
-                        for i in range(50)
-                    ]
+                    fillers = await _resources(http, base, "F", 50)
                     await _filler(conn, app_id, fillers, total)
                     large_rows = await conn.fetchval("SELECT count(*) FROM bookings")
                     await conn.close()
