@@ -43,6 +43,17 @@ async def hook(api: Api, url: str, **fields: Any) -> dict[str, Any]:
     return dict(r.json())
 
 
+async def one_booking(api: Api, *, day: int) -> dict[str, Any]:
+    """A fresh resource and client, and an hour booked on 2024-06-<day>: one booking event."""
+    resource, client = await api.resource(), await api.client()
+    return await api.book(
+        resource_id=resource["resource_id"],
+        client_id=client["client_id"],
+        start_time=f"2024-06-{day:02d}T10:00:00Z",
+        end_time=f"2024-06-{day:02d}T11:00:00Z",
+    )
+
+
 def verify(secret: str, received: Any) -> None:
     Webhook(secret).verify(received.body, received.headers)
 
@@ -124,13 +135,7 @@ async def test_retries_on_schedule_until_success(
 ) -> None:
     endpoint = await hook(api, receiver.url)
     receiver.script = [500, 503, 500]
-    resource, client = await api.resource(), await api.client()
-    await api.book(
-        resource_id=resource["resource_id"],
-        client_id=client["client_id"],
-        start_time="2024-06-01T10:00:00Z",
-        end_time="2024-06-01T11:00:00Z",
-    )
+    await one_booking(api, day=1)
     await drain(worker)
     assert len(receiver.requests) == 1
     for wait in (
@@ -167,13 +172,7 @@ async def test_gives_up_after_the_schedule_and_can_be_retried(
 ) -> None:
     endpoint = await hook(api, receiver.url)
     receiver.script = [500] * 8
-    resource, client = await api.resource(), await api.client()
-    await api.book(
-        resource_id=resource["resource_id"],
-        client_id=client["client_id"],
-        start_time="2024-06-01T10:00:00Z",
-        end_time="2024-06-01T11:00:00Z",
-    )
+    await one_booking(api, day=1)
     for _ in range(10):
         await drain(worker)
         api.clock.advance(timedelta(hours=10))
@@ -234,13 +233,7 @@ async def test_410_disables_at_once_and_says_so(
         gone = await hook(api, receiver.url, events=["booking.*"])
         watch = await hook(api, watcher.url, events=["webhook.*"])
         receiver.script = [410]
-        resource, client = await api.resource(), await api.client()
-        await api.book(
-            resource_id=resource["resource_id"],
-            client_id=client["client_id"],
-            start_time="2024-06-01T10:00:00Z",
-            end_time="2024-06-01T11:00:00Z",
-        )
+        await one_booking(api, day=1)
         await drain(worker)
         got = (await api.get(f"/v1/webhooks/{gone['webhook_id']}")).json()
         assert (got["enabled"], got["disabled_reason"]) == (
@@ -251,12 +244,7 @@ async def test_410_disables_at_once_and_says_so(
         assert watcher.events()[0]["data"]["webhook"]["webhook_id"] == gone["webhook_id"]
         verify(watch["secret"], watcher.requests[0])
         # Disabled endpoints get nothing more, until switched back on.
-        await api.book(
-            resource_id=resource["resource_id"],
-            client_id=client["client_id"],
-            start_time="2024-06-02T10:00:00Z",
-            end_time="2024-06-02T11:00:00Z",
-        )
+        await one_booking(api, day=2)
         await drain(worker)
         assert len(receiver.requests) == 1
         r = await api.http.patch(
