@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    exists,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import Booking, BookingHold
+from slotgraph.db.models import Base, Booking, BookingHold, Client, Resource
+
+# Hot statements are built once, with bind parameters: SQLAlchemy then skips building and
+# compiling them on every request (ADR 0005).
+_OVERLAPPING = (
+    select(BookingHold.booking_id.label("id"), Booking.status, Booking.payment_due_at)
+    .select_from(BookingHold)
+    .outerjoin(Booking, BookingHold.booking_id == Booking.id)
+    .where(
+        BookingHold.resource_id == bindparam("resource_id"),
+        BookingHold.active.is_(True),
+        BookingHold.start_time < bindparam("end", type_=BookingHold.end_time.type),
+        BookingHold.end_time > bindparam("start", type_=BookingHold.start_time.type),
+        # (a block's hold has no booking: NULL != x is not true, so say it explicitly)
+        or_(BookingHold.booking_id.is_(None), BookingHold.booking_id != bindparam("exclude")),
+    )
+)
 
 
 async def overlapping_holds(
@@ -23,25 +53,17 @@ async def overlapping_holds(
 ) -> Sequence[Row[uuid.UUID | None, str | None, datetime | None]]:
     """Active holds on `resource_id` overlapping `[start, end)`: (booking_id, status, due).
 
-    A block of time off has no booking: (None, None, None).
+    A block of time off has no booking: (None, None, None). A new booking has no id to exclude
+    yet; the nil UUID matches nothing.
     """
-    stmt = (
-        select(BookingHold.booking_id.label("id"), Booking.status, Booking.payment_due_at)
-        .select_from(BookingHold)
-        .outerjoin(Booking, BookingHold.booking_id == Booking.id)
-        .where(
-            BookingHold.resource_id == resource_id,
-            BookingHold.active.is_(True),
-            BookingHold.start_time < end,
-            BookingHold.end_time > start,
-        )
-    )
-    if exclude_booking_id is not None:
-        # (a block's hold has no booking: NULL != x is not true, so say it explicitly)
-        stmt = stmt.where(
-            or_(BookingHold.booking_id.is_(None), BookingHold.booking_id != exclude_booking_id)
-        )
-    return (await session.execute(stmt)).all()
+    conn = await session.connection()
+    params = {
+        "resource_id": resource_id,
+        "start": start,
+        "end": end,
+        "exclude": exclude_booking_id or uuid.UUID(int=0),
+    }
+    return (await conn.execute(_OVERLAPPING, params)).all()
 
 
 async def lock_bookings(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Booking]:
@@ -62,6 +84,11 @@ async def lock_bookings(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list
     return list((await session.scalars(stmt)).all())
 
 
+def has_exclusion_constraint(session: AsyncSession) -> bool:
+    """PostgreSQL enforces "no two active holds overlap" itself (ex_booking_holds_no_overlap)."""
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
 def is_exclusion_violation(exc: DBAPIError) -> bool:
     """True for PostgreSQL SQLSTATE 23P01 (exclusion_violation), whichever driver raised it."""
     orig = exc.orig
@@ -71,18 +98,120 @@ def is_exclusion_violation(exc: DBAPIError) -> bool:
     return False
 
 
-async def lock_resources(session: AsyncSession, ids: Iterable[uuid.UUID]) -> None:
-    """Serialise the transactions that take time on these resources (PostgreSQL).
+# A resource as locked for a booking: a plain row with the columns of `resources`.
+ResourceRow = Row[Any]
 
-    Without it, two transactions inserting overlapping holds at once can each wait for the other
-    inside the exclusion constraint's check, and PostgreSQL aborts one as a deadlock. Taking a
-    transaction-level advisory lock per resource, in sorted order, before re-checking makes the
-    check exact and the waits acyclic. Freeing time (cancel, timeout) needs no lock. SQLite needs
-    none: BEGIN IMMEDIATE already serialises writers.
+
+@functools.cache
+def _lock_statement(*, hold: bool, with_client: bool) -> Select[Any]:
+    client_ok: ColumnElement[bool] = literal(True)
+    if with_client:
+        client_ok = exists().where(
+            Client.id == bindparam("client_id"), Client.app_id == bindparam("app_id")
+        )
+    return (
+        select(*Resource.__table__.c, client_ok.label("client_ok"))
+        .where(
+            Resource.id.in_(bindparam("ids", expanding=True)),
+            Resource.app_id == bindparam("app_id"),
+        )
+        .order_by(Resource.id)
+        .with_for_update(read=not hold, key_share=hold, of=Resource.__table__)
+    )
+
+
+async def lock_resources(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    ids: Iterable[uuid.UUID],
+    *,
+    hold: bool,
+    client_id: uuid.UUID | None = None,
+) -> tuple[dict[uuid.UUID, ResourceRow], bool]:
+    """Load and row-lock resources of `app_id`, in id order; and whether `client_id` exists.
+
+    `hold=True` (the transaction will write active holds): FOR NO KEY UPDATE. It serialises the
+    transactions that take time on a resource, so the overlap check that follows is exact and
+    two inserts can never wait for each other inside the exclusion constraint (ADR 0001).
+    `hold=False`: FOR SHARE, which is enough to keep the resource from being archived meanwhile.
+    Neither blocks readers or the foreign-key checks of other transactions. Rows are locked in
+    id order, so waits cannot form a cycle. On SQLite no lock is rendered: BEGIN IMMEDIATE
+    already serialises writers.
+
+    The client check rides along in the same statement: one round trip fewer per booking.
     """
-    bind = session.bind
-    if bind is None or bind.dialect.name != "postgresql":
+    stmt = _lock_statement(hold=hold, with_client=client_id is not None)
+    params = {"ids": sorted(set(ids)), "app_id": app_id, "client_id": client_id}
+    conn = await session.connection()
+    rows = (await conn.execute(stmt, params)).all()
+    if not rows:
+        # No resource: still answer the client question (it decides which error comes first).
+        if client_id is None:
+            return {}, True
+        client = await session.get(Client, client_id)
+        return {}, client is not None and client.app_id == app_id
+    return {r.id: r for r in rows}, bool(rows[0].client_ok)
+
+
+def row_values(obj: Base) -> tuple[Table, dict[str, Any]]:
+    """The table and the column values set on a new ORM object.
+
+    Python-side column defaults are not applied here: the caller sets those columns.
+    """
+    table = obj.__table__
+    assert isinstance(table, Table)
+    values = {c.key: obj.__dict__[c.key] for c in table.columns if c.key in obj.__dict__}
+    assert all(c.default is None or c.key in values for c in table.columns), "set every default"
+    return table, values
+
+
+async def insert_rows(session: AsyncSession, rows: Sequence[Base]) -> None:
+    """INSERT new rows, in order (parents first), without the unit of work.
+
+    On PostgreSQL this is one statement and one round trip: every table but the last is a
+    data-modifying CTE (foreign keys are checked at the end of the statement, so a child may
+    reference a parent inserted beside it). Rows of one table go into one multi-row VALUES, in
+    the order given, so events keep their order. On SQLite, one INSERT per table.
+    """
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    for obj in rows:
+        table, values = row_values(obj)
+        same_table = by_table.setdefault(table, [])
+        assert not same_table or same_table[0].keys() == values.keys(), "one shape per table"
+        same_table.append(values)
+    conn = await session.connection()
+    params: dict[str, Any] = {}
+    for t, table_rows in enumerate(by_table.values()):
+        for r, row in enumerate(table_rows):
+            params.update({f"p{t}_{r}_{key}": value for key, value in row.items()})
+    shape = tuple((table, tuple(found[0]), len(found)) for table, found in by_table.items())
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_insert_statement(shape), params)
         return
-    for resource_id in sorted(set(ids)):
-        key = int.from_bytes(resource_id.bytes[8:], "big", signed=True)
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    for t, one in enumerate(shape):
+        await conn.execute(_insert_statement((one,), first=t), params)
+
+
+_Shape = tuple[tuple[Table, tuple[str, ...], int], ...]
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_statement(shape: _Shape, first: int = 0) -> Insert:
+    """One INSERT per table of `shape` (rows of named columns), chained as CTEs, built once.
+
+    Bind parameters are named `p<table>_<row>_<column>`, so the statement (and its compiled
+    form, in SQLAlchemy's cache) is reused for every call of the same shape.
+    """
+    batches = [
+        insert(table).values(
+            [
+                {key: bindparam(f"p{t}_{r}_{key}", type_=table.c[key].type) for key in keys}
+                for r in range(count)
+            ]
+            if count > 1
+            else {key: bindparam(f"p{t}_0_{key}", type_=table.c[key].type) for key in keys}
+        )
+        for t, (table, keys, count) in enumerate(shape, start=first)
+    ]
+    *ctes, last = batches
+    return last.add_cte(*(c.cte(f"w{i}") for i, c in enumerate(ctes))) if ctes else last

@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import Booking, BookingHold, Resource
+from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
 from slotgraph.domain.rules import check_booking_window
 from slotgraph.errors import BookingWindowClosed, ValidationFailed
@@ -26,7 +27,7 @@ from slotgraph.services.common import Principal
 MAX_WINDOW = timedelta(days=93)
 
 
-def rules_of(resource: Resource) -> av.Rules:
+def rules_of(resource: Resource | ResourceRow) -> av.Rules:
     def hours(pairs: list[list[str]]) -> list[tuple[time, time | None]]:
         return [
             (time.fromisoformat(a), None if b == "24:00" else time.fromisoformat(b))

@@ -18,7 +18,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
-from slotgraph.db.models import Booking, BookingHold, BookingTransition, Resource, new_id
+from slotgraph.db.models import Booking, BookingHold, BookingTransition, new_id
+from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
 from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, SEAT_GRAPHS, Graph, Holds
 from slotgraph.domain.rules import (
@@ -137,18 +138,41 @@ async def booking_history(
 async def create_booking(
     session: AsyncSession, *, principal: Principal, data: BookingCreate, now: datetime
 ) -> BookingOut:
+    """Validate, lock, check and write a new booking.
+
+    The hot path of the API, so it is written for few round trips (ADR 0005): one statement
+    locks the resource(s) and checks the client, and one writes the booking, its holds, its
+    history row and its event. On PostgreSQL a single resource is not checked for overlaps
+    first: the exclusion constraint is the check. When it refuses, the booking is tried once
+    more with the check, which says why and times out unpaid holds past their deadline.
+    """
     errors = booking_shape_errors(data.graph, dict(data))
     if errors:
         raise ValidationFailed(errors)
+    if not queries.has_exclusion_constraint(session):
+        return await _create(session, principal, data, now, precheck=True)
+    try:
+        return await _create(session, principal, data, now, precheck=False)
+    except _Taken:
+        return await _create(session, principal, data, now, precheck=True)
+
+
+async def _create(
+    session: AsyncSession,
+    principal: Principal,
+    data: BookingCreate,
+    now: datetime,
+    *,
+    precheck: bool,
+) -> BookingOut:
     graph = GRAPHS[data.graph]
     async with session.begin():
-        client_id = await _resolve_client(session, principal, data, now)
         booking = Booking(
             id=new_id(),
             app_id=principal.app_id,
             graph=graph.name,
             status=graph.initial,
-            client_id=client_id,
+            resource_ids=None,
             details=data.details,
             meta=data.meta,
             auto_complete=data.auto_complete,
@@ -158,15 +182,24 @@ async def create_booking(
         )
         if graph.name in PAYMENT_GRAPHS:
             booking.payment_due_at = now + (data.payment_timeout or DEFAULT_PAYMENT_TIMEOUT)
+        if data.customer is not None:
+            client = await find_or_create_customer(
+                session, app_id=principal.app_id, customer=data.customer, now=now
+            )
+            booking.client_id = client.id
+        else:
+            booking.client_id = data.client_id
 
+        holds: list[BookingHold] = []
         if graph.holding is Holds.SEAT:
             assert data.owner_booking_id is not None
+            if data.client_id is not None:
+                await _check_client(session, principal.app_id, data.client_id)
             owner = await _take_seat(session, principal.app_id, data.owner_booking_id, now=now)
             booking.owner_booking_id = owner.id
             booking.resource_id = owner.resource_id
             booking.start_time = owner.start_time
             booking.end_time = owner.end_time
-            session.add(booking)
         else:
             assert data.start_time
             assert data.end_time
@@ -178,17 +211,19 @@ async def create_booking(
                 booking.min_cancel_time = data.min_cancel_time
                 booking.min_booking_time = data.min_booking_time
                 booking.max_booking_time = data.max_booking_time
-            await _place_new(session, principal, booking, data, now=now)
-        record_change(
-            session,
-            booking,
-            action="create",
-            from_status=None,
-            now=now,
-            actor_key_id=principal.key_id,
-            meta={"override_rules": True} if data.override_rules else None,
-        )
-        return booking_out(booking)
+            holds = await _place_new(session, principal, booking, data, now=now, precheck=precheck)
+        async with _slot_guard():
+            shown = await record_change(
+                session,
+                booking,
+                action="create",
+                from_status=None,
+                now=now,
+                actor_key_id=principal.key_id,
+                meta={"override_rules": True} if data.override_rules else None,
+                new_rows=[booking, *holds],
+            )
+        return shown
 
 
 async def _place_new(
@@ -198,26 +233,29 @@ async def _place_new(
     data: BookingCreate,
     *,
     now: datetime,
-) -> None:
-    """Choose the resource(s) of a new booking and write its holds.
+    precheck: bool,
+) -> list[BookingHold]:
+    """Choose the resource(s) of a new booking; return its holds, to be written by the caller.
 
     One resource: it must pass its rules and (if the initial state holds) be free. A pool
     (`resource_ids`): `in_order` and `least_busy` take the first candidate that passes and is
-    free, each tried inside a savepoint, so a race lost on one resource moves on to the next;
-    `all` needs every one of them.
+    free; `all` needs every one of them. Every candidate is locked first, so what the checks
+    see cannot change before the commit. Without `precheck`, a single resource (or `all`) is
+    not checked for overlaps here: the caller relies on the exclusion constraint.
     """
     if data.override_rules and principal.kind != "secret":
         raise Forbidden("override_rules needs the secret key.")
     ids = data.resource_ids or ([data.resource_id] if data.resource_id else [])
-    field = "resource_ids" if data.resource_ids else "resource_id"
-    resources = [await _bookable_resource(session, booking.app_id, i, field=field) for i in ids]
-    resources = list({r.id: r for r in resources}.values())
     active = GRAPHS[booking.graph].holds_in(booking.status)
-    if active:
-        await queries.lock_resources(session, [r.id for r in resources])
+    resources = await _lock_bookable(
+        session,
+        booking.app_id,
+        ids,
+        hold=active,
+        field="resource_ids" if data.resource_ids else "resource_id",
+        client_id=data.client_id,
+    )
     booking.resource_id = resources[0].id
-    session.add(booking)
-    await session.flush()
     check = not data.override_rules
     if data.resource_ids and data.assign == "all":
         booking.resource_ids = [str(r.id) for r in resources]
@@ -226,22 +264,24 @@ async def _place_new(
                 av.check_booking(
                     rules_of(r), start=booking.start_time, end=booking.end_time, now=now
                 )
-        await _hold(session, booking, resources, active=active, now=now)
-        return
+        return [
+            await _new_hold(session, booking, r, active=active, now=now, check=precheck)
+            for r in resources
+        ]
     if data.resource_ids and data.assign == "least_busy":
         resources = await _least_busy_first(session, resources, booking.start_time)
     first_error: SlotgraphError | None = None
     for r in resources:
         try:
-            if check:
-                av.check_booking(
-                    rules_of(r), start=booking.start_time, end=booking.end_time, now=now
-                )
-            if len(resources) == 1:
-                await _hold(session, booking, [r], active=active, now=now)
-            else:
-                async with session.begin_nested():  # a lost race rolls back this try only
-                    await _hold(session, booking, [r], active=active, now=now)
+            hold = await _new_hold(
+                session,
+                booking,
+                r,
+                active=active,
+                now=now,
+                check_rules=check,
+                check=precheck or len(resources) > 1,
+            )
         except SlotgraphError as exc:
             if len(resources) == 1:
                 raise
@@ -251,37 +291,43 @@ async def _place_new(
                 first_error = exc
             continue
         booking.resource_id = r.id
-        return
+        return [hold]
     assert first_error is not None
     if isinstance(first_error, SlotUnavailable):
         raise SlotUnavailable("None of the resources in the pool is free for this time.")
     raise first_error
 
 
-async def _hold(
+async def _new_hold(
     session: AsyncSession,
     booking: Booking,
-    resources: list[Resource],
+    resource: ResourceRow,
     *,
     active: bool,
     now: datetime,
-) -> None:
-    """Write one hold per resource: the booking's time plus that resource's buffers."""
-    for r in resources:
-        start, end = rules_of(r).hold_span(booking.start_time, booking.end_time)
-        if active:
-            await check_free(session, r.id, start, end, now=now, exclude=booking.id)
-        session.add(
-            BookingHold(
-                booking_id=booking.id,
-                resource_id=r.id,
-                start_time=start,
-                end_time=end,
-                active=active,
-            )
-        )
-    async with _slot_guard():
-        await session.flush()
+    check: bool = True,
+    check_rules: bool = False,
+) -> BookingHold:
+    """The hold of `booking` on a locked resource: its time plus the resource's buffers.
+
+    With `check_rules`, the booking must pass the resource's rules first. An active hold must
+    be free (check_free, unless `check` is off); the caller writes it.
+    """
+    rules = rules_of(resource)
+    if check_rules:
+        av.check_booking(rules, start=booking.start_time, end=booking.end_time, now=now)
+    start, end = rules.hold_span(booking.start_time, booking.end_time)
+    if active and check:
+        await check_free(session, resource.id, start, end, now=now, exclude=booking.id)
+    return BookingHold(
+        id=new_id(),
+        booking_id=booking.id,
+        block_id=None,
+        resource_id=resource.id,
+        start_time=start,
+        end_time=end,
+        active=active,
+    )
 
 
 def _held_ids(booking: Booking) -> list[uuid.UUID]:
@@ -293,19 +339,21 @@ def _held_ids(booking: Booking) -> list[uuid.UUID]:
 async def _rehold(
     session: AsyncSession,
     booking: Booking,
-    resources: list[Resource],
+    resources: list[ResourceRow],
     *,
     active: bool,
     now: datetime,
 ) -> None:
     """Replace a booking's holds (after a move, or when it starts holding)."""
     await session.execute(delete(BookingHold).where(BookingHold.booking_id == booking.id))
-    await _hold(session, booking, resources, active=active, now=now)
+    holds = [await _new_hold(session, booking, r, active=active, now=now) for r in resources]
+    async with _slot_guard():
+        await queries.insert_rows(session, holds)
 
 
 async def _least_busy_first(
-    session: AsyncSession, resources: list[Resource], start: datetime
-) -> list[Resource]:
+    session: AsyncSession, resources: list[ResourceRow], start: datetime
+) -> list[ResourceRow]:
     """Fewest holding bookings on the local day of `start` first; ties keep the given order."""
     rows = (
         await session.execute(
@@ -326,37 +374,41 @@ async def _least_busy_first(
     return sorted(resources, key=lambda r: counts[r.id])
 
 
-async def _resolve_client(
-    session: AsyncSession, principal: Principal, data: BookingCreate, now: datetime
-) -> uuid.UUID | None:
-    if data.customer is not None:
-        client = await find_or_create_customer(
-            session, app_id=principal.app_id, customer=data.customer, now=now
-        )
-        return client.id
-    if data.client_id is not None:
-        try:
-            await load_client(session, principal.app_id, data.client_id)
-        except NotFound:
-            raise ValidationFailed.one("client_id", "no such client") from None
-        return data.client_id
-    return None
+async def _check_client(session: AsyncSession, app_id: uuid.UUID, client_id: uuid.UUID) -> None:
+    try:
+        await load_client(session, app_id, client_id)
+    except NotFound:
+        raise ValidationFailed.one("client_id", "no such client") from None
 
 
-async def _bookable_resource(
-    session: AsyncSession, app_id: uuid.UUID, resource_id: uuid.UUID, *, field: str = "resource_id"
-) -> Resource:
-    """The resource, share-locked so that it cannot be archived under a new booking."""
-    resource = await session.scalar(
-        select(Resource)
-        .where(Resource.id == resource_id, Resource.app_id == app_id)
-        .with_for_update(read=True)
+async def _lock_bookable(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+    *,
+    hold: bool,
+    field: str = "resource_id",
+    client_id: uuid.UUID | None = None,
+) -> list[ResourceRow]:
+    """The resources in the given order, locked (queries.lock_resources), none archived.
+
+    `hold`: the transaction will write active holds on them. `client_id`, if given, must exist
+    too; it is checked first, in the same statement.
+    """
+    found, client_ok = await queries.lock_resources(
+        session, app_id, ids, hold=hold, client_id=client_id
     )
-    if resource is None:
-        raise ValidationFailed.one(field, "no such resource")
-    if resource.archived_at is not None:
-        raise ResourceArchived(f"Resource {resource_id} is archived and takes no bookings.")
-    return resource
+    if not client_ok:
+        raise ValidationFailed.one("client_id", "no such client")
+    resources = []
+    for resource_id in dict.fromkeys(ids):
+        resource = found.get(resource_id)
+        if resource is None:
+            raise ValidationFailed.one(field, "no such resource")
+        if resource.archived_at is not None:
+            raise ResourceArchived(f"Resource {resource_id} is archived and takes no bookings.")
+        resources.append(resource)
+    return resources
 
 
 async def _take_seat(
@@ -532,18 +584,15 @@ async def _modify(
             raise ValidationFailed.one(
                 "resource_id", "this booking holds several resources; cancel and book again"
             )
-        resources = [
-            await _bookable_resource(session, booking.app_id, i) for i in _held_ids(booking)
-        ]
+        holds = graph.holds_in(booking.status)
+        resources = await _lock_bookable(session, booking.app_id, _held_ids(booking), hold=holds)
         if not override_rules:
             for r in resources:
                 av.check_booking(rules_of(r), start=start, end=end, now=now)
-        if graph.holds_in(booking.status):
-            await queries.lock_resources(session, [r.id for r in resources])
-        await _rehold(session, booking, resources, active=graph.holds_in(booking.status), now=now)
+        await _rehold(session, booking, resources, active=holds, now=now)
     booking.version += 1
     booking.updated_at = now
-    record_change(
+    await record_change(
         session,
         booking,
         action="update",
@@ -562,7 +611,7 @@ async def _modify(
             seat.version += 1
             seat.updated_at = now
             if GRAPHS[seat.graph].holds_in(seat.status):
-                record_change(
+                await record_change(
                     session,
                     seat,
                     action="update",
@@ -635,10 +684,7 @@ async def _transition(
     held, holds = graph.holds_in(before), graph.holds_in(transition.to)
     if graph.holding is Holds.SLOT and held != holds:
         if holds:  # e.g. confirm: take the slot now, with the resources' current buffers
-            resources = [
-                await _bookable_resource(session, booking.app_id, i) for i in _held_ids(booking)
-            ]
-            await queries.lock_resources(session, [r.id for r in resources])
+            resources = await _lock_bookable(session, booking.app_id, _held_ids(booking), hold=True)
             await _rehold(session, booking, resources, active=True, now=now)
         else:
             await session.execute(
@@ -651,7 +697,7 @@ async def _transition(
     booking.status = transition.to
     booking.version += 1
     booking.updated_at = now
-    record_change(
+    await record_change(
         session,
         booking,
         action=action,
@@ -710,6 +756,10 @@ async def check_free(
         raise SlotUnavailable("The resource is already booked for (part of) this time.")
 
 
+class _Taken(SlotUnavailable):
+    """PostgreSQL's exclusion constraint refused a hold."""
+
+
 @asynccontextmanager
 async def _slot_guard() -> AsyncIterator[None]:
     """Turn PostgreSQL's exclusion violation (23P01) into 409 slot_unavailable."""
@@ -717,9 +767,7 @@ async def _slot_guard() -> AsyncIterator[None]:
         yield
     except DBAPIError as exc:
         if queries.is_exclusion_violation(exc):
-            raise SlotUnavailable(
-                "The resource was booked for (part of) this time just now."
-            ) from exc
+            raise _Taken("The resource is already booked for (part of) this time.") from exc
         raise
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import Booking, BookingTransition, Event, new_id
+from slotgraph.db import queries
+from slotgraph.db.models import Base, Booking, BookingTransition, Event, new_id
+from slotgraph.schemas import BookingOut
 from slotgraph.services.views import booking_out
 
 
-def record_change(
+async def record_change(
     session: AsyncSession,
     booking: Booking,
     *,
@@ -24,33 +27,39 @@ def record_change(
     message: str | None = None,
     meta: dict[str, Any] | None = None,
     event_type: str | None = None,
-) -> None:
-    """Write the history row and the event `booking.<status>` (or `event_type`) for a change."""
-    session.add(
-        BookingTransition(
-            booking_id=booking.id,
-            from_status=from_status,
-            action=action,
-            to_status=booking.status,
-            at=now,
-            message=message,
-            actor_key_id=actor_key_id,
-            meta=meta or {},
-        )
+    new_rows: Sequence[Base] = (),
+) -> BookingOut:
+    """Write the history row and the event `booking.<status>` (or `event_type`) for a change.
+
+    `new_rows` (a new booking and its holds) are written first, in the same round trip.
+    Returns the booking as the event shows it.
+    """
+    shown = booking_out(booking)
+    transition = BookingTransition(
+        id=new_id(),
+        booking_id=booking.id,
+        from_status=from_status,
+        action=action,
+        to_status=booking.status,
+        at=now,
+        message=message,
+        actor_key_id=actor_key_id,
+        meta=meta or {},
     )
-    record_event(
-        session,
+    event = new_event(
         app_id=booking.app_id,
         type_=event_type or f"booking.{booking.status}",
         booking_id=booking.id,
         data={
-            "booking": booking_out(booking).model_dump(mode="json"),
+            "booking": shown.model_dump(mode="json"),
             "previous_status": from_status,
             "action": action,
             "message": message,
         },
         now=now,
     )
+    await queries.insert_rows(session, [*new_rows, transition, event])
+    return shown
 
 
 def record_event(
@@ -62,18 +71,31 @@ def record_event(
     data: dict[str, Any],
     now: datetime,
 ) -> Event:
-    """Write one outbox row. The payload is serialised here, once: a resend sends these bytes."""
+    """Add one outbox row to the session (written at its next flush)."""
+    event = new_event(app_id=app_id, type_=type_, booking_id=booking_id, data=data, now=now)
+    session.add(event)
+    return event
+
+
+def new_event(
+    *,
+    app_id: uuid.UUID,
+    type_: str,
+    booking_id: uuid.UUID | None,
+    data: dict[str, Any],
+    now: datetime,
+) -> Event:
+    """One outbox row. The payload is serialised here, once: a resend sends these bytes."""
     event_id = new_id()
     payload = orjson.dumps(
         {"id": str(event_id), "type": type_, "timestamp": now.isoformat(), "data": data}
     )
-    event = Event(
+    return Event(
         id=event_id,
         app_id=app_id,
         type=type_,
         booking_id=booking_id,
         payload=payload.decode(),
         created_at=now,
+        dispatched_at=None,
     )
-    session.add(event)
-    return event

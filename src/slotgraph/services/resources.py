@@ -138,7 +138,7 @@ async def create_block(
         )
         session.add(block)
         await session.flush()
-        await queries.lock_resources(session, [resource.id])
+        await queries.lock_resources(session, principal.app_id, [resource.id], hold=True)
         await check_free(
             session, resource.id, data.start_time, data.end_time, now=now, exclude=None
         )

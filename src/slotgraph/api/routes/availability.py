@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/availability", tags=["availability"])
 ResourceIds = Annotated[list[uuid.UUID], Query(alias="resource_id", min_length=1, max_length=200)]
 
 
-def slot_query(
+async def slot_query(
     resource_ids: ResourceIds,
     start: Instant,
     end: Instant,
