@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     Uuid,
     text,
@@ -360,3 +361,14 @@ class DeliveryAttempt(Base):
     response_body: Mapped[str | None] = mapped_column(Text)
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker_id: Mapped[str] = mapped_column(String(64))
+
+
+def table_of(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+BOOKING_HOLDS = table_of(BookingHold)
+BOOKING_TRANSITIONS = table_of(BookingTransition)
+EVENTS = table_of(Event)

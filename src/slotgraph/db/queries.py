@@ -103,7 +103,7 @@ ResourceRow = Row[Any]
 
 
 @functools.cache
-def _lock_statement(*, hold: bool, with_client: bool) -> Select[Any]:
+def _lock_statement(*, hold: bool, with_client: bool, one: bool) -> Select[Any]:
     client_ok: ColumnElement[bool] = literal(True)
     if with_client:
         client_ok = exists().where(
@@ -112,7 +112,9 @@ def _lock_statement(*, hold: bool, with_client: bool) -> Select[Any]:
     return (
         select(*Resource.__table__.c, client_ok.label("client_ok"))
         .where(
-            Resource.id.in_(bindparam("ids", expanding=True)),
+            Resource.id == bindparam("id")
+            if one
+            else Resource.id.in_(bindparam("ids", expanding=True)),
             Resource.app_id == bindparam("app_id"),
         )
         .order_by(Resource.id)
@@ -140,8 +142,10 @@ async def lock_resources(
 
     The client check rides along in the same statement: one round trip fewer per booking.
     """
-    stmt = _lock_statement(hold=hold, with_client=client_id is not None)
-    params = {"ids": sorted(set(ids)), "app_id": app_id, "client_id": client_id}
+    wanted = sorted(set(ids))
+    one = len(wanted) == 1  # the common case, without an expanding IN to render per call
+    stmt = _lock_statement(hold=hold, with_client=client_id is not None, one=one)
+    params = {"id": wanted[0], "ids": wanted, "app_id": app_id, "client_id": client_id}
     conn = await session.connection()
     rows = (await conn.execute(stmt, params)).all()
     if not rows:
@@ -153,7 +157,11 @@ async def lock_resources(
     return {r.id: r for r in rows}, bool(rows[0].client_ok)
 
 
-def row_values(obj: Base) -> tuple[Table, dict[str, Any]]:
+# A row to insert: its table and its column values (every column with a Python default set).
+NewRow = tuple[Table, dict[str, Any]]
+
+
+def row_values(obj: Base) -> NewRow:
     """The table and the column values set on a new ORM object.
 
     Python-side column defaults are not applied here: the caller sets those columns.
@@ -165,7 +173,7 @@ def row_values(obj: Base) -> tuple[Table, dict[str, Any]]:
     return table, values
 
 
-async def insert_rows(session: AsyncSession, rows: Sequence[Base]) -> None:
+async def insert_rows(session: AsyncSession, rows: Sequence[NewRow]) -> None:
     """INSERT new rows, in order (parents first), without the unit of work.
 
     On PostgreSQL this is one statement and one round trip: every table but the last is a
@@ -174,8 +182,7 @@ async def insert_rows(session: AsyncSession, rows: Sequence[Base]) -> None:
     the order given, so events keep their order. On SQLite, one INSERT per table.
     """
     by_table: dict[Table, list[dict[str, Any]]] = {}
-    for obj in rows:
-        table, values = row_values(obj)
+    for table, values in rows:
         same_table = by_table.setdefault(table, [])
         assert not same_table or same_table[0].keys() == values.keys(), "one shape per table"
         same_table.append(values)

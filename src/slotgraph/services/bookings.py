@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
-from slotgraph.db.models import Booking, BookingHold, BookingTransition, new_id
+from slotgraph.db.models import BOOKING_HOLDS, Booking, BookingHold, BookingTransition, new_id
 from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
 from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, SEAT_GRAPHS, Graph, Holds
@@ -190,7 +190,7 @@ async def _create(
         else:
             booking.client_id = data.client_id
 
-        holds: list[BookingHold] = []
+        holds: list[queries.NewRow] = []
         if graph.holding is Holds.SEAT:
             assert data.owner_booking_id is not None
             if data.client_id is not None:
@@ -221,7 +221,7 @@ async def _create(
                 now=now,
                 actor_key_id=principal.key_id,
                 meta={"override_rules": True} if data.override_rules else None,
-                new_rows=[booking, *holds],
+                new_rows=[queries.row_values(booking), *holds],
             )
         return shown
 
@@ -234,7 +234,7 @@ async def _place_new(
     *,
     now: datetime,
     precheck: bool,
-) -> list[BookingHold]:
+) -> list[queries.NewRow]:
     """Choose the resource(s) of a new booking; return its holds, to be written by the caller.
 
     One resource: it must pass its rules and (if the initial state holds) be free. A pool
@@ -307,7 +307,7 @@ async def _new_hold(
     now: datetime,
     check: bool = True,
     check_rules: bool = False,
-) -> BookingHold:
+) -> queries.NewRow:
     """The hold of `booking` on a locked resource: its time plus the resource's buffers.
 
     With `check_rules`, the booking must pass the resource's rules first. An active hold must
@@ -319,15 +319,16 @@ async def _new_hold(
     start, end = rules.hold_span(booking.start_time, booking.end_time)
     if active and check:
         await check_free(session, resource.id, start, end, now=now, exclude=booking.id)
-    return BookingHold(
-        id=new_id(),
-        booking_id=booking.id,
-        block_id=None,
-        resource_id=resource.id,
-        start_time=start,
-        end_time=end,
-        active=active,
-    )
+    hold = {
+        "id": new_id(),
+        "booking_id": booking.id,
+        "block_id": None,
+        "resource_id": resource.id,
+        "start_time": start,
+        "end_time": end,
+        "active": active,
+    }
+    return BOOKING_HOLDS, hold
 
 
 def _held_ids(booking: Booking) -> list[uuid.UUID]:

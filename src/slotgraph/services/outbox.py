@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
-from slotgraph.db.models import Base, Booking, BookingTransition, Event, new_id
+from slotgraph.db.models import BOOKING_TRANSITIONS, EVENTS, Booking, Event, new_id
 from slotgraph.schemas import BookingOut
 from slotgraph.services.views import booking_out
 
@@ -27,7 +27,7 @@ async def record_change(
     message: str | None = None,
     meta: dict[str, Any] | None = None,
     event_type: str | None = None,
-    new_rows: Sequence[Base] = (),
+    new_rows: Sequence[queries.NewRow] = (),
 ) -> BookingOut:
     """Write the history row and the event `booking.<status>` (or `event_type`) for a change.
 
@@ -35,17 +35,17 @@ async def record_change(
     Returns the booking as the event shows it.
     """
     shown = booking_out(booking)
-    transition = BookingTransition(
-        id=new_id(),
-        booking_id=booking.id,
-        from_status=from_status,
-        action=action,
-        to_status=booking.status,
-        at=now,
-        message=message,
-        actor_key_id=actor_key_id,
-        meta=meta or {},
-    )
+    transition = {
+        "id": new_id(),
+        "booking_id": booking.id,
+        "from_status": from_status,
+        "action": action,
+        "to_status": booking.status,
+        "at": now,
+        "message": message,
+        "actor_key_id": actor_key_id,
+        "meta": meta or {},
+    }
     event = new_event(
         app_id=booking.app_id,
         type_=event_type or f"booking.{booking.status}",
@@ -58,7 +58,10 @@ async def record_change(
         },
         now=now,
     )
-    await queries.insert_rows(session, [*new_rows, transition, event])
+    await queries.insert_rows(
+        session,
+        [*new_rows, (BOOKING_TRANSITIONS, transition), (EVENTS, event)],
+    )
     return shown
 
 
@@ -72,7 +75,9 @@ def record_event(
     now: datetime,
 ) -> Event:
     """Add one outbox row to the session (written at its next flush)."""
-    event = new_event(app_id=app_id, type_=type_, booking_id=booking_id, data=data, now=now)
+    event = Event(
+        **new_event(app_id=app_id, type_=type_, booking_id=booking_id, data=data, now=now)
+    )
     session.add(event)
     return event
 
@@ -84,18 +89,19 @@ def new_event(
     booking_id: uuid.UUID | None,
     data: dict[str, Any],
     now: datetime,
-) -> Event:
-    """One outbox row. The payload is serialised here, once: a resend sends these bytes."""
+) -> dict[str, Any]:
+    """One outbox row's values. The payload is serialised here, once: a resend sends these
+    bytes."""
     event_id = new_id()
     payload = orjson.dumps(
         {"id": str(event_id), "type": type_, "timestamp": now.isoformat(), "data": data}
     )
-    return Event(
-        id=event_id,
-        app_id=app_id,
-        type=type_,
-        booking_id=booking_id,
-        payload=payload.decode(),
-        created_at=now,
-        dispatched_at=None,
-    )
+    return {
+        "id": event_id,
+        "app_id": app_id,
+        "type": type_,
+        "booking_id": booking_id,
+        "payload": payload.decode(),
+        "created_at": now,
+        "dispatched_at": None,
+    }
