@@ -5,8 +5,9 @@ and memory.
   the server (PostgreSQL, 2 uvicorn workers, no in-process worker) to the other where possible.
 - Floor: `GET /v1/ping` on the same server, which authenticates and runs one `SELECT 1`.
 - Contention: 200 simultaneous requests for one slot; the time until all are answered.
-- Growth: the create p99 with 10,000 and with 1,000,000 bookings in the table (--quick: 100,000).
-- Memory: the peak RSS (VmHWM) of each server process after the runs.
+- Growth: the create p99 from a table of 10,000 bookings, then after filling it to 1,000,000
+  (--quick: 100,000); the runs themselves add bookings, and the table says how many.
+- Memory: the peak RSS (VmHWM) of each server process after run 1 and after run 4.
 """
 
 from __future__ import annotations
@@ -91,18 +92,20 @@ async def _resources(http: httpx.AsyncClient, base: str, prefix: str, n: int) ->
 
 
 async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
-    seconds = 3 if quick else 10
-    runs = 3 if quick else 5
+    seconds = 2 if quick else 10
+    runs = 5
     total = 100_000 if quick else 1_000_000
     floor: list[dict[str, float]] = []
     create: list[dict[str, float]] = []
     create_large: list[dict[str, float]] = []
     contention: list[float] = []
+    rows: dict[str, int] = {}
     async with database(sqlite) as url:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         workers = "1" if sqlite else "2"
         api = start(["serve", "--no-worker", "--port", str(port), "--workers", workers], url, cpu=0)
+        conn = None if sqlite else await asyncpg.connect(url)
         try:
             await wait_ready(base, api)
             limits = httpx.Limits(max_connections=256)
@@ -112,27 +115,31 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                     await http.post(f"{base}/v1/clients", headers=auth(), json={"name": "Bench"})
                 ).json()["client_id"]
                 env = {"SG_KEY": SECRET, "SG_RESOURCES": ",".join(resources), "SG_CLIENT": client}
+                if conn is not None:  # growth: start from 10,000 bookings (on other resources)
+                    app_id = str(await conn.fetchval("SELECT app_id FROM resources LIMIT 1"))
+                    fillers = await _resources(http, base, "F", 50)
+                    await _filler(conn, app_id, fillers, 10_000)
+                    rows["small_start"] = await conn.fetchval("SELECT count(*) FROM bookings")
                 for i in range(runs):
                     floor.append(_wrk(base, "ping.lua", seconds, env))
                     create.append(_wrk(base, "create.lua", seconds, {**env, "SG_RUN": str(i)}))
                     elapsed, statuses = await _contention(http, base, resources[0], client, i)
                     assert statuses == {201: 1, 409: 199}, statuses
                     contention.append(elapsed)
-                small_rows = 0
-                if not sqlite:
-                    conn = await asyncpg.connect(url)
-                    small_rows = await conn.fetchval("SELECT count(*) FROM bookings")
-                    app_id = str(await conn.fetchval("SELECT app_id FROM resources LIMIT 1"))
-                    fillers = await _resources(http, base, "F", 50)
+                rss_first = _peak_rss_mb(api)
+                if conn is not None:
+                    rows["small_end"] = await conn.fetchval("SELECT count(*) FROM bookings")
                     await _filler(conn, app_id, fillers, total)
-                    large_rows = await conn.fetchval("SELECT count(*) FROM bookings")
-                    await conn.close()
+                    rows["large_start"] = await conn.fetchval("SELECT count(*) FROM bookings")
                     for i in range(runs):
                         create_large.append(
                             _wrk(base, "create.lua", seconds, {**env, "SG_RUN": str(runs + i)})
                         )
-            rss = _peak_rss_mb(api)
+                    rows["large_end"] = await conn.fetchval("SELECT count(*) FROM bookings")
+            rss_last = _peak_rss_mb(api)
         finally:
+            if conn is not None:
+                await conn.close()
             stop(api)
 
     def col(rows: list[dict[str, float]], key: str) -> list[float]:
@@ -154,7 +161,13 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
     if create_large:
         figures += [
             Figure(
-                f"create p99 with {large_rows:,} bookings (vs {small_rows:,} above)",
+                f"create p99, table growing {rows['small_start']:,} -> {rows['small_end']:,}"
+                " (the runs above)",
+                col(create, "p99"),
+                "ms",
+            ),
+            Figure(
+                f"create p99, table growing {rows['large_start']:,} -> {rows['large_end']:,}",
                 col(create_large, "p99"),
                 "ms",
             ),
@@ -163,6 +176,14 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 [a / b for a, b in zip(col(create_large, "p99"), col(create, "p99"), strict=True)],
                 "x",
             ),
+            Figure(
+                "create throughput with the large table",
+                col(create_large, "rps"),
+                "req/s",
+            ),
         ]
-    figures.append(Figure("peak RSS per server process (master, workers)", rss, "MB"))
+    figures += [
+        Figure("peak RSS per server process after run 1 (master, workers)", rss_first, "MB"),
+        Figure("peak RSS per server process after run 4 (master, workers)", rss_last, "MB"),
+    ]
     return figures

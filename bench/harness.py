@@ -39,9 +39,10 @@ class Figure:
         return statistics.median(self.values)
 
     def row(self) -> str:
+        f = "{:,.2f}" if self.unit == "x" else "{:,.1f}"  # ratios need the second digit
         return (
-            f"| {self.name} | {self.median:,.1f} | {min(self.values):,.1f} | "
-            f"{max(self.values):,.1f} | {self.unit} |"
+            f"| {self.name} | {f.format(self.median)} | {f.format(min(self.values))} | "
+            f"{f.format(max(self.values))} | {self.unit} |"
         )
 
 

@@ -280,3 +280,28 @@ async def test_actions_unknown_and_messages(api: Api, setup: dict[str, Any]) -> 
     assert history[-1]["message"] == "went well"
     api.clock.advance(timedelta(hours=1))
     assert (await api.get(f"{path}/history")).json()["data"] == history
+
+
+@pytest.mark.parametrize(
+    ("client", "resource", "field"),
+    [
+        (True, False, "resource_id"),
+        (False, True, "client_id"),
+        (False, False, "client_id"),  # the client is checked first
+    ],
+)
+async def test_unknown_client_or_resource_is_422_on_its_field(
+    api: Api, setup: dict[str, Any], client: bool, resource: bool, field: str
+) -> None:
+    nobody = "01900000-0000-7000-8000-000000000000"
+    body = slot(setup)
+    if not client:
+        body["client_id"] = nobody
+    if not resource:
+        body["resource_id"] = nobody
+    r = await api.post("/v1/bookings", body)
+    assert r.status_code == 422, r.text
+    assert [(e["field"], e["message"]) for e in r.json()["errors"]] == [
+        (field, f"no such {field.removesuffix('_id')}")
+    ]
+    assert (await api.get("/v1/bookings")).json()["data"] == []

@@ -90,21 +90,26 @@ async def _busy(
     *,
     now: datetime,
 ) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
-    """Active holds that could touch a slot in the window; overdue payment holds block nobody."""
+    """Active holds that could touch a slot in the window; overdue payment holds block nobody.
+
+    The overdue bookings come from a subquery on the small partial index of unpaid bookings, not
+    from a join: joining every hold to its booking cost one primary-key lookup per hold, which
+    grew with the table (docs/benchmarks.md).
+    """
     reach = max((max(r.buffer_before, r.buffer_after) for r in resources), default=timedelta(0))
+    overdue = select(Booking.id).where(
+        Booking.status == "tentative",
+        Booking.payment_due_at.is_not(None),
+        Booking.payment_due_at <= now,
+    )
     rows = await session.execute(
         select(BookingHold.resource_id, BookingHold.start_time, BookingHold.end_time)
-        .outerjoin(Booking, Booking.id == BookingHold.booking_id)
         .where(
             BookingHold.resource_id.in_([r.id for r in resources]),
             BookingHold.active.is_(True),
             BookingHold.start_time < end + reach,
             BookingHold.end_time > start - reach,
-            or_(
-                Booking.payment_due_at.is_(None),
-                Booking.payment_due_at > now,
-                Booking.status != "tentative",
-            ),
+            or_(BookingHold.booking_id.is_(None), BookingHold.booking_id.not_in(overdue)),
         )
         .order_by(BookingHold.start_time)
     )
