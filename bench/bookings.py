@@ -64,9 +64,12 @@ def _peak_rss_mb(master: subprocess.Popen[bytes]) -> list[float]:
     return peaks
 
 
-async def _contention(
-    http: httpx.AsyncClient, base: str, resource: str, client: str, n: int
-) -> tuple[float, Counter[int]]:
+async def _contention(base: str, resource: str, client: str, n: int) -> tuple[float, Counter[int]]:
+    """200 simultaneous requests for one slot, each on a new connection.
+
+    A fresh client per round: reusing keep-alive connections left idle for about uvicorn's 5 s
+    keep-alive timeout races the server closing them (a ReadError, not a server fault).
+    """
     at = f"2049-06-0{1 + n % 9}T10:00:00Z"
     body = {
         "resource_id": resource,
@@ -74,11 +77,13 @@ async def _contention(
         "start_time": at,
         "end_time": at.replace("10:00", "11:00"),
     }
-    t0 = time.perf_counter()
-    answers = await asyncio.gather(
-        *(http.post(f"{base}/v1/bookings", json=body, headers=auth()) for _ in range(200))
-    )
-    return (time.perf_counter() - t0) * 1000, Counter(r.status_code for r in answers)
+    limits = httpx.Limits(max_connections=256)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        t0 = time.perf_counter()
+        answers = await asyncio.gather(
+            *(http.post(f"{base}/v1/bookings", json=body, headers=auth()) for _ in range(200))
+        )
+        return (time.perf_counter() - t0) * 1000, Counter(r.status_code for r in answers)
 
 
 async def _resources(http: httpx.AsyncClient, base: str, prefix: str, n: int) -> list[str]:
@@ -123,7 +128,7 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 for i in range(runs):
                     floor.append(_wrk(base, "ping.lua", seconds, env))
                     create.append(_wrk(base, "create.lua", seconds, {**env, "SG_RUN": str(i)}))
-                    elapsed, statuses = await _contention(http, base, resources[0], client, i)
+                    elapsed, statuses = await _contention(base, resources[0], client, i)
                     assert statuses == {201: 1, 409: 199}, statuses
                     contention.append(elapsed)
                 rss_first = _peak_rss_mb(api)
