@@ -143,6 +143,8 @@ async def lock_resources(
     The client check rides along in the same statement: one round trip fewer per booking.
     """
     wanted = sorted(set(ids))
+    if not wanted:
+        raise ValueError("lock_resources needs at least one resource id")
     one = len(wanted) == 1  # the common case, without an expanding IN to render per call
     stmt = _lock_statement(hold=hold, with_client=client_id is not None, one=one)
     params = {"id": wanted[0], "ids": wanted, "app_id": app_id, "client_id": client_id}
