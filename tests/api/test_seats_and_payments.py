@@ -22,6 +22,16 @@ async def make_class(api: Api, resource: dict[str, Any], **fields: Any) -> dict[
     return await api.book(**body)
 
 
+def payment_slot(resource: dict[str, Any], client: dict[str, Any]) -> dict[str, Any]:
+    """The slot the payment tests book and fight over (the fake clock starts 2024-05-01 09:00)."""
+    return {
+        "resource_id": resource["resource_id"],
+        "client_id": client["client_id"],
+        "start_time": "2024-05-18T10:00:00Z",
+        "end_time": "2024-05-18T11:00:00Z",
+    }
+
+
 async def seat(api: Api, owner: dict[str, Any], graph: str = "group_customer", **kw: Any) -> Any:
     client = await api.client()
     body = {
@@ -185,13 +195,7 @@ async def test_moving_the_class_moves_its_seats(api: Api, resource: dict[str, An
 async def test_payment_hold_blocks_until_due_then_frees_without_any_job(
     api: Api, resource: dict[str, Any]
 ) -> None:
-    client = await api.client()
-    slot = {
-        "resource_id": resource["resource_id"],
-        "client_id": client["client_id"],
-        "start_time": "2024-05-18T10:00:00Z",
-        "end_time": "2024-05-18T11:00:00Z",
-    }
+    slot = payment_slot(resource, await api.client())
     held = await api.book(graph="instant_payment", **slot)
     assert held["status"] == "tentative"
     assert held["payment_due_at"] == "2024-05-01T09:05:00Z"
@@ -213,15 +217,8 @@ async def test_payment_hold_blocks_until_due_then_frees_without_any_job(
 async def test_paying_after_the_deadline_is_409_and_unpaid(
     api: Api, resource: dict[str, Any]
 ) -> None:
-    client = await api.client()
-    held = await api.book(
-        graph="instant_payment",
-        resource_id=resource["resource_id"],
-        client_id=client["client_id"],
-        start_time="2024-05-18T10:00:00Z",
-        end_time="2024-05-18T11:00:00Z",
-        payment_timeout="PT15M",
-    )
+    slot = payment_slot(resource, await api.client())
+    held = await api.book(graph="instant_payment", payment_timeout="PT15M", **slot)
     assert held["payment_due_at"] == "2024-05-01T09:15:00Z"
     api.clock.advance(timedelta(minutes=15))
     r = await api.put(f"/v1/bookings/{held['booking_id']}/pay", {"payment_id": "pi_9"})
@@ -234,13 +231,7 @@ async def test_paying_after_the_deadline_is_409_and_unpaid(
 
 
 async def test_paying_in_time_keeps_the_slot(api: Api, resource: dict[str, Any]) -> None:
-    client = await api.client()
-    slot = {
-        "resource_id": resource["resource_id"],
-        "client_id": client["client_id"],
-        "start_time": "2024-05-18T10:00:00Z",
-        "end_time": "2024-05-18T11:00:00Z",
-    }
+    slot = payment_slot(resource, await api.client())
     held = await api.book(graph="instant_payment", **slot)
     api.clock.advance(timedelta(minutes=4, seconds=59))
     r = await api.put(f"/v1/bookings/{held['booking_id']}/pay", {"payment_id": "pi_1"})

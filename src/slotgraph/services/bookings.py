@@ -212,7 +212,7 @@ async def _create(
                 booking.min_booking_time = data.min_booking_time
                 booking.max_booking_time = data.max_booking_time
             holds = await _place_new(session, principal, booking, data, now=now, precheck=precheck)
-        async with _slot_guard():
+        async with slot_guard():
             shown = await record_change(
                 session,
                 booking,
@@ -348,7 +348,7 @@ async def _rehold(
     """Replace a booking's holds (after a move, or when it starts holding)."""
     await session.execute(delete(BookingHold).where(BookingHold.booking_id == booking.id))
     holds = [await _new_hold(session, booking, r, active=active, now=now) for r in resources]
-    async with _slot_guard():
+    async with slot_guard():
         await queries.insert_rows(session, holds)
 
 
@@ -762,7 +762,7 @@ class _Taken(SlotUnavailable):
 
 
 @asynccontextmanager
-async def _slot_guard() -> AsyncIterator[None]:
+async def slot_guard() -> AsyncIterator[None]:
     """Turn PostgreSQL's exclusion violation (23P01) into 409 slot_unavailable."""
     try:
         yield

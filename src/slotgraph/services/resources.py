@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, select, tuple_, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
 from slotgraph.db.models import BookingHold, Resource, ResourceBlock
-from slotgraph.errors import NotFound, ResourceInUse, SlotUnavailable
+from slotgraph.errors import NotFound, ResourceInUse
 from slotgraph.schemas import (
     BlockCreate,
     BlockOut,
@@ -21,7 +20,7 @@ from slotgraph.schemas import (
     ResourceOut,
     ResourceUpdate,
 )
-from slotgraph.services.bookings import check_free
+from slotgraph.services.bookings import check_free, slot_guard
 from slotgraph.services.common import Principal, decode_cursor, encode_cursor
 from slotgraph.services.views import resource_out
 
@@ -151,12 +150,8 @@ async def create_block(
                 active=True,
             )
         )
-        try:
+        async with slot_guard():
             await session.flush()
-        except DBAPIError as exc:
-            if queries.is_exclusion_violation(exc):
-                raise SlotUnavailable("The time was booked just now.") from exc
-            raise
         return block_out(block)
 
 
