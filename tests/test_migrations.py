@@ -76,6 +76,9 @@ async def test_upgrade_with_data_then_down_and_up(empty_engine: AsyncEngine) -> 
             )
         ).one()
     assert (row[0], row[2], row[3]) == (900, True, None)
+    async with empty_engine.connect() as conn:
+        settings = (await conn.execute(text("SELECT settings FROM apps"))).scalar()
+    assert settings in ({}, "{}")  # an existing app reads back every default setting
     await migrate(empty_engine, "0001")
     await migrate(empty_engine, "head")
     async with empty_engine.connect() as conn:

@@ -1,4 +1,4 @@
-"""`slotgraph serve | worker | migrate | apps create NAME | apps list`."""
+"""`slotgraph serve | worker | migrate | apps create NAME | apps list | apps settings APP_ID`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+from pydantic import ValidationError
+
+from slotgraph.appsettings import AppSettings
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.db.migrate import migrate
 from slotgraph.services import apps
@@ -84,6 +89,46 @@ async def _list_apps(settings: Settings) -> list[dict[str, object]]:
         }
         for app, keys in rows
     ]
+
+
+def _settings_patch(pairs: Sequence[str]) -> AppSettings:
+    """`NAME=VALUE` pairs (VALUE is JSON, or else a plain string; `a.b=` sets a nested field)."""
+    patch: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"expected NAME=VALUE, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, leaf = name.split(".")
+        node = patch
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return AppSettings.model_validate(patch)
+    except ValidationError as exc:
+        raise SystemExit(f"invalid settings:\n{exc}") from None
+
+
+async def _app_settings(settings: Settings, app_id: str, pairs: Sequence[str]) -> str:
+    try:
+        uid = uuid.UUID(app_id)
+    except ValueError:
+        raise SystemExit(f"not an app id: {app_id!r}") from None
+    patch = _settings_patch(pairs) if pairs else None
+    engine = create_engine(settings.database_url, settings)
+    try:
+        async with session_factory(engine)() as session:
+            if patch is None:
+                out = await apps.get_app(session, app_id=uid)
+            else:
+                out = await apps.update_settings(session, app_id=uid, data=patch)
+    finally:
+        await engine.dispose()
+    return out.model_dump_json(indent=2)
 
 
 async def _worker(settings: Settings) -> None:
@@ -162,6 +207,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p_create = apps_sub.add_parser("create", help="create an app; prints its keys once, as JSON")
     p_create.add_argument("name")
     apps_sub.add_parser("list", help="list apps and key prefixes, as JSON")
+    p_settings = apps_sub.add_parser(
+        "settings",
+        help="show an app's settings, or change some: NAME=VALUE (VALUE is JSON), as JSON",
+        description="e.g. slotgraph apps settings APP_ID allowed_origins='[\"https://a.example\"]'"
+        " rate_limits.public_per_minute=120",
+    )
+    p_settings.add_argument("app_id")
+    p_settings.add_argument("pairs", nargs="*", metavar="NAME=VALUE")
 
     args = parser.parse_args(argv)
     settings = Settings()
@@ -176,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(_created_json(asyncio.run(_create_app(settings, args.name))))
     elif args.command == "apps" and args.apps_command == "list":
         print(json.dumps(asyncio.run(_list_apps(settings)), indent=2))
+    elif args.command == "apps" and args.apps_command == "settings":
+        print(asyncio.run(_app_settings(settings, args.app_id, args.pairs)))
 
 
 if __name__ == "__main__":

@@ -74,3 +74,28 @@ def test_serve_prints_new_keys_once(fresh_database: tuple[str, str]) -> None:
     assert keys["secret_key"].startswith("sk_")
     assert "Keys are shown once" not in second.stderr
     assert keys["secret_key"] not in second.stderr
+
+
+async def test_apps_settings_show_and_set(fresh_database: tuple[str, str]) -> None:
+    _, url = fresh_database
+    cli(url, "migrate")
+    app_id = json.loads(cli(url, "apps", "create", "Shop").stdout)["app_id"]
+    shown = json.loads(cli(url, "apps", "settings", app_id).stdout)
+    assert shown["allowed_origins"] == []
+    assert shown["rate_limits"] == {"public_per_minute": 600, "secret_per_minute": 6000}
+    changed = json.loads(
+        cli(
+            url,
+            "apps",
+            "settings",
+            app_id,
+            'allowed_origins=["https://shop.example"]',
+            "rate_limits.public_per_minute=120",
+        ).stdout
+    )
+    assert changed["allowed_origins"] == ["https://shop.example"]
+    assert changed["rate_limits"] == {"public_per_minute": 120, "secret_per_minute": 6000}
+    assert json.loads(cli(url, "apps", "settings", app_id).stdout) == changed
+    with pytest.raises(subprocess.CalledProcessError) as bad:
+        cli(url, "apps", "settings", app_id, 'public_graphs=["group_owner"]')
+    assert "never available to the public key" in bad.value.stderr

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import __version__
 from slotgraph.api import problems
+from slotgraph.api.routes import app as app_routes
 from slotgraph.api.routes import availability, bookings, clients, meta, resources, webhooks
 from slotgraph.api.timing import ServerTiming
 from slotgraph.db.engine import create_engine, session_factory
@@ -61,7 +62,7 @@ def create_app(
         _attach(app, engine)
     app.add_middleware(ServerTiming)
     problems.install(app)
-    for module in (resources, availability, clients, bookings, webhooks, meta):
+    for module in (resources, availability, clients, bookings, webhooks, app_routes, meta):
         app.include_router(module.router)
     return app
 

@@ -70,6 +70,8 @@ class App(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # AppSettings (slotgraph/appsettings.py) as JSON; fields left out read as their defaults.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 
 class ApiKey(Base):

@@ -11,7 +11,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotgraph.appsettings import AppOut, AppSettings, merged
 from slotgraph.db.models import ApiKey, App
+from slotgraph.errors import NotFound
 from slotgraph.services.common import KeyKind, Principal
 
 _PREFIX: dict[KeyKind, str] = {"secret": "sk_", "public": "pk_"}
@@ -77,12 +79,38 @@ async def authenticate(session: AsyncSession, *, key: str) -> Principal | None:
     async with session.begin():
         row = (
             await session.execute(
-                select(ApiKey.id, ApiKey.app_id, ApiKey.kind).where(
-                    ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)
-                )
+                select(ApiKey.id, ApiKey.app_id, ApiKey.kind, App.settings)
+                .join(App, App.id == ApiKey.app_id)
+                .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
             )
         ).first()
     if row is None:
         return None
     kind: KeyKind = "secret" if row.kind == "secret" else "public"
-    return Principal(app_id=row.app_id, key_id=row.id, kind=kind)
+    settings = AppSettings.model_validate(row.settings or {})
+    return Principal(app_id=row.app_id, key_id=row.id, kind=kind, settings=settings)
+
+
+def _app_out(app: App) -> AppOut:
+    settings = AppSettings.model_validate(app.settings or {})
+    return AppOut(app_id=app.id, name=app.name, created_at=app.created_at, **dict(settings))
+
+
+async def get_app(session: AsyncSession, *, app_id: uuid.UUID) -> AppOut:
+    async with session.begin():
+        app = await session.get(App, app_id)
+        if app is None:
+            raise NotFound(f"No app {app_id}.")
+        return _app_out(app)
+
+
+async def update_settings(session: AsyncSession, *, app_id: uuid.UUID, data: AppSettings) -> AppOut:
+    """Partial update: the fields set in `data` replace the stored ones (nested ones by field)."""
+    async with session.begin():
+        app = await session.get(App, app_id, with_for_update=True)
+        if app is None:
+            raise NotFound(f"No app {app_id}.")
+        current = AppSettings.model_validate(app.settings or {})
+        app.settings = merged(current, data).model_dump(mode="json")
+        await session.flush()
+        return _app_out(app)

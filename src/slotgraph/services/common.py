@@ -11,6 +11,7 @@ from typing import Literal
 
 import orjson
 
+from slotgraph.appsettings import AppSettings
 from slotgraph.errors import BadRequest
 
 KeyKind = Literal["secret", "public"]
@@ -18,11 +19,12 @@ KeyKind = Literal["secret", "public"]
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller: an app and the key it used."""
+    """The authenticated caller: an app, the key it used, and the app's settings."""
 
     app_id: uuid.UUID
     key_id: uuid.UUID
     kind: KeyKind
+    settings: AppSettings
 
 
 def encode_cursor(at: datetime, id_: uuid.UUID) -> str:
