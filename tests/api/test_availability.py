@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -338,8 +338,16 @@ async def test_pools(api: Api) -> None:
     assert bad.status_code == 422
 
 
+# The UTC midnight two days before each zone's autumn change (the window covers the change day).
+FOLD_DAYS = {
+    "Europe/Oslo": datetime(2027, 10, 29, tzinfo=UTC),
+    "America/New_York": datetime(2027, 11, 5, tzinfo=UTC),
+    "Australia/Lord_Howe": datetime(2027, 4, 2, tzinfo=UTC),
+}
+
+
 @settings(
-    max_examples=8,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -351,11 +359,13 @@ async def test_search_and_booking_agree(engine: AsyncEngine, seed: int) -> None:
     http, created = await make_api(engine, clock)
     async with http:
         api = Api(http, created.secret_key, created.public_key, clock, engine.dialect.name)
-        zone = rng.choice(["UTC", "Europe/Oslo", "America/New_York"])
+        zone = rng.choice(["UTC", "Europe/Oslo", "America/New_York", "Australia/Lord_Howe"])
+        # Either ordinary days, or the autumn change (a repeated wall time) and the days around it.
+        start = rng.choice([T0, FOLD_DAYS.get(zone, T0)])
         hours = {
             d: [[f"{h:02d}:00", f"{h + rng.randint(1, 6):02d}:{rng.choice(['00', '30'])}"]]
-            for d in ("wed", "thu", "fri")
-            for h in [rng.randint(6, 14)]
+            for d in ("wed", "thu", "fri", "sat", "sun")
+            for h in [rng.randint(0, 14)]
         }
         r = await api.resource(
             timezone=zone,
@@ -364,9 +374,9 @@ async def test_search_and_booking_agree(engine: AsyncEngine, seed: int) -> None:
             min_notice=rng.choice(["PT0S", "PT3H"]),
             slot_step=rng.choice(["PT15M", "PT30M"]),
         )
-        window = (T0, T0 + timedelta(days=3))
+        window = (start, start + timedelta(days=3))
         for _ in range(rng.randint(0, 6)):  # some existing bookings, made with override
-            s = T0 + timedelta(minutes=15 * rng.randint(0, 4 * 72))
+            s = start + timedelta(minutes=15 * rng.randint(0, 4 * 72))
             await book(
                 api, r, s.isoformat(), (s + timedelta(minutes=30)).isoformat(), override_rules=True
             )
@@ -414,3 +424,56 @@ async def test_dst_day_search(api: Api, zone: str) -> None:
         if zone == "Europe/Oslo"
         else ["13:00:00-04:00", "14:00:00-04:00"]
     )
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "hours", "step", "expected"),
+    [
+        # 03:00 CEST -> 02:00 CET: 02:00-03:00 local happens twice (00:00Z and 01:00Z).
+        (
+            "Europe/Oslo",
+            "2027-10-31",
+            ["01:00", "05:00"],
+            "PT60M",
+            ["23:00", "00:00", "01:00", "02:00", "03:00"],
+        ),
+        # 02:00 +11:00 -> 01:30 +10:30: 01:30-02:00 local happens twice (14:30Z and 15:00Z).
+        (
+            "Australia/Lord_Howe",
+            "2027-04-04",
+            ["01:00", "04:00"],
+            "PT30M",
+            ["14:00", "14:30", "15:00", "15:30", "16:00", "16:30", "17:00"],
+        ),
+    ],
+)
+async def test_the_repeated_autumn_hour_is_offered_and_bookable(
+    api: Api, zone: str, day: str, hours: list[str], step: str, expected: list[str]
+) -> None:
+    r = await api.resource(timezone=zone, weekly_hours={"sun": [hours]}, slot_step=step)
+    start = datetime.fromisoformat(f"{day}T00:00:00Z") - timedelta(days=1)
+    got = await slots(
+        api,
+        resource_id=r["resource_id"],
+        start=start.isoformat(),
+        end=(start + timedelta(days=2)).isoformat(),
+        duration=step,
+    )
+    assert [s["start_time"][11:16] for s in got] == expected
+    # Each one, the second occurrence of the repeated wall time included, can be booked.
+    for s in got:
+        resp = await book(api, r, s["start_time"], s["end_time"])
+        assert resp.status_code == 201, (s, resp.text)
+    # An opening boundary inside the fold still means its first occurrence.
+    fold_start = {"Europe/Oslo": "02:30", "Australia/Lord_Howe": "01:45"}[zone]
+    late = await api.resource(timezone=zone, weekly_hours={"sun": [[fold_start, hours[1]]]})
+    first = await slots(
+        api,
+        resource_id=late["resource_id"],
+        start=start.isoformat(),
+        end=(start + timedelta(days=2)).isoformat(),
+        duration="PT15M",
+        limit=1,
+    )
+    opens = {"Europe/Oslo": "00:30", "Australia/Lord_Howe": "14:45"}[zone]
+    assert first[0]["start_time"][11:16] == opens

@@ -39,21 +39,38 @@ five = st.integers(0, 24 * 12).map(
 def hours(draw: st.DrawFn) -> list[tuple[time, time | None]]:
     out = []
     for _ in range(draw(st.integers(0, 3))):
-        a = draw(st.integers(0, 287))
-        b = draw(st.integers(a + 1, 288))
+        # Often in the small hours, where the clocks change: boundaries in a gap or a fold.
+        a = draw(st.integers(0, 287) | st.integers(0, 48))
+        b = draw(st.integers(a + 1, 288) | st.integers(a + 1, min(a + 24, 288)))
         out.append(
             (time(a * 5 // 60, a * 5 % 60), None if b == 288 else time(b * 5 // 60, b * 5 % 60))
         )
     return out
 
 
+# (zone, the UTC midnight before a local day worth testing): ordinary days, and the DST changes
+# of three zones, the autumn fold (a wall time that happens twice) and the spring gap.
+DAYS = [
+    ("UTC", DAY0),
+    ("Asia/Kolkata", DAY0),
+    ("Europe/Oslo", datetime(2026, 10, 24, tzinfo=UTC)),  # fold: 02:00-03:00 twice on the 25th
+    ("Europe/Oslo", datetime(2026, 3, 28, tzinfo=UTC)),  # gap: 02:00-03:00 missing on the 29th
+    ("America/New_York", datetime(2026, 10, 31, tzinfo=UTC)),  # fold: 01:00-02:00 on Nov 1st
+    ("America/New_York", datetime(2026, 3, 7, tzinfo=UTC)),  # gap: 02:00-03:00 on the 8th
+    ("Australia/Lord_Howe", datetime(2026, 4, 4, tzinfo=UTC)),  # fold: 01:30-02:00 on the 5th
+    ("Australia/Lord_Howe", datetime(2026, 10, 3, tzinfo=UTC)),  # gap: 02:00-02:30 on the 4th
+]
+
+
 @st.composite
-def cases(draw: st.DrawFn) -> tuple[Rules, list[tuple[datetime, datetime]], timedelta, datetime]:
-    zone = draw(st.sampled_from(["UTC", "Asia/Kolkata"]))
+def cases(
+    draw: st.DrawFn,
+) -> tuple[Rules, list[tuple[datetime, datetime]], timedelta, datetime, datetime]:
+    zone, day0 = draw(st.sampled_from(DAYS))
     weekly = None if draw(st.booleans()) else {d: draw(hours()) for d in WEEKDAYS}
     exceptions = {}
     if draw(st.booleans()):
-        exceptions[date(2026, 3, 3)] = draw(hours())
+        exceptions[(day0 + timedelta(days=1)).date()] = draw(hours())
     rules = Rules(
         timezone=zone,
         weekly_hours=weekly,
@@ -68,11 +85,11 @@ def cases(draw: st.DrawFn) -> tuple[Rules, list[tuple[datetime, datetime]], time
     )
     busy = []
     for _ in range(draw(st.integers(0, 6))):
-        s = DAY0 + minutes(5 * draw(st.integers(0, 2 * 288)))
+        s = day0 + minutes(5 * draw(st.integers(0, 2 * 288)))
         busy.append((s, s + minutes(5 * draw(st.integers(1, 36)))))
     duration = minutes(5 * draw(st.integers(1, 30)))
-    now = DAY0 + minutes(5 * draw(st.integers(-50, 100)))
-    return rules, busy, duration, now
+    now = day0 + minutes(5 * draw(st.integers(-50, 100)))
+    return rules, busy, duration, now, day0
 
 
 def oracle(
@@ -82,14 +99,36 @@ def oracle(
     now: datetime,
     window: tuple[datetime, datetime],
 ) -> list[datetime]:
+    """Every 5 minutes of real time in the window, each rule checked on its own.
+
+    Opening hours by their definition in docs/availability.md: a boundary is the first instant of
+    its local day whose wall-clock reading has reached it (so a boundary in a DST gap is where the
+    gap ends, and one in the autumn fold is its first occurrence); 24:00 is the next local day's
+    first instant. A start is on the grid when its wall-clock reading is, whichever fold it is in.
+    """
     zone = ZoneInfo(rules.timezone)
+    readings: dict[date, list[tuple[datetime, time]]] = {}  # local day -> (instant, wall time)
+    m = window[0] - timedelta(days=2)
+    while m < window[1] + timedelta(days=2):
+        local = m.astimezone(zone)
+        readings.setdefault(local.date(), []).append((m, local.time()))
+        m += minutes(5)
+
+    def boundary(day: date, at: time | None) -> datetime:
+        if at is not None:
+            for instant, wall in readings[day]:
+                if wall >= at:
+                    return instant
+        return readings[day + timedelta(days=1)][0][0]
+
+    spans = [
+        (boundary(day, a), boundary(day, b))
+        for day in list(readings)[1:-1]
+        for a, b in rules.hours_on(day)
+    ]
 
     def open_at(m: datetime) -> bool:
-        local = m.astimezone(zone)
-        return any(
-            a <= local.time() and (b is None or local.time() < b)
-            for a, b in rules.hours_on(local.date())
-        )
+        return any(lo <= m < hi for lo, hi in spans)
 
     def busy_at(m: datetime) -> bool:
         return any(x <= m < y for x, y in busy)
@@ -120,13 +159,13 @@ def oracle(
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(case=cases())
 def test_free_slots_match_the_minute_by_minute_oracle(
-    case: tuple[Rules, list[tuple[datetime, datetime]], timedelta, datetime],
+    case: tuple[Rules, list[tuple[datetime, datetime]], timedelta, datetime, datetime],
 ) -> None:
-    rules, busy, d, now = case
-    window = (DAY0, DAY0 + timedelta(days=2))
+    rules, busy, d, now, day0 = case
+    window = (day0, day0 + timedelta(days=2))
     # Busy spans are holds: they already include the buffers of the booking that made them.
     starts = free_starts(rules, window=window, duration=d, busy=busy, now=now)
     got = list(slots_in(starts, grid(rules, *window)))
@@ -183,18 +222,25 @@ def test_nonexistent_local_times_are_skipped() -> None:
     ]
 
 
-def test_new_york_fall_back_uses_the_first_occurrence() -> None:
-    # 2026-11-01: 02:00 EDT -> 01:00 EST; 01:00-02:00 happens twice.
+def test_new_york_fall_back_offers_both_occurrences() -> None:
+    # 2026-11-01: 02:00 EDT -> 01:00 EST; 01:00-02:00 happens twice. Both 01:00 are starts.
     ny = ZoneInfo("America/New_York")
     rules = Rules(
         "America/New_York", weekly_hours={"sun": [(time(0), time(3))]}, slot_step=minutes(60)
     )
     points = list(grid(rules, utc(2026, 11, 1, 4), utc(2026, 11, 2, 0)))  # from local 00:00
-    assert [p.astimezone(ny).strftime("%H:%M %Z") for p in points][:4] == [
+    assert [p.astimezone(ny).strftime("%H:%M %Z") for p in points][:5] == [
         "00:00 EDT",
         "01:00 EDT",
+        "01:00 EST",
         "02:00 EST",
         "03:00 EST",
+    ]
+    check_booking(rules, start=utc(2026, 11, 1, 6), end=utc(2026, 11, 1, 7), now=utc(2026, 10, 1))
+    # An opening boundary in the fold means its first occurrence: 01:30 EDT.
+    late = Rules("America/New_York", weekly_hours={"sun": [(time(1, 30), time(3))]})
+    assert opening(late, utc(2026, 11, 1), utc(2026, 11, 2)) == [
+        (utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 8))
     ]
     # Opening 00:00-03:00 local lasts four real hours that day.
     assert opening(rules, utc(2026, 11, 1), utc(2026, 11, 2)) == [

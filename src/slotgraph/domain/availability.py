@@ -5,7 +5,9 @@ in the resource's IANA zone, expanded per local date with zoneinfo, so a DST cha
 them. Conventions (docs/availability.md):
 - a local time that does not exist (spring forward) is skipped: a grid start there is not
   offered, and an opening boundary there moves to the moment the gap ends;
-- an ambiguous local time (autumn fold) means its first occurrence;
+- an ambiguous local time (autumn fold) as an opening boundary means its first occurrence;
+- every instant whose local wall-clock reading is on the grid is a grid start, so both occurrences
+  of a repeated wall time (autumn fold) are starts;
 - "24:00" as an end means the end of that local day.
 
 The free starts for a duration `d` are computed as closed intervals:
@@ -147,7 +149,8 @@ def grid(
 ) -> list[datetime]:
     """Start times on the grid in [start, end), ascending: local midnight + k * step, each day.
 
-    Wall-clock points that do not exist are skipped; ambiguous ones count once (first occurrence).
+    Every instant whose wall-clock reading is on the grid: wall-clock points that do not exist
+    are skipped; ambiguous ones (the autumn fold) are both starts.
     """
     return list(_grid(rules.timezone, step or rules.slot_step, start, end))
 
@@ -173,25 +176,30 @@ def _grid(zone_name: str, step: timedelta, start: datetime, end: datetime) -> tu
 
 
 def _grid_slow(day: date, step: timedelta, zone: ZoneInfo) -> list[datetime]:
-    """A DST-change day: each wall-clock point on its own; gaps skipped, folds once."""
+    """A DST-change day: each wall-clock point on its own; gaps skipped, folds twice."""
     wall = datetime.combine(day, time(0))
     next_day = wall + _DAY
     points = []
     while wall < next_day:
-        at = local_instant(wall.date(), wall.time(), zone)
-        if at is not None:
-            points.append(at)
+        points.extend(_instants(wall, zone))
         wall += step
     return points
 
 
+def _instants(wall: datetime, zone: ZoneInfo) -> list[datetime]:
+    """The UTC instants whose local reading is the naive `wall`: none (gap), one, or two (fold)."""
+    found = []
+    for fold in (0, 1):
+        at = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+        if at.astimezone(zone).replace(tzinfo=None) == wall and at not in found:
+            found.append(at)
+    return found
+
+
 def on_grid(rules: Rules, at: datetime) -> bool:
-    local = at.astimezone(rules.zone)
-    midnight = datetime.combine(local.date(), time(0))
-    offset = local.replace(tzinfo=None) - midnight
-    if offset % rules.slot_step:
-        return False
-    return local_instant(local.date(), local.time(), rules.zone) == at
+    """Whether the wall-clock reading of the instant `at` is on the grid (either fold)."""
+    local = at.astimezone(rules.zone).replace(tzinfo=None)
+    return not (local - datetime.combine(local.date(), time(0))) % rules.slot_step
 
 
 # -- free starts ---------------------------------------------------------------------------------
