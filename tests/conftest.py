@@ -17,6 +17,7 @@ from slotgraph.db.migrate import migrate
 
 BACKENDS = ["sqlite", "postgresql"]
 TABLES = [
+    "projects",
     "delivery_attempts",
     "deliveries",
     "webhook_endpoints",

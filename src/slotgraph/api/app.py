@@ -14,6 +14,7 @@ from slotgraph import __version__
 from slotgraph.api import problems
 from slotgraph.api.routes import app as app_routes
 from slotgraph.api.routes import availability, bookings, clients, meta, resources, webhooks
+from slotgraph.api.timekit.router import router as timekit_router
 from slotgraph.api.timing import ServerTiming
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.settings import Settings
@@ -64,6 +65,7 @@ def create_app(
     problems.install(app)
     for module in (resources, availability, clients, bookings, webhooks, app_routes, meta):
         app.include_router(module.router)
+    app.include_router(timekit_router)
     return app
 
 

@@ -45,7 +45,7 @@ async def get_now(request: Request) -> datetime:
 Now = Annotated[datetime, Depends(get_now)]
 
 
-def _key_from_header(header: str) -> str:
+def key_from_header(header: str) -> str:
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer" and value:
@@ -68,7 +68,7 @@ async def get_principal(
 ) -> Principal:
     if not authorization:
         raise Unauthenticated("An API key is required: `Authorization: Bearer <key>`.")
-    key = _key_from_header(authorization)
+    key = key_from_header(authorization)
     cache: dict[str, tuple[float, Principal]] = request.app.state.key_cache
     hit = cache.get(key)
     if hit is not None and hit[0] > time.monotonic():

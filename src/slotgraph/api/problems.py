@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
+from slotgraph.api.timekit import errors as timekit_errors
 from slotgraph.errors import SlotgraphError, ValidationFailed
 
 log = logging.getLogger("slotgraph.api")
@@ -60,9 +61,14 @@ def _field(loc: tuple[int | str, ...] | list[int | str]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(SlotgraphError)
-    async def _slotgraph(_: Request, exc: SlotgraphError) -> JSONResponse:
+    async def _slotgraph(request: Request, exc: SlotgraphError) -> JSONResponse:
         headers = {"WWW-Authenticate": 'Bearer realm="slotgraph"'} if exc.status == 401 else None
         extra = dict(exc.extra)
+        if timekit_errors.is_timekit(request.url.path):
+            fields = exc.errors if isinstance(exc, ValidationFailed) else None
+            return timekit_errors.render(
+                exc.status, exc.code, exc.detail, fields=fields, extra=extra, headers=headers
+            )
         if isinstance(exc, ValidationFailed):
             extra["errors"] = [
                 {"field": f, "loc": ["body", *f.split(".")], "message": m} for f, m in exc.errors
@@ -72,9 +78,14 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
+        timekit = timekit_errors.is_timekit(request.url.path)
         if any(e.get("type") == "json_invalid" for e in errors):
+            if timekit:
+                return timekit_errors.render(
+                    400, "malformed_json", "The request body is not valid JSON."
+                )
             return problem(400, "malformed_json", "The request body is not valid JSON.")
         out = [
             {
@@ -86,14 +97,21 @@ def install(app: FastAPI) -> None:
             for e in errors
         ]
         detail = "; ".join(f"{o['field'] or 'body'}: {o['message']}" for o in out)
+        if timekit:
+            fields = [(str(o["field"]), str(o["message"])) for o in out]
+            return timekit_errors.render(422, "validation_error", detail, fields=fields)
         return problem(
             422, "validation_error", detail, title="Validation failed", extra={"errors": out}
         )
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if timekit_errors.is_timekit(request.url.path):
+            return timekit_errors.render(
+                exc.status_code, code, detail, headers=dict(exc.headers or {})
+            )
         return problem(exc.status_code, code, detail, headers=dict(exc.headers or {}))
 
     @app.exception_handler(DBAPIError)

@@ -365,6 +365,30 @@ class DeliveryAttempt(Base):
     worker_id: Mapped[str] = mapped_column(String(64))
 
 
+class Project(Base):
+    """A Timekit-style project: what a booking widget shows and books (api/timekit).
+
+    Stored on its own: slotgraph has no booking pages yet. `settings` holds the widget's
+    `booking`, `availability`, `availability_constraints`, `customer_fields` and `ui` objects.
+    """
+
+    __tablename__ = "projects"
+    __table_args__ = (
+        Index("uq_projects_app_slug", "app_id", "slug", unique=True),
+        Index("ix_projects_app_created", "app_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100))
+    resource_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 def table_of(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)

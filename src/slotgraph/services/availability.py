@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.db.models import Booking, BookingHold, Resource
 from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
+from slotgraph.domain import overlay
 from slotgraph.domain.rules import check_booking_window
 from slotgraph.errors import BookingWindowClosed, ValidationFailed
 from slotgraph.schemas import GroupSlot, Slot
@@ -122,19 +123,16 @@ async def _busy(
 def _streams(
     resources: list[Resource],
     busy: dict[uuid.UUID, list[tuple[datetime, datetime]]],
+    q: Query,
     *,
-    start: datetime,
-    end: datetime,
-    duration: timedelta,
-    step: timedelta | None,
     now: datetime,
 ) -> list[Iterator[datetime]]:
+    start, end, duration, step = q.start, q.end, q.duration, q.step
     streams = []
     for r in resources:
-        rules = rules_of(r)
-        starts = av.free_starts(
-            rules, window=(start, end), duration=duration, busy=busy[r.id], now=now
-        )
+        rules = overlay.restrict(rules_of(r), mask=q.mask, min_buffer=q.min_buffer)
+        spans = sorted([*busy[r.id], *q.extra_busy]) if q.extra_busy else busy[r.id]
+        starts = av.free_starts(rules, window=(start, end), duration=duration, busy=spans, now=now)
         # Lazy: grid points are made only as far as the caller reads (limit=1 stops early).
         streams.append(av.slots_in(starts, av.grid(rules, start, end, step)))
     return streams
@@ -151,6 +149,10 @@ class Query:
     step: timedelta | None = None
     mode: str = "any"
     timezone: str = "UTC"
+    # Narrowing for one query (the Timekit adapter's constraints): never widens the rules.
+    mask: Mapping[str, av.Hours] | None = None  # weekday -> local hours, in each resource's zone
+    min_buffer: timedelta | None = None  # at least this much room around existing holds
+    extra_busy: Sequence[tuple[datetime, datetime]] = ()  # UTC spans treated as taken
 
 
 async def _free(
@@ -160,10 +162,9 @@ async def _free(
     _validate(q.start, q.end, q.duration)
     async with session.begin():
         resources = await _resources(session, principal.app_id, q.resource_ids)
-        busy = await _busy(session, resources, q.start, q.end, now=now)
-    streams = _streams(
-        resources, busy, start=q.start, end=q.end, duration=q.duration, step=q.step, now=now
-    )
+        reach = q.min_buffer or timedelta(0)
+        busy = await _busy(session, resources, q.start - reach, q.end + reach, now=now)
+    streams = _streams(resources, busy, q, now=now)
     return resources, av.merged_slots(streams, mode=q.mode, lazy=lazy)
 
 

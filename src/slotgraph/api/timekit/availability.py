@@ -1,0 +1,120 @@
+"""POST /v2/availability: Timekit's availability query over slotgraph's slot search.
+
+Translation table (Timekit -> slotgraph's availability Query):
+  resources (or the project's) -> resource_ids     from, to -> start, end (relative allowed)
+  length -> duration     timeslot_increments -> step     output_timezone -> timezone
+  mode roundrobin_* -> mode "any"; mutual -> mode "all"
+  buffer -> min_buffer   constraints / availability_constraints (and the project's) -> mask,
+  extra_busy (see constraints.py)
+Which free resource a round-robin slot names is the only choice made here: the first free one
+in the given order (prioritized) or one at random (random); it decides nothing about booking.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body
+from pydantic import ConfigDict, Field
+
+from slotgraph.api.deps import AnyKey, Now, Session
+from slotgraph.api.timekit import constraints, times
+from slotgraph.api.timekit.common import TimekitInput, Zone, parse, wrap, zone_named
+from slotgraph.errors import ValidationFailed
+from slotgraph.services import availability, paged, projects
+from slotgraph.services.availability import Query
+
+router = APIRouter(prefix="/availability", tags=["timekit"])
+JsonBody = Annotated[Any, Body()]
+
+MODES = {"roundrobin_random": "any", "roundrobin_prioritized": "any", "mutual": "all"}
+_CHOOSER = random.SystemRandom()
+
+
+class AvailabilityIn(TimekitInput):
+    mode: Literal["roundrobin_random", "roundrobin_prioritized", "mutual"] | None = None
+    resources: list[uuid.UUID] | None = None
+    project_id: uuid.UUID | None = None
+    from_: Any = Field(default=None, alias="from")
+    to: Any = None
+    length: Any = None
+    buffer: Any = None
+    timeslot_increments: Any = None
+    output_timezone: str | None = None
+    constraints: list[Any] | None = None
+    availability_constraints: list[Any] | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+@router.post("")
+async def fetch_availability(
+    body: JsonBody, principal: AnyKey, session: Session, now: Now, zone: Zone
+) -> dict[str, Any]:
+    tk = parse(AvailabilityIn, body if isinstance(body, dict) else {}, {"from_": "from"})
+    given = tk.model_dump(exclude_none=True)
+    rules: list[Any] = []
+    if tk.project_id is not None:
+        project = await projects.get_project(session, principal=principal, project_id=tk.project_id)
+        stored = dict(project.settings.get("availability") or {})
+        stored.setdefault("resources", [str(r) for r in project.resource_ids])
+        rules = list(project.settings.get("availability_constraints") or [])
+        given = {**parse(AvailabilityIn, stored).model_dump(exclude_none=True), **given}
+    resource_ids = given.get("resources") or []
+    if not resource_ids:
+        raise ValidationFailed.one("resources", "at least one resource (or a project with some)")
+    rules += [*given.get("constraints", []), *given.get("availability_constraints", [])]
+    start = times.instant(given.get("from_", "now"), "from", now=now)
+    end = times.instant(given.get("to", "4 weeks"), "to", now=now)
+    found = constraints.translate(rules, field="constraints", now=now)
+    busy = list(found.blocked)
+    if found.allowed is not None:
+        busy += constraints.outside(found.allowed, start, end)
+    out_zone = (
+        zone_named(given["output_timezone"], "output_timezone")
+        if "output_timezone" in given
+        else zone
+    )
+    mode = given.get("mode", "roundrobin_random")
+    query = Query(
+        resource_ids=resource_ids,
+        start=start,
+        end=end,
+        duration=times.duration(given.get("length", "1 hour"), "length"),
+        step=(
+            times.duration(given["timeslot_increments"], "timeslot_increments")
+            if "timeslot_increments" in given
+            else None
+        ),
+        mode=MODES[mode],
+        timezone="UTC",
+        mask=found.mask,
+        min_buffer=times.duration(given["buffer"], "buffer") if "buffer" in given else None,
+        extra_busy=sorted(busy),
+    )
+    slots = await availability.search(
+        session, principal=principal, query=query, limit=None, now=now
+    )
+    names = await paged.related(session, principal=principal, resource_ids=resource_ids)
+    order = {r: i for i, r in enumerate(resource_ids)}
+
+    def named(ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        return [{"id": str(i), "name": names.resources[i].name} for i in ids]
+
+    data = []
+    for slot in slots:
+        free = sorted(slot.resource_ids, key=order.__getitem__)
+        if mode == "roundrobin_random":
+            free = [_CHOOSER.choice(free)]
+        elif mode == "roundrobin_prioritized":
+            free = free[:1]
+        data.append(
+            {
+                "start": times.out(slot.start_time, out_zone),
+                "end": times.out(slot.end_time, out_zone),
+                "resources": named(free),
+            }
+        )
+    return wrap(data)

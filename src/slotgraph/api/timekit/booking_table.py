@@ -1,0 +1,197 @@
+"""Bookings: Timekit's fields -> slotgraph's (the translation table), and back.
+
+`IN` is the whole translation of a create request: each Timekit path on the left lands on the
+slotgraph path on the right (`meta.timekit.*` keeps what slotgraph has no column for). Its tests
+(tests/timekit/test_tables.py) state the expected translation independently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from slotgraph.api.timekit import times
+from slotgraph.api.timekit.common import TimekitInput, parse, validation_failed
+from slotgraph.domain.graphs import SEAT_GRAPHS
+from slotgraph.errors import ValidationFailed
+from slotgraph.schemas import BookingCreate, BookingOut
+from slotgraph.services.paged import Related
+
+RESERVED = "timekit"  # the key in a booking's meta that holds Timekit-only fields
+
+IN: dict[str, str] = {
+    "graph": "graph",
+    "resource_id": "resource_id",
+    "start": "start_time",
+    "end": "end_time",
+    "description": "details",
+    "customer.name": "customer.name",
+    "customer.email": "customer.email",
+    "customer.phone": "customer.phone",
+    "customer.timezone": "customer.timezone",
+    "meta": "meta",
+    "settings.max_seats": "max_seats",
+    "related.owner_booking_id": "owner_booking_id",
+    "what": f"meta.{RESERVED}.what",
+    "where": f"meta.{RESERVED}.where",
+    "project_id": f"meta.{RESERVED}.project_id",
+}
+# Any other customer field (voip, comment, first_name, a widget's custom fields) is kept here:
+EXTRA_CUSTOMER = f"meta.{RESERVED}.customer"
+# Timekit's own names for slotgraph's error paths, to answer in the client's terms.
+OUT_NAMES = {ours: theirs for theirs, ours in IN.items()} | {
+    "client_id": "customer",
+    "resource_ids": "resource_id",
+}
+
+Short = Annotated[str, Field(max_length=500)]
+
+
+class Customer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: Short | None = None
+    email: Short | None = None
+    phone: Annotated[str, Field(max_length=50)] | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+
+
+class Settings(TimekitInput):
+    max_seats: int | None = None
+
+
+class RelatedIn(TimekitInput):
+    owner_booking_id: uuid.UUID | None = None
+
+
+class BookingIn(TimekitInput):
+    graph: str = "instant"
+    action: Literal["create", "confirm"] | None = None  # the state comes from slotgraph's graph
+    resource_id: uuid.UUID | None = None
+    start: str | None = None
+    end: str | None = None
+    what: Short | None = None
+    where: Short | None = None
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+    customer: Customer | None = None
+    meta: dict[str, Any] | None = None
+    settings: Settings | None = None
+    related: RelatedIn | None = None
+    project_id: uuid.UUID | None = None
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and prefix not in ("meta",):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def _put(target: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for p in parents:
+        target = target.setdefault(p, {})
+    target[leaf] = value
+
+
+def booking_create(body: Any) -> BookingCreate:
+    """A Timekit create request as slotgraph's BookingCreate (errors in Timekit's names)."""
+    tk = parse(BookingIn, body)
+    given = tk.model_dump(exclude_none=True, mode="json")
+    given.pop("action", None)
+    if RESERVED in (tk.meta or {}):
+        raise ValidationFailed.one(f"meta.{RESERVED}", "is reserved by slotgraph's Timekit adapter")
+    ours: dict[str, Any] = {}
+    if "meta" in given:
+        ours["meta"] = dict(given.pop("meta"))
+    if tk.graph in SEAT_GRAPHS:
+        # A seat takes its resource and time from its class; the widget sends them anyway.
+        for name in ("resource_id", "start", "end"):
+            given.pop(name, None)
+    for path, value in _flatten(given).items():
+        if path in IN:
+            _put(ours, IN[path], value)
+        elif path.startswith("customer."):
+            _put(ours, f"{EXTRA_CUSTOMER}.{path.removeprefix('customer.')}", value)
+    for name in ("start_time", "end_time"):
+        if name in ours:
+            ours[name] = times.timestamp(ours[name], OUT_NAMES[name]).isoformat()
+    try:
+        return BookingCreate.model_validate(ours)
+    except ValidationError as exc:
+        raise validation_failed(exc, OUT_NAMES) from None
+
+
+def booking(
+    b: BookingOut, related: Related, zone: ZoneInfo, include: frozenset[str]
+) -> dict[str, Any]:
+    """slotgraph's booking in Timekit's shape; `include` adds the related parts asked for."""
+    tk: dict[str, Any] = b.meta.get(RESERVED, {}) if isinstance(b.meta.get(RESERVED), dict) else {}
+    resource = related.resources.get(b.resource_id)
+    out: dict[str, Any] = {
+        "id": str(b.booking_id),
+        "graph": b.graph,
+        "state": b.status,
+        "completed": b.completed,
+        "available_actions": b.available_actions,
+        "possible_actions": b.available_actions,
+        "created_at": times.out(b.created_at, zone),
+        "updated_at": times.out(b.updated_at, zone),
+        "meta": {k: v for k, v in b.meta.items() if k != RESERVED},
+        "resource": {"id": str(b.resource_id), "name": resource.name if resource else None},
+    }
+    if tk.get("project_id"):
+        out["project"] = {"id": tk["project_id"]}
+    if b.owner_booking_id is not None:
+        out["related"] = {"owner_booking_id": str(b.owner_booking_id)}
+    event = {
+        "start": times.out(b.start_time, zone),
+        "end": times.out(b.end_time, zone),
+        "what": tk.get("what", ""),
+        "where": tk.get("where", ""),
+        "description": b.details or "",
+    }
+    if "attributes" in include:
+        attributes: dict[str, Any] = {"event_info": event}
+        if b.max_seats is not None:
+            attributes["group_booking"] = {
+                "max_seats": b.max_seats,
+                "current_seats": b.seats_taken,
+                "seats_left": b.seats_left,
+            }
+        if b.payment_due_at is not None or b.payment_id is not None:
+            attributes["payment"] = {
+                "due_at": times.out(b.payment_due_at, zone),
+                "payment_id": b.payment_id,
+            }
+        out["attributes"] = attributes
+    if "event" in include:
+        out["event"] = {"id": str(b.booking_id), **event, "all_day": False}
+    if "customers" in include:
+        client = related.clients.get(b.client_id) if b.client_id else None
+        out["customers"] = (
+            [
+                {
+                    "id": str(client.client_id),
+                    "name": client.name,
+                    "email": client.email,
+                    "phone": client.phone or "",
+                    "timezone": client.timezone,
+                    **tk.get("customer", {}),
+                }
+            ]
+            if client
+            else []
+        )
+    if "user" in include and resource is not None:
+        out["user"] = {
+            "id": str(resource.resource_id),
+            "name": resource.name,
+            "email": resource.email,
+            "timezone": resource.timezone,
+        }
+    return out

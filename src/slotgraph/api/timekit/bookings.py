@@ -1,0 +1,277 @@
+"""/v2/bookings: create, list, show, actions, group classes, reschedule."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request, Response
+
+from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
+from slotgraph.api.timekit import booking_table, times
+from slotgraph.api.timekit.common import Includes, Pages, TimekitInput, Zone, parse, wrap
+from slotgraph.domain.graphs import ALL_ACTIONS
+from slotgraph.errors import NotFound, ValidationFailed
+from slotgraph.schemas import ActionBody, BookingOut, BookingUpdate
+from slotgraph.services import bookings, paged
+from slotgraph.services.common import Principal
+from slotgraph.services.paged import Filters
+
+router = APIRouter(prefix="/bookings", tags=["timekit"])
+JsonBody = Annotated[Any, Body()]
+
+# `search=k:v;k2:v2` keys -> how each narrows the search (Timekit's names on the left).
+SEARCH_KEYS = (
+    "graph",
+    "state",
+    "resource.id",
+    "customer.email",
+    "customer.name",
+    "project.id",
+    "completed",
+    "meta.*",
+)
+_SAFE = re.compile(r"^[\w.@+\- *:/]{1,200}$")
+
+
+def search_filters(search: str | None) -> Filters:
+    """Timekit's `search` parameter as Filters; an unknown key is a 422, never ignored."""
+    found: dict[str, Any] = {"graphs": [], "states": [], "meta": []}
+    for part in (search or "").split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition(":")
+        key, value = key.strip(), value.strip()
+        if not sep or not value or not _SAFE.match(value):
+            raise ValidationFailed.one("search", f"{part!r}: use key:value pairs joined by ;")
+        if key == "graph":
+            found["graphs"].append(value)
+        elif key == "state":
+            found["states"].append(value)
+        elif key == "resource.id":
+            found["resource_id"] = _uuid(value, "search")
+        elif key == "customer.email":
+            found["customer_email"] = value
+        elif key == "customer.name":
+            found["customer_name"] = value.replace("%", "").replace("*", "%")
+        elif key == "project.id":
+            found["meta"].append(((booking_table.RESERVED, "project_id"), value))
+        elif key == "completed" and value in ("true", "false"):
+            found["completed"] = value == "true"
+        elif key.startswith("meta.") and len(key) > 5:
+            found["meta"].append((tuple(key[5:].split(".")), value))
+        else:
+            raise ValidationFailed.one(
+                "search", f"cannot search by {key!r}; by: {', '.join(SEARCH_KEYS)}"
+            )
+    return Filters(**found)
+
+
+def _uuid(value: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValidationFailed.one(field, f"{value!r} is not an id") from None
+
+
+async def _render(
+    session: Session,
+    principal: Principal,
+    rows: list[BookingOut],
+    zone: Zone,
+    include: frozenset[str],
+) -> list[dict[str, Any]]:
+    rel = await paged.related(session, principal=principal, bookings=rows)
+    return [booking_table.booking(b, rel, zone, include) for b in rows]
+
+
+@router.post("", status_code=201)
+async def create_booking(
+    body: JsonBody,
+    principal: AnyKey,
+    session: Session,
+    now: Now,
+    zone: Zone,
+    include: Includes,
+    response: Response,
+) -> dict[str, Any]:
+    """Timekit's create; the public (widget) key may do this, as on /v1."""
+    data = booking_table.booking_create(body)
+    out = await bookings.create_booking(session, principal=principal, data=data, now=now)
+    response.headers["Location"] = f"/v2/bookings/{out.booking_id}"
+    return wrap((await _render(session, principal, [out], zone, include))[0])
+
+
+@router.get("")
+async def list_bookings(
+    request: Request,
+    principal: SecretKey,
+    session: Session,
+    zone: Zone,
+    include: Includes,
+    pages: Pages,
+    search: str | None = None,
+) -> dict[str, Any]:
+    rows, total = await paged.search_bookings(
+        session,
+        principal=principal,
+        filters=search_filters(search),
+        limit=pages.limit,
+        offset=pages.offset,
+    )
+    return pages.envelope(request, await _render(session, principal, rows, zone, include), total)
+
+
+@router.get("/groups")
+async def list_groups(
+    request: Request,
+    principal: AnyKey,
+    session: Session,
+    now: Now,
+    zone: Zone,
+    include: Includes,
+    pages: Pages,
+    search: str | None = None,
+) -> dict[str, Any]:
+    """Group classes (group_owner bookings), as the widget lists them. With the public key:
+    only classes that take bookings (confirmed, not started), and never their customers."""
+    filters = search_filters(search)
+    extra: dict[str, Any] = {"graphs": ["group_owner"]}
+    if principal.kind != "secret":
+        extra |= {"states": ["confirmed"], "starts_after": now}
+        include = include - {"customers"}
+    filters = Filters(**{**filters.__dict__, **extra})
+    rows, total = await paged.search_bookings(
+        session, principal=principal, filters=filters, limit=pages.limit, offset=pages.offset
+    )
+    shown = await _render(session, principal, rows, zone, include | {"attributes"})
+    return pages.envelope(request, shown, total)
+
+
+@router.get("/groups/{booking_id}")
+async def show_group(
+    booking_id: uuid.UUID,
+    principal: AnyKey,
+    session: Session,
+    now: Now,
+    zone: Zone,
+    include: Includes,
+) -> dict[str, Any]:
+    out = await bookings.get_booking(session, principal=principal, booking_id=booking_id, now=now)
+    if out.graph != "group_owner" or (principal.kind != "secret" and out.status != "confirmed"):
+        raise NotFound(f"No group booking {booking_id}.")
+    if principal.kind != "secret":
+        include = include - {"customers"}
+    return wrap((await _render(session, principal, [out], zone, include | {"attributes"}))[0])
+
+
+@router.get("/{booking_id}")
+async def show_booking(
+    booking_id: uuid.UUID,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    zone: Zone,
+    include: Includes,
+) -> dict[str, Any]:
+    out = await bookings.get_booking(session, principal=principal, booking_id=booking_id, now=now)
+    return wrap((await _render(session, principal, [out], zone, include))[0])
+
+
+class ActionInput(TimekitInput):
+    message: str | None = None
+    payment_id: str | None = None
+
+
+def action_body(action: str, body: Any) -> ActionBody:
+    """`{"<action>": {...}}` (Timekit), or the same fields at the top level."""
+    if body is None or body == {}:
+        return ActionBody()
+    if not isinstance(body, dict):
+        raise ValidationFailed.one("body", "a JSON object")
+    nested = body.get(action, {})
+    flat = {k: v for k, v in body.items() if k != action}
+    if not isinstance(nested, dict):
+        raise ValidationFailed.one(action, 'an object, e.g. {"message": "..."}')
+    given = parse(ActionInput, {**flat, **nested})
+    return ActionBody(message=given.message, payment_id=given.payment_id)
+
+
+@router.put("/{booking_id}/{action}")
+async def apply_action(
+    booking_id: uuid.UUID,
+    action: str,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    zone: Zone,
+    include: Includes,
+    body: JsonBody = None,
+) -> dict[str, Any]:
+    """Apply a graph action; 409 `invalid_action` (naming the allowed ones) if not allowed now."""
+    if action not in ALL_ACTIONS:
+        raise NotFound(f"No action {action!r}; actions: {', '.join(sorted(ALL_ACTIONS))}.")
+    out = await bookings.apply_action(
+        session,
+        principal=principal,
+        booking_id=booking_id,
+        action=action,
+        body=action_body(action, body),
+        now=now,
+    )
+    return wrap((await _render(session, principal, [out], zone, include))[0])
+
+
+@router.delete("/{booking_id}")
+async def delete_booking(
+    booking_id: uuid.UUID,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    zone: Zone,
+    include: Includes,
+) -> dict[str, Any]:
+    """Nothing is erased: this is the `cancel` action (the booking stays, with its history)."""
+    out = await bookings.apply_action(
+        session,
+        principal=principal,
+        booking_id=booking_id,
+        action="cancel",
+        body=ActionBody(),
+        now=now,
+    )
+    return wrap((await _render(session, principal, [out], zone, include))[0])
+
+
+class RescheduleIn(TimekitInput):
+    start: str
+    end: str
+    resource_id: uuid.UUID | None = None
+    message: str | None = None
+
+
+@router.post("/{booking_id}/reschedule")
+@router.post("/{booking_id}/reschedule/", include_in_schema=False)
+async def reschedule(
+    booking_id: uuid.UUID,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    zone: Zone,
+    include: Includes,
+    body: JsonBody = None,
+) -> dict[str, Any]:
+    """Move a booking to a new time (and resource); the slot is checked again. The booking
+    keeps its id (Timekit makes a new one)."""
+    tk = parse(RescheduleIn, body)
+    start, end = times.timestamp(tk.start, "start"), times.timestamp(tk.end, "end")
+    data = parse(
+        BookingUpdate,
+        {"start_time": start, "end_time": end, "resource_id": tk.resource_id},
+        {"start_time": "start", "end_time": "end"},
+    )
+    out = await bookings.modify_booking(
+        session, principal=principal, booking_id=booking_id, data=data, now=now
+    )
+    return wrap((await _render(session, principal, [out], zone, include))[0])

@@ -1,0 +1,76 @@
+"""Timekit's ways of saying when and how long: timestamps, "now", "2 hours", "3 days 2 weeks".
+
+Pure translation into aware UTC datetimes and timedeltas. A timestamp must carry its offset, as
+everywhere in slotgraph; a relative time counts from `now`. Months and years are refused: their
+length depends on the calendar, and Timekit's own limits are a few months anyway.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from slotgraph.errors import ValidationFailed
+
+_UNITS = {
+    "second": timedelta(seconds=1),
+    "minute": timedelta(minutes=1),
+    "min": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+}
+_PART = re.compile(r"\s*(\d{1,6})\s*(second|minute|min|hour|day|week)s?\s*", re.IGNORECASE)
+
+
+def duration(text: object, field: str) -> timedelta:
+    """`"2 hours"`, `"1 hour 30 minutes"`, `"90 minutes"` (a bare number of minutes too)."""
+    if isinstance(text, int) and not isinstance(text, bool) and text > 0:
+        return timedelta(minutes=text)
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationFailed.one(field, 'a duration such as "30 minutes" or "2 hours"')
+    total, pos = timedelta(0), 0
+    while pos < len(text):
+        m = _PART.match(text, pos)
+        if m is None:
+            raise ValidationFailed.one(
+                field, f'{text!r} is not a duration such as "30 minutes" or "2 hours"'
+            )
+        total += int(m.group(1)) * _UNITS[m.group(2).lower()]
+        pos = m.end()
+    if total <= timedelta(0):
+        raise ValidationFailed.one(field, "must be longer than zero")
+    return total
+
+
+def instant(text: object, field: str, *, now: datetime) -> datetime:
+    """A timestamp with an offset, `"now"`, or a time relative to now (`"1 week"`)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationFailed.one(field, "a timestamp with an offset, or a relative time")
+    if text.strip().lower() == "now":
+        return now
+    if text.strip()[:1].isdigit() and _PART.match(text):
+        try:
+            return now + duration(text, field)
+        except ValidationFailed:
+            pass
+    return timestamp(text, field)
+
+
+def timestamp(text: object, field: str) -> datetime:
+    """An absolute time with its offset (`2024-05-18T10:00:00+02:00`), as UTC."""
+    try:
+        parsed = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed.one(
+            field, f"{text!r} is not a timestamp such as 2024-05-18T10:00:00+02:00"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValidationFailed.one(field, "the timestamp needs an offset, e.g. +02:00 or Z")
+    return parsed.astimezone(UTC)
+
+
+def out(at: datetime | None, zone: ZoneInfo) -> str | None:
+    """A timestamp as Timekit answers it: ISO 8601 with the offset of the wanted zone."""
+    return None if at is None else at.astimezone(zone).isoformat()

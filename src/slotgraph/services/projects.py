@@ -1,0 +1,213 @@
+"""Projects: what a Timekit booking widget shows and books, stored on their own.
+
+A project names resources and carries the widget's settings (`booking`, `availability`,
+`availability_constraints`, `customer_fields`, `ui`) as opaque JSON: the adapter reads the parts it
+translates (api/timekit), the widget reads the rest. Projects are archived, never erased.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.db.models import Project, Resource
+from slotgraph.errors import Conflict, NotFound, ValidationFailed
+from slotgraph.services.common import Principal
+
+MAX_SETTINGS_BYTES = 64_000  # Timekit's own limit for a request's JSON
+MAX_RESOURCES = 200
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+
+
+class SlugTaken(Conflict):
+    code = "slug_taken"
+    title = "Slug taken"
+
+
+@dataclass(frozen=True)
+class ProjectData:
+    """A new project, or (in an update) the fields to change: None keeps a field as it is."""
+
+    name: str | None = None
+    slug: str | None = None
+    resource_ids: list[uuid.UUID] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # keys given replace stored ones
+
+
+@dataclass(frozen=True)
+class ProjectOut:
+    project_id: uuid.UUID
+    name: str
+    slug: str
+    resource_ids: list[uuid.UUID]
+    settings: dict[str, Any]
+    archived: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+def _out(p: Project) -> ProjectOut:
+    return ProjectOut(
+        project_id=p.id,
+        name=p.name,
+        slug=p.slug,
+        resource_ids=[uuid.UUID(r) for r in p.resource_ids],
+        settings=p.settings,
+        archived=p.archived_at is not None,
+        created_at=p.created_at,
+        updated_at=p.updated_at,
+    )
+
+
+async def _check(session: AsyncSession, app_id: uuid.UUID, data: ProjectData) -> None:
+    errors: list[tuple[str, str]] = []
+    if data.slug is not None and not _SLUG.match(data.slug):
+        errors.append(("slug", "lowercase letters, digits and dashes, at most 100"))
+    if data.name is not None and not 1 <= len(data.name) <= 200:
+        errors.append(("name", "from 1 to 200 characters"))
+    if len(orjson.dumps(data.settings)) > MAX_SETTINGS_BYTES:
+        errors.append(("settings", f"at most {MAX_SETTINGS_BYTES} bytes of JSON"))
+    ids = data.resource_ids or []
+    if len(ids) > MAX_RESOURCES:
+        errors.append(("resources", f"at most {MAX_RESOURCES} resources"))
+    elif ids:
+        found = set(
+            await session.scalars(
+                select(Resource.id).where(
+                    Resource.app_id == app_id,
+                    Resource.id.in_(ids),
+                    Resource.archived_at.is_(None),
+                )
+            )
+        )
+        missing = [str(i) for i in ids if i not in found]
+        if missing:
+            errors.append(("resources", f"no such resource: {', '.join(missing)}"))
+    if errors:
+        raise ValidationFailed(errors)
+
+
+async def _flush(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise SlugTaken("Another project of this app has this slug.") from exc
+
+
+async def create_project(
+    session: AsyncSession, *, principal: Principal, data: ProjectData, now: datetime
+) -> ProjectOut:
+    if data.name is None or data.slug is None:
+        raise ValidationFailed(
+            [(f, "required") for f in ("name", "slug") if getattr(data, f) is None]
+        )
+    async with session.begin():
+        await _check(session, principal.app_id, data)
+        project = Project(
+            app_id=principal.app_id,
+            name=data.name,
+            slug=data.slug,
+            resource_ids=[str(i) for i in dict.fromkeys(data.resource_ids or [])],
+            settings=data.settings,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(project)
+        await _flush(session)
+        return _out(project)
+
+
+async def _load(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    *,
+    project_id: uuid.UUID | None = None,
+    slug: str | None = None,
+    lock: bool = False,
+) -> Project:
+    stmt = select(Project).where(Project.app_id == app_id, Project.archived_at.is_(None))
+    if project_id is not None:
+        stmt = stmt.where(Project.id == project_id)
+    if slug is not None:
+        stmt = stmt.where(Project.slug == slug)
+    if lock:
+        stmt = stmt.with_for_update()
+    project = await session.scalar(stmt)
+    if project is None:
+        raise NotFound(f"No project {project_id or slug}.")
+    return project
+
+
+async def get_project(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    project_id: uuid.UUID | None = None,
+    slug: str | None = None,
+) -> ProjectOut:
+    """One live project, by id or by slug (the widget's embed and hosted forms)."""
+    async with session.begin():
+        return _out(await _load(session, principal.app_id, project_id=project_id, slug=slug))
+
+
+async def list_projects(
+    session: AsyncSession, *, principal: Principal, limit: int, offset: int
+) -> tuple[list[ProjectOut], int]:
+    """A page of live projects, oldest first, and how many there are in all."""
+    live = (Project.app_id == principal.app_id, Project.archived_at.is_(None))
+    async with session.begin():
+        total = int(await session.scalar(select(func.count()).where(*live)) or 0)
+        rows = await session.scalars(
+            select(Project)
+            .where(*live)
+            .order_by(Project.created_at, Project.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [_out(p) for p in rows], total
+
+
+async def update_project(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    project_id: uuid.UUID,
+    data: ProjectData,
+    now: datetime,
+) -> ProjectOut:
+    async with session.begin():
+        project = await _load(session, principal.app_id, project_id=project_id, lock=True)
+        await _check(session, principal.app_id, data)
+        if data.name is not None:
+            project.name = data.name
+        if data.slug is not None:
+            project.slug = data.slug
+        if data.resource_ids is not None:
+            project.resource_ids = [str(i) for i in dict.fromkeys(data.resource_ids)]
+        if data.settings:
+            merged = {**project.settings, **data.settings}
+            if len(orjson.dumps(merged)) > MAX_SETTINGS_BYTES:
+                raise ValidationFailed.one("settings", f"at most {MAX_SETTINGS_BYTES} bytes")
+            project.settings = merged
+        project.updated_at = now
+        await _flush(session)
+        return _out(project)
+
+
+async def archive_project(
+    session: AsyncSession, *, principal: Principal, project_id: uuid.UUID, now: datetime
+) -> ProjectOut:
+    """Archive: the project disappears from every answer; its bookings are untouched."""
+    async with session.begin():
+        project = await _load(session, principal.app_id, project_id=project_id, lock=True)
+        project.archived_at = now
+        project.updated_at = now
+        return _out(project)
