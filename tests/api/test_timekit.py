@@ -56,11 +56,14 @@ def customer(n: int = 1) -> dict[str, Any]:
 
 async def test_basic_auth_and_errors_in_timekit_shape(api: Api) -> None:
     r = await api.http.get("/v2/resources")
-    assert r.status_code == 401 and "error" in r.json() and "type" not in r.json()
+    assert r.status_code == 401
+    assert "error" in r.json()
+    assert "type" not in r.json()
     r = await v2(api, "GET", "/resources", key="nope")
     assert r.status_code == 401
     r = await v2(api, "GET", "/bookings/00000000-0000-0000-0000-000000000000")
-    assert r.status_code == 404 and set(r.json()) >= {"error"}
+    assert r.status_code == 404
+    assert set(r.json()) >= {"error"}
     r = await v2(api, "POST", "/resources", {"name": "x"})
     assert r.status_code == 422
     assert r.json()["errors"] == {"timezone": ["Field required"]}
@@ -107,10 +110,12 @@ async def test_instant_booking_round_trip(api: Api) -> None:
     }
     assert b["customers"][0]["email"] == "marty1@example.com"
     assert b["customers"][0]["voip"] == "McFly"
-    assert b["meta"] == {"ref": "A1"} and b["user"]["name"] == "Doc Brown"
+    assert b["meta"] == {"ref": "A1"}
+    assert b["user"]["name"] == "Doc Brown"
     # the same booking through /v1: one set of services, one booking
     v1 = await api.get(f"/v1/bookings/{b['id']}")
-    assert v1.json()["details"] == "10:04 PM" and v1.json()["status"] == "confirmed"
+    assert v1.json()["details"] == "10:04 PM"
+    assert v1.json()["status"] == "confirmed"
     # a second booking of the same slot: slotgraph never double-books
     again = await v2(
         api,
@@ -124,7 +129,8 @@ async def test_instant_booking_round_trip(api: Api) -> None:
             "customer": customer(2),
         },
     )
-    assert again.status_code == 409 and again.json()["code"] == "slot_unavailable"
+    assert again.status_code == 409
+    assert again.json()["code"] == "slot_unavailable"
     # Timekit-Timezone shapes the output
     shown = await api.http.get(
         f"/v2/bookings/{b['id']}",
@@ -148,7 +154,8 @@ async def test_actions_search_and_reschedule(api: Api) -> None:
     b = (await v2(api, "POST", "/bookings", body)).json()["data"]
     assert b["state"] == "tentative"
     bad = await v2(api, "PUT", f"/bookings/{b['id']}/pay")
-    assert bad.status_code == 409 and set(bad.json()["allowed_actions"]) == {
+    assert bad.status_code == 409
+    assert set(bad.json()["allowed_actions"]) == {
         "confirm",
         "decline",
         "cancel",
@@ -188,7 +195,8 @@ async def test_actions_search_and_reschedule(api: Api) -> None:
     assert moved.status_code == 200, moved.text
     assert moved.json()["data"]["event"]["start"] == "2024-05-06T12:00:00+00:00"
     bad_search = await v2(api, "GET", "/bookings", search="color:red")
-    assert bad_search.status_code == 422 and "search" in bad_search.json()["errors"]
+    assert bad_search.status_code == 422
+    assert "search" in bad_search.json()["errors"]
 
 
 async def test_group_class_and_seats(api: Api) -> None:
@@ -212,7 +220,8 @@ async def test_group_class_and_seats(api: Api) -> None:
     ).json()["data"]
     groups = (await v2(api, "GET", "/bookings/groups", key=api.public_key)).json()
     item = groups["data"][0]
-    assert item["id"] == owner["id"] and item["resource"]["id"] == res["id"]
+    assert item["id"] == owner["id"]
+    assert item["resource"]["id"] == res["id"]
     assert item["attributes"]["group_booking"] == {
         "max_seats": 2,
         "current_seats": 0,
@@ -314,7 +323,8 @@ async def test_availability_modes_and_constraints(api: Api) -> None:
     ).json()
     assert blocked["data"] == []
     bad = await v2(api, "POST", "/availability", {**query, "constraints": [{"allow_moon": {}}]})
-    assert bad.status_code == 422 and "constraints.0" in bad.json()["errors"]
+    assert bad.status_code == 422
+    assert "constraints.0" in bad.json()["errors"]
 
 
 async def test_projects_and_the_widget_view(api: Api) -> None:
