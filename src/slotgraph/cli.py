@@ -21,7 +21,7 @@ from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.db.migrate import migrate
 from slotgraph.services import apps
 from slotgraph.settings import Settings
-from slotgraph.webhooks.worker import Worker
+from slotgraph.worker import Worker
 
 
 def _now() -> datetime:

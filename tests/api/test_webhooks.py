@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from slotgraph.api.app import create_app
 from slotgraph.settings import Settings
-from slotgraph.webhooks.worker import Worker
+from slotgraph.worker import Worker
 from tests.api.conftest import TEST_SETTINGS, Api
 from tests.receiver import Receiver, running_receiver
 

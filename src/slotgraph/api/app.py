@@ -18,7 +18,7 @@ from slotgraph.api.timekit.router import router as timekit_router
 from slotgraph.api.timing import ServerTiming
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.settings import Settings
-from slotgraph.webhooks.worker import Worker
+from slotgraph.worker import Worker
 
 
 def utc_now() -> datetime:

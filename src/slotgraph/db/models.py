@@ -174,7 +174,7 @@ class Booking(Base):
     status: Mapped[str] = mapped_column(String(32))
     resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"))
     # Every resource held when there are several (assign "all"); None: just resource_id.
-    # Kept in step with the booking's BookingHold rows by services/bookings.py.
+    # Kept in step with the booking's BookingHold rows by services/bookings/lifecycle.py.
     resource_ids: Mapped[list[str] | None] = mapped_column(JSONType)
     client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clients.id"))
     start_time: Mapped[datetime] = mapped_column(UTCDateTime)

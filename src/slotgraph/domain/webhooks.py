@@ -1,36 +1,14 @@
-"""Webhook rules: the retry schedule, event filters, when to give up. Pure."""
+"""Webhook rules: event filters, which endpoint gets which event, its signing secrets, when to
+switch it off. Pure. (The retry schedule is shared by every channel: domain/deliveries.py.)"""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
 
-# After the first attempt fails, retry after these delays; after the last, give up.
-RETRY_SCHEDULE: tuple[timedelta, ...] = (
-    timedelta(seconds=5),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=5),
-    timedelta(hours=10),
-    timedelta(hours=10),
-)
-MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
-JITTER = 0.1  # each delay is stretched or shrunk by up to 10 %
 DISABLE_AFTER_FAILING = timedelta(days=5)
 
 _FILTER = re.compile(r"^(\*|[a-z_]+\.(\*|[a-z_]+))$")
-
-
-def next_retry_at(attempt: int, now: datetime, jitter: float) -> datetime | None:
-    """When to try again after failed attempt number `attempt` (1-based); None: give up.
-
-    `jitter` is a number in [-1, 1] chosen by the caller (random in production).
-    """
-    if attempt >= MAX_ATTEMPTS:
-        return None
-    delay = RETRY_SCHEDULE[attempt - 1]
-    return now + delay * (1 + JITTER * max(-1.0, min(1.0, jitter)))
 
 
 def valid_filter(pattern: str) -> bool:
@@ -59,3 +37,23 @@ def should_disable(
     if failing_since is not None and now - failing_since >= DISABLE_AFTER_FAILING:
         return "No successful delivery for 5 days."
     return None
+
+
+def wants(
+    *, filters: list[str] | None, subscribed_at: datetime, event_type: str, event_at: datetime
+) -> bool:
+    """Does an endpoint created at `subscribed_at` with `filters` get this event?
+
+    Events older than the endpoint are not sent to it (only `retry` sends one explicitly).
+    """
+    return subscribed_at <= event_at and matches(filters, event_type)
+
+
+def signing_secrets(
+    *, secret: str, previous: str | None, previous_expires_at: datetime | None, now: datetime
+) -> list[str]:
+    """The secrets that sign a delivery: the current one, plus the previous one while a
+    rotation's overlap lasts."""
+    if previous and previous_expires_at is not None and previous_expires_at > now:
+        return [secret, previous]
+    return [secret]

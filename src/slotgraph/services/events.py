@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +13,12 @@ from slotgraph.db.models import Event
 from slotgraph.errors import BadRequest, NotFound
 from slotgraph.schemas import EventOut, Page
 from slotgraph.services.common import Principal
-from slotgraph.services.webhooks import parse_payload
+
+
+def parse_payload(payload: str) -> dict[str, object]:
+    value = orjson.loads(payload)
+    assert isinstance(value, dict)
+    return value
 
 
 def event_out(e: Event) -> EventOut:

@@ -20,7 +20,7 @@ from slotgraph.schemas import (
     ResourceOut,
     ResourceUpdate,
 )
-from slotgraph.services.bookings import check_free, slot_guard
+from slotgraph.services.bookings.lifecycle import check_free, slot_guard
 from slotgraph.services.common import Principal, decode_cursor, encode_cursor
 from slotgraph.services.views import resource_out
 

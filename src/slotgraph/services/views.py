@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from slotgraph.db.models import Booking, BookingTransition, Client, Resource
+from slotgraph.db.models import Booking, BookingTransition, Client, Resource, WebhookEndpoint
 from slotgraph.domain.graphs import GRAPHS
-from slotgraph.schemas import BookingOut, ClientOut, ResourceOut, TransitionOut
+from slotgraph.schemas import BookingOut, ClientOut, ResourceOut, TransitionOut, WebhookOut
 
 
 def resource_out(r: Resource) -> ResourceOut:
@@ -91,4 +91,17 @@ def transition_out(t: BookingTransition) -> TransitionOut:
         message=t.message,
         actor_key_id=t.actor_key_id,
         meta=t.meta,
+    )
+
+
+def webhook_out(e: WebhookEndpoint) -> WebhookOut:
+    return WebhookOut(
+        webhook_id=e.id,
+        url=e.url,
+        events=e.events,
+        description=e.description,
+        enabled=e.enabled,
+        disabled_reason=e.disabled_reason,
+        created_at=e.created_at,
+        updated_at=e.updated_at,
     )

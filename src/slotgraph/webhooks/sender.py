@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 
+from slotgraph.domain.deliveries import Outcome
 from slotgraph.webhooks import signing
 from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
 
 TIMEOUT_SECONDS = 15.0
 BODY_KEEP = 2048
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status_code: int | None
-    error: str | None
-    duration_ms: int
-    response_body: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
 
 
 async def send(

@@ -16,7 +16,7 @@ from slotgraph.schemas import (
     Page,
     TransitionOut,
 )
-from slotgraph.services import bookings
+from slotgraph.services.bookings import changing, creating, reading
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
 
@@ -26,7 +26,7 @@ async def create_booking(
     body: BookingCreate, principal: AnyKey, session: Session, now: Now, response: Response
 ) -> BookingOut:
     """Create a booking. The public key may do this too (a booking widget in a browser)."""
-    out = await bookings.create_booking(session, principal=principal, data=body, now=now)
+    out = await creating.create_booking(session, principal=principal, data=body, now=now)
     response.headers["Location"] = f"/v1/bookings/{out.booking_id}"
     return out
 
@@ -47,7 +47,7 @@ async def list_bookings(
     cursor: str | None = None,
 ) -> Page[BookingOut]:
     """Bookings overlapping [from, to), sorted by start time; follow `next_cursor` for more."""
-    return await bookings.list_bookings(
+    return await reading.list_bookings(
         session,
         principal=principal,
         now=now,
@@ -67,7 +67,7 @@ async def list_bookings(
 async def get_booking(
     booking_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
 ) -> BookingOut:
-    return await bookings.get_booking(session, principal=principal, booking_id=booking_id, now=now)
+    return await reading.get_booking(session, principal=principal, booking_id=booking_id, now=now)
 
 
 @router.put("/{booking_id}")
@@ -75,7 +75,7 @@ async def modify_booking(
     booking_id: uuid.UUID, body: BookingUpdate, principal: SecretKey, session: Session, now: Now
 ) -> BookingOut:
     """Change time, resource, details or meta. A new time or resource re-checks the slot."""
-    return await bookings.modify_booking(
+    return await changing.modify_booking(
         session, principal=principal, booking_id=booking_id, data=body, now=now
     )
 
@@ -85,7 +85,7 @@ async def cancel_booking(
     booking_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
 ) -> BookingOut:
     """Cancel (the `cancel` action). The booking stays, with its history; the slot is freed."""
-    return await bookings.apply_action(
+    return await changing.apply_action(
         session,
         principal=principal,
         booking_id=booking_id,
@@ -99,7 +99,7 @@ async def cancel_booking(
 async def booking_history(
     booking_id: uuid.UUID, principal: SecretKey, session: Session
 ) -> Listed[TransitionOut]:
-    rows = await bookings.booking_history(session, principal=principal, booking_id=booking_id)
+    rows = await reading.booking_history(session, principal=principal, booking_id=booking_id)
     return Listed[TransitionOut](data=rows)
 
 
@@ -113,7 +113,7 @@ async def apply_action(
     body: Annotated[ActionBody | None, Body()] = None,
 ) -> BookingOut:
     """Apply a graph action (`confirm`, `pay`, `cancel_by_customer`, ...). 409 if not allowed."""
-    return await bookings.apply_action(
+    return await changing.apply_action(
         session,
         principal=principal,
         booking_id=booking_id,

@@ -18,7 +18,7 @@ from slotgraph.schemas import (
     WebhookUpdate,
     WebhookWithSecret,
 )
-from slotgraph.services import events, webhooks
+from slotgraph.services import events, webhook_endpoints
 
 router = APIRouter(tags=["webhooks"])
 
@@ -37,7 +37,7 @@ async def create_webhook(
     response: Response,
 ) -> WebhookWithSecret:
     """Register an endpoint. Its signing `secret` is shown here and on rotation only."""
-    out = await webhooks.create_webhook(
+    out = await webhook_endpoints.create_webhook(
         session, principal=principal, data=body, now=now, allow_private=_allow_private(request)
     )
     response.headers["Location"] = f"/v1/webhooks/{out.webhook_id}"
@@ -46,12 +46,14 @@ async def create_webhook(
 
 @router.get("/v1/webhooks")
 async def list_webhooks(principal: SecretKey, session: Session) -> Listed[WebhookOut]:
-    return Listed[WebhookOut](data=await webhooks.list_webhooks(session, principal=principal))
+    return Listed[WebhookOut](
+        data=await webhook_endpoints.list_webhooks(session, principal=principal)
+    )
 
 
 @router.get("/v1/webhooks/{webhook_id}")
 async def get_webhook(webhook_id: uuid.UUID, principal: SecretKey, session: Session) -> WebhookOut:
-    return await webhooks.get_webhook(session, principal=principal, webhook_id=webhook_id)
+    return await webhook_endpoints.get_webhook(session, principal=principal, webhook_id=webhook_id)
 
 
 @router.patch("/v1/webhooks/{webhook_id}")
@@ -64,7 +66,7 @@ async def update_webhook(
     request: Request,
 ) -> WebhookOut:
     """Change `url`, `events`, `description`; `enabled: true` switches a disabled one back on."""
-    return await webhooks.update_webhook(
+    return await webhook_endpoints.update_webhook(
         session,
         principal=principal,
         webhook_id=webhook_id,
@@ -78,7 +80,9 @@ async def update_webhook(
 async def delete_webhook(
     webhook_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
 ) -> None:
-    await webhooks.delete_webhook(session, principal=principal, webhook_id=webhook_id, now=now)
+    await webhook_endpoints.delete_webhook(
+        session, principal=principal, webhook_id=webhook_id, now=now
+    )
 
 
 @router.post("/v1/webhooks/{webhook_id}/rotate-secret")
@@ -86,7 +90,7 @@ async def rotate_secret(
     webhook_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
 ) -> WebhookWithSecret:
     """A new secret. The old one keeps signing, as a second signature, for 24 hours."""
-    return await webhooks.rotate_secret(
+    return await webhook_endpoints.rotate_secret(
         session, principal=principal, webhook_id=webhook_id, now=now
     )
 
@@ -96,7 +100,9 @@ async def send_test(
     webhook_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
 ) -> DeliveryOut:
     """Queue a `webhook.test` event for this endpoint only."""
-    return await webhooks.send_test(session, principal=principal, webhook_id=webhook_id, now=now)
+    return await webhook_endpoints.send_test(
+        session, principal=principal, webhook_id=webhook_id, now=now
+    )
 
 
 @router.get("/v1/webhooks/{webhook_id}/deliveries")
@@ -109,7 +115,7 @@ async def list_deliveries(
     cursor: str | None = None,
 ) -> Page[AttemptOut]:
     """Every attempt, newest first: status code or error, duration, the answer's first 2 KB."""
-    return await webhooks.list_attempts(
+    return await webhook_endpoints.list_attempts(
         session,
         principal=principal,
         webhook_id=webhook_id,
@@ -124,7 +130,7 @@ async def retry_delivery(
     webhook_id: uuid.UUID, event_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
 ) -> DeliveryOut:
     """Send this event to this endpoint again, now."""
-    return await webhooks.retry_delivery(
+    return await webhook_endpoints.retry_delivery(
         session, principal=principal, webhook_id=webhook_id, event_id=event_id, now=now
     )
 

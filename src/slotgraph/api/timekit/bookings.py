@@ -14,7 +14,8 @@ from slotgraph.api.timekit.common import Includes, Pages, TimekitInput, Zone, pa
 from slotgraph.domain.graphs import ALL_ACTIONS
 from slotgraph.errors import NotFound, ValidationFailed
 from slotgraph.schemas import ActionBody, BookingOut, BookingUpdate
-from slotgraph.services import bookings, paged
+from slotgraph.services import paged
+from slotgraph.services.bookings import changing, creating, reading
 from slotgraph.services.common import Principal
 from slotgraph.services.paged import Filters
 
@@ -98,7 +99,7 @@ async def create_booking(
 ) -> dict[str, Any]:
     """Timekit's create; the public (widget) key may do this, as on /v1."""
     data = booking_table.booking_create(body)
-    out = await bookings.create_booking(session, principal=principal, data=data, now=now)
+    out = await creating.create_booking(session, principal=principal, data=data, now=now)
     response.headers["Location"] = f"/v2/bookings/{out.booking_id}"
     return wrap((await _render(session, principal, [out], zone, include))[0])
 
@@ -158,7 +159,7 @@ async def show_group(
     zone: Zone,
     include: Includes,
 ) -> dict[str, Any]:
-    out = await bookings.get_booking(session, principal=principal, booking_id=booking_id, now=now)
+    out = await reading.get_booking(session, principal=principal, booking_id=booking_id, now=now)
     if out.graph != "group_owner" or (principal.kind != "secret" and out.status != "confirmed"):
         raise NotFound(f"No group booking {booking_id}.")
     if principal.kind != "secret":
@@ -175,7 +176,7 @@ async def show_booking(
     zone: Zone,
     include: Includes,
 ) -> dict[str, Any]:
-    out = await bookings.get_booking(session, principal=principal, booking_id=booking_id, now=now)
+    out = await reading.get_booking(session, principal=principal, booking_id=booking_id, now=now)
     return wrap((await _render(session, principal, [out], zone, include))[0])
 
 
@@ -212,7 +213,7 @@ async def apply_action(
     """Apply a graph action; 409 `invalid_action` (naming the allowed ones) if not allowed now."""
     if action not in ALL_ACTIONS:
         raise NotFound(f"No action {action!r}; actions: {', '.join(sorted(ALL_ACTIONS))}.")
-    out = await bookings.apply_action(
+    out = await changing.apply_action(
         session,
         principal=principal,
         booking_id=booking_id,
@@ -233,7 +234,7 @@ async def delete_booking(
     include: Includes,
 ) -> dict[str, Any]:
     """Nothing is erased: this is the `cancel` action (the booking stays, with its history)."""
-    out = await bookings.apply_action(
+    out = await changing.apply_action(
         session,
         principal=principal,
         booking_id=booking_id,
@@ -271,7 +272,7 @@ async def reschedule(
         {"start_time": start, "end_time": end, "resource_id": tk.resource_id},
         {"start_time": "start", "end_time": "end"},
     )
-    out = await bookings.modify_booking(
+    out = await changing.modify_booking(
         session, principal=principal, booking_id=booking_id, data=data, now=now
     )
     return wrap((await _render(session, principal, [out], zone, include))[0])

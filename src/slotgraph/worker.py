@@ -22,7 +22,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.db.engine import session_factory
-from slotgraph.services import bookings, webhooks
+from slotgraph.services import deliveries
+from slotgraph.services.bookings.timers import run_timers
 from slotgraph.settings import Settings
 from slotgraph.webhooks.sender import send
 
@@ -46,19 +47,19 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self._stop = asyncio.Event()
-        self._inflight: dict[asyncio.Task[None], webhooks.Claim] = {}
+        self._inflight: dict[asyncio.Task[None], deliveries.Claim] = {}
         self._http = httpx.AsyncClient(follow_redirects=False)
 
     async def run_once(self, *, timers: bool = True) -> int:
         """One cycle; returns how much work it found (0: idle)."""
         work = 0
         async with self.sessions() as session:
-            work += await webhooks.dispatch(session, now=self.clock())
+            work += await deliveries.dispatch(session, now=self.clock())
         if timers:
             async with self.sessions() as session:
-                work += await bookings.run_timers(session, now=self.clock())
+                work += await run_timers(session, now=self.clock())
         async with self.sessions() as session:
-            claims = await webhooks.claim(
+            claims = await deliveries.claim(
                 session,
                 now=self.clock(),
                 worker_id=self.id,
@@ -73,7 +74,7 @@ class Worker:
                 self._inflight.pop(t, None)
         return work + len(claims)
 
-    async def _deliver(self, claim: webhooks.Claim) -> None:
+    async def _deliver(self, claim: deliveries.Claim) -> None:
         outcome = await send(
             self._http,
             url=claim.url,
@@ -83,7 +84,7 @@ class Worker:
             allow_private=self.settings.webhook_allow_private_networks,
         )
         async with self.sessions() as session:
-            await webhooks.finish(
+            await deliveries.finish(
                 session,
                 claim_=claim,
                 outcome=outcome,
@@ -130,5 +131,5 @@ class Worker:
             t.cancel()
         await asyncio.wait({task}, timeout=5)
         async with self.sessions() as session:
-            await webhooks.release(session, claims=unsent, worker_id=self.id)
+            await deliveries.release(session, claims=unsent, worker_id=self.id)
         task.cancel()

@@ -1,0 +1,272 @@
+"""Creating a booking: the hot path of the API (ADR 0005)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.db import queries
+from slotgraph.db.models import Booking, BookingHold, new_id
+from slotgraph.db.queries import ResourceRow
+from slotgraph.domain import availability as av
+from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, Holds
+from slotgraph.domain.rules import (
+    check_booking_window,
+)
+from slotgraph.domain.shape import booking_shape_errors
+from slotgraph.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    SeatsFull,
+    SlotgraphError,
+    SlotUnavailable,
+    ValidationFailed,
+)
+from slotgraph.schemas import (
+    BookingCreate,
+    BookingOut,
+)
+from slotgraph.services.availability import rules_of
+from slotgraph.services.bookings import lifecycle
+from slotgraph.services.clients import find_or_create_customer, load_client
+from slotgraph.services.common import Principal
+from slotgraph.services.outbox import record_change
+
+DEFAULT_PAYMENT_TIMEOUT = timedelta(minutes=5)
+
+
+async def create_booking(
+    session: AsyncSession, *, principal: Principal, data: BookingCreate, now: datetime
+) -> BookingOut:
+    """Validate, lock, check and write a new booking.
+
+    The hot path of the API, so it is written for few round trips (ADR 0005): one statement
+    locks the resource(s) and checks the client, and one writes the booking, its holds, its
+    history row and its event. On PostgreSQL a single resource is not checked for overlaps
+    first: the exclusion constraint is the check. When it refuses, the booking is tried once
+    more with the check, which says why and times out unpaid holds past their deadline.
+    """
+    errors = booking_shape_errors(data.graph, dict(data))
+    if errors:
+        raise ValidationFailed(errors)
+    if not queries.has_exclusion_constraint(session):
+        return await _create(session, principal, data, now, precheck=True)
+    try:
+        return await _create(session, principal, data, now, precheck=False)
+    except lifecycle.RefusedByConstraint:
+        return await _create(session, principal, data, now, precheck=True)
+
+
+async def _create(
+    session: AsyncSession,
+    principal: Principal,
+    data: BookingCreate,
+    now: datetime,
+    *,
+    precheck: bool,
+) -> BookingOut:
+    graph = GRAPHS[data.graph]
+    async with session.begin():
+        booking = Booking(
+            id=new_id(),
+            app_id=principal.app_id,
+            graph=graph.name,
+            status=graph.initial,
+            resource_ids=None,
+            details=data.details,
+            meta=data.meta,
+            auto_complete=data.auto_complete,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        if graph.name in PAYMENT_GRAPHS:
+            booking.payment_due_at = now + (data.payment_timeout or DEFAULT_PAYMENT_TIMEOUT)
+        if data.customer is not None:
+            client = await find_or_create_customer(
+                session, app_id=principal.app_id, customer=data.customer, now=now
+            )
+            booking.client_id = client.id
+        else:
+            booking.client_id = data.client_id
+
+        holds: list[queries.NewRow] = []
+        if graph.holding is Holds.SEAT:
+            assert data.owner_booking_id is not None
+            if data.client_id is not None:
+                await _check_client(session, principal.app_id, data.client_id)
+            owner = await _take_seat(session, principal.app_id, data.owner_booking_id, now=now)
+            booking.owner_booking_id = owner.id
+            booking.resource_id = owner.resource_id
+            booking.start_time = owner.start_time
+            booking.end_time = owner.end_time
+        else:
+            assert data.start_time
+            assert data.end_time
+            booking.start_time = data.start_time
+            booking.end_time = data.end_time
+            if graph.name == "group_owner":
+                booking.max_seats = data.max_seats
+                booking.seats_taken = 0
+                booking.min_cancel_time = data.min_cancel_time
+                booking.min_booking_time = data.min_booking_time
+                booking.max_booking_time = data.max_booking_time
+            holds = await _place_new(session, principal, booking, data, now=now, precheck=precheck)
+        async with lifecycle.slot_guard():
+            shown = await record_change(
+                session,
+                booking,
+                action="create",
+                from_status=None,
+                now=now,
+                actor_key_id=principal.key_id,
+                meta={"override_rules": True} if data.override_rules else None,
+                new_rows=[queries.row_values(booking), *holds],
+            )
+        return shown
+
+
+async def _place_new(
+    session: AsyncSession,
+    principal: Principal,
+    booking: Booking,
+    data: BookingCreate,
+    *,
+    now: datetime,
+    precheck: bool,
+) -> list[queries.NewRow]:
+    """Choose the resource(s) of a new booking; return its holds, to be written by the caller.
+
+    One resource: it must pass its rules and (if the initial state holds) be free. A pool
+    (`resource_ids`): `in_order` and `least_busy` take the first candidate that passes and is
+    free; `all` needs every one of them. Every candidate is locked first, so what the checks
+    see cannot change before the commit. Without `precheck`, a single resource (or `all`) is
+    not checked for overlaps here: the caller relies on the exclusion constraint.
+    """
+    if data.override_rules and principal.kind != "secret":
+        raise Forbidden("override_rules needs the secret key.")
+    ids = data.resource_ids or ([data.resource_id] if data.resource_id else [])
+    active = GRAPHS[booking.graph].holds_in(booking.status)
+    resources = await lifecycle.lock_bookable(
+        session,
+        booking.app_id,
+        ids,
+        hold=active,
+        field="resource_ids" if data.resource_ids else "resource_id",
+        client_id=data.client_id,
+    )
+    booking.resource_id = resources[0].id
+    check = not data.override_rules
+    if data.resource_ids and data.assign == "all":
+        booking.resource_ids = [str(r.id) for r in resources]
+        for r in resources:
+            if check:
+                av.check_booking(
+                    rules_of(r), start=booking.start_time, end=booking.end_time, now=now
+                )
+        return [
+            await lifecycle.new_hold(session, booking, r, active=active, now=now, check=precheck)
+            for r in resources
+        ]
+    if data.resource_ids and data.assign == "least_busy":
+        resources = await _least_busy_first(session, resources, booking.start_time)
+    first_error: SlotgraphError | None = None
+    for r in resources:
+        try:
+            hold = await lifecycle.new_hold(
+                session,
+                booking,
+                r,
+                active=active,
+                now=now,
+                check_rules=check,
+                check=precheck or len(resources) > 1,
+            )
+        except SlotgraphError as exc:
+            if len(resources) == 1:
+                raise
+            if first_error is None or (
+                isinstance(exc, SlotUnavailable) and not isinstance(first_error, SlotUnavailable)
+            ):
+                first_error = exc
+            continue
+        booking.resource_id = r.id
+        return [hold]
+    assert first_error is not None
+    if isinstance(first_error, SlotUnavailable):
+        raise SlotUnavailable("None of the resources in the pool is free for this time.")
+    raise first_error
+
+
+async def _least_busy_first(
+    session: AsyncSession, resources: list[ResourceRow], start: datetime
+) -> list[ResourceRow]:
+    """Fewest holding bookings on the local day of `start` first; ties keep the given order."""
+    rows = (
+        await session.execute(
+            select(BookingHold.resource_id, BookingHold.start_time).where(
+                BookingHold.resource_id.in_([r.id for r in resources]),
+                BookingHold.active.is_(True),
+                BookingHold.booking_id.is_not(None),
+                BookingHold.start_time >= start - timedelta(days=1),
+                BookingHold.start_time < start + timedelta(days=1),
+            )
+        )
+    ).all()
+    counts: dict[uuid.UUID, int] = {}
+    for r in resources:
+        zone = ZoneInfo(r.timezone)
+        day = start.astimezone(zone).date()
+        counts[r.id] = sum(1 for rid, s in rows if rid == r.id and s.astimezone(zone).date() == day)
+    return sorted(resources, key=lambda r: counts[r.id])
+
+
+async def _check_client(session: AsyncSession, app_id: uuid.UUID, client_id: uuid.UUID) -> None:
+    try:
+        await load_client(session, app_id, client_id)
+    except NotFound:
+        raise ValidationFailed.one("client_id", "no such client") from None
+
+
+async def _take_seat(
+    session: AsyncSession, app_id: uuid.UUID, owner_id: uuid.UUID, *, now: datetime
+) -> Booking:
+    """Lock the class, check its window and capacity, and count one more seat taken."""
+    owners = await queries.lock_bookings(session, [owner_id])
+    if not owners or owners[0].app_id != app_id or owners[0].graph != "group_owner":
+        raise ValidationFailed.one("owner_booking_id", "no such group_owner booking")
+    owner = owners[0]
+    if not GRAPHS[owner.graph].holds_in(owner.status):
+        raise Conflict(
+            f"The class is {owner.status} and takes no bookings.", booking_status=owner.status
+        )
+    check_booking_window(
+        start=owner.start_time,
+        now=now,
+        min_booking_time=owner.min_booking_time,
+        max_booking_time=owner.max_booking_time,
+    )
+    assert owner.max_seats is not None
+    assert owner.seats_taken is not None
+    if owner.seats_taken >= owner.max_seats:
+        # Unpaid seats past their deadline block nobody: time them out now.
+        due = await session.scalars(
+            select(Booking.id).where(
+                Booking.owner_booking_id == owner.id,
+                Booking.status == "tentative",
+                Booking.payment_due_at <= now,
+            )
+        )
+        for seat in await queries.lock_bookings(session, list(due)):
+            await lifecycle.apply_due_action(
+                session, seat, owner, now=now
+            )  # re-checks each under its lock
+    if owner.seats_taken >= owner.max_seats:
+        raise SeatsFull(f"All {owner.max_seats} seats of this class are taken.")
+    owner.seats_taken += 1
+    return owner

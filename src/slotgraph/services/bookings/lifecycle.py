@@ -1,0 +1,266 @@
+"""The state machine of a booking, its automatic actions, and what it holds.
+
+Everything here runs inside the caller's transaction, with the caller holding the row locks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.db import queries
+from slotgraph.db.models import BOOKING_HOLDS, Booking, BookingHold, new_id
+from slotgraph.db.queries import ResourceRow
+from slotgraph.domain import availability as av
+from slotgraph.domain.graphs import GRAPHS, SEAT_GRAPHS, Graph, Holds
+from slotgraph.domain.rules import (
+    payment_overdue,
+    request_expired,
+)
+from slotgraph.errors import (
+    InvalidAction,
+    NotFound,
+    ResourceArchived,
+    SlotUnavailable,
+    ValidationFailed,
+)
+from slotgraph.services.availability import rules_of
+from slotgraph.services.outbox import record_change
+
+
+async def transition(
+    session: AsyncSession,
+    booking: Booking,
+    action: str,
+    *,
+    owner: Booking | None,
+    now: datetime,
+    actor_key_id: uuid.UUID | None,
+    message: str | None = None,
+) -> None:
+    """Move `booking` by `action` and keep what it holds in step. Caller holds the row locks."""
+    graph = GRAPHS[booking.graph]
+    step = graph.transition(booking.status, action)
+    if step is None:
+        raise invalid_action(graph, booking.status, action)
+    before = booking.status
+    held, holds = graph.holds_in(before), graph.holds_in(step.to)
+    if graph.holding is Holds.SLOT and held != holds:
+        if holds:  # e.g. confirm: take the slot now, with the resources' current buffers
+            resources = await lock_bookable(
+                session, booking.app_id, held_resource_ids(booking), hold=True
+            )
+            await replace_holds(session, booking, resources, active=True, now=now)
+        else:
+            await session.execute(
+                update(BookingHold).where(BookingHold.booking_id == booking.id).values(active=False)
+            )
+    if graph.holding is Holds.SEAT and held and not holds:
+        assert owner is not None
+        assert owner.seats_taken is not None
+        owner.seats_taken -= 1
+    booking.status = step.to
+    booking.version += 1
+    booking.updated_at = now
+    await record_change(
+        session,
+        booking,
+        action=action,
+        from_status=before,
+        now=now,
+        actor_key_id=actor_key_id,
+        message=message,
+    )
+
+
+async def check_free(
+    session: AsyncSession,
+    resource_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    exclude: uuid.UUID | None,
+) -> None:
+    """Raise SlotUnavailable if an active hold overlaps; overdue payment holds are timed out.
+
+    On SQLite this check is the guarantee (the transaction holds the write lock). On PostgreSQL
+    it gives a clean answer in the common case; the exclusion constraint decides any race.
+    """
+    rows = await queries.overlapping_holds(
+        session, resource_id, start, end, exclude_booking_id=exclude
+    )
+    overdue = [
+        r.id
+        for r in rows
+        if payment_overdue(status=r.status, payment_due_at=r.payment_due_at, now=now)
+    ]
+    blocking = len(rows) - len(overdue)
+    for stale in await queries.lock_bookings(session, overdue):
+        if await apply_due_action(session, stale, None, now=now) is None:
+            blocking += 1  # paid (or cancelled) meanwhile; re-counted conservatively
+    if blocking:
+        raise SlotUnavailable("The resource is already booked for (part of) this time.")
+
+
+class RefusedByConstraint(SlotUnavailable):
+    """PostgreSQL's exclusion constraint refused a hold."""
+
+
+@asynccontextmanager
+async def slot_guard() -> AsyncIterator[None]:
+    """Turn PostgreSQL's exclusion violation (23P01) into 409 slot_unavailable."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if queries.is_exclusion_violation(exc):
+            raise RefusedByConstraint(
+                "The resource is already booked for (part of) this time."
+            ) from exc
+        raise
+
+
+def due_action(booking: Booking, now: datetime) -> str | None:
+    """The automatic action due on this booking now, if any."""
+    if payment_overdue(status=booking.status, payment_due_at=booking.payment_due_at, now=now):
+        return "timeout"
+    if request_expired(
+        graph=booking.graph, status=booking.status, start=booking.start_time, now=now
+    ):
+        return "expire"
+    return None
+
+
+async def apply_due_action(
+    session: AsyncSession, booking: Booking, owner: Booking | None, *, now: datetime
+) -> str | None:
+    """Apply the automatic action due on a locked booking; returns it, or None if none was due."""
+    action = due_action(booking, now)
+    if action is None:
+        return None
+    if booking.owner_booking_id is not None and owner is None:
+        (owner,) = await queries.lock_bookings(session, [booking.owner_booking_id])
+    await transition(session, booking, action, owner=owner, now=now, actor_key_id=None)
+    return action
+
+
+def invalid_action(graph: Graph, state: str, action: str) -> InvalidAction:
+    allowed = graph.manual_actions(state)
+    return InvalidAction(
+        f"Action {action!r} is not allowed on a {graph.name} booking in state {state!r}; "
+        + (f"allowed now: {', '.join(allowed)}." if allowed else "no action is allowed now."),
+        booking_status=state,
+        allowed_actions=allowed,
+    )
+
+
+async def load_booking(session: AsyncSession, app_id: uuid.UUID, booking_id: uuid.UUID) -> Booking:
+    booking = await session.scalar(
+        select(Booking).where(Booking.id == booking_id, Booking.app_id == app_id)
+    )
+    if booking is None:
+        raise NotFound(f"No booking {booking_id}.")
+    return booking
+
+
+async def lock_for_change(
+    session: AsyncSession, app_id: uuid.UUID, booking_id: uuid.UUID
+) -> tuple[Booking, Booking | None]:
+    """Lock a booking for a change; for a seat, lock its class first (the global lock order)."""
+    booking = await load_booking(session, app_id, booking_id)
+    owner = None
+    if booking.graph in SEAT_GRAPHS:
+        assert booking.owner_booking_id is not None
+        (owner,) = await queries.lock_bookings(session, [booking.owner_booking_id])
+    (booking,) = await queries.lock_bookings(session, [booking_id])
+    return booking, owner
+
+
+async def new_hold(
+    session: AsyncSession,
+    booking: Booking,
+    resource: ResourceRow,
+    *,
+    active: bool,
+    now: datetime,
+    check: bool = True,
+    check_rules: bool = False,
+) -> queries.NewRow:
+    """The hold of `booking` on a locked resource: its time plus the resource's buffers.
+
+    With `check_rules`, the booking must pass the resource's rules first. An active hold must
+    be free (check_free, unless `check` is off); the caller writes it.
+    """
+    rules = rules_of(resource)
+    if check_rules:
+        av.check_booking(rules, start=booking.start_time, end=booking.end_time, now=now)
+    start, end = rules.hold_span(booking.start_time, booking.end_time)
+    if active and check:
+        await check_free(session, resource.id, start, end, now=now, exclude=booking.id)
+    hold = {
+        "id": new_id(),
+        "booking_id": booking.id,
+        "block_id": None,
+        "resource_id": resource.id,
+        "start_time": start,
+        "end_time": end,
+        "active": active,
+    }
+    return BOOKING_HOLDS, hold
+
+
+def held_resource_ids(booking: Booking) -> list[uuid.UUID]:
+    if booking.resource_ids:
+        return [uuid.UUID(i) for i in booking.resource_ids]
+    return [booking.resource_id]
+
+
+async def replace_holds(
+    session: AsyncSession,
+    booking: Booking,
+    resources: list[ResourceRow],
+    *,
+    active: bool,
+    now: datetime,
+) -> None:
+    """Replace a booking's holds (after a move, or when it starts holding)."""
+    await session.execute(delete(BookingHold).where(BookingHold.booking_id == booking.id))
+    holds = [await new_hold(session, booking, r, active=active, now=now) for r in resources]
+    async with slot_guard():
+        await queries.insert_rows(session, holds)
+
+
+async def lock_bookable(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+    *,
+    hold: bool,
+    field: str = "resource_id",
+    client_id: uuid.UUID | None = None,
+) -> list[ResourceRow]:
+    """The resources in the given order, locked (queries.lock_resources), none archived.
+
+    `hold`: the transaction will write active holds on them. `client_id`, if given, must exist
+    too; it is checked first, in the same statement.
+    """
+    found, client_ok = await queries.lock_resources(
+        session, app_id, ids, hold=hold, client_id=client_id
+    )
+    if not client_ok:
+        raise ValidationFailed.one("client_id", "no such client")
+    resources = []
+    for resource_id in dict.fromkeys(ids):
+        resource = found.get(resource_id)
+        if resource is None:
+            raise ValidationFailed.one(field, "no such resource")
+        if resource.archived_at is not None:
+            raise ResourceArchived(f"Resource {resource_id} is archived and takes no bookings.")
+        resources.append(resource)
+    return resources

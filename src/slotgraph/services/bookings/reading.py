@@ -1,0 +1,90 @@
+"""Reading bookings. A read applies the automatic actions that are due first."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.db.models import Booking, BookingTransition
+from slotgraph.schemas import (
+    BookingOut,
+    Page,
+    TransitionOut,
+)
+from slotgraph.services.bookings import lifecycle, timers
+from slotgraph.services.common import Principal, decode_cursor, encode_cursor
+from slotgraph.services.views import booking_out, transition_out
+
+
+async def get_booking(
+    session: AsyncSession, *, principal: Principal, booking_id: uuid.UUID, now: datetime
+) -> BookingOut:
+    async with session.begin():
+        booking = await lifecycle.load_booking(session, principal.app_id, booking_id)
+        if lifecycle.due_action(booking, now):
+            booking, owner = await lifecycle.lock_for_change(session, principal.app_id, booking_id)
+            await lifecycle.apply_due_action(session, booking, owner, now=now)
+        return booking_out(booking)
+
+
+async def list_bookings(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    now: datetime,
+    resource_id: uuid.UUID | None = None,
+    client_id: uuid.UUID | None = None,
+    owner_booking_id: uuid.UUID | None = None,
+    status: Sequence[str] = (),
+    graph: Sequence[str] = (),
+    from_: datetime | None = None,
+    to: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[BookingOut]:
+    """Bookings overlapping [from, to), sorted by start time, one page at a time."""
+    stmt = select(Booking).where(Booking.app_id == principal.app_id)
+    if resource_id is not None:
+        stmt = stmt.where(Booking.resource_id == resource_id)
+    if client_id is not None:
+        stmt = stmt.where(Booking.client_id == client_id)
+    if owner_booking_id is not None:
+        stmt = stmt.where(Booking.owner_booking_id == owner_booking_id)
+    if status:
+        stmt = stmt.where(Booking.status.in_(status))
+    if graph:
+        stmt = stmt.where(Booking.graph.in_(graph))
+    if from_ is not None:
+        stmt = stmt.where(Booking.end_time > from_)
+    if to is not None:
+        stmt = stmt.where(Booking.start_time < to)
+    if cursor is not None:
+        at, id_ = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Booking.start_time, Booking.id) > tuple_(at, id_))
+    stmt = stmt.order_by(Booking.start_time, Booking.id).limit(limit + 1)
+    async with session.begin():
+        await timers.apply_all_due(session, now=now, app_id=principal.app_id)
+        rows = list((await session.scalars(stmt)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].start_time, rows[-1].id) if more else None
+    return Page[BookingOut](data=[booking_out(b) for b in rows], next_cursor=next_cursor)
+
+
+async def booking_history(
+    session: AsyncSession, *, principal: Principal, booking_id: uuid.UUID
+) -> list[TransitionOut]:
+    async with session.begin():
+        await lifecycle.load_booking(session, principal.app_id, booking_id)
+        rows = (
+            await session.scalars(
+                select(BookingTransition)
+                .where(BookingTransition.booking_id == booking_id)
+                .order_by(BookingTransition.at, BookingTransition.from_status.is_not(None))
+            )
+        ).all()
+    return [transition_out(t) for t in rows]

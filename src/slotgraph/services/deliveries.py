@@ -1,0 +1,309 @@
+"""The worker's delivery pipeline: claim, send, record the attempt, back off, retry.
+
+Each step is its own short transaction; the send happens outside any:
+  dispatch  - claim undispatched events, create one delivery per target that wants the event
+  claim     - take due deliveries with a lease (SKIP LOCKED on PostgreSQL), count the attempt
+  (send)    - by the channel, outside any transaction (webhooks/sender.py)
+  finish    - record the attempt; succeed, schedule the retry (domain/deliveries.py), or give up
+  release   - give back claims that were never sent (graceful stop)
+
+The lease, the attempt count, the ordering per booking, the retry schedule and the attempt log
+are the same for every channel. What belongs to the webhook channel is kept to the functions
+under "the webhook channel" below: which targets want an event (`_targets`), where and how to
+send a claim (`_address`), and what an attempt does to its target's health (`_after_attempt`).
+A second channel (emails, calendar pushes) supplies those and its own render and send; it does
+not copy the rest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from slotgraph.domain.deliveries import Outcome, next_retry_at
+from slotgraph.domain.webhooks import should_disable, signing_secrets, wants
+from slotgraph.schemas import DeliveryOut
+from slotgraph.services.outbox import record_event
+from slotgraph.services.views import webhook_out
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One leased attempt: what to send (`payload`, the event's bytes) and where (`url`,
+    signed with `secrets`)."""
+
+    delivery_id: uuid.UUID
+    attempt: int
+    event_id: uuid.UUID
+    payload: str
+    url: str
+    secrets: list[str]
+
+
+def new_delivery(endpoint: WebhookEndpoint, event: Event, now: datetime) -> Delivery:
+    return Delivery(
+        app_id=endpoint.app_id,
+        endpoint_id=endpoint.id,
+        event_id=event.id,
+        event_seq=event.seq,
+        booking_id=event.booking_id,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def delivery_out(d: Delivery) -> DeliveryOut:
+    return DeliveryOut(
+        event_id=d.event_id,
+        webhook_id=d.endpoint_id,
+        status=d.status,
+        attempts=d.attempts,
+        next_attempt_at=d.next_attempt_at,
+    )
+
+
+async def dispatch(session: AsyncSession, *, now: datetime, limit: int = 500) -> int:
+    """Fan new events out into deliveries, one per target that wants them."""
+    async with session.begin():
+        events = list(
+            (
+                await session.scalars(
+                    select(Event)
+                    .where(Event.dispatched_at.is_(None))
+                    .order_by(Event.seq)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+        )
+        if not events:
+            return 0
+        targets = await _targets(session, events)
+        for event in events:
+            event.dispatched_at = now
+            for target in targets:
+                if target.app_id == event.app_id and wants(
+                    filters=target.events,
+                    subscribed_at=target.created_at,
+                    event_type=event.type,
+                    event_at=event.created_at,
+                ):
+                    session.add(new_delivery(target, event, now))
+    return len(events)
+
+
+async def claim(
+    session: AsyncSession, *, now: datetime, worker_id: str, lease: timedelta, limit: int
+) -> list[Claim]:
+    """Take due deliveries for `lease`. Per target and booking, only the oldest pending one
+    is due: a later event waits while an earlier one is still being retried."""
+    earlier = aliased(Delivery)
+    stmt = (
+        select(Delivery)
+        .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
+        .where(
+            Delivery.status == "pending",
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
+            WebhookEndpoint.enabled.is_(True),
+            WebhookEndpoint.deleted_at.is_(None),
+            ~exists().where(
+                earlier.endpoint_id == Delivery.endpoint_id,
+                earlier.booking_id == Delivery.booking_id,
+                earlier.event_seq < Delivery.event_seq,
+                earlier.status == "pending",
+            ),
+        )
+        .order_by(Delivery.next_attempt_at, Delivery.event_seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Delivery)
+    )
+    async with session.begin():
+        deliveries = list((await session.scalars(stmt)).all())
+        if not deliveries:
+            return []
+        addresses = await _address(session, deliveries, now)
+        rows = await session.execute(
+            select(Event.id, Event.payload).where(Event.id.in_([d.event_id for d in deliveries]))
+        )
+        payloads = {event_id: payload for event_id, payload in rows}
+        claims = []
+        for d in deliveries:
+            d.attempts += 1
+            d.locked_until = now + lease
+            d.locked_by = worker_id
+            d.updated_at = now
+            url, secrets = addresses[d.endpoint_id]
+            claims.append(
+                Claim(
+                    delivery_id=d.id,
+                    attempt=d.attempts,
+                    event_id=d.event_id,
+                    payload=payloads[d.event_id],
+                    url=url,
+                    secrets=secrets,
+                )
+            )
+        return claims
+
+
+async def finish(
+    session: AsyncSession,
+    *,
+    claim_: Claim,
+    outcome: Outcome,
+    now: datetime,
+    worker_id: str,
+    jitter: float,
+) -> None:
+    """Log the attempt and decide what comes next.
+
+    A success touches only its own delivery row (and the target only if it was failing), so
+    concurrent deliveries to one target do not queue behind each other on the target's row.
+    """
+    retry_at = None
+    if not outcome.ok and outcome.status_code != 410:
+        retry_at = next_retry_at(claim_.attempt, now, jitter)
+    status = "succeeded" if outcome.ok else ("pending" if retry_at else "failed")
+    async with session.begin():
+        mine = await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == claim_.delivery_id,
+                Delivery.locked_by == worker_id,
+                Delivery.attempts == claim_.attempt,
+            )
+            .values(
+                status=status,
+                next_attempt_at=retry_at,
+                locked_until=None,
+                locked_by=None,
+                updated_at=now,
+            )
+            .returning(Delivery.endpoint_id, Delivery.event_id)
+        )
+        row = mine.first()
+        if row is None:  # our lease ran out and another worker took over: only log
+            row = (
+                await session.execute(
+                    select(Delivery.endpoint_id, Delivery.event_id).where(
+                        Delivery.id == claim_.delivery_id
+                    )
+                )
+            ).one()
+            retry_at = None
+        else:
+            await _after_attempt(session, row[0], outcome, now)
+        session.add(
+            DeliveryAttempt(
+                delivery_id=claim_.delivery_id,
+                endpoint_id=row[0],
+                event_id=row[1],
+                attempt=claim_.attempt,
+                at=now,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                duration_ms=outcome.duration_ms,
+                response_body=outcome.response_body,
+                next_retry_at=retry_at,
+                worker_id=worker_id,
+            )
+        )
+
+
+async def release(session: AsyncSession, *, claims: list[Claim], worker_id: str) -> None:
+    """Give back claims that were never sent (graceful stop): as if never taken."""
+    if not claims:
+        return
+    async with session.begin():
+        for c in claims:
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == c.delivery_id,
+                    Delivery.locked_by == worker_id,
+                    Delivery.attempts == c.attempt,
+                )
+                .values(locked_until=None, locked_by=None, attempts=Delivery.attempts - 1)
+            )
+
+
+# -- the webhook channel -------------------------------------------------------------------------
+
+
+async def _targets(session: AsyncSession, events: Sequence[Event]) -> Sequence[WebhookEndpoint]:
+    """The enabled endpoints of the apps these events belong to."""
+    return (
+        await session.scalars(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.app_id.in_({e.app_id for e in events}),
+                WebhookEndpoint.enabled.is_(True),
+                WebhookEndpoint.deleted_at.is_(None),
+            )
+        )
+    ).all()
+
+
+async def _address(
+    session: AsyncSession, deliveries: Sequence[Delivery], now: datetime
+) -> dict[uuid.UUID, tuple[str, list[str]]]:
+    """Per endpoint: the URL and the secrets that sign the request now."""
+    endpoints = await session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.id.in_({d.endpoint_id for d in deliveries}))
+    )
+    return {
+        e.id: (
+            e.url,
+            signing_secrets(
+                secret=e.secret,
+                previous=e.previous_secret,
+                previous_expires_at=e.previous_secret_expires_at,
+                now=now,
+            ),
+        )
+        for e in endpoints
+    }
+
+
+async def _after_attempt(
+    session: AsyncSession, endpoint_id: uuid.UUID, outcome: Outcome, now: datetime
+) -> None:
+    """A success clears the endpoint's failing streak; a failure starts or continues it, and
+    switches the endpoint off when domain/webhooks.py says so."""
+    if outcome.ok:
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
+            .values(failing_since=None, last_success_at=now)
+        )
+        return
+    endpoint = await session.scalar(
+        select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).with_for_update()
+    )
+    assert endpoint is not None
+    endpoint.failing_since = endpoint.failing_since or now
+    reason = should_disable(
+        status_code=outcome.status_code, failing_since=endpoint.failing_since, now=now
+    )
+    if reason and endpoint.enabled:
+        endpoint.enabled = False
+        endpoint.disabled_reason = reason
+        endpoint.updated_at = now
+        record_event(
+            session,
+            app_id=endpoint.app_id,
+            type_="webhook.disabled",
+            booking_id=None,
+            data={"webhook": webhook_out(endpoint).model_dump(mode="json"), "reason": reason},
+            now=now,
+        )
