@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
-from tests.system.conftest import SECRET, Server, fresh_database, start_server, stop_server
+from slotgraph.db.engine import create_engine
+from tests.conftest import BACKENDS, create_postgres_database, drop_postgres_database
+from tests.system.conftest import SECRET, Server, start_server, stop_server
 
 HERE = Path(__file__).parent
 MODULES = HERE / "node_modules"
-__all__ = ["fresh_database"]  # the fixture, shared with tests/system
 
 
 def need(what: str, ok: bool) -> None:
@@ -57,18 +59,28 @@ def bootstrap_keys(log: Path) -> dict[str, Any]:
     return dict(keys)
 
 
-@pytest.fixture
-async def live(fresh_database: tuple[str, str], tmp_path: Path) -> AsyncIterator[Live]:
+@pytest.fixture(scope="module", params=BACKENDS)
+async def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Live]:
+    """One real server per backend for a whole module: the scenarios make their own data."""
     need("node", shutil.which("node") is not None)
     need("tests/compat/node_modules", (MODULES / "timekit-sdk").is_dir())
-    backend, url = fresh_database
-    log = tmp_path / "server.log"
+    backend: str = request.param
+    tmp = tmp_path_factory.mktemp(f"compat-{backend}")
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp / 'slotgraph.db'}"
+    else:
+        url = await create_postgres_database("slotgraph_compat")
+    log = tmp / "server.log"
     server = await start_server(url, backend, log)
     try:
         keys = bootstrap_keys(log)
         yield Live(server, keys["secret_key"], keys["public_key"])
     finally:
         stop_server(server)
+        if backend == "postgresql":
+            await drop_postgres_database(url)
 
 
 def run_node(live: Live, script: str) -> dict[str, Any]:
@@ -83,3 +95,21 @@ def run_node(live: Live, script: str) -> dict[str, Any]:
     )
     assert done.returncode == 0, f"{script} failed:\n{done.stderr}\n{done.stdout}"
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+async def rows(live: Live, sql: str, **params: Any) -> list[Any]:
+    """Ask the server's database directly."""
+    engine = create_engine(live.server.database_url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(text(sql), params)).all())
+    finally:
+        await engine.dispose()
+
+
+def id_list(live: Live, made: list[Any]) -> str:
+    """An SQL list of ids (or of dicts with an "id") as this backend stores UUIDs."""
+    values = [m["id"] if isinstance(m, dict) else m for m in made]
+    if live.server.backend == "sqlite":
+        values = [v.replace("-", "") for v in values]
+    return ", ".join(f"'{v}'" for v in values)

@@ -3,48 +3,41 @@ scenario asserts what the SDK sees; these tests then ask the database what it ho
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 import pytest
-from sqlalchemy import text
 
-from slotgraph.db.engine import create_engine
-from tests.compat.conftest import Live, run_node
+from tests.compat.conftest import Live, id_list, rows, run_node
 
 pytestmark = [pytest.mark.npm, pytest.mark.system]
 
 
-async def rows(live: Live, sql: str, **params: Any) -> list[Any]:
-    engine = create_engine(live.server.database_url)
-    try:
-        async with engine.connect() as conn:
-            return list((await conn.execute(text(sql), params)).all())
-    finally:
-        await engine.dispose()
-
-
-def ids(values: list[str]) -> str:
-    return ", ".join(f"'{v}'" for v in values)
-
-
 async def test_resources(live: Live) -> None:
     out = run_node(live, "resources.js")
-    found = await rows(live, "SELECT name, archived_at IS NOT NULL, weekly_hours FROM resources")
+    found = await rows(
+        live,
+        "SELECT name, archived_at IS NOT NULL, weekly_hours FROM resources "
+        f"WHERE id IN ({id_list(live, out['resources'])})",
+    )
     assert sorted((n, a) for n, a, _ in found) == [
         ("Biff Tannen", True),
         ("Doc Brown", False),
         ("Marty", False),
     ]
     weekly = found[0][2]
-    assert (weekly if isinstance(weekly, dict) else __import__("json").loads(weekly)) == {
+    assert (weekly if isinstance(weekly, dict) else json.loads(weekly)) == {
         day: [["08:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")
     }
     assert len(out["resources"]) == 3
 
 
 async def test_availability_in_three_modes(live: Live) -> None:
-    run_node(live, "availability.js")
-    held = await rows(live, "SELECT COUNT(*) FROM booking_holds WHERE active")
+    out = run_node(live, "availability.js")
+    held = await rows(
+        live,
+        "SELECT COUNT(*) FROM booking_holds WHERE active AND resource_id IN "
+        f"({id_list(live, out['resources'])})",
+    )
     assert held == [(1,)]
 
 
@@ -60,7 +53,7 @@ async def test_every_graph_and_every_action(live: Live) -> None:
         "group_customer_payment",
     }
     found = dict(
-        await rows(live, f"SELECT id, status FROM bookings WHERE id IN ({_in(live, made)})")
+        await rows(live, f"SELECT id, status FROM bookings WHERE id IN ({id_list(live, made)})")
     )
     assert {str(k).replace("-", ""): v for k, v in found.items()} == {
         b["id"].replace("-", ""): b["state"] for b in made
@@ -68,27 +61,26 @@ async def test_every_graph_and_every_action(live: Live) -> None:
     # every action is history: one row for the creation, one per action, in the database
     history = await rows(
         live,
-        f"SELECT COUNT(*) FROM booking_transitions WHERE booking_id IN ({_in(live, made)})",
+        f"SELECT COUNT(*) FROM booking_transitions WHERE booking_id IN ({id_list(live, made)})",
     )
     assert history == [(sum(1 + len(b["actions"]) for b in made),)]
     # seats left in the class: taken ones only (paid or confirmed ones completed free nothing)
     seats = await rows(
-        live, f"SELECT seats_taken FROM bookings WHERE id IN ({_in(live, [{'id': out['class']}])})"
+        live,
+        f"SELECT seats_taken FROM bookings WHERE id IN ({id_list(live, [{'id': out['class']}])})",
     )
     still = [b for b in made if b["graph"].startswith("group_customer") and b["state"] == "paid"]
     assert seats == [(len(still),)]
 
 
-def _in(live: Live, made: list[dict[str, Any]]) -> str:
-    if live.server.backend == "sqlite":
-        return ids([b["id"].replace("-", "") for b in made])
-    return ids([b["id"] for b in made])
-
-
 async def test_list_search_and_include(live: Live) -> None:
     out = run_node(live, "list_search.js")
-    found = await rows(live, "SELECT COUNT(*) FROM bookings")
-    assert found == [(len(out["bookings"]),)]
+    found = await rows(
+        live,
+        "SELECT COUNT(*) FROM bookings b JOIN clients c ON c.id = b.client_id "
+        f"WHERE b.id IN ({id_list(live, out['bookings'])}) AND c.email LIKE 'guest%@example.com'",
+    )
+    assert found == [(5,)]
 
 
 async def test_reschedule(live: Live) -> None:
@@ -97,7 +89,7 @@ async def test_reschedule(live: Live) -> None:
         live,
         "SELECT b.status, h.resource_id, h.active FROM bookings b "
         f"JOIN booking_holds h ON h.booking_id = b.id WHERE b.id IN "
-        f"({_in(live, [{'id': out['booking']}])})",
+        f"({id_list(live, [out['booking']])})",
     )
     assert len(found) == 1
     status, resource_id, active = found[0]

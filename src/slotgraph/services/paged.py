@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.db.models import Booking, Client, Resource
 from slotgraph.domain.graphs import GRAPHS
 from slotgraph.schemas import BookingOut, ClientOut, ResourceOut
+from slotgraph.services.bookings import timers
 from slotgraph.services.common import Principal
 from slotgraph.services.views import booking_out, client_out, resource_out
 
@@ -68,11 +69,20 @@ def _conditions(app_id: uuid.UUID, f: Filters) -> list[ColumnElement[bool]]:
 
 
 async def search_bookings(
-    session: AsyncSession, *, principal: Principal, filters: Filters, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: Filters,
+    limit: int,
+    offset: int,
+    now: datetime,
 ) -> tuple[list[BookingOut], int]:
-    """One page of matching bookings (by start time) and how many match in all."""
+    """One page of matching bookings (by start time) and how many match in all. Due automatic
+    actions (payment timeouts, expired requests) are applied first, as `GET /v1/bookings` does,
+    so a state is never shown stale."""
     where = _conditions(principal.app_id, filters)
     async with session.begin():
+        await timers.apply_all_due(session, now=now, app_id=principal.app_id)
         total = int(await session.scalar(select(func.count()).where(*where)) or 0)
         rows = await session.scalars(
             select(Booking)

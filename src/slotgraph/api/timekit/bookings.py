@@ -109,6 +109,7 @@ async def list_bookings(
     request: Request,
     principal: SecretKey,
     session: Session,
+    now: Now,
     zone: Zone,
     include: Includes,
     pages: Pages,
@@ -120,6 +121,7 @@ async def list_bookings(
         filters=search_filters(search),
         limit=pages.limit,
         offset=pages.offset,
+        now=now,
     )
     return pages.envelope(request, await _render(session, principal, rows, zone, include), total)
 
@@ -144,7 +146,12 @@ async def list_groups(
         include = include - {"customers"}
     filters = Filters(**{**filters.__dict__, **extra})
     rows, total = await paged.search_bookings(
-        session, principal=principal, filters=filters, limit=pages.limit, offset=pages.offset
+        session,
+        principal=principal,
+        filters=filters,
+        limit=pages.limit,
+        offset=pages.offset,
+        now=now,
     )
     shown = await _render(session, principal, rows, zone, include | {"attributes"})
     return pages.envelope(request, shown, total)
