@@ -69,13 +69,14 @@ async def test_upgrade_with_data_then_down_and_up(empty_engine: AsyncEngine) -> 
         row = (
             await conn.execute(
                 text(
-                    "SELECT r.slot_step, r.exceptions, b.auto_complete, h.block_id "
+                    "SELECT r.slot_step, r.min_notice, b.auto_complete, h.block_id "
                     "FROM resources r JOIN bookings b ON b.resource_id = r.id "
                     "JOIN booking_holds h ON h.booking_id = b.id"
                 )
             )
         ).one()
-    assert (row[0], row[2], row[3]) == (900, True, None)
+    # min_notice: the old default PT0S (0) was never chosen, so it becomes "none" (NULL).
+    assert tuple(row) == (900, None, True, None)
     async with empty_engine.connect() as conn:
         settings = (await conn.execute(text("SELECT settings FROM apps"))).scalar()
     assert settings in ({}, "{}")  # an existing app reads back every default setting

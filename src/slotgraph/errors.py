@@ -70,6 +70,11 @@ class BookingWindowClosed(Conflict):
     title = "Booking window closed"
 
 
+class InThePast(Conflict):
+    code = "in_the_past"
+    title = "In the past"
+
+
 class CancelWindowClosed(Conflict):
     code = "cancel_window_closed"
     title = "Cancellation window closed"

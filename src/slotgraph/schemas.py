@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +22,18 @@ from pydantic import (
     field_validator,
 )
 
+from slotgraph.bounds import (
+    Advance,
+    Buffer,
+    Day,
+    Instant,
+    Notice,
+    PaymentTimeout,
+    RuleDuration,
+    SeatAdvance,
+    SeatNotice,
+    SlotStep,
+)
 from slotgraph.domain.graphs import GRAPHS
 from slotgraph.domain.webhooks import valid_filter
 from slotgraph.webhooks.ssrf import UrlNotAllowed, check_shape
@@ -51,18 +62,6 @@ def _meta(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError("must be a positive duration")
-    return value
-
-
-def _non_negative(value: timedelta) -> timedelta:
-    if value < timedelta(0):
-        raise ValueError("must not be negative")
-    return value
-
-
 def _graph(value: str) -> str:
     if value not in GRAPHS:
         raise ValueError(f"unknown graph; one of: {', '.join(GRAPHS)}")
@@ -76,12 +75,6 @@ def _end_after_start(end: datetime | None, info: ValidationInfo) -> datetime | N
     return end
 
 
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-# An instant with an explicit offset (naive input is refused), normalised to UTC.
-Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -107,12 +100,6 @@ def _weekly(value: dict[str, list[list[str]]] | None) -> dict[str, list[list[str
     return value
 
 
-def _step(value: timedelta) -> timedelta:
-    if not timedelta(minutes=1) <= value <= timedelta(days=1) or value % timedelta(minutes=1):
-        raise ValueError("must be whole minutes, from PT1M to P1D")
-    return value
-
-
 HoursList = Annotated[list[list[str]], Field(max_length=48), AfterValidator(_hours)]
 WeeklyHours = Annotated[dict[str, HoursList] | None, AfterValidator(_weekly)]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_timezone)]
@@ -120,9 +107,6 @@ Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Meta = Annotated[dict[str, Any], AfterValidator(_meta)]
 Text = Annotated[str, Field(max_length=10_000)]
-PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
-Duration = Annotated[timedelta, AfterValidator(_non_negative)]
-SlotStep = Annotated[timedelta, AfterValidator(_step)]
 GraphName = Annotated[str, AfterValidator(_graph)]
 
 
@@ -136,7 +120,7 @@ class Input(BaseModel):
 class DateHours(Input):
     """Hours for one local date, replacing that weekday's (`[]`: closed all day)."""
 
-    date: date
+    date: Day
     hours: HoursList
 
 
@@ -155,12 +139,13 @@ class AvailabilityRules(Input):
 
     weekly_hours: WeeklyHours = None
     exceptions: Exceptions = Field(default_factory=list)
-    buffer_before: Duration = timedelta(0)
-    buffer_after: Duration = timedelta(0)
-    min_notice: Duration = timedelta(0)
-    max_advance: PositiveDuration | None = None
-    min_duration: PositiveDuration | None = None
-    max_duration: PositiveDuration | None = None
+    buffer_before: Buffer = timedelta(0)
+    buffer_after: Buffer = timedelta(0)
+    # None: no notice, and the secret key may book in the past (the public key never may).
+    min_notice: Notice | None = None
+    max_advance: Advance | None = None
+    min_duration: RuleDuration | None = None
+    max_duration: RuleDuration | None = None
     slot_step: SlotStep = timedelta(minutes=15)
 
 
@@ -189,7 +174,7 @@ class AvailabilityRulesOut(BaseModel):
     exceptions: list[dict[str, Any]]
     buffer_before: timedelta
     buffer_after: timedelta
-    min_notice: timedelta
+    min_notice: timedelta | None
     max_advance: timedelta | None
     min_duration: timedelta | None
     max_duration: timedelta | None
@@ -267,12 +252,12 @@ class BookingCreate(Input):
     details: Text | None = None
     meta: Meta = Field(default_factory=dict)
     # instant_payment, group_customer_payment
-    payment_timeout: PositiveDuration | None = None
+    payment_timeout: PaymentTimeout | None = None
     # group_owner
     max_seats: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    min_cancel_time: Duration | None = None
-    min_booking_time: Duration | None = None
-    max_booking_time: Duration | None = None
+    min_cancel_time: SeatNotice | None = None
+    min_booking_time: SeatNotice | None = None
+    max_booking_time: SeatAdvance | None = None
     # group_customer, group_customer_payment
     owner_booking_id: uuid.UUID | None = None
     # complete automatically one hour after end_time (confirmed and paid bookings)

@@ -103,7 +103,7 @@ class Resource(Base):
     exceptions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     buffer_before: Mapped[timedelta] = mapped_column(Seconds, default=timedelta(0))
     buffer_after: Mapped[timedelta] = mapped_column(Seconds, default=timedelta(0))
-    min_notice: Mapped[timedelta] = mapped_column(Seconds, default=timedelta(0))
+    min_notice: Mapped[timedelta | None] = mapped_column(Seconds)  # None: none (past ok)
     max_advance: Mapped[timedelta | None] = mapped_column(Seconds)
     min_duration: Mapped[timedelta | None] = mapped_column(Seconds)
     max_duration: Mapped[timedelta | None] = mapped_column(Seconds)
@@ -203,8 +203,10 @@ class BookingHold(Base):
     """What a booking (or a block of time off) holds: one row per (booking, resource).
 
     The range includes the booking's buffers. `active` is true while the booking is in a holding
-    state (or the block exists). On PostgreSQL an exclusion constraint (migration 0001) forbids
-    two active rows of one resource whose ranges overlap.
+    state (or the block exists). Blocks may overlap anything; a booking's active hold may overlap
+    neither another booking's nor a block's (ADR 0006, migration 0006): on PostgreSQL an
+    exclusion constraint over booking holds, and on both backends a trigger that refuses a
+    booking hold over a block, after locking the resource row as the block's trigger does.
     """
 
     __tablename__ = "booking_holds"

@@ -14,6 +14,7 @@ The free starts for a duration `d` are computed as closed intervals:
   opening [a, b)            -> starts [a, b - d]
   busy span [x, y)          -> forbids starts in the open interval (x - d - after, y + before)
   notice and advance        -> starts in [now + min_notice, now + max_advance]
+                               (no min_notice: no lower bound, so past starts too)
 and a slot is a grid point inside them. A busy span already includes the buffers of the booking
 that holds it, so this is exactly the overlap rule the database enforces on holds.
 """
@@ -65,7 +66,7 @@ class Rules:
     exceptions: Mapping[date, Hours] = field(default_factory=dict)
     buffer_before: timedelta = ZERO
     buffer_after: timedelta = ZERO
-    min_notice: timedelta = ZERO
+    min_notice: timedelta | None = None  # None: none at all (past starts allowed)
     max_advance: timedelta | None = None
     min_duration: timedelta | None = None
     max_duration: timedelta | None = None
@@ -220,7 +221,7 @@ def free_starts(
         return []
     if rules.max_duration is not None and duration > rules.max_duration:
         return []
-    lo = max(window[0], now + rules.min_notice)
+    lo = window[0] if rules.min_notice is None else max(window[0], now + rules.min_notice)
     hi = window[1] - duration
     if rules.max_advance is not None:
         hi = min(hi, now + rules.max_advance)
@@ -313,6 +314,17 @@ def iso(duration: timedelta | None) -> str:
     return "P" + (f"{days}D" if days else "") + (f"T{clock}" if clock else "" if days else "T0S")
 
 
+def rfc3339(at: datetime, *, round_up: bool = False) -> str:
+    """An instant as the API writes it: RFC 3339 in UTC with `Z` (2024-05-18T10:00:00Z).
+
+    `round_up` drops a fraction of a second by moving to the next whole second.
+    """
+    at = at.astimezone(UTC)
+    if round_up and at.microsecond:
+        at = at.replace(microsecond=0) + timedelta(seconds=1)
+    return at.isoformat().replace("+00:00", "Z")
+
+
 # -- checking one booking ------------------------------------------------------------------------
 
 
@@ -326,8 +338,13 @@ def check_booking(rules: Rules, *, start: datetime, end: datetime, now: datetime
             f"The duration must be between {iso(rules.min_duration or ZERO)} and "
             f"{iso(rules.max_duration)} for this resource."
         )
-    if start < now + rules.min_notice:
-        raise TooSoon(f"Bookings must start at least {iso(rules.min_notice)} from now.")
+    if rules.min_notice is not None and start < now + rules.min_notice:
+        earliest = rfc3339(now + rules.min_notice, round_up=True)
+        raise TooSoon(
+            f"Bookings must start at least {iso(rules.min_notice)} from now: "
+            f"at {earliest} or later.",
+            earliest_start=earliest,
+        )
     if rules.max_advance is not None and start > now + rules.max_advance:
         raise TooFarAhead(f"Bookings may start at most {iso(rules.max_advance)} from now.")
     if not any(a <= start and end <= b for a, b in opening(rules, start, end)):

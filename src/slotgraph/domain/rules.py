@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from slotgraph.errors import BookingWindowClosed, CancelWindowClosed
+from slotgraph.errors import BookingWindowClosed, CancelWindowClosed, InThePast
+
+
+def check_start_for_key(*, key_kind: str, start: datetime, now: datetime) -> None:
+    """The public key never books a start that has passed, whatever the resource's rules.
+
+    (The secret key may: a back office records walk-ins, imports and corrections.)
+    """
+    if key_kind != "secret" and start < now:
+        raise InThePast("The start time has passed.")
 
 
 def check_booking_window(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -126,11 +126,16 @@ def _streams(
     q: Query,
     *,
     now: datetime,
+    past_ok: bool,
 ) -> list[Iterator[datetime]]:
     start, end, duration, step = q.start, q.end, q.duration, q.step
     streams = []
     for r in resources:
         rules = overlay.restrict(rules_of(r), mask=q.mask, min_buffer=q.min_buffer)
+        if not past_ok and rules.min_notice is None:
+            # What may be booked may be offered: the public key never books a start that has
+            # passed (domain.rules.check_start_for_key), so it is not offered one either.
+            rules = replace(rules, min_notice=timedelta(0))
         spans = sorted([*busy[r.id], *q.extra_busy]) if q.extra_busy else busy[r.id]
         starts = av.free_starts(rules, window=(start, end), duration=duration, busy=spans, now=now)
         # Lazy: grid points are made only as far as the caller reads (limit=1 stops early).
@@ -164,7 +169,7 @@ async def _free(
         resources = await _resources(session, principal.app_id, q.resource_ids)
         reach = q.min_buffer or timedelta(0)
         busy = await _busy(session, resources, q.start - reach, q.end + reach, now=now)
-    streams = _streams(resources, busy, q, now=now)
+    streams = _streams(resources, busy, q, now=now, past_ok=principal.kind == "secret")
     return resources, av.merged_slots(streams, mode=q.mode, lazy=lazy)
 
 

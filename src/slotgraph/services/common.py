@@ -12,6 +12,7 @@ from typing import Literal
 import orjson
 
 from slotgraph.appsettings import AppSettings
+from slotgraph.bounds import in_range
 from slotgraph.errors import BadRequest
 
 KeyKind = Literal["secret", "public"]
@@ -37,8 +38,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, id_ = orjson.loads(raw)
         parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
+        if parsed.tzinfo is None or not in_range(parsed):
+            raise ValueError("naive or out of range")
         return parsed, uuid.UUID(id_)
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise BadRequest("cursor is not one this API returned", code_hint="cursor") from exc

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from slotgraph.api.deps import AnyKey, Now, Session
-from slotgraph.schemas import GroupSlot, Instant, Listed, Slot, SlotStep, TimeZone
+from slotgraph.bounds import Instant, SlotStep
+from slotgraph.schemas import GroupSlot, Listed, Slot, TimeZone
 from slotgraph.services import availability
 
 router = APIRouter(prefix="/v1/availability", tags=["availability"])

@@ -6,12 +6,12 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 
 from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
+from slotgraph.bounds import Instant
 from slotgraph.schemas import (
     ActionBody,
     BookingCreate,
     BookingOut,
     BookingUpdate,
-    Instant,
     Listed,
     Page,
     TransitionOut,

@@ -6,11 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from slotgraph.api.deps import Now, SecretKey, Session
+from slotgraph.bounds import Instant
 from slotgraph.schemas import (
     AttemptOut,
     DeliveryOut,
     EventOut,
-    Instant,
     Listed,
     Page,
     WebhookCreate,

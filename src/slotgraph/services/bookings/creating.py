@@ -16,6 +16,7 @@ from slotgraph.domain import availability as av
 from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, Holds
 from slotgraph.domain.rules import (
     check_booking_window,
+    check_start_for_key,
 )
 from slotgraph.domain.shape import booking_shape_errors
 from slotgraph.errors import (
@@ -54,6 +55,8 @@ async def create_booking(
     errors = booking_shape_errors(data.graph, dict(data))
     if errors:
         raise ValidationFailed(errors)
+    if data.start_time is not None:
+        check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
     if not queries.has_exclusion_constraint(session):
         return await _create(session, principal, data, now, precheck=True)
     try:

@@ -1,0 +1,96 @@
+"""The accepted range of every date, time and duration the API takes, in one place.
+
+Schemas build their fields from these types; a value outside is `422 validation_error` naming the
+field, never a 500. docs/api.md ("Accepted ranges") lists the same bounds for users.
+
+- Datetimes and dates: from 1900-01-01T00:00:00Z up to, not including, 2200-01-01T00:00:00Z.
+  Every sum the engine makes from them (a booking plus its buffers, a search window plus a day on
+  each side, now plus the longest advance) stays far from Python's year 9999, and the range is
+  checked before a value is converted to UTC (which itself overflows at year 1 and 9999).
+- Durations: each field has its own upper bound. They are stored as whole seconds in an INTEGER
+  column, 32 bits on PostgreSQL (at most 2**31 - 1 s, about 68 years); every bound is far below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime
+
+from slotgraph.domain.availability import iso
+
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # excluded
+ZERO = timedelta(0)
+
+# Upper bounds per duration field (all inclusive).
+MAX_BUFFER = timedelta(days=7)  # buffer_before, buffer_after
+MAX_NOTICE = timedelta(days=365)  # min_notice
+MAX_ADVANCE = timedelta(days=3650)  # max_advance
+MAX_RULE_DURATION = timedelta(days=365)  # a resource's min_duration, max_duration
+MAX_SLOT_STEP = timedelta(days=1)  # slot_step, and `step` of a search (from PT1M)
+MAX_PAYMENT_TIMEOUT = timedelta(days=30)  # payment_timeout
+MAX_SEAT_NOTICE = timedelta(days=365)  # min_cancel_time, min_booking_time
+MAX_SEAT_ADVANCE = timedelta(days=3650)  # max_booking_time
+MAX_SECONDS_COLUMN = timedelta(seconds=2**31 - 1)  # what a Seconds column can hold
+
+_RANGE = "from 1900-01-01T00:00:00Z to before 2200-01-01T00:00:00Z"
+
+
+def in_range(value: datetime) -> bool:
+    """Whether an aware datetime is in the accepted range (compared without converting it)."""
+    return EARLIEST <= value < LATEST
+
+
+def _instant(value: datetime) -> datetime:
+    if not in_range(value):
+        raise ValueError(f"must be {_RANGE}")
+    return value.astimezone(UTC)
+
+
+def _day(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError("must be from 1900-01-01 to 2199-12-31")
+    return value
+
+
+def _within(most: timedelta, *, positive: bool) -> Callable[[timedelta], timedelta]:
+    def check(value: timedelta) -> timedelta:
+        if positive and value <= ZERO:
+            raise ValueError("must be a positive duration")
+        if value < ZERO:
+            raise ValueError("must not be negative")
+        if value > most:
+            raise ValueError(f"must be at most {iso(most)}")
+        if value % timedelta(seconds=1):
+            raise ValueError("must be whole seconds")
+        return value
+
+    return check
+
+
+def _step(value: timedelta) -> timedelta:
+    if not timedelta(minutes=1) <= value <= MAX_SLOT_STEP or value % timedelta(minutes=1):
+        raise ValueError("must be whole minutes, from PT1M to P1D")
+    return value
+
+
+# An instant with an explicit offset (naive input is refused), in range, normalised to UTC.
+Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
+Day = Annotated[date, AfterValidator(_day)]
+
+Buffer = Annotated[timedelta, AfterValidator(_within(MAX_BUFFER, positive=False))]
+Notice = Annotated[timedelta, AfterValidator(_within(MAX_NOTICE, positive=False))]
+Advance = Annotated[timedelta, AfterValidator(_within(MAX_ADVANCE, positive=True))]
+RuleDuration = Annotated[timedelta, AfterValidator(_within(MAX_RULE_DURATION, positive=True))]
+SlotStep = Annotated[timedelta, AfterValidator(_step)]
+PaymentTimeout = Annotated[timedelta, AfterValidator(_within(MAX_PAYMENT_TIMEOUT, positive=True))]
+SeatNotice = Annotated[timedelta, AfterValidator(_within(MAX_SEAT_NOTICE, positive=False))]
+SeatAdvance = Annotated[timedelta, AfterValidator(_within(MAX_SEAT_ADVANCE, positive=False))]
+
+# Every bound must fit the column it is stored in (checked at import, so a bad edit fails loudly).
+assert max(MAX_BUFFER, MAX_NOTICE, MAX_ADVANCE, MAX_RULE_DURATION, MAX_SEAT_ADVANCE) < (
+    MAX_SECONDS_COLUMN
+)
