@@ -36,7 +36,7 @@ MAX_SEAT_NOTICE = timedelta(days=365)  # min_cancel_time, min_booking_time
 MAX_SEAT_ADVANCE = timedelta(days=3650)  # max_booking_time
 MAX_SECONDS_COLUMN = timedelta(seconds=2**31 - 1)  # what a Seconds column can hold
 
-_RANGE = "from 1900-01-01T00:00:00Z to before 2200-01-01T00:00:00Z"
+RANGE = "from 1900-01-01T00:00:00Z to before 2200-01-01T00:00:00Z"
 
 
 def in_range(value: datetime) -> bool:
@@ -46,7 +46,7 @@ def in_range(value: datetime) -> bool:
 
 def _instant(value: datetime) -> datetime:
     if not in_range(value):
-        raise ValueError(f"must be {_RANGE}")
+        raise ValueError(f"must be {RANGE}")
     return value.astimezone(UTC)
 
 

@@ -203,3 +203,27 @@ async def test_a_forged_cursor_is_400(api: Api, made: dict[str, Any], at: str) -
     for path in ("/v1/bookings", "/v1/events", "/v1/resources", "/v1/clients"):
         r = await api.get(path, cursor=cursor)
         assert (r.status_code, r.json()["code"]) == (400, "bad_request"), (path, r.text)
+
+
+@pytest.mark.parametrize("value", [YEAR_1, YEAR_9999])
+async def test_the_timekit_adapter(api: Api, made: dict[str, Any], value: str) -> None:
+    headers = {"Authorization": f"Bearer {api.secret_key}"}
+    rid = made["resource"]["resource_id"]
+    booking = {
+        "resource_id": rid,
+        "graph": "instant",
+        "start": value,
+        "end": "2024-06-02T10:00:00Z",
+        "customer": {"name": "Marty", "email": "marty@example.com"},
+    }
+    r = await api.http.post("/v2/bookings", json=booking, headers=headers)
+    assert r.status_code == 422, r.text
+    assert "start" in r.json()["errors"]
+    search = {"resources": [rid], "from": value, "to": "2024-06-02T10:00:00Z", "length": "1 hour"}
+    r = await api.http.post("/v2/availability", json=search, headers=headers)
+    assert r.status_code == 422, r.text
+    assert "from" in r.json()["errors"]
+    far = {**search, "from": "now", "to": "999999 weeks"}
+    r = await api.http.post("/v2/availability", json=far, headers=headers)
+    assert r.status_code == 422, r.text
+    assert "to" in r.json()["errors"]

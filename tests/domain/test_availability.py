@@ -77,7 +77,7 @@ def cases(
         exceptions=exceptions,
         buffer_before=minutes(draw(st.sampled_from([0, 5, 15]))),
         buffer_after=minutes(draw(st.sampled_from([0, 10, 30]))),
-        min_notice=minutes(draw(st.sampled_from([0, 60, 600]))),
+        min_notice=draw(st.sampled_from([None, minutes(0), minutes(60), minutes(600)])),
         max_advance=draw(st.sampled_from([None, minutes(24 * 60)])),
         min_duration=draw(st.sampled_from([None, minutes(30)])),
         max_duration=draw(st.sampled_from([None, minutes(90)])),
@@ -145,7 +145,7 @@ def oracle(
         ok = (
             since_midnight % rules.slot_step == timedelta(0)
             and s + d <= window[1]
-            and s >= now + rules.min_notice
+            and (rules.min_notice is None or s >= now + rules.min_notice)
             and (rules.max_advance is None or s <= now + rules.max_advance)
             and all(open_at(s + k * M) for k in range(int(d / M)))
             and not any(

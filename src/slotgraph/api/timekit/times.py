@@ -11,6 +11,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from slotgraph.bounds import LATEST, RANGE, in_range
 from slotgraph.errors import ValidationFailed
 
 _UNITS = {
@@ -52,9 +53,13 @@ def instant(text: object, field: str, *, now: datetime) -> datetime:
         return now
     if text.strip()[:1].isdigit() and _PART.match(text):
         try:
-            return now + duration(text, field)
+            ahead = duration(text, field)
         except ValidationFailed:
             pass
+        else:
+            if ahead >= LATEST - now:
+                raise ValidationFailed.one(field, f"must be {RANGE}")
+            return now + ahead
     return timestamp(text, field)
 
 
@@ -68,6 +73,8 @@ def timestamp(text: object, field: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         raise ValidationFailed.one(field, "the timestamp needs an offset, e.g. +02:00 or Z")
+    if not in_range(parsed):  # checked before converting: year 1 or 9999 would overflow
+        raise ValidationFailed.one(field, f"must be {RANGE}")
     return parsed.astimezone(UTC)
 
 
