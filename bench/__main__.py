@@ -7,13 +7,14 @@ import asyncio
 import os
 import platform
 
-from bench import availability, bookings, webhooks
+from bench import availability, bookings, holds, webhooks
 from bench.harness import table
 
 SUITES = {
     "bookings": bookings.run,
     "availability": availability.run,
     "webhooks": webhooks.run,
+    "holds": holds.run,
 }
 
 

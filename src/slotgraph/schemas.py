@@ -437,6 +437,11 @@ class BlockOut(BaseModel):
     created_at: datetime
 
 
+class BlockCreated(BlockOut):
+    # The holding bookings the new block overlaps (time or buffers); nothing is changed on them.
+    conflicts: list[uuid.UUID]
+
+
 class Slot(BaseModel):
     start_time: datetime
     end_time: datetime

@@ -134,34 +134,6 @@ async def test_buffers_keep_time_free_around_bookings(api: Api) -> None:
     assert [s["start_time"][11:16] for s in free] == ["08:00", "08:15", "08:30", "08:45"]
 
 
-async def test_blocks_hold_time_like_bookings(api: Api) -> None:
-    r = await api.resource(timezone="UTC")
-    path = f"/v1/resources/{r['resource_id']}/blocks"
-    resp = await api.post(
-        path,
-        {
-            "start_time": "2024-05-02T12:00:00Z",
-            "end_time": "2024-05-02T14:00:00Z",
-            "reason": "Lunch",
-        },
-    )
-    assert resp.status_code == 201
-    block = resp.json()
-    taken = await book(api, r, "2024-05-02T13:00:00Z", "2024-05-02T13:30:00Z")
-    assert taken.json()["code"] == "slot_unavailable"
-    b = await book(api, r, "2024-05-02T15:00:00Z", "2024-05-02T16:00:00Z")
-    over = await api.post(
-        path, {"start_time": "2024-05-02T15:30:00Z", "end_time": "2024-05-02T17:00:00Z"}
-    )
-    assert over.json()["code"] == "slot_unavailable"
-    assert [x["reason"] for x in (await api.get(path)).json()["data"]] == ["Lunch"]
-    # Blocks do not stop archiving; bookings do.
-    assert (await api.delete(f"/v1/bookings/{b.json()['booking_id']}")).status_code == 200
-    assert (await api.delete(f"{path}/{block['block_id']}")).status_code == 204
-    assert (await api.get(path)).json()["data"] == []
-    assert (await book(api, r, "2024-05-02T13:00:00Z", "2024-05-02T13:30:00Z")).status_code == 201
-
-
 async def test_search_one_resource_in_local_time(api: Api) -> None:
     r = await api.resource(
         timezone="Europe/Oslo", weekly_hours={"thu": [["09:00", "12:00"]]}, slot_step="PT30M"

@@ -168,3 +168,94 @@ async def test_random_overlapping_requests_never_overlap(server: Server) -> None
                 and s < datetime.fromisoformat(we.replace("Z", "+00:00"))
                 for ws, we in won
             )
+
+
+async def test_blocks_and_bookings_at_once_never_let_a_booking_overlap(server: Server) -> None:
+    """Blocks and bookings on one resource, all at once (issue 9, item 3; ADR 0007).
+
+    Every block is kept; a booking may overlap no other booking and no block created before it.
+    So every booking that overlaps a block must be listed in that block's `conflicts`, and each
+    `conflicts` list must be exactly the bookings that overlap its block.
+    """
+    rng = random.Random(20261129)
+
+    def span(max_quarters: int) -> tuple[datetime, datetime]:
+        start = START + timedelta(minutes=15 * rng.randrange(0, 48))
+        return start, start + timedelta(minutes=15 * rng.randrange(1, max_quarters))
+
+    async with client() as http:
+        resource, client_id = await setup(http, server)
+        bookings = []
+        for _ in range(100):
+            s, e = span(6)
+            bookings.append(
+                {
+                    "resource_id": resource,
+                    "client_id": client_id,
+                    "start_time": s.isoformat(),
+                    "end_time": e.isoformat(),
+                }
+            )
+        blocks = [
+            {"start_time": s.isoformat(), "end_time": e.isoformat()}
+            for s, e in (span(10) for _ in range(30))
+        ]
+
+        async def one(path: str, body: dict[str, Any]) -> httpx.Response:
+            return await http.post(f"{server.url}{path}", headers=server.headers(), json=body)
+
+        requests = [("/v1/bookings", b) for b in bookings]
+        requests += [(f"/v1/resources/{resource}/blocks", b) for b in blocks]
+        rng.shuffle(requests)
+        answers = await asyncio.gather(*(one(path, body) for path, body in requests))
+
+    def when(value: str) -> datetime:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    made_blocks, made_bookings = [], []
+    for (path, _), r in zip(requests, answers, strict=True):
+        if path.endswith("/blocks"):
+            assert r.status_code == 201, r.text
+            made_blocks.append(r.json())
+        else:
+            assert r.status_code in (201, 409), r.text
+            if r.status_code == 409:
+                assert r.json()["code"] == "slot_unavailable", r.text
+            else:
+                made_bookings.append(r.json())
+    assert len(made_blocks) == 30
+    assert len(made_bookings) >= 2
+    won = sorted((when(b["start_time"]), when(b["end_time"])) for b in made_bookings)
+    for (_, end), (start, _) in itertools.pairwise(won):
+        assert end <= start, "two accepted bookings overlap"
+    some_conflict = False
+    for blk in made_blocks:
+        s, e = when(blk["start_time"]), when(blk["end_time"])
+        overlapping = sorted(
+            b["booking_id"]
+            for b in made_bookings
+            if when(b["start_time"]) < e and s < when(b["end_time"])
+        )
+        assert blk["conflicts"] == overlapping, "a booking overlaps a block it was not listed in"
+        some_conflict = some_conflict or bool(overlapping)
+    assert some_conflict, "the test never raced a block against a booking"
+    # The database agrees: what it holds is what the answers said.
+    rows = await database_says(
+        server,
+        "SELECT COUNT(*) FROM booking_holds WHERE active = :t AND block_id IS NOT NULL",
+        t=True,
+    )
+    assert rows[0][0] == 30
+    rows = await database_says(
+        server,
+        "SELECT COUNT(*) FROM booking_holds WHERE active = :t AND booking_id IS NOT NULL",
+        t=True,
+    )
+    assert rows[0][0] == len(made_bookings)
+    # And every refused booking really collided with an accepted booking or with a block.
+    for (path, body), r in zip(requests, answers, strict=True):
+        if path == "/v1/bookings" and r.status_code == 409:
+            s, e = when(body["start_time"]), when(body["end_time"])
+            taken = [(when(b["start_time"]), when(b["end_time"])) for b in made_bookings]
+            taken += [(when(b["start_time"]), when(b["end_time"])) for b in made_blocks]
+            assert any(ws < e and s < we for ws, we in taken), body

@@ -204,7 +204,7 @@ class BookingHold(Base):
 
     The range includes the booking's buffers. `active` is true while the booking is in a holding
     state (or the block exists). Blocks may overlap anything; a booking's active hold may overlap
-    neither another booking's nor a block's (ADR 0006, migration 0006): on PostgreSQL an
+    neither another booking's nor a block's (ADR 0007, migration 0006): on PostgreSQL an
     exclusion constraint over booking holds, and on both backends a trigger that refuses a
     booking hold over a block, after locking the resource row as the block's trigger does.
     """

@@ -89,9 +89,17 @@ def has_exclusion_constraint(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
+# The database's refusal of a booking hold over a block (a trigger on both backends, ADR 0007).
+NO_BLOCK_OVERLAP = "booking_holds_no_block_overlap"
+
+
 def is_exclusion_violation(exc: DBAPIError) -> bool:
-    """True for PostgreSQL SQLSTATE 23P01 (exclusion_violation), whichever driver raised it."""
+    """True when the database refused an overlapping booking hold: PostgreSQL SQLSTATE 23P01
+    (exclusion_violation, from the constraint or the block trigger), whichever driver raised it,
+    or SQLite's block trigger."""
     orig = exc.orig
+    if NO_BLOCK_OVERLAP in str(orig):
+        return True
     for candidate in (orig, getattr(orig, "__cause__", None)):
         if getattr(candidate, "sqlstate", None) == "23P01":
             return True

@@ -11,16 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
 from slotgraph.db.models import BookingHold, Resource, ResourceBlock
+from slotgraph.domain.rules import payment_overdue
 from slotgraph.errors import NotFound, ResourceInUse
 from slotgraph.schemas import (
     BlockCreate,
+    BlockCreated,
     BlockOut,
     Page,
     ResourceCreate,
     ResourceOut,
     ResourceUpdate,
 )
-from slotgraph.services.bookings.lifecycle import check_free, slot_guard
 from slotgraph.services.common import Principal, decode_cursor, encode_cursor
 from slotgraph.services.views import resource_out
 
@@ -123,10 +124,17 @@ async def create_block(
     resource_id: uuid.UUID,
     data: BlockCreate,
     now: datetime,
-) -> BlockOut:
-    """Time off. It holds the resource like a booking: 409 slot_unavailable over a held time."""
+) -> BlockCreated:
+    """Busy time from outside the engine (time off, a synced calendar, maintenance): always kept.
+
+    Blocks may overlap blocks and bookings; no booking may be placed over one afterwards (the
+    database refuses it, ADR 0007). The resource row is locked first, as every writer of holds
+    locks it, so `conflicts` is exactly the holding bookings that overlap the block (their time
+    or buffers) at commit. Nothing is changed on them: the owner decides.
+    """
     async with session.begin():
         resource = await load_resource(session, principal.app_id, resource_id)
+        await queries.lock_resources(session, principal.app_id, [resource.id], hold=True)
         block = ResourceBlock(
             app_id=principal.app_id,
             resource_id=resource.id,
@@ -137,10 +145,6 @@ async def create_block(
         )
         session.add(block)
         await session.flush()
-        await queries.lock_resources(session, principal.app_id, [resource.id], hold=True)
-        await check_free(
-            session, resource.id, data.start_time, data.end_time, now=now, exclude=None
-        )
         session.add(
             BookingHold(
                 block_id=block.id,
@@ -150,9 +154,22 @@ async def create_block(
                 active=True,
             )
         )
-        async with slot_guard():
-            await session.flush()
-        return block_out(block)
+        await session.flush()
+        overlapping = await queries.overlapping_holds(
+            session, resource.id, block.start_time, block.end_time
+        )
+        conflicts = sorted(
+            {
+                row.id
+                for row in overlapping
+                if row.id is not None  # (the block's own hold, and other blocks)
+                # a payment hold past its deadline holds nothing (it times out when next met)
+                and not payment_overdue(
+                    status=row.status, payment_due_at=row.payment_due_at, now=now
+                )
+            }
+        )
+        return BlockCreated(**block_out(block).model_dump(), conflicts=conflicts)
 
 
 async def list_blocks(

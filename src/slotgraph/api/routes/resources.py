@@ -11,6 +11,7 @@ from slotgraph.schemas import (
     AvailabilityRules,
     AvailabilityRulesOut,
     BlockCreate,
+    BlockCreated,
     BlockOut,
     Listed,
     Page,
@@ -105,8 +106,12 @@ async def put_rules(
 @router.post("/{resource_id}/blocks", status_code=201)
 async def create_block(
     resource_id: uuid.UUID, body: BlockCreate, principal: SecretKey, session: Session, now: Now
-) -> BlockOut:
-    """Time off: the time becomes unavailable like a holding booking (409 over a held time)."""
+) -> BlockCreated:
+    """Busy time (time off, maintenance): always 201, even over other blocks or bookings.
+
+    No booking may be placed over it afterwards. `conflicts` lists the holding bookings it
+    overlaps (their time or buffers); nothing is changed on them.
+    """
     return await resources.create_block(
         session, principal=principal, resource_id=resource_id, data=body, now=now
     )

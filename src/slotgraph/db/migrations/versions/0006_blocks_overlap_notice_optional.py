@@ -5,7 +5,7 @@ Revises: 0005
 Create Date: 2026-11-29 19:30:00.000000
 
 - Blocks are busy time from outside: they may overlap blocks and bookings. A booking's active hold
-  still may overlap neither (ADR 0006). PostgreSQL: the exclusion constraint now covers booking
+  still may overlap neither (ADR 0007). PostgreSQL: the exclusion constraint now covers booking
   holds only, and a trigger refuses a booking hold over an active block after locking the resource
   row (which a block's hold locks too, so the two writers are serialised). SQLite: the same
   trigger (its transactions are serialised already).
@@ -37,7 +37,8 @@ BEGIN
           AND tstzrange(b.start_time, b.end_time, '[)')
               && tstzrange(NEW.start_time, NEW.end_time, '[)')
     ) THEN
-        RAISE EXCEPTION 'a booking may not overlap a block (resource %)', NEW.resource_id
+        RAISE EXCEPTION 'booking_holds_no_block_overlap: a booking over a block (resource %)',
+            NEW.resource_id
             USING ERRCODE = 'exclusion_violation', CONSTRAINT = 'booking_holds_no_block_overlap';
     END IF;
     RETURN NEW;

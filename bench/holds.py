@@ -1,0 +1,113 @@
+"""Writing a booking hold: what the block trigger of ADR 0007 costs (PostgreSQL).
+
+One connection writes booking holds the way the create path does, one transaction each: lock the
+resource row, insert the hold, commit. Rounds alternate between the trigger enabled (the product)
+and disabled (the baseline, the schema before 0006 minus the blocks in the constraint), on a
+resource that has 1,000 blocks in the past, so the trigger's index probe has something to search.
+Commits are asynchronous (`synchronous_commit = off`) so that the disk's flush, which the trigger
+does not change, does not drown the statement's cost in noise.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from bench.harness import Figure, database
+from slotgraph.db.engine import create_engine
+from slotgraph.db.migrate import migrate
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+async def _round(
+    conn: asyncpg.Connection, resource: uuid.UUID, ids: list[uuid.UUID], k: int
+) -> float:
+    """Milliseconds per transaction for these bookings' holds (the k-th hour onwards)."""
+    began = time.perf_counter()
+    for i, booking in enumerate(ids):
+        start = T0 + timedelta(hours=k + i)
+        async with conn.transaction():
+            await conn.execute("SELECT 1 FROM resources WHERE id = $1 FOR NO KEY UPDATE", resource)
+            await conn.execute(
+                "INSERT INTO booking_holds (id, booking_id, resource_id, start_time, end_time, "
+                "active) VALUES ($1, $2, $3, $4, $5, true)",
+                uuid.uuid4(),
+                booking,
+                resource,
+                start,
+                start + timedelta(hours=1),
+            )
+    return (time.perf_counter() - began) * 1000 / len(ids)
+
+
+async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
+    if sqlite:
+        raise SystemExit("the holds benchmark measures the PostgreSQL trigger; drop --sqlite")
+    rounds, per_round = (3, 300) if quick else (7, 1000)
+    async with database(False) as url:
+        engine = create_engine(url)
+        await migrate(engine)
+        await engine.dispose()
+        conn = await asyncpg.connect(
+            make_url(url).set(drivername="postgresql").render_as_string(False)
+        )
+        try:
+            app, resource = uuid.uuid4(), uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO apps (id, name, settings, created_at) "
+                "VALUES ($1, 'bench', '{}', now())",
+                app,
+            )
+            await conn.execute(
+                "INSERT INTO resources (id, app_id, name, timezone, meta, exceptions, "
+                "buffer_before, buffer_after, slot_step, created_at, updated_at) "
+                "VALUES ($1, $2, 'r', 'UTC', '{}', '[]', 0, 0, 900, now(), now())",
+                resource,
+                app,
+            )
+            blocks = [
+                (uuid.uuid4(), T0 - timedelta(days=2000) + timedelta(days=d)) for d in range(1000)
+            ]
+            await conn.executemany(
+                "INSERT INTO resource_blocks (id, app_id, resource_id, start_time, end_time, "
+                "created_at) VALUES ($1, $2, $3, $4, $5, now())",
+                [(b, app, resource, s, s + timedelta(hours=2)) for b, s in blocks],
+            )
+            await conn.executemany(
+                "INSERT INTO booking_holds (id, block_id, resource_id, start_time, end_time, "
+                "active) VALUES ($1, $2, $3, $4, $5, true)",
+                [(uuid.uuid4(), b, resource, s, s + timedelta(hours=2)) for b, s in blocks],
+            )
+            ids = [uuid.uuid4() for _ in range(2 * rounds * per_round)]
+            await conn.executemany(
+                "INSERT INTO bookings (id, app_id, graph, status, resource_id, start_time, "
+                "end_time, meta, version, auto_complete, created_at, updated_at) VALUES "
+                "($1, $2, 'instant', 'confirmed', $3, now(), now() + interval '1 hour', '{}', 1, "
+                "true, now(), now())",
+                [(i, app, resource) for i in ids],
+            )
+            await conn.execute("ANALYZE")
+            await conn.execute("SET synchronous_commit = off")
+            with_trigger, without = [], []
+            for r in range(rounds):
+                for enabled, out in ((True, with_trigger), (False, without)):
+                    verb = "ENABLE" if enabled else "DISABLE"
+                    await conn.execute(
+                        f"ALTER TABLE booking_holds {verb} TRIGGER booking_holds_busy_time"
+                    )
+                    n = (2 * r + (0 if enabled else 1)) * per_round
+                    out.append(await _round(conn, resource, ids[n : n + per_round], n))
+            await conn.execute("ALTER TABLE booking_holds ENABLE TRIGGER booking_holds_busy_time")
+        finally:
+            await conn.close()
+    ratios = [a / b for a, b in zip(with_trigger, without, strict=True)]
+    return [
+        Figure("hold write, trigger disabled (baseline)", without, "ms"),
+        Figure("hold write, with the block trigger", with_trigger, "ms"),
+        Figure("with / without (per round)", ratios, "x"),
+    ]
