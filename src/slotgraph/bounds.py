@@ -71,7 +71,7 @@ def _within(most: timedelta, *, positive: bool) -> Callable[[timedelta], timedel
     return check
 
 
-def _step(value: timedelta) -> timedelta:
+def slot_step(value: timedelta) -> timedelta:
     if not timedelta(minutes=1) <= value <= MAX_SLOT_STEP or value % timedelta(minutes=1):
         raise ValueError("must be whole minutes, from PT1M to P1D")
     return value
@@ -81,11 +81,14 @@ def _step(value: timedelta) -> timedelta:
 Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
 Day = Annotated[date, AfterValidator(_day)]
 
-Buffer = Annotated[timedelta, AfterValidator(_within(MAX_BUFFER, positive=False))]
+# The checks themselves, for ways in that parse durations of their own (the /v2 adapter).
+buffer = _within(MAX_BUFFER, positive=False)
+
+Buffer = Annotated[timedelta, AfterValidator(buffer)]
 Notice = Annotated[timedelta, AfterValidator(_within(MAX_NOTICE, positive=False))]
 Advance = Annotated[timedelta, AfterValidator(_within(MAX_ADVANCE, positive=True))]
 RuleDuration = Annotated[timedelta, AfterValidator(_within(MAX_RULE_DURATION, positive=True))]
-SlotStep = Annotated[timedelta, AfterValidator(_step)]
+SlotStep = Annotated[timedelta, AfterValidator(slot_step)]
 PaymentTimeout = Annotated[timedelta, AfterValidator(_within(MAX_PAYMENT_TIMEOUT, positive=True))]
 SeatNotice = Annotated[timedelta, AfterValidator(_within(MAX_SEAT_NOTICE, positive=False))]
 SeatAdvance = Annotated[timedelta, AfterValidator(_within(MAX_SEAT_ADVANCE, positive=False))]

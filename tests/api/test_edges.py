@@ -227,3 +227,19 @@ async def test_the_timekit_adapter(api: Api, made: dict[str, Any], value: str) -
     r = await api.http.post("/v2/availability", json=far, headers=headers)
     assert r.status_code == 422, r.text
     assert "to" in r.json()["errors"]
+    fine = {**search, "from": "2024-06-01T00:00:00Z"}
+    for field, value in (
+        ("timeslot_increments", "999999 weeks"),
+        ("timeslot_increments", "30 seconds"),
+        ("buffer", "999999 weeks"),
+        ("buffer", "8 days"),
+    ):
+        r = await api.http.post("/v2/availability", json={**fine, field: value}, headers=headers)
+        assert r.status_code == 422, (field, value, r.text)
+        assert field in r.json()["errors"], r.text
+    r = await api.http.post(
+        "/v2/availability",
+        json={**fine, "timeslot_increments": "1 day", "buffer": "7 days"},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text

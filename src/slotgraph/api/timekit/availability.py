@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body
 from pydantic import ConfigDict, Field
 
+from slotgraph import bounds
 from slotgraph.api.deps import AnyKey, Now, Session
 from slotgraph.api.timekit import constraints, times
 from slotgraph.api.timekit.common import TimekitInput, Zone, parse, wrap, zone_named
@@ -84,14 +85,22 @@ async def fetch_availability(
         end=end,
         duration=times.duration(given.get("length", "1 hour"), "length"),
         step=(
-            times.duration(given["timeslot_increments"], "timeslot_increments")
+            times.bounded(
+                bounds.slot_step,
+                times.duration(given["timeslot_increments"], "timeslot_increments"),
+                "timeslot_increments",
+            )
             if "timeslot_increments" in given
             else None
         ),
         mode=MODES[mode],
         timezone="UTC",
         mask=found.mask,
-        min_buffer=times.duration(given["buffer"], "buffer") if "buffer" in given else None,
+        min_buffer=(
+            times.bounded(bounds.buffer, times.duration(given["buffer"], "buffer"), "buffer")
+            if "buffer" in given
+            else None
+        ),
         extra_busy=sorted(busy),
     )
     slots = await availability.search(

@@ -8,6 +8,7 @@ length depends on the calendar, and Timekit's own limits are a few months anyway
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -43,6 +44,14 @@ def duration(text: object, field: str) -> timedelta:
     if total <= timedelta(0):
         raise ValidationFailed.one(field, "must be longer than zero")
     return total
+
+
+def bounded(check: Callable[[timedelta], timedelta], value: timedelta, field: str) -> timedelta:
+    """`value` if `check` (one of slotgraph.bounds' checks) accepts it; else 422 on `field`."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ValidationFailed.one(field, str(exc)) from None
 
 
 def instant(text: object, field: str, *, now: datetime) -> datetime:
