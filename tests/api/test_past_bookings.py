@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotgraph.webhooks.worker import Worker
+from slotgraph.worker import Worker
 from tests.api.conftest import TEST_SETTINGS, Api
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
