@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from slotgraph.db.types import Seconds, UTCDateTime
+from slotgraph.domain.graphs import PAYMENT_TIMEOUT
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -139,6 +140,9 @@ class Client(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+_WAITING_FOR_PAYMENT = f"status = '{PAYMENT_TIMEOUT.state}' AND {PAYMENT_TIMEOUT.at} IS NOT NULL"
+
+
 class Booking(Base):
     __tablename__ = "bookings"
     __table_args__ = (
@@ -148,11 +152,11 @@ class Booking(Base):
         Index("ix_bookings_resource_start", "resource_id", "start_time"),
         Index("ix_bookings_client", "client_id"),
         Index("ix_bookings_owner", "owner_booking_id"),
-        Index(
+        Index(  # the payment holds still waiting: what payment_overdue_sql looks through
             "ix_bookings_payment_due",
-            "payment_due_at",
-            postgresql_where=text("status = 'tentative' AND payment_due_at IS NOT NULL"),
-            sqlite_where=text("status = 'tentative' AND payment_due_at IS NOT NULL"),
+            PAYMENT_TIMEOUT.at,
+            postgresql_where=text(_WAITING_FOR_PAYMENT),
+            sqlite_where=text(_WAITING_FOR_PAYMENT),
         ),
         Index(
             "ix_bookings_requests_start",

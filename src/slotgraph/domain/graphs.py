@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -29,18 +30,48 @@ class Transition:
 
 @dataclass(frozen=True)
 class Timer:
-    """An action the system applies by itself when a moment comes."""
+    """An action the system applies by itself when a moment comes.
+
+    Due when the booking is in `state`, its field `at` (a moment) plus `after` has passed, and,
+    with `unless_false`, that boolean field of the booking is true. domain/rules.py says so in
+    Python (`timer_due`) and in SQL (`timer_due_sql`); the worker runs every timer of every graph,
+    and a timer whose action is automatic is also applied by any request that meets it due.
+    """
 
     state: str
     action: str
-    when: str  # for people: the moment, in terms of the booking's fields
+    at: str
+    after: timedelta = timedelta(0)
+    unless_false: str | None = None
+    message: str | None = None  # written to the history row of the transition
+
+    @property
+    def when(self) -> str:
+        """For people (docs, `GET /v1/graphs`): the moment, in terms of the booking's fields."""
+        moment = f"{self.at} + {_iso_duration(self.after)}" if self.after else self.at
+        return f"{moment}, unless {self.unless_false} is false" if self.unless_false else moment
 
 
+def _iso_duration(d: timedelta) -> str:
+    seconds = int(d.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n]
+    return "PT" + "".join(parts)
+
+
+AUTO_COMPLETE_AFTER = timedelta(hours=1)
+_COMPLETED = "Completed automatically one hour after the end."
 _COMPLETE_CONFIRMED = Timer(
-    "confirmed", "complete", "end_time + PT1H, unless auto_complete is false"
+    "confirmed", "complete", "end_time", AUTO_COMPLETE_AFTER, "auto_complete", _COMPLETED
 )
-_COMPLETE_PAID = Timer("paid", "complete", "end_time + PT1H, unless auto_complete is false")
-_TIMEOUT = Timer("tentative", "timeout", "payment_due_at")
+_COMPLETE_PAID = Timer(
+    "paid", "complete", "end_time", AUTO_COMPLETE_AFTER, "auto_complete", _COMPLETED
+)
+# An unpaid payment hold past its deadline holds nothing: it can only time out.
+PAYMENT_TIMEOUT = Timer("tentative", "timeout", "payment_due_at")
+# A confirm_decline request nobody answered before it started.
+REQUEST_EXPIRY = Timer("tentative", "expire", "start_time")
 
 
 @dataclass(frozen=True)
@@ -153,7 +184,7 @@ CONFIRM_DECLINE = Graph(
         ),
         "confirmed": _CONFIRMED,
     },
-    timers=(Timer("tentative", "expire", "start_time"), _COMPLETE_CONFIRMED),
+    timers=(REQUEST_EXPIRY, _COMPLETE_CONFIRMED),
 )
 
 INSTANT_PAYMENT = Graph(
@@ -177,7 +208,7 @@ INSTANT_PAYMENT = Graph(
             Transition("complete", "completed"),
         ),
     },
-    timers=(_TIMEOUT, _COMPLETE_PAID),
+    timers=(PAYMENT_TIMEOUT, _COMPLETE_PAID),
 )
 
 GROUP_OWNER = Graph(
@@ -235,7 +266,7 @@ GROUP_CUSTOMER_PAYMENT = Graph(
             Transition("cancel_by_owner", "cancelled_by_owner"),
         ),
     },
-    timers=(_TIMEOUT, _COMPLETE_PAID),
+    timers=(PAYMENT_TIMEOUT, _COMPLETE_PAID),
 )
 
 GRAPHS: Mapping[str, Graph] = {

@@ -1,9 +1,18 @@
-"""Rules a booking must satisfy beyond its graph's table. Pure: `now` is passed in."""
+"""Rules a booking must satisfy beyond its graph's table, and when a timer of the table is due.
+
+Pure: `now` is passed in. A rule that queries also need is written here twice, side by side: in
+Python and as a SQLAlchemy expression over the columns the caller passes in (no database access).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import ColumnElement, and_
+
+from slotgraph.domain.graphs import PAYMENT_TIMEOUT, Timer
 from slotgraph.errors import BookingWindowClosed, CancelWindowClosed, InThePast
 
 
@@ -51,9 +60,39 @@ def check_cancel_window(
         )
 
 
+def timer_due(timer: Timer, booking: Any, now: datetime) -> bool:
+    """Is `timer` due on `booking` (anything with the booking's fields as attributes)?"""
+    if booking.status != timer.state:
+        return False
+    if timer.unless_false is not None and not getattr(booking, timer.unless_false):
+        return False
+    moment: datetime | None = getattr(booking, timer.at)
+    return moment is not None and moment + timer.after <= now
+
+
+def timer_due_sql(timer: Timer, bookings: Any, now: datetime) -> ColumnElement[bool]:
+    """`timer_due` as a WHERE clause over `bookings`: the mapped class, an alias, or `table.c`."""
+    moment = getattr(bookings, timer.at)
+    clauses = [bookings.status == timer.state, moment.is_not(None), moment <= now - timer.after]
+    if timer.unless_false is not None:
+        clauses.append(getattr(bookings, timer.unless_false).is_(True))
+    return and_(*clauses)
+
+
 def payment_overdue(*, status: str, payment_due_at: datetime | None, now: datetime) -> bool:
-    """A payment hold past its deadline: it blocks nobody and can only time out."""
-    return status == "tentative" and payment_due_at is not None and payment_due_at <= now
+    """A payment hold past its deadline: it holds nothing and can only time out."""
+    return timer_due(PAYMENT_TIMEOUT, _Fields(status, payment_due_at), now)
+
+
+def payment_overdue_sql(bookings: Any, now: datetime) -> ColumnElement[bool]:
+    """`payment_overdue` as a WHERE clause over `bookings` (see `timer_due_sql`)."""
+    return timer_due_sql(PAYMENT_TIMEOUT, bookings, now)
+
+
+@dataclass(frozen=True)
+class _Fields:
+    status: str
+    payment_due_at: datetime | None
 
 
 def request_expired(*, graph: str, status: str, start: datetime, now: datetime) -> bool:

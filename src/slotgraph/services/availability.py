@@ -20,7 +20,7 @@ from slotgraph.db.models import Booking, BookingHold, Resource
 from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
 from slotgraph.domain import overlay
-from slotgraph.domain.rules import check_booking_window
+from slotgraph.domain.rules import check_booking_window, payment_overdue_sql
 from slotgraph.errors import BookingWindowClosed, ValidationFailed
 from slotgraph.schemas import GroupSlot, Slot
 from slotgraph.services.common import Principal
@@ -98,11 +98,7 @@ async def _busy(
     grew with the table (docs/benchmarks.md).
     """
     reach = max((max(r.buffer_before, r.buffer_after) for r in resources), default=timedelta(0))
-    overdue = select(Booking.id).where(
-        Booking.status == "tentative",
-        Booking.payment_due_at.is_not(None),
-        Booking.payment_due_at <= now,
-    )
+    overdue = select(Booking.id).where(payment_overdue_sql(Booking, now))
     rows = await session.execute(
         select(BookingHold.resource_id, BookingHold.start_time, BookingHold.end_time)
         .where(
@@ -213,11 +209,7 @@ async def groups(
     overdue = (
         select(func.count())
         .select_from(seat)
-        .where(
-            seat.c.owner_booking_id == Booking.id,
-            seat.c.status == "tentative",
-            seat.c.payment_due_at <= now,
-        )
+        .where(seat.c.owner_booking_id == Booking.id, payment_overdue_sql(seat.c, now))
         .scalar_subquery()
     )
     async with session.begin():

@@ -17,6 +17,7 @@ from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, Holds
 from slotgraph.domain.rules import (
     check_booking_window,
     check_start_for_key,
+    payment_overdue_sql,
 )
 from slotgraph.domain.shape import booking_shape_errors
 from slotgraph.errors import (
@@ -260,9 +261,7 @@ async def _take_seat(
         # Unpaid seats past their deadline block nobody: time them out now.
         due = await session.scalars(
             select(Booking.id).where(
-                Booking.owner_booking_id == owner.id,
-                Booking.status == "tentative",
-                Booking.payment_due_at <= now,
+                Booking.owner_booking_id == owner.id, payment_overdue_sql(Booking, now)
             )
         )
         for seat in await queries.lock_bookings(session, list(due)):

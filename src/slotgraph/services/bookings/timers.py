@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.db import queries
 from slotgraph.db.models import Booking
 from slotgraph.domain.graphs import GRAPHS
+from slotgraph.domain.rules import payment_overdue_sql
 from slotgraph.services.bookings import lifecycle
 
 AUTO_COMPLETE_AFTER = timedelta(hours=1)
@@ -57,11 +58,7 @@ async def apply_all_due(
     session: AsyncSession, *, now: datetime, app_id: uuid.UUID | None, limit: int = 500
 ) -> int:
     """Apply every due automatic action (of one app, or all). Returns how many moved."""
-    payment = select(Booking.id, Booking.owner_booking_id).where(
-        Booking.status == "tentative",
-        Booking.payment_due_at.is_not(None),
-        Booking.payment_due_at <= now,
-    )
+    payment = select(Booking.id, Booking.owner_booking_id).where(payment_overdue_sql(Booking, now))
     requests = select(Booking.id, Booking.owner_booking_id).where(
         Booking.status == "tentative",
         Booking.graph == "confirm_decline",
