@@ -362,10 +362,15 @@ Url = Annotated[str, Field(max_length=2048), AfterValidator(_url)]
 EventFilters = Annotated[list[str] | None, Field(max_length=100), AfterValidator(_filters)]
 
 
+WebhookFormat = Literal["standard", "timekit"]
+
+
 class WebhookCreate(Input):
     url: Url
     events: EventFilters = None
     description: Annotated[str, Field(max_length=500)] | None = None
+    # "timekit": Timekit's booking body signed with x-timekit-signature (docs/webhooks.md)
+    format: WebhookFormat = "standard"
 
 
 class WebhookUpdate(Input):
@@ -373,12 +378,14 @@ class WebhookUpdate(Input):
     events: EventFilters = None
     enabled: bool | None = None
     description: Annotated[str, Field(max_length=500)] | None = None
+    format: WebhookFormat | None = None
 
 
 class WebhookOut(BaseModel):
     webhook_id: uuid.UUID
     url: str
     events: list[str] | None
+    format: str
     description: str | None
     enabled: bool
     disabled_reason: str | None

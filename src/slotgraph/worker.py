@@ -82,6 +82,7 @@ class Worker:
             body=claim.payload,
             secrets_=claim.secrets,
             allow_private=self.settings.webhook_allow_private_networks,
+            format_=claim.format,
         )
         async with self.sessions() as session:
             await deliveries.finish(

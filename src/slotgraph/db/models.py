@@ -300,6 +300,8 @@ class WebhookEndpoint(Base):
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[str] | None] = mapped_column(JSONType)  # None: every event
+    # "standard" (Standard Webhooks) or "timekit" (Timekit's booking body, x-timekit-signature)
+    format: Mapped[str] = mapped_column(String(16), default="standard")
     description: Mapped[str | None] = mapped_column(String(500))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(200))

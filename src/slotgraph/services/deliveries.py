@@ -32,6 +32,7 @@ from slotgraph.domain.webhooks import should_disable, signing_secrets, wants
 from slotgraph.schemas import DeliveryOut
 from slotgraph.services.outbox import record_event
 from slotgraph.services.views import webhook_out
+from slotgraph.webhooks import timekit
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Claim:
     payload: str
     url: str
     secrets: list[str]
+    format: str = "standard"  # the endpoint's format: "standard" or "timekit"
 
 
 def new_delivery(endpoint: WebhookEndpoint, event: Event, now: datetime) -> Delivery:
@@ -137,21 +139,27 @@ async def claim(
             select(Event.id, Event.payload).where(Event.id.in_([d.event_id for d in deliveries]))
         )
         payloads = {event_id: payload for event_id, payload in rows}
+        timekit_events = {
+            d.event_id for d in deliveries if addresses[d.endpoint_id][2] == timekit.FORMAT
+        }
+        timekit_bodies = await timekit.bodies(session, {e: payloads[e] for e in timekit_events})
         claims = []
         for d in deliveries:
             d.attempts += 1
             d.locked_until = now + lease
             d.locked_by = worker_id
             d.updated_at = now
-            url, secrets = addresses[d.endpoint_id]
+            url, secrets, format_ = addresses[d.endpoint_id]
+            body = timekit_bodies[d.event_id] if format_ == timekit.FORMAT else None
             claims.append(
                 Claim(
                     delivery_id=d.id,
                     attempt=d.attempts,
                     event_id=d.event_id,
-                    payload=payloads[d.event_id],
+                    payload=body or payloads[d.event_id],
                     url=url,
                     secrets=secrets,
+                    format=format_,
                 )
             )
         return claims
@@ -256,8 +264,8 @@ async def _targets(session: AsyncSession, events: Sequence[Event]) -> Sequence[W
 
 async def _address(
     session: AsyncSession, deliveries: Sequence[Delivery], now: datetime
-) -> dict[uuid.UUID, tuple[str, list[str]]]:
-    """Per endpoint: the URL and the secrets that sign the request now."""
+) -> dict[uuid.UUID, tuple[str, list[str], str]]:
+    """Per endpoint: the URL, the secrets that sign the request now, and its format."""
     endpoints = await session.scalars(
         select(WebhookEndpoint).where(WebhookEndpoint.id.in_({d.endpoint_id for d in deliveries}))
     )
@@ -270,6 +278,7 @@ async def _address(
                 previous_expires_at=e.previous_secret_expires_at,
                 now=now,
             ),
+            e.format,
         )
         for e in endpoints
     }

@@ -99,6 +99,7 @@ def webhook_out(e: WebhookEndpoint) -> WebhookOut:
         webhook_id=e.id,
         url=e.url,
         events=e.events,
+        format=e.format,
         description=e.description,
         enabled=e.enabled,
         disabled_reason=e.disabled_reason,

@@ -73,6 +73,7 @@ async def create_webhook(
             app_id=principal.app_id,
             url=data.url,
             events=data.events,
+            format=data.format,
             description=data.description,
             enabled=True,
             secret=new_secret(),
@@ -121,6 +122,8 @@ async def update_webhook(
             endpoint.events = changes["events"]  # null: every event
         if "description" in changes:
             endpoint.description = changes["description"]
+        if changes.get("format"):
+            endpoint.format = changes["format"]
         if changes.get("enabled") is True and not endpoint.enabled:
             endpoint.enabled, endpoint.disabled_reason, endpoint.failing_since = True, None, None
         elif changes.get("enabled") is False and endpoint.enabled:

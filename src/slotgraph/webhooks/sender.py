@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 
 from slotgraph.domain.deliveries import Outcome
-from slotgraph.webhooks import signing
+from slotgraph.webhooks import signing, timekit
 from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
 
 TIMEOUT_SECONDS = 15.0
@@ -23,6 +23,7 @@ async def send(
     body: str,
     secrets_: list[str],
     allow_private: bool,
+    format_: str = "standard",
 ) -> Outcome:
     started = time.monotonic()
 
@@ -34,9 +35,12 @@ async def send(
     except UrlNotAllowed as exc:
         return Outcome(None, f"refused: {exc}", took(), None)
     # The signed timestamp is the real time of sending: receivers check it against their clock.
-    headers = signing.headers(
-        msg_id=msg_id, timestamp=datetime.now(UTC), body=body, secrets_=secrets_
-    )
+    if format_ == timekit.FORMAT:
+        headers = timekit.headers(msg_id=msg_id, body=body, secrets_=secrets_)
+    else:
+        headers = signing.headers(
+            msg_id=msg_id, timestamp=datetime.now(UTC), body=body, secrets_=secrets_
+        )
     try:
         async with http.stream(
             "POST", url, content=body.encode(), headers=headers, timeout=TIMEOUT_SECONDS

@@ -65,7 +65,8 @@ async def update_webhook(
     now: Now,
     request: Request,
 ) -> WebhookOut:
-    """Change `url`, `events`, `description`; `enabled: true` switches a disabled one back on."""
+    """Change `url`, `events`, `description`, `format`; `enabled: true` switches a disabled one
+    back on."""
     return await webhook_endpoints.update_webhook(
         session,
         principal=principal,
