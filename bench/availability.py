@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -120,10 +121,77 @@ async def _naive(
     return found
 
 
+@dataclass
+class Loaded:
+    """The scenarios' resources and query parameters, loaded into a database."""
+
+    app_id: str
+    one: str
+    many: list[str]
+    first: str
+    fillers: list[str]
+    scenarios: dict[str, dict[str, Any]]
+
+
+async def load(conn: asyncpg.Connection, http: httpx.AsyncClient, base: str) -> Loaded:
+    """Resources through the API, their bookings with plain SQL; 10,000 bookings in all."""
+    rng = random.Random(7)
+
+    async def resource(name: str) -> str:
+        r = await http.post(
+            f"{base}/v1/resources", headers=auth(), json={"name": name, "timezone": "Europe/Oslo"}
+        )
+        return str(r.json()["resource_id"])
+
+    one = await resource("one")
+    quarter = timedelta(minutes=15)
+    picks = rng.sample(range(31 * 96), 2000)
+    app_id = str(await conn.fetchval("SELECT app_id FROM resources LIMIT 1"))
+    await _bulk(conn, app_id, one, [(DAY0 + k * quarter, DAY0 + (k + 1) * quarter) for k in picks])
+    many = [await resource(f"many{i}") for i in range(100)]
+    for rid in many:
+        spans = []
+        for k in rng.sample(range(7 * 24), 20):
+            s = DAY0 + timedelta(hours=k)
+            spans.append((s, s + timedelta(minutes=45)))
+        await _bulk(conn, app_id, rid, spans)
+    first = await resource("first")
+    hours = [(DAY0 + timedelta(hours=h), DAY0 + timedelta(hours=h + 1)) for h in range(60 * 24)]
+    await _bulk(conn, app_id, first, hours)
+    fillers = [await resource(f"filler{i}") for i in range(50)]
+    await _filler(conn, app_id, fillers, 10_000)  # the small table: 10,000
+    await conn.execute("ANALYZE")
+    scenarios = {
+        "one": {
+            "resource_id": one,
+            "start": DAY0.isoformat(),
+            "end": (DAY0 + timedelta(days=31)).isoformat(),
+            "duration": "PT30M",
+            "step": "PT15M",
+            "limit": 5000,
+        },
+        "many": {
+            "resource_id": many,
+            "start": DAY0.isoformat(),
+            "end": (DAY0 + timedelta(days=7)).isoformat(),
+            "duration": "PT30M",
+            "mode": "any",
+            "limit": 1000,
+        },
+        "first": {
+            "resource_id": first,
+            "start": DAY0.isoformat(),
+            "end": (DAY0 + timedelta(days=90)).isoformat(),
+            "duration": "PT1H",
+            "limit": 1,
+        },
+    }
+    return Loaded(app_id, one, many, first, fillers, scenarios)
+
+
 async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
     if sqlite:
         raise SystemExit("the availability benchmark loads data with PostgreSQL SQL; drop --sqlite")
-    rng = random.Random(7)
     total = 100_000 if quick else 1_000_000
     async with database(False) as url:
         port = free_port()
@@ -133,73 +201,15 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
             await wait_ready(base, api)
             conn = await asyncpg.connect(url)
             async with httpx.AsyncClient(timeout=120) as http:
-
-                async def resource(name: str) -> str:
-                    r = await http.post(
-                        f"{base}/v1/resources",
-                        headers=auth(),
-                        json={"name": name, "timezone": "Europe/Oslo"},
-                    )
-                    return str(r.json()["resource_id"])
-
-                one = await resource("one")
-                quarter = timedelta(minutes=15)
-                picks = rng.sample(range(31 * 96), 2000)
-                app_id = str(await conn.fetchval("SELECT app_id FROM resources LIMIT 1"))
-                await _bulk(
-                    conn,
-                    app_id,
-                    one,
-                    [(DAY0 + k * quarter, DAY0 + (k + 1) * quarter) for k in picks],
-                )
-                many = [await resource(f"many{i}") for i in range(100)]
-                for rid in many:
-                    spans = []
-                    for k in rng.sample(range(7 * 24), 20):
-                        s = DAY0 + timedelta(hours=k)
-                        spans.append((s, s + timedelta(minutes=45)))
-                    await _bulk(conn, app_id, rid, spans)
-                first = await resource("first")
-                await _bulk(
-                    conn,
-                    app_id,
-                    first,
-                    [
-                        (DAY0 + timedelta(hours=h), DAY0 + timedelta(hours=h + 1))
-                        for h in range(60 * 24)
-                    ],
-                )
-                fillers = [await resource(f"filler{i}") for i in range(50)]
-                await _filler(conn, app_id, fillers, 10_000)  # the small table: 10,000
+                loaded = await load(conn, http, base)
                 small_rows = await conn.fetchval("SELECT count(*) FROM bookings")
-                await conn.execute("ANALYZE")
-                scenarios = {
-                    "one": {
-                        "resource_id": one,
-                        "start": DAY0.isoformat(),
-                        "end": (DAY0 + timedelta(days=31)).isoformat(),
-                        "duration": "PT30M",
-                        "step": "PT15M",
-                    },
-                    "many": {
-                        "resource_id": many,
-                        "start": DAY0.isoformat(),
-                        "end": (DAY0 + timedelta(days=7)).isoformat(),
-                        "duration": "PT30M",
-                        "mode": "any",
-                    },
-                    "first": {
-                        "resource_id": first,
-                        "start": DAY0.isoformat(),
-                        "end": (DAY0 + timedelta(days=90)).isoformat(),
-                        "duration": "PT1H",
-                        "limit": 1,
-                    },
-                }
+                one, many, first = loaded.one, loaded.many, loaded.first
+                scenarios = loaded.scenarios
+                quarter = timedelta(minutes=15)
                 results: dict[str, list[float]] = {}
                 for phase in ("small", "large"):
                     if phase == "large":
-                        await _filler(conn, app_id, fillers, total)
+                        await _filler(conn, loaded.app_id, loaded.fillers, total)
                     for name, params in scenarios.items():
                         for _ in range(2):  # warm up
                             await _timed(http, f"{base}/v1/availability", params)

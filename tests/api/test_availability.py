@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -462,3 +464,82 @@ async def test_the_repeated_autumn_hour_is_offered_and_bookable(
     )
     opens = {"Europe/Oslo": "00:30", "Australia/Lord_Howe": "14:45"}[zone]
     assert first[0]["start_time"][11:16] == opens
+
+
+async def test_search_bounds(api: Api) -> None:
+    """limit defaults to 500 and is at most 5,000; an answer lists at most 100,000 resource ids;
+    a search considers at most 1,000,000 start times. Each refusal is a 422 naming its bound."""
+    r = await api.resource(timezone="UTC", slot_step="PT1M")
+    week = {
+        "resource_id": r["resource_id"],
+        "start": "2024-05-02T00:00:00Z",
+        "end": "2024-05-09T00:00:00Z",
+        "duration": "PT30M",
+    }
+    assert len(await slots(api, **week)) == 500
+    assert len(await slots(api, **week, limit=5000)) == 5000
+    for change, field, words in [
+        ({"limit": 5001}, "limit", "5000"),
+        ({"limit": 0}, "limit", "1"),
+    ]:
+        resp = await api.get("/v1/availability", **{**week, **change})
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["errors"][0]["field"].endswith(field)
+        assert words in resp.text
+    many = [
+        (await api.resource(timezone="UTC", slot_step="PT1M"))["resource_id"] for _ in range(25)
+    ]
+    resp = await api.get("/v1/availability", **{**week, "resource_id": many, "limit": 4001})
+    assert resp.status_code == 422, resp.text
+    assert "100,000" in resp.json()["detail"]
+    assert resp.json()["errors"][0]["field"] == "limit"
+    # The largest answer the bounds allow: 4,000 slots x 25 resources, a few MB.
+    resp = await api.get("/v1/availability", **{**week, "resource_id": many, "limit": 4000})
+    assert resp.status_code == 200, resp.text
+    assert sum(len(s["resource_ids"]) for s in resp.json()["data"]) == 100_000
+    assert len(resp.content) < 5_000_000
+    # 8 resources x 93 days of one-minute starts is more than a search may consider.
+    quarter = {**week, "end": "2024-08-03T00:00:00Z", "resource_id": many[:8]}
+    resp = await api.get("/v1/availability", **quarter)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["errors"][0]["field"] == "step"
+    assert "1,000,000" in resp.json()["detail"]
+    assert (await api.get("/v1/availability", **{**quarter, "step": "PT5M"})).status_code == 200
+    assert (await api.get("/v1/availability/dates", **quarter)).status_code == 422
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_memory_stays_flat_over_searches_with_distinct_windows(api: Api) -> None:
+    """2,000 searches, each with a window no other search used: the process does not grow.
+
+    (Each new window used to keep its whole grid, about 7 MB at one-minute steps over 93 days, in
+    a cache of 256 entries.)"""
+    r = await api.resource(timezone="Europe/Oslo", slot_step="PT1M")
+    base = datetime(2024, 5, 2, tzinfo=UTC)
+
+    async def search(k: int) -> None:
+        start = base + timedelta(minutes=k)
+        resp = await api.get(
+            "/v1/availability",
+            resource_id=r["resource_id"],
+            start=start.isoformat(),
+            end=(start + timedelta(days=93)).isoformat(),
+            duration="PT30M",
+            limit=10,
+        )
+        assert resp.status_code == 200, resp.text
+
+    for k in range(50):  # warm up: pools, caches of fixed size, compiled statements
+        await search(k)
+    gc.collect()
+    before = _rss()
+    for k in range(50, 2050):
+        await search(k)
+        if k % 100 == 0:
+            assert _rss() - before < 20_000_000, (k, (_rss() - before) / 1e6)
+    gc.collect()
+    assert _rss() - before < 20_000_000

@@ -17,10 +17,12 @@ from slotgraph.domain.availability import (
     check_booking,
     free_starts,
     grid,
-    merged_slots,
     opening,
+    slot_points,
     slots_in,
 )
+from slotgraph.domain.combine import merged_slots
+from slotgraph.domain.wallclock import instant
 
 DAY0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 M = timedelta(minutes=1)
@@ -168,22 +170,27 @@ def test_free_slots_match_the_minute_by_minute_oracle(
     window = (day0, day0 + timedelta(days=2))
     # Busy spans are holds: they already include the buffers of the booking that made them.
     starts = free_starts(rules, window=window, duration=d, busy=busy, now=now)
-    got = list(slots_in(starts, grid(rules, *window)))
+    got = [instant(t) for run in slot_points(rules, starts) for t in run]
     assert got == oracle(rules, busy, d, now, window)
+    assert got == list(slots_in(starts, grid(rules, *window)))
     for s in got:  # and every slot passes the single-booking check
         check_booking(rules, start=s, end=s + d, now=now)
 
 
 def test_merged_slots_any_and_all() -> None:
-    t = [DAY0 + minutes(15 * k) for k in range(4)]
-    streams = [[t[0], t[1], t[3]], [t[1], t[2], t[3]]]
-    assert list(merged_slots([iter(s) for s in streams], mode="any")) == [
+    t = [1_000_000 + 900 * k for k in range(5)]
+    streams = [[[t[0], t[1]], [t[3]]], [range(t[1], t[3] + 1, 900), [t[4]]]]
+    assert merged_slots(streams, [0, 1], mode="any", limit=10) == [
         (t[0], [0]),
         (t[1], [0, 1]),
         (t[2], [1]),
         (t[3], [0, 1]),
+        (t[4], [1]),
     ]
-    assert [x for x, _ in merged_slots([iter(s) for s in streams], mode="all")] == [t[1], t[3]]
+    assert merged_slots(streams, [0, 1], mode="any", limit=2) == [(t[0], [0]), (t[1], [0, 1])]
+    assert merged_slots(streams, [0, 1], mode="all", limit=10) == [(t[1], [0, 1]), (t[3], [0, 1])]
+    assert merged_slots(streams, [0, 1], mode="all", limit=1) == [(t[1], [0, 1])]
+    assert merged_slots([], [], mode="any", limit=5) == []
 
 
 # -- DST, by hand --------------------------------------------------------------------------------

@@ -21,14 +21,14 @@ that holds it, so this is exactly the overlap rule the database enforces on hold
 
 from __future__ import annotations
 
-import heapq
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from slotgraph.domain import wallclock as wc
+from slotgraph.domain.combine import Points
 from slotgraph.errors import Conflict
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -91,28 +91,6 @@ class Rules:
 # -- local time ----------------------------------------------------------------------------------
 
 
-def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime | None:
-    """The UTC instant of a local wall time; None if it does not exist; first one if ambiguous."""
-    naive = datetime.combine(day, at)
-    aware = naive.replace(tzinfo=zone, fold=0)
-    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
-        return None
-    return aware.astimezone(UTC)
-
-
-def _boundary(day: date, at: time | None, zone: ZoneInfo) -> datetime:
-    """An opening boundary: a wall time in a DST gap moves forward to where the gap ends."""
-    if at is None:
-        day, at = day + timedelta(days=1), time(0)
-    naive = datetime.combine(day, at)
-    for minutes in range(0, 24 * 60):
-        moved = naive + timedelta(minutes=minutes)
-        found = local_instant(moved.date(), moved.time(), zone)
-        if found is not None:
-            return found
-    raise AssertionError("no existing local time within a day")  # pragma: no cover
-
-
 def _local_dates(start: datetime, end: datetime, zone: ZoneInfo) -> Iterator[date]:
     day = start.astimezone(zone).date() - timedelta(days=1)
     last = end.astimezone(zone).date() + timedelta(days=1)
@@ -123,14 +101,26 @@ def _local_dates(start: datetime, end: datetime, zone: ZoneInfo) -> Iterator[dat
 
 def opening(rules: Rules, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """The resource's opening hours overlapping [start, end), as merged UTC intervals."""
-    zone = rules.zone
+    zone, name = rules.zone, rules.timezone
+    lo_s, hi_s = wc.floor_seconds(start), wc.ceil_seconds(end)
     spans = []
     for day in _local_dates(start, end, zone):
         for a, b in rules.hours_on(day):
-            lo, hi = _boundary(day, a, zone), _boundary(day, b, zone)
-            if lo < hi and lo < end and hi > start:
+            lo, hi = wc.boundary(name, day, a), wc.boundary(name, day, b)
+            if lo < hi and lo < hi_s and hi > lo_s:
                 spans.append((lo, hi))
-    return merge(spans)
+    return [(wc.instant(lo), wc.instant(hi)) for lo, hi in _merge_seconds(spans)]
+
+
+def _merge_seconds(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
 
 
 def merge(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -145,6 +135,10 @@ def merge(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, da
     return out
 
 
+def _step_seconds(rules: Rules, step: timedelta | None) -> int:
+    return (step or rules.slot_step) // wc.SECOND
+
+
 def grid(
     rules: Rules, start: datetime, end: datetime, step: timedelta | None = None
 ) -> list[datetime]:
@@ -153,54 +147,17 @@ def grid(
     Every instant whose wall-clock reading is on the grid: wall-clock points that do not exist
     are skipped; ambiguous ones (the autumn fold) are both starts.
     """
-    return list(_grid(rules.timezone, step or rules.slot_step, start, end))
-
-
-@lru_cache(maxsize=256)
-def _grid(zone_name: str, step: timedelta, start: datetime, end: datetime) -> tuple[datetime, ...]:
-    zone = ZoneInfo(zone_name)
-    points: list[datetime] = []
-    for day in _local_dates(start, end, zone):
-        midnight = local_instant(day, time(0), zone)
-        following = local_instant(day + timedelta(days=1), time(0), zone)
-        if midnight is not None and following is not None and following - midnight == _DAY:
-            # No DST change today: the wall clock and UTC move together.
-            day_points: list[datetime] = []
-            at = midnight
-            while at < following:
-                day_points.append(at)
-                at += step
-        else:
-            day_points = _grid_slow(day, step, zone)
-        points.extend(p for p in day_points if start <= p < end)
-    return tuple(sorted(set(points)))
-
-
-def _grid_slow(day: date, step: timedelta, zone: ZoneInfo) -> list[datetime]:
-    """A DST-change day: each wall-clock point on its own; gaps skipped, folds twice."""
-    wall = datetime.combine(day, time(0))
-    next_day = wall + _DAY
-    points = []
-    while wall < next_day:
-        points.extend(_instants(wall, zone))
-        wall += step
-    return points
-
-
-def _instants(wall: datetime, zone: ZoneInfo) -> list[datetime]:
-    """The UTC instants whose local reading is the naive `wall`: none (gap), one, or two (fold)."""
-    found = []
-    for fold in (0, 1):
-        at = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
-        if at.astimezone(zone).replace(tzinfo=None) == wall and at not in found:
-            found.append(at)
-    return found
+    span = (wc.ceil_seconds(start), wc.ceil_seconds(end) - 1)
+    runs = wc.grid_runs(rules.timezone, _step_seconds(rules, step), [span])
+    return [wc.instant(t) for run in runs for t in run]
 
 
 def on_grid(rules: Rules, at: datetime) -> bool:
     """Whether the wall-clock reading of the instant `at` is on the grid (either fold)."""
-    local = at.astimezone(rules.zone).replace(tzinfo=None)
-    return not (local - datetime.combine(local.date(), time(0))) % rules.slot_step
+    seconds = wc.floor_seconds(at)
+    return at == wc.instant(seconds) and wc.on_grid(
+        rules.timezone, _step_seconds(rules, None), seconds
+    )
 
 
 # -- free starts ---------------------------------------------------------------------------------
@@ -215,8 +172,13 @@ def free_starts(
     duration: timedelta,
     busy: Iterable[tuple[datetime, datetime]],
     now: datetime,
+    opened: list[tuple[datetime, datetime]] | None = None,
 ) -> list[Closed]:
-    """The closed intervals of start times at which a booking of `duration` fits (any grid)."""
+    """The closed intervals of start times at which a booking of `duration` fits (any grid).
+
+    `opened` is `opening(rules, *window)` when the caller has it already (resources that share
+    their hours share it).
+    """
     if rules.min_duration is not None and duration < rules.min_duration:
         return []
     if rules.max_duration is not None and duration > rules.max_duration:
@@ -228,7 +190,7 @@ def free_starts(
     if lo > hi:
         return []
     allowed: list[Closed] = []
-    for a, b in opening(rules, window[0], window[1]):
+    for a, b in opening(rules, window[0], window[1]) if opened is None else opened:
         s, e = max(a, lo), min(b - duration, hi)
         if s <= e:
             allowed.append((s, e))
@@ -262,44 +224,18 @@ def _subtract(allowed: list[Closed], forbidden: list[tuple[datetime, datetime]])
     return out
 
 
+def slot_points(
+    rules: Rules, starts: list[Closed], step: timedelta | None = None
+) -> Iterator[Points]:
+    """The grid starts inside the closed intervals (ascending), as runs of epoch seconds, lazily."""
+    spans = ((wc.ceil_seconds(lo), wc.floor_seconds(hi)) for lo, hi in starts)
+    return wc.grid_runs(rules.timezone, _step_seconds(rules, step), spans)
+
+
 def slots_in(starts: list[Closed], points: Sequence[datetime]) -> Iterator[datetime]:
-    """The grid points that fall in the closed intervals (both ascending), lazily."""
+    """The given points that fall in the closed intervals (both ascending), lazily."""
     for lo, hi in starts:
         yield from points[bisect_left(points, lo) : bisect_right(points, hi)]
-
-
-def merged_slots(
-    per_resource: Sequence[Iterator[datetime]], *, mode: str, lazy: bool = True
-) -> Iterator[tuple[datetime, list[int]]]:
-    """Combine per-resource slot streams: each start with the indexes of the resources free then.
-
-    mode "any": starts where at least one is free; "all": starts where every one is.
-    `lazy` merges the streams as they are read (for a limit); otherwise all at once, faster.
-    """
-    if not lazy:
-        free_at: dict[datetime, list[int]] = {}
-        for i, stream in enumerate(per_resource):
-            for t in stream:
-                free_at.setdefault(t, []).append(i)
-        for t in sorted(free_at):
-            if mode == "any" or len(free_at[t]) == len(per_resource):
-                yield t, free_at[t]
-        return
-
-    def tag(stream: Iterator[datetime], i: int) -> Iterator[tuple[datetime, int]]:
-        return ((t, i) for t in stream)
-
-    tagged = [tag(stream, i) for i, stream in enumerate(per_resource)]
-    current: datetime | None = None
-    free: list[int] = []
-    for t, i in heapq.merge(*tagged):
-        if t != current:
-            if current is not None and (mode == "any" or len(free) == len(per_resource)):
-                yield current, free
-            current, free = t, []
-        free.append(i)
-    if current is not None and (mode == "any" or len(free) == len(per_resource)):
-        yield current, free
 
 
 def iso(duration: timedelta | None) -> str:

@@ -6,26 +6,37 @@ same two queries as one resource and one day.
 
 from __future__ import annotations
 
-import itertools
+import functools
 import uuid
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Executable, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import Booking, BookingHold, Resource
 from slotgraph.db.queries import ResourceRow
+from slotgraph.db.types import UTCDateTime
 from slotgraph.domain import availability as av
 from slotgraph.domain import overlay
+from slotgraph.domain import wallclock as wc
+from slotgraph.domain.combine import Points, merged_slots
 from slotgraph.domain.rules import check_booking_window, payment_overdue_sql
 from slotgraph.errors import BookingWindowClosed, ValidationFailed
-from slotgraph.schemas import GroupSlot, Slot
+from slotgraph.schemas import GroupSlot
 from slotgraph.services.common import Principal
 
+# The bounds of one search (docs/availability.md). Each is answered with a 422 naming it.
 MAX_WINDOW = timedelta(days=93)
+MAX_RESOURCES = 200  # resource ids in one search
+DEFAULT_LIMIT = 500  # slots in one answer when `limit` is not given
+MAX_LIMIT = 5_000
+MAX_LISTED = 100_000  # limit x resources: resource ids one answer may list (about 4 MB of JSON)
+MAX_CANDIDATES = 1_000_000  # grid starts one search may consider: resources x window / step
 
 
 def rules_of(resource: Resource | ResourceRow) -> av.Rules:
@@ -52,90 +63,149 @@ def rules_of(resource: Resource | ResourceRow) -> av.Rules:
     )
 
 
-def _validate(start: datetime, end: datetime, duration: timedelta) -> None:
+def _validate(q: Query, limit: int) -> None:
     errors = []
-    if end <= start:
+    if q.end <= q.start:
         errors.append(("end", "must be after start"))
-    elif end - start > MAX_WINDOW:
-        errors.append(("end", "the window is at most 93 days"))
-    if duration <= timedelta(0):
+    elif q.end - q.start > MAX_WINDOW:
+        errors.append(("end", f"the window is at most {MAX_WINDOW.days} days"))
+    if q.duration <= timedelta(0):
         errors.append(("duration", "must be positive"))
-    elif duration > end - start:
+    elif q.duration > q.end - q.start:
         errors.append(("duration", "must fit in the window"))
+    if len(q.resource_ids) > MAX_RESOURCES:
+        errors.append(("resource_id", f"at most {MAX_RESOURCES} resources in one search"))
+    if not 1 <= limit <= MAX_LIMIT:
+        errors.append(("limit", f"from 1 to {MAX_LIMIT:,}"))
+    elif limit * len(q.resource_ids) > MAX_LISTED:
+        errors.append(
+            (
+                "limit",
+                f"limit x resources is at most {MAX_LISTED:,} (the resource ids one answer may "
+                f"list); with {len(q.resource_ids)} resources, limit is at most "
+                f"{MAX_LISTED // len(q.resource_ids):,}",
+            )
+        )
     if errors:
         raise ValidationFailed(errors)
 
 
+def _check_work(q: Query, resources: Sequence[ResourceRow]) -> None:
+    """Every resource's grid over the window, together, may have at most MAX_CANDIDATES starts."""
+    window = q.end - q.start
+    candidates = sum(window // (q.step or r.slot_step) for r in resources)
+    if candidates > MAX_CANDIDATES:
+        raise ValidationFailed.one(
+            "step",
+            f"a search considers at most {MAX_CANDIDATES:,} start times (resources x window / "
+            f"step); this one would consider {candidates:,}: use a shorter window, a larger "
+            "step or fewer resources",
+        )
+
+
+@functools.cache
+def _resources_statement() -> Select[Any]:
+    """Built once: the columns the rules need, as plain rows (no ORM objects to build)."""
+    return select(*Resource.__table__.c).where(
+        Resource.app_id == bindparam("app_id"),
+        Resource.id.in_(bindparam("ids", expanding=True)),
+        Resource.archived_at.is_(None),
+    )
+
+
 async def _resources(
     session: AsyncSession, app_id: uuid.UUID, ids: Sequence[uuid.UUID]
-) -> list[Resource]:
-    found = {
-        r.id: r
-        for r in await session.scalars(
-            select(Resource).where(
-                Resource.app_id == app_id, Resource.id.in_(ids), Resource.archived_at.is_(None)
-            )
-        )
-    }
+) -> list[ResourceRow]:
+    rows = await session.execute(_resources_statement(), {"app_id": app_id, "ids": list(ids)})
+    found = {r.id: r for r in rows}
     missing = [str(i) for i in ids if i not in found]
     if missing:
         raise ValidationFailed.one("resource_id", f"no such resource: {', '.join(missing)}")
     return [found[i] for i in dict.fromkeys(ids)]
 
 
+Busy = dict[uuid.UUID, list[tuple[datetime, datetime]]]
+
+
 async def _busy(
     session: AsyncSession,
-    resources: list[Resource],
+    resources: Sequence[ResourceRow],
     start: datetime,
     end: datetime,
     *,
     now: datetime,
-) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
-    """Active holds that could touch a slot in the window; overdue payment holds block nobody.
+) -> Busy:
+    """Each resource's active holds (which include their buffers) that could touch a slot in the
+    window; overdue payment holds block nobody.
 
     The overdue bookings come from a subquery on the small partial index of unpaid bookings, not
     from a join: joining every hold to its booking cost one primary-key lookup per hold, which
-    grew with the table (docs/benchmarks.md).
+    grew with the table (docs/benchmarks.md). On PostgreSQL the holds of each resource arrive
+    already merged into their union (`range_agg`, a multirange): a resource booked solid for two
+    months is one row, not 1,440. SQLite sends the rows; the interval math takes either.
     """
     reach = max((max(r.buffer_before, r.buffer_after) for r in resources), default=timedelta(0))
     overdue = select(Booking.id).where(payment_overdue_sql(Booking, now))
-    rows = await session.execute(
-        select(BookingHold.resource_id, BookingHold.start_time, BookingHold.end_time)
-        .where(
-            BookingHold.resource_id.in_([r.id for r in resources]),
-            BookingHold.active.is_(True),
-            BookingHold.start_time < end + reach,
-            BookingHold.end_time > start - reach,
-            or_(BookingHold.booking_id.is_(None), BookingHold.booking_id.not_in(overdue)),
-        )
-        .order_by(BookingHold.start_time)
+    conditions = (
+        BookingHold.resource_id.in_([r.id for r in resources]),
+        BookingHold.active.is_(True),
+        BookingHold.start_time < end + reach,
+        BookingHold.end_time > start - reach,
+        or_(BookingHold.booking_id.is_(None), BookingHold.booking_id.not_in(overdue)),
     )
-    busy: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {r.id: [] for r in resources}
-    for resource_id, s, e in rows:
+    stmt: Executable
+    if session.get_bind().dialect.name == "postgresql":
+        merged = (
+            select(
+                BookingHold.resource_id,
+                func.unnest(
+                    func.range_agg(func.tstzrange(BookingHold.start_time, BookingHold.end_time))
+                ).label("span"),
+            )
+            .where(*conditions)
+            .group_by(BookingHold.resource_id)
+            .subquery()
+        )
+        stmt = select(
+            merged.c.resource_id,
+            func.lower(merged.c.span, type_=UTCDateTime()),
+            func.upper(merged.c.span, type_=UTCDateTime()),
+        )
+    else:
+        stmt = select(BookingHold.resource_id, BookingHold.start_time, BookingHold.end_time).where(
+            *conditions
+        )
+    busy: Busy = {r.id: [] for r in resources}
+    for resource_id, s, e in await session.execute(stmt):
         busy[resource_id].append((s, e))
     return busy
 
 
-def _streams(
-    resources: list[Resource],
-    busy: dict[uuid.UUID, list[tuple[datetime, datetime]]],
-    q: Query,
-    *,
-    now: datetime,
-    past_ok: bool,
-) -> list[Iterator[datetime]]:
-    start, end, duration, step = q.start, q.end, q.duration, q.step
+def _free_points(
+    resources: list[ResourceRow], busy: Busy, q: Query, *, now: datetime, past_ok: bool
+) -> list[Iterator[Points]]:
+    """Each resource's free grid starts, as lazy streams of runs (nothing is made until read)."""
     streams = []
+    opened: dict[str, list[tuple[datetime, datetime]]] = {}  # hours -> opening, for this search
     for r in resources:
         rules = overlay.restrict(rules_of(r), mask=q.mask, min_buffer=q.min_buffer)
         if not past_ok and rules.min_notice is None:
             # What may be booked may be offered: the public key never books a start that has
             # passed (domain.rules.check_start_for_key), so it is not offered one either.
             rules = replace(rules, min_notice=timedelta(0))
-        spans = sorted([*busy[r.id], *q.extra_busy]) if q.extra_busy else busy[r.id]
-        starts = av.free_starts(rules, window=(start, end), duration=duration, busy=spans, now=now)
-        # Lazy: grid points are made only as far as the caller reads (limit=1 stops early).
-        streams.append(av.slots_in(starts, av.grid(rules, start, end, step)))
+        spans = [*busy[r.id], *q.extra_busy] if q.extra_busy else busy[r.id]
+        hours = f"{r.timezone} {r.weekly_hours} {r.exceptions}"
+        if hours not in opened:
+            opened[hours] = av.opening(rules, q.start, q.end)
+        starts = av.free_starts(
+            rules,
+            window=(q.start, q.end),
+            duration=q.duration,
+            busy=spans,
+            now=now,
+            opened=opened[hours],
+        )
+        streams.append(av.slot_points(rules, starts, q.step))
     return streams
 
 
@@ -156,41 +226,71 @@ class Query:
     extra_busy: Sequence[tuple[datetime, datetime]] = ()  # UTC spans treated as taken
 
 
-async def _free(
-    session: AsyncSession, principal: Principal, q: Query, *, now: datetime, lazy: bool
-) -> tuple[list[Resource], Iterator[tuple[datetime, list[int]]]]:
-    """Load (two queries, one transaction), then merge each resource's free starts."""
-    _validate(q.start, q.end, q.duration)
+@dataclass(slots=True)
+class FoundSlot:
+    """A free slot, as `Slot` shows it (kept plain: an answer may list 100,000 resource ids)."""
+
+    start_time: datetime
+    end_time: datetime
+    resource_ids: list[uuid.UUID]
+
+
+async def _load(
+    session: AsyncSession, principal: Principal, q: Query, *, now: datetime
+) -> tuple[list[ResourceRow], list[Iterator[Points]]]:
+    """Load (two queries, one transaction), check the work is bounded, then the free starts."""
     async with session.begin():
         resources = await _resources(session, principal.app_id, q.resource_ids)
+        _check_work(q, resources)
         reach = q.min_buffer or timedelta(0)
         busy = await _busy(session, resources, q.start - reach, q.end + reach, now=now)
-    streams = _streams(resources, busy, q, now=now, past_ok=principal.kind == "secret")
-    return resources, av.merged_slots(streams, mode=q.mode, lazy=lazy)
+    return resources, _free_points(resources, busy, q, now=now, past_ok=principal.kind == "secret")
+
+
+def largest_limit(resource_count: int) -> int:
+    """The largest `limit` the bounds allow for a search over this many resources."""
+    return max(1, min(MAX_LIMIT, MAX_LISTED // max(1, resource_count)))
 
 
 async def search(
-    session: AsyncSession, *, principal: Principal, query: Query, limit: int | None, now: datetime
-) -> list[Slot]:
-    resources, merged = await _free(session, principal, query, now=now, lazy=limit is not None)
+    session: AsyncSession, *, principal: Principal, query: Query, limit: int, now: datetime
+) -> list[FoundSlot]:
+    """The first `limit` free slots, sorted by start, with the resources free at each."""
+    _validate(query, limit)
+    resources, streams = await _load(session, principal, query, now=now)
+    ids = [uuid.UUID(int=r.id.int) for r in resources]  # asyncpg's own UUID -> the standard one
+    merged = merged_slots(streams, ids, mode=query.mode, limit=limit)
     zone = ZoneInfo(query.timezone)
+    length = query.duration // wc.SECOND
     return [
-        Slot(
-            start_time=at.astimezone(zone),
-            end_time=(at + query.duration).astimezone(zone),
-            resource_ids=[resources[i].id for i in sorted(free)],
-        )
-        for at, free in itertools.islice(merged, limit)
+        FoundSlot(datetime.fromtimestamp(at, zone), datetime.fromtimestamp(at + length, zone), free)
+        for at, free in merged
     ]
 
 
 async def dates(
     session: AsyncSession, *, principal: Principal, query: Query, now: datetime
 ) -> list[date]:
-    """The local dates (in the query's `timezone`) with at least one slot."""
-    _, merged = await _free(session, principal, query, now=now, lazy=False)
-    zone = ZoneInfo(query.timezone)
-    return list(dict.fromkeys(at.astimezone(zone).date() for at, _ in merged))
+    """The local dates (in the query's `timezone`) with at least one slot.
+
+    Each stream is read a day at a time: after a start is found, the rest of its local date is
+    skipped, so the work is the number of free runs and days, not the number of starts.
+    """
+    _validate(query, 1)
+    _, streams = await _load(session, principal, query, now=now)
+    zone = query.timezone
+    if query.mode == "all" and len(streams) > 1:
+        points = merged_slots(streams, range(len(streams)), mode="all", limit=MAX_CANDIDATES)
+        return list(dict.fromkeys(wc.local_date(zone, at) for at, _ in points))
+    found: set[date] = set()
+    for stream in streams:
+        for run in stream:
+            i = 0
+            while i < len(run):
+                on = wc.local_date(zone, run[i])
+                found.add(on)
+                i = bisect_left(run, wc.day(zone, on).end, i)
+    return sorted(found)
 
 
 async def groups(

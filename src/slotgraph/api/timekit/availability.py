@@ -104,7 +104,11 @@ async def fetch_availability(
         extra_busy=sorted(busy),
     )
     slots = await availability.search(
-        session, principal=principal, query=query, limit=None, now=now
+        session,
+        principal=principal,
+        query=query,
+        limit=availability.largest_limit(len(resource_ids)),
+        now=now,
     )
     names = await paged.related(session, principal=principal, resource_ids=resource_ids)
     order = {r: i for i, r in enumerate(resource_ids)}
