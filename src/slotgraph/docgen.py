@@ -56,7 +56,8 @@ def _graph_section(g: Graph) -> str:
     if g.timers:
         lines += [
             "",
-            "Timers (applied by the worker, or by the first request that meets a due one):",
+            "Timers (the worker applies each when due; an automatic one is also applied by the "
+            "first request that meets it due):",
             "",
         ]
         lines += [f"- in `{t.state}`: `{t.action}` at `{t.when}`" for t in g.timers]

@@ -102,6 +102,10 @@ class Graph:
     def transition(self, state: str, action: str) -> Transition | None:
         return self.table.get(state, {}).get(action)
 
+    def is_automatic(self, state: str, action: str) -> bool:
+        step = self.transition(state, action)
+        return step is not None and step.automatic
+
     def manual_actions(self, state: str) -> list[str]:
         """Actions a client may apply now, in table order."""
         return [a for a, t in self.table.get(state, {}).items() if not t.automatic]

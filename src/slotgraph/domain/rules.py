@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_
 
-from slotgraph.domain.graphs import PAYMENT_TIMEOUT, Timer
+from slotgraph.domain.graphs import PAYMENT_TIMEOUT, Graph, Timer
 from slotgraph.errors import BookingWindowClosed, CancelWindowClosed, InThePast
 
 
@@ -79,6 +79,22 @@ def timer_due_sql(timer: Timer, bookings: Any, now: datetime) -> ColumnElement[b
     return and_(*clauses)
 
 
+def due_timer(
+    graph: Graph, booking: Any, now: datetime, *, automatic: bool = False
+) -> Timer | None:
+    """The first of `graph`'s timers that is due on `booking` now, if any.
+
+    `automatic`: only timers whose action is automatic (timeout, expire). Those change what a
+    booking holds or allows, so any request that meets one due applies it first.
+    """
+    for timer in graph.timers:
+        if automatic and not graph.is_automatic(timer.state, timer.action):
+            continue
+        if timer_due(timer, booking, now):
+            return timer
+    return None
+
+
 def payment_overdue(*, status: str, payment_due_at: datetime | None, now: datetime) -> bool:
     """A payment hold past its deadline: it holds nothing and can only time out."""
     return timer_due(PAYMENT_TIMEOUT, _Fields(status, payment_due_at), now)
@@ -93,8 +109,3 @@ def payment_overdue_sql(bookings: Any, now: datetime) -> ColumnElement[bool]:
 class _Fields:
     status: str
     payment_due_at: datetime | None
-
-
-def request_expired(*, graph: str, status: str, start: datetime, now: datetime) -> bool:
-    """A confirm_decline request nobody answered before it started."""
-    return graph == "confirm_decline" and status == "tentative" and start <= now

@@ -19,10 +19,7 @@ from slotgraph.db.models import BOOKING_HOLDS, Booking, BookingHold, new_id
 from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
 from slotgraph.domain.graphs import GRAPHS, SEAT_GRAPHS, Graph, Holds
-from slotgraph.domain.rules import (
-    payment_overdue,
-    request_expired,
-)
+from slotgraph.domain.rules import due_timer, payment_overdue
 from slotgraph.errors import (
     InvalidAction,
     NotFound,
@@ -127,27 +124,30 @@ async def slot_guard() -> AsyncIterator[None]:
 
 
 def due_action(booking: Booking, now: datetime) -> str | None:
-    """The automatic action due on this booking now, if any."""
-    if payment_overdue(status=booking.status, payment_due_at=booking.payment_due_at, now=now):
-        return "timeout"
-    if request_expired(
-        graph=booking.graph, status=booking.status, start=booking.start_time, now=now
-    ):
-        return "expire"
-    return None
+    """The automatic action due on this booking now (a timer of its graph), if any."""
+    timer = due_timer(GRAPHS[booking.graph], booking, now, automatic=True)
+    return timer.action if timer is not None else None
 
 
 async def apply_due_action(
     session: AsyncSession, booking: Booking, owner: Booking | None, *, now: datetime
 ) -> str | None:
     """Apply the automatic action due on a locked booking; returns it, or None if none was due."""
-    action = due_action(booking, now)
-    if action is None:
+    timer = due_timer(GRAPHS[booking.graph], booking, now, automatic=True)
+    if timer is None:
         return None
     if booking.owner_booking_id is not None and owner is None:
         (owner,) = await queries.lock_bookings(session, [booking.owner_booking_id])
-    await transition(session, booking, action, owner=owner, now=now, actor_key_id=None)
-    return action
+    await transition(
+        session,
+        booking,
+        timer.action,
+        owner=owner,
+        now=now,
+        actor_key_id=None,
+        message=timer.message,
+    )
+    return timer.action
 
 
 def invalid_action(graph: Graph, state: str, action: str) -> InvalidAction:

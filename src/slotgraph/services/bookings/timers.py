@@ -1,85 +1,96 @@
-"""The worker's timers: due timeouts and expiries, and auto-complete."""
+"""The timers of the graph table, applied: timeouts, expiries, auto-complete.
+
+Nothing here names a state, an action or a moment: each graph declares its timers
+(domain/graphs.py), and a new graph gets its timers by declaring them.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
 from slotgraph.db.models import Booking
-from slotgraph.domain.graphs import GRAPHS
-from slotgraph.domain.rules import payment_overdue_sql
+from slotgraph.domain.graphs import GRAPHS, Timer
+from slotgraph.domain.rules import due_timer, timer_due_sql
 from slotgraph.services.bookings import lifecycle
 
-AUTO_COMPLETE_AFTER = timedelta(hours=1)
+
+def _declared(*, automatic: bool) -> list[tuple[Timer, tuple[str, ...]]]:
+    """Every timer of the table once, with the graphs that declare it. `automatic`: only the
+    timers whose action is automatic."""
+    graphs: dict[Timer, list[str]] = {}
+    for graph in GRAPHS.values():
+        for timer in graph.timers:
+            if not automatic or graph.is_automatic(timer.state, timer.action):
+                graphs.setdefault(timer, []).append(graph.name)
+    return [(timer, tuple(names)) for timer, names in graphs.items()]
+
+
+_ALL = _declared(automatic=False)
+_AUTOMATIC = _declared(automatic=True)
 
 
 async def run_timers(session: AsyncSession, *, now: datetime, limit: int = 500) -> int:
-    """The worker's timers, all apps: due `timeout` and `expire`, then `complete` one hour after
-    the end of confirmed and paid bookings. Returns how many bookings moved."""
+    """The worker's timers, all apps: every timer of every graph that is due (at most `limit`
+    bookings per timer). Returns how many bookings moved."""
     async with session.begin():
-        moved = await apply_all_due(session, now=now, app_id=None, limit=limit)
-        rows = (
-            await session.execute(
-                select(Booking.id, Booking.owner_booking_id)
-                .where(
-                    Booking.status.in_(("confirmed", "paid")),
-                    Booking.auto_complete.is_(True),
-                    Booking.end_time <= now - AUTO_COMPLETE_AFTER,
-                )
-                .order_by(Booking.end_time)
-                .limit(limit)
-            )
-        ).all()
-        owners, locked = await lock_with_owners(session, rows)
-        for booking in locked:
-            transition = GRAPHS[booking.graph].transition(booking.status, "complete")
-            if transition is None or not booking.auto_complete:
-                continue  # changed while we waited for the lock
-            owner = owners.get(booking.owner_booking_id) if booking.owner_booking_id else None
-            await lifecycle.transition(
-                session,
-                booking,
-                "complete",
-                owner=owner,
-                now=now,
-                actor_key_id=None,
-                message="Completed automatically one hour after the end.",
-            )
-            moved += 1
-    return moved
+        return await _apply(session, _ALL, automatic=False, now=now, app_id=None, limit=limit)
 
 
 async def apply_all_due(
-    session: AsyncSession, *, now: datetime, app_id: uuid.UUID | None, limit: int = 500
+    session: AsyncSession, *, now: datetime, app_id: uuid.UUID, limit: int = 500
 ) -> int:
-    """Apply every due automatic action (of one app, or all). Returns how many moved."""
-    payment = select(Booking.id, Booking.owner_booking_id).where(payment_overdue_sql(Booking, now))
-    requests = select(Booking.id, Booking.owner_booking_id).where(
-        Booking.status == "tentative",
-        Booking.graph == "confirm_decline",
-        Booking.start_time <= now,
-    )
-    if app_id is not None:
-        payment = payment.where(Booking.app_id == app_id)
-        requests = requests.where(Booking.app_id == app_id)
-    due = [
-        *(await session.execute(payment.limit(limit))).all(),
-        *(await session.execute(requests.limit(limit))).all(),
-    ]
-    owners, locked = await lock_with_owners(session, due)
+    """Apply the automatic actions due in one app (before a request reads its bookings)."""
+    return await _apply(session, _AUTOMATIC, automatic=True, now=now, app_id=app_id, limit=limit)
+
+
+async def _apply(
+    session: AsyncSession,
+    timers: list[tuple[Timer, tuple[str, ...]]],
+    *,
+    automatic: bool,
+    now: datetime,
+    app_id: uuid.UUID | None,
+    limit: int,
+) -> int:
+    """Find the bookings due under `timers`, lock them all at once (in the global lock order),
+    and move each by the timer that is still due under its lock."""
+    due: list[Row[uuid.UUID, uuid.UUID | None]] = []
+    for timer, graphs in timers:
+        stmt = select(Booking.id, Booking.owner_booking_id).where(
+            Booking.graph == graphs[0] if len(graphs) == 1 else Booking.graph.in_(graphs),
+            timer_due_sql(timer, Booking, now),
+        )
+        if app_id is not None:
+            stmt = stmt.where(Booking.app_id == app_id)
+        stmt = stmt.order_by(getattr(Booking, timer.at)).limit(limit)
+        due.extend((await session.execute(stmt)).all())
+    owners, locked = await _lock_with_owners(session, due)
     moved = 0
     for booking in locked:
+        still_due = due_timer(GRAPHS[booking.graph], booking, now, automatic=automatic)
+        if still_due is None:
+            continue  # changed while we waited for the lock
         owner = owners.get(booking.owner_booking_id) if booking.owner_booking_id else None
-        moved += await lifecycle.apply_due_action(session, booking, owner, now=now) is not None
+        await lifecycle.transition(
+            session,
+            booking,
+            still_due.action,
+            owner=owner,
+            now=now,
+            actor_key_id=None,
+            message=still_due.message,
+        )
+        moved += 1
     return moved
 
 
-async def lock_with_owners(
+async def _lock_with_owners(
     session: AsyncSession, rows: Sequence[Row[uuid.UUID, uuid.UUID | None]]
 ) -> tuple[dict[uuid.UUID, Booking], list[Booking]]:
     """Lock the classes of these bookings, then the bookings: the global lock order."""
