@@ -46,7 +46,7 @@ async def _bootstrap(settings: Settings) -> apps.CreatedApp | None:
             if await apps.count_apps(session):
                 return None
             secret = settings.bootstrap_secret_key
-            return await apps.create_app(
+            return await apps.create_tenant(
                 session,
                 name="default",
                 now=_now(),
@@ -56,11 +56,11 @@ async def _bootstrap(settings: Settings) -> apps.CreatedApp | None:
         await engine.dispose()
 
 
-async def _create_app(settings: Settings, name: str) -> apps.CreatedApp:
+async def _create_tenant(settings: Settings, name: str) -> apps.CreatedApp:
     engine = create_engine(settings.database_url, settings)
     try:
         async with session_factory(engine)() as session:
-            return await apps.create_app(session, name=name, now=_now())
+            return await apps.create_tenant(session, name=name, now=_now())
     finally:
         await engine.dispose()
 
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(_migrate(settings))
         print("database is at head", file=sys.stderr)
     elif args.command == "apps" and args.apps_command == "create":
-        print(_created_json(asyncio.run(_create_app(settings, args.name))))
+        print(_created_json(asyncio.run(_create_tenant(settings, args.name))))
     elif args.command == "apps" and args.apps_command == "list":
         print(json.dumps(asyncio.run(_list_apps(settings)), indent=2))
     elif args.command == "apps" and args.apps_command == "settings":

@@ -38,7 +38,7 @@ is the `cancel` action.
 def _graph_section(g: Graph) -> str:
     lines = [f"## `{g.name}`", "", g.description, ""]
     lines += [
-        f"Created in state `{g.initial}`. Holding states occupy a **{g.holding.value}**.",
+        f"Created in state `{g.initial}`. Holding states occupy a **{g.occupies.value}**.",
         "",
         "| state | holds | final | action | to | automatic |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -93,7 +93,7 @@ async def make_api(
     engine: AsyncEngine, clock: Clock, settings: Settings = TEST_SETTINGS
 ) -> tuple[httpx.AsyncClient, apps.CreatedApp]:
     async with session_factory(engine)() as session:
-        created = await apps.create_app(session, name="test", now=clock.now)
+        created = await apps.create_tenant(session, name="test", now=clock.now)
     app = create_app(settings, engine=engine, clock=clock)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
     return http, created

@@ -1,4 +1,4 @@
-"""Booking and cancellation windows, payment deadlines, creation shapes, intervals."""
+"""Booking and cancellation windows, payment deadlines, creation shapes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slotgraph.domain.intervals import Span
 from slotgraph.domain.rules import check_booking_window, check_cancel_window, payment_overdue
 from slotgraph.domain.shape import booking_shape_errors
 from slotgraph.errors import BookingWindowClosed, CancelWindowClosed
@@ -79,19 +78,3 @@ def test_shapes() -> None:
     assert [f for f, _ in booking_shape_errors("instant", {**full, "payment_timeout": 1})] == [
         "payment_timeout"
     ]
-
-
-spans = st.tuples(st.integers(0, 200), st.integers(1, 60)).map(
-    lambda t: Span(START + timedelta(minutes=t[0]), START + timedelta(minutes=t[0] + t[1]))
-)
-
-
-@given(a=spans, b=spans)
-def test_overlap_matches_minute_by_minute(a: Span, b: Span) -> None:
-    def minutes_of(s: Span) -> set[int]:
-        first = int((s.start - START).total_seconds() // 60)
-        last = int((s.end - START).total_seconds() // 60)
-        return set(range(first, last))
-
-    assert a.overlaps(b) == bool(minutes_of(a) & minutes_of(b))
-    assert a.overlaps(b) == b.overlaps(a)

@@ -13,8 +13,13 @@ from enum import StrEnum
 from typing import Any
 
 
-class Holds(StrEnum):
-    """What a booking in a state occupies."""
+class Occupies(StrEnum):
+    """What a booking of a graph occupies while it holds (while its state is a holding state).
+
+    The words, used the same way everywhere: a booking *holds* in its graph's `holding_states`;
+    what it then occupies is a `slot` or a `seat`; the rows recording the time it occupies are
+    its *holds* (`booking_holds`), which are `active` while it holds.
+    """
 
     NOTHING = "nothing"
     SLOT = "slot"  # the resource's time: no other holding booking may overlap it
@@ -79,8 +84,8 @@ class Graph:
     name: str
     description: str
     initial: str
-    holding: Holds  # what a holding state of this graph occupies
-    holds: frozenset[str]  # the states that occupy `holding`
+    occupies: Occupies  # what a booking of this graph occupies while it holds
+    holding_states: frozenset[str]  # the states in which it holds
     table: Mapping[str, Mapping[str, Transition]]  # state -> action -> transition
     timers: tuple[Timer, ...] = ()
     states: tuple[str, ...] = field(init=False)
@@ -94,7 +99,7 @@ class Graph:
         object.__setattr__(self, "states", tuple(seen))
 
     def holds_in(self, state: str) -> bool:
-        return state in self.holds
+        return state in self.holding_states
 
     def is_final(self, state: str) -> bool:
         return not self.table.get(state)
@@ -130,7 +135,7 @@ class Graph:
             "name": self.name,
             "description": self.description,
             "initial_state": self.initial,
-            "holds": self.holding.value,
+            "holds": self.occupies.value,
             "states": [
                 {
                     "name": s,
@@ -164,8 +169,8 @@ INSTANT = Graph(
     name="instant",
     description="Booked at once: the slot is held from creation.",
     initial="confirmed",
-    holding=Holds.SLOT,
-    holds=frozenset({"confirmed"}),
+    occupies=Occupies.SLOT,
+    holding_states=frozenset({"confirmed"}),
     table={"confirmed": _CONFIRMED},
     timers=(_COMPLETE_CONFIRMED,),
 )
@@ -177,8 +182,8 @@ CONFIRM_DECLINE = Graph(
         "so several requests for the same time may wait; confirming one takes the slot."
     ),
     initial="tentative",
-    holding=Holds.SLOT,
-    holds=frozenset({"confirmed"}),
+    occupies=Occupies.SLOT,
+    holding_states=frozenset({"confirmed"}),
     table={
         "tentative": _t(
             Transition("confirm", "confirmed"),
@@ -198,8 +203,8 @@ INSTANT_PAYMENT = Graph(
         "unpaid by then, the booking times out and frees the slot."
     ),
     initial="tentative",
-    holding=Holds.SLOT,
-    holds=frozenset({"tentative", "paid"}),
+    occupies=Occupies.SLOT,
+    holding_states=frozenset({"tentative", "paid"}),
     table={
         "tentative": _t(
             Transition("pay", "paid"),
@@ -222,8 +227,8 @@ GROUP_OWNER = Graph(
         "group_customer or group_customer_payment bookings."
     ),
     initial="confirmed",
-    holding=Holds.SLOT,
-    holds=frozenset({"confirmed"}),
+    occupies=Occupies.SLOT,
+    holding_states=frozenset({"confirmed"}),
     table={
         "confirmed": _t(
             Transition("cancel", "cancelled"),
@@ -237,8 +242,8 @@ GROUP_CUSTOMER = Graph(
     name="group_customer",
     description="One seat in a group_owner class.",
     initial="confirmed",
-    holding=Holds.SEAT,
-    holds=frozenset({"confirmed"}),
+    occupies=Occupies.SEAT,
+    holding_states=frozenset({"confirmed"}),
     table={
         "confirmed": _t(
             Transition("cancel_by_customer", "cancelled_by_customer"),
@@ -254,8 +259,8 @@ GROUP_CUSTOMER_PAYMENT = Graph(
     name="group_customer_payment",
     description="One seat in a group_owner class, held until paid.",
     initial="tentative",
-    holding=Holds.SEAT,
-    holds=frozenset({"tentative", "paid"}),
+    occupies=Occupies.SEAT,
+    holding_states=frozenset({"tentative", "paid"}),
     table={
         "tentative": _t(
             Transition("pay", "paid"),
@@ -286,6 +291,6 @@ GRAPHS: Mapping[str, Graph] = {
 }
 
 DEFAULT_GRAPH = INSTANT.name
-SEAT_GRAPHS = frozenset(g.name for g in GRAPHS.values() if g.holding is Holds.SEAT)
+SEAT_GRAPHS = frozenset(g.name for g in GRAPHS.values() if g.occupies is Occupies.SEAT)
 PAYMENT_GRAPHS = frozenset({INSTANT_PAYMENT.name, GROUP_CUSTOMER_PAYMENT.name})
 ALL_ACTIONS: frozenset[str] = frozenset(a for g in GRAPHS.values() for a in g.actions)

@@ -36,10 +36,11 @@ class CreatedApp:
     public_key: str
 
 
-async def create_app(
+async def create_tenant(
     session: AsyncSession, *, name: str, now: datetime, secret_key: str | None = None
 ) -> CreatedApp:
-    """Create an app with one secret and one public key. The keys are returned once, here."""
+    """Create a tenant (an app) with one secret and one public key. The keys are returned once,
+    here."""
     if secret_key is not None and not secret_key.startswith(_PREFIX["secret"]):
         secret_key = _PREFIX["secret"] + secret_key
     async with session.begin():

@@ -63,7 +63,7 @@ def rules_of(resource: Resource | ResourceRow) -> av.Rules:
     )
 
 
-def _validate(q: Query, limit: int) -> None:
+def _validate(q: SlotSearch, limit: int) -> None:
     errors = []
     if q.end <= q.start:
         errors.append(("end", "must be after start"))
@@ -90,7 +90,7 @@ def _validate(q: Query, limit: int) -> None:
         raise ValidationFailed(errors)
 
 
-def _check_work(q: Query, resources: Sequence[ResourceRow]) -> None:
+def _check_work(q: SlotSearch, resources: Sequence[ResourceRow]) -> None:
     """Every resource's grid over the window, together, may have at most MAX_CANDIDATES starts."""
     window = q.end - q.start
     candidates = sum(window // (q.step or r.slot_step) for r in resources)
@@ -182,7 +182,7 @@ async def _busy(
 
 
 def _free_points(
-    resources: list[ResourceRow], busy: Busy, q: Query, *, now: datetime, past_ok: bool
+    resources: list[ResourceRow], busy: Busy, q: SlotSearch, *, now: datetime, past_ok: bool
 ) -> list[Iterator[Points]]:
     """Each resource's free grid starts, as lazy streams of runs (nothing is made until read)."""
     streams = []
@@ -210,7 +210,7 @@ def _free_points(
 
 
 @dataclass(frozen=True)
-class Query:
+class SlotSearch:
     """A slot search: which resources, when, how long, how to combine them."""
 
     resource_ids: Sequence[uuid.UUID]
@@ -236,7 +236,7 @@ class FoundSlot:
 
 
 async def _load(
-    session: AsyncSession, principal: Principal, q: Query, *, now: datetime
+    session: AsyncSession, principal: Principal, q: SlotSearch, *, now: datetime
 ) -> tuple[list[ResourceRow], list[Iterator[Points]]]:
     """Load (two queries, one transaction), check the work is bounded, then the free starts."""
     async with session.begin():
@@ -253,7 +253,7 @@ def largest_limit(resource_count: int) -> int:
 
 
 async def search(
-    session: AsyncSession, *, principal: Principal, query: Query, limit: int, now: datetime
+    session: AsyncSession, *, principal: Principal, query: SlotSearch, limit: int, now: datetime
 ) -> list[FoundSlot]:
     """The first `limit` free slots, sorted by start, with the resources free at each."""
     _validate(query, limit)
@@ -269,7 +269,7 @@ async def search(
 
 
 async def dates(
-    session: AsyncSession, *, principal: Principal, query: Query, now: datetime
+    session: AsyncSession, *, principal: Principal, query: SlotSearch, now: datetime
 ) -> list[date]:
     """The local dates (in the query's `timezone`) with at least one slot.
 

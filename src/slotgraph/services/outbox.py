@@ -34,7 +34,7 @@ async def record_change(
     `new_rows` (a new booking and its holds) are written first, in the same round trip.
     Returns the booking as the event shows it.
     """
-    shown = booking_out(booking)
+    published = booking_out(booking)
     transition = {
         "id": new_id(),
         "booking_id": booking.id,
@@ -51,7 +51,7 @@ async def record_change(
         type_=event_type or f"booking.{booking.status}",
         booking_id=booking.id,
         data={
-            "booking": shown.model_dump(mode="json"),
+            "booking": published.model_dump(mode="json"),
             "previous_status": from_status,
             "action": action,
             "message": message,
@@ -62,7 +62,7 @@ async def record_change(
         session,
         [*new_rows, (BOOKING_TRANSITIONS, transition), (EVENTS, event)],
     )
-    return shown
+    return published
 
 
 def record_event(

@@ -25,12 +25,12 @@ async def slot_query(
     step: SlotStep | None = None,
     mode: Literal["any", "all"] = "any",
     timezone: TimeZone = "UTC",
-) -> availability.Query:
+) -> availability.SlotSearch:
     """The query parameters `/v1/availability` and `/v1/availability/dates` share."""
-    return availability.Query(resource_ids, start, end, duration, step, mode, timezone)
+    return availability.SlotSearch(resource_ids, start, end, duration, step, mode, timezone)
 
 
-SlotQuery = Annotated[availability.Query, Depends(slot_query)]
+SlotQuery = Annotated[availability.SlotSearch, Depends(slot_query)]
 
 
 class _Json(Response):

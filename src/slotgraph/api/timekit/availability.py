@@ -1,6 +1,6 @@
 """POST /v2/availability: Timekit's availability query over slotgraph's slot search.
 
-Translation table (Timekit -> slotgraph's availability Query):
+Translation table (Timekit -> slotgraph's availability SlotSearch):
   resources (or the project's) -> resource_ids     from, to -> start, end (relative allowed)
   length -> duration     timeslot_increments -> step     output_timezone -> timezone
   mode roundrobin_* -> mode "any"; mutual -> mode "all"
@@ -25,7 +25,7 @@ from slotgraph.api.timekit import constraints, times
 from slotgraph.api.timekit.common import TimekitInput, Zone, parse, wrap, zone_named
 from slotgraph.errors import ValidationFailed
 from slotgraph.services import availability, paged, projects
-from slotgraph.services.availability import Query
+from slotgraph.services.availability import SlotSearch
 
 router = APIRouter(prefix="/availability", tags=["timekit"])
 JsonBody = Annotated[Any, Body()]
@@ -79,7 +79,7 @@ async def fetch_availability(
         else zone
     )
     mode = given.get("mode", "roundrobin_random")
-    query = Query(
+    query = SlotSearch(
         resource_ids=resource_ids,
         start=start,
         end=end,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.db import queries
 from slotgraph.db.models import Booking
 from slotgraph.domain import availability as av
-from slotgraph.domain.graphs import GRAPHS, Graph, Holds
+from slotgraph.domain.graphs import GRAPHS, Graph, Occupies
 from slotgraph.domain.rules import (
     check_cancel_window,
 )
@@ -138,7 +138,7 @@ async def _modify(
     override_rules: bool,
 ) -> None:
     span_fields = {"resource_id", "start_time", "end_time"} & changes.keys()
-    if graph.holding is Holds.SEAT and span_fields:
+    if graph.occupies is Occupies.SEAT and span_fields:
         raise ValidationFailed(
             [(f, "a seat takes its time and resource from its class") for f in sorted(span_fields)]
         )
@@ -168,7 +168,7 @@ async def _modify(
             )
         holds = graph.holds_in(booking.status)
         resources = await lifecycle.lock_bookable(
-            session, booking.app_id, lifecycle.held_resource_ids(booking), hold=holds
+            session, booking.app_id, lifecycle.held_resource_ids(booking), will_hold=holds
         )
         if not override_rules:
             for r in resources:

@@ -13,7 +13,7 @@ from slotgraph.db import queries
 from slotgraph.db.models import Booking, BookingHold, new_id
 from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
-from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, Holds
+from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, Occupies
 from slotgraph.domain.rules import (
     check_booking_window,
     check_start_for_key,
@@ -59,11 +59,11 @@ async def create_booking(
     if data.start_time is not None:
         check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
     if not queries.has_exclusion_constraint(session):
-        return await _create(session, principal, data, now, precheck=True)
+        return await _create(session, principal, data, now, check_overlap=True)
     try:
-        return await _create(session, principal, data, now, precheck=False)
+        return await _create(session, principal, data, now, check_overlap=False)
     except lifecycle.RefusedByConstraint:
-        return await _create(session, principal, data, now, precheck=True)
+        return await _create(session, principal, data, now, check_overlap=True)
 
 
 async def _create(
@@ -72,7 +72,7 @@ async def _create(
     data: BookingCreate,
     now: datetime,
     *,
-    precheck: bool,
+    check_overlap: bool,
 ) -> BookingOut:
     graph = GRAPHS[data.graph]
     async with session.begin():
@@ -100,7 +100,7 @@ async def _create(
             booking.client_id = data.client_id
 
         holds: list[queries.NewRow] = []
-        if graph.holding is Holds.SEAT:
+        if graph.occupies is Occupies.SEAT:
             assert data.owner_booking_id is not None
             if data.client_id is not None:
                 await _check_client(session, principal.app_id, data.client_id)
@@ -120,9 +120,11 @@ async def _create(
                 booking.min_cancel_time = data.min_cancel_time
                 booking.min_booking_time = data.min_booking_time
                 booking.max_booking_time = data.max_booking_time
-            holds = await _place_new(session, principal, booking, data, now=now, precheck=precheck)
+            holds = await _place_new(
+                session, principal, booking, data, now=now, check_overlap=check_overlap
+            )
         async with lifecycle.slot_guard():
-            shown = await record_change(
+            created = await record_change(
                 session,
                 booking,
                 action="create",
@@ -132,7 +134,7 @@ async def _create(
                 meta={"override_rules": True} if data.override_rules else None,
                 new_rows=[queries.row_values(booking), *holds],
             )
-        return shown
+        return created
 
 
 async def _place_new(
@@ -142,39 +144,41 @@ async def _place_new(
     data: BookingCreate,
     *,
     now: datetime,
-    precheck: bool,
+    check_overlap: bool,
 ) -> list[queries.NewRow]:
     """Choose the resource(s) of a new booking; return its holds, to be written by the caller.
 
     One resource: it must pass its rules and (if the initial state holds) be free. A pool
     (`resource_ids`): `in_order` and `least_busy` take the first candidate that passes and is
     free; `all` needs every one of them. Every candidate is locked first, so what the checks
-    see cannot change before the commit. Without `precheck`, a single resource (or `all`) is
+    see cannot change before the commit. Without `check_overlap`, a single resource (or `all`) is
     not checked for overlaps here: the caller relies on the exclusion constraint.
     """
     if data.override_rules and principal.kind != "secret":
         raise Forbidden("override_rules needs the secret key.")
     ids = data.resource_ids or ([data.resource_id] if data.resource_id else [])
-    active = GRAPHS[booking.graph].holds_in(booking.status)
+    holds_now = GRAPHS[booking.graph].holds_in(booking.status)
     resources = await lifecycle.lock_bookable(
         session,
         booking.app_id,
         ids,
-        hold=active,
+        will_hold=holds_now,
         field="resource_ids" if data.resource_ids else "resource_id",
         client_id=data.client_id,
     )
     booking.resource_id = resources[0].id
-    check = not data.override_rules
+    enforce_rules = not data.override_rules
     if data.resource_ids and data.assign == "all":
         booking.resource_ids = [str(r.id) for r in resources]
         for r in resources:
-            if check:
+            if enforce_rules:
                 av.check_booking(
                     rules_of(r), start=booking.start_time, end=booking.end_time, now=now
                 )
         return [
-            await lifecycle.new_hold(session, booking, r, active=active, now=now, check=precheck)
+            await lifecycle.new_hold(
+                session, booking, r, active=holds_now, now=now, check_overlap=check_overlap
+            )
             for r in resources
         ]
     if data.resource_ids and data.assign == "least_busy":
@@ -186,10 +190,10 @@ async def _place_new(
                 session,
                 booking,
                 r,
-                active=active,
+                active=holds_now,
                 now=now,
-                check_rules=check,
-                check=precheck or len(resources) > 1,
+                enforce_rules=enforce_rules,
+                check_overlap=check_overlap or len(resources) > 1,
             )
         except SlotgraphError as exc:
             if len(resources) == 1:

@@ -18,7 +18,7 @@ from slotgraph.db import queries
 from slotgraph.db.models import BOOKING_HOLDS, Booking, BookingHold, new_id
 from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
-from slotgraph.domain.graphs import GRAPHS, SEAT_GRAPHS, Graph, Holds
+from slotgraph.domain.graphs import GRAPHS, SEAT_GRAPHS, Graph, Occupies
 from slotgraph.domain.rules import due_timer, payment_overdue
 from slotgraph.errors import (
     InvalidAction,
@@ -47,18 +47,18 @@ async def transition(
     if step is None:
         raise invalid_action(graph, booking.status, action)
     before = booking.status
-    held, holds = graph.holds_in(before), graph.holds_in(step.to)
-    if graph.holding is Holds.SLOT and held != holds:
-        if holds:  # e.g. confirm: take the slot now, with the resources' current buffers
+    held_before, holds_after = graph.holds_in(before), graph.holds_in(step.to)
+    if graph.occupies is Occupies.SLOT and held_before != holds_after:
+        if holds_after:  # e.g. confirm: take the slot now, with the resources' current buffers
             resources = await lock_bookable(
-                session, booking.app_id, held_resource_ids(booking), hold=True
+                session, booking.app_id, held_resource_ids(booking), will_hold=True
             )
             await replace_holds(session, booking, resources, active=True, now=now)
         else:
             await session.execute(
                 update(BookingHold).where(BookingHold.booking_id == booking.id).values(active=False)
             )
-    if graph.holding is Holds.SEAT and held and not holds:
+    if graph.occupies is Occupies.SEAT and held_before and not holds_after:
         assert owner is not None
         assert owner.seats_taken is not None
         owner.seats_taken -= 1
@@ -189,19 +189,20 @@ async def new_hold(
     *,
     active: bool,
     now: datetime,
-    check: bool = True,
-    check_rules: bool = False,
+    check_overlap: bool = True,
+    enforce_rules: bool = False,
 ) -> queries.NewRow:
     """The hold of `booking` on a locked resource: its time plus the resource's buffers.
 
-    With `check_rules`, the booking must pass the resource's rules first. An active hold must
-    be free (check_free, unless `check` is off); the caller writes it.
+    With `enforce_rules`, the booking must pass the resource's rules first. An active hold must
+    be free (check_free), unless `check_overlap` is off because the exclusion constraint will
+    decide; the caller writes it.
     """
     rules = rules_of(resource)
-    if check_rules:
+    if enforce_rules:
         av.check_booking(rules, start=booking.start_time, end=booking.end_time, now=now)
     start, end = rules.hold_span(booking.start_time, booking.end_time)
-    if active and check:
+    if active and check_overlap:
         await check_free(session, resource.id, start, end, now=now, exclude=booking.id)
     hold = {
         "id": new_id(),
@@ -241,17 +242,17 @@ async def lock_bookable(
     app_id: uuid.UUID,
     ids: Sequence[uuid.UUID],
     *,
-    hold: bool,
+    will_hold: bool,
     field: str = "resource_id",
     client_id: uuid.UUID | None = None,
 ) -> list[ResourceRow]:
     """The resources in the given order, locked (queries.lock_resources), none archived.
 
-    `hold`: the transaction will write active holds on them. `client_id`, if given, must exist
+    `will_hold`: the transaction will write active holds on them. `client_id`, if given, must exist
     too; it is checked first, in the same statement.
     """
     found, client_ok = await queries.lock_resources(
-        session, app_id, ids, hold=hold, client_id=client_id
+        session, app_id, ids, hold=will_hold, client_id=client_id
     )
     if not client_ok:
         raise ValidationFailed.one("client_id", "no such client")
