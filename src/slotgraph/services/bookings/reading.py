@@ -84,7 +84,13 @@ async def booking_history(
             await session.scalars(
                 select(BookingTransition)
                 .where(BookingTransition.booking_id == booking_id)
-                .order_by(BookingTransition.at, BookingTransition.from_status.is_not(None))
+                # Several changes may share one clock reading: the ids (UUIDv7, increasing)
+                # keep them in the order they were made.
+                .order_by(
+                    BookingTransition.at,
+                    BookingTransition.from_status.is_not(None),
+                    BookingTransition.id,
+                )
             )
         ).all()
     return [transition_out(t) for t in rows]
