@@ -130,10 +130,16 @@ def due_action(booking: Booking, now: datetime) -> str | None:
 
 
 async def apply_due_action(
-    session: AsyncSession, booking: Booking, owner: Booking | None, *, now: datetime
+    session: AsyncSession,
+    booking: Booking,
+    owner: Booking | None,
+    *,
+    now: datetime,
+    automatic: bool = True,
 ) -> str | None:
-    """Apply the automatic action due on a locked booking; returns it, or None if none was due."""
-    timer = due_timer(GRAPHS[booking.graph], booking, now, automatic=True)
+    """Apply the action of the timer due on a locked booking; returns it, or None if none was
+    due. `automatic`: only timers whose action is automatic (what a request applies)."""
+    timer = due_timer(GRAPHS[booking.graph], booking, now, automatic=automatic)
     if timer is None:
         return None
     if booking.owner_booking_id is not None and owner is None:

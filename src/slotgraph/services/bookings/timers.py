@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.db import queries
 from slotgraph.db.models import Booking
 from slotgraph.domain.graphs import GRAPHS, Timer
-from slotgraph.domain.rules import due_timer, timer_due_sql
+from slotgraph.domain.rules import timer_due_sql
 from slotgraph.services.bookings import lifecycle
 
 
@@ -73,20 +73,12 @@ async def _apply(
     owners, locked = await _lock_with_owners(session, due)
     moved = 0
     for booking in locked:
-        still_due = due_timer(GRAPHS[booking.graph], booking, now, automatic=automatic)
-        if still_due is None:
-            continue  # changed while we waited for the lock
         owner = owners.get(booking.owner_booking_id) if booking.owner_booking_id else None
-        await lifecycle.transition(
-            session,
-            booking,
-            still_due.action,
-            owner=owner,
-            now=now,
-            actor_key_id=None,
-            message=still_due.message,
+        # None: it changed while we waited for the lock
+        action = await lifecycle.apply_due_action(
+            session, booking, owner, now=now, automatic=automatic
         )
-        moved += 1
+        moved += action is not None
     return moved
 
 
