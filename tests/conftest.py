@@ -14,23 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.db.engine import create_engine
 from slotgraph.db.migrate import migrate
+from slotgraph.db.models import Base
 
 BACKENDS = ["sqlite", "postgresql"]
-TABLES = [
-    "projects",
-    "delivery_attempts",
-    "deliveries",
-    "webhook_endpoints",
-    "events",
-    "booking_transitions",
-    "booking_holds",
-    "resource_blocks",
-    "bookings",
-    "clients",
-    "resources",
-    "api_keys",
-    "apps",
-]
+# Children before parents, from the models: a new table is cleaned without being listed here.
+TABLES = [table.name for table in reversed(Base.metadata.sorted_tables)]
 
 
 def postgres_url() -> str:
