@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 
 from bench.harness import Figure, auth, database, free_port, start, stop, wait_ready
+from bench.rows import BOOKING_HOLDS, BOOKINGS, insert_sql
 
 DAY0 = datetime(2031, 3, 3, tzinfo=UTC)  # far enough ahead of now for notice rules not to matter
 RUNS = 7
@@ -37,22 +38,46 @@ async def _timed(http: httpx.AsyncClient, url: str, params: dict[str, Any]) -> t
     return float(header.split("dur=")[1]), len(r.json()["data"])
 
 
+def _booking_sql(times: dict[str, str], source: str | None = None) -> str:
+    """Instant bookings of app $1 on resource $2 at `times`; the models fill the other columns."""
+    return insert_sql(
+        BOOKINGS,
+        {
+            "app_id": "$1",
+            "graph": "'instant'",
+            "status": "'confirmed'",
+            "resource_id": "$2",
+            "created_at": "now()",
+            "updated_at": "now()",
+            **times,
+        },
+        source,
+    )
+
+
+# The holds of resource $1's bookings that have none yet, exactly over their time.
+_HOLDS_OF_NEW_BOOKINGS = insert_sql(
+    BOOKING_HOLDS,
+    {
+        "booking_id": "b.id",
+        "resource_id": "b.resource_id",
+        "start_time": "b.start_time",
+        "end_time": "b.end_time",
+        "active": "true",
+    },
+    "FROM bookings b LEFT JOIN booking_holds h ON h.booking_id = b.id "
+    "WHERE b.resource_id = $1 AND h.id IS NULL",
+)
+
+
 async def _bulk(
     conn: asyncpg.Connection, app_id: str, resource: str, spans: list[tuple[datetime, datetime]]
 ) -> None:
     await conn.executemany(
-        "INSERT INTO bookings (id, app_id, graph, status, resource_id, start_time, end_time, meta,"
-        " version, created_at, updated_at, auto_complete) VALUES (gen_random_uuid(), $1, 'instant',"
-        " 'confirmed', $2, $3, $4, '{}', 1, now(), now(), true)",
+        _booking_sql({"start_time": "$3", "end_time": "$4"}),
         [(app_id, resource, s, e) for s, e in spans],
     )
-    await conn.execute(
-        "INSERT INTO booking_holds (id, booking_id, resource_id, start_time, end_time, active) "
-        "SELECT gen_random_uuid(), b.id, b.resource_id, b.start_time, b.end_time, true "
-        "FROM bookings b LEFT JOIN booking_holds h ON h.booking_id = b.id "
-        "WHERE b.resource_id = $1 AND h.id IS NULL",
-        resource,
-    )
+    await conn.execute(_HOLDS_OF_NEW_BOOKINGS, resource)
 
 
 async def _filler(
@@ -68,25 +93,20 @@ async def _filler(
         # hourly, after what the resource already has: a second fill does not overlap the first
         offset = await conn.fetchval("SELECT count(*) FROM bookings WHERE resource_id = $1", rid)
         await conn.execute(
-            "INSERT INTO bookings (id, app_id, graph, status, resource_id, start_time, end_time,"
-            " meta, version, created_at, updated_at, auto_complete) "
-            "SELECT gen_random_uuid(), $1, 'instant', 'confirmed', $2, "
-            "$3::timestamptz + g * interval '1 hour', $3::timestamptz + g * interval '1 hour' "
-            "+ interval '30 minutes', '{}', 1, now(), now(), true "
-            "FROM generate_series($5::bigint, $5::bigint + $4 - 1) g",
+            _booking_sql(
+                {
+                    "start_time": "$3::timestamptz + g * interval '1 hour'",
+                    "end_time": "$3::timestamptz + g * interval '1 hour' + interval '30 minutes'",
+                },
+                "FROM generate_series($5::bigint, $5::bigint + $4 - 1) g",
+            ),
             app_id,
             rid,
             DAY0 - timedelta(days=2 * 365),
             per,
             offset,
         )
-        await conn.execute(
-            "INSERT INTO booking_holds (id, booking_id, resource_id, start_time, end_time, active) "
-            "SELECT gen_random_uuid(), b.id, b.resource_id, b.start_time, b.end_time, true "
-            "FROM bookings b LEFT JOIN booking_holds h ON h.booking_id = b.id "
-            "WHERE b.resource_id = $1 AND h.id IS NULL",
-            rid,
-        )
+        await conn.execute(_HOLDS_OF_NEW_BOOKINGS, rid)
     await conn.execute("ANALYZE")
 
 

@@ -18,10 +18,22 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from bench.harness import Figure, database
+from bench.rows import APPS, BOOKING_HOLDS, BOOKINGS, RESOURCE_BLOCKS, RESOURCES, insert_sql
 from slotgraph.db.engine import create_engine
 from slotgraph.db.migrate import migrate
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
+_HOLD = insert_sql(
+    BOOKING_HOLDS,
+    {
+        "id": "$1",
+        "booking_id": "$2",
+        "resource_id": "$3",
+        "start_time": "$4",
+        "end_time": "$5",
+        "active": "true",
+    },
+)
 
 
 async def _round(
@@ -34,8 +46,7 @@ async def _round(
         async with conn.transaction():
             await conn.execute("SELECT 1 FROM resources WHERE id = $1 FOR NO KEY UPDATE", resource)
             await conn.execute(
-                "INSERT INTO booking_holds (id, booking_id, resource_id, start_time, end_time, "
-                "active) VALUES ($1, $2, $3, $4, $5, true)",
+                _HOLD,
                 uuid.uuid4(),
                 booking,
                 resource,
@@ -59,14 +70,20 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
         try:
             app, resource = uuid.uuid4(), uuid.uuid4()
             await conn.execute(
-                "INSERT INTO apps (id, name, settings, created_at) "
-                "VALUES ($1, 'bench', '{}', now())",
-                app,
+                insert_sql(APPS, {"id": "$1", "name": "'bench'", "created_at": "now()"}), app
             )
             await conn.execute(
-                "INSERT INTO resources (id, app_id, name, timezone, meta, exceptions, "
-                "buffer_before, buffer_after, slot_step, created_at, updated_at) "
-                "VALUES ($1, $2, 'r', 'UTC', '{}', '[]', 0, 0, 900, now(), now())",
+                insert_sql(
+                    RESOURCES,
+                    {
+                        "id": "$1",
+                        "app_id": "$2",
+                        "name": "'r'",
+                        "timezone": "'UTC'",
+                        "created_at": "now()",
+                        "updated_at": "now()",
+                    },
+                ),
                 resource,
                 app,
             )
@@ -74,21 +91,49 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 (uuid.uuid4(), T0 - timedelta(days=2000) + timedelta(days=d)) for d in range(1000)
             ]
             await conn.executemany(
-                "INSERT INTO resource_blocks (id, app_id, resource_id, start_time, end_time, "
-                "created_at) VALUES ($1, $2, $3, $4, $5, now())",
+                insert_sql(
+                    RESOURCE_BLOCKS,
+                    {
+                        "id": "$1",
+                        "app_id": "$2",
+                        "resource_id": "$3",
+                        "start_time": "$4",
+                        "end_time": "$5",
+                        "created_at": "now()",
+                    },
+                ),
                 [(b, app, resource, s, s + timedelta(hours=2)) for b, s in blocks],
             )
             await conn.executemany(
-                "INSERT INTO booking_holds (id, block_id, resource_id, start_time, end_time, "
-                "active) VALUES ($1, $2, $3, $4, $5, true)",
+                insert_sql(
+                    BOOKING_HOLDS,
+                    {
+                        "id": "$1",
+                        "block_id": "$2",
+                        "resource_id": "$3",
+                        "start_time": "$4",
+                        "end_time": "$5",
+                        "active": "true",
+                    },
+                ),
                 [(uuid.uuid4(), b, resource, s, s + timedelta(hours=2)) for b, s in blocks],
             )
             ids = [uuid.uuid4() for _ in range(2 * rounds * per_round)]
             await conn.executemany(
-                "INSERT INTO bookings (id, app_id, graph, status, resource_id, start_time, "
-                "end_time, meta, version, auto_complete, created_at, updated_at) VALUES "
-                "($1, $2, 'instant', 'confirmed', $3, now(), now() + interval '1 hour', '{}', 1, "
-                "true, now(), now())",
+                insert_sql(
+                    BOOKINGS,
+                    {
+                        "id": "$1",
+                        "app_id": "$2",
+                        "graph": "'instant'",
+                        "status": "'confirmed'",
+                        "resource_id": "$3",
+                        "start_time": "now()",
+                        "end_time": "now() + interval '1 hour'",
+                        "created_at": "now()",
+                        "updated_at": "now()",
+                    },
+                ),
                 [(i, app, resource) for i in ids],
             )
             await conn.execute("ANALYZE")
