@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
 from slotgraph.api.timekit import booking_table, times
@@ -34,17 +34,21 @@ SEARCH_KEYS = (
     "meta.*",
 )
 _SAFE = re.compile(r"^[\w.@+\- *:/]{1,200}$")
+_KEY = re.compile(r"^[\w.]{1,100}$")
+MAX_TERMS = 20
+Search = Annotated[str | None, Query(max_length=2000)]
 
 
 def search_filters(search: str | None) -> Filters:
     """Timekit's `search` parameter as Filters; an unknown key is a 422, never ignored."""
     found: dict[str, Any] = {"graphs": [], "states": [], "meta": []}
-    for part in (search or "").split(";"):
-        if not part.strip():
-            continue
+    parts = [p for p in (search or "").split(";") if p.strip()]
+    if len(parts) > MAX_TERMS:
+        raise ValidationFailed.one("search", f"at most {MAX_TERMS} key:value pairs")
+    for part in parts:
         key, sep, value = part.partition(":")
         key, value = key.strip(), value.strip()
-        if not sep or not value or not _SAFE.match(value):
+        if not sep or not value or not _SAFE.match(value) or not _KEY.match(key):
             raise ValidationFailed.one("search", f"{part!r}: use key:value pairs joined by ;")
         if key == "graph":
             found["graphs"].append(value)
@@ -113,7 +117,7 @@ async def list_bookings(
     zone: Zone,
     include: Includes,
     pages: Pages,
-    search: str | None = None,
+    search: Search = None,
 ) -> dict[str, Any]:
     rows, total = await paged.search_bookings(
         session,
@@ -135,7 +139,7 @@ async def list_groups(
     zone: Zone,
     include: Includes,
     pages: Pages,
-    search: str | None = None,
+    search: Search = None,
 ) -> dict[str, Any]:
     """Group classes (group_owner bookings), as the widget lists them. With the public key:
     only classes that take bookings (confirmed, not started), and never their customers."""
@@ -154,7 +158,7 @@ async def list_groups(
         now=now,
     )
     shown = await _render(session, principal, rows, zone, include | {"attributes"})
-    return pages.envelope(request, shown, total)
+    return pages.envelope(request, [_public(principal, b) for b in shown], total)
 
 
 @router.get("/groups/{booking_id}")
@@ -171,7 +175,15 @@ async def show_group(
         raise NotFound(f"No group booking {booking_id}.")
     if principal.kind != "secret":
         include = include - {"customers"}
-    return wrap((await _render(session, principal, [out], zone, include | {"attributes"}))[0])
+    shown = await _render(session, principal, [out], zone, include | {"attributes"})
+    return wrap(_public(principal, shown[0]))
+
+
+def _public(principal: Principal, shown: dict[str, Any]) -> dict[str, Any]:
+    """What a widget (public) key sees of a class: no customers, no private meta."""
+    if principal.kind == "secret":
+        return shown
+    return {**{k: v for k, v in shown.items() if k != "customers"}, "meta": {}}
 
 
 @router.get("/{booking_id}")
