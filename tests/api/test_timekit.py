@@ -213,6 +213,7 @@ async def test_group_class_and_seats(api: Api) -> None:
                 "start": f"{MONDAY}T16:00:00+02:00",
                 "end": f"{MONDAY}T17:00:00+02:00",
                 "what": "Yoga",
+                "meta": {"teacher_phone": "555-0101"},
                 "settings": {"max_seats": 2},
                 "customer": customer(),
             },
@@ -220,6 +221,8 @@ async def test_group_class_and_seats(api: Api) -> None:
     ).json()["data"]
     groups = (await v2(api, "GET", "/bookings/groups", key=api.public_key)).json()
     item = groups["data"][0]
+    assert item["meta"] == {}  # the widget key never sees the class's private meta
+    assert "customers" not in item
     assert item["id"] == owner["id"]
     assert item["resource"]["id"] == res["id"]
     assert item["attributes"]["group_booking"] == {
