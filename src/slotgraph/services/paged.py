@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
-from slotgraph.db.models import Booking, Client, Resource
+from slotgraph.db.models import Base, Booking, Client, Resource
 from slotgraph.domain.graphs import GRAPHS
 from slotgraph.schemas import BookingOut, ClientOut, ResourceOut
 from slotgraph.services.bookings import timers
@@ -24,6 +26,26 @@ from slotgraph.services.views import booking_out, client_out, resource_out
 
 MAX_LIMIT = 200
 FINAL_STATES = frozenset(s for g in GRAPHS.values() for s in g.final_states)
+
+
+T = TypeVar("T", bound=Base)
+
+
+async def counted(
+    session: AsyncSession,
+    model: type[T],
+    where: Sequence[ColumnElement[bool]],
+    order: Sequence[InstrumentedAttribute[Any]],
+    limit: int,
+    offset: int,
+) -> tuple[list[T], int]:
+    """One page of rows (at most MAX_LIMIT) and how many match in all; in the caller's
+    transaction."""
+    total = await session.scalar(select(func.count()).select_from(model).where(*where))
+    rows = await session.scalars(
+        select(model).where(*where).order_by(*order).limit(min(limit, MAX_LIMIT)).offset(offset)
+    )
+    return list(rows), int(total or 0)
 
 
 @dataclass(frozen=True)
@@ -83,13 +105,8 @@ async def search_bookings(
     where = _conditions(principal.app_id, filters)
     async with session.begin():
         await timers.apply_all_due(session, now=now, app_id=principal.app_id)
-        total = int(await session.scalar(select(func.count()).where(*where)) or 0)
-        rows = await session.scalars(
-            select(Booking)
-            .where(*where)
-            .order_by(Booking.start_time, Booking.id)
-            .limit(min(limit, MAX_LIMIT))
-            .offset(offset)
+        rows, total = await counted(
+            session, Booking, where, (Booking.start_time, Booking.id), limit, offset
         )
         return [booking_out(b) for b in rows], total
 
@@ -139,14 +156,9 @@ async def list_resources(
     session: AsyncSession, *, principal: Principal, limit: int, offset: int
 ) -> tuple[list[ResourceOut], int]:
     """One page of live resources (oldest first) and how many there are in all."""
-    live = (Resource.app_id == principal.app_id, Resource.archived_at.is_(None))
+    live = [Resource.app_id == principal.app_id, Resource.archived_at.is_(None)]
     async with session.begin():
-        total = int(await session.scalar(select(func.count()).where(*live)) or 0)
-        rows = await session.scalars(
-            select(Resource)
-            .where(*live)
-            .order_by(Resource.created_at, Resource.id)
-            .limit(min(limit, MAX_LIMIT))
-            .offset(offset)
+        rows, total = await counted(
+            session, Resource, live, (Resource.created_at, Resource.id), limit, offset
         )
         return [resource_out(r) for r in rows], total

@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import Project, Resource
 from slotgraph.errors import Conflict, NotFound, ValidationFailed
 from slotgraph.services.common import Principal
+from slotgraph.services.paged import counted
 
 MAX_SETTINGS_BYTES = 64_000  # Timekit's own limit for a request's JSON
 MAX_RESOURCES = 200
@@ -162,15 +163,10 @@ async def list_projects(
     session: AsyncSession, *, principal: Principal, limit: int, offset: int
 ) -> tuple[list[ProjectOut], int]:
     """A page of live projects, oldest first, and how many there are in all."""
-    live = (Project.app_id == principal.app_id, Project.archived_at.is_(None))
+    live = [Project.app_id == principal.app_id, Project.archived_at.is_(None)]
     async with session.begin():
-        total = int(await session.scalar(select(func.count()).where(*live)) or 0)
-        rows = await session.scalars(
-            select(Project)
-            .where(*live)
-            .order_by(Project.created_at, Project.id)
-            .limit(limit)
-            .offset(offset)
+        rows, total = await counted(
+            session, Project, live, (Project.created_at, Project.id), limit, offset
         )
         return [_out(p) for p in rows], total
 
