@@ -7,7 +7,7 @@ import asyncio
 import os
 import platform
 
-from bench import availability, bookings, holds, webhooks
+from bench import availability, bookings, holds, idempotency, webhooks
 from bench.harness import table
 
 SUITES = {
@@ -15,6 +15,7 @@ SUITES = {
     "availability": availability.run,
     "webhooks": webhooks.run,
     "holds": holds.run,
+    "idempotency": idempotency.run,
 }
 
 

@@ -1,6 +1,7 @@
 -- wrk script: POST /v1/bookings with a unique slot per request.
 -- Each thread gets its own block of start times; requests rotate over the resources.
--- Env: SG_KEY, SG_RESOURCES (comma-separated ids), SG_CLIENT.
+-- Env: SG_KEY, SG_RESOURCES (comma-separated ids), SG_CLIENT; SG_IDEMPOTENCY=1 sends a fresh
+-- Idempotency-Key with every request.
 local counter = 0
 local resources = {}
 local threads = {}
@@ -26,6 +27,9 @@ function request()
   local slot = tonumber(os.getenv("SG_RUN") or "0") * 1000000 + (thread_id or 0) * 100000 + counter
   local start = base + slot * 900
   local resource = resources[(counter % #resources) + 1]
+  if os.getenv("SG_IDEMPOTENCY") == "1" then
+    wrk.headers["Idempotency-Key"] = "bench-" .. slot
+  end
   local body = string.format(
     '{"resource_id":"%s","client_id":"%s","start_time":"%s","end_time":"%s"}',
     resource, os.getenv("SG_CLIENT"),

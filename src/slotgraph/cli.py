@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,9 +16,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from slotgraph import logs
 from slotgraph.appsettings import AppSettings
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.db.migrate import migrate
+from slotgraph.metrics import MULTIPROC_ENV
 from slotgraph.services import apps
 from slotgraph.settings import Settings
 from slotgraph.worker import Worker
@@ -133,7 +135,6 @@ async def _app_settings(settings: Settings, app_id: str, pairs: Sequence[str]) -
 
 async def _worker(settings: Settings) -> None:
     """Run the worker until SIGTERM or SIGINT, then stop gracefully."""
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     engine = create_engine(settings.database_url, settings)
     await migrate(engine)
     worker = Worker(engine, settings, clock=_now)
@@ -167,17 +168,22 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         os.environ["SLOTGRAPH_RUN_WORKER"] = "false"
     host = args.host or settings.host
     port = args.port or settings.port
+    # prometheus-client's multiprocess mode: every server process writes its samples here, and
+    # /metrics adds them up. Set before any process imports the library (slotgraph.metrics).
+    if not os.environ.get(MULTIPROC_ENV):
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="slotgraph-metrics-")
     created = asyncio.run(_bootstrap(settings))
     if created is not None:
         print("Created the default app. Keys are shown once; keep them safe:", file=sys.stderr)
         print(_created_json(created), file=sys.stderr, flush=True)
     uvicorn.run(
-        "slotgraph.api.app:create_app",
+        "slotgraph.api.app:serve_app",
         factory=True,
         host=host,
         port=port,
         workers=args.workers,
         log_level=settings.log_level.lower(),
+        log_config=None,  # logs.configure() in each process: JSON lines with request ids
         access_log=False,
         loop="uvloop",
         http="httptools",
@@ -218,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args = parser.parse_args(argv)
     settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
     if args.command == "serve":
         serve(args, settings)
     elif args.command == "worker":

@@ -105,6 +105,31 @@ class ClientExists(Conflict):
     title = "A client with this email exists"
 
 
+class IdempotencyKeyInFlight(Conflict):
+    code = "idempotency_key_in_flight"
+    title = "A request with this Idempotency-Key is in progress"
+
+
+class IdempotencyKeyReused(SlotgraphError):
+    status = 422
+    code = "idempotency_key_reused"
+    title = "Idempotency-Key reused for another request"
+
+
+class DatabaseUnavailable(SlotgraphError):
+    """The database cannot be reached (down, restarting, refusing connections): 503, retry."""
+
+    status = 503
+    code = "database_unavailable"
+    title = "Database unavailable"
+    retry_after = 5
+
+    def __init__(
+        self, detail: str = "The database cannot be reached right now; try again shortly."
+    ) -> None:
+        super().__init__(detail)
+
+
 class ValidationFailed(SlotgraphError):
     """422 with field paths, for rules checked outside the request schema (unknown ids, shapes)."""
 

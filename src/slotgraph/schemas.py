@@ -421,6 +421,7 @@ class EventOut(BaseModel):
     type: str
     booking_id: uuid.UUID | None
     created_at: datetime
+    request_id: str | None  # the X-Request-Id of the request that caused it (None: a timer)
     payload: dict[str, Any]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from slotgraph.logs import LogFormat
+
 DEFAULT_DATABASE_URL = "sqlite:///./data/slotgraph.db"
 
 
@@ -19,6 +21,11 @@ class Settings(BaseSettings):
     # Connections per server process (PostgreSQL). SQLite serialises writers anyway.
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    db_connect_timeout_seconds: float = 5.0  # a database that does not answer is 503 after this
+    db_pool_timeout_seconds: float = 10.0  # waiting for a free pooled connection
+    log_format: LogFormat = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
+    metrics_token: SecretStr | None = None  # if set, /metrics wants `Authorization: Bearer <it>`
+    require_worker_heartbeat_seconds: float = 60.0  # /readyz: a worker looped this recently
     # Webhooks and the worker
     webhook_allow_private_networks: bool = False
     run_worker: bool = True  # `serve` runs the worker loop in-process (`--no-worker` turns it off)

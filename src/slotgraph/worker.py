@@ -21,11 +21,13 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotgraph.db.engine import session_factory
-from slotgraph.services import deliveries
+from slotgraph import metrics
+from slotgraph.db.engine import is_unavailable, session_factory
+from slotgraph.errors import DatabaseUnavailable
+from slotgraph.services import deliveries, health
 from slotgraph.services.bookings.timers import run_timers
 from slotgraph.settings import Settings
-from slotgraph.webhooks.sender import send
+from slotgraph.webhooks.sender import Outcome, send
 
 log = logging.getLogger("slotgraph.worker")
 
@@ -58,6 +60,8 @@ class Worker:
         if timers:
             async with self.sessions() as session:
                 work += await run_timers(session, now=self.clock())
+            async with self.sessions() as session:
+                await health.beat(session, worker_id=self.id, now=self.clock())
         async with self.sessions() as session:
             claims = await deliveries.claim(
                 session,
@@ -84,6 +88,7 @@ class Worker:
             allow_private=self.settings.webhook_allow_private_networks,
             format_=claim.format,
         )
+        metrics.get().webhook_attempts.labels(outcome_label(outcome)).inc()
         async with self.sessions() as session:
             await deliveries.finish(
                 session,
@@ -98,17 +103,28 @@ class Worker:
         """Loop until `stop()`; then let in-flight sends finish (bounded) and release the rest."""
         log.info("worker %s started", self.id)
         next_timers = 0.0
+        loop_duration = metrics.get().worker_loop_duration
+        unavailable = False  # said once per outage, not every 0.2 s
         try:
             while not self._stop.is_set():
                 timers = time.monotonic() >= next_timers
                 if timers:
                     next_timers = time.monotonic() + self.settings.worker_timer_seconds
                 try:
-                    work = await self.run_once(timers=timers)
+                    with metrics.timed(loop_duration):
+                        work = await self.run_once(timers=timers)
+                    if unavailable:
+                        log.info("worker %s: the database is back", self.id)
+                        unavailable = False
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # a database blip must not kill the loop
-                    log.exception("worker cycle failed; retrying")
+                except Exception as exc:  # a database blip must not kill the loop
+                    if isinstance(exc, DatabaseUnavailable) or is_unavailable(exc):
+                        if not unavailable:
+                            log.warning("worker %s: database unavailable; retrying", self.id)
+                        unavailable = True
+                    else:
+                        log.exception("worker cycle failed; retrying")
                     work = 0
                 if not work:
                     with contextlib.suppress(TimeoutError):
@@ -134,3 +150,17 @@ class Worker:
         async with self.sessions() as session:
             await deliveries.release(session, claims=unsent, worker_id=self.id)
         task.cancel()
+
+
+def outcome_label(outcome: Outcome) -> str:
+    """A small fixed set of metric labels for an attempt's outcome."""
+    if outcome.ok:
+        return "success"
+    if outcome.status_code is not None:
+        return "http_error"
+    error = outcome.error or ""
+    if error.startswith("refused"):
+        return "refused"
+    if error.startswith("timeout"):
+        return "timeout"
+    return "error"

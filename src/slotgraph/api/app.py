@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotgraph import __version__
+from slotgraph import __version__, logs
 from slotgraph.api import problems
+from slotgraph.api.idempotency import Idempotency
+from slotgraph.api.observe import Observe
 from slotgraph.api.routes import app as app_routes
-from slotgraph.api.routes import availability, bookings, clients, meta, resources, webhooks
+from slotgraph.api.routes import availability, bookings, clients, meta, ops, resources, webhooks
 from slotgraph.api.timekit.router import router as timekit_router
 from slotgraph.api.timing import ServerTiming
 from slotgraph.db.engine import create_engine, session_factory
@@ -61,12 +63,21 @@ def create_app(
     app.state.key_cache = {}
     if engine is not None:
         _attach(app, engine)
+    app.add_middleware(Idempotency)
     app.add_middleware(ServerTiming)
+    app.add_middleware(Observe)  # outermost: sees every answer, even an unhandled error
     problems.install(app)
-    for module in (resources, availability, clients, bookings, webhooks, app_routes, meta):
+    for module in (resources, availability, clients, bookings, webhooks, app_routes, meta, ops):
         app.include_router(module.router)
     app.include_router(timekit_router)
     return app
+
+
+def serve_app() -> FastAPI:
+    """The factory `slotgraph serve` gives uvicorn: each server process sets up its logging."""
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 def _attach(app: FastAPI, engine: AsyncEngine) -> None:

@@ -29,6 +29,18 @@ _CACHE_SECONDS = 30.0
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # A request with an Idempotency-Key runs in the transaction api/idempotency.py opened: the
+    # service's own transactions become savepoints, and the one commit stores the answer too.
+    conn = getattr(request.state, "idempotency_connection", None)
+    if conn is not None:
+        async with AsyncSession(
+            bind=conn,
+            join_transaction_mode="create_savepoint",
+            expire_on_commit=False,
+            autoflush=False,
+        ) as session:
+            yield session
+        return
     async with request.app.state.sessions() as session:
         yield session
 

@@ -11,9 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from slotgraph import metrics
 from slotgraph.api.timekit import errors as timekit_errors
-from slotgraph.errors import SlotgraphError, ValidationFailed
+from slotgraph.db.engine import is_unavailable
+from slotgraph.errors import DatabaseUnavailable, SlotgraphError, ValidationFailed
 
 log = logging.getLogger("slotgraph.api")
 
@@ -59,23 +62,78 @@ def _field(loc: tuple[int | str, ...] | list[int | str]) -> str:
     return ".".join(parts)
 
 
+def slotgraph_error(exc: SlotgraphError) -> JSONResponse:
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="slotgraph"'
+    if isinstance(exc, DatabaseUnavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+        log.warning("database unavailable: %s", exc.__cause__ or exc.detail)
+    if exc.code == "slot_unavailable":
+        metrics.get().slot_conflicts.inc()
+    extra = dict(exc.extra)
+    if isinstance(exc, ValidationFailed):
+        extra["errors"] = [
+            {"field": f, "loc": ["body", *f.split(".")], "message": m} for f, m in exc.errors
+        ]
+    return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers, extra=extra)
+
+
+def unexpected(exc: Exception) -> JSONResponse:
+    """An error no handler took (called by api/observe.py, which logs nothing more about it)."""
+    if isinstance(exc, SlotgraphError):
+        return slotgraph_error(exc)
+    if is_unavailable(exc):
+        return slotgraph_error(DatabaseUnavailable())
+    log.error("unhandled error", exc_info=exc)
+    return problem(500, "internal_error", "An internal error occurred.")
+
+
+def _message(msg: str) -> str:
+    """pydantic prefixes the messages of our own validators; people need only the message."""
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _not_json(request: Request, errors: list[Any]) -> bool:
+    """A body was sent, but not as JSON (so FastAPI saw bytes where it wanted an object)."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
+    is_json = media == "application/json" or media.endswith("+json")
+    whole_body = any(tuple(e["loc"]) == ("body",) and e["type"] != "missing" for e in errors)
+    return whole_body and not is_json
+
+
+def _versioned(request: Request) -> str | None:
+    """`/v1<path>` if that is a route: the likely meaning of a path without the version."""
+    path = request.url.path
+    if path.startswith("/v1/") or path == "/v1":
+        return None
+    candidate = "/v1" + path
+    scope = {**request.scope, "path": candidate}
+    for route in request.app.router.routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            return candidate
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SlotgraphError)
     async def _slotgraph(request: Request, exc: SlotgraphError) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'Bearer realm="slotgraph"'} if exc.status == 401 else None
-        extra = dict(exc.extra)
         if timekit_errors.is_timekit(request.url.path):
+            headers = (
+                {"WWW-Authenticate": 'Bearer realm="slotgraph"'} if exc.status == 401 else None
+            )
             fields = exc.errors if isinstance(exc, ValidationFailed) else None
             return timekit_errors.render(
-                exc.status, exc.code, exc.detail, fields=fields, extra=extra, headers=headers
+                exc.status,
+                exc.code,
+                exc.detail,
+                fields=fields,
+                extra=dict(exc.extra),
+                headers=headers,
             )
-        if isinstance(exc, ValidationFailed):
-            extra["errors"] = [
-                {"field": f, "loc": ["body", *f.split(".")], "message": m} for f, m in exc.errors
-            ]
-        return problem(
-            exc.status, exc.code, exc.detail, title=exc.title, headers=headers, extra=extra
-        )
+        return slotgraph_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -87,11 +145,21 @@ def install(app: FastAPI) -> None:
                     400, "malformed_json", "The request body is not valid JSON."
                 )
             return problem(400, "malformed_json", "The request body is not valid JSON.")
+        if _not_json(request, errors) and not timekit:
+            return problem(
+                415,
+                "unsupported_media_type",
+                "Send the request body as JSON, with the header `Content-Type: application/json`.",
+            )
+        bad_ids = [e for e in errors if e["loc"][0] == "path" and e["type"] == "uuid_parsing"]
+        if bad_ids and not timekit:  # an id that cannot exist is simply not found
+            name = str(bad_ids[0]["loc"][-1]).removesuffix("_id")
+            return problem(404, "not_found", f"No {name} {bad_ids[0]['input']!r}.")
         out = [
             {
                 "field": _field(e["loc"]),
                 "loc": list(e["loc"]),
-                "message": e["msg"],
+                "message": _message(e["msg"]),
                 "type": e["type"],
             }
             for e in errors
@@ -108,6 +176,8 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and (versioned := _versioned(request)):
+            detail = f"No route {request.url.path}; the API lives under /v1: {versioned}."
         if timekit_errors.is_timekit(request.url.path):
             return timekit_errors.render(
                 exc.status_code, code, detail, headers=dict(exc.headers or {})
@@ -132,10 +202,4 @@ def install(app: FastAPI) -> None:
                 "The database is busy; try again.",
                 headers={"Retry-After": "1"},
             )
-        log.exception("database error")
-        return problem(500, "internal_error", "An internal error occurred.")
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return problem(500, "internal_error", "An internal error occurred.")
+        return unexpected(exc)

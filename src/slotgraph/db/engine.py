@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from slotgraph.errors import DatabaseUnavailable
 from slotgraph.settings import Settings
 
 
@@ -42,19 +44,49 @@ def create_engine(url: str, settings: Settings | None = None) -> AsyncEngine:
     aurl = async_url(url)
     if aurl.get_backend_name() == "sqlite":
         return _sqlite_engine(aurl)
-    return create_async_engine(
+    engine = create_async_engine(
         aurl,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=False,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        connect_args={"timeout": settings.db_connect_timeout_seconds},
         **_JSON,
     )
+    event.listen(engine.sync_engine, "handle_error", _unavailable_on_disconnect)
+    return engine
+
+
+# Connection-level failures: the server is gone, restarting, or refuses us (SQLSTATE classes 08
+# and 57P, too many connections). A statement's own errors are not among them.
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+
+
+def _unavailable_on_disconnect(ctx: ExceptionContext) -> BaseException | None:
+    """A lost connection, or one that cannot be made, is 503 database_unavailable.
+
+    SQLAlchemy has already marked a lost connection invalid (and the pool with it), so the next
+    checkout connects afresh: the server recovers by itself when the database is back.
+    """
+    if ctx.is_disconnect or ctx.connection is None:
+        return DatabaseUnavailable()
+    sqlstate = getattr(ctx.original_exception, "sqlstate", None) or ""
+    if sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        return DatabaseUnavailable()
+    return None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Errors raised outside SQLAlchemy's error events that still mean "no database": a refused
+    or reset TCP connection, a connect timeout, a pool that cannot hand out a connection."""
+    return isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError)
 
 
 def _sqlite_engine(url: URL) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, pool_size=5, max_overflow=20, pool_timeout=60, **_JSON)
+    event.listen(engine.sync_engine, "handle_error", _unavailable_on_disconnect)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

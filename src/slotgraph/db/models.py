@@ -290,6 +290,8 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set when the worker has created this event's deliveries (one per matching endpoint).
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The X-Request-Id of the request that caused the event (None for the worker's timers).
+    request_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class WebhookEndpoint(Base):
@@ -395,6 +397,35 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a request made with an `Idempotency-Key`, kept 24 h per app and key.
+
+    Written in the same transaction as the change the request made, so a change exists exactly
+    when its answer is stored (services/idempotency.py).
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires", "expires_at"),)
+
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of method, path, query, body
+    status_code: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[dict[str, str]] = mapped_column(JSONType)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WorkerHeartbeat(Base):
+    """Each worker's last loop, for /readyz: events are only delivered while one runs."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def table_of(model: type[Base]) -> Table:

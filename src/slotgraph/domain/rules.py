@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_
 
+from slotgraph.domain.availability import rfc3339
 from slotgraph.domain.graphs import PAYMENT_TIMEOUT, Graph, Timer
 from slotgraph.errors import BookingWindowClosed, CancelWindowClosed, InThePast
 
@@ -36,15 +37,15 @@ def check_booking_window(
     closes = start - (min_booking_time or timedelta(0))
     if now > closes:
         raise BookingWindowClosed(
-            f"Seats for this class could be booked until {closes.isoformat()}.",
-            closes_at=closes.isoformat(),
+            f"Seats for this class could be booked until {rfc3339(closes)}.",
+            closes_at=rfc3339(closes),
         )
     if max_booking_time is not None:
         opens = start - max_booking_time
         if now < opens:
             raise BookingWindowClosed(
-                f"Seats for this class can be booked from {opens.isoformat()}.",
-                opens_at=opens.isoformat(),
+                f"Seats for this class can be booked from {rfc3339(opens)}.",
+                opens_at=rfc3339(opens),
             )
 
 
@@ -55,8 +56,8 @@ def check_cancel_window(
     deadline = start - (min_cancel_time or timedelta(0))
     if now > deadline:
         raise CancelWindowClosed(
-            f"This booking could be cancelled by the customer until {deadline.isoformat()}.",
-            deadline=deadline.isoformat(),
+            f"This booking could be cancelled by the customer until {rfc3339(deadline)}.",
+            deadline=rfc3339(deadline),
         )
 
 

@@ -27,6 +27,7 @@ def event_out(e: Event) -> EventOut:
         type=e.type,
         booking_id=e.booking_id,
         created_at=e.created_at,
+        request_id=e.request_id,
         payload=parse_payload(e.payload),
     )
 

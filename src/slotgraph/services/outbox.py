@@ -8,10 +8,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from slotgraph import logs, metrics
 from slotgraph.db import queries
 from slotgraph.db.models import BOOKING_TRANSITIONS, EVENTS, Booking, Event, new_id
+from slotgraph.domain.availability import rfc3339
 from slotgraph.schemas import BookingOut
 from slotgraph.services.views import booking_out
 
@@ -62,7 +66,21 @@ async def record_change(
         session,
         [*new_rows, (BOOKING_TRANSITIONS, transition), (EVENTS, event)],
     )
+    session.sync_session.info.setdefault("changes", []).append((booking.graph, action))
     return published
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    """Booking metrics count what was committed, not what was tried."""
+    changes = session.info.pop("changes", None)
+    if changes:
+        metrics.record_changes(changes)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, _previous: Any) -> None:
+    session.info.pop("changes", None)
 
 
 def record_event(
@@ -94,7 +112,7 @@ def new_event(
     bytes."""
     event_id = new_id()
     payload = orjson.dumps(
-        {"id": str(event_id), "type": type_, "timestamp": now.isoformat(), "data": data}
+        {"id": str(event_id), "type": type_, "timestamp": rfc3339(now), "data": data}
     )
     return {
         "id": event_id,
@@ -104,4 +122,5 @@ def new_event(
         "payload": payload.decode(),
         "created_at": now,
         "dispatched_at": None,
+        "request_id": logs.request_id.get(),
     }

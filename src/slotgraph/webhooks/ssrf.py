@@ -55,5 +55,7 @@ async def check_url(url: str, *, allow_private: bool) -> None:
     blocked = sorted(a for a in addresses if not _public(a))
     if blocked:
         raise UrlNotAllowed(
-            f"The host {host!r} resolves to a non-public address ({', '.join(blocked)})."
+            f"The host {host!r} resolves to a non-public address ({', '.join(blocked)}). "
+            "For local testing, start the server with "
+            "SLOTGRAPH_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true."
         )

@@ -1,4 +1,4 @@
-"""Graphs, health and the benchmark floor."""
+"""Graphs and the benchmark floor."""
 
 from __future__ import annotations
 
@@ -26,11 +26,6 @@ async def get_graph(name: str, _: AnyKey) -> dict[str, Any]:
     if graph is None:
         raise NotFound(f"No graph {name!r}; graphs: {', '.join(GRAPHS)}.")
     return graph.describe()
-
-
-@router.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
 
 
 @router.get("/v1/ping")

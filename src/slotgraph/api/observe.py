@@ -1,0 +1,85 @@
+"""Each request: a request id, one access log line, its latency in the metrics, and any error that
+escaped the exception handlers answered as problem+json and logged exactly once.
+
+The request id comes from `X-Request-Id` (if it is a sane token) or is made here; it is returned in
+the response and set in `logs.request_id`, from where log lines and the outbox events the request
+writes pick it up.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from slotgraph import logs, metrics
+from slotgraph.api import problems
+
+access = logging.getLogger("slotgraph.access")
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            given: str = value.decode("latin-1").strip()
+            if _SANE_ID.match(given):
+                return given
+    return logs.new_request_id()
+
+
+class Observe:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _request_id(scope)
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Logged once, here (with the traceback), and never re-raised to the server.
+            response = problems.unexpected(exc)
+            if not response_started:
+                await response(scope, receive, send_with_id)
+        finally:
+            duration = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            metrics.get().http_duration.labels(method, template, str(status)).observe(duration)
+            access.info(
+                "%s %s %s %.1fms",
+                method,
+                scope["path"],
+                status,
+                duration * 1000,
+                extra={
+                    "fields": {
+                        "method": method,
+                        "path": scope["path"],
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(duration * 1000, 2),
+                    }
+                },
+            )
+            logs.request_id.reset(token)

@@ -1,0 +1,99 @@
+"""Logging: one JSON object per line for machines, readable text on a terminal.
+
+Every line carries the request id of the request that caused it (a context variable set by the
+access-log middleware, `api/observe.py`). Extra fields are passed as `extra={"fields": {...}}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+from slotgraph.domain.availability import rfc3339
+
+request_id: ContextVar[str | None] = ContextVar("slotgraph_request_id", default=None)
+
+LogFormat = Literal["auto", "json", "text"]
+
+_make_record = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Every log record remembers the request it was made in, wherever it is formatted later."""
+    record = _make_record(*args, **kwargs)
+    record.request_id = request_id.get()
+    return record
+
+
+logging.setLogRecordFactory(_record_with_request_id)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields = getattr(record, "fields", None)
+    return dict(fields) if isinstance(fields, dict) else {}
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"time", "level", "logger", "message", "request_id", ...fields, "exception"}`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": rfc3339(datetime.fromtimestamp(record.created, UTC)),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None)
+        if rid:
+            out["request_id"] = rid
+        out.update(_fields(record))
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """`10:00:00 INFO  slotgraph.access GET /v1/bookings 201 3.1ms request_id=...`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        at = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
+        parts = [at, f"{record.levelname:<7}", record.name, record.getMessage()]
+        parts += [f"{k}={v}" for k, v in _fields(record).items() if k not in _SHOWN_IN_MESSAGE]
+        rid = getattr(record, "request_id", None)
+        if rid:
+            parts.append(f"request_id={rid}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+# Access lines already say these in their message.
+_SHOWN_IN_MESSAGE = frozenset({"method", "path", "status", "duration_ms"})
+
+
+def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
+    """Route every logger (uvicorn's too) to one stderr handler in the chosen format."""
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # uvicorn's own access log would be a second line per request; ours has the request id.
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,88 @@
+"""What an operator watches: readiness checks, worker heartbeats, the outbox lag."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+
+from alembic.script import ScriptDirectory
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.db.migrate import alembic_config
+from slotgraph.db.models import Delivery, Event, WorkerHeartbeat
+from slotgraph.domain.availability import rfc3339
+
+HEARTBEAT_KEEP = timedelta(days=1)
+
+
+@cache
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@dataclass
+class Readiness:
+    ready: bool = True
+    checks: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def check(self, name: str, ok: bool, **detail: object) -> None:
+        self.checks[name] = {"ok": ok, **detail}
+        self.ready = self.ready and ok
+
+
+async def readiness(
+    session: AsyncSession, *, now: datetime, within_seconds: float, worker_max_age: timedelta
+) -> Readiness:
+    """Database answers within `within_seconds`, schema at the newest migration, worker looping."""
+    out = Readiness()
+    try:
+        async with asyncio.timeout(within_seconds), session.begin():
+            revision = await session.scalar(text("SELECT version_num FROM alembic_version"))
+            last_beat = await session.scalar(select(func.max(WorkerHeartbeat.beat_at)))
+    except Exception as exc:  # any failure to answer is "not ready", with its reason
+        out.check("database", False, error=f"{type(exc).__name__}: {exc}"[:300])
+        return out
+    out.check("database", True)
+    head = head_revision()
+    out.check("migrations", revision == head, current=revision, head=head)
+    fresh = last_beat is not None and now - last_beat <= worker_max_age
+    out.check(
+        "worker",
+        fresh,
+        last_heartbeat=rfc3339(last_beat) if last_beat else None,
+        max_age_seconds=worker_max_age.total_seconds(),
+    )
+    return out
+
+
+async def beat(session: AsyncSession, *, worker_id: str, now: datetime) -> None:
+    """Record that `worker_id` is looping; forget workers silent for a day."""
+    async with session.begin():
+        done = await session.execute(
+            update(WorkerHeartbeat)
+            .where(WorkerHeartbeat.worker_id == worker_id)
+            .values(beat_at=now)
+        )
+        if not getattr(done, "rowcount", 0):
+            session.add(WorkerHeartbeat(worker_id=worker_id, beat_at=now))
+        await session.execute(
+            delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < now - HEARTBEAT_KEEP)
+        )
+
+
+async def outbox_lag(session: AsyncSession, *, now: datetime) -> float:
+    """Age in seconds of the oldest event not yet delivered everywhere it should go (0: none)."""
+    async with session.begin():
+        undispatched = await session.scalar(
+            select(func.min(Event.created_at)).where(Event.dispatched_at.is_(None))
+        )
+        pending = await session.scalar(
+            select(func.min(Event.created_at))
+            .join(Delivery, Delivery.event_id == Event.id)
+            .where(Delivery.status == "pending")
+        )
+    oldest = min((t for t in (undispatched, pending) if t is not None), default=None)
+    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0

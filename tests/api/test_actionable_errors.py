@@ -1,0 +1,106 @@
+"""Errors a person can act on: each says what was wrong and what to do, as a new user meets them."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.api.app import create_app
+from slotgraph.settings import Settings
+from tests.api.conftest import Api
+
+
+async def test_a_body_that_is_not_json_is_415(api: Api) -> None:
+    headers = {"Authorization": f"Bearer {api.key}"}
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        sent = {**headers, **({"Content-Type": content_type} if content_type else {})}
+        r = await api.http.post("/v1/clients", content=b'{"name": "Ann"}', headers=sent)
+        assert r.status_code == 415, (content_type, r.text)
+        body = r.json()
+        assert body["code"] == "unsupported_media_type"
+        assert "Content-Type: application/json" in body["detail"]
+    ok = await api.http.post(
+        "/v1/clients",
+        content=b'{"name": "Ann"}',
+        headers={**headers, "Content-Type": "application/json; charset=utf-8"},
+    )
+    assert ok.status_code == 201
+
+
+async def test_a_missing_body_is_still_422(api: Api) -> None:
+    r = await api.http.post("/v1/clients", headers={"Authorization": f"Bearer {api.key}"})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == ""
+
+
+async def test_every_field_error_at_once_without_the_value_error_prefix(api: Api) -> None:
+    r = await api.post(
+        "/v1/resources",
+        {"name": "", "timezone": "Mars/Olympus", "slot_step": "PT7S", "email": "nope"},
+    )
+    assert r.status_code == 422
+    errors = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert set(errors) == {"name", "timezone", "slot_step", "email"}
+    assert errors["timezone"] == "unknown IANA time zone 'Mars/Olympus'"
+    assert errors["email"] == "not an email address"
+    assert "Value error" not in r.text
+
+
+async def test_an_id_that_is_not_a_uuid_is_404(api: Api) -> None:
+    for path in ("/v1/bookings/42", "/v1/bookings/abc/history", "/v1/resources/x"):
+        r = await api.get(path)
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["code"] == "not_found"
+    assert (await api.get("/v1/bookings/42")).json()["detail"] == "No booking '42'."
+    r = await api.put("/v1/bookings/not-a-uuid/confirm")
+    assert r.status_code == 404
+
+
+async def test_a_path_without_v1_names_the_right_one(api: Api) -> None:
+    r = await api.get("/bookings")
+    assert r.status_code == 404
+    assert r.json()["detail"] == "No route /bookings; the API lives under /v1: /v1/bookings."
+    r = await api.get("/resources/0b7e3c4e-0000-7000-8000-000000000000/blocks")
+    assert "/v1/resources/0b7e3c4e-0000-7000-8000-000000000000/blocks" in r.json()["detail"]
+    r = await api.get("/nothing-here")
+    assert r.status_code == 404
+    assert "/v1" not in r.json()["detail"]
+
+
+async def test_a_private_webhook_url_names_the_setting(engine: AsyncEngine, api: Api) -> None:
+    strict = create_app(Settings(run_worker=False), engine=engine, clock=api.clock)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=strict), base_url="http://test"
+    ) as http:
+        r = await http.post(
+            "/v1/webhooks",
+            json={"url": "http://127.0.0.1:9/hook"},
+            headers={"Authorization": f"Bearer {api.key}"},
+        )
+    assert r.status_code == 422
+    assert "SLOTGRAPH_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true" in r.text
+
+
+async def test_times_in_error_messages_are_utc_with_z(api: Api) -> None:
+    resource, client = await api.resource(), await api.client()
+    owner = await api.book(
+        graph="group_owner",
+        resource_id=resource["resource_id"],
+        client_id=client["client_id"],
+        start_time="2024-05-01T12:00:00+02:00",
+        end_time="2024-05-01T13:00:00+02:00",
+        max_seats=3,
+        min_booking_time="PT2H",
+    )
+    r = await api.post(
+        "/v1/bookings",
+        {
+            "graph": "group_customer",
+            "owner_booking_id": owner["booking_id"],
+            "client_id": client["client_id"],
+        },
+    )
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert body["detail"] == "Seats for this class could be booked until 2024-05-01T08:00:00Z."
+    assert body["closes_at"] == "2024-05-01T08:00:00Z"

@@ -1,0 +1,266 @@
+"""What an operator relies on: health, readiness, metrics, request ids, and one log line each."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.api.app import create_app
+from slotgraph.db.engine import create_engine
+from slotgraph.logs import JsonFormatter
+from slotgraph.settings import Settings
+from slotgraph.worker import Worker
+from tests.api.conftest import TEST_SETTINGS, Api
+
+
+def samples(text_: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text_):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def metric(api: Api, name: str, **labels: str) -> float:
+    r = await api.http.get("/metrics")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    return samples(r.text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def slot(api: Api, day: int = 3) -> dict[str, str]:
+    """A booking body for a fresh resource and client: an hour on 2024-06-<day>."""
+    resource, client = await api.resource(), await api.client()
+    return {
+        "resource_id": resource["resource_id"],
+        "client_id": client["client_id"],
+        "start_time": f"2024-06-{day:02d}T10:00:00Z",
+        "end_time": f"2024-06-{day:02d}T11:00:00Z",
+    }
+
+
+async def test_healthz_answers_get_and_head_without_a_key(api: Api) -> None:
+    for method in ("GET", "HEAD"):
+        r = await api.http.request(method, "/healthz")
+        assert r.status_code == 200
+
+
+async def test_readyz_needs_a_worker_heartbeat(api: Api, engine: AsyncEngine) -> None:
+    r = await api.http.get("/readyz")
+    assert r.status_code == 503
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["code"] == "not_ready"
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["migrations"]["ok"] is True
+    assert body["checks"]["worker"] == {
+        "ok": False,
+        "last_heartbeat": None,
+        "max_age_seconds": 60.0,
+    }
+    assert (await api.http.head("/readyz")).status_code == 503
+
+    await Worker(engine, TEST_SETTINGS, clock=api.clock, worker_id="w1").run_once()
+    r = await api.http.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["checks"]["worker"]["last_heartbeat"] == "2024-05-01T09:00:00Z"
+    assert (await api.http.head("/readyz")).status_code == 200
+
+    api.clock.now = api.clock.now.replace(minute=2)  # 2 minutes without a beat
+    r = await api.http.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["detail"] == "Not ready: worker."
+
+
+async def test_readyz_says_when_migrations_are_behind(api: Api, engine: AsyncEngine) -> None:
+    await Worker(engine, TEST_SETTINGS, clock=api.clock, worker_id="w1").run_once()
+    async with engine.begin() as conn:
+        head = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    try:
+        r = await api.http.get("/readyz")
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = :h"), {"h": head})
+    assert r.status_code == 503
+    assert r.json()["checks"]["migrations"] == {"ok": False, "current": "0001", "head": head}
+
+
+async def test_request_id_is_taken_or_made_and_returned(api: Api) -> None:
+    r = await api.http.get("/healthz", headers={"X-Request-Id": "lb-7f3a.42"})
+    assert r.headers["x-request-id"] == "lb-7f3a.42"
+    made = (await api.http.get("/healthz")).headers["x-request-id"]
+    assert len(made) == 32
+    assert int(made, 16) >= 0
+    # Not a token a log line can carry safely: replaced by a fresh one.
+    odd = await api.http.get("/healthz", headers={"X-Request-Id": "a b\tc" + "x" * 200})
+    assert odd.headers["x-request-id"] != "a b\tc" + "x" * 200
+    assert len(odd.headers["x-request-id"]) == 32
+    # Errors carry it too.
+    r = await api.http.get("/v1/resources", headers={"X-Request-Id": "req-401"})
+    assert r.status_code == 401
+    assert r.headers["x-request-id"] == "req-401"
+
+
+async def test_request_id_reaches_the_events_the_request_caused(api: Api) -> None:
+    r = await api.http.post(
+        "/v1/bookings",
+        json=await slot(api),
+        headers={"Authorization": f"Bearer {api.key}", "X-Request-Id": "create-1"},
+    )
+    assert r.status_code == 201, r.text
+    events = (await api.get("/v1/events", booking_id=r.json()["booking_id"])).json()["data"]
+    assert [(e["type"], e["request_id"]) for e in events] == [("booking.confirmed", "create-1")]
+    # Every time in the payload is RFC 3339 UTC with Z.
+    payload = events[0]["payload"]
+    assert payload["timestamp"] == "2024-05-01T09:00:00Z"
+    assert payload["data"]["booking"]["start_time"] == "2024-06-03T10:00:00Z"
+
+
+async def test_metrics_count_bookings_conflicts_and_requests(api: Api) -> None:
+    created = await metric(api, "slotgraph_bookings_created_total", graph="confirm_decline")
+    confirmed = await metric(
+        api, "slotgraph_booking_transitions_total", graph="confirm_decline", action="confirm"
+    )
+    conflicts = await metric(api, "slotgraph_slot_conflicts_total")
+    body = await slot(api)
+    booking = await api.book(graph="confirm_decline", **body)
+    assert (await api.put(f"/v1/bookings/{booking['booking_id']}/confirm")).status_code == 200
+    await api.book(expect=409, **body)
+    assert (
+        await metric(api, "slotgraph_bookings_created_total", graph="confirm_decline")
+        == created + 1
+    )
+    assert (
+        await metric(
+            api, "slotgraph_booking_transitions_total", graph="confirm_decline", action="confirm"
+        )
+        == confirmed + 1
+    )
+    assert await metric(api, "slotgraph_slot_conflicts_total") == conflicts + 1
+    hist = await metric(
+        api,
+        "slotgraph_http_request_duration_seconds_count",
+        method="PUT",
+        route="/v1/bookings/{booking_id}/{action}",
+        status="200",
+    )
+    assert hist >= 1
+    r = await api.http.get("/metrics")
+    assert "slotgraph_outbox_lag_seconds 4" not in r.text  # the clock is fixed: lag is 0
+    assert samples(r.text)[("slotgraph_outbox_lag_seconds", ())] == 0.0
+
+
+async def test_outbox_lag_is_the_age_of_the_oldest_undelivered_event(api: Api) -> None:
+    await api.book(**await slot(api))
+    api.clock.now = api.clock.now.replace(minute=1, second=30)
+    r = await api.http.get("/metrics")
+    assert samples(r.text)[("slotgraph_outbox_lag_seconds", ())] == 90.0
+
+
+async def test_metrics_token(engine: AsyncEngine, api: Api) -> None:
+    settings = Settings(run_worker=False, metrics_token="scrape-me")
+    app = create_app(settings, engine=engine, clock=api.clock)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        assert (await http.get("/metrics")).status_code == 401
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert wrong.json()["code"] == "unauthenticated"
+        ok = await http.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert ok.status_code == 200
+        assert "slotgraph_http_request_duration_seconds" in ok.text
+
+
+async def test_one_access_line_per_request_in_json(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    r = await api.http.get(
+        "/v1/resources",
+        headers={"Authorization": f"Bearer {api.key}", "X-Request-Id": "line-1"},
+    )
+    assert r.status_code == 200
+    lines = [rec for rec in caplog.records if rec.name == "slotgraph.access"]
+    assert len(lines) == 1
+    out = json.loads(JsonFormatter().format(lines[0]))
+    assert out["request_id"] == "line-1"
+    assert out["method"] == "GET"
+    assert out["path"] == "/v1/resources"
+    assert out["route"] == "/v1/resources"
+    assert out["status"] == 200
+    assert out["level"] == "info"
+    assert out["time"].endswith("Z")
+
+
+async def test_an_unexpected_error_is_a_problem_logged_once(
+    engine: AsyncEngine, api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(TEST_SETTINGS, engine=engine, clock=api.clock)
+
+    async def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    app.add_api_route("/boom", boom)
+    caplog.set_level(logging.INFO)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        r = await http.get("/boom", headers={"X-Request-Id": "boom-1"})
+    assert r.status_code == 500
+    assert r.json()["code"] == "internal_error"
+    assert r.headers["x-request-id"] == "boom-1"
+    with_traceback = [rec for rec in caplog.records if rec.exc_info]
+    assert len(with_traceback) == 1
+    assert "kaboom" in JsonFormatter().format(with_traceback[0])
+    assert json.loads(JsonFormatter().format(with_traceback[0]))["request_id"] == "boom-1"
+    access = [rec for rec in caplog.records if rec.name == "slotgraph.access"]
+    assert len(access) == 1
+    assert "500" in access[0].getMessage()
+
+
+def unreachable_url(backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        folder = tmp_path / "a-folder-not-a-file.db"
+        folder.mkdir()
+        return f"sqlite:///{folder}"
+    return "postgresql://postgres@127.0.0.1:9/nowhere"  # port 9 (discard): refused
+
+
+async def test_no_database_is_503_with_retry_after(
+    api: Api, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = create_engine(unreachable_url(api.backend, tmp_path))
+    app = create_app(TEST_SETTINGS, engine=gone, clock=api.clock)
+    caplog.set_level(logging.INFO)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as http:
+            headers = {"Authorization": f"Bearer {api.key}"}
+            answers: list[Any] = [
+                await http.get("/v1/resources", headers=headers),
+                await http.post(
+                    "/v1/resources", json={"name": "x", "timezone": "UTC"}, headers=headers
+                ),
+                await http.get("/readyz"),
+            ]
+            assert (await http.get("/healthz")).status_code == 200
+    finally:
+        await gone.dispose()
+    for r in answers[:2]:
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "database_unavailable"
+        assert r.headers["retry-after"] == "5"
+    assert answers[2].status_code == 503
+    assert answers[2].json()["checks"]["database"]["ok"] is False
+    assert not [rec for rec in caplog.records if rec.exc_info]  # no tracebacks for an outage
