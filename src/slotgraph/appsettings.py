@@ -90,6 +90,11 @@ class AppSettings(BaseModel):
         description="Graphs the public key may create bookings in (never `group_owner`).",
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    require_if_match: bool = Field(
+        default=False,
+        description="Changes (PUT, PATCH, DELETE, actions) must send `If-Match` with the "
+        "object's ETag; without it they answer 428 precondition_required.",
+    )
 
 
 class AppOut(AppSettings):

@@ -12,17 +12,21 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
-from slotgraph import logs
+from slotgraph import logs, metrics
 from slotgraph.appsettings import AppSettings
 from slotgraph.db.engine import create_engine, session_factory
-from slotgraph.db.migrate import migrate
+from slotgraph.db.migrate import current_revision, head_revision, migrate
+from slotgraph.errors import DatabaseUnavailable
 from slotgraph.metrics import MULTIPROC_ENV
 from slotgraph.services import apps
-from slotgraph.settings import Settings
+from slotgraph.settings import DEFAULT_DATABASE_URL, Settings
 from slotgraph.worker import Worker
 
 
@@ -54,6 +58,56 @@ async def _bootstrap(settings: Settings) -> apps.CreatedApp | None:
                 now=_now(),
                 secret_key=secret.get_secret_value() if secret else None,
             )
+    finally:
+        await engine.dispose()
+
+
+def _where(settings: Settings) -> str:
+    """The database, as a person would look for it (no password)."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"the SQLite file {Path(url.database or '').resolve()}"
+    return f"the PostgreSQL database {url.render_as_string(hide_password=True)}"
+
+
+def _require_database(settings: Settings, *, migrated: bool = True) -> None:
+    """Commands that work on data never create a database: they say which one they looked for,
+    and what to do when it is missing or not migrated, instead of a traceback."""
+    url = make_url(settings.database_url)
+    configured = "SLOTGRAPH_DATABASE_URL" in os.environ
+    how = (
+        "SLOTGRAPH_DATABASE_URL says so"
+        if configured
+        else f"SLOTGRAPH_DATABASE_URL is not set, so the default {DEFAULT_DATABASE_URL} is "
+        f"taken in the current folder ({Path.cwd()})"
+    )
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise SystemExit(
+            f"slotgraph: there is no database at {_where(settings)} ({how}).\n"
+            "Run the command in the folder where `slotgraph serve` keeps its data, or set "
+            "SLOTGRAPH_DATABASE_URL to the database to use (sqlite:////absolute/path/slotgraph.db "
+            "or postgresql://...). `slotgraph migrate` creates a new one."
+        )
+    try:
+        revision = asyncio.run(_revision(settings))
+    except (DatabaseUnavailable, DBAPIError, OSError) as exc:
+        reason = exc.__cause__ or exc
+        raise SystemExit(
+            f"slotgraph: cannot open {_where(settings)} ({how}): {reason}\n"
+            "Check that it exists and that this machine may connect to it."
+        ) from None
+    if migrated and revision != head_revision():
+        state = f"at migration {revision}" if revision else "empty (never migrated)"
+        raise SystemExit(
+            f"slotgraph: {_where(settings)} is {state}; this version needs {head_revision()}.\n"
+            "Run `slotgraph migrate` with the same SLOTGRAPH_DATABASE_URL first."
+        )
+
+
+async def _revision(settings: Settings) -> str | None:
+    engine = create_engine(settings.database_url, settings)
+    try:
+        return await current_revision(engine)
     finally:
         await engine.dispose()
 
@@ -137,6 +191,8 @@ async def _worker(settings: Settings) -> None:
     """Run the worker until SIGTERM or SIGINT, then stop gracefully."""
     engine = create_engine(settings.database_url, settings)
     await migrate(engine)
+    if settings.worker_metrics_port:
+        metrics.serve_http(settings.worker_metrics_port, settings.host)
     worker = Worker(engine, settings, clock=_now)
     task = asyncio.create_task(worker.run())
     stop = asyncio.Event()
@@ -228,11 +284,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "serve":
         serve(args, settings)
     elif args.command == "worker":
+        _require_database(settings, migrated=False)
         asyncio.run(_worker(settings))
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
         print("database is at head", file=sys.stderr)
-    elif args.command == "apps" and args.apps_command == "create":
+    elif args.command == "apps":
+        _require_database(settings)
+    if args.command == "apps" and args.apps_command == "create":
         print(_created_json(asyncio.run(_create_tenant(settings, args.name))))
     elif args.command == "apps" and args.apps_command == "list":
         print(json.dumps(asyncio.run(_list_apps(settings)), indent=2))

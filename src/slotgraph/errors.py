@@ -105,6 +105,30 @@ class ClientExists(Conflict):
     title = "A client with this email exists"
 
 
+class NotModified(SlotgraphError):
+    """304 for `If-None-Match`: the client's copy is current (answered without a body)."""
+
+    status = 304
+    code = "not_modified"
+    title = "Not modified"
+
+
+class PreconditionFailed(SlotgraphError):
+    """412: `If-Match` named a version that is no longer the stored one."""
+
+    status = 412
+    code = "precondition_failed"
+    title = "Precondition failed"
+
+
+class PreconditionRequired(SlotgraphError):
+    """428: the app requires `If-Match` on changes (`require_if_match`)."""
+
+    status = 428
+    code = "precondition_required"
+    title = "Precondition required"
+
+
 class IdempotencyKeyInFlight(Conflict):
     code = "idempotency_key_in_flight"
     title = "A request with this Idempotency-Key is in progress"

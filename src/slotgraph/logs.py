@@ -95,5 +95,10 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # Alembic narrates every migration step and httpx every webhook POST at INFO (attempts are
+    # recorded in the database); their warnings and errors still show.
+    if root.level > logging.DEBUG:
+        for chatty in ("alembic", "httpx", "httpcore"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     # uvicorn's own access log would be a second line per request; ours has the request id.
     logging.getLogger("uvicorn.access").disabled = True

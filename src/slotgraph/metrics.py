@@ -97,6 +97,14 @@ def record_changes(changes: list[tuple[str, str]]) -> None:
             m.transitions.labels(graph, action).inc()
 
 
+def serve_http(port: int, host: str) -> None:
+    """A separate `slotgraph worker` process serves its own /metrics on `port`."""
+    from prometheus_client import start_http_server
+
+    get()
+    start_http_server(port, addr=host)
+
+
 def exposition(extra: dict[str, tuple[str, float]]) -> bytes:
     """The text format: this process's metrics, or every process's in multiprocess mode, plus
     gauges computed at scrape time (`name: (help, value)`)."""

@@ -191,6 +191,7 @@ class ResourceOut(AvailabilityRulesOut):
     meta: dict[str, Any]
     archived: bool
     archived_at: datetime | None
+    version: int  # goes up by one with every change; the ETag is `"<version>"`
     created_at: datetime
     updated_at: datetime
 
@@ -221,6 +222,7 @@ class ClientOut(BaseModel):
     phone: str | None
     timezone: str | None
     meta: dict[str, Any]
+    version: int  # goes up by one with every change; the ETag is `"<version>"`
     created_at: datetime
     updated_at: datetime
 
@@ -389,6 +391,7 @@ class WebhookOut(BaseModel):
     description: str | None
     enabled: bool
     disabled_reason: str | None
+    version: int  # goes up by one with every change; the ETag is `"<version>"`
     created_at: datetime
     updated_at: datetime
 

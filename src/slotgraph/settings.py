@@ -22,9 +22,10 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_connect_timeout_seconds: float = 5.0  # a database that does not answer is 503 after this
-    db_pool_timeout_seconds: float = 10.0  # waiting for a free pooled connection
+    db_pool_timeout_seconds: float = 30.0  # waiting for a free pooled connection
     log_format: LogFormat = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
     metrics_token: SecretStr | None = None  # if set, /metrics wants `Authorization: Bearer <it>`
+    worker_metrics_port: int | None = None  # `slotgraph worker` serves /metrics on this port
     require_worker_heartbeat_seconds: float = 60.0  # /readyz: a worker looped this recently
     # Webhooks and the worker
     webhook_allow_private_networks: bool = False

@@ -21,13 +21,14 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotgraph import metrics
+from slotgraph import logs, metrics
 from slotgraph.db.engine import is_unavailable, session_factory
+from slotgraph.domain.deliveries import Outcome
 from slotgraph.errors import DatabaseUnavailable
-from slotgraph.services import deliveries, health
+from slotgraph.services import deliveries, health, idempotency
 from slotgraph.services.bookings.timers import run_timers
 from slotgraph.settings import Settings
-from slotgraph.webhooks.sender import Outcome, send
+from slotgraph.webhooks.sender import send
 
 log = logging.getLogger("slotgraph.worker")
 
@@ -62,6 +63,8 @@ class Worker:
                 work += await run_timers(session, now=self.clock())
             async with self.sessions() as session:
                 await health.beat(session, worker_id=self.id, now=self.clock())
+            async with self.sessions() as session:
+                await idempotency.prune(session, now=self.clock())
         async with self.sessions() as session:
             claims = await deliveries.claim(
                 session,
@@ -79,6 +82,7 @@ class Worker:
         return work + len(claims)
 
     async def _deliver(self, claim: deliveries.Claim) -> None:
+        logs.request_id.set(claim.request_id)  # this task's log lines name the request
         outcome = await send(
             self._http,
             url=claim.url,
@@ -87,6 +91,7 @@ class Worker:
             secrets_=claim.secrets,
             allow_private=self.settings.webhook_allow_private_networks,
             format_=claim.format,
+            request_id=claim.request_id,
         )
         metrics.get().webhook_attempts.labels(outcome_label(outcome)).inc()
         async with self.sessions() as session:

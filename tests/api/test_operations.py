@@ -19,6 +19,7 @@ from slotgraph.logs import JsonFormatter
 from slotgraph.settings import Settings
 from slotgraph.worker import Worker
 from tests.api.conftest import TEST_SETTINGS, Api
+from tests.receiver import running_receiver
 
 
 def samples(text_: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -264,3 +265,36 @@ async def test_no_database_is_503_with_retry_after(
     assert answers[2].status_code == 503
     assert answers[2].json()["checks"]["database"]["ok"] is False
     assert not [rec for rec in caplog.records if rec.exc_info]  # no tracebacks for an outage
+
+
+async def test_request_id_reaches_the_webhook_delivery(api: Api, engine: AsyncEngine) -> None:
+    with running_receiver() as receiver:
+        r = await api.post("/v1/webhooks", {"url": receiver.url})
+        assert r.status_code == 201, r.text
+        booked = await api.http.post(
+            "/v1/bookings",
+            json=await slot(api),
+            headers={"Authorization": f"Bearer {api.key}", "X-Request-Id": "hook-1"},
+        )
+        assert booked.status_code == 201
+        worker = Worker(engine, TEST_SETTINGS, clock=api.clock, worker_id="w-hook")
+        for _ in range(10):
+            if not await worker.run_once():
+                break
+        got = [(m.json["type"], m.headers.get("x-request-id")) for m in receiver.requests]
+    assert got == [("booking.confirmed", "hook-1")]
+
+
+async def test_availability_searches_are_timed(api: Api) -> None:
+    before = await metric(api, "slotgraph_availability_search_duration_seconds_count")
+    resource = await api.resource()
+    r = await api.get(
+        "/v1/availability",
+        resource_id=resource["resource_id"],
+        start="2024-06-03T00:00:00Z",
+        end="2024-06-04T00:00:00Z",
+        duration="PT1H",
+    )
+    assert r.status_code == 200, r.text
+    after = await metric(api, "slotgraph_availability_search_duration_seconds_count")
+    assert after == before + 1

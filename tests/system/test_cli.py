@@ -99,3 +99,58 @@ async def test_apps_settings_show_and_set(fresh_database: tuple[str, str]) -> No
     with pytest.raises(subprocess.CalledProcessError) as bad:
         cli(url, "apps", "settings", app_id, 'public_graphs=["group_owner"]')
     assert "never available to the public key" in bad.value.stderr
+
+
+def run_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SLOTGRAPH_DATABASE_URL", "SLOTGRAPH_BOOTSTRAP_SECRET_KEY")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "slotgraph.cli", *args],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_commands_say_which_database_is_missing(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for args in (("apps", "list"), ("apps", "create", "X"), ("worker",)):
+        done = run_cli(elsewhere, {}, *args)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        assert f"no database at the SQLite file {elsewhere}/data/slotgraph.db" in done.stderr
+        assert "SLOTGRAPH_DATABASE_URL" in done.stderr
+    assert list(elsewhere.iterdir()) == []  # and nothing was created there
+
+
+def test_commands_use_the_configured_database_from_any_folder(
+    fresh_database: tuple[str, str], tmp_path: Path
+) -> None:
+    _, url = fresh_database
+    env = {"SLOTGRAPH_DATABASE_URL": url}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    not_migrated = run_cli(tmp_path / "a", env, "apps", "list")
+    assert not_migrated.returncode == 1
+    assert "never migrated" in not_migrated.stderr
+    assert "slotgraph migrate" in not_migrated.stderr
+    assert "Traceback" not in not_migrated.stderr
+    assert run_cli(tmp_path / "a", env, "migrate").returncode == 0
+    assert run_cli(tmp_path / "a", env, "apps", "create", "Clinic").returncode == 0
+    listed = run_cli(tmp_path / "b", env, "apps", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert [a["name"] for a in json.loads(listed.stdout)] == ["Clinic"]
+
+
+def test_a_postgresql_database_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/slotgraph_no_such_database"
+    done = run_cli(tmp_path, {"SLOTGRAPH_DATABASE_URL": url}, "apps", "list")
+    assert done.returncode == 1
+    assert 'database "slotgraph_no_such_database" does not exist' in done.stderr
+    assert "Traceback" not in done.stderr

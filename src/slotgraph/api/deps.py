@@ -6,15 +6,17 @@ import base64
 import binascii
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request, Response
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.errors import Forbidden, Unauthenticated
+from slotgraph.errors import Forbidden, NotModified, PreconditionFailed, Unauthenticated
 from slotgraph.services import apps
+from slotgraph.services.common import IfMatch as IfMatchValue
 from slotgraph.services.common import Principal
 
 # Declared for the OpenAPI page ("Authorize" button); parsing is done below.
@@ -106,3 +108,57 @@ async def require_secret(principal: AnyKey) -> Principal:
 
 
 SecretKey = Annotated[Principal, Depends(require_secret)]
+
+
+def _etags(header: str) -> list[str]:
+    return [t.strip() for t in header.split(",") if t.strip()]
+
+
+async def get_if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='The `ETag` (`"<version>"`) of the object as you read it, or `*`. A '
+            "stale one is 412 precondition_failed."
+        ),
+    ] = None,
+) -> IfMatchValue:
+    """`If-Match` as a version. A tag that is not one of ours can match nothing: 412."""
+    if if_match is None:
+        return None
+    tags = _etags(if_match)
+    if "*" in tags:
+        return "*"
+    for tag in tags:
+        value = tag.removeprefix('"').removesuffix('"')
+        if tag.startswith('"') and tag.endswith('"') and value.isdigit():
+            return int(value)
+    raise PreconditionFailed(
+        f'If-Match {if_match!r} is not an ETag of this API (they look like `"3"`).',
+    )
+
+
+IfMatch = Annotated[IfMatchValue, Depends(get_if_match)]
+
+
+@dataclass(frozen=True)
+class Tagger:
+    request: Request
+    response: Response
+
+    def __call__(self, version: int) -> None:
+        """Set `ETag` from the object's version; on a GET whose `If-None-Match` names it,
+        answer 304 Not Modified instead."""
+        tag = f'"{version}"'
+        self.response.headers["ETag"] = tag
+        if self.request.method in ("GET", "HEAD"):
+            given = _etags(self.request.headers.get("if-none-match", ""))
+            if "*" in given or tag in given or f"W/{tag}" in given:
+                raise NotModified("Not modified.", etag=tag)
+
+
+async def get_tagger(request: Request, response: Response) -> Tagger:
+    return Tagger(request, response)
+
+
+ETag = Annotated[Tagger, Depends(get_tagger)]

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -16,7 +16,7 @@ from starlette.routing import Match
 from slotgraph import metrics
 from slotgraph.api.timekit import errors as timekit_errors
 from slotgraph.db.engine import is_unavailable
-from slotgraph.errors import DatabaseUnavailable, SlotgraphError, ValidationFailed
+from slotgraph.errors import DatabaseUnavailable, NotModified, SlotgraphError, ValidationFailed
 
 log = logging.getLogger("slotgraph.api")
 
@@ -62,13 +62,17 @@ def _field(loc: tuple[int | str, ...] | list[int | str]) -> str:
     return ".".join(parts)
 
 
-def slotgraph_error(exc: SlotgraphError) -> JSONResponse:
+def slotgraph_error(exc: SlotgraphError) -> Response:
+    if isinstance(exc, NotModified):  # not an error: the client's copy is current; no body
+        return Response(status_code=304, headers={"ETag": str(exc.extra["etag"])})
     headers = {}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="slotgraph"'
     if isinstance(exc, DatabaseUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
         log.warning("database unavailable: %s", exc.__cause__ or exc.detail)
+    if "current_version" in exc.extra:
+        headers["ETag"] = f'"{exc.extra["current_version"]}"'
     if exc.code == "slot_unavailable":
         metrics.get().slot_conflicts.inc()
     extra = dict(exc.extra)
@@ -79,7 +83,7 @@ def slotgraph_error(exc: SlotgraphError) -> JSONResponse:
     return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers, extra=extra)
 
 
-def unexpected(exc: Exception) -> JSONResponse:
+def unexpected(exc: Exception) -> Response:
     """An error no handler took (called by api/observe.py, which logs nothing more about it)."""
     if isinstance(exc, SlotgraphError):
         return slotgraph_error(exc)
@@ -119,7 +123,7 @@ def _versioned(request: Request) -> str | None:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(SlotgraphError)
-    async def _slotgraph(request: Request, exc: SlotgraphError) -> JSONResponse:
+    async def _slotgraph(request: Request, exc: SlotgraphError) -> Response:
         if timekit_errors.is_timekit(request.url.path):
             headers = (
                 {"WWW-Authenticate": 'Bearer realm="slotgraph"'} if exc.status == 401 else None
@@ -185,7 +189,7 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, code, detail, headers=dict(exc.headers or {}))
 
     @app.exception_handler(DBAPIError)
-    async def _db(_: Request, exc: DBAPIError) -> JSONResponse:
+    async def _db(_: Request, exc: DBAPIError) -> Response:
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
             getattr(exc.orig, "__cause__", None), "sqlstate", None
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -37,6 +38,22 @@ def _go(connection: Connection, revision: str) -> None:
         command.downgrade(cfg, revision)
     else:
         command.upgrade(cfg, revision)
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration this code knows."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The database's migration (None: never migrated)."""
+
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(read)
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:

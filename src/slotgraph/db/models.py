@@ -110,6 +110,7 @@ class Resource(Base):
     max_duration: Mapped[timedelta | None] = mapped_column(Seconds)
     slot_step: Mapped[timedelta] = mapped_column(Seconds, default=timedelta(minutes=15))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag; +1 per change
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -137,6 +138,7 @@ class Client(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag; +1 per change
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -314,6 +316,7 @@ class WebhookEndpoint(Base):
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag; +1 per change
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -12,14 +12,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.db.models import Client
 from slotgraph.errors import ClientExists, NotFound
 from slotgraph.schemas import ClientCreate, ClientOut, ClientUpdate, Customer, Page
-from slotgraph.services.common import Principal, decode_cursor, encode_cursor
+from slotgraph.services.common import (
+    IfMatch,
+    Principal,
+    check_version,
+    decode_cursor,
+    encode_cursor,
+)
 from slotgraph.services.views import client_out
 
 
-async def load_client(session: AsyncSession, app_id: uuid.UUID, client_id: uuid.UUID) -> Client:
-    client = await session.scalar(
-        select(Client).where(Client.id == client_id, Client.app_id == app_id)
-    )
+async def load_client(
+    session: AsyncSession, app_id: uuid.UUID, client_id: uuid.UUID, *, lock: bool = False
+) -> Client:
+    stmt = select(Client).where(Client.id == client_id, Client.app_id == app_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    client = await session.scalar(stmt)
     if client is None:
         raise NotFound(f"No client {client_id}.")
     return client
@@ -108,9 +117,11 @@ async def update_client(
     client_id: uuid.UUID,
     data: ClientUpdate,
     now: datetime,
+    if_match: IfMatch = None,
 ) -> ClientOut:
     async with session.begin():
-        client = await load_client(session, principal.app_id, client_id)
+        client = await load_client(session, principal.app_id, client_id, lock=True)
+        check_version(principal, if_match=if_match, current=client.version)
         changes = data.model_dump(exclude_unset=True)
         email = changes.get("email")
         if email and (other := await _email_taken(session, principal.app_id, email, client.id)):
@@ -120,6 +131,7 @@ async def update_client(
                 continue
             setattr(client, field, value)
         client.updated_at = now
+        client.version += 1
         try:
             await session.flush()
         except IntegrityError as exc:

@@ -13,7 +13,7 @@ import orjson
 
 from slotgraph.appsettings import AppSettings
 from slotgraph.bounds import in_range
-from slotgraph.errors import BadRequest
+from slotgraph.errors import BadRequest, PreconditionFailed, PreconditionRequired
 
 KeyKind = Literal["secret", "public"]
 
@@ -26,6 +26,29 @@ class Principal:
     key_id: uuid.UUID
     kind: KeyKind
     settings: AppSettings
+
+
+# `If-Match`: a version, "*" (any), or None (not sent).
+IfMatch = int | Literal["*"] | None
+
+
+def check_version(principal: Principal, *, if_match: IfMatch, current: int) -> None:
+    """The precondition of a change, checked on the locked row: `If-Match` names the current
+    version (or `*`); without it, the change goes ahead unless the app requires it."""
+    if if_match is None:
+        if principal.settings.require_if_match:
+            raise PreconditionRequired(
+                "This app requires `If-Match` on changes: read the object, then send its ETag "
+                f'(now `If-Match: "{current}"`) with the change.',
+                current_version=current,
+            )
+        return
+    if if_match != "*" and if_match != current:
+        raise PreconditionFailed(
+            f"The object was changed since version {if_match}; it is at version {current} now. "
+            "Read it again, re-apply your change, and send the new ETag.",
+            current_version=current,
+        )
 
 
 def encode_cursor(at: datetime, id_: uuid.UUID) -> str:

@@ -47,6 +47,7 @@ class Claim:
     url: str
     secrets: list[str]
     format: str = "standard"  # the endpoint's format: "standard" or "timekit"
+    request_id: str | None = None  # of the request that caused the event: X-Request-Id
 
 
 def new_delivery(endpoint: WebhookEndpoint, event: Event, now: datetime) -> Delivery:
@@ -136,9 +137,12 @@ async def claim(
             return []
         addresses = await _address(session, deliveries, now)
         rows = await session.execute(
-            select(Event.id, Event.payload).where(Event.id.in_([d.event_id for d in deliveries]))
+            select(Event.id, Event.payload, Event.request_id).where(
+                Event.id.in_([d.event_id for d in deliveries])
+            )
         )
-        payloads = {event_id: payload for event_id, payload in rows}
+        events = {event_id: (payload, request_id) for event_id, payload, request_id in rows}
+        payloads = {event_id: payload for event_id, (payload, _) in events.items()}
         timekit_events = {
             d.event_id for d in deliveries if addresses[d.endpoint_id][2] == timekit.FORMAT
         }
@@ -160,6 +164,7 @@ async def claim(
                     url=url,
                     secrets=secrets,
                     format=format_,
+                    request_id=events[d.event_id][1],
                 )
             )
         return claims

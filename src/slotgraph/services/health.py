@@ -5,22 +5,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.migrate import alembic_config
+from slotgraph.db.migrate import head_revision
 from slotgraph.db.models import Delivery, Event, WorkerHeartbeat
 from slotgraph.domain.availability import rfc3339
 
 HEARTBEAT_KEEP = timedelta(days=1)
-
-
-@cache
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @dataclass

@@ -22,7 +22,13 @@ from slotgraph.schemas import (
     ResourceOut,
     ResourceUpdate,
 )
-from slotgraph.services.common import Principal, decode_cursor, encode_cursor
+from slotgraph.services.common import (
+    IfMatch,
+    Principal,
+    check_version,
+    decode_cursor,
+    encode_cursor,
+)
 from slotgraph.services.views import resource_out
 
 
@@ -96,9 +102,11 @@ async def update_resource(
     resource_id: uuid.UUID,
     data: ResourceUpdate,
     now: datetime,
+    if_match: IfMatch = None,
 ) -> ResourceOut:
     async with session.begin():
         resource = await load_resource(session, principal.app_id, resource_id, lock=True)
+        check_version(principal, if_match=if_match, current=resource.version)
         values = _columns(
             data.model_dump(mode="json", exclude_unset=True), data.model_dump(exclude_unset=True)
         )
@@ -107,6 +115,7 @@ async def update_resource(
                 continue  # required fields: null means "leave as is"
             setattr(resource, field, value)
         resource.updated_at = now
+        resource.version += 1
         return resource_out(resource)
 
 
@@ -231,11 +240,17 @@ def block_out(b: ResourceBlock) -> BlockOut:
 
 
 async def archive_resource(
-    session: AsyncSession, *, principal: Principal, resource_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    resource_id: uuid.UUID,
+    now: datetime,
+    if_match: IfMatch = None,
 ) -> ResourceOut:
     """Archive (never erase). Refused while any booking holds the resource."""
     async with session.begin():
         resource = await load_resource(session, principal.app_id, resource_id, lock=True)
+        check_version(principal, if_match=if_match, current=resource.version)
         held = await session.scalar(
             select(
                 exists().where(
@@ -252,4 +267,5 @@ async def archive_resource(
         if resource.archived_at is None:
             resource.archived_at = now
             resource.updated_at = now
+            resource.version += 1
         return resource_out(resource)

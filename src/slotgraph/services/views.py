@@ -29,6 +29,7 @@ def resource_out(r: Resource) -> ResourceOut:
         slot_step=r.slot_step,
         archived=r.archived_at is not None,
         archived_at=r.archived_at,
+        version=r.version,
         created_at=r.created_at,
         updated_at=r.updated_at,
     )
@@ -42,6 +43,7 @@ def client_out(c: Client) -> ClientOut:
         phone=c.phone,
         timezone=c.timezone,
         meta=c.meta,
+        version=c.version,
         created_at=c.created_at,
         updated_at=c.updated_at,
     )
@@ -103,6 +105,7 @@ def webhook_out(e: WebhookEndpoint) -> WebhookOut:
         description=e.description,
         enabled=e.enabled,
         disabled_reason=e.disabled_reason,
+        version=e.version,
         created_at=e.created_at,
         updated_at=e.updated_at,
     )

@@ -22,7 +22,13 @@ from slotgraph.schemas import (
     WebhookUpdate,
     WebhookWithSecret,
 )
-from slotgraph.services.common import Principal, decode_cursor, encode_cursor
+from slotgraph.services.common import (
+    IfMatch,
+    Principal,
+    check_version,
+    decode_cursor,
+    encode_cursor,
+)
 from slotgraph.services.deliveries import delivery_out, new_delivery
 from slotgraph.services.outbox import record_event
 from slotgraph.services.views import webhook_out
@@ -110,12 +116,14 @@ async def update_webhook(
     data: WebhookUpdate,
     now: datetime,
     allow_private: bool,
+    if_match: IfMatch = None,
 ) -> WebhookOut:
     changes = data.model_dump(exclude_unset=True)
     if changes.get("url"):
         await _allowed(changes["url"], allow_private)
     async with session.begin():
         endpoint = await _load(session, principal.app_id, webhook_id, lock=True)
+        check_version(principal, if_match=if_match, current=endpoint.version)
         if changes.get("url"):
             endpoint.url = changes["url"]
         if "events" in changes:
@@ -129,15 +137,22 @@ async def update_webhook(
         elif changes.get("enabled") is False and endpoint.enabled:
             endpoint.enabled, endpoint.disabled_reason = False, "Disabled through the API."
         endpoint.updated_at = now
+        endpoint.version += 1
         return webhook_out(endpoint)
 
 
 async def delete_webhook(
-    session: AsyncSession, *, principal: Principal, webhook_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    webhook_id: uuid.UUID,
+    now: datetime,
+    if_match: IfMatch = None,
 ) -> None:
     """Stop delivering to it. Its delivery log stays readable in the database."""
     async with session.begin():
         endpoint = await _load(session, principal.app_id, webhook_id, lock=True)
+        check_version(principal, if_match=if_match, current=endpoint.version)
         endpoint.deleted_at = now
         endpoint.enabled = False
         endpoint.updated_at = now
@@ -153,6 +168,7 @@ async def rotate_secret(
         endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
         endpoint.secret = new_secret()
         endpoint.updated_at = now
+        endpoint.version += 1
         return _with_secret(endpoint)
 
 

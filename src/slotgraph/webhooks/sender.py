@@ -24,6 +24,7 @@ async def send(
     secrets_: list[str],
     allow_private: bool,
     format_: str = "standard",
+    request_id: str | None = None,
 ) -> Outcome:
     started = time.monotonic()
 
@@ -41,6 +42,8 @@ async def send(
         headers = signing.headers(
             msg_id=msg_id, timestamp=datetime.now(UTC), body=body, secrets_=secrets_
         )
+    if request_id:
+        headers["x-request-id"] = request_id
     try:
         async with http.stream(
             "POST", url, content=body.encode(), headers=headers, timeout=TIMEOUT_SECONDS

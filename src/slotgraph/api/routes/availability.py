@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
+from slotgraph import metrics
 from slotgraph.api.deps import AnyKey, Now, Session
 from slotgraph.bounds import Instant, SlotStep
 from slotgraph.schemas import GroupSlot, Listed, Slot, TimeZone
@@ -60,16 +61,18 @@ async def search(
     ones, in the order given); `mode=all`: only when every one is. `step` overrides the resources'
     `slot_step` grids. Times carry the offset of `timezone`. `limit=1` is the next free slot.
     """
-    data = await availability.search(
-        session, principal=principal, query=query, limit=limit, now=now
-    )
+    with metrics.timed(metrics.get().availability_duration):
+        data = await availability.search(
+            session, principal=principal, query=query, limit=limit, now=now
+        )
     return _Json({"data": data})
 
 
 @router.get("/dates")
 async def dates(principal: AnyKey, session: Session, now: Now, query: SlotQuery) -> Listed[date]:
     """The local dates (in `timezone`) with at least one free slot: for a month view."""
-    data = await availability.dates(session, principal=principal, query=query, now=now)
+    with metrics.timed(metrics.get().availability_duration):
+        data = await availability.dates(session, principal=principal, query=query, now=now)
     return Listed[date](data=data)
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
-from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
+from slotgraph.api.deps import AnyKey, ETag, IfMatch, Now, SecretKey, Session
 from slotgraph.bounds import Instant
 from slotgraph.schemas import (
     ActionBody,
@@ -65,24 +65,34 @@ async def list_bookings(
 
 @router.get("/{booking_id}")
 async def get_booking(
-    booking_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
+    booking_id: uuid.UUID, principal: SecretKey, session: Session, now: Now, tag: ETag
 ) -> BookingOut:
-    return await reading.get_booking(session, principal=principal, booking_id=booking_id, now=now)
+    out = await reading.get_booking(session, principal=principal, booking_id=booking_id, now=now)
+    tag(out.version)
+    return out
 
 
 @router.put("/{booking_id}")
 async def modify_booking(
-    booking_id: uuid.UUID, body: BookingUpdate, principal: SecretKey, session: Session, now: Now
+    booking_id: uuid.UUID,
+    body: BookingUpdate,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    if_match: IfMatch,
+    tag: ETag,
 ) -> BookingOut:
     """Change time, resource, details or meta. A new time or resource re-checks the slot."""
-    return await changing.modify_booking(
-        session, principal=principal, booking_id=booking_id, data=body, now=now
+    out = await changing.modify_booking(
+        session, principal=principal, booking_id=booking_id, data=body, now=now, if_match=if_match
     )
+    tag(out.version)
+    return out
 
 
 @router.delete("/{booking_id}")
 async def cancel_booking(
-    booking_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
+    booking_id: uuid.UUID, principal: SecretKey, session: Session, now: Now, if_match: IfMatch
 ) -> BookingOut:
     """Cancel (the `cancel` action). The booking stays, with its history; the slot is freed."""
     return await changing.apply_action(
@@ -92,6 +102,7 @@ async def cancel_booking(
         action="cancel",
         body=ActionBody(),
         now=now,
+        if_match=if_match,
     )
 
 
@@ -110,14 +121,19 @@ async def apply_action(
     principal: SecretKey,
     session: Session,
     now: Now,
+    if_match: IfMatch,
+    tag: ETag,
     body: Annotated[ActionBody | None, Body()] = None,
 ) -> BookingOut:
     """Apply a graph action (`confirm`, `pay`, `cancel_by_customer`, ...). 409 if not allowed."""
-    return await changing.apply_action(
+    out = await changing.apply_action(
         session,
         principal=principal,
         booking_id=booking_id,
         action=action,
         body=body or ActionBody(),
         now=now,
+        if_match=if_match,
     )
+    tag(out.version)
+    return out

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from slotgraph.api.deps import Now, SecretKey, Session
+from slotgraph.api.deps import ETag, IfMatch, Now, SecretKey, Session
 from slotgraph.schemas import ClientCreate, ClientOut, ClientUpdate, Page
 from slotgraph.services import clients
 
@@ -35,14 +35,26 @@ async def list_clients(
 
 
 @router.get("/{client_id}")
-async def get_client(client_id: uuid.UUID, principal: SecretKey, session: Session) -> ClientOut:
-    return await clients.get_client(session, principal=principal, client_id=client_id)
+async def get_client(
+    client_id: uuid.UUID, principal: SecretKey, session: Session, tag: ETag
+) -> ClientOut:
+    out = await clients.get_client(session, principal=principal, client_id=client_id)
+    tag(out.version)
+    return out
 
 
 @router.put("/{client_id}")
 async def update_client(
-    client_id: uuid.UUID, body: ClientUpdate, principal: SecretKey, session: Session, now: Now
+    client_id: uuid.UUID,
+    body: ClientUpdate,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    if_match: IfMatch,
+    tag: ETag,
 ) -> ClientOut:
-    return await clients.update_client(
-        session, principal=principal, client_id=client_id, data=body, now=now
+    out = await clients.update_client(
+        session, principal=principal, client_id=client_id, data=body, now=now, if_match=if_match
     )
+    tag(out.version)
+    return out

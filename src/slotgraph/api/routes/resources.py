@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
+from slotgraph.api.deps import AnyKey, ETag, IfMatch, Now, SecretKey, Session
 from slotgraph.bounds import Instant
 from slotgraph.schemas import (
     AvailabilityRules,
@@ -55,26 +55,38 @@ async def list_resources(
 
 
 @router.get("/{resource_id}")
-async def get_resource(resource_id: uuid.UUID, principal: AnyKey, session: Session) -> ResourceOut:
-    return await resources.get_resource(session, principal=principal, resource_id=resource_id)
+async def get_resource(
+    resource_id: uuid.UUID, principal: AnyKey, session: Session, tag: ETag
+) -> ResourceOut:
+    out = await resources.get_resource(session, principal=principal, resource_id=resource_id)
+    tag(out.version)
+    return out
 
 
 @router.put("/{resource_id}")
 async def update_resource(
-    resource_id: uuid.UUID, body: ResourceUpdate, principal: SecretKey, session: Session, now: Now
+    resource_id: uuid.UUID,
+    body: ResourceUpdate,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    if_match: IfMatch,
+    tag: ETag,
 ) -> ResourceOut:
-    return await resources.update_resource(
-        session, principal=principal, resource_id=resource_id, data=body, now=now
+    out = await resources.update_resource(
+        session, principal=principal, resource_id=resource_id, data=body, now=now, if_match=if_match
     )
+    tag(out.version)
+    return out
 
 
 @router.delete("/{resource_id}")
 async def archive_resource(
-    resource_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
+    resource_id: uuid.UUID, principal: SecretKey, session: Session, now: Now, if_match: IfMatch
 ) -> ResourceOut:
     """Archive the resource (it is never erased). 409 while bookings hold it."""
     return await resources.archive_resource(
-        session, principal=principal, resource_id=resource_id, now=now
+        session, principal=principal, resource_id=resource_id, now=now, if_match=if_match
     )
 
 
@@ -94,12 +106,15 @@ async def put_rules(
     principal: SecretKey,
     session: Session,
     now: Now,
+    if_match: IfMatch,
+    tag: ETag,
 ) -> AvailabilityRulesOut:
     """Change rules; fields left out keep their value. Existing bookings are not re-checked."""
     data = ResourceUpdate.model_validate(body.model_dump(exclude_unset=True))
     out = await resources.update_resource(
-        session, principal=principal, resource_id=resource_id, data=data, now=now
+        session, principal=principal, resource_id=resource_id, data=data, now=now, if_match=if_match
     )
+    tag(out.version)
     return AvailabilityRulesOut(**out.model_dump(include=set(AvailabilityRulesOut.model_fields)))
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from slotgraph.api.deps import Now, SecretKey, Session
+from slotgraph.api.deps import ETag, IfMatch, Now, SecretKey, Session
 from slotgraph.bounds import Instant
 from slotgraph.schemas import (
     AttemptOut,
@@ -52,8 +52,12 @@ async def list_webhooks(principal: SecretKey, session: Session) -> Listed[Webhoo
 
 
 @router.get("/v1/webhooks/{webhook_id}")
-async def get_webhook(webhook_id: uuid.UUID, principal: SecretKey, session: Session) -> WebhookOut:
-    return await webhook_endpoints.get_webhook(session, principal=principal, webhook_id=webhook_id)
+async def get_webhook(
+    webhook_id: uuid.UUID, principal: SecretKey, session: Session, tag: ETag
+) -> WebhookOut:
+    out = await webhook_endpoints.get_webhook(session, principal=principal, webhook_id=webhook_id)
+    tag(out.version)
+    return out
 
 
 @router.patch("/v1/webhooks/{webhook_id}")
@@ -64,25 +68,30 @@ async def update_webhook(
     session: Session,
     now: Now,
     request: Request,
+    if_match: IfMatch,
+    tag: ETag,
 ) -> WebhookOut:
     """Change `url`, `events`, `description`, `format`; `enabled: true` switches a disabled one
     back on."""
-    return await webhook_endpoints.update_webhook(
+    out = await webhook_endpoints.update_webhook(
         session,
         principal=principal,
         webhook_id=webhook_id,
         data=body,
         now=now,
         allow_private=_allow_private(request),
+        if_match=if_match,
     )
+    tag(out.version)
+    return out
 
 
 @router.delete("/v1/webhooks/{webhook_id}", status_code=204)
 async def delete_webhook(
-    webhook_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
+    webhook_id: uuid.UUID, principal: SecretKey, session: Session, now: Now, if_match: IfMatch
 ) -> None:
     await webhook_endpoints.delete_webhook(
-        session, principal=principal, webhook_id=webhook_id, now=now
+        session, principal=principal, webhook_id=webhook_id, now=now, if_match=if_match
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.db import queries
 from slotgraph.db.models import Booking
 from slotgraph.domain import availability as av
+from slotgraph.domain.availability import rfc3339
 from slotgraph.domain.graphs import GRAPHS, Graph, Occupies
 from slotgraph.domain.rules import (
     check_cancel_window,
@@ -28,7 +29,7 @@ from slotgraph.schemas import (
 )
 from slotgraph.services.availability import rules_of
 from slotgraph.services.bookings import lifecycle
-from slotgraph.services.common import Principal
+from slotgraph.services.common import IfMatch, Principal, check_version
 from slotgraph.services.outbox import record_change
 from slotgraph.services.views import booking_out
 
@@ -41,16 +42,19 @@ async def apply_action(
     action: str,
     body: ActionBody,
     now: datetime,
+    if_match: IfMatch = None,
 ) -> BookingOut:
     """Apply a graph action. A payment hold found overdue is timed out (and that is committed)."""
     error: SlotgraphError | None = None
     async with session.begin():
         booking, owner = await lifecycle.lock_for_change(session, principal.app_id, booking_id)
+        check_version(principal, if_match=if_match, current=booking.version)
         graph = GRAPHS[booking.graph]
         settled = await lifecycle.apply_due_action(session, booking, owner, now=now)
         if settled == "timeout":
+            assert booking.payment_due_at is not None  # a timeout needs a deadline
             error = PaymentExpired(
-                f"The payment deadline {booking.payment_due_at} has passed; "
+                f"The payment deadline {rfc3339(booking.payment_due_at)} has passed; "
                 "the booking is now unpaid.",
                 booking_status=booking.status,
             )
@@ -90,6 +94,7 @@ async def modify_booking(
     booking_id: uuid.UUID,
     data: BookingUpdate,
     now: datetime,
+    if_match: IfMatch = None,
 ) -> BookingOut:
     """Change time, resource, details or meta. A new time or resource re-checks the slot."""
     changes = {
@@ -100,6 +105,7 @@ async def modify_booking(
     error: SlotgraphError | None = None
     async with session.begin():
         booking, owner = await lifecycle.lock_for_change(session, principal.app_id, booking_id)
+        check_version(principal, if_match=if_match, current=booking.version)
         graph = GRAPHS[booking.graph]
         settled = await lifecycle.apply_due_action(session, booking, owner, now=now)
         if settled == "timeout":

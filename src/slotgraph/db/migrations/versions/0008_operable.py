@@ -1,7 +1,7 @@
-"""idempotency keys, worker heartbeats, request ids on events
+"""idempotency keys, worker heartbeats, request ids on events, versions for ETags
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-29 19:40:00.000000
 """
 
@@ -13,11 +13,12 @@ from sqlalchemy.dialects import postgresql
 
 import slotgraph.db.types
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
+VERSIONED = ("resources", "clients", "webhook_endpoints")
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
@@ -45,9 +46,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("worker_id", name=op.f("pk_worker_heartbeats")),
     )
     op.add_column("events", sa.Column("request_id", sa.String(length=128), nullable=True))
+    for table in VERSIONED:
+        op.add_column(
+            table,
+            sa.Column("version", sa.Integer(), nullable=False, server_default=sa.text("1")),
+        )
 
 
 def downgrade() -> None:
+    for table in VERSIONED:
+        op.drop_column(table, "version")  # plain DROP COLUMN (SQLite >= 3.35)
     op.drop_column("events", "request_id")
     op.drop_table("worker_heartbeats")
     op.drop_index("ix_idempotency_keys_expires", table_name="idempotency_keys")
