@@ -194,6 +194,8 @@ async def test_actions_search_and_reschedule(api: Api) -> None:
     )
     assert moved.status_code == 200, moved.text
     assert moved.json()["data"]["event"]["start"] == "2024-05-06T12:00:00+00:00"
+    no_time = await v2(api, "POST", "/bookings", {"resource_id": res["id"], "customer": customer()})
+    assert set(no_time.json()["errors"]) == {"start", "end"}
     bad_search = await v2(api, "GET", "/bookings", search="color:red")
     assert bad_search.status_code == 422
     assert "search" in bad_search.json()["errors"]

@@ -147,3 +147,12 @@ def test_relative_times_and_durations() -> None:
         times.duration("2 months", "length")
     with pytest.raises(ValidationFailed):
         times.instant("2024-05-06T10:00:00", "from", now=NOW)
+
+
+def test_a_services_422_speaks_timekits_names() -> None:
+    with pytest.raises(ValidationFailed) as caught, booking_table.timekit_names():
+        raise ValidationFailed([("start_time", "required"), ("max_seats", "only for group_owner")])
+    assert caught.value.errors == [
+        ("start", "required"),
+        ("settings.max_seats", "only for group_owner"),
+    ]

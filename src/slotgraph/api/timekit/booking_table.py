@@ -8,6 +8,8 @@ slotgraph path on the right (`meta.timekit.*` keeps what slotgraph has no column
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -124,6 +126,16 @@ def booking_create(body: Any) -> BookingCreate:
         return BookingCreate.model_validate(ours)
     except ValidationError as exc:
         raise validation_failed(exc, OUT_NAMES) from None
+
+
+@contextmanager
+def timekit_names() -> Iterator[None]:
+    """A service's 422 names slotgraph's fields; answer with Timekit's (`start`, not
+    `start_time`)."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        raise ValidationFailed([(OUT_NAMES.get(f, f), m) for f, m in exc.errors]) from exc
 
 
 def booking(

@@ -103,7 +103,8 @@ async def create_booking(
 ) -> dict[str, Any]:
     """Timekit's create; the public (widget) key may do this, as on /v1."""
     data = booking_table.booking_create(body)
-    out = await creating.create_booking(session, principal=principal, data=data, now=now)
+    with booking_table.timekit_names():
+        out = await creating.create_booking(session, principal=principal, data=data, now=now)
     response.headers["Location"] = f"/v2/bookings/{out.booking_id}"
     return wrap((await _render(session, principal, [out], zone, include))[0])
 
@@ -291,7 +292,8 @@ async def reschedule(
         {"start_time": start, "end_time": end, "resource_id": tk.resource_id},
         {"start_time": "start", "end_time": "end"},
     )
-    out = await changing.modify_booking(
-        session, principal=principal, booking_id=booking_id, data=data, now=now
-    )
+    with booking_table.timekit_names():
+        out = await changing.modify_booking(
+            session, principal=principal, booking_id=booking_id, data=data, now=now
+        )
     return wrap((await _render(session, principal, [out], zone, include))[0])
