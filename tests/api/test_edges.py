@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import Api
+from tests.api.test_webhooks import one_booking
 
 YEAR_1 = "0001-01-01T00:00:00+01:00"
 YEAR_9999 = "9999-12-31T23:30:00-01:00"
@@ -34,14 +35,12 @@ def assert_422(r: Any, field: str) -> None:
 
 @pytest.fixture
 async def made(api: Api) -> dict[str, Any]:
-    resource, client = await api.resource(), await api.client()
-    booking = await api.book(
-        resource_id=resource["resource_id"],
-        client_id=client["client_id"],
-        start_time="2024-06-01T10:00:00Z",
-        end_time="2024-06-01T11:00:00Z",
-    )
-    return {"resource": resource, "client": client, "booking": booking}
+    booking = await one_booking(api, day=1)  # 2024-06-01T10:00Z-11:00Z
+    return {
+        "resource": {"resource_id": booking["resource_id"]},
+        "client": {"client_id": booking["client_id"]},
+        "booking": booking,
+    }
 
 
 @pytest.mark.parametrize("value", OUTSIDE)
