@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from bench.availability import _HOLDS_OF_NEW_BOOKINGS
 from bench.harness import Figure, database
 from bench.rows import APPS, BOOKING_HOLDS, BOOKINGS, RESOURCE_BLOCKS, RESOURCES, insert_sql
 from slotgraph.db.engine import create_engine
@@ -135,19 +136,7 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 resource,
                 T0 - timedelta(days=3000),
             )
-            await conn.execute(
-                insert_sql(
-                    BOOKING_HOLDS,
-                    {
-                        "booking_id": "b.id",
-                        "resource_id": "b.resource_id",
-                        "start_time": "b.start_time",
-                        "end_time": "b.end_time",
-                        "active": "true",
-                    },
-                    "FROM bookings b",
-                )
-            )
+            await conn.execute(_HOLDS_OF_NEW_BOOKINGS, resource)
             ids = [uuid.uuid4() for _ in range(2 * rounds * per_round)]
             await conn.executemany(
                 insert_sql(
