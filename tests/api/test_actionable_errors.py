@@ -104,3 +104,34 @@ async def test_times_in_error_messages_are_utc_with_z(api: Api) -> None:
     body = r.json()
     assert body["detail"] == "Seats for this class could be booked until 2024-05-01T08:00:00Z."
     assert body["closes_at"] == "2024-05-01T08:00:00Z"
+
+
+async def test_a_booking_names_every_unknown_id_at_once(api: Api) -> None:
+    ghost = "01a228c9-0000-7000-8000-000000000000"
+    r = await api.post(
+        "/v1/bookings",
+        {
+            "resource_id": ghost,
+            "client_id": ghost,
+            "start_time": "2024-06-03T10:00:00Z",
+            "end_time": "2024-06-03T11:00:00Z",
+        },
+    )
+    assert r.status_code == 422
+    errors = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert errors == {"client_id": "no such client", "resource_id": f"no such resource: {ghost}"}
+
+
+async def test_an_instant_booking_reads_right(api: Api) -> None:
+    resource, client = await api.resource(), await api.client()
+    booking = await api.book(
+        resource_id=resource["resource_id"],
+        client_id=client["client_id"],
+        start_time="2024-06-03T10:00:00Z",
+        end_time="2024-06-03T11:00:00Z",
+    )
+    r = await api.put(f"/v1/bookings/{booking['booking_id']}/confirm")
+    assert r.status_code == 409
+    assert r.json()["detail"].startswith(
+        "Action 'confirm' is not allowed on an instant booking in state 'confirmed'"
+    )

@@ -282,26 +282,34 @@ async def test_actions_unknown_and_messages(api: Api, setup: dict[str, Any]) -> 
     assert (await api.get(f"{path}/history")).json()["data"] == history
 
 
+NOBODY = "01900000-0000-7000-8000-000000000000"
+
+
 @pytest.mark.parametrize(
-    ("client", "resource", "field"),
+    ("client", "resource", "errors"),
     [
-        (True, False, "resource_id"),
-        (False, True, "client_id"),
-        (False, False, "client_id"),  # the client is checked first
+        (True, False, [("resource_id", f"no such resource: {NOBODY}")]),
+        (False, True, [("client_id", "no such client")]),
+        (  # every unknown id at once
+            False,
+            False,
+            [("client_id", "no such client"), ("resource_id", f"no such resource: {NOBODY}")],
+        ),
     ],
 )
 async def test_unknown_client_or_resource_is_422_on_its_field(
-    api: Api, setup: dict[str, Any], client: bool, resource: bool, field: str
+    api: Api,
+    setup: dict[str, Any],
+    client: bool,
+    resource: bool,
+    errors: list[tuple[str, str]],
 ) -> None:
-    nobody = "01900000-0000-7000-8000-000000000000"
     body = slot(setup)
     if not client:
-        body["client_id"] = nobody
+        body["client_id"] = NOBODY
     if not resource:
-        body["resource_id"] = nobody
+        body["resource_id"] = NOBODY
     r = await api.post("/v1/bookings", body)
     assert r.status_code == 422, r.text
-    assert [(e["field"], e["message"]) for e in r.json()["errors"]] == [
-        (field, f"no such {field.removesuffix('_id')}")
-    ]
+    assert [(e["field"], e["message"]) for e in r.json()["errors"]] == errors
     assert (await api.get("/v1/bookings")).json()["data"] == []

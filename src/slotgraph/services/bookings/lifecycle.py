@@ -156,10 +156,15 @@ async def apply_due_action(
     return timer.action
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def invalid_action(graph: Graph, state: str, action: str) -> InvalidAction:
     allowed = graph.manual_actions(state)
     return InvalidAction(
-        f"Action {action!r} is not allowed on a {graph.name} booking in state {state!r}; "
+        f"Action {action!r} is not allowed on {_article(graph.name)} {graph.name} booking in "
+        f"state {state!r}; "
         + (f"allowed now: {', '.join(allowed)}." if allowed else "no action is allowed now."),
         booking_status=state,
         allowed_actions=allowed,
@@ -260,13 +265,16 @@ async def lock_bookable(
     found, client_ok = await queries.lock_resources(
         session, app_id, ids, hold=will_hold, client_id=client_id
     )
-    if not client_ok:
-        raise ValidationFailed.one("client_id", "no such client")
+    # Every unknown id at once: a person fixes them all in one go.
+    errors = [] if client_ok else [("client_id", "no such client")]
+    missing = [str(i) for i in dict.fromkeys(ids) if i not in found]
+    if missing:
+        errors.append((field, f"no such resource: {', '.join(missing)}"))
+    if errors:
+        raise ValidationFailed(errors)
     resources = []
     for resource_id in dict.fromkeys(ids):
-        resource = found.get(resource_id)
-        if resource is None:
-            raise ValidationFailed.one(field, "no such resource")
+        resource = found[resource_id]
         if resource.archived_at is not None:
             raise ResourceArchived(f"Resource {resource_id} is archived and takes no bookings.")
         resources.append(resource)
