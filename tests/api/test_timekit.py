@@ -327,6 +327,9 @@ async def test_availability_modes_and_constraints(api: Api) -> None:
         )
     ).json()
     assert blocked["data"] == []
+    too_many = await v2(api, "POST", "/availability", {**query, "resources": [a["id"]] * 201})
+    assert too_many.status_code == 422
+    assert "resources" in too_many.json()["errors"]
     bad = await v2(api, "POST", "/availability", {**query, "constraints": [{"allow_moon": {}}]})
     assert bad.status_code == 422
     assert "constraints.0" in bad.json()["errors"]

@@ -36,7 +36,7 @@ _CHOOSER = random.SystemRandom()
 
 class AvailabilityIn(TimekitInput):
     mode: Literal["roundrobin_random", "roundrobin_prioritized", "mutual"] | None = None
-    resources: list[uuid.UUID] | None = None
+    resources: Annotated[list[uuid.UUID], Field(max_length=200)] | None = None
     project_id: uuid.UUID | None = None
     from_: Any = Field(default=None, alias="from")
     to: Any = None
