@@ -7,7 +7,7 @@ import asyncio
 import os
 import platform
 
-from bench import availability, bookings, holds, idempotency, webhooks
+from bench import availability, bookings, holds, idempotency, timekit, webhooks
 from bench.harness import table
 
 SUITES = {
@@ -16,6 +16,7 @@ SUITES = {
     "webhooks": webhooks.run,
     "holds": holds.run,
     "idempotency": idempotency.run,
+    "timekit": timekit.run,
 }
 
 
