@@ -156,6 +156,8 @@ class ResourceCreate(AvailabilityRules):
     location: Annotated[str, Field(max_length=200)] | None = None
     email: Email | None = None
     meta: Meta = Field(default_factory=dict)
+    # The secret feed's summary: the booking's details (true) or just "Busy" (false).
+    feed_shows_details: bool = False
 
 
 class ResourceUpdate(AvailabilityRules):
@@ -167,6 +169,7 @@ class ResourceUpdate(AvailabilityRules):
     location: Annotated[str, Field(max_length=200)] | None = None
     email: Email | None = None
     meta: Meta | None = None
+    feed_shows_details: bool | None = None
 
 
 class AvailabilityRulesOut(BaseModel):
@@ -189,6 +192,9 @@ class ResourceOut(AvailabilityRulesOut):
     location: str | None
     email: str | None
     meta: dict[str, Any]
+    feed_shows_details: bool
+    # The secret iCalendar feed (GET /v1/resources/{id} with the secret key only; else null).
+    feed_url: str | None = None
     archived: bool
     archived_at: datetime | None
     version: int  # goes up by one with every change; the ETag is `"<version>"`

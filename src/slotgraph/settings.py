@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,3 +37,9 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = 60.0  # a claimed delivery returns to the pool after this
     worker_batch: int = 32  # deliveries sent concurrently per worker
     worker_shutdown_seconds: float = 10.0  # on SIGTERM, finish in-flight sends for this long
+    # Calendars (docs/calendars.md). Fernet key(s), comma-separated, newest first: they encrypt
+    # CalDAV passwords at rest and sign feed URLs.
+    encryption_key: SecretStr | None = None
+    calendar_sync_interval: timedelta = timedelta(minutes=5)  # seconds or ISO 8601 (PT5M)
+    # The address clients reach this server at (feed URLs); default: the request's own.
+    public_url: str | None = None

@@ -15,7 +15,16 @@ from slotgraph.api import problems
 from slotgraph.api.idempotency import Idempotency
 from slotgraph.api.observe import Observe
 from slotgraph.api.routes import app as app_routes
-from slotgraph.api.routes import availability, bookings, clients, meta, ops, resources, webhooks
+from slotgraph.api.routes import (
+    availability,
+    bookings,
+    calendars,
+    clients,
+    meta,
+    ops,
+    resources,
+    webhooks,
+)
 from slotgraph.api.timekit.router import router as timekit_router
 from slotgraph.api.timing import ServerTiming
 from slotgraph.db.engine import create_engine, session_factory
@@ -67,7 +76,17 @@ def create_app(
     app.add_middleware(ServerTiming)
     app.add_middleware(Observe)  # outermost: sees every answer, even an unhandled error
     problems.install(app)
-    for module in (resources, availability, clients, bookings, webhooks, app_routes, meta, ops):
+    for module in (
+        resources,
+        availability,
+        clients,
+        bookings,
+        webhooks,
+        calendars,
+        app_routes,
+        meta,
+        ops,
+    ):
         app.include_router(module.router)
     app.include_router(timekit_router)
     return app

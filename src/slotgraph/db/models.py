@@ -89,7 +89,10 @@ class ApiKey(Base):
 
 class Resource(Base):
     __tablename__ = "resources"
-    __table_args__ = (Index("ix_resources_app_created", "app_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_resources_app_created", "app_id", "created_at", "id"),
+        Index("uq_resources_feed_token_hash", "feed_token_hash", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
@@ -109,10 +112,25 @@ class Resource(Base):
     min_duration: Mapped[timedelta | None] = mapped_column(Seconds)
     max_duration: Mapped[timedelta | None] = mapped_column(Seconds)
     slot_step: Mapped[timedelta] = mapped_column(Seconds, default=timedelta(minutes=15))
+    # The secret iCalendar feed (docs/calendars.md): the token is derived from the generation
+    # and a key; only its SHA-256 is stored, to find the resource. Rotating bumps the generation.
+    feed_generation: Mapped[int] = mapped_column(Integer, default=1)
+    feed_token_hash: Mapped[str | None] = mapped_column(String(64))
+    feed_shows_details: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag; +1 per change
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InstanceSecret(Base):
+    """Secrets of this installation, made by the migrations (the feed key when no
+    SLOTGRAPH_ENCRYPTION_KEY is set)."""
+
+    __tablename__ = "instance_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
 
 
 class Client(Base):

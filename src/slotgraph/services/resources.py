@@ -111,7 +111,7 @@ async def update_resource(
             data.model_dump(mode="json", exclude_unset=True), data.model_dump(exclude_unset=True)
         )
         for field, value in values.items():
-            if field in ("name", "timezone", "meta") and value is None:
+            if field in ("name", "timezone", "meta", "feed_shows_details") and value is None:
                 continue  # required fields: null means "leave as is"
             setattr(resource, field, value)
         resource.updated_at = now

@@ -27,6 +27,7 @@ def resource_out(r: Resource) -> ResourceOut:
         min_duration=r.min_duration,
         max_duration=r.max_duration,
         slot_step=r.slot_step,
+        feed_shows_details=r.feed_shows_details,
         archived=r.archived_at is not None,
         archived_at=r.archived_at,
         version=r.version,

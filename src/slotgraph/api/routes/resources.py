@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from slotgraph.api.deps import AnyKey, ETag, IfMatch, Now, SecretKey, Session
+from slotgraph.api.routes.calendars import FeedLinkDep
 from slotgraph.bounds import Instant
 from slotgraph.schemas import (
     AvailabilityRules,
@@ -19,7 +20,7 @@ from slotgraph.schemas import (
     ResourceOut,
     ResourceUpdate,
 )
-from slotgraph.services import resources
+from slotgraph.services import feeds, resources
 
 router = APIRouter(prefix="/v1/resources", tags=["resources"])
 
@@ -56,9 +57,15 @@ async def list_resources(
 
 @router.get("/{resource_id}")
 async def get_resource(
-    resource_id: uuid.UUID, principal: AnyKey, session: Session, tag: ETag
+    resource_id: uuid.UUID, principal: AnyKey, session: Session, tag: ETag, link: FeedLinkDep
 ) -> ResourceOut:
-    out = await resources.get_resource(session, principal=principal, resource_id=resource_id)
+    """The resource; with the secret key, also its secret `feed_url` (docs/calendars.md)."""
+    if principal.kind == "secret":
+        out = await feeds.resource_with_feed(
+            session, principal=principal, resource_id=resource_id, link=link
+        )
+    else:
+        out = await resources.get_resource(session, principal=principal, resource_id=resource_id)
     tag(out.version)
     return out
 
