@@ -81,6 +81,16 @@ async def test_upgrade_with_data_then_down_and_up(empty_engine: AsyncEngine) -> 
     async with empty_engine.connect() as conn:
         settings = (await conn.execute(text("SELECT settings FROM apps"))).scalar()
     assert settings in ({}, "{}")  # an existing app reads back every default setting
+    async with empty_engine.connect() as conn:
+        feed = (
+            await conn.execute(
+                text("SELECT feed_generation, feed_token_hash, feed_shows_details FROM resources")
+            )
+        ).one()
+        secret = (await conn.execute(text("SELECT value FROM instance_secrets"))).scalar()
+    assert (feed[0], feed[1], bool(feed[2])) == (1, None, False)
+    assert secret is not None
+    assert len(secret) == 64
     await migrate(empty_engine, "0001")
     await migrate(empty_engine, "head")
     async with empty_engine.connect() as conn:
