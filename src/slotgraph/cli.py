@@ -27,6 +27,7 @@ from slotgraph.errors import DatabaseUnavailable
 from slotgraph.metrics import MULTIPROC_ENV
 from slotgraph.services import apps
 from slotgraph.settings import DEFAULT_DATABASE_URL, Settings
+from slotgraph.syncer import check_encryption_key
 from slotgraph.worker import Worker
 
 
@@ -191,6 +192,7 @@ async def _worker(settings: Settings) -> None:
     """Run the worker until SIGTERM or SIGINT, then stop gracefully."""
     engine = create_engine(settings.database_url, settings)
     await migrate(engine)
+    await check_encryption_key(engine, settings)
     if settings.worker_metrics_port:
         metrics.serve_http(settings.worker_metrics_port, settings.host)
     worker = Worker(engine, settings, clock=_now)

@@ -168,3 +168,21 @@ class ValidationFailed(SlotgraphError):
     @classmethod
     def one(cls, field: str, message: str) -> ValidationFailed:
         return cls([(field, message)])
+
+
+class CalendarAuthFailed(SlotgraphError):
+    status = 422
+    code = "calendar_auth_failed"
+    title = "The calendar server refused the credentials"
+
+
+class CalendarUnreachable(SlotgraphError):
+    status = 422
+    code = "calendar_unreachable"
+    title = "The calendar could not be reached"
+
+
+class EncryptionKeyMissing(SlotgraphError):
+    status = 409
+    code = "encryption_key_missing"
+    title = "SLOTGRAPH_ENCRYPTION_KEY is not set"

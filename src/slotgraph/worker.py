@@ -28,6 +28,7 @@ from slotgraph.errors import DatabaseUnavailable
 from slotgraph.services import deliveries, health, idempotency
 from slotgraph.services.bookings.timers import run_timers
 from slotgraph.settings import Settings
+from slotgraph.syncer import CalendarSyncer
 from slotgraph.webhooks.sender import send
 
 log = logging.getLogger("slotgraph.worker")
@@ -52,10 +53,14 @@ class Worker:
         self._stop = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], deliveries.Claim] = {}
         self._http = httpx.AsyncClient(follow_redirects=False)
+        self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
 
-    async def run_once(self, *, timers: bool = True) -> int:
-        """One cycle; returns how much work it found (0: idle)."""
+    async def run_once(self, *, timers: bool = True, calendars: bool = True) -> int:
+        """One cycle; returns how much work it found (0: idle). `calendars`: also pull the due
+        calendars (`run()` pulls them in a loop of their own instead)."""
         work = 0
+        if calendars:
+            work += await self.calendars.run_once()
         async with self.sessions() as session:
             work += await deliveries.dispatch(session, now=self.clock())
         if timers:
@@ -110,6 +115,7 @@ class Worker:
         next_timers = 0.0
         loop_duration = metrics.get().worker_loop_duration
         unavailable = False  # said once per outage, not every 0.2 s
+        calendars = asyncio.create_task(self.calendars.run(self._stop), name="slotgraph-calendars")
         try:
             while not self._stop.is_set():
                 timers = time.monotonic() >= next_timers
@@ -117,7 +123,7 @@ class Worker:
                     next_timers = time.monotonic() + self.settings.worker_timer_seconds
                 try:
                     with metrics.timed(loop_duration):
-                        work = await self.run_once(timers=timers)
+                        work = await self.run_once(timers=timers, calendars=False)
                     if unavailable:
                         log.info("worker %s: the database is back", self.id)
                         unavailable = False
@@ -137,6 +143,9 @@ class Worker:
                             self._stop.wait(), timeout=self.settings.worker_poll_seconds
                         )
         finally:
+            calendars.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await calendars
             await self._http.aclose()
             log.info("worker %s stopped", self.id)
 

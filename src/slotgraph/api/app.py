@@ -29,6 +29,7 @@ from slotgraph.api.timekit.router import router as timekit_router
 from slotgraph.api.timing import ServerTiming
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.settings import Settings
+from slotgraph.syncer import check_encryption_key
 from slotgraph.worker import Worker
 
 
@@ -49,6 +50,7 @@ def create_app(
         own = engine is None
         eng = engine or create_engine(settings.database_url, settings)
         _attach(app, eng)
+        await check_encryption_key(eng, settings)
         worker = task = None
         if settings.run_worker:
             worker = Worker(eng, settings, clock=clock)

@@ -254,7 +254,10 @@ class ResourceBlock(Base):
     """Time off and other busy time. It holds its resource like a booking (a BookingHold row)."""
 
     __tablename__ = "resource_blocks"
-    __table_args__ = (Index("ix_resource_blocks_resource", "resource_id", "start_time"),)
+    __table_args__ = (
+        Index("ix_resource_blocks_resource", "resource_id", "start_time"),
+        Index("ix_resource_blocks_calendar", "calendar_id", "calendar_href"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
@@ -264,6 +267,44 @@ class ResourceBlock(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Busy time pulled from a connected calendar: which connection, which calendar object (its
+    # URL, where a deletion is reported), and the event's UID. None for blocks made by the API.
+    calendar_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("calendar_connections.id"))
+    calendar_href: Mapped[str | None] = mapped_column(String(2048))
+    calendar_uid: Mapped[str | None] = mapped_column(String(500))
+
+
+class CalendarConnection(Base):
+    """One CalDAV calendar connected to a resource (docs/calendars.md). The password is
+    encrypted with SLOTGRAPH_ENCRYPTION_KEY; the sync state lives here too."""
+
+    __tablename__ = "calendar_connections"
+    __table_args__ = (
+        Index("uq_calendar_connections_resource", "resource_id", unique=True),
+        Index("ix_calendar_connections_due", "next_sync_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
+    resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"))
+    url: Mapped[str] = mapped_column(String(2048))
+    username: Mapped[str] = mapped_column(String(320))
+    password_encrypted: Mapped[str] = mapped_column(Text)
+    push: Mapped[bool] = mapped_column(Boolean)
+    pull: Mapped[bool] = mapped_column(Boolean)
+    # pull state: the server's sync-token (or caldav's etag digest when it has none)
+    sync_token: Mapped[str | None] = mapped_column(String(1000))
+    last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_sync_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class BookingTransition(Base):

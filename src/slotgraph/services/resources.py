@@ -164,21 +164,26 @@ async def create_block(
             )
         )
         await session.flush()
-        overlapping = await queries.overlapping_holds(
-            session, resource.id, block.start_time, block.end_time
-        )
-        conflicts = sorted(
-            {
-                row.id
-                for row in overlapping
-                if row.id is not None  # (the block's own hold, and other blocks)
-                # a payment hold past its deadline holds nothing (it times out when next met)
-                and not payment_overdue(
-                    status=row.status, payment_due_at=row.payment_due_at, now=now
-                )
-            }
+        conflicts = await bookings_under(
+            session, resource.id, block.start_time, block.end_time, now=now
         )
         return BlockCreated(**block_out(block).model_dump(), conflicts=conflicts)
+
+
+async def bookings_under(
+    session: AsyncSession, resource_id: uuid.UUID, start: datetime, end: datetime, *, now: datetime
+) -> list[uuid.UUID]:
+    """The holding bookings a block over [start, end) conflicts with (their time or buffers)."""
+    overlapping = await queries.overlapping_holds(session, resource_id, start, end)
+    return sorted(
+        {
+            row.id
+            for row in overlapping
+            if row.id is not None  # (the block's own hold, and other blocks)
+            # a payment hold past its deadline holds nothing (it times out when next met)
+            and not payment_overdue(status=row.status, payment_due_at=row.payment_due_at, now=now)
+        }
+    )
 
 
 async def list_blocks(

@@ -10,9 +10,16 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
 from slotgraph.bounds import Instant
-from slotgraph.calendar_schemas import BusyInterval, FeedOut, FreeBusyOut, ResourceFreeBusy
+from slotgraph.calendar_schemas import (
+    BusyInterval,
+    CalendarConnect,
+    CalendarOut,
+    FeedOut,
+    FreeBusyOut,
+    ResourceFreeBusy,
+)
 from slotgraph.calendars import ical
-from slotgraph.services import feeds
+from slotgraph.services import calendar_connections, feeds
 from slotgraph.settings import Settings
 
 router = APIRouter(tags=["calendars"])
@@ -22,8 +29,7 @@ ICAL = "text/calendar; charset=utf-8"
 
 def feed_link(request: Request) -> feeds.FeedLink:
     settings: Settings = request.app.state.settings
-    key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
-    return feeds.FeedLink(settings.public_url or str(request.base_url), key)
+    return feeds.FeedLink(settings.public_url or str(request.base_url), _key(request))
 
 
 FeedLinkDep = Annotated[feeds.FeedLink, Depends(feed_link)]
@@ -134,4 +140,85 @@ async def freebusy(
             ResourceFreeBusy(resource_id=f.resource_id, start=start, end=end, busy=_intervals(f))
             for f in found
         ],
+    )
+
+
+# -- a connected CalDAV calendar ----------------------------------------------------------------
+
+
+def _key(request: Request) -> str | None:
+    settings: Settings = request.app.state.settings
+    return settings.encryption_key.get_secret_value() if settings.encryption_key else None
+
+
+def _allow_private(request: Request) -> bool:
+    settings: Settings = request.app.state.settings
+    return settings.webhook_allow_private_networks
+
+
+@router.put("/v1/resources/{resource_id}/calendar")
+async def connect_calendar(
+    resource_id: uuid.UUID,
+    body: CalendarConnect,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    request: Request,
+    response: Response,
+) -> CalendarOut:
+    """Connect a CalDAV calendar (or replace the connected one). The server is asked first:
+    wrong credentials are 422 `calendar_auth_failed`, no calendar there 422
+    `calendar_unreachable`. The password is stored encrypted and never shown again."""
+    out, created = await calendar_connections.connect(
+        session,
+        principal=principal,
+        resource_id=resource_id,
+        data=body,
+        now=now,
+        encryption_key=_key(request),
+        allow_private=_allow_private(request),
+    )
+    response.status_code = 201 if created else 200
+    return out
+
+
+@router.get("/v1/resources/{resource_id}/calendar")
+async def get_calendar(
+    resource_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
+) -> CalendarOut:
+    """The connection's state: last and next sync, the last error, counts, and conflicts."""
+    return await calendar_connections.get_calendar(
+        session, principal=principal, resource_id=resource_id, now=now
+    )
+
+
+@router.post("/v1/resources/{resource_id}/calendar/sync", status_code=202)
+async def sync_calendar(
+    resource_id: uuid.UUID, principal: SecretKey, session: Session, now: Now
+) -> CalendarOut:
+    """Pull now: the worker's next cycle syncs this calendar (GET shows the outcome)."""
+    return await calendar_connections.request_sync(
+        session, principal=principal, resource_id=resource_id, now=now
+    )
+
+
+@router.delete("/v1/resources/{resource_id}/calendar", status_code=204)
+async def disconnect_calendar(
+    resource_id: uuid.UUID,
+    principal: SecretKey,
+    session: Session,
+    now: Now,
+    request: Request,
+    remove_pushed: bool = False,
+) -> None:
+    """Disconnect. Pulled blocks are removed; pushed events stay in the calendar unless
+    `remove_pushed=true`."""
+    await calendar_connections.disconnect(
+        session,
+        principal=principal,
+        resource_id=resource_id,
+        now=now,
+        remove_pushed=remove_pushed,
+        encryption_key=_key(request),
+        allow_private=_allow_private(request),
     )

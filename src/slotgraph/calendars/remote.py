@@ -1,0 +1,166 @@
+"""The CalDAV side, through the `caldav` library (no hand-written WebDAV). Blocking calls:
+the worker and the API run them in a thread (`asyncio.to_thread`).
+
+Every call starts with the SSRF guard's verdict already given by the caller (webhooks/ssrf.py);
+here the client is kept from going anywhere else: no RFC 6764 discovery, no redirects, no
+proxy or .netrc from the environment.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from slotgraph.calendars.pull import PUSHED_MARK
+
+if TYPE_CHECKING:
+    from caldav.collection import Calendar
+    from caldav.lib.url import URL
+
+# `caldav` (with lxml and niquests) is imported on first use, not at start: API processes start
+# faster, which matters to `serve --workers N` under load.
+
+TIMEOUT_SECONDS = 15
+T = TypeVar("T")
+
+
+class RemoteError(Exception):
+    """A CalDAV call failed; `kind` says how: auth, unreachable, not_found, or protocol."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Account:
+    url: str
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass
+class Pulled:
+    """What changed since `sync_token`: changed objects (URL -> iCalendar text) and deleted
+    URLs; `full` when this is the whole calendar (first sync, or the token was not usable)."""
+
+    sync_token: str | None
+    full: bool
+    changed: dict[str, str]
+    deleted: set[str]
+
+
+def _explain(exc: Exception) -> RemoteError:
+    from caldav.lib import error
+
+    if isinstance(exc, error.AuthorizationError):
+        return RemoteError("auth", "The server refused the username or password (401/403).")
+    if isinstance(exc, error.NotFoundError):
+        return RemoteError("not_found", "No calendar at this URL (404).")
+    if isinstance(exc, error.DAVError):
+        return RemoteError("protocol", f"The CalDAV server answered with an error: {exc}"[:400])
+    return RemoteError(
+        "unreachable", f"Could not reach the server: {type(exc).__name__}: {exc}"[:400]
+    )
+
+
+def _done(value: T | Coroutine[Any, Any, T]) -> T:
+    """The blocking client's answer (the library's types also allow its async twin's)."""
+    assert not inspect.iscoroutine(value)
+    return cast(T, value)
+
+
+def _url(cal: Calendar) -> URL:
+    assert cal.url is not None
+    return cal.url
+
+
+@contextmanager
+def _calendar(account: Account) -> Iterator[Calendar]:
+    from caldav.collection import Calendar
+    from caldav.davclient import DAVClient
+    from caldav.lib import error
+
+    try:
+        client = DAVClient(
+            url=account.url,
+            username=account.username,
+            password=account.password,
+            timeout=TIMEOUT_SECONDS,
+            enable_rfc6764=False,
+        )
+        client.session.trust_env = False
+        client.session.max_redirects = 0
+        with client:
+            yield Calendar(client=client, url=account.url)
+    except (error.DAVError, OSError) as exc:  # the library's errors, and its HTTP stack's
+        raise _explain(exc) from exc
+
+
+def probe(account: Account) -> str | None:
+    """Check that the URL is a calendar these credentials may read; returns its name."""
+    with _calendar(account) as cal:
+        if "VEVENT" not in _done(cal.get_supported_components()):
+            raise RemoteError("not_found", "The URL is not a calendar that holds events.")
+        name = _done(cal.get_display_name())
+        return str(name) if name else None
+
+
+def pull(account: Account, sync_token: str | None) -> Pulled:
+    """Changes since `sync_token` (sync-collection where the server has it; otherwise caldav's
+    fallback lists every object, and its token is a digest of their ETags)."""
+    with _calendar(account) as cal:
+        found = _done(cal.get_objects_by_sync_token(sync_token=sync_token, load_objects=True))
+        token = str(found.sync_token) if found.sync_token else None
+        emulated = token is not None and token.startswith("fake-")
+        if emulated and token == sync_token:
+            return Pulled(token, False, {}, set())  # nothing changed (same ETags)
+        deleted = {str(u) for u in getattr(found, "deleted_urls", set()) or set()}
+        changed = {}
+        for obj in found:
+            url = str(obj.url)
+            if url in deleted:
+                continue
+            data = obj.data
+            if data:
+                changed[url] = str(data)
+        return Pulled(token, sync_token is None or emulated, changed, deleted)
+
+
+def put_event(account: Account, name: str, ics: bytes) -> str:
+    """Create or replace the object `name` (e.g. `<booking id>.ics`); returns its URL."""
+    from caldav.calendarobjectresource import Event
+
+    with _calendar(account) as cal:
+        url = _url(cal).join(name)
+        Event(cal.client, url=url, data=ics.decode(), parent=cal).save()
+        return str(url)
+
+
+def delete_event(account: Account, name: str) -> None:
+    """Remove the object `name`; one already gone counts as removed."""
+    from caldav.calendarobjectresource import Event
+    from caldav.lib import error
+
+    with _calendar(account) as cal:
+        try:
+            Event(cal.client, url=_url(cal).join(name), parent=cal).delete()
+        except error.NotFoundError:
+            return
+
+
+def remove_pushed(account: Account) -> int:
+    """Delete every event slotgraph pushed (marked X-SLOTGRAPH-BOOKING-ID); returns how many."""
+    from caldav.lib import error
+
+    with _calendar(account) as cal:
+        removed = 0
+        for obj in _done(cal.get_objects_by_sync_token(load_objects=True)):
+            if obj.data and PUSHED_MARK in str(obj.data):
+                with suppress(error.NotFoundError):
+                    obj.delete()
+                removed += 1
+        return removed

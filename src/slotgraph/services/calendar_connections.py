@@ -1,0 +1,286 @@
+"""CalDAV connections, the API side: connect, show, sync now, disconnect (docs/calendars.md).
+
+Talking to the CalDAV server (a probe on connect, removing pushed events on disconnect) happens
+before or after the transaction, never inside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.calendar_schemas import (
+    CalendarConflict,
+    CalendarConnect,
+    CalendarCounts,
+    CalendarOut,
+)
+from slotgraph.calendars import keys, remote
+from slotgraph.db.models import Booking, BookingHold, CalendarConnection, ResourceBlock
+from slotgraph.domain.rules import payment_overdue
+from slotgraph.errors import (
+    CalendarAuthFailed,
+    CalendarUnreachable,
+    EncryptionKeyMissing,
+    NotFound,
+    ValidationFailed,
+)
+from slotgraph.services.common import Principal
+from slotgraph.services.resources import load_resource
+from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
+
+MAX_CONFLICTS_SHOWN = 100
+
+
+async def check_key(session: AsyncSession, *, encryption_key: str | None) -> None:
+    """Refuse to start when a connection exists and no key decrypts its password."""
+    async with session.begin():
+        sample = await session.scalar(select(CalendarConnection.password_encrypted).limit(1))
+    if sample is None:
+        return
+    try:
+        keys.decrypt(encryption_key, sample)
+    except keys.KeyMissing as exc:
+        raise SystemExit(
+            f"Calendar connections exist, but their passwords cannot be decrypted: {exc} "
+            "Set SLOTGRAPH_ENCRYPTION_KEY (docs/calendars.md)."
+        ) from None
+
+
+async def guard_url(url: str, *, allow_private: bool) -> None:
+    """The SSRF guard of webhooks, for calendar URLs: at connect and at every sync."""
+    try:
+        await check_url(url, allow_private=allow_private)
+    except UrlNotAllowed as exc:
+        raise ValidationFailed.one("url", str(exc)) from None
+
+
+async def _probe(account: remote.Account) -> None:
+    try:
+        await asyncio.to_thread(remote.probe, account)
+    except remote.RemoteError as exc:
+        if exc.kind == "auth":
+            raise CalendarAuthFailed(str(exc)) from None
+        raise CalendarUnreachable(str(exc), reason=exc.kind) from None
+
+
+async def connect(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    resource_id: uuid.UUID,
+    data: CalendarConnect,
+    now: datetime,
+    encryption_key: str | None,
+    allow_private: bool,
+) -> tuple[CalendarOut, bool]:
+    """Connect (or replace) the resource's calendar after checking that it answers to these
+    credentials. A first sync is due at once. Returns the state and whether it is new."""
+    try:
+        encrypted = keys.encrypt(encryption_key, data.password)
+    except keys.KeyMissing as exc:
+        raise EncryptionKeyMissing(f"{exc} Calendar passwords are stored encrypted.") from None
+    async with session.begin():
+        await load_resource(session, principal.app_id, resource_id)  # 404 before any probe
+    await guard_url(data.url, allow_private=allow_private)
+    await _probe(remote.Account(data.url, data.username, data.password))
+    async with session.begin():
+        resource = await load_resource(session, principal.app_id, resource_id, lock=True)
+        conn = await session.scalar(
+            select(CalendarConnection).where(CalendarConnection.resource_id == resource.id)
+        )
+        created = conn is None
+        if conn is None:
+            conn = CalendarConnection(
+                app_id=principal.app_id, resource_id=resource.id, failures=0, created_at=now
+            )
+            session.add(conn)
+        elif conn.url != data.url:
+            conn.sync_token = None  # another calendar: the next sync is a full one
+            conn.last_full_sync_at = None
+        conn.url, conn.username, conn.password_encrypted = data.url, data.username, encrypted
+        conn.push, conn.pull = data.push, data.pull
+        conn.next_sync_at, conn.failures, conn.last_error, conn.last_error_at = now, 0, None, None
+        conn.locked_until, conn.locked_by = None, None  # a sync in flight is for the old state
+        conn.updated_at = now
+        await session.flush()
+        return await _out(session, conn, now=now), created
+
+
+async def _load(
+    session: AsyncSession, principal: Principal, resource_id: uuid.UUID, *, lock: bool = False
+) -> CalendarConnection:
+    await load_resource(session, principal.app_id, resource_id)
+    stmt = select(CalendarConnection).where(
+        CalendarConnection.resource_id == resource_id,
+        CalendarConnection.app_id == principal.app_id,
+    )
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    conn = await session.scalar(stmt)
+    if conn is None:
+        raise NotFound(f"Resource {resource_id} has no calendar connected.")
+    return conn
+
+
+async def get_calendar(
+    session: AsyncSession, *, principal: Principal, resource_id: uuid.UUID, now: datetime
+) -> CalendarOut:
+    async with session.begin():
+        return await _out(session, await _load(session, principal, resource_id), now=now)
+
+
+async def request_sync(
+    session: AsyncSession, *, principal: Principal, resource_id: uuid.UUID, now: datetime
+) -> CalendarOut:
+    """Sync now: the next worker cycle takes it (a sync in flight finishes first)."""
+    async with session.begin():
+        conn = await _load(session, principal, resource_id, lock=True)
+        conn.next_sync_at = now
+        conn.updated_at = now
+        return await _out(session, conn, now=now)
+
+
+async def disconnect(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    resource_id: uuid.UUID,
+    now: datetime,
+    remove_pushed: bool,
+    encryption_key: str | None,
+    allow_private: bool,
+) -> None:
+    """Disconnect: pulled blocks are removed at once; pushed events stay in the calendar unless
+    `remove_pushed` (then they are deleted from it first, and a failure keeps the connection)."""
+    async with session.begin():
+        conn = await _load(session, principal, resource_id)
+        account = remote.Account(
+            conn.url, conn.username, keys.decrypt(encryption_key, conn.password_encrypted)
+        )
+    if remove_pushed:
+        await guard_url(account.url, allow_private=allow_private)
+        try:
+            await asyncio.to_thread(remote.remove_pushed, account)
+        except remote.RemoteError as exc:
+            raise CalendarUnreachable(
+                f"{exc} The connection is kept; try again, or disconnect without removing.",
+                reason=exc.kind,
+            ) from None
+    async with session.begin():
+        conn = await _load(session, principal, resource_id, lock=True)
+        await remove_pulled_blocks(session, conn, now=now)
+        await session.execute(
+            update(ResourceBlock)
+            .where(ResourceBlock.calendar_id == conn.id)
+            .values(calendar_id=None)  # history stays; the origin is in calendar_href/uid
+        )
+        await session.delete(conn)
+
+
+async def remove_pulled_blocks(
+    session: AsyncSession,
+    conn: CalendarConnection,
+    *,
+    now: datetime,
+    hrefs: set[str] | None = None,
+) -> list[uuid.UUID]:
+    """Delete the connection's active blocks (of `hrefs`, or all); their time is free again."""
+    stmt = select(ResourceBlock.id).where(
+        ResourceBlock.calendar_id == conn.id, ResourceBlock.deleted_at.is_(None)
+    )
+    if hrefs is not None:
+        stmt = stmt.where(ResourceBlock.calendar_href.in_(sorted(hrefs)))
+    ids = list((await session.scalars(stmt)).all())
+    if ids:
+        await session.execute(
+            update(ResourceBlock).where(ResourceBlock.id.in_(ids)).values(deleted_at=now)
+        )
+        await session.execute(
+            update(BookingHold).where(BookingHold.block_id.in_(ids)).values(active=False)
+        )
+    return ids
+
+
+def _conflicts_query(conn: CalendarConnection):  # type: ignore[no-untyped-def]
+    block_hold = BookingHold.__table__.alias("block_hold")
+    return (
+        select(
+            BookingHold.booking_id,
+            ResourceBlock.id,
+            ResourceBlock.calendar_uid,
+            ResourceBlock.start_time,
+            ResourceBlock.end_time,
+        )
+        .select_from(ResourceBlock)
+        .join(block_hold, block_hold.c.block_id == ResourceBlock.id)
+        .join(
+            BookingHold,
+            (BookingHold.resource_id == conn.resource_id)
+            & BookingHold.active.is_(True)
+            & BookingHold.booking_id.is_not(None)
+            & (BookingHold.start_time < ResourceBlock.end_time)
+            & (BookingHold.end_time > ResourceBlock.start_time),
+        )
+        .where(
+            ResourceBlock.calendar_id == conn.id,
+            ResourceBlock.deleted_at.is_(None),
+            block_hold.c.active.is_(True),
+        )
+    )
+
+
+async def conflicts(
+    session: AsyncSession, conn: CalendarConnection, *, now: datetime
+) -> list[CalendarConflict]:
+    """Bookings overlapping busy time pulled from the calendar (the time was free when booked)."""
+    rows = await session.execute(
+        _conflicts_query(conn)
+        .add_columns(Booking.status, Booking.payment_due_at)
+        .join(Booking, Booking.id == BookingHold.booking_id)
+        .order_by(ResourceBlock.start_time, BookingHold.booking_id)
+        .limit(MAX_CONFLICTS_SHOWN)
+    )
+    return [
+        CalendarConflict(booking_id=b, block_id=k, calendar_uid=u, start_time=s, end_time=e)
+        for b, k, u, s, e, status, due in rows
+        # a payment hold past its deadline holds nothing (it times out when next met)
+        if not payment_overdue(status=status, payment_due_at=due, now=now)
+    ]
+
+
+async def _out(session: AsyncSession, conn: CalendarConnection, *, now: datetime) -> CalendarOut:
+    pulled = await session.scalar(
+        select(func.count()).where(
+            ResourceBlock.calendar_id == conn.id, ResourceBlock.deleted_at.is_(None)
+        )
+    )
+    found = await conflicts(session, conn, now=now)
+    if conn.last_sync_at is None and conn.last_error is None:
+        status = "pending"
+    else:
+        status = "failing" if conn.failures else "ok"
+    return CalendarOut(
+        resource_id=conn.resource_id,
+        url=conn.url,
+        username=conn.username,
+        push=conn.push,
+        pull=conn.pull,
+        status=status,
+        last_sync_at=conn.last_sync_at,
+        last_success_at=conn.last_success_at,
+        next_sync_at=conn.next_sync_at if conn.pull else None,
+        last_error=conn.last_error,
+        last_error_at=conn.last_error_at,
+        failures=conn.failures,
+        counts=CalendarCounts(
+            pulled_blocks=pulled or 0, pushed_events=0, pending_pushes=0, conflicts=len(found)
+        ),
+        conflicts=found,
+        created_at=conn.created_at,
+        updated_at=conn.updated_at,
+    )

@@ -1,0 +1,113 @@
+"""The worker's calendar loop: pull every due CalDAV calendar into blocks (docs/calendars.md).
+
+It runs beside the delivery loop (a slow calendar server never holds up webhooks), on the
+worker's timer period; `run_once` is one round, for tests and `slotgraph worker --once` alike.
+The fetch runs in a thread (the `caldav` library blocks), outside any transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from slotgraph.calendars import remote
+from slotgraph.db.engine import session_factory
+from slotgraph.errors import ValidationFailed
+from slotgraph.services import calendar_connections, calendar_sync
+from slotgraph.settings import Settings
+
+log = logging.getLogger("slotgraph.calendars")
+
+CONCURRENT_SYNCS = 4
+
+
+async def check_encryption_key(engine: AsyncEngine, settings: Settings) -> None:
+    """Refuse to start (SystemExit) when calendar connections exist and no key decrypts them."""
+    key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
+    async with session_factory(engine)() as session:
+        await calendar_connections.check_key(session, encryption_key=key)
+
+
+class CalendarSyncer:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime],
+        worker_id: str,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.worker_id = worker_id
+        self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        key = settings.encryption_key
+        self.key = key.get_secret_value() if key else None
+
+    async def run_once(self) -> int:
+        """Sync the calendars that are due now; returns how many were taken."""
+        async with self.sessions() as session:
+            jobs = await calendar_sync.claim_due(
+                session,
+                now=self.clock(),
+                worker_id=self.worker_id,
+                lease=self.lease,
+                limit=CONCURRENT_SYNCS,
+                encryption_key=self.key,
+            )
+        await asyncio.gather(*(self._sync(job) for job in jobs))
+        return len(jobs)
+
+    async def _sync(self, job: calendar_sync.SyncJob) -> None:
+        interval = self.settings.calendar_sync_interval
+        try:
+            await calendar_connections.guard_url(
+                job.account.url, allow_private=self.settings.webhook_allow_private_networks
+            )
+            pulled = await asyncio.to_thread(remote.pull, job.account, job.sync_token)
+        except (remote.RemoteError, ValidationFailed) as exc:
+            message = exc.detail if isinstance(exc, ValidationFailed) else str(exc)
+            async with self.sessions() as session:
+                await calendar_sync.fail(
+                    session,
+                    job=job,
+                    message=message,
+                    now=self.clock(),
+                    worker_id=self.worker_id,
+                    interval=interval,
+                )
+            return
+        async with self.sessions() as session:
+            report = await calendar_sync.apply(
+                session,
+                job=job,
+                pulled=pulled,
+                now=self.clock(),
+                worker_id=self.worker_id,
+                interval=interval,
+            )
+        if report is not None:
+            log.info(
+                "calendar of resource %s: +%d -%d blocks, %d conflicts",
+                job.resource_id,
+                report.added,
+                report.removed,
+                len(report.conflicts),
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database blip must not end the loop
+                log.exception("calendar sync round failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_timer_seconds)
