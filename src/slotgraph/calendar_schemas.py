@@ -43,8 +43,9 @@ class CalendarConnect(Input):
 
 class CalendarCounts(BaseModel):
     pulled_blocks: int  # busy intervals pulled from the calendar (occurrences), now active
-    pushed_events: int  # bookings whose latest push succeeded
+    pushed_events: int  # pushes (booking changes) the calendar has taken
     pending_pushes: int  # pushes waiting to be sent or retried
+    failed_pushes: int  # pushes given up after every retry
     conflicts: int
 
 
@@ -70,7 +71,9 @@ class CalendarOut(BaseModel):
     next_sync_at: datetime | None
     last_error: str | None
     last_error_at: datetime | None
-    failures: int
+    failures: int  # pulls failed in a row
+    last_push_error: str | None  # the latest push attempt's error, if it failed
+    last_push_error_at: datetime | None
     counts: CalendarCounts
     conflicts: list[CalendarConflict]
     created_at: datetime

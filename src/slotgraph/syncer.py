@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from slotgraph.calendars import remote
+from slotgraph.calendars import keys, push, remote
 from slotgraph.db.engine import session_factory
+from slotgraph.domain.deliveries import Outcome
 from slotgraph.errors import ValidationFailed
-from slotgraph.services import calendar_connections, calendar_sync
+from slotgraph.services import calendar_connections, calendar_pushes, calendar_sync
 from slotgraph.settings import Settings
 
 log = logging.getLogger("slotgraph.calendars")
@@ -100,6 +102,21 @@ class CalendarSyncer:
                 report.removed,
                 len(report.conflicts),
             )
+
+    async def push(self, calendar_id: uuid.UUID, payload: str) -> Outcome:
+        """The calendar channel's send, for the delivery pipeline (one claimed booking event)."""
+        async with self.sessions() as session:
+            try:
+                target = await calendar_pushes.push_target(
+                    session, calendar_id=calendar_id, encryption_key=self.key
+                )
+            except keys.KeyMissing as exc:
+                return Outcome(None, str(exc), 0, None)
+        if target is None:
+            return Outcome(None, "the calendar was disconnected", 0, None)
+        return await push.send(
+            payload, target, allow_private=self.settings.webhook_allow_private_networks
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -88,17 +88,11 @@ class Worker:
 
     async def _deliver(self, claim: deliveries.Claim) -> None:
         logs.request_id.set(claim.request_id)  # this task's log lines name the request
-        outcome = await send(
-            self._http,
-            url=claim.url,
-            msg_id=str(claim.event_id),
-            body=claim.payload,
-            secrets_=claim.secrets,
-            allow_private=self.settings.webhook_allow_private_networks,
-            format_=claim.format,
-            request_id=claim.request_id,
-        )
-        metrics.get().webhook_attempts.labels(outcome_label(outcome)).inc()
+        if claim.calendar_id is not None:
+            outcome = await self.calendars.push(claim.calendar_id, claim.payload)
+        else:
+            outcome = await self._send_webhook(claim)
+            metrics.get().webhook_attempts.labels(outcome_label(outcome)).inc()
         async with self.sessions() as session:
             await deliveries.finish(
                 session,
@@ -108,6 +102,18 @@ class Worker:
                 worker_id=self.id,
                 jitter=self.jitter(),
             )
+
+    async def _send_webhook(self, claim: deliveries.Claim) -> Outcome:
+        return await send(
+            self._http,
+            url=claim.url,
+            msg_id=str(claim.event_id),
+            body=claim.payload,
+            secrets_=claim.secrets,
+            allow_private=self.settings.webhook_allow_private_networks,
+            format_=claim.format,
+            request_id=claim.request_id,
+        )
 
     async def run(self) -> None:
         """Loop until `stop()`; then let in-flight sends finish (bounded) and release the rest."""

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import icalendar
 import pytest
 from caldav.collection import Calendar
 from cryptography.fernet import Fernet
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.calendars import remote
 from slotgraph.db.engine import session_factory
-from slotgraph.services import calendar_sync
+from slotgraph.services import calendar_sync, deliveries
 from slotgraph.settings import Settings
 from slotgraph.syncer import check_encryption_key
 from slotgraph.worker import Worker
@@ -369,3 +370,149 @@ async def test_a_booking_under_new_private_time_is_flagged_once(
     assert [e["booking_id"] for e in events.json()["data"]] == [booking["booking_id"]]
     payload = events.json()["data"][0]["payload"]["data"]
     assert payload["block"]["calendar_uid"] == "dentist-own"
+
+
+async def drain(worker: Worker) -> None:
+    """Worker cycles until nothing is left to do now."""
+    for _ in range(20):
+        if not await worker.run_once():
+            return
+    raise AssertionError("the worker kept finding work")
+
+
+def in_calendar(calendar: Calendar) -> dict[str, Any]:
+    """UID -> VEVENT of every object in the calendar, read as a calendar program would."""
+    found = {}
+    for obj in calendar.get_events():
+        for component in obj.icalendar_instance.walk("VEVENT"):
+            found[str(component["UID"])] = component
+    return found
+
+
+async def test_bookings_are_pushed_moved_and_removed(
+    cal_api: Api, radicale: Radicale, worker: Worker
+) -> None:
+    resource = await cal_api.resource()
+    client = await cal_api.client()
+    before = await cal_api.book(
+        resource_id=resource["resource_id"],
+        client_id=client["client_id"],
+        start_time="2024-05-02T08:00:00Z",
+        end_time="2024-05-02T09:00:00Z",
+    )
+    calendar = radicale.new_calendar()
+    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    booking = await cal_api.book(
+        resource_id=resource["resource_id"],
+        client_id=client["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    await drain(worker)
+    events = in_calendar(calendar)
+    assert set(events) == {before["booking_id"], booking["booking_id"]}  # backfilled, and new
+    pushed = events[booking["booking_id"]]
+    assert pushed.decoded("DTSTART").isoformat() == "2024-05-02T10:00:00+00:00"
+    assert pushed.decoded("DTEND").isoformat() == "2024-05-02T11:00:00+00:00"
+    assert (str(pushed["SUMMARY"]), int(pushed["SEQUENCE"]), str(pushed["STATUS"])) == (
+        "Busy",
+        0,
+        "CONFIRMED",
+    )
+    # the feed shows the same events as the calendar
+    feed_url = (await cal_api.get(f"/v1/resources/{resource['resource_id']}")).json()["feed_url"]
+    feed = icalendar.Calendar.from_ical((await cal_api.http.get(feed_url)).content)
+    assert {
+        (str(e["UID"]), e.decoded("DTSTART"), int(e["SEQUENCE"])) for e in feed.walk("VEVENT")
+    } == {(uid, e.decoded("DTSTART"), int(e["SEQUENCE"])) for uid, e in events.items()}
+
+    moved = await cal_api.put(
+        f"/v1/bookings/{booking['booking_id']}",
+        {"start_time": "2024-05-02T13:00:00Z", "end_time": "2024-05-02T14:00:00Z"},
+    )
+    assert moved.status_code == 200, moved.text
+    await drain(worker)
+    again = in_calendar(calendar)[booking["booking_id"]]
+    assert again.decoded("DTSTART").isoformat() == "2024-05-02T13:00:00+00:00"
+    assert int(again["SEQUENCE"]) == 1
+
+    # our own events are not busy time from outside: a pull leaves them alone
+    await cal_api.post(f"/v1/resources/{resource['resource_id']}/calendar/sync")
+    await drain(worker)
+    state = (await cal_api.get(f"/v1/resources/{resource['resource_id']}/calendar")).json()
+    assert state["counts"]["pulled_blocks"] == 0
+    assert (state["counts"]["pushed_events"], state["counts"]["pending_pushes"]) == (3, 0)
+    assert state["last_push_error"] is None
+
+    assert (await cal_api.delete(f"/v1/bookings/{booking['booking_id']}")).status_code == 200
+    await drain(worker)
+    assert set(in_calendar(calendar)) == {before["booking_id"]}
+    # disconnecting with remove_pushed takes slotgraph's events out of the calendar
+    r = await cal_api.delete(f"/v1/resources/{resource['resource_id']}/calendar?remove_pushed=true")
+    assert r.status_code == 204
+    assert in_calendar(calendar) == {}
+
+
+async def test_a_push_whose_worker_died_is_sent_once_by_another(
+    cal_api: Api, radicale: Radicale, engine: AsyncEngine
+) -> None:
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    await connect(cal_api, calendar, resource)
+    client = await cal_api.client()
+    booking = await cal_api.book(
+        resource_id=resource["resource_id"],
+        client_id=client["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await deliveries.dispatch(session, now=cal_api.clock())
+    async with sessions() as session:
+        (claim,) = await deliveries.claim(
+            session,
+            now=cal_api.clock(),
+            worker_id="dying",
+            lease=timedelta(seconds=SETTINGS.worker_lease_seconds),
+            limit=10,
+        )
+    assert claim.calendar_id is not None  # claimed, then the worker is killed: never sent
+    other = Worker(engine, SETTINGS, clock=cal_api.clock, worker_id="other", jitter=lambda: 0.0)
+    await drain(other)
+    assert in_calendar(calendar) == {}  # the lease still holds
+    cal_api.clock.advance(timedelta(seconds=SETTINGS.worker_lease_seconds + 1))
+    await drain(other)
+    assert list(in_calendar(calendar)) == [booking["booking_id"]]
+    assert len(calendar.get_events()) == 1
+    state = (await cal_api.get(f"/v1/resources/{resource['resource_id']}/calendar")).json()
+    assert state["counts"]["pushed_events"] == 1
+
+
+async def test_push_failures_are_retried_and_shown(
+    cal_api: Api, worker: Worker, tmp_path: Path
+) -> None:
+    with running_radicale(tmp_path) as server:
+        resource = await cal_api.resource()
+        calendar = server.new_calendar()
+        await connect(cal_api, calendar, resource, pull=False)
+        server.set_password("changed")
+        client = await cal_api.client()
+        booking = await cal_api.book(
+            resource_id=resource["resource_id"],
+            client_id=client["client_id"],
+            start_time="2024-05-02T10:00:00Z",
+            end_time="2024-05-02T11:00:00Z",
+        )
+        await drain(worker)
+        path = f"/v1/resources/{resource['resource_id']}/calendar"
+        state = (await cal_api.get(path)).json()
+        assert state["counts"]["pending_pushes"] == 1
+        assert state["last_push_error"].startswith("auth:")
+        server.set_password(PASSWORD)
+        cal_api.clock.advance(timedelta(seconds=6))  # the first retry comes after 5 s
+        await drain(worker)
+        state = (await cal_api.get(path)).json()
+        assert (state["counts"]["pending_pushes"], state["counts"]["pushed_events"]) == (0, 1)
+        assert state["last_push_error"] is None
+        assert list(in_calendar(calendar)) == [booking["booking_id"]]

@@ -136,7 +136,7 @@ def put_event(account: Account, name: str, ics: bytes) -> str:
 
     with _calendar(account) as cal:
         url = _url(cal).join(name)
-        Event(cal.client, url=url, data=ics.decode(), parent=cal).save()
+        Event(cal.client, url=url, data=ics.decode(), parent=cal).save(increase_seqno=False)
         return str(url)
 
 

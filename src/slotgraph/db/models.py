@@ -378,6 +378,9 @@ class WebhookEndpoint(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag; +1 per change
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set: this target is a connected calendar's push channel, not a webhook (never listed by
+    # the webhook API). Its deliveries share the pipeline: lease, order, retries, attempt log.
+    calendar_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("calendar_connections.id"))
 
 
 class Delivery(Base):

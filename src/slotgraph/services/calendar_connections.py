@@ -29,6 +29,7 @@ from slotgraph.errors import (
     NotFound,
     ValidationFailed,
 )
+from slotgraph.services import calendar_pushes
 from slotgraph.services.common import Principal
 from slotgraph.services.resources import load_resource
 from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
@@ -108,6 +109,7 @@ async def connect(
         conn.locked_until, conn.locked_by = None, None  # a sync in flight is for the old state
         conn.updated_at = now
         await session.flush()
+        await calendar_pushes.set_target(session, conn, now=now)
         return await _out(session, conn, now=now), created
 
 
@@ -174,6 +176,7 @@ async def disconnect(
     async with session.begin():
         conn = await _load(session, principal, resource_id, lock=True)
         await remove_pulled_blocks(session, conn, now=now)
+        await calendar_pushes.stop_target(session, conn, now=now)
         await session.execute(
             update(ResourceBlock)
             .where(ResourceBlock.calendar_id == conn.id)
@@ -260,6 +263,7 @@ async def _out(session: AsyncSession, conn: CalendarConnection, *, now: datetime
         )
     )
     found = await conflicts(session, conn, now=now)
+    pushes, failed = await calendar_pushes.push_state(session, conn)
     if conn.last_sync_at is None and conn.last_error is None:
         status = "pending"
     else:
@@ -278,8 +282,14 @@ async def _out(session: AsyncSession, conn: CalendarConnection, *, now: datetime
         last_error_at=conn.last_error_at,
         failures=conn.failures,
         counts=CalendarCounts(
-            pulled_blocks=pulled or 0, pushed_events=0, pending_pushes=0, conflicts=len(found)
+            pulled_blocks=pulled or 0,
+            pushed_events=pushes.get("succeeded", 0),
+            pending_pushes=pushes.get("pending", 0),
+            failed_pushes=pushes.get("failed", 0),
+            conflicts=len(found),
         ),
+        last_push_error=failed.error if failed else None,
+        last_push_error_at=failed.at if failed else None,
         conflicts=found,
         created_at=conn.created_at,
         updated_at=conn.updated_at,

@@ -30,6 +30,7 @@ from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoin
 from slotgraph.domain.deliveries import Outcome, next_retry_at
 from slotgraph.domain.webhooks import should_disable, signing_secrets, wants
 from slotgraph.schemas import DeliveryOut
+from slotgraph.services import calendar_pushes
 from slotgraph.services.outbox import record_event
 from slotgraph.services.views import webhook_out
 from slotgraph.webhooks import timekit
@@ -48,6 +49,7 @@ class Claim:
     secrets: list[str]
     format: str = "standard"  # the endpoint's format: "standard" or "timekit"
     request_id: str | None = None  # of the request that caused the event: X-Request-Id
+    calendar_id: uuid.UUID | None = None  # set: a calendar push (services/calendar_pushes.py)
 
 
 def new_delivery(endpoint: WebhookEndpoint, event: Event, now: datetime) -> Delivery:
@@ -92,14 +94,19 @@ async def dispatch(session: AsyncSession, *, now: datetime, limit: int = 500) ->
         if not events:
             return 0
         targets = await _targets(session, events)
+        channel_wants = await calendar_pushes.wanted(session, targets, events)
         for event in events:
             event.dispatched_at = now
             for target in targets:
-                if target.app_id == event.app_id and wants(
-                    filters=target.events,
-                    subscribed_at=target.created_at,
-                    event_type=event.type,
-                    event_at=event.created_at,
+                if (
+                    target.app_id == event.app_id
+                    and wants(
+                        filters=target.events,
+                        subscribed_at=target.created_at,
+                        event_type=event.type,
+                        event_at=event.created_at,
+                    )
+                    and channel_wants(target, event)
                 ):
                     session.add(new_delivery(target, event, now))
     return len(events)
@@ -153,7 +160,7 @@ async def claim(
             d.locked_until = now + lease
             d.locked_by = worker_id
             d.updated_at = now
-            url, secrets, format_ = addresses[d.endpoint_id]
+            url, secrets, format_, calendar_id = addresses[d.endpoint_id]
             body = timekit_bodies[d.event_id] if format_ == timekit.FORMAT else None
             claims.append(
                 Claim(
@@ -165,6 +172,7 @@ async def claim(
                     secrets=secrets,
                     format=format_,
                     request_id=events[d.event_id][1],
+                    calendar_id=calendar_id,
                 )
             )
         return claims
@@ -269,8 +277,9 @@ async def _targets(session: AsyncSession, events: Sequence[Event]) -> Sequence[W
 
 async def _address(
     session: AsyncSession, deliveries: Sequence[Delivery], now: datetime
-) -> dict[uuid.UUID, tuple[str, list[str], str]]:
-    """Per endpoint: the URL, the secrets that sign the request now, and its format."""
+) -> dict[uuid.UUID, tuple[str, list[str], str, uuid.UUID | None]]:
+    """Per endpoint: the URL, the secrets that sign the request now, its format, and the
+    calendar it pushes to (a calendar push is addressed at send time, by its channel)."""
     endpoints = await session.scalars(
         select(WebhookEndpoint).where(WebhookEndpoint.id.in_({d.endpoint_id for d in deliveries}))
     )
@@ -284,6 +293,7 @@ async def _address(
                 now=now,
             ),
             e.format,
+            e.calendar_id,
         )
         for e in endpoints
     }
@@ -306,6 +316,8 @@ async def _after_attempt(
     )
     assert endpoint is not None
     endpoint.failing_since = endpoint.failing_since or now
+    if endpoint.calendar_id is not None:
+        return  # a calendar's pushes are never switched off: GET .../calendar shows them failing
     reason = should_disable(
         status_code=outcome.status_code, failing_since=endpoint.failing_since, now=now
     )

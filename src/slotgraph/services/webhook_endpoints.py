@@ -56,6 +56,7 @@ async def _load(
         WebhookEndpoint.id == webhook_id,
         WebhookEndpoint.app_id == app_id,
         WebhookEndpoint.deleted_at.is_(None),
+        WebhookEndpoint.calendar_id.is_(None),  # (a calendar's push channel is not a webhook)
     )
     if lock:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
@@ -95,7 +96,11 @@ async def list_webhooks(session: AsyncSession, *, principal: Principal) -> list[
     async with session.begin():
         rows = await session.scalars(
             select(WebhookEndpoint)
-            .where(WebhookEndpoint.app_id == principal.app_id, WebhookEndpoint.deleted_at.is_(None))
+            .where(
+                WebhookEndpoint.app_id == principal.app_id,
+                WebhookEndpoint.deleted_at.is_(None),
+                WebhookEndpoint.calendar_id.is_(None),
+            )
             .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
         )
         return [webhook_out(e) for e in rows]

@@ -78,9 +78,26 @@ def upgrade() -> None:
     op.create_index(
         "ix_resource_blocks_calendar", "resource_blocks", ["calendar_id", "calendar_href"]
     )
+    # A calendar's push channel is a delivery target beside the webhook endpoints.
+    op.add_column("webhook_endpoints", sa.Column("calendar_id", sa.Uuid(), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_foreign_key(
+            op.f("fk_webhook_endpoints_calendar_id_calendar_connections"),
+            "webhook_endpoints",
+            "calendar_connections",
+            ["calendar_id"],
+            ["id"],
+        )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_constraint(
+            op.f("fk_webhook_endpoints_calendar_id_calendar_connections"),
+            "webhook_endpoints",
+            type_="foreignkey",
+        )
+    op.execute("ALTER TABLE webhook_endpoints DROP COLUMN calendar_id")
     op.drop_index("ix_resource_blocks_calendar", "resource_blocks")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_constraint(

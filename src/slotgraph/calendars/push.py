@@ -1,0 +1,76 @@
+"""The calendar push channel's render and send: one booking event -> one CalDAV PUT or DELETE.
+
+The object is `<booking id>.ics` in the connected calendar, with the same VEVENT as the feed
+(UID = booking id, SEQUENCE = version - 1) marked `X-SLOTGRAPH-BOOKING-ID`, so a pull never
+takes it for busy time from outside. A booking that no longer holds this resource (cancelled,
+declined, expired, completed, moved to another resource) is deleted. Both are idempotent, so a
+retry after a worker died mid-send changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from icalendar import Calendar
+
+from slotgraph.calendars import ical, remote
+from slotgraph.calendars.pull import PUSHED_MARK
+from slotgraph.domain.deliveries import Outcome
+from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    account: remote.Account
+    resource_id: uuid.UUID
+    shows_details: bool
+
+
+def render(booking: dict[str, Any], target: PushTarget) -> bytes | None:
+    """The calendar object for this state of the booking; None: it must not be there."""
+    held = booking.get("holds") and str(target.resource_id) in booking.get("resource_ids", [])
+    if not held:
+        return None
+    event = ical.BookingEvent(
+        booking_id=uuid.UUID(booking["booking_id"]),
+        start=datetime.fromisoformat(booking["start_time"]),
+        end=datetime.fromisoformat(booking["end_time"]),
+        status=booking["status"],
+        version=int(booking["version"]),
+        details=booking.get("details"),
+        created_at=datetime.fromisoformat(booking["created_at"]),
+        updated_at=datetime.fromisoformat(booking["updated_at"]),
+    )
+    cal = Calendar.from_ical(ical.single_event(event, shows_details=target.shows_details))
+    for vevent in cal.walk("VEVENT"):
+        vevent.add(PUSHED_MARK.lower(), booking["booking_id"])
+    return bytes(cal.to_ical())
+
+
+async def send(payload: str, target: PushTarget, *, allow_private: bool) -> Outcome:
+    started = time.monotonic()
+
+    def took() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    booking = orjson.loads(payload)["data"]["booking"]
+    name = f"{booking['booking_id']}.ics"
+    try:
+        await check_url(target.account.url, allow_private=allow_private)
+    except UrlNotAllowed as exc:
+        return Outcome(None, f"refused: {exc}", took(), None)
+    body = render(booking, target)
+    try:
+        if body is None:
+            await asyncio.to_thread(remote.delete_event, target.account, name)
+            return Outcome(204, None, took(), f"DELETE {name}")
+        url = await asyncio.to_thread(remote.put_event, target.account, name, body)
+        return Outcome(201, None, took(), f"PUT {url}"[:2048])
+    except remote.RemoteError as exc:
+        return Outcome(None, f"{exc.kind}: {exc}"[:500], took(), None)

@@ -1,0 +1,238 @@
+"""The calendar push channel's part of the delivery pipeline (services/deliveries.py).
+
+A connection with `push` owns a delivery target (a `webhook_endpoints` row with `calendar_id`,
+never listed as a webhook), so its pushes are claimed, leased, ordered per booking, retried and
+logged exactly like webhooks. What is the channel's own: which booking events it wants (those of
+bookings that hold its resource, or that it has pushed before), the backfill of the bookings that
+existed when it was connected, and where to send (the account, decrypted at send time).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from slotgraph.calendars import keys, remote
+from slotgraph.calendars.push import PushTarget
+from slotgraph.db.models import (
+    Booking,
+    BookingHold,
+    CalendarConnection,
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    Resource,
+    WebhookEndpoint,
+)
+from slotgraph.domain.graphs import SEAT_GRAPHS
+
+BACKFILL_MAX = 5_000
+
+
+async def wanted(
+    session: AsyncSession, targets: Sequence[WebhookEndpoint], events: Sequence[Event]
+) -> Callable[[WebhookEndpoint, Event], bool]:
+    """The dispatch filter for calendar targets (webhook targets: always true). Call it in
+    event order: a booking pushed by an earlier event keeps its later ones (a move away, a
+    cancel) going to the same calendar."""
+    calendar_targets = {t.id: t.calendar_id for t in targets if t.calendar_id is not None}
+    if not calendar_targets:
+        return lambda target, event: True
+    resource_of = {
+        c: str(r)
+        for c, r in await session.execute(
+            select(CalendarConnection.id, CalendarConnection.resource_id).where(
+                CalendarConnection.id.in_(set(calendar_targets.values()))
+            )
+        )
+    }
+    booking_ids = {e.booking_id for e in events if e.booking_id is not None}
+    pushed: set[tuple[uuid.UUID, uuid.UUID | None]] = set()
+    if booking_ids:
+        pushed = {
+            (t, b)
+            for t, b in await session.execute(
+                select(Delivery.endpoint_id, Delivery.booking_id)
+                .where(
+                    Delivery.endpoint_id.in_(list(calendar_targets)),
+                    Delivery.booking_id.in_(booking_ids),
+                )
+                .distinct()
+            )
+        }
+
+    queued = set(  # by the backfill of a connection made in the instant of the event
+        await session.execute(
+            select(Delivery.endpoint_id, Delivery.event_id).where(
+                Delivery.endpoint_id.in_(list(calendar_targets)),
+                Delivery.event_id.in_([e.id for e in events]),
+            )
+        )
+    )
+
+    def wants(target: WebhookEndpoint, event: Event) -> bool:
+        if target.calendar_id is None:
+            return True
+        if event.booking_id is None or not event.type.startswith("booking."):
+            return False
+        if (target.id, event.id) in queued:
+            return False
+        booking = orjson.loads(event.payload)["data"].get("booking") or {}
+        if booking.get("graph") in SEAT_GRAPHS:
+            return False  # a seat is not the resource's time; its class is pushed
+        resource = resource_of.get(target.calendar_id)
+        key = (target.id, event.booking_id)
+        if resource in booking.get("resource_ids", []) or key in pushed:
+            pushed.add(key)
+            return True
+        return False
+
+    return wants
+
+
+async def set_target(session: AsyncSession, conn: CalendarConnection, *, now: datetime) -> None:
+    """Create, switch on or off the connection's push target; a target switched on gets the
+    resource's current holding bookings queued (their latest event), ending from now on."""
+    target = await session.scalar(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.calendar_id == conn.id, WebhookEndpoint.deleted_at.is_(None)
+        )
+    )
+    if target is None:
+        if not conn.push:
+            return
+        target = WebhookEndpoint(
+            app_id=conn.app_id,
+            url=conn.url,
+            events=["booking.*"],
+            description="calendar push",
+            enabled=False,
+            secret="cal_" + secrets.token_hex(16),  # unused: nothing is signed
+            created_at=now,
+            updated_at=now,
+            calendar_id=conn.id,
+        )
+        session.add(target)
+        await session.flush()
+    switched_on = conn.push and not target.enabled
+    target.url, target.enabled, target.updated_at = conn.url, conn.push, now
+    if switched_on:
+        await _backfill(session, conn, target, now=now)
+
+
+async def _backfill(
+    session: AsyncSession, conn: CalendarConnection, target: WebhookEndpoint, *, now: datetime
+) -> None:
+    later = aliased(Event)
+    latest = (
+        select(func.max(later.seq))
+        .where(later.booking_id == BookingHold.booking_id)
+        .correlate(BookingHold)
+        .scalar_subquery()
+    )
+    rows = (
+        await session.execute(
+            select(Event.id, Event.seq, Event.booking_id)
+            .select_from(BookingHold)
+            .join(Booking, Booking.id == BookingHold.booking_id)
+            .join(Event, Event.seq == latest)
+            .where(
+                BookingHold.resource_id == conn.resource_id,
+                BookingHold.active.is_(True),
+                Booking.end_time > now,
+            )
+            .order_by(Booking.start_time)
+            .limit(BACKFILL_MAX)
+        )
+    ).all()
+    have = set(
+        await session.scalars(
+            select(Delivery.event_id).where(
+                Delivery.endpoint_id == target.id, Delivery.event_id.in_([r[0] for r in rows])
+            )
+        )
+    )
+    session.add_all(
+        Delivery(
+            app_id=conn.app_id,
+            endpoint_id=target.id,
+            event_id=event_id,
+            event_seq=seq,
+            booking_id=booking_id,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        for event_id, seq, booking_id in rows
+        if event_id not in have
+    )
+
+
+async def stop_target(session: AsyncSession, conn: CalendarConnection, *, now: datetime) -> None:
+    """Disconnecting: the target stops (its pending pushes are never sent) and lets go of the
+    connection; its log stays."""
+    target = await session.scalar(
+        select(WebhookEndpoint).where(WebhookEndpoint.calendar_id == conn.id)
+    )
+    if target is not None:
+        target.enabled, target.deleted_at, target.updated_at = False, now, now
+        target.calendar_id = None
+        target.description = f"calendar push (disconnected from resource {conn.resource_id})"
+
+
+async def push_target(
+    session: AsyncSession, *, calendar_id: uuid.UUID, encryption_key: str | None
+) -> PushTarget | None:
+    """Where a claimed push goes, read at send time. None: disconnected meanwhile."""
+    async with session.begin():
+        row = (
+            await session.execute(
+                select(CalendarConnection, Resource.feed_shows_details)
+                .join(Resource, Resource.id == CalendarConnection.resource_id)
+                .where(CalendarConnection.id == calendar_id)
+            )
+        ).first()
+    if row is None:
+        return None
+    conn, shows_details = row
+    password = keys.decrypt(encryption_key, conn.password_encrypted)
+    return PushTarget(
+        account=remote.Account(conn.url, conn.username, password),
+        resource_id=conn.resource_id,
+        shows_details=shows_details,
+    )
+
+
+async def push_state(
+    session: AsyncSession, conn: CalendarConnection
+) -> tuple[dict[str, int], DeliveryAttempt | None]:
+    """Counts of the connection's pushes by status, and the latest attempt if it failed."""
+    target_id = await session.scalar(
+        select(WebhookEndpoint.id).where(WebhookEndpoint.calendar_id == conn.id)
+    )
+    if target_id is None:
+        return {}, None
+    counts = {
+        status: n
+        for status, n in await session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.endpoint_id == target_id)
+            .group_by(Delivery.status)
+        )
+    }
+    latest = await session.scalar(
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.endpoint_id == target_id)
+        .order_by(DeliveryAttempt.at.desc(), DeliveryAttempt.id.desc())
+        .limit(1)
+    )
+    return counts, latest if latest is not None and latest.error else None
