@@ -27,8 +27,6 @@ from slotgraph.errors import DatabaseUnavailable
 from slotgraph.metrics import MULTIPROC_ENV
 from slotgraph.services import apps
 from slotgraph.settings import DEFAULT_DATABASE_URL, Settings
-from slotgraph.syncer import check_encryption_key
-from slotgraph.worker import Worker
 
 
 def _now() -> datetime:
@@ -190,6 +188,11 @@ async def _app_settings(settings: Settings, app_id: str, pairs: Sequence[str]) -
 
 async def _worker(settings: Settings) -> None:
     """Run the worker until SIGTERM or SIGINT, then stop gracefully."""
+    # Imported here, not at the top: `serve --workers N` children re-import this module before
+    # they answer uvicorn's 5-second health check, and the worker's imports are the heaviest.
+    from slotgraph.syncer import check_encryption_key
+    from slotgraph.worker import Worker
+
     engine = create_engine(settings.database_url, settings)
     await migrate(engine)
     await check_encryption_key(engine, settings)
