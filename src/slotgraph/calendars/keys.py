@@ -22,11 +22,17 @@ def _keys(setting: str | None) -> list[str]:
     return [k.strip() for k in (setting or "").split(",") if k.strip()]
 
 
+def configured(setting: str | None) -> bool:
+    return bool(_keys(setting))
+
+
 def feed_key(setting: str | None, instance_secret: str) -> bytes:
     """The HMAC key for feed tokens: from the first encryption key when one is set (so a copy of
     the database alone reveals no feed URL), else this installation's own secret."""
     keys = _keys(setting)
     material = keys[0] if keys else instance_secret
+    if not material:
+        raise KeyMissing("No key for feed tokens.")
     return hashlib.sha256(b"slotgraph feed token v1\0" + material.encode()).digest()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,12 +41,20 @@ class FeedLink:
 
 async def _feed_key(session: AsyncSession, link: FeedLink) -> bytes:
     secret = ""
-    if not keys._keys(link.encryption_key):
-        secret = (
-            await session.scalar(select(InstanceSecret.value).where(InstanceSecret.name == "feed"))
-            or ""
-        )
+    if not keys.configured(link.encryption_key):
+        secret = await _instance_secret(session)
     return keys.feed_key(link.encryption_key, secret)
+
+
+async def _instance_secret(session: AsyncSession) -> str:
+    """The installation's feed secret (made by migration 0008). A database that lost it gets
+    a new one: every feed URL changes, never to a guessable one."""
+    value = await session.scalar(select(InstanceSecret.value).where(InstanceSecret.name == "feed"))
+    if value is None:
+        value = secrets.token_hex(32)
+        session.add(InstanceSecret(name="feed", value=value))
+        await session.flush()
+    return value
 
 
 async def _current_token(session: AsyncSession, resource: Resource, link: FeedLink) -> str:
@@ -185,9 +194,8 @@ async def freebusy(
         raise ValidationFailed.one("end", "the window is at most 93 days")
     async with session.begin():
         if single:
-            resources = [await load_resource(session, principal.app_id, resource_ids[0])]
-        else:
-            resources = await _resources(session, principal.app_id, resource_ids)
+            await load_resource(session, principal.app_id, resource_ids[0])  # else 404
+        resources = await _resources(session, principal.app_id, resource_ids)
         busy = await _busy(session, resources, start, end, now=now)
     out = []
     for r in resources:
