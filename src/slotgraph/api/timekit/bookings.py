@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
 from slotgraph.api.timekit import booking_table, times
@@ -80,104 +84,110 @@ def _uuid(value: str, field: str) -> uuid.UUID:
         raise ValidationFailed.one(field, f"{value!r} is not an id") from None
 
 
-async def _render(
-    session: Session,
-    principal: Principal,
-    rows: list[BookingOut],
-    zone: Zone,
-    include: frozenset[str],
-) -> list[dict[str, Any]]:
-    rel = await paged.related(session, principal=principal, bookings=rows)
-    return [booking_table.booking(b, rel, zone, include) for b in rows]
+@dataclass(frozen=True)
+class Call:
+    """What every booking route needs: who calls, a session, the time, how to answer."""
+
+    principal: Principal
+    session: AsyncSession
+    now: datetime
+    zone: ZoneInfo
+    include: frozenset[str]
+
+    async def shown(
+        self, rows: list[BookingOut], include: frozenset[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Bookings in Timekit's shape (two queries for their customers and resources)."""
+        rel = await paged.related(self.session, principal=self.principal, bookings=rows)
+        parts = self.include if include is None else include
+        return [booking_table.booking(b, rel, self.zone, parts) for b in rows]
+
+    async def one(self, out: BookingOut) -> dict[str, Any]:
+        return wrap((await self.shown([out]))[0])
+
+
+async def any_call(
+    principal: AnyKey, session: Session, now: Now, zone: Zone, include: Includes
+) -> Call:
+    return Call(principal, session, now, zone, include)
+
+
+async def secret_call(
+    principal: SecretKey, session: Session, now: Now, zone: Zone, include: Includes
+) -> Call:
+    return Call(principal, session, now, zone, include)
+
+
+AnyCall = Annotated[Call, Depends(any_call)]
+SecretCall = Annotated[Call, Depends(secret_call)]
 
 
 @router.post("", status_code=201)
-async def create_booking(
-    body: JsonBody,
-    principal: AnyKey,
-    session: Session,
-    now: Now,
-    zone: Zone,
-    include: Includes,
-    response: Response,
-) -> dict[str, Any]:
+async def create_booking(body: JsonBody, call: AnyCall, response: Response) -> dict[str, Any]:
     """Timekit's create; the public (widget) key may do this, as on /v1."""
     data = booking_table.booking_create(body)
     with booking_table.timekit_names():
-        out = await creating.create_booking(session, principal=principal, data=data, now=now)
+        out = await creating.create_booking(
+            call.session, principal=call.principal, data=data, now=call.now
+        )
     response.headers["Location"] = f"/v2/bookings/{out.booking_id}"
-    return wrap((await _render(session, principal, [out], zone, include))[0])
+    return await call.one(out)
 
 
 @router.get("")
 async def list_bookings(
-    request: Request,
-    principal: SecretKey,
-    session: Session,
-    now: Now,
-    zone: Zone,
-    include: Includes,
-    pages: Pages,
-    search: Search = None,
+    request: Request, call: SecretCall, pages: Pages, search: Search = None
 ) -> dict[str, Any]:
     rows, total = await paged.search_bookings(
-        session,
-        principal=principal,
+        call.session,
+        principal=call.principal,
         filters=search_filters(search),
         limit=pages.limit,
         offset=pages.offset,
-        now=now,
+        now=call.now,
     )
-    return pages.envelope(request, await _render(session, principal, rows, zone, include), total)
+    return pages.envelope(request, await call.shown(rows), total)
 
 
 @router.get("/groups")
 async def list_groups(
-    request: Request,
-    principal: AnyKey,
-    session: Session,
-    now: Now,
-    zone: Zone,
-    include: Includes,
-    pages: Pages,
-    search: Search = None,
+    request: Request, call: AnyCall, pages: Pages, search: Search = None
 ) -> dict[str, Any]:
     """Group classes (group_owner bookings), as the widget lists them. With the public key:
     only classes that take bookings (confirmed, not started), and never their customers."""
     filters = search_filters(search)
     extra: dict[str, Any] = {"graphs": ["group_owner"]}
-    if principal.kind != "secret":
-        extra |= {"states": ["confirmed"], "starts_after": now}
-        include = include - {"customers"}
+    if call.principal.kind != "secret":
+        extra |= {"states": ["confirmed"], "starts_after": call.now}
     filters = Filters(**{**filters.__dict__, **extra})
     rows, total = await paged.search_bookings(
-        session,
-        principal=principal,
+        call.session,
+        principal=call.principal,
         filters=filters,
         limit=pages.limit,
         offset=pages.offset,
-        now=now,
+        now=call.now,
     )
-    shown = await _render(session, principal, rows, zone, include | {"attributes"})
-    return pages.envelope(request, [_public(principal, b) for b in shown], total)
+    shown = await call.shown(rows, _class_parts(call))
+    return pages.envelope(request, [_public(call.principal, b) for b in shown], total)
 
 
 @router.get("/groups/{booking_id}")
-async def show_group(
-    booking_id: uuid.UUID,
-    principal: AnyKey,
-    session: Session,
-    now: Now,
-    zone: Zone,
-    include: Includes,
-) -> dict[str, Any]:
-    out = await reading.get_booking(session, principal=principal, booking_id=booking_id, now=now)
-    if out.graph != "group_owner" or (principal.kind != "secret" and out.status != "confirmed"):
+async def show_group(booking_id: uuid.UUID, call: AnyCall) -> dict[str, Any]:
+    out = await reading.get_booking(
+        call.session, principal=call.principal, booking_id=booking_id, now=call.now
+    )
+    public = call.principal.kind != "secret"
+    if out.graph != "group_owner" or (public and out.status != "confirmed"):
         raise NotFound(f"No group booking {booking_id}.")
-    if principal.kind != "secret":
-        include = include - {"customers"}
-    shown = await _render(session, principal, [out], zone, include | {"attributes"})
-    return wrap(_public(principal, shown[0]))
+    shown = await call.shown([out], _class_parts(call))
+    return wrap(_public(call.principal, shown[0]))
+
+
+def _class_parts(call: Call) -> frozenset[str]:
+    """A class always shows its attributes (seats); the public key never sees customers."""
+    parts = call.include | {"attributes"}
+    return parts if call.principal.kind == "secret" else parts - {"customers"}
 
 
 def _public(principal: Principal, shown: dict[str, Any]) -> dict[str, Any]:
@@ -188,16 +198,11 @@ def _public(principal: Principal, shown: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/{booking_id}")
-async def show_booking(
-    booking_id: uuid.UUID,
-    principal: SecretKey,
-    session: Session,
-    now: Now,
-    zone: Zone,
-    include: Includes,
-) -> dict[str, Any]:
-    out = await reading.get_booking(session, principal=principal, booking_id=booking_id, now=now)
-    return wrap((await _render(session, principal, [out], zone, include))[0])
+async def show_booking(booking_id: uuid.UUID, call: SecretCall) -> dict[str, Any]:
+    out = await reading.get_booking(
+        call.session, principal=call.principal, booking_id=booking_id, now=call.now
+    )
+    return await call.one(out)
 
 
 class ActionInput(TimekitInput):
@@ -221,48 +226,30 @@ def action_body(action: str, body: Any) -> ActionBody:
 
 @router.put("/{booking_id}/{action}")
 async def apply_action(
-    booking_id: uuid.UUID,
-    action: str,
-    principal: SecretKey,
-    session: Session,
-    now: Now,
-    zone: Zone,
-    include: Includes,
-    body: JsonBody = None,
+    booking_id: uuid.UUID, action: str, call: SecretCall, body: JsonBody = None
 ) -> dict[str, Any]:
     """Apply a graph action; 409 `invalid_action` (naming the allowed ones) if not allowed now."""
     if action not in ALL_ACTIONS:
         raise NotFound(f"No action {action!r}; actions: {', '.join(sorted(ALL_ACTIONS))}.")
-    out = await changing.apply_action(
-        session,
-        principal=principal,
-        booking_id=booking_id,
-        action=action,
-        body=action_body(action, body),
-        now=now,
-    )
-    return wrap((await _render(session, principal, [out], zone, include))[0])
+    return await _act(call, booking_id, action, action_body(action, body))
 
 
 @router.delete("/{booking_id}")
-async def delete_booking(
-    booking_id: uuid.UUID,
-    principal: SecretKey,
-    session: Session,
-    now: Now,
-    zone: Zone,
-    include: Includes,
-) -> dict[str, Any]:
+async def delete_booking(booking_id: uuid.UUID, call: SecretCall) -> dict[str, Any]:
     """Nothing is erased: this is the `cancel` action (the booking stays, with its history)."""
+    return await _act(call, booking_id, "cancel", ActionBody())
+
+
+async def _act(call: Call, booking_id: uuid.UUID, action: str, body: ActionBody) -> dict[str, Any]:
     out = await changing.apply_action(
-        session,
-        principal=principal,
+        call.session,
+        principal=call.principal,
         booking_id=booking_id,
-        action="cancel",
-        body=ActionBody(),
-        now=now,
+        action=action,
+        body=body,
+        now=call.now,
     )
-    return wrap((await _render(session, principal, [out], zone, include))[0])
+    return await call.one(out)
 
 
 class RescheduleIn(TimekitInput):
@@ -275,13 +262,7 @@ class RescheduleIn(TimekitInput):
 @router.post("/{booking_id}/reschedule")
 @router.post("/{booking_id}/reschedule/", include_in_schema=False)
 async def reschedule(
-    booking_id: uuid.UUID,
-    principal: SecretKey,
-    session: Session,
-    now: Now,
-    zone: Zone,
-    include: Includes,
-    body: JsonBody = None,
+    booking_id: uuid.UUID, call: SecretCall, body: JsonBody = None
 ) -> dict[str, Any]:
     """Move a booking to a new time (and resource); the slot is checked again. The booking
     keeps its id (Timekit makes a new one)."""
@@ -294,6 +275,6 @@ async def reschedule(
     )
     with booking_table.timekit_names():
         out = await changing.modify_booking(
-            session, principal=principal, booking_id=booking_id, data=data, now=now
+            call.session, principal=call.principal, booking_id=booking_id, data=data, now=call.now
         )
-    return wrap((await _render(session, principal, [out], zone, include))[0])
+    return await call.one(out)
