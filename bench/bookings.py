@@ -160,6 +160,11 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
         ),
         Figure("create p50", col(create, "p50"), "ms"),
         Figure("create p99", col(create, "p99"), "ms"),
+        Figure(
+            "create p99 / p50 (target on SQLite <= 10)",
+            [a / b for a, b in zip(col(create, "p99"), col(create, "p50"), strict=True)],
+            "x",
+        ),
         Figure("floor p99", col(floor, "p99"), "ms"),
         Figure("200 requests for one slot: all answered (exactly one 201)", contention, "ms"),
     ]

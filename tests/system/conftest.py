@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,17 +90,25 @@ def stop_server(server: Server) -> None:
             server.process.wait()
 
 
+@asynccontextmanager
+async def _database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'slotgraph.db'}"
+        return
+    url = await create_postgres_database("slotgraph_system")
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
 @pytest.fixture(params=BACKENDS)
 async def fresh_database(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[str, str]]:
     backend: str = request.param
-    if backend == "sqlite":
-        yield backend, f"sqlite:///{tmp_path / 'slotgraph.db'}"
-        return
-    url = await create_postgres_database("slotgraph_system")
-    yield backend, url
-    await drop_postgres_database(url)
+    async with _database(backend, tmp_path) as url:
+        yield backend, url
 
 
 @pytest.fixture
@@ -110,3 +119,23 @@ async def server(fresh_database: tuple[str, str], tmp_path: Path) -> AsyncIterat
         yield srv
     finally:
         stop_server(srv)
+
+
+# Each backend with one server process, and two server processes sharing one SQLite file (each
+# serialises its own transactions; between them SQLite's write lock decides: db/engine.py).
+TOPOLOGIES = [("sqlite", 1), ("postgresql", 1), ("sqlite", 2)]
+
+
+@pytest.fixture(params=TOPOLOGIES, ids=["sqlite", "postgresql", "sqlite-two-processes"])
+async def servers(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Server]]:
+    """Server processes on one fresh database; requests are spread over all of them."""
+    backend, count = request.param
+    async with _database(backend, tmp_path) as url:
+        started: list[Server] = []
+        try:
+            for i in range(count):  # one after the other: the first migrates and bootstraps
+                started.append(await start_server(url, backend, tmp_path / f"server{i}.log"))
+            yield started
+        finally:
+            for srv in started:
+                stop_server(srv)

@@ -1,7 +1,8 @@
 """Never double-booked, under real concurrency against real server processes.
 
 Requests are fired together with asyncio.gather over many connections; nothing sleeps to win a
-race. Afterwards the database itself is asked what it holds.
+race. Afterwards the database itself is asked what it holds. Each test runs against one server
+process per backend, and against two server processes that share one SQLite file.
 """
 
 from __future__ import annotations
@@ -42,12 +43,16 @@ async def setup(http: httpx.AsyncClient, server: Server) -> tuple[str, str]:
 
 
 async def fire(
-    http: httpx.AsyncClient, server: Server, bodies: list[dict[str, Any]]
+    http: httpx.AsyncClient, servers: list[Server], bodies: list[dict[str, Any]]
 ) -> list[httpx.Response]:
-    async def one(body: dict[str, Any]) -> httpx.Response:
+    """All at once; the i-th request goes to server i modulo their number."""
+
+    async def one(server: Server, body: dict[str, Any]) -> httpx.Response:
         return await http.post(f"{server.url}/v1/bookings", headers=server.headers(), json=body)
 
-    return list(await asyncio.gather(*(one(b) for b in bodies)))
+    return list(
+        await asyncio.gather(*(one(servers[i % len(servers)], b) for i, b in enumerate(bodies)))
+    )
 
 
 async def database_says(server: Server, sql: str, **params: Any) -> list[Any]:
@@ -64,7 +69,8 @@ def client() -> httpx.AsyncClient:
     return httpx.AsyncClient(limits=limits, timeout=120)
 
 
-async def test_many_requests_for_one_slot_exactly_one_wins(server: Server) -> None:
+async def test_many_requests_for_one_slot_exactly_one_wins(servers: list[Server]) -> None:
+    server = servers[0]
     async with client() as http:
         resource, client_id = await setup(http, server)
         body = {
@@ -73,7 +79,7 @@ async def test_many_requests_for_one_slot_exactly_one_wins(server: Server) -> No
             "start_time": START.isoformat(),
             "end_time": (START + timedelta(hours=1)).isoformat(),
         }
-        answers = await fire(http, server, [body] * 150)
+        answers = await fire(http, servers, [body] * 150)
     statuses = Counter(r.status_code for r in answers)
     assert statuses == {201: 1, 409: 149}, [r.text for r in answers if r.status_code >= 500][:3]
     assert {r.json()["code"] for r in answers if r.status_code == 409} == {"slot_unavailable"}
@@ -87,7 +93,8 @@ async def test_many_requests_for_one_slot_exactly_one_wins(server: Server) -> No
     assert (await database_says(server, "SELECT COUNT(*) FROM bookings"))[0][0] == 1
 
 
-async def test_last_five_seats_go_to_exactly_five(server: Server) -> None:
+async def test_last_five_seats_go_to_exactly_five(servers: list[Server]) -> None:
+    server = servers[0]
     async with client() as http:
         resource, client_id = await setup(http, server)
         owner = await http.post(
@@ -107,9 +114,9 @@ async def test_last_five_seats_go_to_exactly_five(server: Server) -> None:
             "owner_booking_id": owner.json()["booking_id"],
             "client_id": client_id,
         }
-        first = await fire(http, server, [seat] * 15)
+        first = await fire(http, servers, [seat] * 15)
         assert Counter(r.status_code for r in first) == {201: 15}
-        answers = await fire(http, server, [seat] * 100)
+        answers = await fire(http, servers, [seat] * 100)
         final = await http.get(
             f"{server.url}/v1/bookings/{owner.json()['booking_id']}", headers=server.headers()
         )
@@ -128,7 +135,8 @@ async def test_last_five_seats_go_to_exactly_five(server: Server) -> None:
     assert taken[0][0] == 20
 
 
-async def test_random_overlapping_requests_never_overlap(server: Server) -> None:
+async def test_random_overlapping_requests_never_overlap(servers: list[Server]) -> None:
+    server = servers[0]
     rng = random.Random(20261122)
     async with client() as http:
         resource, client_id = await setup(http, server)
@@ -144,7 +152,7 @@ async def test_random_overlapping_requests_never_overlap(server: Server) -> None
                     "end_time": end.isoformat(),
                 }
             )
-        answers = await fire(http, server, bodies)
+        answers = await fire(http, servers, bodies)
         listed = await http.get(
             f"{server.url}/v1/bookings", headers=server.headers(), params={"limit": 200}
         )

@@ -82,10 +82,22 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError)
 
 
+# How long a transaction waits for its turn at the one connection, and then for another process's
+# write lock (busy_timeout).
+SQLITE_WAIT_SECONDS = 30
+
+
 def _sqlite_engine(url: URL) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, pool_size=5, max_overflow=20, pool_timeout=60, **_JSON)
+    # One connection per process: every transaction takes SQLite's write lock anyway (below), and
+    # writers that contend for it inside SQLite poll with growing sleeps (up to 100 ms a try), so
+    # under load some wait seconds while others get straight in. Queued for the one connection
+    # instead, they take turns first come, first served (ADR 0008). Between processes that share
+    # the file, BEGIN IMMEDIATE and busy_timeout still decide, as before.
+    engine = create_async_engine(
+        url, pool_size=1, max_overflow=0, pool_timeout=SQLITE_WAIT_SECONDS, **_JSON
+    )
     event.listen(engine.sync_engine, "handle_error", _unavailable_on_disconnect)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -95,7 +107,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_WAIT_SECONDS * 1000}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
