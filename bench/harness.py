@@ -109,7 +109,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     async with httpx.AsyncClient() as http:
-        for _ in range(300):
+        for _ in range(900):  # up to 90 s: a busy machine starts workers slowly
             if process.poll() is not None:
                 raise RuntimeError("server exited")
             try:

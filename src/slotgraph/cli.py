@@ -248,7 +248,15 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         access_log=False,
         loop="uvloop",
         http="httptools",
+        # With --workers, uvicorn kills a worker process that has not answered its health check
+        # within this many seconds, and starts another. Its default, 5 s, is shorter than an
+        # import of the app takes on a busy machine, where workers were killed and restarted
+        # without end and the server never answered.
+        timeout_worker_healthcheck=WORKER_START_SECONDS,
     )
+
+
+WORKER_START_SECONDS = 60
 
 
 def main(argv: Sequence[str] | None = None) -> None:

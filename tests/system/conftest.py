@@ -66,7 +66,7 @@ async def start_server(
         process = subprocess.Popen(cmd, env=process_env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", database_url, backend, process, log)
     async with httpx.AsyncClient() as http:
-        for _ in range(300):  # readiness: up to 30 s
+        for _ in range(900):  # readiness: up to 90 s (workers start slowly on a busy machine)
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log.read_text()}")
             try:
