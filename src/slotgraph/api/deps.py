@@ -157,7 +157,17 @@ class Tagger:
                 raise NotModified("Not modified.", etag=tag)
 
 
-async def get_tagger(request: Request, response: Response) -> Tagger:
+async def get_tagger(
+    request: Request,
+    response: Response,
+    if_none_match: Annotated[
+        str | None,
+        Header(
+            description='ETags (`"<version>"`) you hold: 304 Not Modified if one is current. '
+            "Declared here for the API description; read from the request."
+        ),
+    ] = None,
+) -> Tagger:
     return Tagger(request, response)
 
 
