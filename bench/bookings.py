@@ -25,7 +25,7 @@ import asyncpg
 import httpx
 
 from bench.availability import _filler
-from bench.harness import SECRET, Figure, auth, database, free_port, start, stop, wait_ready
+from bench.harness import SECRET, Figure, auth, col, database, free_port, start, stop, wait_ready
 
 HERE = Path(__file__).parent
 
@@ -146,9 +146,6 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
             if conn is not None:
                 await conn.close()
             stop(api)
-
-    def col(rows: list[dict[str, float]], key: str) -> list[float]:
-        return [r[key] for r in rows]
 
     figures = [
         Figure("floor: GET /v1/ping (auth + SELECT 1), 16 connections", col(floor, "rps"), "req/s"),

@@ -46,6 +46,11 @@ class Figure:
         )
 
 
+def col(rows: list[dict[str, float]], key: str) -> list[float]:
+    """One figure's values across the runs."""
+    return [r[key] for r in rows]
+
+
 def table(figures: list[Figure]) -> str:
     head = "| figure | median | min | max | unit |\n| --- | --- | --- | --- | --- |"
     return "\n".join([head, *(f.row() for f in figures)])

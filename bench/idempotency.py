@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 
 from bench.bookings import _resources, _wrk
-from bench.harness import SECRET, Figure, auth, database, free_port, start, stop, wait_ready
+from bench.harness import SECRET, Figure, auth, col, database, free_port, start, stop, wait_ready
 
 
 async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
@@ -43,9 +43,6 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 )
         finally:
             stop(api)
-
-    def col(rows: list[dict[str, float]], key: str) -> list[float]:
-        return [r[key] for r in rows]
 
     return [
         Figure("create booking, no key, 16 connections", col(plain, "rps"), "req/s"),

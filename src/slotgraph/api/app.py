@@ -26,7 +26,6 @@ from slotgraph.api.routes import (
     webhooks,
 )
 from slotgraph.api.timekit.router import router as timekit_router
-from slotgraph.api.timing import ServerTiming
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.settings import Settings
 from slotgraph.syncer import check_encryption_key
@@ -75,7 +74,6 @@ def create_app(
     if engine is not None:
         _attach(app, engine)
     app.add_middleware(Idempotency)
-    app.add_middleware(ServerTiming)
     app.add_middleware(Observe)  # outermost: sees every answer, even an unhandled error
     problems.install(app)
     for module in (

@@ -1,4 +1,5 @@
-"""Each request: a request id, one access log line, its latency in the metrics, and any error that
+"""Each request: a request id, one access log line, its latency in the metrics and in a
+`Server-Timing: app;dur=<ms>` header (time in the app, without the network), and any error that
 escaped the exception handlers answered as problem+json and logged exactly once.
 
 The request id comes from `X-Request-Id` (if it is a sane token) or is made here; it is returned in
@@ -50,7 +51,12 @@ class Observe:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                ms = (time.perf_counter() - started) * 1000
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", rid.encode()),
+                    (b"server-timing", f"app;dur={ms:.2f}".encode()),
+                ]
             await send(message)
 
         try:
