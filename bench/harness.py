@@ -114,7 +114,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     async with httpx.AsyncClient() as http:
-        for _ in range(900):  # up to 90 s: a busy machine starts workers slowly
+        for _ in range(3000):  # up to 5 minutes: a loaded machine starts two workers slowly
             if process.poll() is not None:
                 raise RuntimeError("server exited")
             try:
