@@ -101,6 +101,7 @@ async def test_no_booking_over_any_block(api: Api, setup: dict[str, Any]) -> Non
     for start, end in (("11:30", "12:30"), ("13:45", "14:15"), ("14:30", "15:30")):
         r = await book(api, setup, start, end)
         assert (r.status_code, r.json()["code"]) == (409, "slot_unavailable"), (start, r.text)
+        assert r.json()["detail"] == "The resource is blocked (busy time) for (part of) this time."
     assert (await book(api, setup, "15:00", "16:00")).status_code == 201
     # Moving a booking onto a block, or confirming a request over one, is refused the same way.
     early = (await book(api, setup, "09:00", "10:00")).json()

@@ -87,8 +87,9 @@ async def check_free(
 ) -> None:
     """Raise SlotUnavailable if an active hold overlaps; overdue payment holds are timed out.
 
-    On SQLite this check is the guarantee (the transaction holds the write lock). On PostgreSQL
-    it gives a clean answer in the common case; the exclusion constraint decides any race.
+    On SQLite this check is the guarantee between bookings (the transaction holds the write
+    lock). On PostgreSQL it gives a clean answer in the common case; the exclusion constraint
+    decides any race. Against blocks, a trigger on both backends backs it up (ADR 0007).
     """
     rows = await queries.overlapping_holds(
         session, resource_id, start, end, exclude_booking_id=exclude
@@ -102,6 +103,8 @@ async def check_free(
     for stale in await queries.lock_bookings(session, overdue):
         if await apply_due_action(session, stale, None, now=now) is None:
             blocking += 1  # paid (or cancelled) meanwhile; re-counted conservatively
+    if blocking and any(r.id is None for r in rows):  # a hold without a booking is a block
+        raise SlotUnavailable("The resource is blocked (busy time) for (part of) this time.")
     if blocking:
         raise SlotUnavailable("The resource is already booked for (part of) this time.")
 
