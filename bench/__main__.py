@@ -7,7 +7,7 @@ import asyncio
 import os
 import platform
 
-from bench import availability, bookings, holds, idempotency, timekit, webhooks
+from bench import availability, bookings, calendars, holds, idempotency, timekit, webhooks
 from bench.harness import table
 
 SUITES = {
@@ -17,6 +17,7 @@ SUITES = {
     "holds": holds.run,
     "idempotency": idempotency.run,
     "timekit": timekit.run,
+    "calendars": calendars.run,
 }
 
 
