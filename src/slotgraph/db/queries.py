@@ -13,13 +13,16 @@ from sqlalchemy import (
     Insert,
     Row,
     Select,
+    String,
     Table,
     bindparam,
     exists,
     insert,
     literal,
+    literal_column,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,14 +113,19 @@ def is_exclusion_violation(exc: DBAPIError) -> bool:
 ResourceRow = Row[Any]
 
 
+# The row's version on PostgreSQL: its xmin changes with every UPDATE of the row, and not when it is
+# only locked. An optimistic read takes it; the write that depends on the read checks it.
+_resource_version: ColumnElement[str] = literal_column("resources.xmin::text", String)
+
+
 @functools.cache
-def _lock_statement(*, hold: bool, with_client: bool, one: bool) -> Select[Any]:
+def _lock_statement(*, hold: bool, with_client: bool, one: bool, lock: bool = True) -> Select[Any]:
     client_ok: ColumnElement[bool] = literal(True)
     if with_client:
         client_ok = exists().where(
             Client.id == bindparam("client_id"), Client.app_id == bindparam("app_id")
         )
-    return (
+    stmt = (
         select(*Resource.__table__.c, client_ok.label("client_ok"))
         .where(
             Resource.id == bindparam("id")
@@ -126,8 +134,10 @@ def _lock_statement(*, hold: bool, with_client: bool, one: bool) -> Select[Any]:
             Resource.app_id == bindparam("app_id"),
         )
         .order_by(Resource.id)
-        .with_for_update(read=not hold, key_share=hold, of=Resource.__table__)
     )
+    if not lock:
+        return stmt.add_columns(_resource_version.label("row_version"))
+    return stmt.with_for_update(read=not hold, key_share=hold, of=Resource.__table__)
 
 
 async def lock_resources(
@@ -137,6 +147,7 @@ async def lock_resources(
     *,
     hold: bool,
     client_id: uuid.UUID | None = None,
+    lock: bool = True,
 ) -> tuple[dict[uuid.UUID, ResourceRow], bool]:
     """Load and row-lock resources of `app_id`, in id order; and whether `client_id` exists.
 
@@ -148,13 +159,17 @@ async def lock_resources(
     id order, so waits cannot form a cycle. On SQLite no lock is rendered: BEGIN IMMEDIATE
     already serialises writers.
 
+    `lock=False` (PostgreSQL, one resource): read without a lock, with the row's version in
+    `row_version`. The caller's write then locks the row itself and checks that version
+    (`insert_rows(..., unless_changed=...)`), so what it decided from the row still holds.
+
     The client check rides along in the same statement: one round trip fewer per booking.
     """
     wanted = sorted(set(ids))
     if not wanted:
         raise ValueError("lock_resources needs at least one resource id")
     one = len(wanted) == 1  # the common case, without an expanding IN to render per call
-    stmt = _lock_statement(hold=hold, with_client=client_id is not None, one=one)
+    stmt = _lock_statement(hold=hold, with_client=client_id is not None, one=one, lock=lock)
     params = {"id": wanted[0], "ids": wanted, "app_id": app_id, "client_id": client_id}
     conn = await session.connection()
     rows = (await conn.execute(stmt, params)).all()
@@ -183,13 +198,28 @@ def row_values(obj: Base) -> NewRow:
     return table, values
 
 
-async def insert_rows(session: AsyncSession, rows: Sequence[NewRow]) -> None:
+# "Only if this resource row is still at this version" (see lock_resources(lock=False)).
+Unchanged = tuple[uuid.UUID, str]
+
+
+class RowChanged(Exception):
+    """insert_rows(unless_changed=...) found the row changed (or gone): it wrote nothing."""
+
+
+async def insert_rows(
+    session: AsyncSession, rows: Sequence[NewRow], *, unless_changed: Unchanged | None = None
+) -> None:
     """INSERT new rows, in order (parents first), without the unit of work.
 
     On PostgreSQL this is one statement and one round trip: every table but the last is a
     data-modifying CTE (foreign keys are checked at the end of the statement, so a child may
     reference a parent inserted beside it). Rows of one table go into one multi-row VALUES, in
     the order given, so events keep their order. On SQLite, one INSERT per table.
+
+    `unless_changed=(resource_id, version)` (PostgreSQL): the statement first locks that
+    resource row FOR NO KEY UPDATE, as lock_resources(hold=True) would, and inserts every row
+    only if the row is still at `version`; otherwise it inserts nothing and raises RowChanged.
+    One statement is atomic, so it needs no transaction of its own.
     """
     by_table: dict[Table, list[dict[str, Any]]] = {}
     for table, values in rows:
@@ -202,6 +232,13 @@ async def insert_rows(session: AsyncSession, rows: Sequence[NewRow]) -> None:
         for r, row in enumerate(table_rows):
             params.update({f"p{t}_{r}_{key}": value for key, value in row.items()})
     shape = tuple((table, tuple(found[0]), len(found)) for table, found in by_table.items())
+    if unless_changed is not None:
+        assert conn.dialect.name == "postgresql", "row versions are PostgreSQL's"
+        params["gate_id"], params["gate_version"] = unless_changed
+        done = await conn.execute(_insert_statement(shape, gated=True), params)
+        if not done.rowcount:
+            raise RowChanged(f"resource {unless_changed[0]} changed since it was read")
+        return
     if conn.dialect.name == "postgresql":
         await conn.execute(_insert_statement(shape), params)
         return
@@ -213,22 +250,36 @@ _Shape = tuple[tuple[Table, tuple[str, ...], int], ...]
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_statement(shape: _Shape, first: int = 0) -> Insert:
+def _insert_statement(shape: _Shape, first: int = 0, *, gated: bool = False) -> Insert:
     """One INSERT per table of `shape` (rows of named columns), chained as CTEs, built once.
 
     Bind parameters are named `p<table>_<row>_<column>`, so the statement (and its compiled
-    form, in SQLAlchemy's cache) is reused for every call of the same shape.
+    form, in SQLAlchemy's cache) is reused for every call of the same shape. `gated`: every
+    INSERT selects its rows from a CTE that locks the resource `gate_id` if its version is
+    still `gate_version`, so nothing is written before that lock, and nothing at all without it.
     """
-    batches = [
-        insert(table).values(
-            [
-                {key: bindparam(f"p{t}_{r}_{key}", type_=table.c[key].type) for key in keys}
+
+    def binds(t: int, r: int, table: Table, keys: tuple[str, ...]) -> dict[str, Any]:
+        return {key: bindparam(f"p{t}_{r}_{key}", type_=table.c[key].type) for key in keys}
+
+    gate = (
+        select(Resource.id)
+        .where(Resource.id == bindparam("gate_id"), _resource_version == bindparam("gate_version"))
+        .with_for_update(key_share=True)
+        .cte("gate")
+    )
+    batches: list[Insert] = []
+    for t, (table, keys, count) in enumerate(shape, start=first):
+        if gated:
+            selects = [
+                select(*(b.label(k) for k, b in binds(t, r, table, keys).items())).select_from(gate)
                 for r in range(count)
             ]
-            if count > 1
-            else {key: bindparam(f"p{t}_0_{key}", type_=table.c[key].type) for key in keys}
-        )
-        for t, (table, keys, count) in enumerate(shape, start=first)
-    ]
+            source = selects[0] if count == 1 else union_all(*selects)
+            batches.append(insert(table).from_select(list(keys), source))
+        elif count > 1:
+            batches.append(insert(table).values([binds(t, r, table, keys) for r in range(count)]))
+        else:
+            batches.append(insert(table).values(binds(t, 0, table, keys)))
     *ctes, last = batches
     return last.add_cte(*(c.cte(f"w{i}") for i, c in enumerate(ctes))) if ctes else last

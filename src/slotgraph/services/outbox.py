@@ -32,11 +32,13 @@ async def record_change(
     meta: dict[str, Any] | None = None,
     event_type: str | None = None,
     new_rows: Sequence[queries.NewRow] = (),
+    unless_changed: queries.Unchanged | None = None,
 ) -> BookingOut:
     """Write the history row and the event `booking.<status>` (or `event_type`) for a change.
 
-    `new_rows` (a new booking and its holds) are written first, in the same round trip.
-    Returns the booking as the event shows it.
+    `new_rows` (a new booking and its holds) are written first, in the same round trip; with
+    `unless_changed`, all of it or nothing (queries.insert_rows). Returns the booking as the
+    event shows it.
     """
     published = booking_out(booking)
     transition = {
@@ -65,6 +67,7 @@ async def record_change(
     await queries.insert_rows(
         session,
         [*new_rows, (BOOKING_TRANSITIONS, transition), (EVENTS, event)],
+        unless_changed=unless_changed,
     )
     session.sync_session.info.setdefault("changes", []).append((booking.graph, action))
     return published

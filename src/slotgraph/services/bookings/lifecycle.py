@@ -259,14 +259,16 @@ async def lock_bookable(
     will_hold: bool,
     field: str = "resource_id",
     client_id: uuid.UUID | None = None,
+    lock: bool = True,
 ) -> list[ResourceRow]:
     """The resources in the given order, locked (queries.lock_resources), none archived.
 
     `will_hold`: the transaction will write active holds on them. `client_id`, if given, must exist
-    too; it is checked first, in the same statement.
+    too; it is checked first, in the same statement. `lock=False`: read with their version
+    instead, for a write that checks it (queries.insert_rows).
     """
     found, client_ok = await queries.lock_resources(
-        session, app_id, ids, hold=will_hold, client_id=client_id
+        session, app_id, ids, hold=will_hold, client_id=client_id, lock=lock
     )
     # Every unknown id at once: a person fixes them all in one go.
     errors = [] if client_ok else [("client_id", "no such client")]

@@ -1,0 +1,158 @@
+"""On PostgreSQL a plain create is two round trips and no transaction of its own (ADR 0005):
+one unlocked read of the resource, and one statement that locks it, checks that it did not
+change since, and writes everything. If it changed in between, that statement writes nothing
+and the create takes the locked way, under the resource as it is now.
+
+Round trips are observed where they leave for the driver: statements at SQLAlchemy's cursor,
+BEGIN/COMMIT/ROLLBACK at asyncpg's query logger (which sees the simple-query messages).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_
+
+from tests.api.conftest import Api
+
+pytestmark = pytest.mark.usefixtures("postgresql_only")
+
+
+@pytest.fixture
+def postgresql_only(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("round trips and row versions are PostgreSQL's; SQLite is in-process")
+
+
+@contextmanager
+def round_trips(
+    engine: AsyncEngine, before_statement: Callable[[str], None] = lambda _: None
+) -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def simple_query(record: Any) -> None:  # BEGIN, COMMIT, ROLLBACK, once answered
+        sent.append(record.query.split()[0].upper().rstrip(";"))
+
+    def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_conn.driver_connection.add_query_logger(simple_query)
+
+    def checkin(dbapi_conn: Any, _record: Any) -> None:
+        if dbapi_conn is not None:
+            dbapi_conn.driver_connection.remove_query_logger(simple_query)
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        sent.append(sql.split()[0].upper())
+        before_statement(sql)
+
+    event.listen(engine.sync_engine.pool, "checkout", checkout)
+    event.listen(engine.sync_engine.pool, "checkin", checkin)
+    event.listen(engine.sync_engine, "before_cursor_execute", statement)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine.pool, "checkout", checkout)
+        event.remove(engine.sync_engine.pool, "checkin", checkin)
+        event.remove(engine.sync_engine, "before_cursor_execute", statement)
+
+
+async def setup(api: Api) -> dict[str, str]:
+    resource = await api.resource()
+    client = await api.client()
+    body = {"resource_id": resource["resource_id"], "client_id": client["client_id"]}
+    # Warm: the key is cached (no query to authenticate), the statements are prepared.
+    await api.book(**body, start_time="2024-06-03T08:00:00Z", end_time="2024-06-03T09:00:00Z")
+    return body
+
+
+async def counts(database_url: str, resource_id: str) -> tuple[int, int, int]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM bookings WHERE resource_id = $1),"
+            " (SELECT count(*) FROM booking_holds WHERE resource_id = $1),"
+            " (SELECT count(*) FROM events e JOIN bookings b ON b.id = e.booking_id"
+            "  WHERE b.resource_id = $1)",
+            uuid.UUID(resource_id),
+        )
+    finally:
+        await conn.close()
+    return row[0], row[1], row[2]
+
+
+async def test_a_create_is_one_read_and_one_write(api: Api, engine: AsyncEngine) -> None:
+    body = await setup(api)
+    with round_trips(engine) as sent:
+        await api.book(**body, start_time="2024-06-03T10:00:00Z", end_time="2024-06-03T11:00:00Z")
+    assert sent == ["SELECT", "WITH"]
+
+
+def changing_the_resource_before_the_write(
+    database_url: str, resource_id: str, sql: str
+) -> Callable[[str], None]:
+    """A hook that, just before the create's write goes out, changes the resource from another
+    connection (committed), once."""
+    done: list[bool] = []
+
+    def hook(statement: str) -> None:
+        if done or not statement.startswith("WITH gate"):
+            return
+        done.append(True)
+
+        async def change() -> None:
+            conn = await asyncpg.connect(database_url)
+            try:
+                await conn.execute(sql, uuid.UUID(resource_id))
+            finally:
+                await conn.close()
+
+        await_(change())
+
+    return hook
+
+
+async def test_a_resource_changed_meanwhile_is_booked_once_the_locked_way(
+    api: Api, engine: AsyncEngine, database_urls: dict[str, str]
+) -> None:
+    body = await setup(api)
+    hook = changing_the_resource_before_the_write(
+        database_urls["postgresql"],
+        body["resource_id"],
+        "UPDATE resources SET name = name || ' (renamed)' WHERE id = $1",
+    )
+    with round_trips(engine, hook) as sent:
+        r = await api.post(
+            "/v1/bookings",
+            {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"},
+        )
+    assert r.status_code == 201, r.text
+    # The optimistic write found a new row version and wrote nothing; then the locked way: the
+    # driver sends its BEGIN just before the first statement of the transaction (logged here
+    # once answered, so after that statement's name).
+    assert sent == ["SELECT", "WITH", "SELECT", "BEGIN", "WITH", "COMMIT"]
+    assert await counts(database_urls["postgresql"], body["resource_id"]) == (2, 2, 2)
+
+
+async def test_a_resource_archived_meanwhile_takes_no_booking(
+    api: Api, engine: AsyncEngine, database_urls: dict[str, str]
+) -> None:
+    body = await setup(api)
+    hook = changing_the_resource_before_the_write(
+        database_urls["postgresql"],
+        body["resource_id"],
+        "UPDATE resources SET archived_at = now() WHERE id = $1",
+    )
+    with round_trips(engine, hook):
+        r = await api.post(
+            "/v1/bookings",
+            {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"},
+        )
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "resource_archived"
+    assert await counts(database_urls["postgresql"], body["resource_id"]) == (1, 1, 1)
