@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Timekit's real npm packages for tests/compat (pinned by its lock file); skipped without npm.
+COMPAT := tests/compat/node_modules/.installed
 
 .PHONY: serve test lint install bench clean docs
 
@@ -11,6 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(COMPAT): tests/compat/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tests/compat --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm is not installed: the Timekit compatibility tests will be skipped"; fi
 
 install: $(STAMP)
 
@@ -22,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src
 
-test: lint
+test: lint $(COMPAT)
 	$(BIN)/python -m slotgraph.docgen --check
 	$(BIN)/pytest -q
 
@@ -34,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench all
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache tests/compat/node_modules
