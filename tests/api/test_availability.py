@@ -543,3 +543,28 @@ async def test_memory_stays_flat_over_searches_with_distinct_windows(api: Api) -
             assert _rss() - before < 20_000_000, (k, (_rss() - before) / 1e6)
     gc.collect()
     assert _rss() - before < 20_000_000
+
+
+async def test_an_unpaid_hold_blocks_search_until_its_deadline(api: Api) -> None:
+    r = await api.resource(timezone="UTC", slot_step="PT1H")
+    client = await api.client()
+    window = {
+        "resource_id": r["resource_id"],
+        "start": "2024-05-02T10:00:00Z",
+        "end": "2024-05-02T13:00:00Z",
+        "duration": "PT1H",
+    }
+    await api.book(
+        graph="instant_payment",
+        resource_id=r["resource_id"],
+        client_id=client["client_id"],
+        start_time="2024-05-02T11:00:00Z",
+        end_time="2024-05-02T12:00:00Z",
+    )
+    starts = [s["start_time"] for s in await slots(api, **window)]
+    assert starts == ["2024-05-02T10:00:00Z", "2024-05-02T12:00:00Z"]
+    api.clock.advance(timedelta(minutes=4, seconds=59))
+    assert len(await slots(api, **window)) == 2
+    api.clock.advance(timedelta(seconds=1))  # the payment deadline: the hold holds nothing
+    starts = [s["start_time"] for s in await slots(api, **window)]
+    assert starts == ["2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z", "2024-05-02T12:00:00Z"]

@@ -228,7 +228,7 @@ def slot_points(
     rules: Rules, starts: list[Closed], step: timedelta | None = None
 ) -> Iterator[Points]:
     """The grid starts inside the closed intervals (ascending), as runs of epoch seconds, lazily."""
-    spans = ((wc.ceil_seconds(lo), wc.floor_seconds(hi)) for lo, hi in starts)
+    spans = [(wc.ceil_seconds(lo), wc.floor_seconds(hi)) for lo, hi in starts]
     return wc.grid_runs(rules.timezone, _step_seconds(rules, step), spans)
 
 

@@ -44,6 +44,8 @@ def merged_slots(
     if mode == "all":
         return _common(per_resource, everyone, limit)
     runs = [_first(chunks, limit) for chunks in per_resource]
+    if len(runs) == 1:
+        return [(t, everyone) for run in runs[0] for t in run]
     lattice = _lattice(runs)
     if lattice is None:
         return _by_dict(runs, everyone, limit)
@@ -55,7 +57,7 @@ def _first(chunks: Iterable[Points], limit: int) -> list[Points]:
     out: list[Points] = []
     left = limit
     for chunk in chunks:
-        run = chunk[:left]
+        run = chunk if len(chunk) <= left else chunk[:left]
         if run:
             out.append(run)
             left -= len(run)

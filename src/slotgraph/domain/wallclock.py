@@ -18,6 +18,7 @@ Nothing else is kept between calls.
 
 from __future__ import annotations
 
+import math
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,11 +35,14 @@ CHANGE_DAY_CACHE_ENTRIES = 64
 
 
 def floor_seconds(at: datetime) -> int:
-    return (at - EPOCH) // SECOND
+    """Whole seconds since the epoch, rounded down. (`timestamp()` is a double: exact for whole
+    seconds, and within 1e-6 s of the microseconds between 1900 and 2200, which never crosses a
+    whole second; twice as fast as timedelta arithmetic.)"""
+    return math.floor(at.timestamp())
 
 
 def ceil_seconds(at: datetime) -> int:
-    return -((EPOCH - at) // SECOND)
+    return math.ceil(at.timestamp())
 
 
 def instant(seconds: int) -> datetime:
@@ -73,6 +77,9 @@ def _moved_boundary(day: date, at: time, zone: ZoneInfo) -> datetime:
         if found is not None:
             return found
     raise AssertionError("no existing local time within a day")  # pragma: no cover
+
+
+Points = Sequence[int]  # ascending epoch seconds
 
 
 class Day(NamedTuple):
@@ -122,15 +129,45 @@ def change_points(zone_name: str, on: date, step: int) -> Sequence[int]:
     return array("q", sorted(found))
 
 
-def grid_runs(
-    zone_name: str, step: int, spans: Iterable[tuple[int, int]]
-) -> Iterator[Sequence[int]]:
+def grid_runs(zone_name: str, step: int, spans: Sequence[tuple[int, int]]) -> Iterator[Points]:
     """The grid starts in ascending, disjoint closed intervals [lo, hi], as ascending runs.
 
-    Nothing is materialised on an ordinary day: a run is a `range`, so a month of one-minute
-    starts costs a few objects, and a reader that stops early (limit=1) pays for what it read.
-    The local days are walked once for all the intervals.
+    When every local day from the first interval to the last is ordinary and the step divides a
+    day, the days' grids join into one lattice (an ordinary day lasts 86,400 s and starts where
+    the previous one ends), and each interval is one `range`, whatever its length.
     """
+    if not spans:
+        return iter(())
+    base = _lattice(zone_name, step, spans[0][0], spans[-1][1])
+    if base is None:
+        return _runs_by_day(zone_name, step, spans)
+    return _runs_on_lattice(base, step, spans)
+
+
+def _lattice(zone_name: str, step: int, lo: int, hi: int) -> int | None:
+    if 86400 % step:
+        return None
+    on, last = local_date(zone_name, lo), local_date(zone_name, hi)
+    base = day(zone_name, on).start
+    while on <= last:
+        if not day(zone_name, on).ordinary:
+            return None
+        on += _DAY
+    return base
+
+
+def _runs_on_lattice(base: int, step: int, spans: Sequence[tuple[int, int]]) -> Iterator[Points]:
+    for lo, hi in spans:
+        first = base - ((base - lo) // step) * step  # the first lattice point >= lo
+        if first <= hi:
+            yield range(first, hi + 1, step)
+
+
+def _runs_by_day(
+    zone_name: str, step: int, spans: Iterable[tuple[int, int]]
+) -> Iterator[Sequence[int]]:
+    """Day by day: nothing is materialised on an ordinary day (a run is a `range`), and the
+    grid of a DST-change day is looked up by bisection. The days are walked once for all."""
     on: date | None = None
     today = Day(0, 0, True)
     for lo, hi in spans:
