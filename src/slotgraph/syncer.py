@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from slotgraph.calendars import keys, push, remote
-from slotgraph.db.engine import session_factory
+from slotgraph.db.engine import is_unavailable, session_factory
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.errors import ValidationFailed
 from slotgraph.services import calendar_connections, calendar_pushes, calendar_sync
@@ -119,12 +119,18 @@ class CalendarSyncer:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        unavailable = False  # said once per outage, without a traceback
         while not stop.is_set():
             try:
                 await self.run_once()
+                unavailable = False
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a database blip must not end the loop
-                log.exception("calendar sync round failed; retrying")
+            except Exception as exc:  # a database blip must not end the loop
+                if not is_unavailable(exc):
+                    log.exception("calendar sync round failed; retrying")
+                elif not unavailable:
+                    log.warning("calendar sync: database unavailable; retrying")
+                    unavailable = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_timer_seconds)

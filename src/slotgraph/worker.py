@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph import logs, metrics
 from slotgraph.db.engine import is_unavailable, session_factory
 from slotgraph.domain.deliveries import Outcome
-from slotgraph.errors import DatabaseUnavailable
 from slotgraph.services import deliveries, health, idempotency
 from slotgraph.services.bookings.timers import run_timers
 from slotgraph.settings import Settings
@@ -136,7 +135,7 @@ class Worker:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # a database blip must not kill the loop
-                    if isinstance(exc, DatabaseUnavailable) or is_unavailable(exc):
+                    if is_unavailable(exc):
                         if not unavailable:
                             log.warning("worker %s: database unavailable; retrying", self.id)
                         unavailable = True

@@ -77,9 +77,10 @@ def _unavailable_on_disconnect(ctx: ExceptionContext) -> BaseException | None:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Errors raised outside SQLAlchemy's error events that still mean "no database": a refused
-    or reset TCP connection, a connect timeout, a pool that cannot hand out a connection."""
-    return isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError)
+    """Whether an error means "no database" (and not a fault of the request or the code): ours
+    (above), or one raised outside SQLAlchemy's error events: a refused or reset TCP connection,
+    a connect timeout, a pool that cannot hand out a connection."""
+    return isinstance(exc, DatabaseUnavailable | OSError | TimeoutError | sa_exc.TimeoutError)
 
 
 # How long a transaction waits for its turn at the one connection, and then for another process's
