@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from slotgraph.db import queries
 from slotgraph.db.models import Booking, BookingHold, new_id
@@ -66,7 +66,7 @@ async def create_booking(
     if not queries.has_exclusion_constraint(session):
         return await _create(session, principal, data, now, check_overlap=True)
     try:
-        if _optimistic(data):
+        if _optimistic(data) and not _joined_to_outer_transaction(session):
             try:
                 return await _create(session, principal, data, now, check_overlap=False, lock=False)
             except queries.RowChanged:
@@ -74,6 +74,12 @@ async def create_booking(
         return await _create(session, principal, data, now, check_overlap=False)
     except lifecycle.RefusedByConstraint:
         return await _create(session, principal, data, now, check_overlap=True)
+
+
+def _joined_to_outer_transaction(session: AsyncSession) -> bool:
+    """The session runs inside a caller's transaction (an Idempotency-Key request, whose stored
+    answer commits with the booking; api/idempotency.py): no autocommit shortcut there."""
+    return isinstance(session.bind, AsyncConnection)
 
 
 def _optimistic(data: BookingCreate) -> bool:
