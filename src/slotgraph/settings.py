@@ -43,3 +43,5 @@ class Settings(BaseSettings):
     calendar_sync_interval: timedelta = timedelta(minutes=5)  # seconds or ISO 8601 (PT5M)
     # The address clients reach this server at (feed URLs); default: the request's own.
     public_url: str | None = None
+    # Booking pages (docs/booking-pages.md): signs the forms' CSRF tokens when set.
+    csrf_secret: SecretStr | None = None

@@ -29,6 +29,7 @@ from slotgraph.api.timekit.router import router as timekit_router
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.settings import Settings
 from slotgraph.syncer import check_encryption_key
+from slotgraph.web import routing as web
 from slotgraph.worker import Worker
 
 
@@ -89,6 +90,7 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(timekit_router)
+    web.install(app)  # booking pages and manage links (HTML), /static
     return app
 
 

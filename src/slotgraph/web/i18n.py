@@ -1,0 +1,107 @@
+"""Translations and locale-aware formatting for the pages.
+
+A locale is one file, `locales/<locale>.po` (gettext), read once at start and compiled in memory:
+no build step, nothing in the templates changes. English is the source language (the msgids);
+`en.po` exists so English is listed like any other locale. See docs/booking-pages.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError, dates
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+LOCALES_DIR = Path(__file__).parent / "locales"
+DEFAULT_LOCALE = "en"
+
+
+def N_(message: str) -> str:
+    """Marks a string in Python code for the catalogue; it is translated where it is shown."""
+    return message
+
+
+@functools.cache
+def available_locales() -> tuple[str, ...]:
+    """The locales with a catalogue, e.g. ("de", "en")."""
+    return tuple(sorted(p.stem for p in LOCALES_DIR.glob("*.po")))
+
+
+def is_known_locale(value: str) -> bool:
+    """A locale Babel knows (dates can be formatted in it), e.g. "de", "en_US", "pt_BR"."""
+    try:
+        Locale.parse(value)
+    except (UnknownLocaleError, ValueError, TypeError):
+        return False
+    return True
+
+
+def catalogue_for(locale: str) -> str:
+    """The catalogue to use for `locale`: itself, its language ("de_AT" -> "de"), or English."""
+    if locale in available_locales():
+        return locale
+    language = locale.replace("-", "_").split("_")[0]
+    return language if language in available_locales() else DEFAULT_LOCALE
+
+
+@functools.cache
+def translations(locale: str) -> Translations:
+    """The compiled catalogue for `locale` (see catalogue_for)."""
+    name = catalogue_for(locale)
+    with (LOCALES_DIR / f"{name}.po").open("rb") as f:
+        catalog = read_po(f, locale=name)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(buf)
+
+
+@dataclass(frozen=True)
+class Formatter:
+    """Dates and times for one page view: the page's locale, the visitor's time zone."""
+
+    locale: str
+    tz: ZoneInfo
+
+    def local(self, value: datetime) -> datetime:
+        return value.astimezone(self.tz)
+
+    def day(self, value: date | datetime) -> str:
+        """ "Friday, 3 May 2024" / "Freitag, 3. Mai 2024"."""
+        if isinstance(value, datetime):
+            value = self.local(value).date()
+        return dates.format_date(value, format="full", locale=self.locale)
+
+    def day_short(self, value: date) -> str:
+        """ "Fri 3 May" / "Fr., 3. Mai"."""
+        return dates.format_skeleton("MMMEd", value, locale=self.locale)
+
+    def weekday(self, value: date) -> str:
+        return dates.format_date(value, format="EEE", locale=self.locale)
+
+    def time(self, value: datetime) -> str:
+        """ "2:30 PM" / "14:30", in the visitor's zone."""
+        return dates.format_time(self.local(value), format="short", locale=self.locale)
+
+    def when(self, value: datetime) -> str:
+        """Day and time, in the visitor's zone."""
+        return f"{self.day(value)}, {self.time(value)}"
+
+    def duration(self, value: timedelta) -> str:
+        """ "30 minutes" / "30 Minuten"."""
+        return dates.format_timedelta(
+            value, threshold=10, format="long", locale=self.locale, add_direction=False
+        )
+
+    def zone(self, tz: ZoneInfo | str | None = None) -> str:
+        """A zone's name for people, "Central European Time (Oslo)"-like, with its IANA key."""
+        zone = ZoneInfo(tz) if isinstance(tz, str) else (tz or self.tz)
+        name = dates.get_timezone_location(zone, locale=self.locale, return_city=False)
+        return f"{name} ({zone.key})"

@@ -1,0 +1,81 @@
+"""The web side's router: HTML errors instead of problem+json, and the static files.
+
+`WebRoute` turns a SlotgraphError raised by a page's service call into the error page, in the
+locale the route put on `request.state.web_locale` (English before it knows the page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from slotgraph.errors import SlotgraphError
+from slotgraph.web import i18n
+from slotgraph.web.i18n import N_
+from slotgraph.web.templating import STATIC_DIR, STATIC_PREFIX, render
+
+_TITLES = {
+    400: N_("The request could not be read"),
+    403: N_("This form has expired"),
+    404: N_("Not found"),
+    409: N_("That did not work"),
+}
+
+
+def error_page(request: Request, exc: SlotgraphError) -> Response:
+    locale = getattr(request.state, "web_locale", i18n.DEFAULT_LOCALE)
+    translate = i18n.translations(locale).gettext
+    status = exc.status if 400 <= exc.status < 500 else 500
+    title = translate(_TITLES.get(status, N_("Something went wrong")))
+    detail = translate(exc.detail) if status < 500 else translate(N_("Please try again later."))
+    return render(
+        request,
+        "error.html",
+        {"title": title, "detail": detail, "back": getattr(request.state, "web_back", None)},
+        locale=locale,
+        frame_ancestors=getattr(request.state, "web_frame_ancestors", ()),
+        status_code=status,
+    )
+
+
+class WebRoute(APIRoute):
+    """A route whose errors are HTML pages (error.html), never JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SlotgraphError as exc:
+                if exc.status >= 500:
+                    raise
+                return error_page(request, exc)
+
+        return handle
+
+
+class Static(StaticFiles):
+    """Our CSS and JS, with `nosniff` and a day of caching."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault("Cache-Control", "public, max-age=86400")
+        return response
+
+
+def install(app: FastAPI) -> None:
+    """Mount the static files and include the web routers (called by api/app.py). A new page
+    module adds its router to the list below."""
+    app.mount(STATIC_PREFIX, Static(directory=STATIC_DIR), name="static")
+    routers: list[Any] = []
+    for router in routers:
+        app.include_router(router)

@@ -1,0 +1,70 @@
+"""Rendering a page: one autoescaped Jinja2 environment per locale, and the headers every page
+carries. Templates hold loops and formatting only; every string a visitor reads goes through
+`{% trans %}` / `_()` and so through the locale's catalogue (i18n.py)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from slotgraph.web import i18n
+from slotgraph.web.security import CSRF_FIELD, csrf_token, security_headers, set_csrf_cookie
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_PREFIX = "/static"
+
+
+@functools.cache
+def environment(locale: str) -> Environment:
+    """The environment for a catalogue (few: one per .po file), with its translations."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["static"] = lambda name: f"{STATIC_PREFIX}/{name}"
+    return env
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    locale: str = i18n.DEFAULT_LOCALE,
+    tz: ZoneInfo | None = None,
+    frame_ancestors: Iterable[str] = (),
+    status_code: int = 200,
+) -> HTMLResponse:
+    """`template` rendered for `locale`, with the security headers, a CSRF token for its forms
+    (`{{ csrf_field }}` in a form) and `fmt` (dates and times in `locale` and `tz`)."""
+    token = csrf_token(request)
+    env = environment(i18n.catalogue_for(locale))
+    html = env.get_template(template).render(
+        {
+            "locale": locale,
+            "lang": locale.replace("_", "-"),
+            "fmt": i18n.Formatter(locale, tz or ZoneInfo("UTC")),
+            "csrf_token": token,
+            "csrf_name": CSRF_FIELD,
+            **context,
+        }
+    )
+    response = HTMLResponse(
+        html, status_code=status_code, headers=security_headers(frame_ancestors)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    set_csrf_cookie(request, response, token)
+    return response
