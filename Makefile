@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Timekit's real npm packages for tests/compat (pinned by its lock file); skipped without npm.
-COMPAT := tests/compat/node_modules/.installed
+# npm packages the tests run, each folder pinned by its lock file; skipped without npm:
+# Timekit's real SDK and widget (tests/compat), axe-core for the accessibility checks (tests/browser).
+NPM_TESTS := tests/compat/node_modules/.installed tests/browser/node_modules/.installed
 
 .PHONY: serve test lint install bench clean docs
 
@@ -14,10 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(COMPAT): tests/compat/package-lock.json
+tests/%/node_modules/.installed: tests/%/package-lock.json
 	@if command -v npm >/dev/null; then \
-		npm ci --prefix tests/compat --no-audit --no-fund --loglevel=error && touch $@; \
-	else echo "npm is not installed: the Timekit compatibility tests will be skipped"; fi
+		npm ci --prefix tests/$* --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm is not installed: the tests that need tests/$*'s npm packages will be skipped"; fi
 
 install: $(STAMP)
 
@@ -29,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src
 
-test: lint $(COMPAT)
+test: lint $(NPM_TESTS)
 	$(BIN)/python -m slotgraph.docgen --check
 	$(BIN)/pytest -q
 
@@ -41,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench all
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache tests/compat/node_modules
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache tests/compat/node_modules tests/browser/node_modules

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from slotgraph.db.engine import create_engine
+from tests.chromium import need as skip_or_fail
 from tests.conftest import BACKENDS, create_postgres_database, drop_postgres_database
 from tests.system.conftest import SECRET, Server, start_server, stop_server
 
@@ -27,12 +28,7 @@ MODULES = HERE / "node_modules"
 
 
 def need(what: str, ok: bool) -> None:
-    if ok:
-        return
-    message = f"{what} is missing (run .ci/run, or `npm ci` in tests/compat)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    skip_or_fail(what, ok, "run .ci/run, or `npm ci` in tests/compat")
 
 
 @dataclass

@@ -8,7 +8,6 @@ Playwright's router; every /v2 call goes to the real server. Nothing leaves loop
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,34 +16,21 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser, Page, Route
 
+from tests.chromium import chromium, keep
 from tests.compat.conftest import HERE, MODULES, Live, id_list, need, rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.system]
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAGE = "/__compat__/widget.html"
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    need("Debian chromium", Path(CHROMIUM).exists())
     need("tests/compat/node_modules", (MODULES / "timekit-booking").is_dir())
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def open_widget(browser: Browser, live: Live, config: dict[str, Any]) -> Page:
@@ -94,14 +80,6 @@ async def book(page: Page, name: str, email: str) -> None:
     await page.fill("#input-email", email)
     await page.click(".bookingjs-form-button")
     await page.wait_for_selector(".bookingjs-form.success", timeout=15_000)
-
-
-async def keep(page: Page, name: str) -> None:
-    shot = await page.screenshot(full_page=True)
-    if os.environ.get("SLOTGRAPH_UPDATE_SCREENSHOTS"):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        (SCREENSHOTS / name).write_bytes(shot)
-    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 async def test_a_visitor_books_a_slot_from_an_embedded_project(
