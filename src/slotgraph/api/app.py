@@ -22,6 +22,7 @@ from slotgraph.api.routes import (
     clients,
     meta,
     ops,
+    pages,
     resources,
     webhooks,
 )
@@ -84,6 +85,7 @@ def create_app(
         bookings,
         webhooks,
         calendars,
+        pages,
         app_routes,
         meta,
         ops,

@@ -218,6 +218,8 @@ class Booking(Base):
     owner_booking_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bookings.id"))
     # The worker completes confirmed/paid bookings one hour after their end unless this is false.
     auto_complete: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The booking page it was made through (its notice rules apply to the manage link).
+    page_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("booking_pages.id"))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -459,6 +461,46 @@ class Project(Base):
     slug: Mapped[str] = mapped_column(String(100))
     resource_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BookingPage(Base):
+    """A public booking page, `/book/{slug}` (services/pages.py, docs/booking-pages.md).
+
+    Slugs are unique on the server among live pages; a deleted page is archived, so the manage
+    links of bookings made through it keep their notice rules.
+    """
+
+    __tablename__ = "booking_pages"
+    __table_args__ = (
+        Index(
+            "uq_booking_pages_slug",
+            "slug",
+            unique=True,
+            postgresql_where=text("archived_at IS NULL"),
+            sqlite_where=text("archived_at IS NULL"),
+        ),
+        Index("ix_booking_pages_app_created", "app_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    resource_ids: Mapped[list[str]] = mapped_column(JSONType)
+    mode: Mapped[str] = mapped_column(String(8))  # any | all
+    durations: Mapped[list[int]] = mapped_column(JSONType)  # seconds, in the order shown
+    graph: Mapped[str] = mapped_column(String(32))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONType)  # page_schemas.PageFields
+    locale: Mapped[str] = mapped_column(String(35))
+    timezone: Mapped[str | None] = mapped_column(String(64))  # None: the first resource's
+    min_cancel_notice: Mapped[timedelta] = mapped_column(Seconds)
+    min_reschedule_notice: Mapped[timedelta] = mapped_column(Seconds)
+    reminder: Mapped[timedelta | None] = mapped_column(Seconds)
+    version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
