@@ -50,7 +50,7 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self._stop = asyncio.Event()
-        self._inflight: dict[asyncio.Task[None], deliveries.Claim] = {}
+        self._inflight: dict[asyncio.Task[Outcome], deliveries.Claim] = {}
         self._http = httpx.AsyncClient(follow_redirects=False)
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
 
@@ -78,28 +78,53 @@ class Worker:
                 limit=self.settings.worker_batch,
             )
         if claims:
-            tasks = [asyncio.create_task(self._deliver(c)) for c in claims]
+            tasks = [asyncio.create_task(self._send(c)) for c in claims]
             self._inflight.update(zip(tasks, claims, strict=True))
-            await asyncio.gather(*tasks, return_exceptions=True)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
             for t in tasks:
                 self._inflight.pop(t, None)
+            # A send cut off by a graceful stop is released by stop(); the rest are recorded.
+            await self._record(
+                [(c, o) for c, o in zip(claims, outcomes, strict=True) if isinstance(o, Outcome)]
+            )
         return work + len(claims)
 
-    async def _deliver(self, claim: deliveries.Claim) -> None:
+    async def _send(self, claim: deliveries.Claim) -> Outcome:
         logs.request_id.set(claim.request_id)  # this task's log lines name the request
         if claim.calendar_id is not None:
-            outcome = await self.calendars.push(claim.calendar_id, claim.payload)
-        else:
-            outcome = await self._send_webhook(claim)
-            metrics.get().webhook_attempts.labels(outcome_label(outcome)).inc()
-        async with self.sessions() as session:
-            await deliveries.finish(
-                session,
-                claim_=claim,
-                outcome=outcome,
-                now=self.clock(),
-                worker_id=self.id,
-                jitter=self.jitter(),
+            return await self.calendars.push(claim.calendar_id, claim.payload)
+        outcome = await self._send_webhook(claim)
+        metrics.get().webhook_attempts.labels(outcome_label(outcome)).inc()
+        return outcome
+
+    async def _record(self, results: list[tuple[deliveries.Claim, Outcome]]) -> None:
+        """The batch's results in one transaction. Sent but not recorded (the database went
+        away, or our lease ran out first) means the delivery is sent again: say so, per delivery."""
+        try:
+            async with self.sessions() as session:
+                lost = await deliveries.finish(
+                    session,
+                    results=results,
+                    now=self.clock(),
+                    worker_id=self.id,
+                    jitter=self.jitter,
+                )
+        except Exception as exc:
+            for claim, _ in results:
+                log.warning(
+                    "delivery %s: sent (attempt %d) but its result could not be recorded (%s); "
+                    "it is sent again when its lease runs out",
+                    claim.delivery_id,
+                    claim.attempt,
+                    type(exc).__name__,
+                )
+            raise
+        for claim in lost:
+            log.warning(
+                "delivery %s: sent (attempt %d) after its lease ran out; another worker may "
+                "send it again",
+                claim.delivery_id,
+                claim.attempt,
             )
 
     async def _send_webhook(self, claim: deliveries.Claim) -> Outcome:

@@ -23,7 +23,10 @@ from tests.system.test_concurrency import database_says
 
 pytestmark = pytest.mark.system
 
-ENV = {"SLOTGRAPH_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "SLOTGRAPH_WORKER_LEASE_SECONDS": "10"}
+# The lease must outlast a claim's send and record on a loaded machine, or a live worker's claim
+# is taken over and sent twice (phase 1 forbids that); short enough that a killed worker's claims
+# come back within phase 2's wait. A batch is recorded in one transaction, well within it.
+ENV = {"SLOTGRAPH_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "SLOTGRAPH_WORKER_LEASE_SECONDS": "30"}
 START = datetime(2032, 1, 5, 0, 0, tzinfo=UTC)
 
 

@@ -4,13 +4,15 @@ Each step is its own short transaction; the send happens outside any:
   dispatch  - claim undispatched events, create one delivery per target that wants the event
   claim     - take due deliveries with a lease (SKIP LOCKED on PostgreSQL), count the attempt
   (send)    - by the channel, outside any transaction (webhooks/sender.py)
-  finish    - record the attempt; succeed, schedule the retry (domain/deliveries.py), or give up
+  finish    - record a batch's attempts in one transaction; succeed, schedule the retry
+              (domain/deliveries.py), or give up
   release   - give back claims that were never sent (graceful stop)
 
 The lease, the attempt count, the ordering per booking, the retry schedule and the attempt log
 are the same for every channel. What belongs to the webhook channel is kept to the functions
 under "the webhook channel" below: which targets want an event (`_targets`), where and how to
-send a claim (`_address`), and what an attempt does to its target's health (`_after_attempt`).
+send a claim (`_address`), and what an attempt does to its target's health (`_after_success`,
+`_after_failure`).
 A second channel (emails, calendar pushes) supplies those and its own render and send; it does
 not copy the rest.
 """
@@ -18,15 +20,15 @@ not copy the rest.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint, new_id
 from slotgraph.domain.deliveries import Outcome, next_retry_at
 from slotgraph.domain.webhooks import should_disable, signing_secrets, wants
 from slotgraph.schemas import DeliveryOut
@@ -181,65 +183,92 @@ async def claim(
 async def finish(
     session: AsyncSession,
     *,
-    claim_: Claim,
-    outcome: Outcome,
+    results: Sequence[tuple[Claim, Outcome]],
     now: datetime,
     worker_id: str,
-    jitter: float,
-) -> None:
-    """Log the attempt and decide what comes next.
+    jitter: Callable[[], float],
+) -> list[Claim]:
+    """Log a batch of attempts and decide what comes next for each, in one transaction.
 
-    A success touches only its own delivery row (and the target only if it was failing), so
-    concurrent deliveries to one target do not queue behind each other on the target's row.
+    Successes, the common case, are one UPDATE for the whole batch; they touch the target's row
+    only if it was failing, so concurrent deliveries to one target do not queue on it. Returns
+    the claims whose lease ran out before this (another worker may have taken them over): their
+    attempt is logged, nothing else is changed.
     """
-    retry_at = None
-    if not outcome.ok and outcome.status_code != 410:
-        retry_at = next_retry_at(claim_.attempt, now, jitter)
-    status = "succeeded" if outcome.ok else ("pending" if retry_at else "failed")
+    if not results:
+        return []
+    plans = []
+    for claim_, outcome in results:
+        retry_at = None
+        if not outcome.ok and outcome.status_code != 410:
+            retry_at = next_retry_at(claim_.attempt, now, jitter())
+        plans.append((claim_, outcome, retry_at))
+    ours = Delivery.locked_by == worker_id
+    done = Delivery.id, Delivery.endpoint_id, Delivery.event_id
     async with session.begin():
-        mine = await session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id == claim_.delivery_id,
-                Delivery.locked_by == worker_id,
-                Delivery.attempts == claim_.attempt,
+        rows: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
+        succeeded = [(c.delivery_id, c.attempt) for c, o, _ in plans if o.ok]
+        if succeeded:
+            result = await session.execute(
+                update(Delivery)
+                .where(ours, tuple_(Delivery.id, Delivery.attempts).in_(succeeded))
+                .values(_settled("succeeded", None, now))
+                .returning(*done)
+                .execution_options(synchronize_session=False)
             )
-            .values(
-                status=status,
-                next_attempt_at=retry_at,
-                locked_until=None,
-                locked_by=None,
-                updated_at=now,
+            rows.update((d, (e, ev)) for d, e, ev in result)
+            await _after_success(session, {e for e, _ in rows.values()}, now)
+        for claim_, outcome, retry_at in plans:
+            if outcome.ok:
+                continue
+            result = await session.execute(
+                update(Delivery)
+                .where(ours, Delivery.id == claim_.delivery_id, Delivery.attempts == claim_.attempt)
+                .values(_settled("pending" if retry_at else "failed", retry_at, now))
+                .returning(*done)
+                .execution_options(synchronize_session=False)
             )
-            .returning(Delivery.endpoint_id, Delivery.event_id)
+            for d, e, ev in result:
+                rows[d] = (e, ev)
+                await _after_failure(session, e, outcome, now)
+        lost = [c for c, _, _ in plans if c.delivery_id not in rows]
+        if lost:  # our lease ran out and another worker may have taken over: only log
+            result = await session.execute(
+                select(*done).where(Delivery.id.in_([c.delivery_id for c in lost]))
+            )
+            rows.update((d, (e, ev)) for d, e, ev in result)
+        lost_ids = {c.delivery_id for c in lost}
+        await session.execute(
+            insert(DeliveryAttempt),
+            [
+                {
+                    "id": new_id(),
+                    "delivery_id": c.delivery_id,
+                    "endpoint_id": rows[c.delivery_id][0],
+                    "event_id": rows[c.delivery_id][1],
+                    "attempt": c.attempt,
+                    "at": now,
+                    "status_code": o.status_code,
+                    "error": o.error,
+                    "duration_ms": o.duration_ms,
+                    "response_body": o.response_body,
+                    "next_retry_at": None if c.delivery_id in lost_ids else retry_at,
+                    "worker_id": worker_id,
+                }
+                for c, o, retry_at in plans
+            ],
         )
-        row = mine.first()
-        if row is None:  # our lease ran out and another worker took over: only log
-            row = (
-                await session.execute(
-                    select(Delivery.endpoint_id, Delivery.event_id).where(
-                        Delivery.id == claim_.delivery_id
-                    )
-                )
-            ).one()
-            retry_at = None
-        else:
-            await _after_attempt(session, row[0], outcome, now)
-        session.add(
-            DeliveryAttempt(
-                delivery_id=claim_.delivery_id,
-                endpoint_id=row[0],
-                event_id=row[1],
-                attempt=claim_.attempt,
-                at=now,
-                status_code=outcome.status_code,
-                error=outcome.error,
-                duration_ms=outcome.duration_ms,
-                response_body=outcome.response_body,
-                next_retry_at=retry_at,
-                worker_id=worker_id,
-            )
-        )
+    return lost
+
+
+def _settled(status: str, retry_at: datetime | None, now: datetime) -> dict[str, object]:
+    return {
+        "status": status,
+        "next_attempt_at": retry_at,
+        "locked_until": None,
+        "locked_by": None,
+        "updated_at": now,
+    }
 
 
 async def release(session: AsyncSession, *, claims: list[Claim], worker_id: str) -> None:
@@ -299,18 +328,24 @@ async def _address(
     }
 
 
-async def _after_attempt(
-    session: AsyncSession, endpoint_id: uuid.UUID, outcome: Outcome, now: datetime
+async def _after_success(
+    session: AsyncSession, endpoint_ids: set[uuid.UUID], now: datetime
 ) -> None:
-    """A success clears the endpoint's failing streak; a failure starts or continues it, and
-    switches the endpoint off when domain/webhooks.py says so."""
-    if outcome.ok:
+    """A success clears its endpoint's failing streak."""
+    if endpoint_ids:
         await session.execute(
             update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
+            .where(WebhookEndpoint.id.in_(endpoint_ids), WebhookEndpoint.failing_since.is_not(None))
             .values(failing_since=None, last_success_at=now)
+            .execution_options(synchronize_session=False)
         )
-        return
+
+
+async def _after_failure(
+    session: AsyncSession, endpoint_id: uuid.UUID, outcome: Outcome, now: datetime
+) -> None:
+    """A failure starts or continues its endpoint's failing streak, and switches the endpoint
+    off when domain/webhooks.py says so."""
     endpoint = await session.scalar(
         select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).with_for_update()
     )
