@@ -92,6 +92,7 @@ SlotStep = Annotated[timedelta, AfterValidator(slot_step)]
 PaymentTimeout = Annotated[timedelta, AfterValidator(_within(MAX_PAYMENT_TIMEOUT, positive=True))]
 SeatNotice = Annotated[timedelta, AfterValidator(_within(MAX_SEAT_NOTICE, positive=False))]
 SeatAdvance = Annotated[timedelta, AfterValidator(_within(MAX_SEAT_ADVANCE, positive=False))]
+Reminder = Annotated[timedelta, AfterValidator(_within(MAX_NOTICE, positive=True))]  # before start
 
 # Every bound must fit the column it is stored in (checked at import, so a bad edit fails loudly).
 assert max(MAX_BUFFER, MAX_NOTICE, MAX_ADVANCE, MAX_RULE_DURATION, MAX_SEAT_ADVANCE) < (

@@ -29,6 +29,7 @@ from slotgraph.bounds import (
     Instant,
     Notice,
     PaymentTimeout,
+    Reminder,
     RuleDuration,
     SeatAdvance,
     SeatNotice,
@@ -270,6 +271,10 @@ class BookingCreate(Input):
     owner_booking_id: uuid.UUID | None = None
     # complete automatically one hour after end_time (confirmed and paid bookings)
     auto_complete: bool = True
+    # emails to the customer and the owner (docs/emails.md); false: the integrator sends its own
+    notify: bool = True
+    # remind the customer by email this long before the start (e.g. PT24H); None: no reminder
+    reminder: Reminder | None = None
 
     _end_after_start = field_validator("end_time")(_end_after_start)
 
@@ -316,9 +321,17 @@ class BookingOut(BaseModel):
     max_booking_time: timedelta | None
     owner_booking_id: uuid.UUID | None
     auto_complete: bool
+    notify: bool
+    reminder: timedelta | None
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class BookingCreated(BookingOut):
+    # The customer's token (`ct_...`, for `Authorization: Bearer` and the manage link), shown
+    # once, here: only its hash is stored. None: the booking has no client.
+    customer_token: str | None = None
 
 
 class TransitionOut(BaseModel):

@@ -15,7 +15,7 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.errors import Forbidden, NotModified, PreconditionFailed, Unauthenticated
-from slotgraph.services import apps
+from slotgraph.services import apps, customer_tokens
 from slotgraph.services.common import IfMatch as IfMatchValue
 from slotgraph.services.common import Principal
 
@@ -24,7 +24,7 @@ _auth_header = APIKeyHeader(
     name="Authorization",
     auto_error=False,
     description="`Bearer sk_...` / `Bearer pk_...`, or HTTP Basic with an empty user and the key "
-    "as the password.",
+    "as the password. A customer token (`Bearer ct_...`) opens its own booking only.",
 )
 
 _CACHE_SECONDS = 30.0
@@ -75,11 +75,12 @@ def key_from_header(header: str) -> str:
     raise Unauthenticated("Use `Authorization: Bearer <key>`.")
 
 
-async def get_principal(
+async def get_caller(
     request: Request,
     session: Session,
     authorization: Annotated[str | None, Depends(_auth_header)],
 ) -> Principal:
+    """Whoever the credentials stand for: an API key, or a customer token (`ct_...`)."""
     if not authorization:
         raise Unauthenticated("An API key is required: `Authorization: Bearer <key>`.")
     key = key_from_header(authorization)
@@ -87,12 +88,37 @@ async def get_principal(
     hit = cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
-    principal = await apps.authenticate(session, key=key)
-    if principal is None:
-        raise Unauthenticated("Unknown API key.")
+    if key.startswith(customer_tokens.CUSTOMER_PREFIX):
+        principal = await customer_tokens.principal_for_token(session, key)
+        if principal is None:
+            raise Unauthenticated("Unknown customer token.")
+    else:
+        found = await apps.authenticate(session, key=key)
+        if found is None:
+            raise Unauthenticated("Unknown API key.")
+        principal = found
     if len(cache) > 10_000:
         cache.clear()
     cache[key] = (time.monotonic() + _CACHE_SECONDS, principal)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(get_caller)]
+_CUSTOMER_SCOPE = (
+    "A customer token opens its own booking only: GET /v1/bookings/{id}, a new time "
+    "(PUT /v1/bookings/{id}) and PUT /v1/bookings/{id}/cancel_by_customer."
+)
+
+
+async def get_principal(
+    request: Request,
+    session: Session,
+    authorization: Annotated[str | None, Depends(_auth_header)],
+) -> Principal:
+    """An API key (secret or public). A customer token is refused here: 403."""
+    principal = await get_caller(request, session, authorization)
+    if principal.kind == "customer":
+        raise Forbidden(_CUSTOMER_SCOPE)
     return principal
 
 
@@ -108,6 +134,20 @@ async def require_secret(principal: AnyKey) -> Principal:
 
 
 SecretKey = Annotated[Principal, Depends(require_secret)]
+
+
+async def require_secret_or_customer(principal: Caller) -> Principal:
+    if principal.kind == "public":
+        raise Forbidden(
+            "This needs the secret key (or the booking's customer token); the public key may "
+            "only read resources and create bookings."
+        )
+    return principal
+
+
+# The booking routes a customer token may use; the services limit it to its booking and its
+# customer's actions (services/customer_tokens.py).
+SecretOrCustomer = Annotated[Principal, Depends(require_secret_or_customer)]
 
 
 def _etags(header: str) -> list[str]:

@@ -190,6 +190,12 @@ class Booking(Base):
             postgresql_where=text("status IN ('confirmed', 'paid') AND auto_complete"),
             sqlite_where=text("status IN ('confirmed', 'paid') AND auto_complete"),
         ),
+        Index(  # the reminders still to send (notifications/reminders.py)
+            "ix_bookings_remind_at",
+            "remind_at",
+            postgresql_where=text("remind_at IS NOT NULL"),
+            sqlite_where=text("remind_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -220,9 +226,32 @@ class Booking(Base):
     auto_complete: Mapped[bool] = mapped_column(Boolean, default=True)
     # The booking page it was made through (its notice rules apply to the manage link).
     page_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("booking_pages.id"))
+    # Emails (notifications/): false turns them off for this booking. `reminder`: how long
+    # before the start the customer is reminded; `remind_at` is that moment until it is sent.
+    notify: Mapped[bool] = mapped_column(Boolean, default=True)
+    reminder: Mapped[timedelta | None] = mapped_column(Seconds)
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BookingToken(Base):
+    """A secret link to one booking, stored as its SHA-256 only (services/customer_tokens.py).
+
+    `customer` tokens (`ct_...`) open the booking for its customer (the manage link, the API);
+    `owner` tokens (`ot_...`) let the resource's owner confirm or decline a request. A booking
+    may have several: the create answer's, and one per email that carries a link (ADR 0009).
+    """
+
+    __tablename__ = "booking_tokens"
+    __table_args__ = (Index("ix_booking_tokens_booking", "booking_id", "kind"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id"))
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # "customer" | "owner"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class BookingHold(Base):
@@ -542,5 +571,6 @@ def table_of(model: type[Base]) -> Table:
 
 
 BOOKING_HOLDS = table_of(BookingHold)
+BOOKING_TOKENS = table_of(BookingToken)
 BOOKING_TRANSITIONS = table_of(BookingTransition)
 EVENTS = table_of(Event)

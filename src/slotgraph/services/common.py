@@ -16,16 +16,20 @@ from slotgraph.bounds import in_range
 from slotgraph.errors import BadRequest, PreconditionFailed, PreconditionRequired
 
 KeyKind = Literal["secret", "public"]
+# "customer": a customer token (services/customer_tokens.py), limited to one booking
+CallerKind = Literal["secret", "public", "customer"]
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller: an app, the key it used, and the app's settings."""
+    """The authenticated caller: an app, the key it used, and the app's settings. A customer
+    token has no key (`key_id` None) and opens `booking_id` only."""
 
     app_id: uuid.UUID
-    key_id: uuid.UUID
-    kind: KeyKind
+    key_id: uuid.UUID | None
+    kind: CallerKind
     settings: AppSettings
+    booking_id: uuid.UUID | None = None
 
 
 # `If-Match`: a version, "*" (any), or None (not sent).

@@ -79,6 +79,8 @@ def booking_out(b: Booking) -> BookingOut:
         max_booking_time=b.max_booking_time,
         owner_booking_id=b.owner_booking_id,
         auto_complete=b.auto_complete,
+        notify=b.notify,
+        reminder=b.reminder,
         version=b.version,
         created_at=b.created_at,
         updated_at=b.updated_at,

@@ -5,11 +5,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
-from slotgraph.api.deps import AnyKey, ETag, IfMatch, Now, SecretKey, Session
+from slotgraph.api.deps import AnyKey, ETag, IfMatch, Now, SecretKey, SecretOrCustomer, Session
 from slotgraph.bounds import Instant
 from slotgraph.schemas import (
     ActionBody,
     BookingCreate,
+    BookingCreated,
     BookingOut,
     BookingUpdate,
     Listed,
@@ -24,8 +25,9 @@ router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
 @router.post("", status_code=201)
 async def create_booking(
     body: BookingCreate, principal: AnyKey, session: Session, now: Now, response: Response
-) -> BookingOut:
-    """Create a booking. The public key may do this too (a booking widget in a browser)."""
+) -> BookingCreated:
+    """Create a booking. The public key may do this too (a booking widget in a browser).
+    A booking with a client gets a customer token, shown once here as `customer_token`."""
     out = await creating.create_booking(session, principal=principal, data=body, now=now)
     response.headers["Location"] = f"/v1/bookings/{out.booking_id}"
     return out
@@ -65,7 +67,7 @@ async def list_bookings(
 
 @router.get("/{booking_id}")
 async def get_booking(
-    booking_id: uuid.UUID, principal: SecretKey, session: Session, now: Now, tag: ETag
+    booking_id: uuid.UUID, principal: SecretOrCustomer, session: Session, now: Now, tag: ETag
 ) -> BookingOut:
     out = await reading.get_booking(session, principal=principal, booking_id=booking_id, now=now)
     tag(out.version)
@@ -76,13 +78,14 @@ async def get_booking(
 async def modify_booking(
     booking_id: uuid.UUID,
     body: BookingUpdate,
-    principal: SecretKey,
+    principal: SecretOrCustomer,
     session: Session,
     now: Now,
     if_match: IfMatch,
     tag: ETag,
 ) -> BookingOut:
-    """Change time, resource, details or meta. A new time or resource re-checks the slot."""
+    """Change time, resource, details or meta. A new time or resource re-checks the slot.
+    The booking's customer token may change its time only (a reschedule)."""
     out = await changing.modify_booking(
         session, principal=principal, booking_id=booking_id, data=body, now=now, if_match=if_match
     )
@@ -118,14 +121,15 @@ async def booking_history(
 async def apply_action(
     booking_id: uuid.UUID,
     action: str,
-    principal: SecretKey,
+    principal: SecretOrCustomer,
     session: Session,
     now: Now,
     if_match: IfMatch,
     tag: ETag,
     body: Annotated[ActionBody | None, Body()] = None,
 ) -> BookingOut:
-    """Apply a graph action (`confirm`, `pay`, `cancel_by_customer`, ...). 409 if not allowed."""
+    """Apply a graph action (`confirm`, `pay`, `cancel_by_customer`, ...). 409 if not allowed.
+    The booking's customer token may apply `cancel_by_customer` only."""
     out = await changing.apply_action(
         session,
         principal=principal,

@@ -12,6 +12,7 @@ from slotgraph.db import queries
 from slotgraph.db.models import Booking
 from slotgraph.domain import availability as av
 from slotgraph.domain.availability import rfc3339
+from slotgraph.domain.customers import remind_at
 from slotgraph.domain.graphs import GRAPHS, Graph, Occupies
 from slotgraph.domain.rules import (
     check_cancel_window,
@@ -27,6 +28,7 @@ from slotgraph.schemas import (
     BookingOut,
     BookingUpdate,
 )
+from slotgraph.services import customer_tokens
 from slotgraph.services.availability import rules_of
 from slotgraph.services.bookings import lifecycle
 from slotgraph.services.common import IfMatch, Principal, check_version
@@ -46,9 +48,11 @@ async def apply_action(
 ) -> BookingOut:
     """Apply a graph action. A payment hold found overdue is timed out (and that is committed)."""
     error: SlotgraphError | None = None
+    customer_tokens.check_booking(principal, booking_id)
     async with session.begin():
         booking, owner = await lifecycle.lock_for_change(session, principal.app_id, booking_id)
         check_version(principal, if_match=if_match, current=booking.version)
+        await customer_tokens.check_change(session, principal, booking, action=action, now=now)
         graph = GRAPHS[booking.graph]
         settled = await lifecycle.apply_due_action(session, booking, owner, now=now)
         if settled == "timeout":
@@ -103,9 +107,12 @@ async def modify_booking(
         if v is not None and k != "override_rules"
     }
     error: SlotgraphError | None = None
+    customer_tokens.check_booking(principal, booking_id)
+    asked = set(changes) | ({"override_rules"} if data.override_rules else set())
     async with session.begin():
         booking, owner = await lifecycle.lock_for_change(session, principal.app_id, booking_id)
         check_version(principal, if_match=if_match, current=booking.version)
+        await customer_tokens.check_change(session, principal, booking, fields=asked, now=now)
         graph = GRAPHS[booking.graph]
         settled = await lifecycle.apply_due_action(session, booking, owner, now=now)
         if settled == "timeout":
@@ -180,6 +187,7 @@ async def _modify(
             for r in resources:
                 av.check_booking(rules_of(r), start=start, end=end, now=now)
         await lifecycle.replace_holds(session, booking, resources, active=holds, now=now)
+        booking.remind_at = remind_at(start=start, reminder=booking.reminder, now=now)
     booking.version += 1
     booking.updated_at = now
     await record_change(

@@ -13,6 +13,7 @@ from slotgraph.db import queries
 from slotgraph.db.models import Booking, BookingHold, new_id
 from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
+from slotgraph.domain.customers import remind_at
 from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, Occupies
 from slotgraph.domain.rules import (
     check_booking_window,
@@ -29,10 +30,8 @@ from slotgraph.errors import (
     SlotUnavailable,
     ValidationFailed,
 )
-from slotgraph.schemas import (
-    BookingCreate,
-    BookingOut,
-)
+from slotgraph.schemas import BookingCreate, BookingCreated
+from slotgraph.services import customer_tokens
 from slotgraph.services.availability import rules_of
 from slotgraph.services.bookings import lifecycle
 from slotgraph.services.clients import find_or_create_customer, load_client
@@ -44,7 +43,7 @@ DEFAULT_PAYMENT_TIMEOUT = timedelta(minutes=5)
 
 async def create_booking(
     session: AsyncSession, *, principal: Principal, data: BookingCreate, now: datetime
-) -> BookingOut:
+) -> BookingCreated:
     """Validate, lock, check and write a new booking.
 
     The hot path of the API, so it is written for few round trips (ADR 0005): one statement
@@ -100,7 +99,7 @@ async def _create(
     *,
     check_overlap: bool,
     lock: bool = True,
-) -> BookingOut:
+) -> BookingCreated:
     """One attempt. `lock=False` (see create_booking): no transaction and no lock of its own;
     the write checks the resource's version and raises queries.RowChanged if it moved on."""
     graph = GRAPHS[data.graph]
@@ -118,6 +117,8 @@ async def _create(
             details=data.details,
             meta=data.meta,
             auto_complete=data.auto_complete,
+            notify=data.notify,
+            reminder=data.reminder,
             version=1,
             created_at=now,
             updated_at=now,
@@ -163,6 +164,13 @@ async def _create(
                 check_overlap=check_overlap,
                 lock=lock,
             )
+        booking.remind_at = remind_at(start=booking.start_time, reminder=booking.reminder, now=now)
+        token, token_rows = None, []
+        if booking.client_id is not None:  # the customer's: shown once, in this answer
+            token, row = customer_tokens.token_row(
+                "customer", booking_id=booking.id, app_id=booking.app_id, now=now
+            )
+            token_rows.append(row)
         async with lifecycle.slot_guard():
             created = await record_change(
                 session,
@@ -172,10 +180,10 @@ async def _create(
                 now=now,
                 actor_key_id=principal.key_id,
                 meta={"override_rules": True} if data.override_rules else None,
-                new_rows=[queries.row_values(booking), *holds],
+                new_rows=[queries.row_values(booking), *holds, *token_rows],
                 unless_changed=unchanged,
             )
-        return created
+        return BookingCreated(**dict(created), customer_token=token)
 
 
 async def _place_new(

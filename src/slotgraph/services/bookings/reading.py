@@ -15,6 +15,7 @@ from slotgraph.schemas import (
     Page,
     TransitionOut,
 )
+from slotgraph.services import customer_tokens
 from slotgraph.services.bookings import lifecycle, timers
 from slotgraph.services.common import Principal, decode_cursor, encode_cursor
 from slotgraph.services.views import booking_out, transition_out
@@ -23,6 +24,7 @@ from slotgraph.services.views import booking_out, transition_out
 async def get_booking(
     session: AsyncSession, *, principal: Principal, booking_id: uuid.UUID, now: datetime
 ) -> BookingOut:
+    customer_tokens.check_booking(principal, booking_id)
     async with session.begin():
         booking = await lifecycle.load_booking(session, principal.app_id, booking_id)
         if lifecycle.due_action(booking, now):

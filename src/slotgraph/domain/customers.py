@@ -1,0 +1,98 @@
+"""What a customer (the holder of a booking's customer token) may do, and until when. Pure.
+
+A customer token opens exactly one booking: read it, cancel it (`cancel_by_customer`, where its
+graph has that action) and reschedule it (a new time on the same resource). A notice (from the
+booking page the booking was made on, or none) closes each change that long before the start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from slotgraph.domain.graphs import GRAPHS, Occupies
+from slotgraph.errors import Conflict, Forbidden
+
+CUSTOMER_ACTIONS = frozenset({"cancel_by_customer"})
+# The fields of a booking a customer may change: its time (a reschedule).
+CUSTOMER_FIELDS = frozenset({"start_time", "end_time"})
+Change = Literal["cancel", "reschedule"]
+
+
+class NoticePassed(Conflict):
+    code = "notice_passed"
+    title = "Too late to change this booking"
+
+
+@dataclass(frozen=True, slots=True)
+class Notices:
+    """How long before the start a customer may still cancel or reschedule (None: until the
+    start)."""
+
+    cancel: timedelta | None = None
+    reschedule: timedelta | None = None
+
+
+NO_NOTICE = Notices()
+
+
+def check_action(action: str) -> None:
+    if action not in CUSTOMER_ACTIONS:
+        raise Forbidden(
+            f"A customer token may apply only {', '.join(sorted(CUSTOMER_ACTIONS))}; "
+            f"{action!r} needs the secret key."
+        )
+
+
+def check_fields(fields: set[str]) -> None:
+    extra = sorted(fields - CUSTOMER_FIELDS)
+    if extra:
+        raise Forbidden(
+            f"A customer token may change only start_time and end_time, not {', '.join(extra)}."
+        )
+
+
+def deadline(change: Change, *, start: datetime, notices: Notices) -> datetime:
+    """The last moment the customer may make `change` (before the start, minus the notice)."""
+    notice = notices.cancel if change == "cancel" else notices.reschedule
+    return start - (notice or timedelta(0))
+
+
+def check_notice(change: Change, *, start: datetime, now: datetime, notices: Notices) -> None:
+    last = deadline(change, start=start, notices=notices)
+    if now >= last:
+        what = "cancelled" if change == "cancel" else "rescheduled"
+        raise NoticePassed(
+            f"This booking can no longer be {what} by the customer: that was possible until "
+            f"{last.isoformat()}.",
+            deadline=last.isoformat(),
+        )
+
+
+def allowed_changes(
+    *, graph: str, status: str, start: datetime, now: datetime, notices: Notices
+) -> list[Change]:
+    """What the customer may do now (the manage page offers these and nothing else)."""
+    g = GRAPHS[graph]
+    out: list[Change] = []
+    if "cancel_by_customer" in g.manual_actions(status) and now < deadline(
+        "cancel", start=start, notices=notices
+    ):
+        out.append("cancel")
+    if (
+        g.occupies is Occupies.SLOT
+        and not g.is_final(status)
+        and now < deadline("reschedule", start=start, notices=notices)
+    ):
+        out.append("reschedule")
+    return out
+
+
+def remind_at(*, start: datetime, reminder: timedelta | None, now: datetime) -> datetime | None:
+    """When to remind the customer of a booking starting at `start`; None: not at all (no
+    reminder asked for, or its moment has passed already: the booking email said it all)."""
+    if reminder is None:
+        return None
+    moment = start - reminder
+    return moment if moment > now else None

@@ -1,0 +1,187 @@
+"""The customer token: made once at create, stored hashed, and on the API it opens exactly its
+own booking, for reading, a reschedule and cancel_by_customer."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.api.conftest import Api
+
+START = "2024-05-18T10:00:00Z"
+END = "2024-05-18T11:00:00Z"
+
+
+@pytest.fixture
+async def booked(api: Api) -> dict[str, Any]:
+    resource = await api.resource()
+    booking = await api.book(
+        resource_id=resource["resource_id"],
+        start_time=START,
+        end_time=END,
+        customer={"name": "Ann", "email": "ann@example.com"},
+    )
+    return {"resource": resource, "booking": booking}
+
+
+def as_customer(api: Api, token: str) -> Api:
+    return api.as_key(token)
+
+
+async def test_create_answers_the_token_once_and_stores_only_its_hash(
+    api: Api, booked: dict[str, Any], engine: AsyncEngine
+) -> None:
+    token = booked["booking"]["customer_token"]
+    assert token.startswith("ct_")
+    assert len(token) - 3 >= 43  # 256 bits, url-safe base64 (at least 128 required)
+    async with engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT token_hash, kind FROM booking_tokens"))).all()
+        rows = []
+        for table in ("bookings", "events", "booking_transitions", "clients"):
+            rows += (await conn.execute(text(f"SELECT * FROM {table}"))).all()
+    dump = "\n".join(str(row) for row in rows)
+    assert [tuple(r) for r in stored] == [(hashlib.sha256(token.encode()).hexdigest(), "customer")]
+    assert token not in dump
+    got = await api.get(f"/v1/bookings/{booked['booking']['booking_id']}")
+    assert "customer_token" not in got.json()
+
+
+async def test_the_public_key_gets_a_token_too(api: Api) -> None:
+    resource = await api.resource()
+    b = await api.as_key(api.public_key).book(
+        resource_id=resource["resource_id"],
+        start_time="2030-05-18T10:00:00Z",
+        end_time="2030-05-18T11:00:00Z",
+        customer={"name": "Bo", "email": "bo@example.com"},
+    )
+    assert b["customer_token"].startswith("ct_")
+    r = await as_customer(api, b["customer_token"]).get(f"/v1/bookings/{b['booking_id']}")
+    assert r.status_code == 200, r.text
+    assert r.json()["booking_id"] == b["booking_id"]
+
+
+async def test_no_client_no_token(api: Api) -> None:
+    resource = await api.resource()
+    b = await api.book(
+        graph="group_owner",
+        max_seats=5,
+        resource_id=resource["resource_id"],
+        start_time=START,
+        end_time=END,
+    )
+    assert b["customer_token"] is None
+
+
+async def test_the_token_reads_its_booking_and_nothing_else(
+    api: Api, booked: dict[str, Any]
+) -> None:
+    me = as_customer(api, booked["booking"]["customer_token"])
+    bid = booked["booking"]["booking_id"]
+    r = await me.get(f"/v1/bookings/{bid}")
+    assert r.status_code == 200
+    assert r.json()["status"] == "confirmed"
+    other = await api.book(
+        resource_id=booked["resource"]["resource_id"],
+        start_time="2024-05-19T10:00:00Z",
+        end_time="2024-05-19T11:00:00Z",
+        customer={"name": "Bo", "email": "bo@example.com"},
+    )
+    r = await me.get(f"/v1/bookings/{other['booking_id']}")
+    assert r.status_code == 404
+    assert r.json()["code"] == "not_found"
+    for path in (
+        "/v1/bookings",
+        f"/v1/bookings/{bid}/history",
+        "/v1/resources",
+        f"/v1/resources/{booked['resource']['resource_id']}",
+        "/v1/clients",
+        "/v1/webhooks",
+        "/v1/app",
+    ):
+        r = await me.get(path)
+        assert r.status_code == 403, (path, r.text)
+        assert r.json()["code"] == "forbidden"
+    r = await me.post(
+        "/v1/bookings",
+        {
+            "resource_id": booked["resource"]["resource_id"],
+            "start_time": "2024-05-20T10:00:00Z",
+            "end_time": "2024-05-20T11:00:00Z",
+            "customer": {"name": "Ann", "email": "ann@example.com"},
+        },
+    )
+    assert r.status_code == 403
+    assert (await me.delete(f"/v1/bookings/{bid}")).status_code == 403
+    assert (await api.as_key("ct_unknown").get(f"/v1/bookings/{bid}")).status_code == 401
+
+
+async def test_the_customer_may_cancel_by_customer_only(api: Api, booked: dict[str, Any]) -> None:
+    me = as_customer(api, booked["booking"]["customer_token"])
+    bid = booked["booking"]["booking_id"]
+    for action in ("cancel", "cancel_by_owner", "complete"):
+        r = await me.put(f"/v1/bookings/{bid}/{action}")
+        assert r.status_code == 403, (action, r.text)
+    r = await me.put(f"/v1/bookings/{bid}/cancel_by_customer", {"message": "ill"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "cancelled_by_customer"
+
+
+async def test_the_customer_may_reschedule_and_change_nothing_else(
+    api: Api, booked: dict[str, Any]
+) -> None:
+    me = as_customer(api, booked["booking"]["customer_token"])
+    bid = booked["booking"]["booking_id"]
+    for body in ({"details": "x"}, {"meta": {"a": 1}}, {"override_rules": True}):
+        r = await me.put(f"/v1/bookings/{bid}", {"start_time": "2024-05-18T12:00:00Z", **body})
+        assert r.status_code == 403, (body, r.text)
+    # a taken time keeps the old one
+    await api.book(
+        resource_id=booked["resource"]["resource_id"],
+        start_time="2024-05-18T14:00:00Z",
+        end_time="2024-05-18T15:00:00Z",
+        customer={"name": "Bo", "email": "bo@example.com"},
+    )
+    r = await me.put(
+        f"/v1/bookings/{bid}",
+        {"start_time": "2024-05-18T14:30:00Z", "end_time": "2024-05-18T15:30:00Z"},
+    )
+    assert r.status_code == 409
+    assert (await me.get(f"/v1/bookings/{bid}")).json()["start_time"] == START
+    r = await me.put(
+        f"/v1/bookings/{bid}",
+        {"start_time": "2024-05-18T12:00:00Z", "end_time": "2024-05-18T13:00:00Z"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["start_time"] == "2024-05-18T12:00:00Z"
+
+
+async def test_after_the_start_the_customer_may_change_nothing(
+    api: Api, booked: dict[str, Any]
+) -> None:
+    me = as_customer(api, booked["booking"]["customer_token"])
+    bid = booked["booking"]["booking_id"]
+    api.clock.advance(timedelta(days=17, hours=1, minutes=1))  # past 2024-05-18T10:00Z
+    r = await me.put(f"/v1/bookings/{bid}/cancel_by_customer")
+    assert r.status_code == 409
+    assert r.json()["code"] == "notice_passed"
+    r = await me.put(
+        f"/v1/bookings/{bid}",
+        {"start_time": "2024-05-20T12:00:00Z", "end_time": "2024-05-20T13:00:00Z"},
+    )
+    assert r.status_code == 409
+    assert r.json()["code"] == "notice_passed"
+    # the secret key is not bound by the customer's notice
+    r = await api.put(f"/v1/bookings/{bid}/cancel_by_customer")
+    assert r.status_code == 200
+
+
+async def test_another_apps_key_cannot_use_the_token_booking(
+    api: Api, other_api: Api, booked: dict[str, Any]
+) -> None:
+    r = await other_api.get(f"/v1/bookings/{booked['booking']['booking_id']}")
+    assert r.status_code == 404
