@@ -28,6 +28,21 @@ def N_(message: str) -> str:
     return message
 
 
+# A booking's state, as a visitor reads it (templates: `_(status_words[...])`).
+STATUS_WORDS = {
+    "confirmed": N_("Confirmed"),
+    "tentative": N_("Waiting"),
+    "paid": N_("Paid"),
+    "cancelled": N_("Cancelled"),
+    "cancelled_by_customer": N_("Cancelled by you"),
+    "cancelled_by_owner": N_("Cancelled by the provider"),
+    "declined": N_("Declined"),
+    "expired": N_("Expired"),
+    "unpaid": N_("Not paid in time"),
+    "completed": N_("Completed"),
+}
+
+
 @functools.cache
 def available_locales() -> tuple[str, ...]:
     """The locales with a catalogue, e.g. ("de", "en")."""

@@ -26,6 +26,7 @@ _TITLES = {
     403: N_("This form has expired"),
     404: N_("Not found"),
     409: N_("That did not work"),
+    422: N_("Please check what was sent"),
 }
 
 
@@ -76,6 +77,8 @@ def install(app: FastAPI) -> None:
     """Mount the static files and include the web routers (called by api/app.py). A new page
     module adds its router to the list below."""
     app.mount(STATIC_PREFIX, Static(directory=STATIC_DIR), name="static")
-    routers: list[Any] = []
+    from slotgraph.web import book
+
+    routers: list[Any] = [book.router]
     for router in routers:
         app.include_router(router)

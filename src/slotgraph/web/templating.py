@@ -35,6 +35,7 @@ def environment(locale: str) -> Environment:
     )
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.globals["static"] = lambda name: f"{STATIC_PREFIX}/{name}"
+    env.globals["status_words"] = i18n.STATUS_WORDS
     return env
 
 

@@ -42,7 +42,12 @@ DEFAULT_PAYMENT_TIMEOUT = timedelta(minutes=5)
 
 
 async def create_booking(
-    session: AsyncSession, *, principal: Principal, data: BookingCreate, now: datetime
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    data: BookingCreate,
+    now: datetime,
+    page_id: uuid.UUID | None = None,
 ) -> BookingCreated:
     """Validate, lock, check and write a new booking.
 
@@ -56,6 +61,8 @@ async def create_booking(
     transaction of their own: one unlocked read, and one statement that locks the resource,
     checks that it did not change since the read, and writes everything (ADR 0005). If it did
     change, nothing was written, and the booking takes the locked way.
+
+    `page_id`: the booking page it is made through (services/page_bookings.py).
     """
     errors = booking_shape_errors(data.graph, dict(data))
     if errors:
@@ -63,16 +70,18 @@ async def create_booking(
     if data.start_time is not None:
         check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
     if not queries.has_exclusion_constraint(session):
-        return await _create(session, principal, data, now, check_overlap=True)
+        return await _create(session, principal, data, now, page_id, check_overlap=True)
     try:
         if _optimistic(data) and not _joined_to_outer_transaction(session):
             try:
-                return await _create(session, principal, data, now, check_overlap=False, lock=False)
+                return await _create(
+                    session, principal, data, now, page_id, check_overlap=False, lock=False
+                )
             except queries.RowChanged:
                 pass
-        return await _create(session, principal, data, now, check_overlap=False)
+        return await _create(session, principal, data, now, page_id, check_overlap=False)
     except lifecycle.RefusedByConstraint:
-        return await _create(session, principal, data, now, check_overlap=True)
+        return await _create(session, principal, data, now, page_id, check_overlap=True)
 
 
 def _joined_to_outer_transaction(session: AsyncSession) -> bool:
@@ -96,6 +105,7 @@ async def _create(
     principal: Principal,
     data: BookingCreate,
     now: datetime,
+    page_id: uuid.UUID | None,
     *,
     check_overlap: bool,
     lock: bool = True,
@@ -119,6 +129,7 @@ async def _create(
             auto_complete=data.auto_complete,
             notify=data.notify,
             reminder=data.reminder,
+            page_id=page_id,
             version=1,
             created_at=now,
             updated_at=now,

@@ -1,0 +1,375 @@
+"""A booking page's public side: a week of free times, and booking one with the page's form.
+
+web/book.py calls these; every rule is the services' own: times come from the availability search
+(services/availability.py) and a booking is made by create_booking, as the visitor's public key
+would make it. A time taken in the meantime is `TimeTaken`, carrying the nearest free times.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.bounds import in_range
+from slotgraph.domain import wallclock as wc
+from slotgraph.domain.availability import iso
+from slotgraph.errors import NotFound, SlotUnavailable, ValidationFailed
+from slotgraph.schemas import BookingCreate, BookingOut, Customer
+from slotgraph.services import availability
+from slotgraph.services.bookings.creating import create_booking
+from slotgraph.services.pages import PublicPage, public_page
+
+WEEK = timedelta(days=7)
+NEAREST = 6  # free times offered when the chosen one was just taken
+MAX_ANSWER = 2_000  # characters of one custom field or the notes
+_EMAIL_MAX = 320
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A free time: its start and end (UTC); `seat` is the class a group_customer page books."""
+
+    start: datetime
+    end: datetime
+    seat: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Day:
+    on: date  # in the visitor's zone
+    offers: list[Offer]
+
+
+@dataclass(frozen=True)
+class Week:
+    page: PublicPage
+    tz: str
+    duration: timedelta
+    monday: date
+    days: list[Day]
+    earlier: date | None  # the week before, unless it has passed entirely
+    later: date
+
+
+class TimeTaken(SlotUnavailable):
+    """The chosen time was taken by someone else; `nearest` are free times close to it."""
+
+    def __init__(self, view: PublicPage, tz: str, nearest: list[Offer]) -> None:
+        super().__init__("This time was just taken.")
+        self.view = view
+        self.tz = tz
+        self.nearest = nearest
+
+
+class FormInvalid(ValidationFailed):
+    """The form's answers break the page's rules: (field, code) pairs, and the page."""
+
+    def __init__(self, errors: list[tuple[str, str]], view: PublicPage, tz: str) -> None:
+        super().__init__(errors)
+        self.view = view
+        self.tz = tz
+
+
+# -- reading a page's query -----------------------------------------------------------------------
+
+
+def zone_or(value: str | None, default: str) -> str:
+    """An IANA zone the visitor asked for, or `default` when it is missing or unknown."""
+    if value and len(value) <= 64:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            return default
+        return value
+    return default
+
+
+def duration_or(value: str | None, choices: Sequence[timedelta]) -> timedelta:
+    """One of the page's durations, by ISO 8601 ("PT30M") or minutes ("30"); else the first."""
+    for d in choices:
+        if value in (iso(d), str(int(d.total_seconds() // 60))):
+            return d
+    return choices[0]
+
+
+def monday_of(value: str | None, tz: str, now: datetime) -> date:
+    """The Monday of the week that contains `value` (YYYY-MM-DD), or of today in `tz`."""
+    today = now.astimezone(ZoneInfo(tz)).date()
+    try:
+        on = date.fromisoformat(value) if value else today
+    except ValueError:
+        on = today
+    if not date(1900, 1, 8) <= on <= date(2199, 12, 24):
+        on = today
+    return on - timedelta(days=on.weekday())
+
+
+def parse_start(value: str | None) -> datetime | None:
+    """An instant from a link or form ("2024-05-03T12:00:00Z"); None when unreadable."""
+    if not value or len(value) > 40:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace(" ", "+"))
+    except ValueError:
+        return None
+    if at.tzinfo is None or not in_range(at):
+        return None
+    return at.astimezone(UTC)
+
+
+# -- free times -----------------------------------------------------------------------------------
+
+
+async def _offers(
+    session: AsyncSession,
+    view: PublicPage,
+    *,
+    start: datetime,
+    end: datetime,
+    duration: timedelta,
+    tz: str,
+    now: datetime,
+) -> list[Offer]:
+    """Free times starting in [start, end) that the visitor may still book (not before now)."""
+    ids = [r.resource_id for r in view.resources]
+    if not ids or end <= start:
+        return []
+    principal = view.principal()
+    if view.page.graph == "group_customer":
+        classes = await availability.groups(
+            session, principal=principal, resource_ids=ids, start=start, end=end, now=now
+        )
+        return [
+            Offer(c.start_time, c.end_time, c.booking_id) for c in classes if c.start_time >= now
+        ]
+    query = availability.SlotSearch(
+        resource_ids=ids, start=start, end=end, duration=duration, mode=view.page.mode, timezone=tz
+    )
+    found = await availability.search(
+        session,
+        principal=principal,
+        query=query,
+        limit=availability.largest_limit(len(ids)),
+        now=now,
+    )
+    return [
+        Offer(s.start_time.astimezone(UTC), s.end_time.astimezone(UTC))
+        for s in found
+        if s.start_time >= now
+    ]
+
+
+async def week(
+    session: AsyncSession,
+    *,
+    slug: str,
+    tz: str | None,
+    week_of: str | None,
+    duration: str | None,
+    now: datetime,
+) -> Week:
+    """The page and its free times for one week (Monday to Sunday in the visitor's zone)."""
+    view = await public_page(session, slug=slug)
+    zone = zone_or(tz, view.zone)
+    length = duration_or(duration, view.page.durations)
+    monday = monday_of(week_of, zone, now)
+    start = wc.instant(wc.day(zone, monday).start)
+    end = wc.instant(wc.day(zone, monday + WEEK).start)
+    offers = await _offers(
+        session, view, start=max(start, now), end=end, duration=length, tz=zone, now=now
+    )
+    by_day: dict[date, list[Offer]] = {monday + timedelta(days=i): [] for i in range(7)}
+    local = ZoneInfo(zone)
+    for offer in offers:
+        by_day.setdefault(offer.start.astimezone(local).date(), []).append(offer)
+    this_monday = monday_of(None, zone, now)
+    return Week(
+        page=view,
+        tz=zone,
+        duration=length,
+        monday=monday,
+        days=[Day(on, by_day[on]) for on in sorted(by_day) if monday <= on < monday + WEEK],
+        earlier=monday - WEEK if monday > this_monday else None,
+        later=monday + WEEK,
+    )
+
+
+async def nearest(
+    session: AsyncSession,
+    view: PublicPage,
+    *,
+    around: datetime,
+    duration: timedelta,
+    tz: str,
+    now: datetime,
+    count: int = NEAREST,
+) -> list[Offer]:
+    """Up to `count` free times closest to `around` (within a week either side), by time."""
+    start = max(now, around - WEEK)
+    offers = await _offers(
+        session, view, start=start, end=around + WEEK, duration=duration, tz=tz, now=now
+    )
+    closest = sorted(offers, key=lambda o: abs(o.start - around))[:count]
+    return sorted(closest, key=lambda o: o.start)
+
+
+async def chosen(
+    session: AsyncSession,
+    *,
+    slug: str,
+    start: str | None,
+    duration: str | None,
+    seat: str | None,
+    tz: str | None,
+    now: datetime,
+) -> tuple[PublicPage, Offer, str]:
+    """The time a visitor picked, if it is still free: the page, the offer, the visitor's zone.
+    A time no longer free (or never offered) is TimeTaken, with the nearest free times."""
+    view = await public_page(session, slug=slug)
+    zone = zone_or(tz, view.zone)
+    length = duration_or(duration, view.page.durations)
+    at = parse_start(start)
+    if at is None:
+        raise NotFound("Choose a time from the page.")
+    offers = await _offers(
+        session, view, start=at, end=at + length, duration=length, tz=zone, now=now
+    )
+    for offer in offers:
+        if offer.start == at and (view.page.graph != "group_customer" or str(offer.seat) == seat):
+            return view, offer, zone
+    raise TimeTaken(
+        view, zone, await nearest(session, view, around=at, duration=length, tz=zone, now=now)
+    )
+
+
+# -- booking --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The form's answers, as the visitor typed them (kept to show the form again)."""
+
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    notes: str = ""
+    custom: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_form(cls, form: Mapping[str, str]) -> Answers:
+        return cls(
+            name=form.get("name", "").strip(),
+            email=form.get("email", "").strip(),
+            phone=form.get("phone", "").strip(),
+            notes=form.get("notes", "").strip(),
+            custom={k[2:]: v.strip() for k, v in form.items() if k.startswith("f_")},
+        )
+
+
+# Error codes of the form, per field; web/ words them in the page's language.
+REQUIRED, EMAIL, TOO_LONG = "required", "email", "too_long"
+
+
+def check_answers(view: PublicPage, answers: Answers) -> list[tuple[str, str]]:
+    """The page's form rules: name and email always; phone, notes and custom fields as the
+    page asks. Returns (field, code) pairs; none when the answers are fine."""
+    fields = view.page.fields
+    errors: list[tuple[str, str]] = []
+
+    def need(name: str, value: str, required: bool, most: int) -> None:
+        if required and not value:
+            errors.append((name, REQUIRED))
+        elif len(value) > most:
+            errors.append((name, TOO_LONG))
+
+    need("name", answers.name, True, 200)
+    need("email", answers.email, True, _EMAIL_MAX)
+    if answers.email and not any(n == "email" for n, _ in errors):
+        try:
+            Customer(name="x", email=answers.email)
+        except ValueError:
+            errors.append(("email", EMAIL))
+    need("phone", answers.phone, fields.phone == "required", 50)
+    need("notes", answers.notes, fields.notes == "required", MAX_ANSWER)
+    for f in fields.custom:
+        need(f"f_{f.key}", answers.custom.get(f.key, ""), f.required, MAX_ANSWER)
+    return errors
+
+
+async def book(
+    session: AsyncSession,
+    *,
+    slug: str,
+    start: str | None,
+    duration: str | None,
+    seat: str | None,
+    tz: str | None,
+    answers: Answers,
+    now: datetime,
+) -> tuple[PublicPage, BookingOut]:
+    """Book the chosen time with the form's answers, as the page says (resources, mode, graph).
+
+    Bad answers are FormInvalid with (field, code) pairs; a time taken meanwhile is
+    TimeTaken with the nearest free times; anything else the create path refuses is its error.
+    """
+    view = await public_page(session, slug=slug)
+    page = view.page
+    zone = zone_or(tz, view.zone)
+    length = duration_or(duration, page.durations)
+    at = parse_start(start)
+    errors = check_answers(view, answers)
+    if at is None:
+        errors.append(("start", REQUIRED))
+    if errors:
+        raise FormInvalid(errors, view, zone)
+    assert at is not None
+    fields = page.fields
+    ids = [r.resource_id for r in view.resources]
+    data = BookingCreate(
+        graph=page.graph,
+        customer=Customer(
+            name=answers.name,
+            email=answers.email,
+            phone=(answers.phone or None) if fields.phone != "off" else None,
+            timezone=zone,
+        ),
+        details=(answers.notes or None) if fields.notes != "off" else None,
+        meta={"fields": {f.key: answers.custom.get(f.key, "") for f in fields.custom}}
+        if fields.custom
+        else {},
+        **_where(page.graph, page.mode, ids, at, length, seat),
+    )
+    try:
+        created = await create_booking(
+            session, principal=view.principal(), data=data, now=now, page_id=page.page_id
+        )
+    except SlotUnavailable as exc:
+        raise TimeTaken(
+            view, zone, await nearest(session, view, around=at, duration=length, tz=zone, now=now)
+        ) from exc
+    return view, created
+
+
+def _where(
+    graph: str,
+    mode: str,
+    ids: list[uuid.UUID],
+    at: datetime,
+    length: timedelta,
+    seat: str | None,
+) -> dict[str, object]:
+    """The booking's place in time: a seat of a class, one resource, or the page's pool."""
+    if graph == "group_customer":
+        try:
+            return {"owner_booking_id": uuid.UUID(seat or "")}
+        except ValueError:
+            raise ValidationFailed.one("start", REQUIRED) from None
+    span = {"start_time": at, "end_time": at + length}
+    if len(ids) == 1:
+        return {"resource_id": ids[0], **span}
+    return {"resource_ids": ids, "assign": "all" if mode == "all" else "in_order", **span}

@@ -1,0 +1,230 @@
+"""`/book/{slug}`: the public booking page (issue 12). Each route calls one service of
+services/page_bookings.py and renders one template; no booking rule lives here.
+
+- GET  /book/{slug}             the week of free times (`?tz=`, `?week=`, `?duration=`);
+                                `&fragment=week` answers only the week, for booking.js.
+- GET  /book/{slug}/time        the form for a chosen time (`?start=&duration=&tz=[&seat=]`).
+- POST /book/{slug}             book it (CSRF); the confirmation, the form again, or "just taken".
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from slotgraph.api.deps import Now, Session
+from slotgraph.domain.availability import iso
+from slotgraph.services import page_bookings as pb
+from slotgraph.services.pages import PublicPage
+from slotgraph.web.forms import read_form
+from slotgraph.web.i18n import N_
+from slotgraph.web.routing import WebRoute
+from slotgraph.web.security import check_csrf
+from slotgraph.web.templating import render
+from slotgraph.web.zones import zone_choices
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+# What the form's error codes say, per code (services/page_bookings.py check_answers).
+FORM_ERRORS = {
+    pb.REQUIRED: N_("Please fill in this field."),
+    pb.EMAIL: N_("Please enter a valid email address, like name@example.com."),
+    pb.TOO_LONG: N_("This is too long."),
+}
+
+
+def _page(request: Request, view: PublicPage) -> None:
+    """Errors from here on are shown in the page's language, embeddable where it is."""
+    request.state.web_locale = view.page.locale
+    request.state.web_frame_ancestors = view.settings.allowed_origins
+
+
+def _show(
+    request: Request,
+    view: PublicPage,
+    template: str,
+    context: dict[str, Any],
+    tz: str,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        template,
+        {"page": view.page, "view": view, "tz": tz, **context},
+        locale=view.page.locale,
+        tz=view.tz(tz),
+        frame_ancestors=view.settings.allowed_origins,
+        status_code=status_code,
+    )
+
+
+def time_link(slug: str, offer: pb.Offer, duration: timedelta, tz: str) -> str:
+    query = {"start": offer.start.isoformat().replace("+00:00", "Z"), "duration": iso(duration)}
+    query["tz"] = tz
+    if offer.seat is not None:
+        query["seat"] = str(offer.seat)
+    return f"/book/{slug}/time?{urlencode(query)}"
+
+
+def week_link(slug: str, monday: date, duration: timedelta, tz: str) -> str:
+    query = {"week": monday.isoformat(), "duration": iso(duration), "tz": tz}
+    return f"/book/{slug}?{urlencode(query)}"
+
+
+@router.get("/book/{slug}")
+async def booking_page(request: Request, slug: str, session: Session, now: Now) -> Response:
+    q = request.query_params
+    week = await pb.week(
+        session,
+        slug=slug,
+        tz=q.get("tz"),
+        week_of=q.get("week"),
+        duration=q.get("duration"),
+        now=now,
+    )
+    _page(request, week.page)
+    template = "_week.html" if q.get("fragment") == "week" else "book.html"
+    return _show(
+        request,
+        week.page,
+        template,
+        {
+            "week": week,
+            "tz_chosen": bool(q.get("tz")),
+            "zones": zone_choices(week.tz, week.page.zone, week.page.resource_zones),
+            "iso": iso,
+            "time_link": time_link,
+            "week_link": week_link,
+        },
+        week.tz,
+    )
+
+
+@router.get("/book/{slug}/time")
+async def chosen_time(request: Request, slug: str, session: Session, now: Now) -> Response:
+    q = request.query_params
+    try:
+        view, offer, tz = await pb.chosen(
+            session,
+            slug=slug,
+            start=q.get("start"),
+            duration=q.get("duration"),
+            seat=q.get("seat"),
+            tz=q.get("tz"),
+            now=now,
+        )
+    except pb.TimeTaken as taken:
+        return _taken(request, taken)
+    _page(request, view)
+    return _form(request, view, offer, tz, pb.Answers(), errors={})
+
+
+@router.post("/book/{slug}")
+async def book(request: Request, slug: str, session: Session, now: Now) -> Response:
+    form = await read_form(request)
+    check_csrf(request, form)
+    answers = pb.Answers.from_form(form)
+    try:
+        view, booking = await pb.book(
+            session,
+            slug=slug,
+            start=form.get("start"),
+            duration=form.get("duration"),
+            seat=form.get("seat"),
+            tz=form.get("tz"),
+            answers=answers,
+            now=now,
+        )
+    except pb.TimeTaken as taken:
+        return _taken(request, taken)
+    except pb.FormInvalid as bad:
+        _page(request, bad.view)
+        start = pb.parse_start(form.get("start"))
+        if start is None:
+            raise
+        length = pb.duration_or(form.get("duration"), bad.view.page.durations)
+        offer = pb.Offer(start, start + length, _seat(form.get("seat")))
+        errors = {name: FORM_ERRORS[code] for name, code in bad.errors}
+        return _form(request, bad.view, offer, bad.tz, answers, errors, status_code=422)
+    _page(request, view)
+    tz = pb.zone_or(form.get("tz"), view.zone)
+    token = getattr(booking, "customer_token", None)
+    return _show(
+        request,
+        view,
+        "confirmation.html",
+        {
+            "booking": booking,
+            "manage": f"/manage/{token}" if token else None,
+            "manage_url": f"{public_base(request)}/manage/{token}" if token else None,
+        },
+        tz,
+        status_code=201,
+    )
+
+
+def public_base(request: Request) -> str:
+    """Where visitors reach this server: SLOTGRAPH_PUBLIC_URL, or the request's own."""
+    configured = request.app.state.settings.public_url
+    return str(configured or request.base_url).rstrip("/")
+
+
+def _seat(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value or "")
+    except ValueError:
+        return None
+
+
+def _form(
+    request: Request,
+    view: PublicPage,
+    offer: pb.Offer,
+    tz: str,
+    answers: pb.Answers,
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    length = offer.end - offer.start
+    return _show(
+        request,
+        view,
+        "form.html",
+        {
+            "offer": offer,
+            "duration": length,
+            "iso": iso,
+            "answers": answers,
+            "errors": errors,
+            "back": week_link(view.page.slug, offer.start.date(), length, tz),
+        },
+        tz,
+        status_code=status_code,
+    )
+
+
+def _taken(request: Request, taken: pb.TimeTaken) -> Response:
+    _page(request, taken.view)
+    duration = (
+        taken.nearest[0].end - taken.nearest[0].start
+        if taken.nearest
+        else taken.view.page.durations[0]
+    )
+    return _show(
+        request,
+        taken.view,
+        "taken.html",
+        {
+            "nearest": taken.nearest,
+            "duration": duration,
+            "time_link": time_link,
+            "back": f"/book/{taken.view.page.slug}?{urlencode({'tz': taken.tz})}",
+        },
+        taken.tz,
+        status_code=409,
+    )

@@ -1,0 +1,115 @@
+"""What protects the booking page: CSRF, headers, one winner per time, the pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.web.conftest import Api
+from tests.web.pages import Doc, make_page
+
+
+@pytest.fixture
+async def second_visitor(api: Api) -> AsyncIterator[httpx.AsyncClient]:
+    """Another browser: the same server, its own cookies."""
+    async with httpx.AsyncClient(transport=api.http._transport, base_url="http://test") as http:
+        yield http
+
+
+async def _form_for_first_time(http: httpx.AsyncClient) -> dict[str, str]:
+    page = Doc((await http.get("/book/dr-berg")).text)
+    form = Doc((await http.get(page.all("time")[0]["href"])).text).form("booking-form")
+    return {**form["fields"], "name": "Ann", "email": "ann@example.com"}
+
+
+async def test_a_post_without_the_visitors_token_is_refused(
+    api: Api, second_visitor: httpx.AsyncClient
+) -> None:
+    await make_page(api)
+    fields = await _form_for_first_time(api.http)
+    # Another site's form: the victim's browser has no matching cookie-and-field pair.
+    forged = await second_visitor.post("/book/dr-berg", data=fields)
+    assert forged.status_code == 403
+    assert Doc(forged.text).one("error")
+    no_field = {k: v for k, v in fields.items() if k != "csrf_token"}
+    assert (await api.http.post("/book/dr-berg", data=no_field)).status_code == 403
+    assert (await api.get("/v1/bookings")).json()["data"] == []
+    ok = await api.http.post("/book/dr-berg", data=fields)
+    assert ok.status_code == 201
+
+
+async def test_the_page_sets_its_headers_and_may_be_embedded_on_allowed_origins(
+    api: Api,
+) -> None:
+    await api.put("/v1/app", {"allowed_origins": ["https://shop.example"]})
+    await make_page(api)
+    r = await api.http.get("/book/dr-berg")
+    csp = r.headers["content-security-policy"]
+    assert "frame-ancestors 'self' https://shop.example" in csp
+    assert "script-src 'self'" in csp
+    assert "'unsafe-inline'" not in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert "<script>" not in r.text
+    assert "csrf" not in r.headers.get("set-cookie", "") or "HttpOnly" in r.headers["set-cookie"]
+
+
+async def test_two_visitors_pick_the_same_time_one_gets_it(
+    api: Api, second_visitor: httpx.AsyncClient
+) -> None:
+    await make_page(api)
+    first = await _form_for_first_time(api.http)
+    second = await _form_for_first_time(second_visitor)
+    assert first["start"] == second["start"]
+    won = await api.http.post("/book/dr-berg", data=first)
+    lost = await second_visitor.post("/book/dr-berg", data=second)
+    assert won.status_code == 201
+    assert lost.status_code == 409
+    taken = Doc(lost.text)
+    assert taken.one("taken")
+    nearest = [t["data-start"] for t in taken.all("time")]
+    assert nearest[:3] == [
+        "2024-05-01T09:30:00+00:00",
+        "2024-05-01T09:45:00+00:00",
+        "2024-05-01T10:00:00+00:00",
+    ]
+    assert first["start"] not in [n.replace("+00:00", "Z") for n in nearest]
+    # A link to a taken time shows the same page, never a form.
+    link = Doc((await api.http.get("/book/dr-berg")).text).all("time")[0]["href"]
+    again = await second_visitor.get(link.replace("09%3A30", "09%3A00"))
+    assert again.status_code == 409
+    assert Doc(again.text).one("taken")
+    assert len((await api.get("/v1/bookings")).json()["data"]) == 1
+
+
+async def test_a_pool_books_each_resource_once_then_says_taken(api: Api) -> None:
+    await make_page(api, resources=2)
+    visitors = [api.http]
+    async with (
+        httpx.AsyncClient(transport=api.http._transport, base_url="http://test") as b,
+        httpx.AsyncClient(transport=api.http._transport, base_url="http://test") as c,
+    ):
+        visitors += [b, c]
+        forms = [await _form_for_first_time(v) for v in visitors]
+        codes = [
+            (await v.post("/book/dr-berg", data=f)).status_code
+            for v, f in zip(visitors, forms, strict=True)
+        ]
+    assert codes == [201, 201, 409]
+    held = sorted(b["resource_id"] for b in (await api.get("/v1/bookings")).json()["data"])
+    assert len(set(held)) == 2
+
+
+async def test_a_request_page_makes_a_tentative_booking(api: Api) -> None:
+    await make_page(api, graph="confirm_decline", fields={"notes": "optional", "custom": [
+        {"key": "insurer", "label": "Insurance", "required": True}]})  # fmt: skip
+    fields = await _form_for_first_time(api.http)
+    r = await api.http.post("/book/dr-berg", data={**fields, "notes": "Knee", "f_insurer": "AOK"})
+    assert r.status_code == 201, r.text
+    assert Doc(r.text).one("booking-status")["data-status"] == "tentative"
+    booking = (await api.get("/v1/bookings")).json()["data"][0]
+    assert booking["graph"] == "confirm_decline"
+    assert booking["details"] == "Knee"
+    assert booking["meta"] == {"fields": {"insurer": "AOK"}}
