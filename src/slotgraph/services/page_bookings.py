@@ -175,26 +175,39 @@ async def week(
 ) -> Week:
     """The page and its free times for one week (Monday to Sunday in the visitor's zone)."""
     view = await public_page(session, slug=slug)
-    zone = zone_or(tz, view.zone)
     length = duration_or(duration, view.page.durations)
-    monday = monday_of(week_of, zone, now)
-    start = wc.instant(wc.day(zone, monday).start)
-    end = wc.instant(wc.day(zone, monday + WEEK).start)
+    return await week_for(
+        session, view, tz=zone_or(tz, view.zone), week_of=week_of, duration=length, now=now
+    )
+
+
+async def week_for(
+    session: AsyncSession,
+    view: PublicPage,
+    *,
+    tz: str,
+    week_of: str | None,
+    duration: timedelta,
+    now: datetime,
+) -> Week:
+    """A page's free times of `duration` for the week containing `week_of` (or this week)."""
+    monday = monday_of(week_of, tz, now)
+    start = wc.instant(wc.day(tz, monday).start)
+    end = wc.instant(wc.day(tz, monday + WEEK).start)
     offers = await _offers(
-        session, view, start=max(start, now), end=end, duration=length, tz=zone, now=now
+        session, view, start=max(start, now), end=end, duration=duration, tz=tz, now=now
     )
     by_day: dict[date, list[Offer]] = {monday + timedelta(days=i): [] for i in range(7)}
-    local = ZoneInfo(zone)
+    local = ZoneInfo(tz)
     for offer in offers:
         by_day.setdefault(offer.start.astimezone(local).date(), []).append(offer)
-    this_monday = monday_of(None, zone, now)
     return Week(
         page=view,
-        tz=zone,
-        duration=length,
+        tz=tz,
+        duration=duration,
         monday=monday,
         days=[Day(on, by_day[on]) for on in sorted(by_day) if monday <= on < monday + WEEK],
-        earlier=monday - WEEK if monday > this_monday else None,
+        earlier=monday - WEEK if monday > monday_of(None, tz, now) else None,
         later=monday + WEEK,
     )
 
@@ -233,17 +246,34 @@ async def chosen(
     view = await public_page(session, slug=slug)
     zone = zone_or(tz, view.zone)
     length = duration_or(duration, view.page.durations)
+    offer = await still_free(
+        session, view, start=start, duration=length, seat=seat, tz=zone, now=now
+    )
+    return view, offer, zone
+
+
+async def still_free(
+    session: AsyncSession,
+    view: PublicPage,
+    *,
+    start: str | None,
+    duration: timedelta,
+    seat: str | None,
+    tz: str,
+    now: datetime,
+) -> Offer:
+    """The offer at `start` if it is free now; else TimeTaken with the nearest free times."""
     at = parse_start(start)
     if at is None:
         raise NotFound("Choose a time from the page.")
     offers = await _offers(
-        session, view, start=at, end=at + length, duration=length, tz=zone, now=now
+        session, view, start=at, end=at + duration, duration=duration, tz=tz, now=now
     )
     for offer in offers:
         if offer.start == at and (view.page.graph != "group_customer" or str(offer.seat) == seat):
-            return view, offer, zone
+            return offer
     raise TimeTaken(
-        view, zone, await nearest(session, view, around=at, duration=length, tz=zone, now=now)
+        view, tz, await nearest(session, view, around=at, duration=duration, tz=tz, now=now)
     )
 
 
@@ -342,6 +372,7 @@ async def book(
         meta={"fields": {f.key: answers.custom.get(f.key, "") for f in fields.custom}}
         if fields.custom
         else {},
+        reminder=page.reminder,
         **_where(page.graph, page.mode, ids, at, length, seat),
     )
     try:

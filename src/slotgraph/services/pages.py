@@ -210,16 +210,16 @@ class PublicPage:
         return list(dict.fromkeys(r.timezone for r in self.resources))
 
     def principal(self) -> Principal:
-        """The visitor acts like the app's public key: rules apply, no past starts."""
-        return Principal(
-            app_id=self.app_id, key_id=self.page.page_id, kind="public", settings=self.settings
-        )
+        """The visitor acts like the app's public key (rules apply, no past starts); no key
+        of the app was used, so the history names no key."""
+        return Principal(app_id=self.app_id, key_id=None, kind="public", settings=self.settings)
 
     def tz(self, name: str | None) -> ZoneInfo:
         return ZoneInfo(name or self.zone)
 
 
-async def _public(session: AsyncSession, page: BookingPage | None, what: str) -> PublicPage:
+async def public_view(session: AsyncSession, page: BookingPage | None, what: str) -> PublicPage:
+    """The page as a visitor sees it (404 if None), inside the caller's transaction."""
     if page is None:
         raise NotFound(f"There is no booking page {what}.")
     app = await session.get(App, page.app_id)
@@ -249,11 +249,11 @@ async def public_page(session: AsyncSession, *, slug: str) -> PublicPage:
         page = await session.scalar(
             select(BookingPage).where(BookingPage.slug == slug, BookingPage.archived_at.is_(None))
         )
-        return await _public(session, page, repr(slug))
+        return await public_view(session, page, repr(slug))
 
 
 async def page_of_booking(session: AsyncSession, *, page_id: uuid.UUID) -> PublicPage:
     """The page a booking was made through, even if it was deleted since (its rules stay)."""
     async with session.begin():
         page = await session.get(BookingPage, page_id)
-        return await _public(session, page, str(page_id))
+        return await public_view(session, page, str(page_id))

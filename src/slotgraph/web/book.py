@@ -38,13 +38,13 @@ FORM_ERRORS = {
 }
 
 
-def _page(request: Request, view: PublicPage) -> None:
+def page_context(request: Request, view: PublicPage) -> None:
     """Errors from here on are shown in the page's language, embeddable where it is."""
     request.state.web_locale = view.page.locale
     request.state.web_frame_ancestors = view.settings.allowed_origins
 
 
-def _show(
+def show(
     request: Request,
     view: PublicPage,
     template: str,
@@ -63,17 +63,34 @@ def _show(
     )
 
 
-def time_link(slug: str, offer: pb.Offer, duration: timedelta, tz: str) -> str:
-    query = {"start": offer.start.isoformat().replace("+00:00", "Z"), "duration": iso(duration)}
-    query["tz"] = tz
-    if offer.seat is not None:
-        query["seat"] = str(offer.seat)
-    return f"/book/{slug}/time?{urlencode(query)}"
+def links(base: str, duration: timedelta, tz: str) -> dict[str, Any]:
+    """The links of a week of times: `base` shows a week, `base/time` a chosen time."""
+
+    def time_link(offer: pb.Offer) -> str:
+        query = {"start": offer.start.isoformat().replace("+00:00", "Z")}
+        query |= {"duration": iso(duration), "tz": tz}
+        if offer.seat is not None:
+            query["seat"] = str(offer.seat)
+        return f"{base}/time?{urlencode(query)}"
+
+    def week_link(monday: date) -> str:
+        return (
+            f"{base}?{urlencode({'week': monday.isoformat(), 'duration': iso(duration), 'tz': tz})}"
+        )
+
+    return {"time_link": time_link, "week_link": week_link, "week_action": base}
 
 
-def week_link(slug: str, monday: date, duration: timedelta, tz: str) -> str:
-    query = {"week": monday.isoformat(), "duration": iso(duration), "tz": tz}
-    return f"/book/{slug}?{urlencode(query)}"
+def week_context(request: Request, week: pb.Week, base: str) -> dict[str, Any]:
+    """What book.html, reschedule.html and the `_week.html` fragment show."""
+    view = week.page
+    return {
+        "week": week,
+        "tz_chosen": bool(request.query_params.get("tz")),
+        "zones": zone_choices(week.tz, view.zone, view.resource_zones),
+        "iso": iso,
+        **links(base, week.duration, week.tz),
+    }
 
 
 @router.get("/book/{slug}")
@@ -87,22 +104,10 @@ async def booking_page(request: Request, slug: str, session: Session, now: Now) 
         duration=q.get("duration"),
         now=now,
     )
-    _page(request, week.page)
+    page_context(request, week.page)
     template = "_week.html" if q.get("fragment") == "week" else "book.html"
-    return _show(
-        request,
-        week.page,
-        template,
-        {
-            "week": week,
-            "tz_chosen": bool(q.get("tz")),
-            "zones": zone_choices(week.tz, week.page.zone, week.page.resource_zones),
-            "iso": iso,
-            "time_link": time_link,
-            "week_link": week_link,
-        },
-        week.tz,
-    )
+    context = week_context(request, week, f"/book/{slug}")
+    return show(request, week.page, template, {**context, "choose_duration": True}, week.tz)
 
 
 @router.get("/book/{slug}/time")
@@ -119,8 +124,8 @@ async def chosen_time(request: Request, slug: str, session: Session, now: Now) -
             now=now,
         )
     except pb.TimeTaken as taken:
-        return _taken(request, taken)
-    _page(request, view)
+        return taken_page(request, taken)
+    page_context(request, view)
     return _form(request, view, offer, tz, pb.Answers(), errors={})
 
 
@@ -141,9 +146,9 @@ async def book(request: Request, slug: str, session: Session, now: Now) -> Respo
             now=now,
         )
     except pb.TimeTaken as taken:
-        return _taken(request, taken)
+        return taken_page(request, taken)
     except pb.FormInvalid as bad:
-        _page(request, bad.view)
+        page_context(request, bad.view)
         start = pb.parse_start(form.get("start"))
         if start is None:
             raise
@@ -151,10 +156,10 @@ async def book(request: Request, slug: str, session: Session, now: Now) -> Respo
         offer = pb.Offer(start, start + length, _seat(form.get("seat")))
         errors = {name: FORM_ERRORS[code] for name, code in bad.errors}
         return _form(request, bad.view, offer, bad.tz, answers, errors, status_code=422)
-    _page(request, view)
+    page_context(request, view)
     tz = pb.zone_or(form.get("tz"), view.zone)
     token = getattr(booking, "customer_token", None)
-    return _show(
+    return show(
         request,
         view,
         "confirmation.html",
@@ -191,7 +196,7 @@ def _form(
     status_code: int = 200,
 ) -> Response:
     length = offer.end - offer.start
-    return _show(
+    return show(
         request,
         view,
         "form.html",
@@ -201,29 +206,29 @@ def _form(
             "iso": iso,
             "answers": answers,
             "errors": errors,
-            "back": week_link(view.page.slug, offer.start.date(), length, tz),
+            "back": links(f"/book/{view.page.slug}", length, tz)["week_link"](offer.start.date()),
         },
         tz,
         status_code=status_code,
     )
 
 
-def _taken(request: Request, taken: pb.TimeTaken) -> Response:
-    _page(request, taken.view)
+def taken_page(request: Request, taken: pb.TimeTaken, base: str | None = None) -> Response:
+    page_context(request, taken.view)
+    base = base or f"/book/{taken.view.page.slug}"
     duration = (
         taken.nearest[0].end - taken.nearest[0].start
         if taken.nearest
         else taken.view.page.durations[0]
     )
-    return _show(
+    return show(
         request,
         taken.view,
         "taken.html",
         {
             "nearest": taken.nearest,
-            "duration": duration,
-            "time_link": time_link,
-            "back": f"/book/{taken.view.page.slug}?{urlencode({'tz': taken.tz})}",
+            "back": f"{base}?{urlencode({'tz': taken.tz})}",
+            **links(base, duration, taken.tz),
         },
         taken.tz,
         status_code=409,

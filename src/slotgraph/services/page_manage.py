@@ -1,0 +1,199 @@
+"""The manage link, `/manage/{token}`: the customer's own booking, and the changes its graph and
+its page's notice rules allow. The rules are domain/customers.py's, applied by the same services
+as `Authorization: Bearer ct_...` on the API (changing.apply_action, changing.modify_booking), so
+the page and the API can never disagree.
+
+A booking made through the API (no page) is shown with its resources' names, in English, and
+rescheduled on its own resources. A reschedule is one transaction: if the new time is taken, the
+booking keeps its old one (TimeTaken, with the nearest free times).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.appsettings import AppSettings
+from slotgraph.db.models import App, BookingPage, Resource
+from slotgraph.domain.customers import Change, allowed_changes, deadline
+from slotgraph.errors import NotFound, SlotUnavailable
+from slotgraph.page_schemas import PageFields, PageOut
+from slotgraph.schemas import ActionBody, BookingOut, BookingUpdate
+from slotgraph.services import customer_tokens
+from slotgraph.services import page_bookings as pb
+from slotgraph.services.bookings import changing, lifecycle
+from slotgraph.services.common import Principal
+from slotgraph.services.pages import PublicPage, ResourceInfo, public_view
+from slotgraph.services.views import booking_out
+
+_LONG_AGO = timedelta(days=365 * 300)
+
+
+@dataclass(frozen=True)
+class Managed:
+    """What the manage page shows: the booking, its page, and what the customer may do."""
+
+    booking: BookingOut
+    view: PublicPage  # the booking's page, or one made of its resources (API bookings)
+    changes: list[Change]  # allowed now
+    closed: dict[Change, datetime]  # allowed by the graph, but the notice has passed: since when
+
+    @property
+    def length(self) -> timedelta:
+        return self.booking.end_time - self.booking.start_time
+
+
+async def _principal(session: AsyncSession, token: str) -> Principal:
+    principal = await customer_tokens.principal_for_token(session, token)
+    if principal is None or principal.booking_id is None:
+        raise NotFound("This link is not valid (or no longer).")
+    return principal
+
+
+def _api_page(booking: BookingOut, resources: list[ResourceInfo]) -> PageOut:
+    """A page for a booking made without one: its resources, its length, no notice."""
+    return PageOut(
+        page_id=booking.booking_id,
+        slug="",
+        url="",
+        title=", ".join(r.name for r in resources) or "Booking",
+        description=None,
+        resource_ids=[r.resource_id for r in resources],
+        mode="all" if len(resources) > 1 else "any",
+        durations=[booking.end_time - booking.start_time],
+        graph=booking.graph,
+        fields=PageFields(),
+        locale="en",
+        timezone=None,
+        min_cancel_notice=timedelta(0),
+        min_reschedule_notice=timedelta(0),
+        reminder=None,
+        version=1,
+        created_at=booking.created_at,
+        updated_at=booking.updated_at,
+    )
+
+
+async def open_booking(session: AsyncSession, *, token: str, now: datetime) -> Managed:
+    """The booking the token opens, read as of `now` (due automatic actions applied first)."""
+    principal = await _principal(session, token)
+    assert principal.booking_id is not None
+    async with session.begin():
+        row = await lifecycle.load_booking(session, principal.app_id, principal.booking_id)
+        if lifecycle.due_action(row, now):
+            row, owner = await lifecycle.lock_for_change(session, principal.app_id, row.id)
+            await lifecycle.apply_due_action(session, row, owner, now=now)
+        booking = booking_out(row)
+        notices = await customer_tokens.notices_for(session, row)
+        if row.page_id is not None:
+            view = await public_view(session, await session.get(BookingPage, row.page_id), "")
+        else:
+            view = await _api_view(session, principal, booking)
+    held = set(booking.resource_ids)
+    own = [r for r in view.resources if r.resource_id in held]
+    page = view.page.model_copy(update={"mode": "all" if len(own) > 1 else "any"})
+    view = replace(view, page=page, resources=own)  # a reschedule stays on the same resources
+    start = booking.start_time
+    changes = allowed_changes(
+        graph=booking.graph, status=booking.status, start=start, now=now, notices=notices
+    )
+    possible = allowed_changes(
+        graph=booking.graph,
+        status=booking.status,
+        start=start,
+        now=start - _LONG_AGO,
+        notices=notices,
+    )
+    closed = {
+        c: deadline(c, start=booking.start_time, notices=notices)
+        for c in possible
+        if c not in changes
+    }
+    return Managed(booking, view, changes, closed)
+
+
+async def _api_view(session: AsyncSession, principal: Principal, booking: BookingOut) -> PublicPage:
+    app = await session.get(App, principal.app_id)
+    assert app is not None
+    rows = (
+        await session.execute(
+            select(Resource.id, Resource.name, Resource.timezone).where(
+                Resource.id.in_(booking.resource_ids)
+            )
+        )
+    ).all()
+    by_id = {r.id: ResourceInfo(r.id, r.name, r.timezone) for r in rows}
+    resources = [by_id[i] for i in booking.resource_ids if i in by_id]
+    return PublicPage(
+        page=_api_page(booking, resources),
+        app_id=principal.app_id,
+        settings=AppSettings.model_validate(app.settings or {}),
+        resources=resources,
+    )
+
+
+async def cancel(session: AsyncSession, *, token: str, now: datetime) -> BookingOut:
+    """`cancel_by_customer`, if the graph and the notice allow it (else 409)."""
+    principal = await _principal(session, token)
+    assert principal.booking_id is not None
+    return await changing.apply_action(
+        session,
+        principal=principal,
+        booking_id=principal.booking_id,
+        action="cancel_by_customer",
+        body=ActionBody(),
+        now=now,
+    )
+
+
+async def reschedule_week(
+    session: AsyncSession, *, token: str, tz: str | None, week_of: str | None, now: datetime
+) -> tuple[Managed, pb.Week]:
+    """The booking and a week of free times of its length on its resources."""
+    managed = await open_booking(session, token=token, now=now)
+    zone = pb.zone_or(tz, managed.view.zone)
+    week = await pb.week_for(
+        session, managed.view, tz=zone, week_of=week_of, duration=managed.length, now=now
+    )
+    return managed, week
+
+
+async def reschedule_choice(
+    session: AsyncSession, *, token: str, start: str | None, tz: str | None, now: datetime
+) -> tuple[Managed, pb.Offer, str]:
+    """The new time picked, if it is free (else TimeTaken with the nearest free times)."""
+    managed = await open_booking(session, token=token, now=now)
+    zone = pb.zone_or(tz, managed.view.zone)
+    offer = await pb.still_free(
+        session, managed.view, start=start, duration=managed.length, seat=None, tz=zone, now=now
+    )
+    return managed, offer, zone
+
+
+async def reschedule(
+    session: AsyncSession, *, token: str, start: str | None, tz: str | None, now: datetime
+) -> BookingOut:
+    """Move the booking to `start` (same length, same resources) in one transaction: a time
+    taken meanwhile leaves the booking where it was and raises TimeTaken."""
+    managed = await open_booking(session, token=token, now=now)
+    principal = await _principal(session, token)
+    at = pb.parse_start(start)
+    if at is None:
+        raise NotFound("Choose a time from the page.")
+    zone = pb.zone_or(tz, managed.view.zone)
+    try:
+        return await changing.modify_booking(
+            session,
+            principal=principal,
+            booking_id=managed.booking.booking_id,
+            data=BookingUpdate(start_time=at, end_time=at + managed.length),
+            now=now,
+        )
+    except SlotUnavailable as exc:
+        nearest = await pb.nearest(
+            session, managed.view, around=at, duration=managed.length, tz=zone, now=now
+        )
+        raise pb.TimeTaken(managed.view, zone, nearest) from exc
