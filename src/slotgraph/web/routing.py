@@ -77,8 +77,8 @@ def install(app: FastAPI) -> None:
     """Mount the static files and include the web routers (called by api/app.py). A new page
     module adds its router to the list below."""
     app.mount(STATIC_PREFIX, Static(directory=STATIC_DIR), name="static")
-    from slotgraph.web import book
+    from slotgraph.web import book, manage
 
-    routers: list[Any] = [book.router]
+    routers: list[Any] = [book.router, manage.router]
     for router in routers:
         app.include_router(router)

@@ -1,0 +1,151 @@
+"""The manage link: see the booking, reschedule it, cancel it; notice rules; the same token on
+the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from tests.web.conftest import Api
+from tests.web.pages import Doc, make_page
+
+
+async def _book(http: httpx.AsyncClient, index: int = 4) -> Doc:
+    """Book the page's `index`-th free time (the 5th: an hour from now)."""
+    page = Doc((await http.get("/book/dr-berg")).text)
+    form = Doc((await http.get(page.all("time")[index]["href"])).text).form("booking-form")
+    data = {**form["fields"], "name": "Ann", "email": "ann@example.com"}
+    r = await http.post("/book/dr-berg", data=data)
+    assert r.status_code == 201, r.text
+    return Doc(r.text)
+
+
+async def _open(http: httpx.AsyncClient, url: str, status: int = 200) -> Doc:
+    r = await http.get(url)
+    assert r.status_code == status, r.text
+    return Doc(r.text)
+
+
+async def _post(http: httpx.AsyncClient, doc: Doc, hook: str, status: int = 303) -> Any:
+    form = doc.form(hook)
+    r = await http.post(form["attrs"]["action"], data=form["fields"])
+    assert r.status_code == status, r.text
+    return r
+
+
+async def test_book_then_manage_reschedule_and_cancel(api: Api) -> None:
+    await make_page(api)
+    confirmation = await _book(api.http)
+    manage_url = confirmation.one("manage-link")["href"]
+    assert manage_url.startswith("/manage/ct_")
+    manage = await _open(api.http, manage_url)
+    assert manage.one("booking-status")["data-status"] == "confirmed"
+    assert manage.one("reschedule-link")
+    assert manage.one("cancel-form")
+    # reschedule: a week of times, pick the next day's first, confirm
+    week = await _open(api.http, manage.one("reschedule-link")["href"])
+    thursday = [t for t in week.all("time") if t["data-start"].startswith("2024-05-02")]
+    choice = await _open(api.http, thursday[0]["href"])
+    moved = await _post(api.http, choice, "reschedule-form")
+    after = await _open(api.http, moved.headers["location"])
+    assert after.one("done")
+    booking = (await api.get("/v1/bookings")).json()["data"][0]
+    assert booking["start_time"] == "2024-05-02T07:00:00Z"  # 09:00 in Oslo
+    assert booking["status"] == "confirmed"
+    # cancel
+    cancelled = await _post(api.http, after, "cancel-form")
+    final = await _open(api.http, cancelled.headers["location"])
+    assert final.one("booking-status")["data-status"] == "cancelled_by_customer"
+    assert not final.all("cancel-form")
+    assert not final.all("reschedule-link")
+    assert final.one("nothing-to-change")
+
+
+async def test_a_taken_new_time_keeps_the_old_one(api: Api) -> None:
+    await make_page(api)
+    mine = await _book(api.http)
+    manage_url = mine.one("manage-link")["href"]
+    week = await _open(api.http, f"{manage_url}/reschedule")
+    choice = await _open(api.http, week.all("time")[0]["href"])  # free now...
+    start = choice.form("reschedule-form")["fields"]["start"]
+    async with httpx.AsyncClient(transport=api.http._transport, base_url="http://test") as other:
+        page = Doc((await other.get("/book/dr-berg")).text)
+        link = next(t["href"] for t in page.all("time") if t["data-start"] == start)
+        form = Doc((await other.get(link)).text).form("booking-form")
+        data = {**form["fields"], "name": "Bo", "email": "bo@example.com"}
+        assert (await other.post("/book/dr-berg", data=data)).status_code == 201  # ...taken
+    lost = await _post(api.http, choice, "reschedule-form", status=409)
+    assert Doc(lost.text).one("taken")
+    assert all("/manage/" in t["href"] for t in Doc(lost.text).all("time"))
+    taken_at = start.replace("+00:00", "Z")
+    mine_now = [
+        b for b in (await api.get("/v1/bookings")).json()["data"] if b["start_time"] != taken_at
+    ]
+    assert len(mine_now) == 1
+    assert mine_now[0]["start_time"] == "2024-05-01T10:00:00Z"  # the old time, still held
+    assert mine_now[0]["status"] == "confirmed"
+
+
+async def test_past_the_notice_the_page_says_so_and_offers_nothing(api: Api) -> None:
+    await make_page(api, min_cancel_notice="PT24H", min_reschedule_notice="PT48H")
+    # a week later: Wednesday 8 May, 09:00 in Oslo
+    page = Doc((await api.http.get("/book/dr-berg")).text)
+    later = Doc((await api.http.get(page.one("week-next")["href"])).text)
+    wednesday = next(t for t in later.all("time") if t["data-start"].startswith("2024-05-08"))
+    form = Doc((await api.http.get(wednesday["href"])).text).form("booking-form")
+    done = await api.http.post(
+        "/book/dr-berg", data={**form["fields"], "name": "Ann", "email": "ann@example.com"}
+    )
+    manage_url = Doc(done.text).one("manage-link")["href"]
+    token = manage_url.removeprefix("/manage/")
+    start = "2024-05-08T07:00:00Z"  # 09:00 in Oslo
+    assert (await _open(api.http, manage_url)).all("cancel-form")
+
+    api.clock.now = api.clock.now.replace(day=6, hour=10)  # 45 h before: no reschedule
+    doc = await _open(api.http, manage_url)
+    assert doc.all("cancel-form")
+    assert not doc.all("reschedule-link")
+    assert (await api.http.get(f"{manage_url}/reschedule")).status_code == 409
+
+    api.clock.advance(timedelta(hours=23, minutes=30))  # 21.5 h before: nothing at all
+    doc = await _open(api.http, manage_url)
+    assert not doc.all("cancel-form")
+    assert not doc.all("reschedule-link")
+    assert "Cancelling online was possible until" in doc.text("too-late")
+    # The same rule on the API with the token, and on a forged POST of the old form.
+    r = await api.as_key(token).put(
+        f"/v1/bookings/{(await api.get('/v1/bookings')).json()['data'][0]['booking_id']}"
+        "/cancel_by_customer"
+    )
+    assert r.status_code == 409, r.text
+    forged = await api.http.post(
+        f"{manage_url}/cancel", data={"csrf_token": api.http.cookies["sg_csrf"]}
+    )
+    assert forged.status_code == 409
+    assert Doc(forged.text).one("refused")
+    assert (await api.get("/v1/bookings")).json()["data"][0]["start_time"] == start
+    assert (await api.get("/v1/bookings")).json()["data"][0]["status"] == "confirmed"
+
+
+async def test_a_bad_token_is_a_404_page(api: Api) -> None:
+    r = await api.http.get("/manage/ct_nope")
+    assert r.status_code == 404
+    assert "text/html" in r.headers["content-type"]
+    assert (await api.http.get("/manage/x" * 300)).status_code == 404
+
+
+async def test_an_api_booking_has_a_manage_page_too(api: Api) -> None:
+    resource = await api.resource(name="Room 9")
+    booking = await api.book(
+        resource_id=resource["resource_id"],
+        start_time="2024-05-03T10:00:00Z",
+        end_time="2024-05-03T11:00:00Z",
+        customer={"name": "Cy", "email": "cy@example.com"},
+    )
+    doc = await _open(api.http, f"/manage/{booking['customer_token']}")
+    assert doc.text("booking-what") == "Room 9"
+    assert doc.all("cancel-form")
+    week = await _open(api.http, doc.one("reschedule-link")["href"])
+    assert week.all("time")
