@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph.db.engine import create_engine
 from slotgraph.db.migrate import migrate
 from slotgraph.db.models import Base
+
+# Emails of tests that configure no SMTP server go to a throwaway directory, never ./data/mail.
+os.environ.setdefault("SLOTGRAPH_MAIL_DIR", tempfile.mkdtemp(prefix="slotgraph-test-mail-"))
 
 BACKENDS = ["sqlite", "postgresql"]
 # Children before parents, from the models: a new table is cleaned without being listed here.

@@ -72,6 +72,23 @@ class RateLimits(BaseModel):
     secret_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 6_000
 
 
+TemplateText = Annotated[str, Field(max_length=20_000)]
+
+
+class Notifications(BaseModel):
+    """Emails to the customer and to the resource's owner (docs/emails.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer: bool = True
+    owner: bool = True
+    # Template overrides by file name (e.g. `customer.html`, `customer.cancelled.txt`,
+    # `owner.new_request.subject`); rendered in a sandbox.
+    templates: Annotated[dict[str, TemplateText], Field(max_length=50)] = Field(
+        default_factory=dict
+    )
+
+
 class AppSettings(BaseModel):
     """Everything an app can configure. In `PUT /v1/app`, fields left out keep their value."""
 
@@ -90,6 +107,7 @@ class AppSettings(BaseModel):
         description="Graphs the public key may create bookings in (never `group_owner`).",
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    notifications: Notifications = Field(default_factory=Notifications)
     require_if_match: bool = Field(
         default=False,
         description="Changes (PUT, PATCH, DELETE, actions) must send `If-Match` with the "

@@ -45,3 +45,10 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # Booking pages (docs/booking-pages.md): signs the forms' CSRF tokens when set.
     csrf_secret: SecretStr | None = None
+    # Emails (docs/emails.md). smtp://[user:password@]host[:port][?starttls=true] or smtps://
+    # (TLS from the start); unset: each email is written to `mail_dir` as an .eml file.
+    smtp_url: SecretStr | None = None
+    mail_from: str = "slotgraph <bookings@localhost>"
+    mail_dir: str = "./data/mail"
+    mail_templates_dir: str | None = None  # templates here override the built-in ones
+    smtp_timeout_seconds: float = 30.0

@@ -24,6 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph import logs, metrics
 from slotgraph.db.engine import is_unavailable, session_factory
 from slotgraph.domain.deliveries import Outcome
+from slotgraph.notifications import reminders
+from slotgraph.notifications.channel import FORMATS as EMAIL_FORMATS
+from slotgraph.notifications.channel import EmailChannel
 from slotgraph.services import deliveries, health, idempotency
 from slotgraph.services.bookings.timers import run_timers
 from slotgraph.settings import Settings
@@ -53,6 +56,7 @@ class Worker:
         self._inflight: dict[asyncio.Task[Outcome], deliveries.Claim] = {}
         self._http = httpx.AsyncClient(follow_redirects=False)
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
+        self.emails = EmailChannel(self.sessions, settings, clock=clock)
 
     async def run_once(self, *, timers: bool = True, calendars: bool = True) -> int:
         """One cycle; returns how much work it found (0: idle). `calendars`: also pull the due
@@ -65,6 +69,8 @@ class Worker:
         if timers:
             async with self.sessions() as session:
                 work += await run_timers(session, now=self.clock())
+            async with self.sessions() as session:
+                work += await reminders.send_due(session, now=self.clock())
             async with self.sessions() as session:
                 await health.beat(session, worker_id=self.id, now=self.clock())
             async with self.sessions() as session:
@@ -93,6 +99,10 @@ class Worker:
         logs.request_id.set(claim.request_id)  # this task's log lines name the request
         if claim.calendar_id is not None:
             return await self.calendars.push(claim.calendar_id, claim.payload)
+        if claim.format in EMAIL_FORMATS:
+            return await self.emails.send(
+                delivery_id=claim.delivery_id, format_=claim.format, payload=claim.payload
+            )
         outcome = await self._send_webhook(claim)
         metrics.get().webhook_attempts.labels(outcome_label(outcome)).inc()
         return outcome

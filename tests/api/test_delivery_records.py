@@ -36,6 +36,7 @@ async def test_a_batch_is_recorded_with_each_outcome(
             client_id=client["client_id"],
             start_time=f"2024-06-{day:02d}T10:00:00Z",
             end_time=f"2024-06-{day:02d}T11:00:00Z",
+            notify=False,  # webhooks only: no email deliveries beside them
         )
     receiver.script = [200, 500, 200]  # in the order the receiver sees them
     worker = Worker(engine, TEST_SETTINGS, clock=api.clock, jitter=lambda: 0.0, worker_id="w")
@@ -60,6 +61,7 @@ async def test_a_result_recorded_after_the_lease_ran_out_is_logged_with_the_deli
         client_id=client["client_id"],
         start_time="2024-06-03T10:00:00Z",
         end_time="2024-06-03T11:00:00Z",
+        notify=False,  # webhooks only: no email deliveries beside them
     )
     sessions = session_factory(engine)
     slow = Worker(engine, TEST_SETTINGS, clock=api.clock, jitter=lambda: 0.0, worker_id="slow")

@@ -67,6 +67,7 @@ async def book_many(http: httpx.AsyncClient, server: Server, first: int, count: 
                     "start_time": start.isoformat(),
                     "end_time": (start + timedelta(minutes=30)).isoformat(),
                     "customer": {"name": "C", "email": f"c{i}@example.com"},
+                    "notify": False,  # webhooks only (emails: test_email_worker.py)
                 },
             )
             assert r.status_code == 201, r.text

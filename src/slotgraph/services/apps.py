@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.appsettings import AppOut, AppSettings, merged
 from slotgraph.db.models import ApiKey, App
 from slotgraph.errors import NotFound
+from slotgraph.notifications import channel as emails
 from slotgraph.services.common import KeyKind, Principal
 
 _PREFIX: dict[KeyKind, str] = {"secret": "sk_", "public": "pk_"}
@@ -47,6 +48,7 @@ async def create_tenant(
         app = App(name=name, created_at=now)
         session.add(app)
         await session.flush()
+        session.add_all(emails.new_targets(app.id, now))  # its email channel (docs/emails.md)
         keys: dict[KeyKind, str] = {
             "secret": secret_key or new_key("secret"),
             "public": new_key("public"),

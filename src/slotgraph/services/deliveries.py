@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint, new_id
 from slotgraph.domain.deliveries import Outcome, next_retry_at
 from slotgraph.domain.webhooks import should_disable, signing_secrets, wants
+from slotgraph.notifications import channel as emails
 from slotgraph.schemas import DeliveryOut
 from slotgraph.services import calendar_pushes
 from slotgraph.services.outbox import record_event
@@ -96,7 +97,8 @@ async def dispatch(session: AsyncSession, *, now: datetime, limit: int = 500) ->
         if not events:
             return 0
         targets = await _targets(session, events)
-        channel_wants = await calendar_pushes.wanted(session, targets, events)
+        calendar_wants = await calendar_pushes.wanted(session, targets, events)
+        email_wants = await emails.wanted(session, targets, events)
         for event in events:
             event.dispatched_at = now
             for target in targets:
@@ -108,7 +110,8 @@ async def dispatch(session: AsyncSession, *, now: datetime, limit: int = 500) ->
                         event_type=event.type,
                         event_at=event.created_at,
                     )
-                    and channel_wants(target, event)
+                    and calendar_wants(target, event)
+                    and email_wants(target, event)
                 ):
                     session.add(new_delivery(target, event, now))
     return len(events)
@@ -351,8 +354,8 @@ async def _after_failure(
     )
     assert endpoint is not None
     endpoint.failing_since = endpoint.failing_since or now
-    if endpoint.calendar_id is not None:
-        return  # a calendar's pushes are never switched off: GET .../calendar shows them failing
+    if endpoint.calendar_id is not None or endpoint.format in emails.FORMATS:
+        return  # a calendar's pushes and emails are never switched off; their log shows it
     reason = should_disable(
         status_code=outcome.status_code, failing_since=endpoint.failing_since, now=now
     )

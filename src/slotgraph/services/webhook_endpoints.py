@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from slotgraph.errors import NotFound, ValidationFailed
+from slotgraph.notifications.kinds import FORMATS as EMAIL_FORMATS
 from slotgraph.schemas import (
     AttemptOut,
     DeliveryOut,
@@ -57,6 +58,7 @@ async def _load(
         WebhookEndpoint.app_id == app_id,
         WebhookEndpoint.deleted_at.is_(None),
         WebhookEndpoint.calendar_id.is_(None),  # (a calendar's push channel is not a webhook)
+        WebhookEndpoint.format.not_in(EMAIL_FORMATS),  # (nor are an app's email targets)
     )
     if lock:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
@@ -100,6 +102,7 @@ async def list_webhooks(session: AsyncSession, *, principal: Principal) -> list[
                 WebhookEndpoint.app_id == principal.app_id,
                 WebhookEndpoint.deleted_at.is_(None),
                 WebhookEndpoint.calendar_id.is_(None),
+                WebhookEndpoint.format.not_in(EMAIL_FORMATS),
             )
             .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
         )

@@ -1,0 +1,317 @@
+"""The email channel's part of the delivery pipeline (services/deliveries.py).
+
+Each app has two email targets (`webhook_endpoints` rows with format `email:customer` and
+`email:owner`, made with the app and never listed as webhooks), so emails are claimed, leased,
+ordered per booking, retried with backoff and logged exactly like webhooks. What is the
+channel's own: which events it wants (`wanted`, at dispatch), and composing a message at send
+time (`EmailChannel.compose`), which mints the link's token (ADR 0009).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from babel.dates import format_datetime
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from slotgraph.appsettings import AppSettings
+from slotgraph.db.models import App, Booking, Client, Event, Resource, WebhookEndpoint, new_id
+from slotgraph.domain.deliveries import Outcome
+from slotgraph.notifications import kinds, render
+from slotgraph.notifications.ics import CONTENT_TYPE, booking_ics
+from slotgraph.notifications.transport import transport
+from slotgraph.schemas import BookingOut
+from slotgraph.services import customer_tokens
+from slotgraph.settings import Settings
+
+log = logging.getLogger("slotgraph.mail")
+FORMATS = kinds.FORMATS
+
+
+def new_targets(app_id: uuid.UUID, now: datetime) -> list[WebhookEndpoint]:
+    """An app's email targets, made with the app (services/apps.py; migration 0012)."""
+    return [
+        WebhookEndpoint(
+            id=new_id(),
+            app_id=app_id,
+            url=fmt,
+            events=["booking.*"],
+            format=fmt,
+            description="emails",
+            enabled=True,
+            secret="mail_" + uuid.uuid4().hex,  # unused: nothing is signed
+            created_at=now,
+            version=1,
+            updated_at=now,
+        )
+        for fmt in kinds.FORMATS
+    ]
+
+
+def _moved(booking: dict[str, Any], before: dict[str, Any] | None) -> bool:
+    if before is None:
+        return False
+    return any(booking.get(k) != before.get(k) for k in ("start_time", "end_time", "resource_ids"))
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    booking: dict[str, Any]
+    action: str | None
+    moved: bool
+
+
+async def wanted(
+    session: AsyncSession, targets: Sequence[WebhookEndpoint], events: Sequence[Event]
+) -> Callable[[WebhookEndpoint, Event], bool]:
+    """The dispatch filter for email targets (other targets: always true): the app sends this
+    audience email, the booking says `notify`, there is an address, and the event is one that
+    kinds.py sends an email for."""
+    audience_of = {t.id: kinds.AUDIENCE_OF[t.format] for t in targets if t.format in kinds.FORMATS}
+    if not audience_of:
+        return lambda target, event: True
+    parsed: dict[uuid.UUID, _Parsed] = {}
+    for e in events:
+        if e.booking_id is None or not e.type.startswith("booking."):
+            continue
+        data = orjson.loads(e.payload)["data"]
+        if isinstance(data.get("booking"), dict):
+            parsed[e.id] = _Parsed(data["booking"], data.get("action"), False)
+    updated = [e for e in events if e.type == "booking.updated" and e.id in parsed]
+    for e in updated:
+        before = await session.scalar(
+            select(Event.payload)
+            .where(Event.booking_id == e.booking_id, Event.seq < e.seq)
+            .order_by(Event.seq.desc())
+            .limit(1)
+        )
+        old = orjson.loads(before)["data"].get("booking") if before else None
+        p = parsed[e.id]
+        parsed[e.id] = _Parsed(p.booking, p.action, _moved(p.booking, old))
+    settings = {
+        app_id: AppSettings.model_validate(raw or {}).notifications
+        for app_id, raw in await session.execute(
+            select(App.id, App.settings).where(App.id.in_({t.app_id for t in targets}))
+        )
+    }
+    client_ids = {p.booking.get("client_id") for p in parsed.values()} - {None}
+    with_email = set(
+        await session.scalars(
+            select(Client.id).where(
+                Client.id.in_([uuid.UUID(c) for c in client_ids]), Client.email.is_not(None)
+            )
+        )
+    )
+    resource_ids = {r for p in parsed.values() for r in p.booking.get("resource_ids", [])}
+    owners = set(
+        await session.scalars(
+            select(Resource.id).where(
+                Resource.id.in_([uuid.UUID(r) for r in resource_ids]), Resource.email.is_not(None)
+            )
+        )
+    )
+
+    def wants(target: WebhookEndpoint, event: Event) -> bool:
+        audience = audience_of.get(target.id)
+        if audience is None:
+            return True
+        p = parsed.get(event.id)
+        app = settings.get(target.app_id)
+        if p is None or app is None or not getattr(app, audience) or not p.booking.get("notify"):
+            return False
+        b = p.booking
+        if audience == "customer":
+            client = b.get("client_id")
+            return (
+                client is not None
+                and uuid.UUID(client) in with_email
+                and kind_of(audience, event.type, p.action, b, moved=p.moved) is not None
+            )
+        return any(uuid.UUID(r) in owners for r in b.get("resource_ids", [])) and (
+            kind_of(audience, event.type, p.action, b, moved=p.moved) is not None
+        )
+
+    return wants
+
+
+def kind_of(
+    audience: kinds.Audience,
+    event_type: str,
+    action: str | None,
+    booking: dict[str, Any],
+    *,
+    moved: bool,
+) -> kinds.Kind | None:
+    status, graph = booking["status"], booking["graph"]
+    if audience == "customer":
+        return kinds.customer_kind(
+            event_type=event_type, action=action, status=status, graph=graph, moved=moved
+        )
+    return kinds.owner_kind(action=action, status=status, graph=graph)
+
+
+class EmailChannel:
+    """Composes and sends one claimed email (the worker's `_send` for email targets)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        smtp = settings.smtp_url.get_secret_value() if settings.smtp_url else None
+        self.transport = transport(
+            smtp, mail_dir=settings.mail_dir, timeout=settings.smtp_timeout_seconds
+        )
+        self.base_url = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip(
+            "/"
+        )
+
+    async def send(self, *, delivery_id: uuid.UUID, format_: str, payload: str) -> Outcome:
+        started = time.monotonic()
+        try:
+            message = await self.compose(format_=format_, payload=payload)
+        except Exception as exc:  # a bad template or a vanished row: logged, retried
+            log.exception("email for delivery %s could not be composed", delivery_id)
+            ms = int((time.monotonic() - started) * 1000)
+            return Outcome(None, f"compose: {type(exc).__name__}: {exc}"[:500], ms, None)
+        if message is None:
+            return Outcome(204, None, 0, "nothing to send (no address any more)")
+        name = f"{self.clock():%Y%m%dT%H%M%S}-{delivery_id}"
+        return await self.transport.send(message, name=name)
+
+    async def compose(self, *, format_: str, payload: str) -> EmailMessage | None:
+        audience = kinds.AUDIENCE_OF[format_]
+        event = orjson.loads(payload)
+        data = event["data"]
+        booking = BookingOut.model_validate(data["booking"])
+        kind = kind_of(audience, event["type"], data.get("action"), data["booking"], moved=True)
+        if kind is None:
+            return None
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            app = await session.scalar(
+                select(App)
+                .join(Booking, Booking.app_id == App.id)
+                .where(Booking.id == booking.booking_id)
+            )
+            if app is None:
+                return None
+            booking_app_id = app.id
+            client = await session.get(Client, booking.client_id) if booking.client_id else None
+            resources = list(
+                await session.scalars(select(Resource).where(Resource.id.in_(booking.resource_ids)))
+            )
+            if audience == "customer":
+                to = [client.email] if client is not None and client.email else []
+            else:
+                to = sorted({r.email for r in resources if r.email})
+            if not to:
+                return None
+            token = None
+            if audience == "customer":
+                token = customer_tokens.mint(
+                    session,
+                    kind="customer",
+                    booking_id=booking.booking_id,
+                    app_id=booking_app_id,
+                    now=now,
+                )
+            elif kind.name == "new_request":
+                token = customer_tokens.mint(
+                    session,
+                    kind="owner",
+                    booking_id=booking.booking_id,
+                    app_id=booking_app_id,
+                    now=now,
+                )
+            app_settings = AppSettings.model_validate(app.settings or {})
+        main = next((r for r in resources if r.id == booking.resource_id), resources[0])
+        zone = ZoneInfo(main.timezone)
+        when = _when(booking.start_time, booking.end_time, zone)
+        context = {
+            "kind": kind.name,
+            "headline": kind.headline,
+            "app_name": app.name,
+            "booking": booking,
+            "details": booking.details,
+            "resource": {
+                "name": main.name,
+                "location": main.location,
+                "timezone": main.timezone,
+            },
+            "customer": {
+                "name": client.name if client else "",
+                "email": client.email if client else None,
+            },
+            "when": when,
+            "previous_when": None,
+            "message": data.get("message"),
+            "manage_url": f"{self.base_url}/manage/{token}" if audience == "customer" else None,
+            "decide_url": f"{self.base_url}/owner/{token}" if kind.name == "new_request" else None,
+        }
+        context["subject"] = kind.subject.format(
+            resource=main.name, when=when, customer=context["customer"]["name"]
+        )
+        env = render.environment(
+            self.settings.mail_templates_dir, app_settings.notifications.templates
+        )
+        rendered = render.render(env, audience=audience, kind=kind.name, context=context)
+        message = EmailMessage()
+        message["From"] = self.settings.mail_from
+        message["To"] = ", ".join(to)
+        message["Subject"] = rendered.subject
+        message["Date"] = formatdate(now.timestamp())
+        message["Message-ID"] = make_msgid(domain=_domain(self.settings.mail_from))
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        if audience == "customer" and kind.method is not None and client is not None:
+            ics = booking_ics(
+                booking,
+                kind.method,
+                summary=main.name,
+                timezone=main.timezone,
+                location=main.location,
+                organizer=parseaddr(self.settings.mail_from)[1] or None,
+                organizer_name=main.name,
+                attendee=client.email,
+                attendee_name=client.name,
+            )
+            maintype, subtype = CONTENT_TYPE.split("/")
+            message.add_attachment(
+                ics,
+                maintype=maintype,
+                subtype=subtype,
+                filename="booking.ics",
+                params={"method": kind.method},
+            )
+        return message
+
+
+def _when(start: datetime, end: datetime, zone: ZoneInfo) -> str:
+    full = "EEEE d MMMM y, HH:mm"
+    same_day = start.astimezone(zone).date() == end.astimezone(zone).date()
+    day = format_datetime(start, full, tzinfo=zone, locale="en")
+    until = format_datetime(end, "HH:mm" if same_day else full, tzinfo=zone, locale="en")
+    return f"{day} to {until} ({zone.key})"
+
+
+def _domain(address: str) -> str:
+    _, addr = parseaddr(address)
+    return addr.rpartition("@")[2] or "localhost"

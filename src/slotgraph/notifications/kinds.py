@@ -1,0 +1,102 @@
+"""Which booking event sends which email, to whom. Pure: a table, like the graphs.
+
+The customer hears of every change of their booking; the resource's owner hears of every new
+booking or request (a request's email carries confirm and decline links).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Audience = Literal["customer", "owner"]
+Method = Literal["REQUEST", "CANCEL"]
+AUDIENCES: tuple[Audience, ...] = ("customer", "owner")
+# The `format` of each app's email targets in webhook_endpoints (one per audience).
+FORMAT: dict[Audience, str] = {"customer": "email:customer", "owner": "email:owner"}
+FORMATS = tuple(FORMAT.values())
+AUDIENCE_OF: dict[str, Audience] = {f: a for a, f in FORMAT.items()}
+REMINDER_EVENT = "booking.reminder"
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    subject: str  # a Jinja2 expression-free line; {resource} and {when} are filled in
+    headline: str
+    method: Method | None = None  # the .ics attachment's METHOD (customer emails only)
+
+
+CUSTOMER_KINDS = {
+    k.name: k
+    for k in (
+        Kind("booked", "Booked: {resource}, {when}", "Your booking is confirmed.", "REQUEST"),
+        Kind(
+            "requested",
+            "Requested: {resource}, {when}",
+            "We have your request; you will hear once it is confirmed or declined.",
+            "REQUEST",
+        ),
+        Kind("confirmed", "Confirmed: {resource}, {when}", "Your booking is confirmed.", "REQUEST"),
+        Kind("declined", "Declined: {resource}, {when}", "Your request was declined.", "CANCEL"),
+        Kind(
+            "rescheduled",
+            "New time: {resource}, {when}",
+            "Your booking has a new time.",
+            "REQUEST",
+        ),
+        Kind("cancelled", "Cancelled: {resource}, {when}", "Your booking is cancelled.", "CANCEL"),
+        Kind("reminder", "Reminder: {resource}, {when}", "A reminder of your booking.", "REQUEST"),
+    )
+}
+OWNER_KINDS = {
+    k.name: k
+    for k in (
+        Kind("new_booking", "New booking: {customer}, {when}", "A new booking."),
+        Kind(
+            "new_request",
+            "Please confirm: {customer}, {when}",
+            "A new request: confirm or decline it.",
+        ),
+    )
+}
+
+# event type -> the customer's email (the create event is decided by `customer_kind`)
+_CUSTOMER_BY_EVENT = {
+    "booking.confirmed": "confirmed",
+    "booking.paid": "confirmed",
+    "booking.declined": "declined",
+    "booking.expired": "declined",
+    "booking.cancelled": "cancelled",
+    "booking.cancelled_by_customer": "cancelled",
+    "booking.cancelled_by_owner": "cancelled",
+    "booking.unpaid": "cancelled",
+    "booking.updated": "rescheduled",  # only when its time or resource moved
+    REMINDER_EVENT: "reminder",
+}
+# Graphs whose bookings have no customer of their own (a class).
+NO_CUSTOMER_GRAPHS = frozenset({"group_owner"})
+
+
+def customer_kind(
+    *, event_type: str, action: str | None, status: str, graph: str, moved: bool
+) -> Kind | None:
+    """The email the customer gets for this event, if any."""
+    if graph in NO_CUSTOMER_GRAPHS:
+        return None
+    if action == "create":
+        name = "requested" if graph == "confirm_decline" and status == "tentative" else "booked"
+        return CUSTOMER_KINDS[name]
+    name_ = _CUSTOMER_BY_EVENT.get(event_type)
+    if name_ is None or (name_ == "rescheduled" and not moved):
+        return None
+    return CUSTOMER_KINDS[name_]
+
+
+def owner_kind(*, action: str | None, status: str, graph: str) -> Kind | None:
+    """The email the resource's owner gets for this event: new bookings and requests only."""
+    if action != "create" or graph in NO_CUSTOMER_GRAPHS:
+        return None
+    if graph == "confirm_decline" and status == "tentative":
+        return OWNER_KINDS["new_request"]
+    return OWNER_KINDS["new_booking"]

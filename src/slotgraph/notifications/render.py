@@ -1,0 +1,79 @@
+"""The email templates: Jinja2, in a sandbox, looked up in this order:
+
+1. the app's own (`notifications.templates` in its settings, by file name),
+2. the server's directory (SLOTGRAPH_MAIL_TEMPLATES_DIR),
+3. the built-in ones (notifications/templates/).
+
+For an email of kind K to audience A, the body is the first of `A.K.txt`, `A.txt` (and `.html`
+for the HTML part) and the subject the first of `A.K.subject`, `A.subject`. Templates hold
+formatting only: what to say is decided by kinds.py and the context below.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    DictLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+BUILT_IN = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+@functools.lru_cache(maxsize=8)
+def _server_environment(templates_dir: str | None) -> SandboxedEnvironment:
+    return _environment(_server_loaders(templates_dir))
+
+
+def _server_loaders(templates_dir: str | None) -> list[BaseLoader]:
+    loaders: list[BaseLoader] = []
+    if templates_dir:
+        loaders.append(FileSystemLoader(templates_dir))
+    loaders.append(FileSystemLoader(BUILT_IN))
+    return loaders
+
+
+def _environment(loaders: list[BaseLoader]) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def environment(
+    templates_dir: str | None, overrides: Mapping[str, str] | None = None
+) -> SandboxedEnvironment:
+    if not overrides:
+        return _server_environment(templates_dir)
+    return _environment([DictLoader(dict(overrides)), *_server_loaders(templates_dir)])
+
+
+def render(
+    env: SandboxedEnvironment, *, audience: str, kind: str, context: Mapping[str, Any]
+) -> Rendered:
+    def pick(suffix: str) -> str:
+        template = env.select_template([f"{audience}.{kind}.{suffix}", f"{audience}.{suffix}"])
+        return template.render(context)
+
+    subject = " ".join(pick("subject").split())  # one line, whatever the template did
+    return Rendered(subject=subject, text=pick("txt"), html=pick("html"))
