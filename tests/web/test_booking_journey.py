@@ -104,3 +104,15 @@ async def test_a_german_page_is_german(api: Api) -> None:
     assert "30 Minuten" in form_page.text("chosen-time")
     r = await _submit(api.http, form_page, "booking-form", 422, name="", email="x@example.com")
     assert Doc(r.text).text("error-name") == "Bitte füllen Sie dieses Feld aus."
+
+
+async def test_on_a_weekend_the_page_opens_on_the_next_free_week(api: Api) -> None:
+    await make_page(api)
+    api.clock.now = api.clock.now.replace(day=4, hour=12)  # Saturday: this week is over
+    page = await _open(api.http, "/book/dr-berg")
+    assert page.all("day")[0]["data-date"] == "2024-05-06"
+    assert page.all("time")[0]["data-start"] == "2024-05-06T07:00:00+00:00"
+    asked = await _open(api.http, "/book/dr-berg?week=2024-05-04")
+    assert asked.all("day")[0]["data-date"] == "2024-04-29"
+    assert not asked.all("time")
+    assert len(asked.all("no-times")) == 7

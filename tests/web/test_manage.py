@@ -3,10 +3,12 @@ the API."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.web.conftest import Api
 from tests.web.pages import Doc, make_page
@@ -107,6 +109,7 @@ async def test_past_the_notice_the_page_says_so_and_offers_nothing(api: Api) -> 
     doc = await _open(api.http, manage_url)
     assert doc.all("cancel-form")
     assert not doc.all("reschedule-link")
+    assert "Rescheduling online was possible until" in doc.text("too-late")
     assert (await api.http.get(f"{manage_url}/reschedule")).status_code == 409
 
     api.clock.advance(timedelta(hours=23, minutes=30))  # 21.5 h before: nothing at all
@@ -149,3 +152,16 @@ async def test_an_api_booking_has_a_manage_page_too(api: Api) -> None:
     assert doc.all("cancel-form")
     week = await _open(api.http, doc.one("reschedule-link")["href"])
     assert week.all("time")
+
+
+async def test_the_token_is_never_in_the_access_log(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    await make_page(api)
+    manage_url = (await _book(api.http)).one("manage-link")["href"]
+    token = manage_url.removeprefix("/manage/")
+    with caplog.at_level(logging.INFO, logger="slotgraph.access"):
+        await _open(api.http, manage_url)
+        await _open(api.http, f"{manage_url}/reschedule")
+    assert "/manage/ct_[redacted]/reschedule" in caplog.text
+    assert token not in caplog.text

@@ -21,6 +21,8 @@ from slotgraph.api import problems
 access = logging.getLogger("slotgraph.access")
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+# A booking token in a path (/manage/ct_..., the owner's ot_ links) is a password: never logged.
+_SECRET_IN_PATH = re.compile(r"/(ct|ot)_[^/]*")
 
 
 def _request_id(scope: Scope) -> str:
@@ -71,17 +73,18 @@ class Observe:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
+            path = _SECRET_IN_PATH.sub(r"/\1_[redacted]", scope["path"])
             metrics.get().http_duration.labels(method, template, str(status)).observe(duration)
             access.info(
                 "%s %s %s %.1fms",
                 method,
-                scope["path"],
+                path,
                 status,
                 duration * 1000,
                 extra={
                     "fields": {
                         "method": method,
-                        "path": scope["path"],
+                        "path": path,
                         "route": template,
                         "status": status,
                         "duration_ms": round(duration * 1000, 2),

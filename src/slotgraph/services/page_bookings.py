@@ -26,6 +26,7 @@ from slotgraph.services.pages import PublicPage, public_page
 
 WEEK = timedelta(days=7)
 NEAREST = 6  # free times offered when the chosen one was just taken
+LOOK_AHEAD = 4  # weeks a page looks ahead for its first free time when none is asked for
 MAX_ANSWER = 2_000  # characters of one custom field or the notes
 _EMAIL_MAX = 320
 
@@ -190,8 +191,30 @@ async def week_for(
     duration: timedelta,
     now: datetime,
 ) -> Week:
-    """A page's free times of `duration` for the week containing `week_of` (or this week)."""
+    """A page's free times of `duration` for the week containing `week_of`. Without `week_of`,
+    this week, or the first of the next few that has a free time (this one, if none has)."""
     monday = monday_of(week_of, tz, now)
+    found = await _week(session, view, tz=tz, monday=monday, duration=duration, now=now)
+    ahead = 0
+    while week_of is None and not any(d.offers for d in found.days) and ahead < LOOK_AHEAD:
+        ahead += 1
+        later = await _week(
+            session, view, tz=tz, monday=monday + ahead * WEEK, duration=duration, now=now
+        )
+        if any(d.offers for d in later.days):
+            return later
+    return found
+
+
+async def _week(
+    session: AsyncSession,
+    view: PublicPage,
+    *,
+    tz: str,
+    monday: date,
+    duration: timedelta,
+    now: datetime,
+) -> Week:
     start = wc.instant(wc.day(tz, monday).start)
     end = wc.instant(wc.day(tz, monday + WEEK).start)
     offers = await _offers(

@@ -116,7 +116,9 @@ class Formatter:
         )
 
     def zone(self, tz: ZoneInfo | str | None = None) -> str:
-        """A zone's name for people, "Central European Time (Oslo)"-like, with its IANA key."""
+        """A zone for people: "Central European Time (Europe/Oslo)", in the page's language."""
         zone = ZoneInfo(tz) if isinstance(tz, str) else (tz or self.tz)
-        name = dates.get_timezone_location(zone, locale=self.locale, return_city=False)
+        if zone.key in ("UTC", "Etc/UTC"):
+            return "UTC"
+        name = dates.get_timezone_name(zone, width="long", locale=self.locale)
         return f"{name} ({zone.key})"
