@@ -156,3 +156,37 @@ async def test_a_key_held_by_a_running_request_is_409_in_flight(
     assert r.json()["code"] == "idempotency_key_in_flight"
     after = await send(api, "POST", "/v1/clients", {"name": "A"}, key="busy")
     assert after.status_code == 201
+
+
+async def test_a_keyed_booking_with_an_inline_customer_creates_the_client_once(api: Api) -> None:
+    # The customer is created under a savepoint of its own inside the keyed request's
+    # transaction (services/clients.py); the key's answer commits with both.
+    resource = await api.resource()
+    body = {
+        "resource_id": resource["resource_id"],
+        "start_time": "2024-06-03T10:00:00Z",
+        "end_time": "2024-06-03T11:00:00Z",
+        "customer": {"name": "Ann", "email": "ann-key@example.com"},
+    }
+    first = await send(api, "POST", "/v1/bookings", body, key="k-customer")
+    assert first.status_code == 201, first.text
+    again = await send(api, "POST", "/v1/bookings", body, key="k-customer")
+    assert again.json() == first.json()
+    clients = (await api.get("/v1/clients")).json()["data"]
+    assert [c["email"] for c in clients].count("ann-key@example.com") == 1
+    assert await count_bookings(api) == 1
+
+
+async def test_a_refusal_leaves_nothing_behind_but_its_stored_answer(api: Api) -> None:
+    # The service fails inside the keyed transaction and rolls it back whole; the answer is
+    # stored in a new one, and the inline customer the failed request created is gone too.
+    body = await booking_body(api)
+    await api.book(**body)
+    del body["client_id"]
+    body["customer"] = {"name": "Bo", "email": "bo-key@example.com"}  # type: ignore[assignment]
+    refused = await send(api, "POST", "/v1/bookings", body, key="k-refused")
+    assert refused.status_code == 409, refused.text
+    again = await send(api, "POST", "/v1/bookings", body, key="k-refused")
+    assert (again.status_code, again.json()) == (409, refused.json())
+    emails = [c["email"] for c in (await api.get("/v1/clients")).json()["data"]]
+    assert "bo-key@example.com" not in emails

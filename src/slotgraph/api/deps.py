@@ -32,12 +32,13 @@ _CACHE_SECONDS = 30.0
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # A request with an Idempotency-Key runs in the transaction api/idempotency.py opened: the
-    # service's own transactions become savepoints, and the one commit stores the answer too.
+    # service's own transactions join it (no savepoint round trips; a failure rolls it all back),
+    # and the middleware's one commit stores the answer with the change.
     conn = getattr(request.state, "idempotency_connection", None)
     if conn is not None:
         async with AsyncSession(
             bind=conn,
-            join_transaction_mode="create_savepoint",
+            join_transaction_mode="rollback_only",
             expire_on_commit=False,
             autoflush=False,
         ) as session:

@@ -4,9 +4,10 @@ For a request with the header, this middleware opens one connection and one tran
 services/idempotency.py whether the key has an answer (replay it), is held by a running request
 (409 idempotency_key_in_flight) or was used for another request (422 idempotency_key_reused),
 and otherwise runs the request with its database session bound to that transaction (api/deps.py:
-the service's transactions become savepoints). The answer, success or error, is stored in the same
-transaction before the one commit, and only then sent. Answers that say "try again" (5xx, 429,
-409 concurrent_update) are not stored, and the transaction is rolled back.
+the service's transactions join it, without savepoints). The answer is stored in the same
+transaction before the one commit, and only then sent. A service that fails rolls the whole
+transaction back; its error answer is then stored in a new one. Answers that say "try again"
+(5xx, 429, 409 concurrent_update) are not stored, and the transaction is rolled back.
 """
 
 from __future__ import annotations
@@ -84,23 +85,34 @@ class Idempotency:
             stored = await idempotency.begin(conn, claim, now=clock())
             if stored is None:
                 start, chunks = await self._run(scope, replay, conn)
-                answer = Stored(
-                    status_code=start["status"],
-                    headers={
-                        k.decode(): v.decode()
-                        for k, v in start.get("headers", [])
-                        if k.decode().lower() in KEPT_HEADERS
-                    },
-                    body=b"".join(chunks).decode(),
+                status, raw_headers, body = (
+                    start["status"],
+                    start.get("headers", []),
+                    b"".join(chunks),
                 )
-                if not _storable(answer.status_code, b"".join(chunks)):
+                if not _storable(status, body):
                     await conn.rollback()
-                    await _send(send, start["status"], start.get("headers", []), b"".join(chunks))
+                    await _send(send, status, raw_headers, body)
                     return
-                stored = await idempotency.finish(conn, claim, now=clock(), answer=answer)
+                if not conn.in_transaction():
+                    # The service failed and rolled the transaction back (and the key's lock
+                    # with it): its error answer is stored in a new one, if the key is still free.
+                    await conn.begin()
+                    stored = await idempotency.begin(conn, claim, now=clock())
+                if stored is None:
+                    answer = Stored(
+                        status_code=status,
+                        headers={
+                            k.decode(): v.decode()
+                            for k, v in raw_headers
+                            if k.decode().lower() in KEPT_HEADERS
+                        },
+                        body=body.decode(),
+                    )
+                    stored = await idempotency.finish(conn, claim, now=clock(), answer=answer)
                 if stored is None:
                     await conn.commit()
-                    await _send(send, start["status"], start.get("headers", []), b"".join(chunks))
+                    await _send(send, status, raw_headers, body)
                     return
             await conn.rollback()
         headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]

@@ -18,7 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, case, delete, func, literal, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -77,19 +90,46 @@ def _check(stored: Row[Any], fingerprint_: str) -> Stored | None:
     return Stored(stored.status_code, dict(stored.headers), stored.body)
 
 
-def _lookup_statement(claim: Claim, now: datetime, *, lock: bool) -> Select[Any]:
+def _lookup_statement(*, lock: bool) -> Select[Any]:
     """The live answer stored for the key, if any. With `lock` (PostgreSQL), the same statement
     takes the key's advisory lock, but only when no answer is stored: replays never wait for
-    each other, and `got` says whether a running request holds the key."""
+    each other, and `got` says whether a running request holds the key. Built once; the values
+    are bound per request (`_lookup_params`)."""
     one = select(literal(1).label("one")).subquery("one")
     found = and_(
-        _TABLE.c.app_id == claim.app_id, _TABLE.c.key == claim.key, _TABLE.c.expires_at > now
+        _TABLE.c.app_id == bindparam("p_app_id", type_=_TABLE.c.app_id.type),
+        _TABLE.c.key == bindparam("p_key", type_=_TABLE.c.key.type),
+        _TABLE.c.expires_at > bindparam("p_now", type_=_TABLE.c.expires_at.type),
     )
     got: ColumnElement[Any] = true()
     if lock:
-        k1, k2 = _lock_keys(claim.app_id, claim.key)
-        got = case((_TABLE.c.key.is_(None), func.pg_try_advisory_xact_lock(k1, k2)), else_=true())
+        held = func.pg_try_advisory_xact_lock(
+            bindparam("p_k1", type_=Integer), bindparam("p_k2", type_=Integer)
+        )
+        got = case((_TABLE.c.key.is_(None), held), else_=true())
     return select(*_TABLE.c, got.label("got")).select_from(one.outerjoin(_TABLE, found))
+
+
+_LOOKUP = {True: _lookup_statement(lock=True), False: _lookup_statement(lock=False)}
+
+
+def _lookup_params(claim: Claim, now: datetime) -> dict[str, Any]:
+    k1, k2 = _lock_keys(claim.app_id, claim.key)
+    return {"p_app_id": claim.app_id, "p_key": claim.key, "p_now": now, "p_k1": k1, "p_k2": k2}
+
+
+def _store_statement(dialect: str) -> Any:
+    """Insert the answer; replace only an expired one. Built once per dialect."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(_TABLE).values({c: bindparam(f"p_{c.name}", type_=c.type) for c in _TABLE.c})
+    return stmt.on_conflict_do_update(
+        index_elements=[_TABLE.c.app_id, _TABLE.c.key],
+        set_={c.name: stmt.excluded[c.name] for c in _TABLE.c if not c.primary_key},
+        where=_TABLE.c.expires_at <= stmt.excluded.created_at,  # only an expired answer
+    ).returning(_TABLE.c.key)
+
+
+_STORE = {d: _store_statement(d) for d in ("postgresql", "sqlite")}
 
 
 async def begin(conn: AsyncConnection, claim: Claim, *, now: datetime) -> Stored | None:
@@ -100,7 +140,7 @@ async def begin(conn: AsyncConnection, claim: Claim, *, now: datetime) -> Stored
     this statement's snapshot and its lock is caught by `finish`.)
     """
     lock = conn.dialect.name == "postgresql"
-    row = (await conn.execute(_lookup_statement(claim, now, lock=lock))).one()
+    row = (await conn.execute(_LOOKUP[lock], _lookup_params(claim, now))).one()
     if row.key is None and not row.got:
         raise IdempotencyKeyInFlight(
             "A request with this Idempotency-Key is still being processed; retry after it "
@@ -115,27 +155,20 @@ async def finish(
     """Store the answer in the outer transaction. Returns None when stored; else the answer
     stored meanwhile by another request with the key (the caller rolls back and replays it)."""
     values = {
-        "app_id": claim.app_id,
-        "key": claim.key,
-        "fingerprint": claim.fingerprint,
-        "status_code": answer.status_code,
-        "headers": answer.headers,
-        "body": answer.body,
-        "created_at": now,
-        "expires_at": now + KEEP,
+        "p_app_id": claim.app_id,
+        "p_key": claim.key,
+        "p_fingerprint": claim.fingerprint,
+        "p_status_code": answer.status_code,
+        "p_headers": answer.headers,
+        "p_body": answer.body,
+        "p_created_at": now,
+        "p_expires_at": now + KEEP,
     }
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(_TABLE).values(values)
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[_TABLE.c.app_id, _TABLE.c.key],
-        set_={k: stmt.excluded[k] for k in values if k not in ("app_id", "key")},
-        where=_TABLE.c.expires_at <= now,  # only an expired answer may be replaced
-    ).returning(_TABLE.c.key)
-    if (await conn.execute(upsert)).first() is not None:
+    if (await conn.execute(_STORE[conn.dialect.name], values)).first() is not None:
         return None
     await conn.rollback()
     async with conn.begin():
-        row = (await conn.execute(_lookup_statement(claim, now, lock=False))).one()
+        row = (await conn.execute(_LOOKUP[False], _lookup_params(claim, now))).one()
         return _check(row, claim.fingerprint)
 
 

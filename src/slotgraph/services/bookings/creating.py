@@ -69,10 +69,10 @@ async def create_booking(
         raise ValidationFailed(errors)
     if data.start_time is not None:
         check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
-    if not queries.has_exclusion_constraint(session):
+    if not queries.has_exclusion_constraint(session) or _joined_to_outer_transaction(session):
         return await _create(session, principal, data, now, page_id, check_overlap=True)
     try:
-        if _optimistic(data) and not _joined_to_outer_transaction(session):
+        if _optimistic(data):
             try:
                 return await _create(
                     session, principal, data, now, page_id, check_overlap=False, lock=False
@@ -86,7 +86,8 @@ async def create_booking(
 
 def _joined_to_outer_transaction(session: AsyncSession) -> bool:
     """The session runs inside a caller's transaction (an Idempotency-Key request, whose stored
-    answer commits with the booking; api/idempotency.py): no autocommit shortcut there."""
+    answer commits with the booking; api/idempotency.py): no autocommit shortcut there, and no
+    refusal by the constraint either, which would end that transaction; check first instead."""
     return isinstance(session.bind, AsyncConnection)
 
 
