@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import icalendar
 import pytest
 
 from tests.web.conftest import Api
@@ -165,3 +166,26 @@ async def test_the_token_is_never_in_the_access_log(
         await _open(api.http, f"{manage_url}/reschedule")
     assert "/manage/ct_[redacted]/reschedule" in caplog.text
     assert token not in caplog.text
+
+
+async def test_the_calendar_file_follows_the_booking(api: Api) -> None:
+    await make_page(api)
+    confirmation = await _book(api.http)
+    ics_url = confirmation.one("ics-link")["href"]
+    first = await api.http.get(ics_url)
+    assert first.status_code == 200
+    assert first.headers["content-type"].startswith("text/calendar")
+    cal = icalendar.Calendar.from_ical(first.content)
+    (event,) = cal.walk("VEVENT")
+    booking = (await api.get("/v1/bookings")).json()["data"][0]
+    assert str(event["uid"]).startswith(booking["booking_id"])
+    assert event["dtstart"].dt.isoformat() == "2024-05-01T10:00:00+00:00"
+    assert str(event["summary"]) == "Book Dr. Berg"
+    assert str(cal["method"]) == "PUBLISH"
+    manage = await _open(api.http, confirmation.one("manage-link")["href"])
+    await _post(api.http, manage, "cancel-form")
+    after = icalendar.Calendar.from_ical((await api.http.get(ics_url)).content)
+    assert str(after["method"]) == "CANCEL"
+    (cancelled,) = after.walk("VEVENT")
+    assert cancelled["uid"] == event["uid"]
+    assert int(cancelled["sequence"]) > int(event.get("sequence", 0))

@@ -2,6 +2,7 @@
 services/page_manage.py; what is offered is what domain/customers.py allows, nothing more.
 
 - GET  /manage/{token}                     the booking, and the changes allowed now
+- GET  /manage/{token}/booking.ics         "add to calendar"
 - POST /manage/{token}/cancel              cancel_by_customer (CSRF), then back to the booking
 - GET  /manage/{token}/reschedule          a week of free times of the same length
 - GET  /manage/{token}/reschedule/time     confirm the new time (`?start=&tz=`)
@@ -17,7 +18,9 @@ from starlette.responses import RedirectResponse, Response
 
 from slotgraph.api.deps import Now, Session
 from slotgraph.domain.availability import iso
+from slotgraph.domain.graphs import GRAPHS
 from slotgraph.errors import Conflict
+from slotgraph.notifications.ics import CONTENT_TYPE, booking_ics
 from slotgraph.services import page_bookings as pb
 from slotgraph.services import page_manage as pm
 from slotgraph.web.book import links, page_context, public_base, show, taken_page, week_context
@@ -66,6 +69,32 @@ def _manage_page(
 async def manage(request: Request, token: str, session: Session, now: Now) -> Response:
     managed = await pm.open_booking(session, token=token, now=now)
     return _manage_page(request, managed, token)
+
+
+@router.get("/manage/{token}/booking.ics")
+async def calendar_file(request: Request, token: str, session: Session, now: Now) -> Response:
+    """ "Add to calendar": the booking as an .ics (the emails' UID, so calendars update it)."""
+    managed = await pm.open_booking(session, token=token, now=now)
+    page_context(request, managed.view)
+    booking = managed.booking
+    cancelled = not GRAPHS[booking.graph].holds_in(booking.status) and booking.status != "completed"
+    zones = managed.view.resource_zones
+    body = booking_ics(
+        booking,
+        "CANCEL" if cancelled else "PUBLISH",
+        summary=managed.view.page.title,
+        timezone=zones[0] if zones else managed.view.zone,
+    )
+    return Response(
+        body,
+        media_type=f"{CONTENT_TYPE}; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="booking.ics"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @router.post("/manage/{token}/cancel")
