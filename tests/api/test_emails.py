@@ -271,3 +271,52 @@ def b_time(value: str) -> Any:
     from datetime import datetime
 
     return datetime.fromisoformat(value)
+
+
+async def test_the_owner_confirms_from_the_email_and_a_get_alone_changes_nothing(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    res = await resource(mail_api)
+    b = await mail_api.book(
+        graph="confirm_decline",
+        resource_id=res["resource_id"],
+        start_time=START,
+        end_time=END,
+        customer={"name": "Ann", "email": "ann@example.com"},
+    )
+    await drain(worker)
+    (requested,) = mailbox.to("ann@example.com")
+    (owner,) = mailbox.to("berg@clinic.example")
+    assert requested.subject.startswith("Requested: Dr. Berg")
+    assert owner.subject.startswith("Please confirm: Ann")
+    link = re.search(re.escape(BASE) + r"/owner/(ot_[A-Za-z0-9_-]+)", owner.text())
+    assert link is not None
+    assert f'href="{link.group(0)}"' in owner.html()
+    path = f"/owner/{link.group(1)}"
+    # A mail scanner follows every link it sees, with GET (and HEAD): nothing changes.
+    for _ in range(2):
+        page = await mail_api.http.get(path)
+        assert page.status_code == 200
+        assert 'data-testid="confirm-form"' in page.text
+    assert (await mail_api.http.get(f"{path}/confirm")).status_code == 405
+    assert (await mail_api.get(f"/v1/bookings/{b['booking_id']}")).json()["status"] == "tentative"
+    # The owner token is not a customer token, and a POST without the form's CSRF token fails.
+    assert (
+        await mail_api.as_key(link.group(1)).get(f"/v1/bookings/{b['booking_id']}")
+    ).status_code == 401
+    assert (await mail_api.http.post(f"{path}/confirm", data={"x": "1"})).status_code == 403
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    r = await mail_api.http.post(f"{path}/confirm", data={"csrf_token": csrf.group(1)})
+    assert r.status_code == 303, r.text
+    assert (await mail_api.get(f"/v1/bookings/{b['booking_id']}")).json()["status"] == "confirmed"
+    done = await mail_api.http.get(r.headers["location"])
+    assert 'data-testid="decided"' in done.text
+    r = await mail_api.http.post(f"{path}/decline", data={"csrf_token": csrf.group(1)})
+    assert r.status_code == 409  # answered already
+    await drain(worker)
+    mails = mailbox.to("ann@example.com")
+    assert [m.subject.split(":")[0] for m in mails] == ["Requested", "Confirmed"]
+    assert {str(ics_event(m)[1]["UID"]) for m in mails} == {b["booking_id"]}
+    assert len(mailbox.to("berg@clinic.example")) == 1
+    assert (await mail_api.http.get("/owner/ot_not-a-token")).status_code == 404

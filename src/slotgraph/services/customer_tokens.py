@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -20,7 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.appsettings import AppSettings
-from slotgraph.db.models import BOOKING_TOKENS, App, Booking, BookingPage, BookingToken
+from slotgraph.db.models import (
+    BOOKING_TOKENS,
+    App,
+    Booking,
+    BookingPage,
+    BookingToken,
+    Client,
+    Resource,
+)
 from slotgraph.db.queries import NewRow
 from slotgraph.domain.customers import (
     NO_NOTICE,
@@ -30,8 +39,11 @@ from slotgraph.domain.customers import (
     check_fields,
     check_notice,
 )
-from slotgraph.errors import NotFound
+from slotgraph.domain.graphs import GRAPHS
+from slotgraph.errors import Forbidden, NotFound
+from slotgraph.schemas import ActionBody, BookingOut
 from slotgraph.services.common import Principal
+from slotgraph.services.views import booking_out
 
 TokenKind = Literal["customer", "owner"]
 PREFIX: dict[TokenKind, str] = {"customer": "ct_", "owner": "ot_"}
@@ -168,3 +180,71 @@ async def check_change(
         change = "reschedule"
     notices = await notices_for(session, booking)
     check_notice(change, start=booking.start_time, now=now, notices=notices)
+
+
+# -- the owner's decision on a request (web/owner.py) --------------------------------------------
+
+OWNER_ACTIONS = ("confirm", "decline")
+
+
+@dataclass(frozen=True)
+class OwnerView:
+    booking: BookingOut
+    resource_name: str
+    timezone: str
+    customer_name: str | None
+    customer_email: str | None
+    actions: list[str]  # what the owner may do now: confirm and decline while it is a request
+
+
+async def owner_view(session: AsyncSession, *, token: str, now: datetime) -> OwnerView:
+    """The request an owner token opens (404 for an unknown token). Reading changes nothing."""
+    async with session.begin():
+        booking = await booking_for_token(session, token, kind="owner")
+        if booking is None:
+            raise NotFound("This link is not valid.")
+        resource = await session.get(Resource, booking.resource_id)
+        client = await session.get(Client, booking.client_id) if booking.client_id else None
+        assert resource is not None
+        allowed = GRAPHS[booking.graph].manual_actions(booking.status)
+        return OwnerView(
+            booking=booking_out(booking),
+            resource_name=resource.name,
+            timezone=resource.timezone,
+            customer_name=client.name if client else None,
+            customer_email=client.email if client else None,
+            actions=[a for a in OWNER_ACTIONS if a in allowed],
+        )
+
+
+async def owner_decide(
+    session: AsyncSession, *, token: str, action: str, now: datetime
+) -> BookingOut:
+    """Confirm or decline the request an owner token opens, as the app would (the graph and
+    the slot are checked as for the secret key); anything else is 403."""
+    if action not in OWNER_ACTIONS:
+        raise Forbidden("This link may only confirm or decline the request.")
+    async with session.begin():
+        booking = await booking_for_token(session, token, kind="owner")
+        if booking is None:
+            raise NotFound("This link is not valid.")
+        app = await session.get(App, booking.app_id)
+        assert app is not None
+        principal = Principal(
+            app_id=booking.app_id,
+            key_id=None,
+            kind="secret",
+            settings=AppSettings.model_validate(app.settings or {}),
+        )
+        booking_id = booking.id
+    from slotgraph.services.bookings import changing  # (changing imports this module)
+
+    return await changing.apply_action(
+        session,
+        principal=principal,
+        booking_id=booking_id,
+        action=action,
+        body=ActionBody(message="From the owner's email link."),
+        now=now,
+        if_match="*",
+    )

@@ -77,8 +77,8 @@ def install(app: FastAPI) -> None:
     """Mount the static files and include the web routers (called by api/app.py). A new page
     module adds its router to the list below."""
     app.mount(STATIC_PREFIX, Static(directory=STATIC_DIR), name="static")
-    from slotgraph.web import book, manage
+    from slotgraph.web import book, manage, owner
 
-    routers: list[Any] = [book.router, manage.router]
+    routers: list[Any] = [book.router, manage.router, owner.router]
     for router in routers:
         app.include_router(router)
