@@ -69,6 +69,16 @@ def _graph(value: str) -> str:
     return value
 
 
+# Every state of every graph, in table order: the values a booking's `status` can take.
+STATUSES = tuple(dict.fromkeys(s for g in GRAPHS.values() for s in g.states))
+
+
+def _status(value: str) -> str:
+    if value not in STATUSES:
+        raise ValueError(f"unknown status; one of: {', '.join(STATUSES)}")
+    return value
+
+
 def _end_after_start(end: datetime | None, info: ValidationInfo) -> datetime | None:
     start = info.data.get("start_time")
     if end is not None and start is not None and end <= start:
@@ -108,7 +118,11 @@ Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Meta = Annotated[dict[str, Any], AfterValidator(_meta)]
 Text = Annotated[str, Field(max_length=10_000)]
-GraphName = Annotated[str, AfterValidator(_graph)]
+# Enums in the API description, checked by a validator (the names come from the graph tables).
+GraphName = Annotated[str, Field(json_schema_extra={"enum": list(GRAPHS)}), AfterValidator(_graph)]
+StatusName = Annotated[
+    str, Field(json_schema_extra={"enum": list(STATUSES)}), AfterValidator(_status)
+]
 
 
 class Input(BaseModel):
@@ -299,8 +313,8 @@ class ActionBody(Input):
 
 class BookingOut(BaseModel):
     booking_id: uuid.UUID
-    graph: str
-    status: str
+    graph: GraphName
+    status: StatusName
     resource_id: uuid.UUID
     resource_ids: list[uuid.UUID]  # every resource the booking holds (assign "all": several)
     client_id: uuid.UUID | None
@@ -335,9 +349,9 @@ class BookingCreated(BookingOut):
 
 
 class TransitionOut(BaseModel):
-    from_status: str | None = Field(serialization_alias="from")
+    from_status: StatusName | None = Field(serialization_alias="from")
     action: str
-    to: str
+    to: StatusName
     at: datetime
     message: str | None
     actor_key_id: uuid.UUID | None

@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import __version__, logs
-from slotgraph.api import problems
+from slotgraph.api import openapi, problems
 from slotgraph.api.idempotency import Idempotency
 from slotgraph.api.observe import Observe
 from slotgraph.api.routes import app as app_routes
@@ -64,7 +65,7 @@ def create_app(
             if own:
                 await eng.dispose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from the package's own assets, not a CDN
         title="slotgraph",
         version=__version__,
         description="Resources, free time slots, and bookings that follow graphs of states.",
@@ -93,6 +94,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(timekit_router)
     web.install(app)  # booking pages and manage links (HTML), /static
+    openapi.install(app)
     return app
 
 

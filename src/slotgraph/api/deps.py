@@ -14,10 +14,10 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.errors import Forbidden, NotModified, PreconditionFailed, Unauthenticated
+from slotgraph.errors import Forbidden, NotModified, Unauthenticated
 from slotgraph.services import apps, customer_tokens
+from slotgraph.services.common import FOREIGN_TAG, Principal
 from slotgraph.services.common import IfMatch as IfMatchValue
-from slotgraph.services.common import Principal
 
 # Declared for the OpenAPI page ("Authorize" button); parsing is done below.
 _auth_header = APIKeyHeader(
@@ -164,7 +164,8 @@ async def get_if_match(
         ),
     ] = None,
 ) -> IfMatchValue:
-    """`If-Match` as a version. A tag that is not one of ours can match nothing: 412."""
+    """`If-Match` as a version. A tag that is not one of ours can match nothing: the service
+    answers 412 once the request is otherwise valid (services/common.py)."""
     if if_match is None:
         return None
     tags = _etags(if_match)
@@ -174,9 +175,7 @@ async def get_if_match(
         value = tag.removeprefix('"').removesuffix('"')
         if tag.startswith('"') and tag.endswith('"') and value.isdigit():
             return int(value)
-    raise PreconditionFailed(
-        f'If-Match {if_match!r} is not an ETag of this API (they look like `"3"`).',
-    )
+    return FOREIGN_TAG
 
 
 IfMatch = Annotated[IfMatchValue, Depends(get_if_match)]

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from fastapi import routing
 from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slotgraph.api.deps import get_principal
@@ -36,6 +38,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _routed(scope: Scope) -> bool:
+    """Whether a route answers this method on this path."""
+    return any(
+        route.matches(scope)[0] is Match.FULL
+        for route in routing.iter_route_contexts(scope["app"].routes)
+    )
+
+
 def _storable(status: int, body: bytes) -> bool:
     return status < 500 and status != 429 and not any(c in body for c in _RETRY_CODES)
 
@@ -46,7 +56,12 @@ class Idempotency:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _header(scope, b"idempotency-key") if scope["type"] == "http" else None
-        if key is None or scope["method"] not in WRITES or not scope["path"].startswith("/v1/"):
+        if (
+            key is None
+            or scope["method"] not in WRITES
+            or not scope["path"].startswith("/v1/")
+            or not _routed(scope)  # no such operation: 404 or 405, and no key is used up
+        ):
             await self.app(scope, receive, send)
             return
         try:

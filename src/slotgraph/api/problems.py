@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 from slotgraph import metrics
 from slotgraph.api.timekit import errors as timekit_errors
@@ -62,7 +63,13 @@ def _field(loc: tuple[int | str, ...] | list[int | str]) -> str:
     return ".".join(parts)
 
 
-def slotgraph_error(exc: SlotgraphError) -> Response:
+def _where(field: str, query: Collection[str]) -> list[str]:
+    """The `loc` of a field a service refused: a query parameter's name says `query`."""
+    parts = field.split(".")
+    return ["query", *parts] if parts[0] in query else ["body", *parts]
+
+
+def slotgraph_error(exc: SlotgraphError, query: Collection[str] = ()) -> Response:
     if isinstance(exc, NotModified):  # not an error: the client's copy is current; no body
         return Response(status_code=304, headers={"ETag": str(exc.extra["etag"])})
     headers = {}
@@ -78,7 +85,7 @@ def slotgraph_error(exc: SlotgraphError) -> Response:
     extra = dict(exc.extra)
     if isinstance(exc, ValidationFailed):
         extra["errors"] = [
-            {"field": f, "loc": ["body", *f.split(".")], "message": m} for f, m in exc.errors
+            {"field": f, "loc": _where(f, query), "message": m} for f, m in exc.errors
         ]
     return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers, extra=extra)
 
@@ -121,6 +128,19 @@ def _versioned(request: Request) -> str | None:
     return None
 
 
+def _allowed(request: Request) -> str:
+    """`Allow` for a 405: the methods of every route on this path (Starlette names only the
+    first route's, and each of our methods is a route of its own)."""
+    methods: set[str] = set()
+    for route in routing.iter_route_contexts(request.app.routes):
+        if isinstance(route.original_route, Mount):
+            continue
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(route.methods or ())
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SlotgraphError)
     async def _slotgraph(request: Request, exc: SlotgraphError) -> Response:
@@ -137,7 +157,7 @@ def install(app: FastAPI) -> None:
                 extra=dict(exc.extra),
                 headers=headers,
             )
-        return slotgraph_error(exc)
+        return slotgraph_error(exc, request.query_params.keys())
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -182,11 +202,12 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 404 and (versioned := _versioned(request)):
             detail = f"No route {request.url.path}; the API lives under /v1: {versioned}."
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed(request)
         if timekit_errors.is_timekit(request.url.path):
-            return timekit_errors.render(
-                exc.status_code, code, detail, headers=dict(exc.headers or {})
-            )
-        return problem(exc.status_code, code, detail, headers=dict(exc.headers or {}))
+            return timekit_errors.render(exc.status_code, code, detail, headers=headers)
+        return problem(exc.status_code, code, detail, headers=headers)
 
     @app.exception_handler(DBAPIError)
     async def _db(_: Request, exc: DBAPIError) -> Response:

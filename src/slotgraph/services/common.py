@@ -32,8 +32,11 @@ class Principal:
     booking_id: uuid.UUID | None = None
 
 
-# `If-Match`: a version, "*" (any), or None (not sent).
+# `If-Match`: a version, "*" (any), None (not sent), or FOREIGN_TAG: tags that are not ours,
+# which match nothing. That 412 comes from here, after the request was validated and the object
+# found (RFC 9110 13.2.1: a precondition is evaluated after the checks that answer another 4xx).
 IfMatch = int | Literal["*"] | None
+FOREIGN_TAG = -1
 
 
 def check_version(principal: Principal, *, if_match: IfMatch, current: int) -> None:
@@ -47,6 +50,11 @@ def check_version(principal: Principal, *, if_match: IfMatch, current: int) -> N
                 current_version=current,
             )
         return
+    if if_match == FOREIGN_TAG:
+        raise PreconditionFailed(
+            f'If-Match is not an ETag of this API (they look like `"{current}"`).',
+            current_version=current,
+        )
     if if_match != "*" and if_match != current:
         raise PreconditionFailed(
             f"The object was changed since version {if_match}; it is at version {current} now. "

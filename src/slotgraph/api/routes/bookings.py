@@ -13,8 +13,10 @@ from slotgraph.schemas import (
     BookingCreated,
     BookingOut,
     BookingUpdate,
+    GraphName,
     Listed,
     Page,
+    StatusName,
     TransitionOut,
 )
 from slotgraph.services.bookings import changing, creating, reading
@@ -41,8 +43,8 @@ async def list_bookings(
     resource_id: uuid.UUID | None = None,
     client_id: uuid.UUID | None = None,
     owner_booking_id: uuid.UUID | None = None,
-    status: Annotated[list[str] | None, Query()] = None,
-    graph: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[StatusName] | None, Query()] = None,
+    graph: Annotated[list[GraphName] | None, Query()] = None,
     from_: Annotated[Instant | None, Query(alias="from")] = None,
     to: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
