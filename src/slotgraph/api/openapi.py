@@ -5,8 +5,9 @@ is built once per app and each operation gets the error answers that follow from
 depends on (a rule per dependency, below), with the body that is really sent: RFC 9457
 problem+json under /v1, Timekit's `{"error": ...}` under /v2 (api/timekit/errors.py).
 
-- any API key (`AnyKey`): 401 without a valid key, 429 when the key or address is over its rate
-- the secret key (`SecretKey`): 403 for the public key
+- any credentials (`Caller`, `AnyKey`, `SecretKey`): 401 without valid ones, 403 for a kind of
+  key the route refuses (a customer token on an API-key route, the public key on a secret-key
+  route), 429 when the key or address is over its rate
 - a JSON body: 400 malformed JSON, 413 over the body limit, 415 not JSON (/v1), 422
 - parameters (path, query, header): 422; a path parameter names an object: 404; a `cursor`
   this API did not return: 400
@@ -157,11 +158,11 @@ def statuses(path: str, method: str, dependant: Dependant) -> set[int]:
     params = named + [p for d in tree for p in d.query_params + d.header_params]
     body = [p for d in tree for p in d.body_params]
     out: set[int] = set()
-    keyed = deps.get_principal in calls
+    keyed = deps.get_caller in calls or deps.get_principal in calls
     if keyed:
-        out |= {401, 429}
-    if deps.require_secret in calls:
-        out.add(403)
+        # every credential check refuses some kind of key: an API key route a customer token
+        # (get_principal), a secret-key route the public key, a customer route the public key
+        out |= {401, 403, 429}
     if params or body:
         out.add(422)
     if named:
@@ -183,8 +184,6 @@ def statuses(path: str, method: str, dependant: Dependant) -> set[int]:
             out.add(409)
     if _idempotent(path, method):
         out |= {400, 409, 422}
-    if keyed and writes:
-        out.add(403)  # what the public key may write is limited (docs/security.md)
     return out | _EXTRA.get((method, path), frozenset())
 
 
