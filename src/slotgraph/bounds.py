@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from slotgraph.domain.availability import iso
 
@@ -42,6 +42,15 @@ RANGE = "from 1900-01-01T00:00:00Z to before 2200-01-01T00:00:00Z"
 def in_range(value: datetime) -> bool:
     """Whether an aware datetime is in the accepted range (compared without converting it)."""
     return EARLIEST <= value < LATEST
+
+
+def _text(value: object) -> object:
+    """A date-time is text (RFC 3339); pydantic would read a number as a Unix timestamp."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2024-05-18T10:00:00Z")
+    return value
 
 
 def _instant(value: datetime) -> datetime:
@@ -78,7 +87,7 @@ def slot_step(value: timedelta) -> timedelta:
 
 
 # An instant with an explicit offset (naive input is refused), in range, normalised to UTC.
-Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_text), AfterValidator(_instant)]
 Day = Annotated[date, AfterValidator(_day)]
 
 # The checks themselves, for ways in that parse durations of their own (the /v2 adapter).

@@ -48,3 +48,32 @@ async def test_an_invalid_body_is_422_whatever_if_match_says(api: Api) -> None:
         "/v1/resources/00000000-0000-0000-0000-000000000000", json={}, headers=headers
     )
     assert r.status_code == 404
+
+
+async def test_a_number_is_not_a_date_time(api: Api) -> None:
+    # pydantic reads 0.5 as a Unix timestamp; the document says an RFC 3339 date-time
+    for path in ("/v1/bookings", "/v1/events"):
+        r = await api.get(path, to="0.5")
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["errors"][0]["loc"] == ["query", "to"]
+    r = await api.post("/v1/bookings", {"start_time": 1716026400, "end_time": 1716030000})
+    assert r.status_code == 422
+
+
+async def test_allow_names_the_most_literal_route(api: Api) -> None:
+    some = "00000000-0000-0000-0000-000000000001"
+    for path, allow in (
+        (f"/v1/bookings/{some}/history", "GET"),  # not PUT /v1/bookings/{id}/{action}
+        ("/v2/bookings/groups", "GET"),  # not DELETE /v2/bookings/{id}
+        (f"/v2/bookings/{some}/reschedule", "POST"),
+    ):
+        r = await api.http.request("OPTIONS", path, headers=api._headers())
+        assert r.status_code == 405, path
+        assert r.headers["allow"] == allow, path
+
+
+async def test_a_timekit_booking_id_is_a_uuid_or_no_route(api: Api) -> None:
+    some = "00000000-0000-0000-0000-000000000001"
+    r = await api.http.put(f"/v2/bookings/groups/{some}", headers=api._headers())
+    assert r.status_code == 405  # was 422: "groups" read as a booking id
+    assert r.headers["allow"] == "GET"

@@ -131,14 +131,17 @@ def _versioned(request: Request) -> str | None:
 def _allowed(request: Request) -> str:
     """`Allow` for a 405: the methods of every route on this path (Starlette names only the
     first route's, and each of our methods is a route of its own)."""
-    methods: set[str] = set()
+    by_params: dict[int, set[str]] = {}
     for route in routing.iter_route_contexts(request.app.routes):
         if isinstance(route.original_route, Mount):
             continue
         match, _ = route.matches(request.scope)
         if match is not Match.NONE:
-            methods |= set(route.methods or ())
-    return ", ".join(sorted(methods))
+            # the most literal templates name this path (`/bookings/{id}/history`, not
+            # `/bookings/{id}/{action}` with action "history")
+            params = str(route.path).count("{")
+            by_params.setdefault(params, set()).update(route.methods or ())
+    return ", ".join(sorted(by_params[min(by_params)])) if by_params else ""
 
 
 def install(app: FastAPI) -> None:

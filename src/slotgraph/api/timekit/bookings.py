@@ -197,7 +197,7 @@ def _public(principal: Principal, shown: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in shown.items() if k != "customers"}, "meta": {}}
 
 
-@router.get("/{booking_id}")
+@router.get("/{booking_id:uuid}")
 async def show_booking(booking_id: uuid.UUID, call: SecretCall) -> dict[str, Any]:
     out = await reading.get_booking(
         call.session, principal=call.principal, booking_id=booking_id, now=call.now
@@ -224,7 +224,7 @@ def action_body(action: str, body: Any) -> ActionBody:
     return ActionBody(message=given.message, payment_id=given.payment_id)
 
 
-@router.put("/{booking_id}/{action}")
+@router.put("/{booking_id:uuid}/{action}")
 async def apply_action(
     booking_id: uuid.UUID, action: str, call: SecretCall, body: JsonBody = None
 ) -> dict[str, Any]:
@@ -234,7 +234,7 @@ async def apply_action(
     return await _act(call, booking_id, action, action_body(action, body))
 
 
-@router.delete("/{booking_id}")
+@router.delete("/{booking_id:uuid}")
 async def delete_booking(booking_id: uuid.UUID, call: SecretCall) -> dict[str, Any]:
     """Nothing is erased: this is the `cancel` action (the booking stays, with its history)."""
     return await _act(call, booking_id, "cancel", ActionBody())
@@ -259,8 +259,8 @@ class RescheduleIn(TimekitInput):
     message: str | None = None
 
 
-@router.post("/{booking_id}/reschedule")
-@router.post("/{booking_id}/reschedule/", include_in_schema=False)
+@router.post("/{booking_id:uuid}/reschedule")
+@router.post("/{booking_id:uuid}/reschedule/", include_in_schema=False)
 async def reschedule(
     booking_id: uuid.UUID, call: SecretCall, body: JsonBody = None
 ) -> dict[str, Any]:
