@@ -474,7 +474,7 @@ class DeliveryAttempt(Base):
 class Project(Base):
     """A Timekit-style project: what a booking widget shows and books (api/timekit).
 
-    Stored on its own: slotgraph has no booking pages yet. `settings` holds the widget's
+    Stored on its own, apart from booking pages (BookingPage). `settings` holds the widget's
     `booking`, `availability`, `availability_constraints`, `customer_fields` and `ui` objects.
     """
 
