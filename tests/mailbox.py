@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -56,6 +57,7 @@ class Mailbox:
     port: int
     received: list[Received] = field(default_factory=list)
     refuse: bool = False
+    delay: float = 0.0  # seconds before answering each message (sends in flight)
 
     @property
     def url(self) -> str:
@@ -65,6 +67,8 @@ class Mailbox:
         return [r for r in self.received if address in r.rcpt_tos]
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.refuse:
             return "451 try again later"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)

@@ -7,7 +7,7 @@ import email
 import email.policy
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,14 @@ async def resource(api: Api, **fields: Any) -> dict[str, Any]:
     return await api.resource(**{"email": "berg@clinic.example", "location": "Oslo", **fields})
 
 
+async def book_ann(api: Api, res: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Ann books the resource on 2024-05-18, 10:00-11:00 UTC."""
+    customer = {"name": "Ann", "email": "ann@example.com"}
+    return await api.book(
+        resource_id=res["resource_id"], start_time=START, end_time=END, customer=customer, **fields
+    )
+
+
 def ics_event(received: Any) -> Any:
     cal = received.calendar()
     assert cal is not None
@@ -83,12 +91,7 @@ async def test_booked_rescheduled_cancelled_one_uid_rising_sequence(
     mail_api: Api, worker: Worker, mailbox: Mailbox
 ) -> None:
     res = await resource(mail_api)
-    b = await mail_api.book(
-        resource_id=res["resource_id"],
-        start_time=START,
-        end_time=END,
-        customer={"name": "Ann", "email": "ann@example.com"},
-    )
+    b = await book_ann(mail_api, res)
     await drain(worker)
     (booked,) = mailbox.to("ann@example.com")
     (owner,) = mailbox.to("berg@clinic.example")
@@ -141,13 +144,7 @@ async def test_no_emails_with_notify_false_and_per_audience_app_settings(
     mail_api: Api, worker: Worker, mailbox: Mailbox
 ) -> None:
     res = await resource(mail_api)
-    await mail_api.book(
-        resource_id=res["resource_id"],
-        start_time=START,
-        end_time=END,
-        customer={"name": "Ann", "email": "ann@example.com"},
-        notify=False,
-    )
+    await book_ann(mail_api, res, notify=False)
     await drain(worker)
     assert mailbox.received == []
     r = await mail_api.put("/v1/app", {"notifications": {"customer": False}})
@@ -167,17 +164,11 @@ async def test_the_reminder_comes_once_before_the_start(
     mail_api: Api, worker: Worker, mailbox: Mailbox
 ) -> None:
     res = await resource(mail_api)
-    b = await mail_api.book(
-        resource_id=res["resource_id"],
-        start_time=START,
-        end_time=END,
-        customer={"name": "Ann", "email": "ann@example.com"},
-        reminder="PT24H",
-    )
+    b = await book_ann(mail_api, res, reminder="PT24H")
     assert b["reminder"] == "P1D"
     await drain(worker)
     assert len(mailbox.to("ann@example.com")) == 1
-    mail_api.clock.now = b_time(START) - timedelta(hours=24, minutes=1)
+    mail_api.clock.now = datetime.fromisoformat(START) - timedelta(hours=24, minutes=1)
     await drain(worker)
     assert len(mailbox.to("ann@example.com")) == 1  # not yet
     mail_api.clock.advance(timedelta(minutes=2))
@@ -195,12 +186,7 @@ async def test_a_refused_email_is_retried_with_backoff_and_logged(
 ) -> None:
     res = await resource(mail_api, email=None)
     mailbox.refuse = True
-    await mail_api.book(
-        resource_id=res["resource_id"],
-        start_time=START,
-        end_time=END,
-        customer={"name": "Ann", "email": "ann@example.com"},
-    )
+    await book_ann(mail_api, res)
     await drain(worker)
     assert mailbox.received == []
     async with engine.connect() as conn:
@@ -225,12 +211,7 @@ async def test_without_smtp_each_email_is_an_eml_file(
 ) -> None:
     settings = Settings(run_worker=False, mail_dir=str(tmp_path / "mail"), public_url=BASE)
     res = await resource(api)
-    await api.book(
-        resource_id=res["resource_id"],
-        start_time=START,
-        end_time=END,
-        customer={"name": "Ann", "email": "ann@example.com"},
-    )
+    await book_ann(api, res)
     await drain(worker_for(engine, api, settings))
     files = sorted((tmp_path / "mail").glob("*.eml"))
     assert len(files) == 2
@@ -254,12 +235,7 @@ async def test_an_app_overrides_a_template_in_a_sandbox(
     r = await mail_api.put("/v1/app", {"notifications": {"templates": templates}})
     assert r.status_code == 200, r.text
     res = await resource(mail_api, email=None)
-    await mail_api.book(
-        resource_id=res["resource_id"],
-        start_time=START,
-        end_time=END,
-        customer={"name": "Ann", "email": "ann@example.com"},
-    )
+    await book_ann(mail_api, res)
     await drain(worker)
     (mail,) = mailbox.to("ann@example.com")
     assert mail.subject == "Welcome, Ann!"
@@ -267,23 +243,11 @@ async def test_an_app_overrides_a_template_in_a_sandbox(
     assert "Your booking is confirmed." in mail.html()  # the built-in HTML part
 
 
-def b_time(value: str) -> Any:
-    from datetime import datetime
-
-    return datetime.fromisoformat(value)
-
-
 async def test_the_owner_confirms_from_the_email_and_a_get_alone_changes_nothing(
     mail_api: Api, worker: Worker, mailbox: Mailbox
 ) -> None:
     res = await resource(mail_api)
-    b = await mail_api.book(
-        graph="confirm_decline",
-        resource_id=res["resource_id"],
-        start_time=START,
-        end_time=END,
-        customer={"name": "Ann", "email": "ann@example.com"},
-    )
+    b = await book_ann(mail_api, res, graph="confirm_decline")
     await drain(worker)
     (requested,) = mailbox.to("ann@example.com")
     (owner,) = mailbox.to("berg@clinic.example")

@@ -212,7 +212,6 @@ class EmailChannel:
             )
             if app is None:
                 return None
-            booking_app_id = app.id
             client = await session.get(Client, booking.client_id) if booking.client_id else None
             resources = list(
                 await session.scalars(select(Resource).where(Resource.id.in_(booking.resource_ids)))
@@ -223,22 +222,14 @@ class EmailChannel:
                 to = sorted({r.email for r in resources if r.email})
             if not to:
                 return None
+            # The link's token (ADR 0009): the customer's manage link, the owner's decision.
+            link: customer_tokens.TokenKind | None = (
+                "customer" if audience == "customer" else "owner" if kind.decides else None
+            )
             token = None
-            if audience == "customer":
+            if link is not None:
                 token = customer_tokens.mint(
-                    session,
-                    kind="customer",
-                    booking_id=booking.booking_id,
-                    app_id=booking_app_id,
-                    now=now,
-                )
-            elif kind.name == "new_request":
-                token = customer_tokens.mint(
-                    session,
-                    kind="owner",
-                    booking_id=booking.booking_id,
-                    app_id=booking_app_id,
-                    now=now,
+                    session, kind=link, booking_id=booking.booking_id, app_id=app.id, now=now
                 )
             app_settings = AppSettings.model_validate(app.settings or {})
         main = next((r for r in resources if r.id == booking.resource_id), resources[0])
@@ -263,7 +254,7 @@ class EmailChannel:
             "previous_when": None,
             "message": data.get("message"),
             "manage_url": f"{self.base_url}/manage/{token}" if audience == "customer" else None,
-            "decide_url": f"{self.base_url}/owner/{token}" if kind.name == "new_request" else None,
+            "decide_url": f"{self.base_url}/owner/{token}" if kind.decides else None,
         }
         context["subject"] = kind.subject.format(
             resource=main.name, when=when, customer=context["customer"]["name"]

@@ -25,6 +25,7 @@ class Kind:
     subject: str  # a Jinja2 expression-free line; {resource} and {when} are filled in
     headline: str
     method: Method | None = None  # the .ics attachment's METHOD (customer emails only)
+    decides: bool = False  # carries the owner's confirm/decline link
 
 
 CUSTOMER_KINDS = {
@@ -57,6 +58,7 @@ OWNER_KINDS = {
             "new_request",
             "Please confirm: {customer}, {when}",
             "A new request: confirm or decline it.",
+            decides=True,
         ),
     )
 }

@@ -1,0 +1,141 @@
+"""Emails from a real worker process to a real SMTP server: a worker killed with kill -9 in the
+middle of sending loses nothing; the next worker sends what it held once its lease runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.mailbox import Mailbox, smtp_server
+from tests.system.conftest import Server, start_server, stop_server
+from tests.system.test_concurrency import database_says
+
+pytestmark = pytest.mark.system
+
+COUNT = 60
+START = datetime(2032, 3, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with smtp_server() as box:
+        yield box
+
+
+def env_for(mailbox: Mailbox) -> dict[str, str]:
+    return {
+        "SLOTGRAPH_SMTP_URL": mailbox.url,
+        "SLOTGRAPH_PUBLIC_URL": "https://book.example",
+        "SLOTGRAPH_WORKER_LEASE_SECONDS": "10",
+        "SLOTGRAPH_WORKER_BATCH": "8",
+    }
+
+
+def start_worker(database_url: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "slotgraph.cli", "worker"],
+            env={**os.environ, **env, "SLOTGRAPH_DATABASE_URL": database_url},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def wait_for(predicate: object, seconds: float, what: str) -> None:
+    assert callable(predicate)
+    for _ in range(int(seconds * 10)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def book(http: httpx.AsyncClient, server: Server) -> list[str]:
+    r = await http.post(
+        f"{server.url}/v1/resources",
+        headers=server.headers(),
+        json={"name": "Dr. Berg", "timezone": "Europe/Oslo"},
+    )
+    resource = r.json()["resource_id"]
+    ids = []
+    for i in range(COUNT):
+        start = START + timedelta(hours=i)
+        r = await http.post(
+            f"{server.url}/v1/bookings",
+            headers=server.headers(),
+            json={
+                "resource_id": resource,
+                "start_time": start.isoformat(),
+                "end_time": (start + timedelta(minutes=30)).isoformat(),
+                "customer": {"name": f"C{i}", "email": f"c{i}@example.com"},
+            },
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["booking_id"])
+    return ids
+
+
+async def test_a_worker_killed_mid_send_loses_no_email(
+    fresh_database: tuple[str, str], tmp_path: Path, mailbox: Mailbox
+) -> None:
+    backend, url = fresh_database
+    env = env_for(mailbox)
+    server = await start_server(url, backend, tmp_path / "api.log", "--no-worker", env=env)
+    mailbox.delay = 0.2  # a send takes a while: the kill finds some in flight
+    first = start_worker(url, tmp_path / "worker0.log", env)
+    second = None
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            ids = await book(http, server)
+
+        def recipients() -> Counter[str]:
+            return Counter(r for m in list(mailbox.received) for r in m.rcpt_tos)
+
+        await wait_for(lambda: len(recipients()) >= 10, 120, "the first emails")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = start_worker(url, tmp_path / "worker1.log", env)
+        expected = {f"c{i}@example.com" for i in range(COUNT)}
+        await wait_for(lambda: set(recipients()) >= expected, 180, "every customer's email")
+        for _ in range(300):
+            pending = await database_says(
+                server, "SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'"
+            )
+            if pending[0][0] == 0:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        for w in (first, second):
+            if w is not None and w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+                w.wait(timeout=30)
+        stop_server(server)
+
+    statuses = await database_says(
+        server, "SELECT status, COUNT(*) FROM deliveries GROUP BY status"
+    )
+    assert dict((s, n) for s, n in statuses) == {"succeeded": COUNT}
+    # Only a send cut off by the kill is repeated, at most the batch the killed worker held.
+    repeated = {r: n for r, n in recipients().items() if n > 1}
+    assert len(repeated) <= 8, repeated
+    subjects = {m.subject.split(":")[0] for m in mailbox.received}
+    assert subjects == {"Booked"}
+    uids = {
+        str(event["UID"])
+        for m in mailbox.received
+        if (cal := m.calendar()) is not None
+        for event in cal.walk("VEVENT")
+    }
+    assert uids == set(ids)
+    assert second is not None
+    assert second.returncode == 0, (tmp_path / "worker1.log").read_text()
