@@ -81,12 +81,13 @@ async def connect(
 ) -> tuple[CalendarOut, bool]:
     """Connect (or replace) the resource's calendar after checking that it answers to these
     credentials. A first sync is due at once. Returns the state and whether it is new."""
+    async with session.begin():
+        # 404 before anything else: another app's resource is not found, whatever the settings
+        await load_resource(session, principal.app_id, resource_id)
     try:
         encrypted = keys.encrypt(encryption_key, data.password)
     except keys.KeyMissing as exc:
         raise EncryptionKeyMissing(f"{exc} Calendar passwords are stored encrypted.") from None
-    async with session.begin():
-        await load_resource(session, principal.app_id, resource_id)  # 404 before any probe
     await guard_url(data.url, allow_private=allow_private)
     await _probe(remote.Account(data.url, data.username, data.password))
     async with session.begin():
