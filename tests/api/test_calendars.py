@@ -453,6 +453,64 @@ async def test_bookings_are_pushed_moved_and_removed(
     assert in_calendar(calendar) == {}
 
 
+async def test_the_feed_reads_back_as_the_events_pushed_to_radicale(
+    cal_api: Api, radicale: Radicale, worker: Worker
+) -> None:
+    """What a subscriber of the feed sees and what a CalDAV client sees in the connected
+    calendar are the same events: UID, times, summary, status and sequence."""
+    resource = await cal_api.resource(feed_shows_details=True)
+    client = await cal_api.client()
+    calendar = radicale.new_calendar()
+    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
+    made = []
+    for hour, details in ((8, "Check-up"), (10, None), (12, "Filling\nsecond line"), (14, None)):
+        made.append(
+            await cal_api.book(
+                resource_id=resource["resource_id"],
+                client_id=client["client_id"],
+                start_time=f"2024-05-06T{hour:02d}:00:00Z",
+                end_time=f"2024-05-06T{hour:02d}:45:00Z",
+                **({"details": details} if details else {}),
+            )
+        )
+    moved = await cal_api.put(
+        f"/v1/bookings/{made[1]['booking_id']}",
+        {"start_time": "2024-05-07T09:00:00Z", "end_time": "2024-05-07T10:00:00Z"},
+    )
+    assert moved.status_code == 200, moved.text
+    assert (await cal_api.delete(f"/v1/bookings/{made[3]['booking_id']}")).status_code == 200
+    await drain(worker)
+
+    def seen(events: Any) -> dict[str, tuple[Any, ...]]:
+        return {
+            str(e["UID"]): (
+                e.decoded("DTSTART"),
+                e.decoded("DTEND"),
+                str(e["SUMMARY"]),
+                str(e["STATUS"]),
+                int(e["SEQUENCE"]),
+            )
+            for e in events
+        }
+
+    pushed = seen(in_calendar(calendar).values())
+    feed_url = (await cal_api.get(f"/v1/resources/{resource['resource_id']}")).json()["feed_url"]
+    r = await cal_api.http.get(feed_url)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/calendar")
+    fed = seen(icalendar.Calendar.from_ical(r.content).walk("VEVENT"))
+    assert fed == pushed
+    # Written out: the cancelled one left both; the moved one is at its new time, sequence 1.
+    assert set(fed) == {made[i]["booking_id"] for i in (0, 1, 2)}
+    assert [v[2] for _, v in sorted(fed.items(), key=lambda kv: kv[1][0])] == [
+        "Check-up",
+        "Filling",
+        "Busy",
+    ]
+    assert fed[made[1]["booking_id"]][0].isoformat() == "2024-05-07T09:00:00+00:00"
+    assert fed[made[1]["booking_id"]][4] == 1
+
+
 async def test_a_push_whose_worker_died_is_sent_once_by_another(
     cal_api: Api, radicale: Radicale, engine: AsyncEngine
 ) -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # `caldav` (with lxml and niquests) is imported on first use, not at start: API processes start
 # faster, which matters to `serve --workers N` under load.
 
-TIMEOUT_SECONDS = 15
+TIMEOUT_SECONDS = 60  # a pull of a big calendar on a loaded server takes its time
 MULTIGET_BATCH = 200
 T = TypeVar("T")
 

@@ -127,9 +127,10 @@ def _resources_statement() -> Select[Any]:
     )
 
 
-async def _resources(
+async def load_resources(
     session: AsyncSession, app_id: uuid.UUID, ids: Sequence[uuid.UUID]
 ) -> list[ResourceRow]:
+    """The app's resources with these ids, in the order asked (services/feeds.py uses it too)."""
     rows = await session.execute(_resources_statement(), {"app_id": app_id, "ids": list(ids)})
     return _in_order({r.id: r for r in rows}, ids)
 
@@ -145,7 +146,7 @@ def _in_order(found: dict[Any, ResourceRow], ids: Sequence[uuid.UUID]) -> list[R
 Busy = dict[uuid.UUID, list[tuple[datetime, datetime]]]
 
 
-async def _busy(
+async def load_busy(
     session: AsyncSession,
     resources: Sequence[ResourceRow],
     start: datetime,
@@ -266,10 +267,10 @@ async def _load(
         _check_work(q, resources)
     else:
         async with session.begin():
-            resources = await _resources(session, principal.app_id, q.resource_ids)
+            resources = await load_resources(session, principal.app_id, q.resource_ids)
             _check_work(q, resources)
             reach = q.min_buffer or timedelta(0)
-            busy = await _busy(session, resources, q.start - reach, q.end + reach, now=now)
+            busy = await load_busy(session, resources, q.start - reach, q.end + reach, now=now)
     return resources, _free_points(resources, busy, q, now=now, past_ok=principal.kind == "secret")
 
 
@@ -399,7 +400,7 @@ async def groups(
         .scalar_subquery()
     )
     async with session.begin():
-        await _resources(session, principal.app_id, resource_ids)
+        await load_resources(session, principal.app_id, resource_ids)
         rows = (
             await session.execute(
                 select(Booking, overdue)

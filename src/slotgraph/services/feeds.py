@@ -17,7 +17,7 @@ from slotgraph.db.models import Booking, BookingHold, InstanceSecret, Resource
 from slotgraph.domain.availability import merge
 from slotgraph.errors import NotFound, ValidationFailed
 from slotgraph.schemas import ResourceOut
-from slotgraph.services.availability import MAX_WINDOW, _busy, _resources
+from slotgraph.services.availability import MAX_WINDOW, load_busy, load_resources
 from slotgraph.services.common import Principal
 from slotgraph.services.resources import load_resource
 from slotgraph.services.views import resource_out
@@ -195,8 +195,8 @@ async def freebusy(
     async with session.begin():
         if single:
             await load_resource(session, principal.app_id, resource_ids[0])  # else 404
-        resources = await _resources(session, principal.app_id, resource_ids)
-        busy = await _busy(session, resources, start, end, now=now)
+        resources = await load_resources(session, principal.app_id, resource_ids)
+        busy = await load_busy(session, resources, start, end, now=now)
     out = []
     for r in resources:
         clipped = [(max(s, start), min(e, end)) for s, e in busy[r.id] if s < end and e > start]
