@@ -103,13 +103,46 @@ async def test_a_pool_books_each_resource_once_then_says_taken(api: Api) -> None
 
 
 async def test_a_request_page_makes_a_tentative_booking(api: Api) -> None:
-    await make_page(api, graph="confirm_decline", fields={"notes": "optional", "custom": [
-        {"key": "insurer", "label": "Insurance", "required": True}]})  # fmt: skip
-    fields = await _form_for_first_time(api.http)
-    r = await api.http.post("/book/dr-berg", data={**fields, "notes": "Knee", "f_insurer": "AOK"})
+    custom = [{"key": "insurer", "label": "Insurance", "required": True}]
+    fields = {"notes": "optional", "custom": custom}
+    await make_page(api, graph="confirm_decline", reminder="PT24H", fields=fields)
+    answers = await _form_for_first_time(api.http)
+    r = await api.http.post("/book/dr-berg", data={**answers, "notes": "Knee", "f_insurer": "AOK"})
     assert r.status_code == 201, r.text
     assert Doc(r.text).one("booking-status")["data-status"] == "tentative"
     booking = (await api.get("/v1/bookings")).json()["data"][0]
     assert booking["graph"] == "confirm_decline"
     assert booking["details"] == "Knee"
     assert booking["meta"] == {"fields": {"insurer": "AOK"}}
+    assert booking["reminder"] == "P1D"  # the page's, copied onto the booking
+
+
+async def test_a_class_page_books_seats_until_the_class_is_full(api: Api) -> None:
+    page = await make_page(api, graph="group_customer", durations=["PT60M"])
+    resource_id = page["resource_ids"][0]
+    owner = await api.book(
+        graph="group_owner",
+        resource_id=resource_id,
+        start_time="2024-05-02T08:00:00Z",
+        end_time="2024-05-02T09:00:00Z",
+        max_seats=1,
+    )
+    doc = Doc((await api.http.get("/book/dr-berg")).text)
+    (only,) = doc.all("time")
+    assert only["data-start"] == "2024-05-02T08:00:00+00:00"
+    assert f"seat={owner['booking_id']}" in only["href"]
+    form = Doc((await api.http.get(only["href"])).text).form("booking-form")
+    data = {**form["fields"], "name": "Ann", "email": "ann@example.com"}
+    r = await api.http.post("/book/dr-berg", data=data)
+    assert r.status_code == 201, r.text
+    seats = [
+        b for b in (await api.get("/v1/bookings")).json()["data"] if b["graph"] != "group_owner"
+    ]
+    assert [(b["graph"], b["owner_booking_id"]) for b in seats] == [
+        ("group_customer", owner["booking_id"])
+    ]
+    full = Doc((await api.http.get("/book/dr-berg")).text)
+    assert not full.all("time")
+    again = await api.http.post("/book/dr-berg", data=data)
+    assert again.status_code == 409, again.text
+    assert Doc(again.text).one("taken")

@@ -8,8 +8,8 @@ would make it. A time taken in the meantime is `TimeTaken`, carrying the nearest
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,17 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.bounds import in_range
 from slotgraph.domain import wallclock as wc
 from slotgraph.domain.availability import iso
-from slotgraph.errors import NotFound, SlotUnavailable, ValidationFailed
+from slotgraph.errors import NotFound, SeatsFull, SlotUnavailable, ValidationFailed
 from slotgraph.schemas import BookingCreate, BookingOut, Customer
 from slotgraph.services import availability
 from slotgraph.services.bookings.creating import create_booking
+from slotgraph.services.page_answers import REQUIRED, Answers, check_answers
 from slotgraph.services.pages import PublicPage, public_page
 
 WEEK = timedelta(days=7)
 NEAREST = 6  # free times offered when the chosen one was just taken
 LOOK_AHEAD = 4  # weeks a page looks ahead for its first free time when none is asked for
-MAX_ANSWER = 2_000  # characters of one custom field or the notes
-_EMAIL_MAX = 320
 
 
 @dataclass(frozen=True)
@@ -303,57 +302,6 @@ async def still_free(
 # -- booking --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Answers:
-    """The form's answers, as the visitor typed them (kept to show the form again)."""
-
-    name: str = ""
-    email: str = ""
-    phone: str = ""
-    notes: str = ""
-    custom: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_form(cls, form: Mapping[str, str]) -> Answers:
-        return cls(
-            name=form.get("name", "").strip(),
-            email=form.get("email", "").strip(),
-            phone=form.get("phone", "").strip(),
-            notes=form.get("notes", "").strip(),
-            custom={k[2:]: v.strip() for k, v in form.items() if k.startswith("f_")},
-        )
-
-
-# Error codes of the form, per field; web/ words them in the page's language.
-REQUIRED, EMAIL, TOO_LONG = "required", "email", "too_long"
-
-
-def check_answers(view: PublicPage, answers: Answers) -> list[tuple[str, str]]:
-    """The page's form rules: name and email always; phone, notes and custom fields as the
-    page asks. Returns (field, code) pairs; none when the answers are fine."""
-    fields = view.page.fields
-    errors: list[tuple[str, str]] = []
-
-    def need(name: str, value: str, required: bool, most: int) -> None:
-        if required and not value:
-            errors.append((name, REQUIRED))
-        elif len(value) > most:
-            errors.append((name, TOO_LONG))
-
-    need("name", answers.name, True, 200)
-    need("email", answers.email, True, _EMAIL_MAX)
-    if answers.email and not any(n == "email" for n, _ in errors):
-        try:
-            Customer(name="x", email=answers.email)
-        except ValueError:
-            errors.append(("email", EMAIL))
-    need("phone", answers.phone, fields.phone == "required", 50)
-    need("notes", answers.notes, fields.notes == "required", MAX_ANSWER)
-    for f in fields.custom:
-        need(f"f_{f.key}", answers.custom.get(f.key, ""), f.required, MAX_ANSWER)
-    return errors
-
-
 async def book(
     session: AsyncSession,
     *,
@@ -402,7 +350,7 @@ async def book(
         created = await create_booking(
             session, principal=view.principal(), data=data, now=now, page_id=page.page_id
         )
-    except SlotUnavailable as exc:
+    except (SlotUnavailable, SeatsFull) as exc:  # a class's last seat is a taken time too
         raise TimeTaken(
             view, zone, await nearest(session, view, around=at, duration=length, tz=zone, now=now)
         ) from exc

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from slotgraph.api.deps import Now, Session
 from slotgraph.domain.availability import iso
+from slotgraph.services import page_answers as pa
 from slotgraph.services import page_bookings as pb
 from slotgraph.services.pages import PublicPage
 from slotgraph.web.forms import read_form
@@ -32,9 +33,9 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 # What the form's error codes say, per code (services/page_bookings.py check_answers).
 FORM_ERRORS = {
-    pb.REQUIRED: N_("Please fill in this field."),
-    pb.EMAIL: N_("Please enter a valid email address, like name@example.com."),
-    pb.TOO_LONG: N_("This is too long."),
+    pa.REQUIRED: N_("Please fill in this field."),
+    pa.EMAIL: N_("Please enter a valid email address, like name@example.com."),
+    pa.TOO_LONG: N_("This is too long."),
 }
 
 
@@ -126,14 +127,14 @@ async def chosen_time(request: Request, slug: str, session: Session, now: Now) -
     except pb.TimeTaken as taken:
         return taken_page(request, taken)
     page_context(request, view)
-    return _form(request, view, offer, tz, pb.Answers(), errors={})
+    return _form(request, view, offer, tz, pa.Answers(), errors={})
 
 
 @router.post("/book/{slug}")
 async def book(request: Request, slug: str, session: Session, now: Now) -> Response:
     form = await read_form(request)
     check_csrf(request, form)
-    answers = pb.Answers.from_form(form)
+    answers = pa.Answers.from_form(form)
     try:
         view, booking = await pb.book(
             session,
@@ -191,7 +192,7 @@ def _form(
     view: PublicPage,
     offer: pb.Offer,
     tz: str,
-    answers: pb.Answers,
+    answers: pa.Answers,
     errors: dict[str, str],
     status_code: int = 200,
 ) -> Response:
