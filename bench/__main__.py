@@ -7,7 +7,16 @@ import asyncio
 import os
 import platform
 
-from bench import availability, bookings, calendars, holds, idempotency, timekit, webhooks
+from bench import (
+    abuse,
+    availability,
+    bookings,
+    calendars,
+    holds,
+    idempotency,
+    timekit,
+    webhooks,
+)
 from bench.harness import table
 
 SUITES = {
@@ -18,6 +27,7 @@ SUITES = {
     "idempotency": idempotency.run,
     "timekit": timekit.run,
     "calendars": calendars.run,
+    "abuse": abuse.run,
 }
 
 
