@@ -147,6 +147,8 @@ async def _offers(
         return [
             Offer(c.start_time, c.end_time, c.booking_id) for c in classes if c.start_time >= now
         ]
+    if end - start < duration:  # late on a Sunday: no time of this length fits (search: 422)
+        return []
     query = availability.SlotSearch(
         resource_ids=ids, start=start, end=end, duration=duration, mode=view.page.mode, timezone=tz
     )
