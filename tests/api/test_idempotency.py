@@ -190,3 +190,20 @@ async def test_a_refusal_leaves_nothing_behind_but_its_stored_answer(api: Api) -
     assert (again.status_code, again.json()) == (409, refused.json())
     emails = [c["email"] for c in (await api.get("/v1/clients")).json()["data"]]
     assert "bo-key@example.com" not in emails
+
+
+async def test_a_keyed_booking_over_an_overdue_payment_hold_takes_the_slot(api: Api) -> None:
+    # On PostgreSQL the constraint refuses the first try (the unpaid hold is still in the table),
+    # which rolls the keyed transaction back; the retry begins it again, times the hold out, and
+    # commits the booking with its stored answer.
+    body = await booking_body(api)
+    unpaid = await api.book(graph="instant_payment", payment_timeout="PT5M", **body)
+    api.clock.advance(timedelta(minutes=6))
+    first = await send(api, "POST", "/v1/bookings", body, key="k-overdue")
+    assert first.status_code == 201, first.text
+    again = await send(api, "POST", "/v1/bookings", body, key="k-overdue")
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    old = (await api.get(f"/v1/bookings/{unpaid['booking_id']}")).json()
+    assert old["status"] not in ("tentative", "confirmed")  # timed out by the retry
+    assert await count_bookings(api) == 2

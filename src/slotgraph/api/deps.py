@@ -18,6 +18,7 @@ from slotgraph.errors import Forbidden, NotModified, Unauthenticated
 from slotgraph.services import apps, customer_tokens
 from slotgraph.services.common import FOREIGN_TAG, Principal
 from slotgraph.services.common import IfMatch as IfMatchValue
+from slotgraph.services.idempotency import REJOIN
 
 # Declared for the OpenAPI page ("Authorize" button); parsing is done below.
 _auth_header = APIKeyHeader(
@@ -41,6 +42,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             join_transaction_mode="rollback_only",
             expire_on_commit=False,
             autoflush=False,
+            info={REJOIN: request.state.idempotency_rejoin},
         ) as session:
             yield session
         return

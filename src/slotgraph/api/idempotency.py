@@ -12,22 +12,25 @@ transaction back; its error answer is then stored in a new one. Answers that say
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from fastapi import routing
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slotgraph.api.deps import get_principal
 from slotgraph.api.problems import slotgraph_error
-from slotgraph.errors import BadRequest, SlotgraphError
+from slotgraph.errors import BadRequest, IdempotencyKeyInFlight, SlotgraphError
 from slotgraph.services import idempotency
 from slotgraph.services.idempotency import KEPT_HEADERS, Claim, Stored
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-CONNECTION = "idempotency_connection"  # the key in the request state that api/deps.py reads
+CONNECTION = "idempotency_connection"  # the keys in the request state that api/deps.py reads
+REJOIN = "idempotency_rejoin"
+Rejoin = Callable[[], Awaitable[None]]
 _RETRY_CODES = (b'"code":"concurrent_update"', b'"code":"rate_limited"')
 
 
@@ -99,7 +102,15 @@ class Idempotency:
             await conn.begin()
             stored = await idempotency.begin(conn, claim, now=clock())
             if stored is None:
-                start, chunks = await self._run(scope, replay, conn)
+
+                async def rejoin() -> None:
+                    # A refusal by the database rolled the transaction back and the service
+                    # retries: begin it again, and take the key again, before it does.
+                    await conn.begin()
+                    if await idempotency.begin(conn, claim, now=clock()) is not None:
+                        raise IdempotencyKeyInFlight("Another request with this key finished.")
+
+                start, chunks = await self._run(scope, replay, conn, rejoin)
                 status, raw_headers, body = (
                     start["status"],
                     start.get("headers", []),
@@ -139,10 +150,12 @@ class Idempotency:
         )
 
     async def _run(
-        self, scope: Scope, receive: Receive, conn: object
+        self, scope: Scope, receive: Receive, conn: AsyncConnection, rejoin: Rejoin
     ) -> tuple[Message, list[bytes]]:
         """Run the request with its session on `conn`; return the answer, unsent."""
-        scope.setdefault("state", {})[CONNECTION] = conn
+        state = scope.setdefault("state", {})
+        state[CONNECTION] = conn
+        state[REJOIN] = rejoin
         start: Message = {}
         chunks: list[bytes] = []
 
@@ -157,6 +170,7 @@ class Idempotency:
             await self.app(scope, receive, keep)
         finally:
             scope["state"].pop(CONNECTION, None)
+            scope["state"].pop(REJOIN, None)
         return start, chunks
 
 

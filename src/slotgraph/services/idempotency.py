@@ -43,6 +43,10 @@ MAX_KEY_LENGTH = 255
 # Only these headers of an answer are kept and replayed; the rest belong to the moment.
 KEPT_HEADERS = ("content-type", "location", "etag")
 _TABLE = table_of(IdempotencyKey)
+# In `session.info` of the session a keyed request's service runs with: how to begin the keyed
+# transaction again (and take the key again) after a refusal by the database rolled it back, so
+# that a retry (services/bookings/creating.py) still commits with the stored answer.
+REJOIN = "rejoin_keyed_transaction"
 
 
 @dataclass(frozen=True)

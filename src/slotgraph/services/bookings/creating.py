@@ -36,6 +36,7 @@ from slotgraph.services.availability import rules_of
 from slotgraph.services.bookings import lifecycle
 from slotgraph.services.clients import find_or_create_customer, load_client
 from slotgraph.services.common import Principal
+from slotgraph.services.idempotency import REJOIN
 from slotgraph.services.outbox import record_change
 
 DEFAULT_PAYMENT_TIMEOUT = timedelta(minutes=5)
@@ -69,7 +70,8 @@ async def create_booking(
         raise ValidationFailed(errors)
     if data.start_time is not None:
         check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
-    if not queries.has_exclusion_constraint(session) or _joined_to_outer_transaction(session):
+    joined = _joined_to_outer_transaction(session)
+    if not queries.has_exclusion_constraint(session) or (joined and REJOIN not in session.info):
         return await _create(session, principal, data, now, page_id, check_overlap=True)
     try:
         if _optimistic(data):
@@ -81,13 +83,15 @@ async def create_booking(
                 pass
         return await _create(session, principal, data, now, page_id, check_overlap=False)
     except lifecycle.RefusedByConstraint:
+        if joined:
+            await session.info[REJOIN]()
         return await _create(session, principal, data, now, page_id, check_overlap=True)
 
 
 def _joined_to_outer_transaction(session: AsyncSession) -> bool:
-    """The session runs inside a caller's transaction (an Idempotency-Key request, whose stored
-    answer commits with the booking; api/idempotency.py): no autocommit shortcut there, and no
-    refusal by the constraint either, which would end that transaction; check first instead."""
+    """The session runs inside a caller's transaction: no autocommit shortcut there, and a
+    refusal by the constraint ends that transaction, so the retry needs the caller's REJOIN
+    (without it, check first instead)."""
     return isinstance(session.bind, AsyncConnection)
 
 
@@ -115,7 +119,7 @@ async def _create(
     the write checks the resource's version and raises queries.RowChanged if it moved on."""
     graph = GRAPHS[data.graph]
     async with session.begin():
-        if not lock:
+        if not lock and not _joined_to_outer_transaction(session):
             # Each statement commits by itself: no BEGIN and no COMMIT round trip. The only
             # write is one statement, so it is still all or nothing.
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
