@@ -55,15 +55,22 @@ class Site:
         return r.json() if r.content else None
 
     async def resource(
-        self, name: str, timezone: str = "Europe/Oslo", hours: dict[str, Any] | None = None
+        self,
+        name: str,
+        timezone: str = "Europe/Oslo",
+        hours: dict[str, Any] | None = None,
+        **rules: Any,
     ) -> str:
-        """A resource open `hours` (every day 08:00-18:00 local time by default)."""
+        """A resource open `hours` (every day 08:00-18:00 local time by default), with other
+        availability `rules` (`slot_step`, buffers...)."""
         made = await self.call(
             "POST", "/v1/resources", {"name": name, "timezone": timezone}, expect=201
         )
         rid = str(made["resource_id"])
         await self.call(
-            "PUT", f"/v1/resources/{rid}/availability", {"weekly_hours": hours or ALL_WEEK}
+            "PUT",
+            f"/v1/resources/{rid}/availability",
+            {"weekly_hours": hours or ALL_WEEK, **rules},
         )
         return rid
 

@@ -79,10 +79,15 @@ class Visitor:
             await target.fill(value)
 
     async def check(self, where: str) -> None:
-        """What every page of the journey must be: loaded, and accessible. axe needs scripts
+        """What every page of the journey must be: loaded, as wide as the screen at most, and
+        accessible. axe needs scripts
         (its timers do not run in a page without JavaScript); the server sends the same HTML
         either way, and the journeys with JavaScript check every page."""
         await expect(self.page.locator("main h1")).to_be_visible()
+        screen = self.page.viewport_size
+        assert screen is not None
+        wide = await self.page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= screen["width"], f"{where} is {wide} px wide on a {screen} screen"
         if self.javascript:
             await assert_accessible(self.page, where)
 

@@ -18,6 +18,10 @@ from tests.chromium import keep
 pytestmark = [pytest.mark.browser, pytest.mark.system]
 
 
+# A dentist's week in Oslo: weekdays with a lunch break, every half hour.
+DENTIST = {d: [["09:00", "12:00"], ["13:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+
+
 def long_day(day: object) -> str:
     """ "Tuesday, December 8, 2026": how the English pages write a day."""
     return f"{day:%A}, {day:%B} {day.day}, {day.year}"  # type: ignore[attr-defined]
@@ -32,7 +36,7 @@ async def journey(
     keyboard: bool = False,
     shots: bool = False,
 ) -> None:
-    rid = await site.resource("Dr. Berg")
+    rid = await site.resource("Dr. Berg", hours=DENTIST, slot_step="PT30M")
     made = await site.booking_page(
         [rid], title="Dental check-up", description="Half an hour with Dr. Berg, Oslo."
     )
@@ -43,7 +47,7 @@ async def journey(
     await v.show_week_of(tuesday)
     await v.check("the booking page")
     if shots:
-        await keep(page, f"booking-page-{device}.png")
+        await keep(page, f"booking-page-{device}.png", full_page=device == "desktop")
 
     # Tuesday 10:00 in Oslo; the visitor is in Oslo too, so that is what the page shows.
     start = instant(tuesday, "10:00")
@@ -63,7 +67,7 @@ async def journey(
     assert await v.reads("booking-status") == "Confirmed"
     await v.check("the confirmation")
     if shots:
-        await keep(page, f"booking-confirmation-{device}.png")
+        await keep(page, f"booking-confirmation-{device}.png", full_page=device == "desktop")
 
     # The manage link: the same booking, and what may be done with it.
     await v.activate(v.hook("manage-link"))
@@ -71,7 +75,7 @@ async def journey(
     assert await v.reads("booking-when") == booked
     await v.check("the manage page")
     if shots:
-        await keep(page, f"booking-manage-{device}.png")
+        await keep(page, f"booking-manage-{device}.png", full_page=device == "desktop")
     async with page.expect_download() as download:
         await v.activate(v.hook("ics-link"))
     ics = (await (await download.value).path()).read_text()
