@@ -14,6 +14,7 @@ from bench import (
     calendars,
     holds,
     idempotency,
+    peer,
     timekit,
     webhooks,
 )
@@ -28,6 +29,7 @@ SUITES = {
     "timekit": timekit.run,
     "calendars": calendars.run,
     "abuse": abuse.run,
+    "peer": peer.run,
 }
 
 
@@ -38,7 +40,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs: a smoke test")
     args = parser.parse_args()
     names = list(SUITES) if args.name == "all" else [args.name]
-    backend = "SQLite" if args.sqlite else "PostgreSQL"
+    backend = "SQLite" if args.sqlite or args.name == "peer" else "PostgreSQL"
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         f", {backend}"
