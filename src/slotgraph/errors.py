@@ -161,13 +161,22 @@ class ValidationFailed(SlotgraphError):
     code = "validation_error"
     title = "Validation failed"
 
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
+    def __init__(self, errors: list[tuple[str, str]], *, where: str = "body") -> None:
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
         self.errors = errors
+        self.where = where  # the part of the request the fields are in: body, query, path
 
     @classmethod
-    def one(cls, field: str, message: str) -> ValidationFailed:
-        return cls([(field, message)])
+    def one(cls, field: str, message: str, *, where: str = "body") -> ValidationFailed:
+        return cls([(field, message)], where=where)
+
+
+class PayloadTooLarge(SlotgraphError):
+    """413: the request body is over the server's limit (`SLOTGRAPH_MAX_BODY_BYTES`)."""
+
+    status = 413
+    code = "payload_too_large"
+    title = "Request body too large"
 
 
 class CalendarAuthFailed(SlotgraphError):

@@ -52,3 +52,7 @@ class Settings(BaseSettings):
     mail_dir: str = "./data/mail"
     mail_templates_dir: str | None = None  # templates here override the built-in ones
     smtp_timeout_seconds: float = 30.0
+    # Bounds of one request (docs/security.md): a longer body is 413 before it is read further,
+    # deeper JSON is 422.
+    max_body_bytes: int = 64 * 1024
+    max_json_depth: int = 32

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import __version__, logs
 from slotgraph.api import openapi, problems
+from slotgraph.api.guard import Guard
 from slotgraph.api.idempotency import Idempotency
 from slotgraph.api.observe import Observe
 from slotgraph.api.routes import app as app_routes
@@ -77,6 +78,11 @@ def create_app(
     if engine is not None:
         _attach(app, engine)
     app.add_middleware(Idempotency)
+    app.add_middleware(
+        Guard,  # the key before the body; the body bounded (docs/security.md)
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
     app.add_middleware(Observe)  # outermost: sees every answer, even an unhandled error
     problems.install(app)
     for module in (

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import APIKeyHeader
@@ -29,6 +29,7 @@ _auth_header = APIKeyHeader(
 )
 
 _CACHE_SECONDS = 30.0
+PRINCIPAL = "principal"  # where the guard leaves the caller in the request state
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -78,32 +79,43 @@ def key_from_header(header: str) -> str:
     raise Unauthenticated("Use `Authorization: Bearer <key>`.")
 
 
-async def get_caller(
-    request: Request,
-    session: Session,
-    authorization: Annotated[str | None, Depends(_auth_header)],
-) -> Principal:
-    """Whoever the credentials stand for: an API key, or a customer token (`ct_...`)."""
+async def principal_for(app: Any, authorization: str | None) -> Principal:
+    """Whoever an `Authorization` header stands for (an API key, or a customer token `ct_...`;
+    401 if none or unknown), from a short per-process cache or the database. api/guard.py calls
+    this before any body is read."""
     if not authorization:
         raise Unauthenticated("An API key is required: `Authorization: Bearer <key>`.")
     key = key_from_header(authorization)
-    cache: dict[str, tuple[float, Principal]] = request.app.state.key_cache
+    cache: dict[str, tuple[float, Principal]] = app.state.key_cache
     hit = cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
-    if key.startswith(customer_tokens.CUSTOMER_PREFIX):
-        principal = await customer_tokens.principal_for_token(session, key)
-        if principal is None:
-            raise Unauthenticated("Unknown customer token.")
-    else:
-        found = await apps.authenticate(session, key=key)
-        if found is None:
-            raise Unauthenticated("Unknown API key.")
-        principal = found
+    async with app.state.sessions() as session:
+        if key.startswith(customer_tokens.CUSTOMER_PREFIX):
+            principal = await customer_tokens.principal_for_token(session, key)
+            if principal is None:
+                raise Unauthenticated("Unknown customer token.")
+        else:
+            found = await apps.authenticate(session, key=key)
+            if found is None:
+                raise Unauthenticated("Unknown API key.")
+            principal = found
     if len(cache) > 10_000:
         cache.clear()
     cache[key] = (time.monotonic() + _CACHE_SECONDS, principal)
     return principal
+
+
+async def get_caller(
+    request: Request,
+    authorization: Annotated[str | None, Depends(_auth_header)],
+) -> Principal:
+    """Whoever the credentials stand for: an API key, or a customer token (`ct_...`)."""
+    # The guard (api/guard.py) has authenticated every route that names a key before its body.
+    known: Principal | None = getattr(request.state, PRINCIPAL, None)
+    if known is not None:
+        return known
+    return await principal_for(request.app, authorization)
 
 
 Caller = Annotated[Principal, Depends(get_caller)]
@@ -112,27 +124,34 @@ _CUSTOMER_SCOPE = (
     "(PUT /v1/bookings/{id}) and PUT /v1/bookings/{id}/cancel_by_customer."
 )
 
+# Which callers each kind of route admits: the dependencies below and the guard (which checks
+# before the body is read) both ask `admit`.
+Need = Literal["secret", "any", "secret_or_customer", "caller", "none"]
 
-async def get_principal(
-    request: Request,
-    session: Session,
-    authorization: Annotated[str | None, Depends(_auth_header)],
-) -> Principal:
-    """An API key (secret or public). A customer token is refused here: 403."""
-    principal = await get_caller(request, session, authorization)
-    if principal.kind == "customer":
+
+def admit(principal: Principal, need: Need) -> None:
+    """Raise 403 unless `principal` may call a route that needs `need`."""
+    if principal.kind == "customer" and need in ("secret", "any"):
         raise Forbidden(_CUSTOMER_SCOPE)
+    if principal.kind == "public" and need in ("secret", "secret_or_customer"):
+        raise Forbidden(
+            "This needs the secret key"
+            + (" (or the booking's customer token)" if need == "secret_or_customer" else "")
+            + "; the public key may only read resources and create bookings."
+        )
+
+
+async def get_principal(principal: Caller) -> Principal:
+    """An API key (secret or public). A customer token is refused here: 403."""
+    admit(principal, "any")
     return principal
 
 
 AnyKey = Annotated[Principal, Depends(get_principal)]
 
 
-async def require_secret(principal: AnyKey) -> Principal:
-    if principal.kind != "secret":
-        raise Forbidden(
-            "This needs the secret key; the public key may only read resources and create bookings."
-        )
+async def require_secret(principal: Caller) -> Principal:
+    admit(principal, "secret")
     return principal
 
 
@@ -140,11 +159,7 @@ SecretKey = Annotated[Principal, Depends(require_secret)]
 
 
 async def require_secret_or_customer(principal: Caller) -> Principal:
-    if principal.kind == "public":
-        raise Forbidden(
-            "This needs the secret key (or the booking's customer token); the public key may "
-            "only read resources and create bookings."
-        )
+    admit(principal, "secret_or_customer")
     return principal
 
 

@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from slotgraph.api.deps import get_principal
+from slotgraph.api.deps import get_caller
+from slotgraph.api.guard import header, replay_body
 from slotgraph.api.problems import slotgraph_error
 from slotgraph.errors import BadRequest, IdempotencyKeyInFlight, SlotgraphError
 from slotgraph.services import idempotency
@@ -32,13 +33,6 @@ CONNECTION = "idempotency_connection"  # the keys in the request state that api/
 REJOIN = "idempotency_rejoin"
 Rejoin = Callable[[], Awaitable[None]]
 _RETRY_CODES = (b'"code":"concurrent_update"', b'"code":"rate_limited"')
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def _routed(scope: Scope) -> bool:
@@ -58,7 +52,7 @@ class Idempotency:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = _header(scope, b"idempotency-key") if scope["type"] == "http" else None
+        key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
         if (
             key is None
             or scope["method"] not in WRITES
@@ -86,13 +80,12 @@ class Idempotency:
             more = message.get("more_body", False)
         request = Request(scope)
         app = scope["app"]
-        authorization = _header(scope, b"authorization")
-        replay = _replayer(body, receive)
+        authorization = header(scope, b"authorization")
+        replay = replay_body(body, receive)
         if not authorization:  # the route answers 401 itself
             await self.app(scope, replay, send)
             return
-        async with app.state.sessions() as session:
-            principal = await get_principal(request, session, authorization)
+        principal = await get_caller(request, authorization)
         clock: Callable[[], datetime] = app.state.clock
         fingerprint = idempotency.fingerprint(
             scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"), body
@@ -172,20 +165,6 @@ class Idempotency:
             scope["state"].pop(CONNECTION, None)
             scope["state"].pop(REJOIN, None)
         return start, chunks
-
-
-def _replayer(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that hands the app the body this middleware already read, then the rest."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -69,6 +69,10 @@ def _where(field: str, query: Collection[str]) -> list[str]:
     return ["query", *parts] if parts[0] in query else ["body", *parts]
 
 
+def _loc(exc: ValidationFailed, field: str, query: Collection[str]) -> list[str]:
+    return [exc.where, *field.split(".")] if exc.where != "body" else _where(field, query)
+
+
 def slotgraph_error(exc: SlotgraphError, query: Collection[str] = ()) -> Response:
     if isinstance(exc, NotModified):  # not an error: the client's copy is current; no body
         return Response(status_code=304, headers={"ETag": str(exc.extra["etag"])})
@@ -85,9 +89,20 @@ def slotgraph_error(exc: SlotgraphError, query: Collection[str] = ()) -> Respons
     extra = dict(exc.extra)
     if isinstance(exc, ValidationFailed):
         extra["errors"] = [
-            {"field": f, "loc": _where(f, query), "message": m} for f, m in exc.errors
+            {"field": f, "loc": _loc(exc, f, query), "message": m} for f, m in exc.errors
         ]
     return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers, extra=extra)
+
+
+def error_for(path: str, exc: SlotgraphError, query: Collection[str] = ()) -> Response:
+    """`exc` in the shape of the API that `path` belongs to: problem+json, or Timekit's on /v2."""
+    if timekit_errors.is_timekit(path):
+        headers = {"WWW-Authenticate": 'Bearer realm="slotgraph"'} if exc.status == 401 else None
+        fields = exc.errors if isinstance(exc, ValidationFailed) else None
+        return timekit_errors.render(
+            exc.status, exc.code, exc.detail, fields=fields, extra=dict(exc.extra), headers=headers
+        )
+    return slotgraph_error(exc, query)
 
 
 def unexpected(exc: Exception) -> Response:
@@ -147,20 +162,7 @@ def _allowed(request: Request) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(SlotgraphError)
     async def _slotgraph(request: Request, exc: SlotgraphError) -> Response:
-        if timekit_errors.is_timekit(request.url.path):
-            headers = (
-                {"WWW-Authenticate": 'Bearer realm="slotgraph"'} if exc.status == 401 else None
-            )
-            fields = exc.errors if isinstance(exc, ValidationFailed) else None
-            return timekit_errors.render(
-                exc.status,
-                exc.code,
-                exc.detail,
-                fields=fields,
-                extra=dict(exc.extra),
-                headers=headers,
-            )
-        return slotgraph_error(exc, request.query_params.keys())
+        return error_for(request.url.path, exc, request.query_params.keys())
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,229 @@
+"""The guard: what every request passes before any route sees it (docs/security.md).
+
+In this order, and before a byte of the body is read:
+1. find the route and the key it needs (from its dependencies: `SecretKey`, `AnyKey` or none);
+2. authenticate: no key or an unknown one is 401, the public key on a secret-key route 403,
+   whatever the body is (malformed, or 100 MB);
+then the body is read, counting, and refused with 413 as soon as it is over
+`SLOTGRAPH_MAX_BODY_BYTES` (chunked bodies without Content-Length too). A JSON body is parsed once
+here and refused with 422 naming the field if it holds what no column can store: nesting deeper
+than `SLOTGRAPH_MAX_JSON_DEPTH`, integers outside 64 bits, NUL characters, lone surrogates,
+non-finite numbers. The query string and the path are checked for NULs. The route then gets the
+same bytes, and the caller in the request state (api/deps.py reads it from there).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from slotgraph.api.deps import (
+    PRINCIPAL,
+    Need,
+    admit,
+    get_caller,
+    get_principal,
+    principal_for,
+    require_secret,
+    require_secret_or_customer,
+)
+from slotgraph.api.problems import error_for
+from slotgraph.errors import PayloadTooLarge, SlotgraphError, ValidationFailed
+from slotgraph.services.common import Principal
+
+_NEEDS: tuple[tuple[object, Need], ...] = (  # the narrowest first
+    (require_secret, "secret"),
+    (require_secret_or_customer, "secret_or_customer"),
+    (get_principal, "any"),
+    (get_caller, "caller"),
+)
+INT_RANGE = (-(2**63), 2**63 - 1)  # what a BIGINT (and JSON in either database) holds exactly
+_TOO_DEEP = "JSON is nested deeper than {} levels (max_json_depth)"
+
+
+def route_need(route: APIRoute) -> Need:
+    """The caller a route needs, read from its dependencies (one source of truth: the route)."""
+    calls = {d.call for d in _dependencies(route.dependant)}
+    for dependency, need in _NEEDS:
+        if dependency in calls:
+            return need
+    return "none"
+
+
+def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
+    for dep in dependant.dependencies:
+        yield dep
+        yield from _dependencies(dep)
+
+
+def route_table(app: Any) -> list[tuple[re.Pattern[str], frozenset[str], APIRoute]]:
+    """Every API route as (path pattern, methods, route), in the order the router tries them."""
+    table = []
+    for context in iter_route_contexts(app.router.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and context.path:
+            pattern, _, _ = compile_path(context.path)
+            table.append((pattern, frozenset(context.methods or ()), route))
+    return table
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_json_depth: int) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.max_depth = max_json_depth
+        self._table: list[tuple[re.Pattern[str], frozenset[str], Need]] | None = None
+
+    def need(self, scope: Scope) -> Need:
+        """The key the request's route needs ("none" for no route: the router answers 404)."""
+        if self._table is None:  # built at the first request, when every route is included
+            self._table = [(p, m, route_need(r)) for p, m, r in route_table(scope["app"])]
+        for pattern, methods, need in self._table:
+            if scope["method"] in methods and pattern.match(scope["path"]):
+                return need
+        return "none"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            need = self.need(scope)
+            if need != "none":
+                principal = await self.authenticate(scope, need)
+                scope.setdefault("state", {})[PRINCIPAL] = principal
+            _check_address(scope)
+            body = await self.read_body(scope, receive)
+            if body and _is_json(scope):
+                _check_json(body, self.max_depth)
+        except SlotgraphError as exc:
+            await error_for(scope["path"], exc)(scope, receive, send)
+            return
+        await self.app(scope, replay_body(body, receive), send)
+
+    async def authenticate(self, scope: Scope, need: Need) -> Principal:
+        principal = await principal_for(scope["app"], header(scope, b"authorization"))
+        admit(principal, need)
+        return principal
+
+    async def read_body(self, scope: Scope, receive: Receive) -> bytes:
+        too_large = PayloadTooLarge(
+            f"The request body is larger than {self.max_body} bytes (the server's max_body_bytes).",
+            max_body_bytes=self.max_body,
+        )
+        declared = header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _is_json(scope: Scope) -> bool:
+    """As FastAPI decides: a JSON Content-Type is parsed as JSON (none at all is 415)."""
+    content_type = header(scope, b"content-type") or ""
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _check_address(scope: Scope) -> None:
+    if "\x00" in scope["path"]:
+        raise ValidationFailed.one("path", "must not contain NUL characters", where="path")
+    query = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            field = name.replace("\x00", "") or "query"
+            raise ValidationFailed.one(field, "must not contain NUL characters", where="query")
+
+
+def _check_json(body: bytes, max_depth: int) -> None:
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise ValidationFailed.one("body", _TOO_DEEP.format(max_depth)) from None
+    except ValueError:
+        return  # not JSON: the route answers 400 malformed_json in its own shape
+    problem = _first_problem(value, max_depth)
+    if problem is not None:
+        raise ValidationFailed.one(*problem)
+
+
+def _first_problem(value: Any, max_depth: int) -> tuple[str, str] | None:
+    """The first value no database column can hold, as (field path, message)."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= max_depth:
+                return (path or "body", _TOO_DEEP.format(max_depth))
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if isinstance(key, str) and (message := _bad_text(key)):
+                    return (_join(path, "(key)"), f"a key {message}")
+                stack.append((child, _join(path, key), depth + 1))
+        elif isinstance(item, str):
+            if message := _bad_text(item):
+                return (path or "body", message)
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not INT_RANGE[0] <= item <= INT_RANGE[1]:
+                return (path or "body", "integers must be between -2^63 and 2^63-1")
+        elif isinstance(item, float) and not math.isfinite(item):
+            return (path or "body", "numbers must be finite")
+    return None
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _bad_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must not contain lone surrogates (invalid Unicode)"
+    return None
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body read here, then whatever comes next."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
