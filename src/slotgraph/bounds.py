@@ -35,6 +35,11 @@ MAX_PAYMENT_TIMEOUT = timedelta(days=30)  # payment_timeout
 MAX_SEAT_NOTICE = timedelta(days=365)  # min_cancel_time, min_booking_time
 MAX_SEAT_ADVANCE = timedelta(days=3650)  # max_booking_time
 MAX_SECONDS_COLUMN = timedelta(seconds=2**31 - 1)  # what a Seconds column can hold
+# A booking's length (end - start) unless its resource's max_duration allows more; the work of
+# placing and checking a booking grows with it, so it is bounded even with override_rules.
+MAX_BOOKING_LENGTH = timedelta(days=31)
+MAX_PUBLIC_PAYMENT_TIMEOUT = timedelta(days=1)  # payment_timeout asked with the public key
+MAX_SEATS = 10_000  # max_seats of a class (group_owner)
 
 RANGE = "from 1900-01-01T00:00:00Z to before 2200-01-01T00:00:00Z"
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from slotgraph.bounds import (
+    MAX_SEATS,
     Advance,
     Buffer,
     Day,
@@ -277,7 +278,7 @@ class BookingCreate(Input):
     # instant_payment, group_customer_payment
     payment_timeout: PaymentTimeout | None = None
     # group_owner
-    max_seats: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    max_seats: Annotated[int, Field(ge=1, le=MAX_SEATS)] | None = None
     min_cancel_time: SeatNotice | None = None
     min_booking_time: SeatNotice | None = None
     max_booking_time: SeatAdvance | None = None

@@ -56,13 +56,12 @@ async def test_the_public_key_never_books_a_start_that_has_passed(api: Api) -> N
     public = api.as_key(api.public_key)
     plain = await api.resource()
     strict = await api.resource(weekly_hours={"mon": [["09:00", "10:00"]]}, min_notice="PT1H")
-    client = await api.client()
     for resource in (plain, strict):  # whatever the resource's rules
         r = await public.post(
             "/v1/bookings",
             {
                 "resource_id": resource["resource_id"],
-                "client_id": client["client_id"],
+                "customer": {"name": "Ada", "email": "ada@example.com"},
                 "start_time": "2026-11-29T11:59:00Z",
                 "end_time": "2026-11-29T13:00:00Z",
             },
@@ -74,7 +73,7 @@ async def test_the_public_key_never_books_a_start_that_has_passed(api: Api) -> N
         "/v1/bookings",
         {
             "resource_id": plain["resource_id"],
-            "client_id": client["client_id"],
+            "customer": {"name": "Ada", "email": "ada@example.com"},
             "start_time": "2026-11-29T12:00:00Z",
             "end_time": "2026-11-29T13:00:00Z",
         },

@@ -20,6 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from slotgraph.db.models import Base, Booking, Client, Resource
 from slotgraph.domain.graphs import GRAPHS
 from slotgraph.schemas import BookingOut, ClientOut, ResourceOut
+from slotgraph.services import access
 from slotgraph.services.bookings import timers
 from slotgraph.services.common import Principal
 from slotgraph.services.views import booking_out, client_out, resource_out
@@ -148,7 +149,7 @@ async def related(
             ).all()
         return Related(
             clients={c.id: client_out(c) for c in clients},
-            resources={r.id: resource_out(r) for r in resources},
+            resources={r.id: access.resource_answer(principal, resource_out(r)) for r in resources},
         )
 
 
@@ -161,4 +162,4 @@ async def list_resources(
         rows, total = await counted(
             session, Resource, live, (Resource.created_at, Resource.id), limit, offset
         )
-        return [resource_out(r) for r in rows], total
+        return [access.resource_answer(principal, resource_out(r)) for r in rows], total

@@ -22,6 +22,7 @@ from slotgraph.schemas import (
     ResourceOut,
     ResourceUpdate,
 )
+from slotgraph.services import access
 from slotgraph.services.common import (
     IfMatch,
     Principal,
@@ -63,7 +64,8 @@ async def get_resource(
     session: AsyncSession, *, principal: Principal, resource_id: uuid.UUID
 ) -> ResourceOut:
     async with session.begin():
-        return resource_out(await load_resource(session, principal.app_id, resource_id))
+        row = await load_resource(session, principal.app_id, resource_id)
+        return access.resource_answer(principal, resource_out(row))
 
 
 async def list_resources(
@@ -92,7 +94,8 @@ async def list_resources(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return Page[ResourceOut](data=[resource_out(r) for r in rows], next_cursor=next_cursor)
+    data = [access.resource_answer(principal, resource_out(r)) for r in rows]
+    return Page[ResourceOut](data=data, next_cursor=next_cursor)
 
 
 async def update_resource(

@@ -23,7 +23,6 @@ from slotgraph.domain.rules import (
 from slotgraph.domain.shape import booking_shape_errors
 from slotgraph.errors import (
     Conflict,
-    Forbidden,
     NotFound,
     SeatsFull,
     SlotgraphError,
@@ -31,7 +30,7 @@ from slotgraph.errors import (
     ValidationFailed,
 )
 from slotgraph.schemas import BookingCreate, BookingCreated
-from slotgraph.services import customer_tokens
+from slotgraph.services import access, customer_tokens
 from slotgraph.services.availability import rules_of
 from slotgraph.services.bookings import lifecycle
 from slotgraph.services.clients import find_or_create_customer, load_client
@@ -65,11 +64,23 @@ async def create_booking(
 
     `page_id`: the booking page it is made through (services/page_bookings.py).
     """
+    access.check_booking(principal, data)
     errors = booking_shape_errors(data.graph, dict(data))
     if errors:
         raise ValidationFailed(errors)
     if data.start_time is not None:
         check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
+    created = await _create_checked(session, principal, data, now, page_id)
+    return access.booking_answer(principal, created)
+
+
+async def _create_checked(
+    session: AsyncSession,
+    principal: Principal,
+    data: BookingCreate,
+    now: datetime,
+    page_id: uuid.UUID | None,
+) -> BookingCreated:
     joined = _joined_to_outer_transaction(session)
     if not queries.has_exclusion_constraint(session) or (joined and REJOIN not in session.info):
         return await _create(session, principal, data, now, page_id, check_overlap=True)
@@ -223,8 +234,6 @@ async def _place_new(
     `lock=False` (one resource, no overlap check): read it without a lock; the second value is the
     (resource id, version) that the write must still find.
     """
-    if data.override_rules and principal.kind != "secret":
-        raise Forbidden("override_rules needs the secret key.")
     ids = data.resource_ids or ([data.resource_id] if data.resource_id else [])
     holds_now = GRAPHS[booking.graph].holds_in(booking.status)
     resources = await lifecycle.lock_bookable(

@@ -8,12 +8,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotgraph.bounds import MAX_BOOKING_LENGTH
 from slotgraph.db import queries
 from slotgraph.db.models import BOOKING_HOLDS, Booking, BookingHold, new_id
 from slotgraph.db.queries import ResourceRow
@@ -196,6 +197,18 @@ async def lock_for_change(
     return booking, owner
 
 
+def check_length(rules: av.Rules, length: timedelta) -> None:
+    """A booking is at most MAX_BOOKING_LENGTH long, or the resource's max_duration if longer:
+    a bound on the work it costs, kept even with override_rules."""
+    longest = max(MAX_BOOKING_LENGTH, rules.max_duration or MAX_BOOKING_LENGTH)
+    if length > longest:
+        raise ValidationFailed.one(
+            "end_time",
+            f"a booking is at most {av.iso(longest)} long (the resource's max_duration, "
+            f"or {av.iso(MAX_BOOKING_LENGTH)} without one)",
+        )
+
+
 async def new_hold(
     session: AsyncSession,
     booking: Booking,
@@ -213,6 +226,7 @@ async def new_hold(
     decide; the caller writes it.
     """
     rules = rules_of(resource)
+    check_length(rules, booking.end_time - booking.start_time)
     if enforce_rules:
         av.check_booking(rules, start=booking.start_time, end=booking.end_time, now=now)
     start, end = rules.hold_span(booking.start_time, booking.end_time)
