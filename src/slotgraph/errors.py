@@ -171,6 +171,19 @@ class ValidationFailed(SlotgraphError):
         return cls([(field, message)], where=where)
 
 
+class RateLimited(SlotgraphError):
+    """429: too many requests a minute (the app setting `rate_limits`); `headers` carries
+    `Retry-After` and `RateLimit-*`."""
+
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, headers: dict[str, str]) -> None:
+        super().__init__(detail)
+        self.headers = headers
+
+
 class PayloadTooLarge(SlotgraphError):
     """413: the request body is over the server's limit (`SLOTGRAPH_MAX_BODY_BYTES`)."""
 

@@ -16,6 +16,7 @@ from slotgraph.api import openapi, problems
 from slotgraph.api.guard import Guard
 from slotgraph.api.idempotency import Idempotency
 from slotgraph.api.observe import Observe
+from slotgraph.api.ratelimit import Limiter
 from slotgraph.api.routes import app as app_routes
 from slotgraph.api.routes import (
     availability,
@@ -63,6 +64,7 @@ def create_app(
         finally:
             if worker is not None and task is not None:
                 await worker.stop(task)
+            await app.state.limiter.close()
             if own:
                 await eng.dispose()
 
@@ -78,8 +80,13 @@ def create_app(
     if engine is not None:
         _attach(app, engine)
     app.add_middleware(Idempotency)
+    app.state.limiter = Limiter.create(
+        redis_url=settings.redis_url, memory_keys=settings.rate_limit_memory_keys
+    )
     app.add_middleware(
-        Guard,  # the key before the body; the body bounded (docs/security.md)
+        Guard,  # the key before the body; CORS, rate limits, the body bounded (security.md)
+        root=app,
+        limiter=app.state.limiter,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
     )

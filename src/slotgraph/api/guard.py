@@ -23,9 +23,11 @@ from urllib.parse import parse_qsl
 
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from slotgraph.api import cors
 from slotgraph.api.deps import (
     PRINCIPAL,
     Need,
@@ -37,7 +39,9 @@ from slotgraph.api.deps import (
     require_secret_or_customer,
 )
 from slotgraph.api.problems import error_for
-from slotgraph.errors import PayloadTooLarge, SlotgraphError, ValidationFailed
+from slotgraph.api.ratelimit import Limiter
+from slotgraph.api.timekit.errors import is_timekit
+from slotgraph.errors import Forbidden, PayloadTooLarge, SlotgraphError, ValidationFailed
 from slotgraph.services.common import Principal
 
 _NEEDS: tuple[tuple[object, Need], ...] = (  # the narrowest first
@@ -77,18 +81,28 @@ def route_table(app: Any) -> list[tuple[re.Pattern[str], frozenset[str], APIRout
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_json_depth: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        root: Any,
+        limiter: Limiter,
+        max_body_bytes: int,
+        max_json_depth: int,
+    ) -> None:
         self.app = app
+        self.root = root  # the FastAPI app, whose routes say which key each needs
+        self.limiter = limiter
         self.max_body = max_body_bytes
         self.max_depth = max_json_depth
         self._table: list[tuple[re.Pattern[str], frozenset[str], Need]] | None = None
 
-    def need(self, scope: Scope) -> Need:
-        """The key the request's route needs ("none" for no route: the router answers 404)."""
+    def need(self, method: str, path: str) -> Need:
+        """The key a route needs ("none" for no route: the router answers 404)."""
         if self._table is None:  # built at the first request, when every route is included
-            self._table = [(p, m, route_need(r)) for p, m, r in route_table(scope["app"])]
+            self._table = [(p, m, route_need(r)) for p, m, r in route_table(self.root)]
         for pattern, methods, need in self._table:
-            if scope["method"] in methods and pattern.match(scope["path"]):
+            if method in methods and pattern.match(path):
                 return need
         return "none"
 
@@ -96,11 +110,21 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        origin = header(scope, b"origin")
+        if origin and scope["method"] == "OPTIONS":
+            requested = header(scope, b"access-control-request-method")
+            if requested:
+                answer = await self.preflight(scope, cors.normalised(origin), requested.upper())
+                await answer(scope, receive, send)
+                return
         try:
-            need = self.need(scope)
+            need = self.need(scope["method"], scope["path"])
             if need != "none":
                 principal = await self.authenticate(scope, need)
                 scope.setdefault("state", {})[PRINCIPAL] = principal
+                if origin and _allows(principal, need, cors.normalised(origin)):
+                    send = cors.allowing(send, cors.normalised(origin))
+                await self.limiter.check(principal, _client_ip(scope))
             _check_address(scope)
             body = await self.read_body(scope, receive)
             if body and _is_json(scope):
@@ -109,6 +133,20 @@ class Guard:
             await error_for(scope["path"], exc)(scope, receive, send)
             return
         await self.app(scope, replay_body(body, receive), send)
+
+    async def preflight(self, scope: Scope, origin: str, method: str) -> Response:
+        """A browser asks whether a page at `origin` may send `method` here: yes for a public-key
+        route and an origin some app allows (the real request is checked against the key's app);
+        never for a secret-key route."""
+        need = self.need(method, scope["path"])
+        if need == "any" and await cors.allowed_anywhere(scope["app"], origin):
+            return cors.preflight(origin, method, timekit=is_timekit(scope["path"]))
+        why = (
+            "only the public key's routes may be called from a browser"
+            if need != "any"
+            else f"no app lists {origin} in allowed_origins"
+        )
+        return error_for(scope["path"], Forbidden(f"Cross-origin request refused: {why}."))
 
     async def authenticate(self, scope: Scope, need: Need) -> Principal:
         principal = await principal_for(scope["app"], header(scope, b"authorization"))
@@ -144,6 +182,20 @@ def header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _allows(principal: Principal, need: Need, origin: str) -> bool:
+    """CORS for a real request: public-key routes, the public key, an origin its app lists."""
+    return (
+        need == "any"
+        and principal.kind == "public"
+        and origin in principal.settings.allowed_origins
+    )
+
+
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def _is_json(scope: Scope) -> bool:

@@ -17,7 +17,13 @@ from starlette.routing import Match, Mount
 from slotgraph import metrics
 from slotgraph.api.timekit import errors as timekit_errors
 from slotgraph.db.engine import is_unavailable
-from slotgraph.errors import DatabaseUnavailable, NotModified, SlotgraphError, ValidationFailed
+from slotgraph.errors import (
+    DatabaseUnavailable,
+    NotModified,
+    RateLimited,
+    SlotgraphError,
+    ValidationFailed,
+)
 
 log = logging.getLogger("slotgraph.api")
 
@@ -82,6 +88,8 @@ def slotgraph_error(exc: SlotgraphError, query: Collection[str] = ()) -> Respons
     if isinstance(exc, DatabaseUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
         log.warning("database unavailable: %s", exc.__cause__ or exc.detail)
+    if isinstance(exc, RateLimited):
+        headers.update(exc.headers)
     if "current_version" in exc.extra:
         headers["ETag"] = f'"{exc.extra["current_version"]}"'
     if exc.code == "slot_unavailable":
@@ -97,7 +105,9 @@ def slotgraph_error(exc: SlotgraphError, query: Collection[str] = ()) -> Respons
 def error_for(path: str, exc: SlotgraphError, query: Collection[str] = ()) -> Response:
     """`exc` in the shape of the API that `path` belongs to: problem+json, or Timekit's on /v2."""
     if timekit_errors.is_timekit(path):
-        headers = {"WWW-Authenticate": 'Bearer realm="slotgraph"'} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": 'Bearer realm="slotgraph"'} if exc.status == 401 else {}
+        if isinstance(exc, RateLimited):
+            headers.update(exc.headers)
         fields = exc.errors if isinstance(exc, ValidationFailed) else None
         return timekit_errors.render(
             exc.status, exc.code, exc.detail, fields=fields, extra=dict(exc.extra), headers=headers

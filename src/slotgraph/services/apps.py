@@ -117,3 +117,10 @@ async def update_settings(session: AsyncSession, *, app_id: uuid.UUID, data: App
         app.settings = merged(current, data).model_dump(mode="json")
         await session.flush()
         return _app_out(app)
+
+
+async def all_allowed_origins(session: AsyncSession) -> frozenset[str]:
+    """Every origin some app allows (CORS preflights carry no key, so name no app)."""
+    async with session.begin():
+        rows = (await session.scalars(select(App.settings))).all()
+    return frozenset(o for s in rows for o in AppSettings.model_validate(s or {}).allowed_origins)

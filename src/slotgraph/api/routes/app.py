@@ -24,4 +24,5 @@ async def update_app(
     """Change settings; fields left out keep their value (`rate_limits` merges field by field)."""
     out = await apps.update_settings(session, app_id=principal.app_id, data=body)
     request.app.state.key_cache.clear()  # this process sees the change at once; others in 30 s
+    request.app.state.cors_origins = None
     return out

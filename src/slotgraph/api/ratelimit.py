@@ -1,0 +1,154 @@
+"""Rate limits per key, and per client IP address for the public key (docs/security.md).
+
+The `limits` library counts, with its sliding-window counter (two counters per caller and
+minute, the previous one weighted by how much of it is still inside the last 60 s). The counts
+live in this process by default, in a store bounded in keys (so in bytes: every key is short);
+with `SLOTGRAPH_REDIS_URL` they live in Redis, shared by every process and machine. A store that
+does not answer lets requests through (with one warning a minute): a limiter outage never takes
+the API down.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
+from redis.asyncio import ConnectionPool
+
+from slotgraph.errors import RateLimited
+from slotgraph.services.common import Principal
+
+log = logging.getLogger("slotgraph.ratelimit")
+_WARN_EVERY = 60.0
+_REDIS_TIMEOUT = 0.5  # seconds
+
+
+@dataclass(frozen=True)
+class Verdict:
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+            "Retry-After": str(self.reset_seconds),
+        }
+
+
+class BoundedMemoryStorage(MemoryStorage):
+    """limits' in-process store, holding at most `max_keys` counters.
+
+    A counter is a key of at most ~150 characters (key id, IP address, window), an int and an
+    expiry: with the default 20,000 keys the store stays under about 10 MB. When it is full, the
+    expired counters go first, then the quarter that expires soonest (their callers simply start
+    counting again). Counting here never scans the whole store, unlike the parent's timer.
+    """
+
+    def __init__(self, max_keys: int) -> None:
+        super().__init__()
+        self.max_keys = max_keys
+
+    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.time()
+        if self.expirations.get(key, 0) <= now:  # new, or its window has passed
+            self.storage.pop(key, None)
+            if key not in self.expirations and len(self.expirations) >= self.max_keys:
+                self._evict(now)
+            self.expirations[key] = now + expiry
+        self.storage[key] += amount
+        return self.storage[key]
+
+    async def decr(self, key: str, amount: int = 1) -> int:
+        if key in self.storage:
+            self.storage[key] = max(self.storage[key] - amount, 0)
+        return self.storage.get(key, 0)
+
+    def _evict(self, now: float) -> None:
+        expired = [k for k, at in self.expirations.items() if at <= now]
+        keep = self.max_keys * 3 // 4
+        if len(self.expirations) - len(expired) > keep:
+            by_expiry = sorted(self.expirations, key=self.expirations.__getitem__)
+            expired = by_expiry[: len(by_expiry) - keep]
+        for key in expired:
+            self.expirations.pop(key, None)
+            self.storage.pop(key, None)
+        self.locks.clear()  # the parent makes one per key read; none is held between awaits
+
+
+class Limiter:
+    def __init__(self, storage: Storage, pool: ConnectionPool | None = None) -> None:
+        self.storage = storage
+        self.strategy = SlidingWindowCounterRateLimiter(storage)
+        self.pool = pool
+        self._warned = 0.0
+
+    @classmethod
+    def create(cls, *, redis_url: str | None, memory_keys: int) -> Limiter:
+        if not redis_url:
+            return cls(BoundedMemoryStorage(memory_keys))
+        # Our own pool, with short timeouts: a Redis that hangs must not hang requests.
+        pool = ConnectionPool.from_url(
+            redis_url.removeprefix("async+"),
+            socket_timeout=_REDIS_TIMEOUT,
+            socket_connect_timeout=_REDIS_TIMEOUT,
+        )
+        options: dict[str, Any] = {"connection_pool": pool}  # typed by limits as scalars only
+        storage = RedisStorage(
+            "async+redis://",
+            implementation="redispy",
+            wrap_exceptions=True,
+            key_prefix="slotgraph",
+            **options,
+        )
+        return cls(storage, pool)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.aclose()
+
+    async def check(self, principal: Principal, client_ip: str) -> Verdict | None:
+        """Count one request; raise RateLimited if it is one too many. None: not counted (the
+        store did not answer)."""
+        limits = principal.settings.rate_limits
+        if principal.kind == "secret":
+            item = RateLimitItemPerMinute(limits.secret_per_minute)
+            who: tuple[str, ...] = (str(principal.key_id),)
+        else:
+            # The public key, or a customer token (no key: its booking), per client address.
+            item = RateLimitItemPerMinute(limits.public_per_minute)
+            who = (str(principal.key_id or principal.booking_id), client_ip[:64])
+        try:
+            allowed = await self.strategy.hit(item, *who)
+            if allowed:
+                return None
+            stats = await self.strategy.get_window_stats(item, *who)
+        except StorageError as exc:
+            self._warn(exc)
+            return None
+        verdict = Verdict(
+            limit=item.amount,
+            remaining=stats.remaining,
+            reset_seconds=max(1, math.ceil(stats.reset_time - time.time())),
+        )
+        raise RateLimited(
+            f"More than {item.amount} requests a minute with this key"
+            + ("" if principal.kind == "secret" else " from this address")
+            + f"; try again in {verdict.reset_seconds} s (the app setting rate_limits).",
+            headers=verdict.headers(),
+        )
+
+    def _warn(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._warned >= _WARN_EVERY:
+            self._warned = now
+            log.warning("rate limit store unavailable, not limiting: %s", exc)
