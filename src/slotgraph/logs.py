@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 
 from slotgraph.domain.availability import rfc3339
 
@@ -43,7 +45,52 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return dict(fields) if isinstance(fields, dict) else {}
 
 
-class JsonFormatter(logging.Formatter):
+_DRIVERS = ("asyncpg", "sqlite3", "aiosqlite", "psycopg")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _from_database(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) or type(exc).__module__.split(".")[0] in _DRIVERS
+
+
+def format_exception(exc_info: Any) -> str | None:
+    """A database error without its message: the engine hides the statement's parameters
+    (`hide_parameters`), but the server's message and DETAIL quote values too (an email in a
+    unique violation, a name in a bad cast). Kept: where it happened, the type, the SQLSTATE and
+    the statement. None: not a database error, format it as usual."""
+    exc = exc_info[1]
+    if exc is None or not any(_from_database(e) for e in _chain(exc)):
+        return None
+    lines = ["Traceback (most recent call last):\n", *traceback.format_tb(exc.__traceback__)]
+    for e in _chain(exc):
+        name = f"{type(e).__module__}.{type(e).__qualname__}"
+        if not _from_database(e):
+            lines.append(f"{name}: {e}\n")
+            continue
+        orig = getattr(e, "orig", e)
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", "")
+        statement = " ".join(str(getattr(e, "statement", "") or "").split())[:500]
+        lines.append(
+            f"{name}: (message withheld: it may quote personal data) "
+            f"sqlstate={sqlstate or '?'}" + (f" statement={statement}" if statement else "") + "\n"
+        )
+    return "".join(lines).rstrip("\n")
+
+
+class _Redacting(logging.Formatter):
+    def formatException(self, ei: Any) -> str:
+        return format_exception(ei) or super().formatException(ei)
+
+
+class JsonFormatter(_Redacting):
     """`{"time", "level", "logger", "message", "request_id", ...fields, "exception"}`."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -62,7 +109,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_Redacting):
     """`10:00:00 INFO  slotgraph.access GET /v1/bookings 201 3.1ms request_id=...`."""
 
     def format(self, record: logging.LogRecord) -> str:

@@ -354,6 +354,7 @@ async def test_search_and_booking_agree(engine: AsyncEngine, seed: int) -> None:
         clock.now = start + timedelta(days=1)
         user = rng.choice([api, api.as_key(api.public_key)])
         client = await api.client()
+        customer = {"name": client["name"], "email": client["email"]}
         window = (start, start + timedelta(days=3))
         for _ in range(rng.randint(0, 6)):  # some existing bookings, made with override
             s = start + timedelta(minutes=15 * rng.randint(0, 4 * 72))
@@ -373,9 +374,11 @@ async def test_search_and_booking_agree(engine: AsyncEngine, seed: int) -> None:
         # again, so the next candidate sees the same calendar.)
         candidates = [window[0] + timedelta(minutes=15 * k) for k in range(4 * 72 - 4)]
         for s in rng.sample(candidates, 40) + sorted(offered)[:20]:
+            # The public key books with an inline customer; its email matches the client.
+            who = {"client_id": client["client_id"]} if user is api else {"customer": customer}
             body = {
                 "resource_id": r["resource_id"],
-                "client_id": client["client_id"],
+                **who,
                 "start_time": s.isoformat(),
                 "end_time": (s + duration).isoformat(),
             }

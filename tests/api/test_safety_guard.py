@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import Api
+from tests.web.pages import Doc, make_page
 
 KIB = 1024
 SLOT = {"start_time": "2024-05-18T10:00:00Z", "end_time": "2024-05-18T11:00:00Z"}
@@ -168,3 +169,15 @@ async def test_durations_no_column_holds_are_422(api: Api, field: str, value: st
 
 def _customer() -> dict[str, str]:
     return {"name": "Ada", "email": "ada@example.com"}
+
+
+async def test_a_booking_page_answers_an_oversized_form_with_its_error_page(api: Api) -> None:
+    await make_page(api)
+    r = await api.http.post(
+        "/book/dr-berg",
+        content=b"name=" + b"a" * (64 * KIB),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 413
+    assert r.headers["content-type"].startswith("text/html")
+    assert Doc(r.text).one("error")

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +44,7 @@ from slotgraph.api.ratelimit import Limiter
 from slotgraph.api.timekit.errors import is_timekit
 from slotgraph.errors import Forbidden, PayloadTooLarge, SlotgraphError, ValidationFailed
 from slotgraph.services.common import Principal
+from slotgraph.web.routing import WebRoute, error_page
 
 _NEEDS: tuple[tuple[object, Need], ...] = (  # the narrowest first
     (require_secret, "secret"),
@@ -95,16 +97,22 @@ class Guard:
         self.limiter = limiter
         self.max_body = max_body_bytes
         self.max_depth = max_json_depth
-        self._table: list[tuple[re.Pattern[str], frozenset[str], Need]] | None = None
+        self._table: list[tuple[re.Pattern[str], frozenset[str], Need, bool]] | None = None
+
+    def route(self, method: str, path: str) -> tuple[Need, bool]:
+        """The key a route needs ("none" for no route: the router answers 404), and whether it is
+        a web page (whose errors are HTML)."""
+        if self._table is None:  # built at the first request, when every route is included
+            self._table = [
+                (p, m, route_need(r), isinstance(r, WebRoute)) for p, m, r in route_table(self.root)
+            ]
+        for pattern, methods, need, web in self._table:
+            if method in methods and pattern.match(path):
+                return need, web
+        return "none", False
 
     def need(self, method: str, path: str) -> Need:
-        """The key a route needs ("none" for no route: the router answers 404)."""
-        if self._table is None:  # built at the first request, when every route is included
-            self._table = [(p, m, route_need(r)) for p, m, r in route_table(self.root)]
-        for pattern, methods, need in self._table:
-            if method in methods and pattern.match(path):
-                return need
-        return "none"
+        return self.route(method, path)[0]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,8 +125,8 @@ class Guard:
                 answer = await self.preflight(scope, cors.normalised(origin), requested.upper())
                 await answer(scope, receive, send)
                 return
+        need, web = self.route(scope["method"], scope["path"])
         try:
-            need = self.need(scope["method"], scope["path"])
             if need != "none":
                 principal = await self.authenticate(scope, need)
                 scope.setdefault("state", {})[PRINCIPAL] = principal
@@ -130,7 +138,8 @@ class Guard:
             if body and _is_json(scope):
                 _check_json(body, self.max_depth)
         except SlotgraphError as exc:
-            await error_for(scope["path"], exc)(scope, receive, send)
+            answer = error_page(Request(scope), exc) if web else error_for(scope["path"], exc)
+            await answer(scope, receive, send)
             return
         await self.app(scope, replay_body(body, receive), send)
 

@@ -51,6 +51,7 @@ def create_engine(url: str, settings: Settings | None = None) -> AsyncEngine:
         pool_pre_ping=False,
         pool_timeout=settings.db_pool_timeout_seconds,
         connect_args={"timeout": settings.db_connect_timeout_seconds},
+        hide_parameters=True,  # errors and logs never carry the values (names, emails, phones)
         **_JSON,
     )
     event.listen(engine.sync_engine, "handle_error", _unavailable_on_disconnect)
@@ -97,7 +98,12 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     # instead, they take turns first come, first served (ADR 0008). Between processes that share
     # the file, BEGIN IMMEDIATE and busy_timeout still decide, as before.
     engine = create_async_engine(
-        url, pool_size=1, max_overflow=0, pool_timeout=SQLITE_WAIT_SECONDS, **_JSON
+        url,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=SQLITE_WAIT_SECONDS,
+        hide_parameters=True,
+        **_JSON,
     )
     event.listen(engine.sync_engine, "handle_error", _unavailable_on_disconnect)
 
