@@ -102,10 +102,15 @@ class Visitor:
         for _ in range(8):
             if await target.count():
                 return
-            title = await self.hook("week-title").inner_text()
-            await self.activate(self.hook("week-next"))
-            await expect(self.hook("week-title")).not_to_have_text(title)
+            await self.turn_week("week-next")
         raise AssertionError(f"{day} is not within 8 weeks of the page")
+
+    async def turn_week(self, link: str) -> None:
+        """Follow `week-next` or `week-prev`, and wait until the other week is shown (with
+        JavaScript it comes in place, without a new page)."""
+        title = await self.hook("week-title").inner_text()
+        await self.activate(self.hook(link))
+        await expect(self.hook("week-title")).not_to_have_text(title)
 
     async def choose(self, start: str, form: str = "booking-form") -> None:
         """Pick the free time that starts at `start` (UTC, ISO 8601) on the week shown."""
