@@ -37,6 +37,14 @@ def instant(day: date, hhmm: str, zone: ZoneInfo = OSLO) -> str:
     return at.astimezone(ZoneInfo("UTC")).isoformat()
 
 
+# The innermost elements that reach past the right edge of the screen, for a failure message.
+_OVERFLOWING = """w => [...document.querySelectorAll("body *")]
+    .filter(e => e.getBoundingClientRect().right > w && ![...e.children].some(
+        c => c.getBoundingClientRect().right > w))
+    .map(e => e.tagName + " " + e.getBoundingClientRect().right + " " + e.textContent.slice(0, 80))
+"""
+
+
 class Visitor:
     """One person on one page: `keyboard` means no mouse at all (Tab, Shift+Tab, Enter, typing)."""
 
@@ -84,10 +92,13 @@ class Visitor:
         (its timers do not run in a page without JavaScript); the server sends the same HTML
         either way, and the journeys with JavaScript check every page."""
         await expect(self.page.locator("main h1")).to_be_visible()
+        await self.page.wait_for_load_state("load")  # its stylesheet applied, not only its HTML
         screen = self.page.viewport_size
         assert screen is not None
         wide = await self.page.evaluate("document.documentElement.scrollWidth")
-        assert wide <= screen["width"], f"{where} is {wide} px wide on a {screen} screen"
+        assert wide <= screen["width"], f"{where} is {wide} px wide on a {screen} screen: " + str(
+            await self.page.evaluate(_OVERFLOWING, screen["width"])
+        )
         if self.javascript:
             await assert_accessible(self.page, where)
 
