@@ -167,3 +167,37 @@ async def test_another_apps_object_is_404(api: Api, other_api: Api) -> None:
     # and nothing of mine changed
     got = (await api.get(f"/v1/bookings/{mine['booking_id']}")).json()
     assert got["status"] == "confirmed"
+
+
+LIMIT = 64 * 1024  # issue 10: a request body is at most 64 KiB by default
+
+
+async def test_no_key_is_401_whatever_the_body(api: Api) -> None:
+    """The key is checked before the body is read: malformed or oversized, no key is 401."""
+    wrong = []
+    for method, path, op in await _operations(api):
+        if "requestBody" not in op or (method, path) in KEYLESS:
+            continue
+        for body in (b'{"start_time": ', b"[" * 100_000, b"x" * (LIMIT + 1)):
+            r = await _send(
+                api, method, _url(path, {}), None,
+                content=body, headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+            if r.status_code != 401:
+                wrong.append((method, path, len(body), r.status_code))
+    assert wrong == [], "\n".join(map(str, wrong))
+
+
+async def test_a_body_over_the_limit_is_413(api: Api) -> None:
+    wrong = []
+    for method, path, op in await _operations(api):
+        if "requestBody" not in op:
+            continue
+        body = b'{"meta": "' + b"x" * LIMIT + b'"}'
+        r = await _send(
+            api, method, _url(path, {}), api.secret_key,
+            content=body, headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        if r.status_code != 413 or "413" not in op["responses"]:
+            wrong.append((method, path, r.status_code, r.text[:200]))
+    assert wrong == [], "\n".join(map(str, wrong))
