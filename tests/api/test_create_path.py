@@ -80,12 +80,14 @@ async def test_one_create_is_two_round_trips_on_postgresql_and_counted_on_sqlite
         assert verbs(calls) == ["SELECT", "WITH"], calls
     else:
         # SQLite is in-process: BEGIN IMMEDIATE, the locking read, the overlap check (no
-        # exclusion constraint to rely on), one INSERT per table.
+        # exclusion constraint to rely on), one INSERT per table (booking, hold, customer
+        # token, history, event).
         assert verbs(calls) == [
             "BEGIN",
             "BEGIN",
             "SELECT",
             "SELECT",
+            "INSERT",
             "INSERT",
             "INSERT",
             "INSERT",
@@ -138,7 +140,7 @@ async def test_the_fast_path_names_every_column_that_needs_it(
     with database_calls(engine) as calls:
         await api.book(**body)
     written = inserted_columns(calls)
-    expected = {"bookings", "booking_transitions", "events"}
+    expected = {"bookings", "booking_transitions", "events", "booking_tokens"}  # a client: a token
     if graph != "group_customer":  # a seat holds no time of its own
         expected.add("booking_holds")
     assert set(written) == expected

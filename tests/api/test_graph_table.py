@@ -63,7 +63,9 @@ class Driver:
             }
             if self.graph.name == "group_owner":
                 body["max_seats"] = 5
-        return await self.api.book(**body)
+        booking = await self.api.book(**body)
+        booking.pop("customer_token")  # the create answer's only
+        return booking
 
     async def drive(self, booking: dict[str, Any], path: list[str]) -> dict[str, Any]:
         url = f"/v1/bookings/{booking['booking_id']}"
