@@ -99,7 +99,8 @@ class FileTransport:
             await asyncio.to_thread(self._write, path, bytes(message))
         except OSError as exc:
             return Outcome(None, f"mail_dir: {exc}"[:500], _ms(started), None)
-        log.info("email to %s (%s) written to %s", message["To"], message["Subject"], path)
+        # No address, name or subject: logs carry no personal data (docs/security.md).
+        log.info("email written to %s", path)
         return Outcome(250, None, _ms(started), f"written to {path}")
 
     @staticmethod
