@@ -136,6 +136,8 @@ async def test_booked_rescheduled_cancelled_one_uid_rising_sequence(
     assert len(set(sequences)) == 3
     assert [str(c["METHOD"]) for c, _ in events] == ["REQUEST", "REQUEST", "CANCEL"]
     assert events[1][1].decoded("DTSTART").isoformat() == "2024-05-18T12:00:00+00:00"
+    assert "(was Saturday 18 May 2024, 12:00 to 13:00 (Europe/Oslo))" in mails[1].text()
+    assert "14:00 to 15:00" in mails[1].subject
     assert str(events[2][1]["STATUS"]) == "CANCELLED"
     assert len(mailbox.to("berg@clinic.example")) == 1  # the owner hears of new bookings only
 

@@ -232,6 +232,7 @@ class EmailChannel:
                     session, kind=link, booking_id=booking.booking_id, app_id=app.id, now=now
                 )
             app_settings = AppSettings.model_validate(app.settings or {})
+            before = await _booking_before(session, event["id"]) if kind.moved else None
         main = next((r for r in resources if r.id == booking.resource_id), resources[0])
         zone = ZoneInfo(main.timezone)
         when = _when(booking.start_time, booking.end_time, zone)
@@ -251,7 +252,7 @@ class EmailChannel:
                 "email": client.email if client else None,
             },
             "when": when,
-            "previous_when": None,
+            "previous_when": _when(before.start_time, before.end_time, zone) if before else None,
             "message": data.get("message"),
             "manage_url": f"{self.base_url}/manage/{token}" if audience == "customer" else None,
             "decide_url": f"{self.base_url}/owner/{token}" if kind.decides else None,
@@ -293,6 +294,20 @@ class EmailChannel:
                 params={"method": kind.method},
             )
         return message
+
+
+async def _booking_before(session: AsyncSession, event_id: str) -> BookingOut | None:
+    """The booking as the event before this one showed it (a rescheduled email's old time)."""
+    this = select(Event.booking_id, Event.seq).where(Event.id == uuid.UUID(event_id)).subquery()
+    payload = await session.scalar(
+        select(Event.payload)
+        .join(this, Event.booking_id == this.c.booking_id)
+        .where(Event.seq < this.c.seq)
+        .order_by(Event.seq.desc())
+        .limit(1)
+    )
+    old = orjson.loads(payload)["data"].get("booking") if payload else None
+    return BookingOut.model_validate(old) if old else None
 
 
 def _when(start: datetime, end: datetime, zone: ZoneInfo) -> str:

@@ -26,6 +26,7 @@ class Kind:
     headline: str
     method: Method | None = None  # the .ics attachment's METHOD (customer emails only)
     decides: bool = False  # carries the owner's confirm/decline link
+    moved: bool = False  # says the booking's previous time too
 
 
 CUSTOMER_KINDS = {
@@ -45,6 +46,7 @@ CUSTOMER_KINDS = {
             "New time: {resource}, {when}",
             "Your booking has a new time.",
             "REQUEST",
+            moved=True,
         ),
         Kind("cancelled", "Cancelled: {resource}, {when}", "Your booking is cancelled.", "CANCEL"),
         Kind("reminder", "Reminder: {resource}, {when}", "A reminder of your booking.", "REQUEST"),
