@@ -19,6 +19,7 @@ import pytest
 from tests.mailbox import Mailbox, smtp_server
 from tests.system.conftest import Server, start_server, stop_server
 from tests.system.test_concurrency import database_says
+from tests.system.test_workers import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -49,15 +50,6 @@ def start_worker(database_url: str, log: Path, env: dict[str, str]) -> subproces
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-async def wait_for(predicate: object, seconds: float, what: str) -> None:
-    assert callable(predicate)
-    for _ in range(int(seconds * 10)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def book(http: httpx.AsyncClient, server: Server) -> list[str]:
