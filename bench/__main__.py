@@ -14,6 +14,7 @@ from bench import (
     calendars,
     holds,
     idempotency,
+    pages,
     peer,
     timekit,
     webhooks,
@@ -30,6 +31,7 @@ SUITES = {
     "calendars": calendars.run,
     "abuse": abuse.run,
     "peer": peer.run,
+    "pages": pages.run,
 }
 
 
