@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -286,3 +287,15 @@ async def test_the_owner_confirms_from_the_email_and_a_get_alone_changes_nothing
     assert {str(ics_event(m)[1]["UID"]) for m in mails} == {b["booking_id"]}
     assert len(mailbox.to("berg@clinic.example")) == 1
     assert (await mail_api.http.get("/owner/ot_not-a-token")).status_code == 404
+
+
+async def test_the_email_targets_are_not_webhooks(mail_api: Api, engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        targets = (
+            await conn.execute(text("SELECT id, format FROM webhook_endpoints ORDER BY format"))
+        ).all()
+    assert [t[1] for t in targets] == ["email:customer", "email:owner"]  # made with the app
+    assert (await mail_api.get("/v1/webhooks")).json()["data"] == []
+    for target_id, _ in targets:
+        webhook_id = str(target_id) if len(str(target_id)) == 36 else str(uuid.UUID(target_id))
+        assert (await mail_api.get(f"/v1/webhooks/{webhook_id}")).status_code == 404
