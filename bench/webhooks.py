@@ -53,6 +53,7 @@ async def _book(http: httpx.AsyncClient, base: str, resource: str, i: int) -> fl
             "start_time": start_at.isoformat(),
             "end_time": (start_at + timedelta(minutes=30)).isoformat(),
             "customer": {"name": "B", "email": f"b{i % 50}@example.com"},
+            "notify": False,  # the webhook channel alone: no confirmation emails in the queue
         },
     )
     assert r.status_code == 201, r.text
