@@ -2,7 +2,7 @@
 the same run without keys, alternating, on the same server (PostgreSQL, 2 uvicorn workers).
 
 A keyed request runs in one outer transaction that also looks the key up (taking its advisory
-lock) and stores the answer; the service's own transaction becomes a savepoint in it.
+lock) and stores the answer; the service joins it without a savepoint (api/idempotency.py).
 """
 
 from __future__ import annotations

@@ -57,6 +57,23 @@ async def edit_at_once(
     return list(await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies))))
 
 
+async def a_booking(http: httpx.AsyncClient, server: Server, day: str) -> tuple[str, str]:
+    """A resource with an hour booked on `day`: its id and the booking's path."""
+    resource_id, client_id = await setup(http, server)
+    r = await http.post(
+        f"{server.url}/v1/bookings",
+        headers=server.headers(),
+        json={
+            "resource_id": resource_id,
+            "client_id": client_id,
+            "start_time": f"{day}T09:00:00Z",
+            "end_time": f"{day}T10:00:00Z",
+        },
+    )
+    assert r.status_code == 201, r.text
+    return resource_id, f"/v1/bookings/{r.json()['booking_id']}"
+
+
 def one_winner(answers: list[httpx.Response], version_after: int) -> httpx.Response:
     won = [a for a in answers if a.status_code == 200]
     lost = [a for a in answers if a.status_code != 200]
@@ -76,19 +93,7 @@ async def test_concurrent_edits_of_a_booking_and_a_resource_lose_nothing(
 ) -> None:
     first = two_servers[0]
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=50)) as http:
-        resource_id, client_id = await setup(http, first)
-        r = await http.post(
-            f"{first.url}/v1/bookings",
-            headers=first.headers(),
-            json={
-                "resource_id": resource_id,
-                "client_id": client_id,
-                "start_time": "2031-03-03T09:00:00Z",
-                "end_time": "2031-03-03T10:00:00Z",
-            },
-        )
-        assert r.status_code == 201, r.text
-        booking = f"/v1/bookings/{r.json()['booking_id']}"
+        resource_id, booking = await a_booking(http, first, "2031-03-03")
 
         # A booking: everyone read version 1; each sends its own details.
         read = await http.get(f"{two_servers[1].url}{booking}", headers=first.headers())
@@ -131,18 +136,8 @@ async def test_concurrent_edits_of_a_booking_and_a_resource_lose_nothing(
 async def test_require_if_match_is_428_through_a_server(two_servers: list[Server]) -> None:
     server = two_servers[0]  # the process that changes the setting sees it at once (deps.py)
     async with httpx.AsyncClient(timeout=120) as http:
-        resource_id, client_id = await setup(http, server)
-        r = await http.post(
-            f"{server.url}/v1/bookings",
-            headers=server.headers(),
-            json={
-                "resource_id": resource_id,
-                "client_id": client_id,
-                "start_time": "2031-03-04T09:00:00Z",
-                "end_time": "2031-03-04T10:00:00Z",
-            },
-        )
-        booking = f"{server.url}/v1/bookings/{r.json()['booking_id']}"
+        _, path = await a_booking(http, server, "2031-03-04")
+        booking = f"{server.url}{path}"
         on = await http.put(
             f"{server.url}/v1/app", headers=server.headers(), json={"require_if_match": True}
         )
