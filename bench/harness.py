@@ -127,6 +127,21 @@ async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server not ready")
 
 
+@asynccontextmanager
+async def one_server(sqlite: bool) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A fresh database and one server process on it (`--no-worker --workers 1`, pinned to core
+    0), ready: its base URL and its process. For latency, one request at a time."""
+    async with database(sqlite) as url:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        api = start(["serve", "--no-worker", "--port", str(port), "--workers", "1"], url, cpu=0)
+        try:
+            await wait_ready(base, api)
+            yield base, api
+        finally:
+            stop(api)
+
+
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {SECRET}"}
 

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from bench.harness import Figure, auth, database, free_port, now, start, stop, wait_ready
+from bench.harness import Figure, auth, now, one_server
 
 RESOURCES = 10
 WEEKS = 4
@@ -126,61 +126,51 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
     rounds, per_round = (3, 4) if quick else (7, 12)
     keys = ("first", "week", "api", "api4", "first_wall", "week_wall", "api_wall")
     series: dict[str, list[float]] = {k: [] for k in (*keys, "cpu_page", "cpu_api")}
-    async with database(sqlite) as url:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        api = start(["serve", "--no-worker", "--port", str(port), "--workers", "1"], url, cpu=0)
-        try:
-            await wait_ready(base, api)
-            async with httpx.AsyncClient(timeout=120) as http:
-                path, ids = await load(http, base)
-                page = base + path
-                weeks = mondays()
-                search = f"{base}/v1/availability"
-                four = _query(ids, weeks[0], 7 * WEEKS)
-                oslo = {"tz": "Europe/Oslo"}
+    async with one_server(sqlite) as (base, api), httpx.AsyncClient(timeout=120) as http:
+        path, ids = await load(http, base)
+        page = base + path
+        weeks = mondays()
+        search = f"{base}/v1/availability"
+        four = _query(ids, weeks[0], 7 * WEEKS)
+        oslo = {"tz": "Europe/Oslo"}
 
-                async def one_round(rows: dict[str, list[float]], k: int) -> None:
-                    async with httpx.AsyncClient(timeout=120) as visitor:  # no cookie yet
-                        server, wall = await _timed(visitor, page, params={"tz": "Europe/Oslo"})
-                    rows["first"].append(server)
-                    rows["first_wall"].append(wall)
-                    monday = weeks[k % WEEKS]
-                    params = {"tz": "Europe/Oslo", "week": monday.isoformat()}
-                    async with httpx.AsyncClient(timeout=120) as visitor:
-                        server, wall = await _timed(visitor, page, params=params)
-                    rows["week"].append(server)
-                    rows["week_wall"].append(wall)
-                    query = _query(ids, monday, 7)
-                    server, wall = await _timed(http, search, params=query, headers=auth())
-                    rows["api"].append(server)
-                    rows["api_wall"].append(wall)
-                    rows["api4"].append(
-                        (await _timed(http, search, params=four, headers=auth()))[0]
-                    )
+        async def one_round(rows: dict[str, list[float]], k: int) -> None:
+            async with httpx.AsyncClient(timeout=120) as visitor:  # no cookie yet
+                server, wall = await _timed(visitor, page, params={"tz": "Europe/Oslo"})
+            rows["first"].append(server)
+            rows["first_wall"].append(wall)
+            monday = weeks[k % WEEKS]
+            params = {"tz": "Europe/Oslo", "week": monday.isoformat()}
+            async with httpx.AsyncClient(timeout=120) as visitor:
+                server, wall = await _timed(visitor, page, params=params)
+            rows["week"].append(server)
+            rows["week_wall"].append(wall)
+            query = _query(ids, monday, 7)
+            server, wall = await _timed(http, search, params=query, headers=auth())
+            rows["api"].append(server)
+            rows["api_wall"].append(wall)
+            rows["api4"].append((await _timed(http, search, params=four, headers=auth()))[0])
 
-                await one_round({k: [] for k in keys}, 0)  # warm up: templates, caches
-                for _ in range(rounds):
-                    rows: dict[str, list[float]] = {k: [] for k in keys}
-                    for k in range(per_round):
-                        await one_round(rows, k)
-                    for key, values in rows.items():
-                        series[key].append(statistics.median(values))
-                    # CPU the server spent per request (robust to a busy machine's waits)
-                    for key, url, kw in (
-                        ("cpu_page", page, {"params": {**oslo, "week": weeks[1].isoformat()}}),
-                        (
-                            "cpu_api",
-                            search,
-                            {"params": _query(ids, weeks[1], 7), "headers": auth()},
-                        ),
-                    ):
-                        before = cpu_ms(api.pid)
-                        for _ in range(per_round * 2):
-                            await _timed(http, url, **kw)
-                        series[key].append((cpu_ms(api.pid) - before) / (per_round * 2))
-        finally:
-            stop(api)
+        await one_round({k: [] for k in keys}, 0)  # warm up: templates, caches
+        for _ in range(rounds):
+            rows: dict[str, list[float]] = {k: [] for k in keys}
+            for k in range(per_round):
+                await one_round(rows, k)
+            for key, values in rows.items():
+                series[key].append(statistics.median(values))
+            # CPU the server spent per request (robust to a busy machine's waits)
+            for key, url, kw in (
+                ("cpu_page", page, {"params": {**oslo, "week": weeks[1].isoformat()}}),
+                (
+                    "cpu_api",
+                    search,
+                    {"params": _query(ids, weeks[1], 7), "headers": auth()},
+                ),
+            ):
+                before = cpu_ms(api.pid)
+                for _ in range(per_round * 2):
+                    await _timed(http, url, **kw)
+                series[key].append((cpu_ms(api.pid) - before) / (per_round * 2))
     ratio = [p / a for p, a in zip(series["week"], series["api"], strict=True)]
     return [
         Figure(
