@@ -131,25 +131,43 @@ def _by_bits(
             for k in _bits(mask & union):
                 free_at[k].append(name)
         return [(t0 + k * g, free_at[k]) for k in starts]
-    # Most resources are free at most starts: list the few that are not, and cut them out.
-    busy_at: dict[int, list[int]] = {}
+    # Most resources are free at most starts: cut the few that are not out of the full list.
+    # Sweep the starts in order with the set of busy resources, which changes only at the edges
+    # of each resource's busy runs (b ^ (b << 1): a bit where b changes), not at every busy start;
+    # consecutive starts with the same busy set share one list.
+    edges: dict[int, list[int]] = {}
     for i, mask in enumerate(masks):
-        for k in _bits(union & ~mask):
-            busy_at.setdefault(k, []).append(i)
+        busy_bits = union & ~mask
+        for k in _bits(busy_bits ^ (busy_bits << 1)):
+            found = edges.get(k)
+            if found is None:
+                edges[k] = [i]
+            else:
+                found.append(i)
+    at = sorted(edges)
+    busy: set[int] = set()
+    free: list[T] = everyone
     out: Slots[T] = []
+    j = 0
     for k in starts:
-        busy = busy_at.get(k)
-        if busy is None:
-            out.append((t0 + k * g, everyone))
-            continue
-        free: list[T] = []
-        prev = 0
-        for i in busy:
-            free += everyone[prev:i]
-            prev = i + 1
-        free += everyone[prev:]
+        if j < len(at) and at[j] <= k:
+            while j < len(at) and at[j] <= k:
+                busy.symmetric_difference_update(edges[at[j]])  # each edge toggles
+                j += 1
+            free = _without(everyone, sorted(busy)) if busy else everyone
         out.append((t0 + k * g, free))
     return out
+
+
+def _without(everyone: list[T], busy: list[int]) -> list[T]:
+    """`everyone` without the positions in `busy` (ascending), by slices."""
+    free: list[T] = []
+    prev = 0
+    for i in busy:
+        free += everyone[prev:i]
+        prev = i + 1
+    free += everyone[prev:]
+    return free
 
 
 def _by_dict(runs: list[list[Points]], everyone: list[T], limit: int) -> Slots[T]:

@@ -114,9 +114,9 @@ async def fetch_availability(
         now=now,
     )
     names = await paged.related(session, principal=principal, resource_ids=resource_ids)
-    order = {r: i for i, r in enumerate(resource_ids)}
+    order = {str(r): i for i, r in enumerate(resource_ids)}  # a slot lists its ids as text
 
-    shown = {i: {"id": str(i), "name": names.resources[i].name} for i in order}
+    shown = {str(i): {"id": str(i), "name": names.resources[i].name} for i in resource_ids}
 
     data = []
     for slot in slots:
