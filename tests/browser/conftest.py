@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,6 +43,7 @@ class Site:
 
     server: Server
     http: httpx.AsyncClient
+    mail: Path  # the server writes each email here as an .eml file (no SMTP configured)
 
     @property
     def url(self) -> str:
@@ -59,12 +61,16 @@ class Site:
         name: str,
         timezone: str = "Europe/Oslo",
         hours: dict[str, Any] | None = None,
+        email: str | None = None,
         **rules: Any,
     ) -> str:
         """A resource open `hours` (every day 08:00-18:00 local time by default), with other
         availability `rules` (`slot_step`, buffers...)."""
         made = await self.call(
-            "POST", "/v1/resources", {"name": name, "timezone": timezone}, expect=201
+            "POST",
+            "/v1/resources",
+            {"name": name, "timezone": timezone, "email": email},
+            expect=201,
         )
         rid = str(made["resource_id"])
         await self.call(
@@ -99,14 +105,15 @@ async def site(
     async with _database(backend, tmp) as url:
         log = tmp / "server.log"
         # The emails go to .eml files in a temporary folder, not to ./data/mail of the checkout.
-        env = {"SLOTGRAPH_MAIL_DIR": str(tmp / "mail")}
+        mail = tmp / "mail"
+        env = {"SLOTGRAPH_MAIL_DIR": str(mail)}
         try:
             server = await start_server(url, backend, log, env=env)
         except RuntimeError:  # not ready in time on a loaded machine: once more
             server = await start_server(url, backend, log, env=env)
         try:
             async with httpx.AsyncClient(timeout=30) as http:
-                yield Site(server, http)
+                yield Site(server, http, mail)
         finally:
             stop_server(server)
 
