@@ -1,14 +1,15 @@
 """A resource in Oslo, a visitor in New York, across the weeks when the clocks change.
 
 The resource is open 09:00-10:00 Oslo time every day (one hour-long time a day). The United
-States move their clocks on Sunday 14 March 2027, Norway on Sunday 28 March 2027: for the two
-weeks between, Oslo is 5 hours ahead of New York instead of 6. The table below is written out by
-hand (not computed): what a visitor in New York must read on the page, and the instant behind it.
+States and Norway move their clocks on different Sundays, in March and in autumn: for the days
+between, Oslo is 5 hours ahead of New York instead of 6. The table below is written out by hand
+(not computed): what a visitor in New York must read on the page for three weeks around each
+change, and the instant behind it. The test takes the first period that is still ahead.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from playwright.async_api import expect
@@ -19,30 +20,35 @@ from tests.browser.journey import DASH, Visitor, text
 pytestmark = [pytest.mark.browser, pytest.mark.system]
 
 NEW_YORK = "America/New_York"
-# New York date: (time shown, the instant in UTC). 09:00 in Oslo every day.
-SEEN_FROM_NEW_YORK = {
-    "2027-03-08": ("3:00 AM", "2027-03-08T08:00:00+00:00"),  # Oslo UTC+1, New York UTC-5
-    "2027-03-09": ("3:00 AM", "2027-03-09T08:00:00+00:00"),
-    "2027-03-10": ("3:00 AM", "2027-03-10T08:00:00+00:00"),
-    "2027-03-11": ("3:00 AM", "2027-03-11T08:00:00+00:00"),
-    "2027-03-12": ("3:00 AM", "2027-03-12T08:00:00+00:00"),
-    "2027-03-13": ("3:00 AM", "2027-03-13T08:00:00+00:00"),
-    "2027-03-14": ("4:00 AM", "2027-03-14T08:00:00+00:00"),  # New York now UTC-4
-    "2027-03-15": ("4:00 AM", "2027-03-15T08:00:00+00:00"),
-    "2027-03-16": ("4:00 AM", "2027-03-16T08:00:00+00:00"),
-    "2027-03-17": ("4:00 AM", "2027-03-17T08:00:00+00:00"),
-    "2027-03-18": ("4:00 AM", "2027-03-18T08:00:00+00:00"),
-    "2027-03-19": ("4:00 AM", "2027-03-19T08:00:00+00:00"),
-    "2027-03-20": ("4:00 AM", "2027-03-20T08:00:00+00:00"),
-    "2027-03-21": ("4:00 AM", "2027-03-21T08:00:00+00:00"),
-    "2027-03-22": ("4:00 AM", "2027-03-22T08:00:00+00:00"),
-    "2027-03-23": ("4:00 AM", "2027-03-23T08:00:00+00:00"),
-    "2027-03-24": ("4:00 AM", "2027-03-24T08:00:00+00:00"),
-    "2027-03-25": ("4:00 AM", "2027-03-25T08:00:00+00:00"),
-    "2027-03-26": ("4:00 AM", "2027-03-26T08:00:00+00:00"),
-    "2027-03-27": ("4:00 AM", "2027-03-27T08:00:00+00:00"),
-    "2027-03-28": ("3:00 AM", "2027-03-28T07:00:00+00:00"),  # Oslo now UTC+2
-}
+# The Monday of three weeks; then, for Oslo's 09:00 on each of their 21 days, the hour (AM) a
+# visitor in New York reads, and the hour in UTC.
+PERIODS = [
+    # US clocks move Sunday 14 March 2027, Norway's Sunday 28 March
+    ("2027-03-08", "3333334 4444444 4444443", "8888888 8888888 8888887"),
+    # Norway's clocks move back Sunday 31 October 2027, the US clocks Sunday 7 November
+    ("2027-10-25", "3333334 4444443 3333333", "7777778 8888888 8888888"),
+    ("2028-03-06", "3333334 4444444 4444443", "8888888 8888888 8888887"),  # 12 and 26 March
+    ("2028-10-23", "3333334 4444443 3333333", "7777778 8888888 8888888"),  # 29 Oct, 5 Nov
+    ("2029-03-05", "3333334 4444444 4444443", "8888888 8888888 8888887"),  # 11 and 25 March
+    ("2029-10-22", "3333334 4444443 3333333", "7777778 8888888 8888888"),  # 28 Oct, 4 Nov
+]
+
+
+def period() -> tuple[date, dict[str, tuple[str, str]]]:
+    """The first period at least a week ahead: its first Monday, and what New York reads."""
+    soon = datetime.now(UTC).date() + timedelta(days=7)
+    for monday, shown, utc in PERIODS:
+        first = date.fromisoformat(monday)
+        if first >= soon:
+            days = [first + timedelta(days=i) for i in range(21)]
+            hours = zip(shown.replace(" ", ""), utc.replace(" ", ""), strict=True)
+            return first, {
+                d.isoformat(): (f"{h}:00 AM", f"{d.isoformat()}T0{u}:00:00+00:00")
+                for d, (h, u) in zip(days, hours, strict=True)
+            }
+    raise AssertionError("write out the next clock changes in PERIODS")
+
+
 EVERY_DAY_AT_NINE = {
     d: [["09:00", "10:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 }
@@ -76,30 +82,31 @@ async def test_a_new_york_visitor_reads_oslo_times_in_new_york_time_across_dst(
     site: Site, visitors: Visitors
 ) -> None:
     rid, made = await oslo_page(site)
+    first, expected = period()
     # The browser says New York; the page's script notices and shows the week in that zone.
-    page = await visitors.open(site.page_url(made, "?week=2027-03-08"), timezone_id=NEW_YORK)
+    page = await visitors.open(site.page_url(made, f"?week={first}"), timezone_id=NEW_YORK)
     v = Visitor(page)
     await expect(v.hook("slots")).to_have_attribute("data-tz", NEW_YORK)
     assert NEW_YORK in await v.reads("tz-note")
     assert "Europe/Oslo" in await v.reads("resource-zone")  # the resource's zone is named
-    assert await read_three_weeks(v) == SEEN_FROM_NEW_YORK
+    assert await read_three_weeks(v) == expected
     await v.check("the booking page in New York time")
 
-    # Booking the Sunday the US clocks change: 4:00 AM in New York, 08:00 UTC.
+    # Booking the first Sunday, the day one of the two countries changes: 4:00 AM in New York.
+    sunday = first + timedelta(days=6)
+    shown, start = expected[sunday.isoformat()]
+    assert shown == "4:00 AM"
     await v.turn_week("week-prev")
     await v.turn_week("week-prev")
-    await v.choose("2027-03-14T08:00:00+00:00")
+    await v.choose(start)
     await v.fill_in("Ann", "ann@example.com")
     await v.book()
     await expect(v.hook("confirmation")).to_be_visible()
     assert await v.reads("booking-when") == (
-        f"Sunday, March 14, 2027, 4:00 AM {DASH} 5:00 AM (60 minutes)"
+        f"Sunday, {sunday:%B} {sunday.day}, {sunday.year}, 4:00 AM {DASH} 5:00 AM (60 minutes)"
     )
     found = (await site.call("GET", f"/v1/bookings?resource_id={rid}"))["data"]
-    assert [b["start_time"] for b in found] in (
-        ["2027-03-14T08:00:00Z"],
-        ["2027-03-14T08:00:00+00:00"],
-    )
+    assert [b["start_time"] for b in found] == [start.replace("+00:00", "Z")]
 
 
 @pytest.mark.parametrize("site", ["sqlite"], indirect=True)
@@ -107,14 +114,15 @@ async def test_without_javascript_the_visitor_switches_the_zone_by_hand(
     site: Site, visitors: Visitors
 ) -> None:
     _, made = await oslo_page(site)
+    first, expected = period()
     page = await visitors.open(
-        site.page_url(made, "?week=2027-03-08"), timezone_id=NEW_YORK, javascript=False
+        site.page_url(made, f"?week={first}"), timezone_id=NEW_YORK, javascript=False
     )
     v = Visitor(page, javascript=False)
     # No script: the page's own zone (Oslo) until the visitor picks another.
     await expect(v.hook("slots")).to_have_attribute("data-tz", "Europe/Oslo")
-    assert (await read_week(v))[date(2027, 3, 14).isoformat()][0] == "9:00 AM"
+    assert (await read_week(v))[(first + timedelta(days=6)).isoformat()][0] == "9:00 AM"
     await v.hook("tz-select").select_option(NEW_YORK)
     await v.activate(v.hook("week-form-submit"))
     await expect(v.hook("slots")).to_have_attribute("data-tz", NEW_YORK)
-    assert await read_three_weeks(v) == SEEN_FROM_NEW_YORK
+    assert await read_three_weeks(v) == expected
