@@ -30,6 +30,11 @@ def next_weekday(weekday: int, weeks: int = 1) -> date:
     return monday + timedelta(days=weekday)
 
 
+def long_day(day: date) -> str:
+    """ "Tuesday, December 8, 2026": how the English pages write a day."""
+    return f"{day:%A}, {day:%B} {day.day}, {day.year}"
+
+
 def instant(day: date, hhmm: str, zone: ZoneInfo = OSLO) -> str:
     """The UTC instant of a wall-clock time, as the pages write it in `data-start`."""
     h, m = map(int, hhmm.split(":"))

@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import Site, Visitors
-from tests.browser.journey import DASH, Visitor, instant, next_weekday, text
+from tests.browser.journey import DASH, Visitor, instant, long_day, next_weekday, text
 from tests.chromium import keep
 
 pytestmark = [pytest.mark.browser, pytest.mark.system]
@@ -20,11 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.system]
 
 # A dentist's week in Oslo: weekdays with a lunch break, every half hour.
 DENTIST = {d: [["09:00", "12:00"], ["13:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
-
-
-def long_day(day: object) -> str:
-    """ "Tuesday, December 8, 2026": how the English pages write a day."""
-    return f"{day:%A}, {day:%B} {day.day}, {day.year}"  # type: ignore[attr-defined]
 
 
 async def journey(
