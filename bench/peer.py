@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from bench.harness import Figure, auth, database, free_port, start, stop, wait_ready
+from bench.harness import Figure, auth, one_server
 
 PEER = "django-appointment==3.12.0"
 PEER_PINS = [PEER, "Django==5.2.19", "phonenumbers==9.0.43", "pillow==12.3.0"]
@@ -214,18 +214,10 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 " appointments",
                 file=sys.stderr,
             )
-            async with database(True) as url:
-                port = free_port()
-                base = f"http://127.0.0.1:{port}"
-                api = start(["serve", "--no-worker", "--port", str(port)], url, cpu=0)
-                try:
-                    await wait_ready(base, api)
-                    async with httpx.AsyncClient(timeout=120) as http:
-                        ids = await _load_ours(http, base, staff)
-                        await _compare(http, base, peer, ids, runs, add, checks)
-                        overlap = await _overlap(http, base, peer, ids)
-                finally:
-                    stop(api)
+            async with one_server(True) as (base, _), httpx.AsyncClient(timeout=120) as http:
+                ids = await _load_ours(http, base, staff)
+                await _compare(http, base, peer, ids, runs, add, checks)
+                overlap = await _overlap(http, base, peer, ids)
         finally:
             peer.close()
     for name, (ours_n, peer_n) in checks.items():
