@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -78,12 +78,34 @@ def translations(locale: str) -> Translations:
     return Translations(buf)
 
 
+@functools.lru_cache(maxsize=64)
+def babel_locale(name: str) -> Locale:
+    """A locale parsed once (Babel parses a name and loads its data on every call otherwise)."""
+    return Locale.parse(name)
+
+
+# Bounded: at most 4,096 short strings (well under 1 MB).
+@functools.lru_cache(maxsize=4096)
+def _full_date(on: date, locale: str) -> str:
+    return dates.format_date(on, format="full", locale=babel_locale(locale))
+
+
+# A wall-clock time in a locale's short format ("2:30 PM", "14:30"); at most 1,440 a locale.
+@functools.lru_cache(maxsize=4096)
+def _short_time(at: time, locale: str) -> str:
+    return dates.format_time(at, format="short", locale=babel_locale(locale))
+
+
 @dataclass(frozen=True)
 class Formatter:
     """Dates and times for one page view: the page's locale, the visitor's time zone."""
 
     locale: str
     tz: ZoneInfo
+
+    @property
+    def _babel(self) -> Locale:
+        return babel_locale(self.locale)
 
     def local(self, value: datetime) -> datetime:
         return value.astimezone(self.tz)
@@ -92,18 +114,16 @@ class Formatter:
         """ "Friday, 3 May 2024" / "Freitag, 3. Mai 2024"."""
         if isinstance(value, datetime):
             value = self.local(value).date()
-        return dates.format_date(value, format="full", locale=self.locale)
+        return _full_date(value, self.locale)
 
     def day_short(self, value: date) -> str:
         """ "Fri 3 May" / "Fr., 3. Mai"."""
-        return dates.format_skeleton("MMMEd", value, locale=self.locale)
-
-    def weekday(self, value: date) -> str:
-        return dates.format_date(value, format="EEE", locale=self.locale)
+        return dates.format_skeleton("MMMEd", value, locale=self._babel)
 
     def time(self, value: datetime) -> str:
         """ "2:30 PM" / "14:30", in the visitor's zone."""
-        return dates.format_time(self.local(value), format="short", locale=self.locale)
+        local = self.local(value)
+        return _short_time(time(local.hour, local.minute), self.locale)
 
     def when(self, value: datetime) -> str:
         """Day and time, in the visitor's zone."""
@@ -112,7 +132,7 @@ class Formatter:
     def duration(self, value: timedelta) -> str:
         """ "30 minutes" / "30 Minuten"."""
         return dates.format_timedelta(
-            value, threshold=10, format="long", locale=self.locale, add_direction=False
+            value, threshold=10, format="long", locale=self._babel, add_direction=False
         )
 
     def zone(self, tz: ZoneInfo | str | None = None) -> str:
@@ -120,5 +140,5 @@ class Formatter:
         zone = ZoneInfo(tz) if isinstance(tz, str) else (tz or self.tz)
         if zone.key in ("UTC", "Etc/UTC"):
             return "UTC"
-        name = dates.get_timezone_name(zone, width="long", locale=self.locale)
+        name = dates.get_timezone_name(zone, width="long", locale=self._babel)
         return f"{name} ({zone.key})"
