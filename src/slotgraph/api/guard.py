@@ -1,9 +1,12 @@
-"""The guard: what every request passes before any route sees it (docs/security.md).
+"""The guard: what every request passes before any route sees it (docs/security.md, ADR 0010).
 
 In this order, and before a byte of the body is read:
-1. find the route and the key it needs (from its dependencies: `SecretKey`, `AnyKey` or none);
-2. authenticate: no key or an unknown one is 401, the public key on a secret-key route 403,
-   whatever the body is (malformed, or 100 MB);
+1. a browser's CORS preflight is answered (api/cors.py): only for the public key's routes;
+2. find the route and the caller it needs (from its dependencies: `SecretKey`, `AnyKey`,
+   `SecretOrCustomer`, `Caller` or none);
+3. authenticate: no key or an unknown one is 401, a key outside the route's scope 403, whatever
+   the body is (malformed, or 100 MB); CORS headers are added for the key's allowed origins;
+4. count the request against the app's rate limits (api/ratelimit.py): 429 past them;
 then the body is read, counting, and refused with 413 as soon as it is over
 `SLOTGRAPH_MAX_BODY_BYTES` (chunked bodies without Content-Length too). A JSON body is parsed once
 here and refused with 422 naming the field if it holds what no column can store: nesting deeper
