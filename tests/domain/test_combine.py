@@ -59,3 +59,37 @@ def test_merged_slots_match_set_arithmetic(case: tuple[list[list[Points]], str, 
     # Each stream is read once, as a lazy reader would.
     got = merged_slots([iter(s) for s in streams], names, mode=mode, limit=limit)
     assert got == expected[:limit]
+
+
+@st.composite
+def mostly_free(draw: st.DrawFn) -> list[list[Points]]:
+    """Resources free at most starts of one long grid, each with a few busy gaps: the case where
+    each start's list is the full list with the busy ones cut out (swept at the gaps' edges)."""
+    unit = draw(st.sampled_from([900, 60]))
+    length = draw(st.integers(10, 120))
+    streams: list[list[Points]] = []
+    for _ in range(draw(st.integers(2, 12))):
+        busy = sorted(draw(st.sets(st.integers(0, length - 1), max_size=length // 4)))
+        runs: list[Points] = []
+        k = 0
+        for b in [*busy, length]:
+            if b > k:
+                runs.append(range(k * unit, b * unit, unit))
+            k = b + 1
+        streams.append(runs)
+    return streams
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams=mostly_free(), limit=st.integers(1, 150))
+def test_mostly_free_resources_match_set_arithmetic(
+    streams: list[list[Points]], limit: int
+) -> None:
+    names = [f"r{i}" for i in range(len(streams))]
+    sets = [{t for run in s for t in run} for s in streams]
+    expected = [
+        (t, [n for n, s in zip(names, sets, strict=True) if t in s])
+        for t in sorted(set().union(*sets))
+    ]
+    got = merged_slots([iter(s) for s in streams], names, mode="any", limit=limit)
+    assert got == expected[:limit]
