@@ -116,3 +116,35 @@ async def test_on_a_weekend_the_page_opens_on_the_next_free_week(api: Api) -> No
     assert asked.all("day")[0]["data-date"] == "2024-04-29"
     assert not asked.all("time")
     assert len(asked.all("no-times")) == 7
+
+
+async def test_long_answers_and_an_emptied_page_are_answered_not_500(api: Api) -> None:
+    custom = [{"key": f"k{i}", "label": f"Field {i}"} for i in range(5)]
+    page = await make_page(api, fields={"notes": "optional", "custom": custom})
+    form_page = await _open(
+        api.http, (await _open(api.http, "/book/dr-berg")).all("time")[0]["href"]
+    )
+    long = {f"f_k{i}": "𝄞" * 500 for i in range(5)}
+    ok = await _submit(
+        api.http,
+        form_page,
+        "booking-form",
+        201,
+        name="Ann",
+        email="a@example.com",
+        notes="n" * 2000,
+        **long,
+    )
+    assert ok.status_code == 201
+    too_long = await _submit(
+        api.http, form_page, "booking-form", 422, name="Ann", email="a@example.com", f_k0="x" * 501
+    )
+    assert Doc(too_long.text).one("error-f_k0")
+    for booking in (await api.get("/v1/bookings")).json()["data"]:
+        await api.delete(f"/v1/bookings/{booking['booking_id']}")
+    archived = await api.delete(f"/v1/resources/{page['resource_ids'][0]}")
+    assert archived.status_code == 200, archived.text
+    fields = {**form_page.form("booking-form")["fields"], "name": "Bo", "email": "b@example.com"}
+    gone = await api.http.post("/book/dr-berg", data=fields)
+    assert gone.status_code == 404, gone.text
+    assert Doc(gone.text).one("error")

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from slotgraph.schemas import Customer
 from slotgraph.services.pages import PublicPage
 
-MAX_ANSWER = 2_000  # characters of one custom field or the notes
+MAX_ANSWER = 2_000  # characters of the notes
+# characters of one custom field: five of them fit the booking's meta (16 KiB) in any script
+MAX_CUSTOM = 500
 _EMAIL_MAX = 320
 
 
@@ -61,5 +63,5 @@ def check_answers(view: PublicPage, answers: Answers) -> list[tuple[str, str]]:
     need("phone", answers.phone, fields.phone == "required", 50)
     need("notes", answers.notes, fields.notes == "required", MAX_ANSWER)
     for f in fields.custom:
-        need(f"f_{f.key}", answers.custom.get(f.key, ""), f.required, MAX_ANSWER)
+        need(f"f_{f.key}", answers.custom.get(f.key, ""), f.required, MAX_CUSTOM)
     return errors

@@ -333,6 +333,8 @@ async def book(
     assert at is not None
     fields = page.fields
     ids = [r.resource_id for r in view.resources]
+    if not ids:
+        raise NotFound("This page has nothing to book right now.")
     data = BookingCreate(
         graph=page.graph,
         customer=Customer(
