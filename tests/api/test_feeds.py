@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -218,3 +219,16 @@ async def test_freebusy_bad_input(api: Api, other_api: Api) -> None:
     r = await other_api.get("/v1/freebusy", resource_id=rid, **day)
     assert r.status_code == 422
     assert (await api.http.get(path, params=day)).status_code == 401
+
+
+async def test_the_feed_token_is_never_in_the_access_log(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = await feed_path(api, await api.resource())
+    token = path.removeprefix("/ical/").removesuffix(".ics")
+    with caplog.at_level(logging.INFO, logger="slotgraph.access"):
+        assert (await fetch(api, path)).status_code == 200
+        assert (await fetch(api, "/ical/not-a-feed.ics")).status_code == 404
+    assert "GET /ical/[redacted] 200" in caplog.text
+    assert token not in caplog.text
+    assert "not-a-feed" not in caplog.text

@@ -21,8 +21,9 @@ from slotgraph.api import problems
 access = logging.getLogger("slotgraph.access")
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-# A booking token in a path (/manage/ct_..., the owner's ot_ links) is a password: never logged.
-_SECRET_IN_PATH = re.compile(r"/(ct|ot)_[^/]*")
+# A token in a path is a password: never logged. Booking tokens (/manage/ct_..., the owner's
+# ot_ links) and a calendar feed's (/ical/{token}.ics, which shows a resource's bookings).
+_SECRET_IN_PATH = re.compile(r"/(ct_|ot_|ical/)[^/]*")
 
 
 def _request_id(scope: Scope) -> str:
@@ -73,7 +74,7 @@ class Observe:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            path = _SECRET_IN_PATH.sub(r"/\1_[redacted]", scope["path"])
+            path = _SECRET_IN_PATH.sub(r"/\1[redacted]", scope["path"])
             metrics.get().http_duration.labels(method, template, str(status)).observe(duration)
             access.info(
                 "%s %s %s %.1fms",
