@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from slotgraph.appsettings import AppSettings
 from tests.web.conftest import Api
 from tests.web.pages import Doc, make_page
 
@@ -146,3 +147,18 @@ async def test_a_class_page_books_seats_until_the_class_is_full(api: Api) -> Non
     again = await api.http.post("/book/dr-berg", data=data)
     assert again.status_code == 409, again.text
     assert Doc(again.text).one("taken")
+
+
+async def test_a_visitor_is_rate_limited_per_address_like_the_public_key(api: Api) -> None:
+    await make_page(api)
+    limit = AppSettings().rate_limits.public_per_minute  # the public key's default
+    for _ in range(limit):  # forms without a token: cheap, but each one counted
+        assert (await api.http.post("/book/dr-berg", data={"name": "x"})).status_code == 403
+    refused = await api.http.post("/book/dr-berg", data={"name": "x"})
+    assert refused.status_code == 429
+    assert Doc(refused.text).one("error")  # the pages' own error page, not JSON
+    assert (await api.http.get("/book/dr-berg")).status_code == 429
+    app = api.http._transport.app  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as elsewhere:
+        assert (await elsewhere.get("/book/dr-berg")).status_code == 200

@@ -6,7 +6,8 @@ In this order, and before a byte of the body is read:
    `SecretOrCustomer`, `Caller` or none);
 3. authenticate: no key or an unknown one is 401, a key outside the route's scope 403, whatever
    the body is (malformed, or 100 MB); CORS headers are added for the key's allowed origins;
-4. count the request against the app's rate limits (api/ratelimit.py): 429 past them;
+4. count the request against the app's rate limits (api/ratelimit.py): 429 past them; a
+   booking page (no key) is counted per client address with the public key's default limit;
 then the body is read, counting, and refused with 413 as soon as it is over
 `SLOTGRAPH_MAX_BODY_BYTES` (chunked bodies without Content-Length too). A JSON body is parsed once
 here and refused with 422 naming the field if it holds what no column can store: nesting deeper
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
@@ -45,6 +47,7 @@ from slotgraph.api.deps import (
 from slotgraph.api.problems import error_for
 from slotgraph.api.ratelimit import Limiter
 from slotgraph.api.timekit.errors import is_timekit
+from slotgraph.appsettings import AppSettings
 from slotgraph.errors import Forbidden, PayloadTooLarge, SlotgraphError, ValidationFailed
 from slotgraph.services.common import Principal
 from slotgraph.web.routing import WebRoute, error_page
@@ -54,6 +57,11 @@ _NEEDS: tuple[tuple[object, Need], ...] = (  # the narrowest first
     (require_secret_or_customer, "secret_or_customer"),
     (get_principal, "any"),
     (get_caller, "caller"),
+)
+# The booking pages' visitors (no key): counted per client address with the public key's
+# default limit, so a page books and sends emails no faster than the public key would.
+VISITOR = Principal(
+    app_id=uuid.UUID(int=0), key_id=uuid.UUID(int=0), kind="public", settings=AppSettings()
 )
 INT_RANGE = (-(2**63), 2**63 - 1)  # what a BIGINT (and JSON in either database) holds exactly
 _TOO_DEEP = "JSON is nested deeper than {} levels (max_json_depth)"
@@ -136,6 +144,8 @@ class Guard:
                 if origin and _allows(principal, need, cors.normalised(origin)):
                     send = cors.allowing(send, cors.normalised(origin))
                 await self.limiter.check(principal, _client_ip(scope))
+            elif web:  # a booking page's visitor has no key: counted per address, as one
+                await self.limiter.check(VISITOR, _client_ip(scope))
             _check_address(scope)
             body = await self.read_body(scope, receive)
             if body and _is_json(scope):
