@@ -185,3 +185,22 @@ async def test_another_apps_key_cannot_use_the_token_booking(
 ) -> None:
     r = await other_api.get(f"/v1/bookings/{booked['booking']['booking_id']}")
     assert r.status_code == 404
+
+
+async def test_the_customer_moves_the_booking_ahead_and_keeps_its_length(
+    api: Api, booked: dict[str, Any]
+) -> None:
+    me = as_customer(api, booked["booking"]["customer_token"])
+    bid = booked["booking"]["booking_id"]
+    longer = {"start_time": "2024-05-18T12:00:00Z", "end_time": "2024-05-18T20:00:00Z"}
+    r = await me.put(f"/v1/bookings/{bid}", longer)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "end_time"
+    passed = {"start_time": "2024-04-01T10:00:00Z", "end_time": "2024-04-01T11:00:00Z"}
+    r = await me.put(f"/v1/bookings/{bid}", passed)
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "in_the_past"
+    got = (await me.get(f"/v1/bookings/{bid}")).json()
+    assert (got["start_time"], got["end_time"]) == (START, END)
+    # the secret key may still do both (a back office's corrections)
+    assert (await api.put(f"/v1/bookings/{bid}", longer)).status_code == 200

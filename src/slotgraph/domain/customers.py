@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from slotgraph.domain.graphs import GRAPHS, Occupies
-from slotgraph.errors import Conflict, Forbidden
+from slotgraph.domain.rules import check_start_for_key
+from slotgraph.errors import Conflict, Forbidden, ValidationFailed
 
 CUSTOMER_ACTIONS = frozenset({"cancel_by_customer"})
 # The fields of a booking a customer may change: its time (a reschedule).
@@ -50,6 +51,18 @@ def check_fields(fields: set[str]) -> None:
     if extra:
         raise Forbidden(
             f"A customer token may change only start_time and end_time, not {', '.join(extra)}."
+        )
+
+
+def check_new_time(
+    *, old: tuple[datetime, datetime], new: tuple[datetime, datetime], now: datetime
+) -> None:
+    """A customer moves their booking to a start still ahead (as the public key books), and
+    keeps its length: the length its page offered (a longer booking is a new one)."""
+    check_start_for_key(key_kind="customer", start=new[0], now=now)
+    if new[1] - new[0] != old[1] - old[0]:
+        raise ValidationFailed.one(
+            "end_time", "a customer may move the booking, not change its length"
         )
 
 

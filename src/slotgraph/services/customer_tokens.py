@@ -37,6 +37,7 @@ from slotgraph.domain.customers import (
     Notices,
     check_action,
     check_fields,
+    check_new_time,
     check_notice,
 )
 from slotgraph.domain.graphs import GRAPHS
@@ -164,10 +165,11 @@ async def check_change(
     *,
     action: str | None = None,
     fields: set[str] | None = None,
+    to: tuple[datetime, datetime] | None = None,
     now: datetime,
 ) -> None:
-    """A customer's action (`action`) or reschedule (`fields` changed): allowed, and before
-    the notice? Nothing to check for an API key."""
+    """A customer's action (`action`) or reschedule (`fields` changed, the booking going `to`
+    a new start and end): allowed, and before the notice? Nothing to check for an API key."""
     if principal.kind != "customer":
         return
     check_booking(principal, booking.id)
@@ -177,6 +179,8 @@ async def check_change(
         change = "cancel"
     else:
         check_fields(fields or set())
+        if to is not None:
+            check_new_time(old=(booking.start_time, booking.end_time), new=to, now=now)
         change = "reschedule"
     notices = await notices_for(session, booking)
     check_notice(change, start=booking.start_time, now=now, notices=notices)

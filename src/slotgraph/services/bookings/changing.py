@@ -112,7 +112,13 @@ async def modify_booking(
     async with session.begin():
         booking, owner = await lifecycle.lock_for_change(session, principal.app_id, booking_id)
         check_version(principal, if_match=if_match, current=booking.version)
-        await customer_tokens.check_change(session, principal, booking, fields=asked, now=now)
+        to = (
+            changes.get("start_time", booking.start_time),
+            changes.get("end_time", booking.end_time),
+        )
+        await customer_tokens.check_change(
+            session, principal, booking, fields=asked, to=to, now=now
+        )
         graph = GRAPHS[booking.graph]
         settled = await lifecycle.apply_due_action(session, booking, owner, now=now)
         if settled == "timeout":
