@@ -162,3 +162,19 @@ async def test_a_visitor_is_rate_limited_per_address_like_the_public_key(api: Ap
     transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as elsewhere:
         assert (await elsewhere.get("/book/dr-berg")).status_code == 200
+
+
+async def test_a_nul_in_the_form_or_a_time_ending_past_the_dates_is_refused_not_a_500(
+    api: Api,
+) -> None:
+    await make_page(api)
+    fields = await _form_for_first_time(api.http)
+    r = await api.http.post("/book/dr-berg", data={**fields, "name": "A\x00nn"})
+    assert r.status_code == 400  # no column holds a NUL (PostgreSQL answered 500)
+    late = "2199-12-31T23:30:00Z"  # the start is in range; its end (+1 h) is not
+    r = await api.http.post("/book/dr-berg", data={**fields, "start": late, "duration": "PT60M"})
+    assert r.status_code == 422, r.text
+    assert Doc(r.text).one("error")
+    r = await api.http.get("/book/dr-berg/time", params={"start": late, "duration": "PT60M"})
+    assert r.status_code == 404
+    assert (await api.get("/v1/bookings")).json()["data"] == []

@@ -189,3 +189,17 @@ async def test_the_calendar_file_follows_the_booking(api: Api) -> None:
     (cancelled,) = after.walk("VEVENT")
     assert cancelled["uid"] == event["uid"]
     assert int(cancelled["sequence"]) > int(event.get("sequence", 0))
+
+
+async def test_a_new_time_ending_past_the_dates_is_refused_not_a_500(api: Api) -> None:
+    await make_page(api)
+    manage_url = (await _book(api.http)).one("manage-link")["href"]
+    late = "2199-12-31T23:45:00Z"  # the start is in range; its end is not
+    await _open(api.http, f"{manage_url}/reschedule/time?start={late}", status=404)
+    manage = await _open(api.http, manage_url)
+    form = manage.form("cancel-form")["fields"]  # any of the page's forms: its CSRF token
+    r = await api.http.post(
+        f"{manage_url}/reschedule", data={"csrf_token": form["csrf_token"], "start": late}
+    )
+    assert r.status_code == 404, r.text
+    assert (await _open(api.http, manage_url)).one("booking-status")["data-status"] == "confirmed"

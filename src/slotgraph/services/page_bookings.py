@@ -109,15 +109,16 @@ def monday_of(value: str | None, tz: str, now: datetime) -> date:
     return on - timedelta(days=on.weekday())
 
 
-def parse_start(value: str | None) -> datetime | None:
-    """An instant from a link or form ("2024-05-03T12:00:00Z"); None when unreadable."""
+def parse_start(value: str | None, length: timedelta = timedelta(0)) -> datetime | None:
+    """An instant from a link or form ("2024-05-03T12:00:00Z"); None when unreadable, or when
+    a booking of `length` from it would end outside the accepted dates (bounds.py)."""
     if not value or len(value) > 40:
         return None
     try:
         at = datetime.fromisoformat(value.replace(" ", "+"))
     except ValueError:
         return None
-    if at.tzinfo is None or not in_range(at):
+    if at.tzinfo is None or not in_range(at) or not in_range(at + length):
         return None
     return at.astimezone(UTC)
 
@@ -287,7 +288,7 @@ async def still_free(
     now: datetime,
 ) -> Offer:
     """The offer at `start` if it is free now; else TimeTaken with the nearest free times."""
-    at = parse_start(start)
+    at = parse_start(start, duration)
     if at is None:
         raise NotFound("Choose a time from the page.")
     offers = await _offers(
@@ -324,7 +325,7 @@ async def book(
     page = view.page
     zone = zone_or(tz, view.zone)
     length = duration_or(duration, page.durations)
-    at = parse_start(start)
+    at = parse_start(start, length)
     errors = check_answers(view, answers)
     if at is None:
         errors.append(("start", REQUIRED))

@@ -180,7 +180,7 @@ async def reschedule(
     taken meanwhile leaves the booking where it was and raises TimeTaken."""
     managed = await open_booking(session, token=token, now=now)
     principal = await _principal(session, token)
-    at = pb.parse_start(start)
+    at = pb.parse_start(start, managed.length)
     if at is None:
         raise NotFound("Choose a time from the page.")
     zone = pb.zone_or(tz, managed.view.zone)

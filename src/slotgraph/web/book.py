@@ -150,10 +150,10 @@ async def book(request: Request, slug: str, session: Session, now: Now) -> Respo
         return taken_page(request, taken)
     except pb.FormInvalid as bad:
         page_context(request, bad.view)
-        start = pb.parse_start(form.get("start"))
+        length = pb.duration_or(form.get("duration"), bad.view.page.durations)
+        start = pb.parse_start(form.get("start"), length)
         if start is None:
             raise
-        length = pb.duration_or(form.get("duration"), bad.view.page.durations)
         offer = pb.Offer(start, start + length, _seat(form.get("seat")))
         errors = {name: FORM_ERRORS[code] for name, code in bad.errors}
         return _form(request, bad.view, offer, bad.tz, answers, errors, status_code=422)

@@ -13,7 +13,7 @@ MAX_FORM_BYTES = 32 * 1024
 
 async def read_form(request: Request) -> dict[str, str]:
     """The form's fields (the first value of each name). Anything but a urlencoded body of at
-    most 32 KiB is a 400: the pages' forms never send anything else."""
+    most 32 KiB without NUL characters is a 400: the pages' forms never send anything else."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise BadRequest("Send the form as application/x-www-form-urlencoded.")
@@ -28,5 +28,7 @@ async def read_form(request: Request) -> dict[str, str]:
         raise BadRequest("The form could not be read.") from None
     out: dict[str, str] = {}
     for name, value in pairs:
+        if "\x00" in name or "\x00" in value:  # no column holds it (PostgreSQL: a 500)
+            raise BadRequest("The form could not be read.")
         out.setdefault(name, value)
     return out
