@@ -7,6 +7,7 @@ Stored settings are read back through the model, so an older row simply gets the
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -29,10 +30,17 @@ NEVER_PUBLIC_GRAPHS = frozenset({"group_owner"})
 PUBLIC_GRAPH_NAMES = tuple(g for g in GRAPHS if g not in NEVER_PUBLIC_GRAPHS)
 
 
+# A host (a name or [IPv6]) and an optional port, nothing else: an origin is written into the
+# pages' Content-Security-Policy (frame-ancestors) and CORS headers, so `;`, spaces or `*` in it
+# would add directives there.
+_NETLOC = re.compile(r"(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
+
+
 def _origin(value: str) -> str:
     parts = urlsplit(value)
     if (
         parts.scheme not in ("http", "https")
+        or not _NETLOC.fullmatch(parts.netloc.lower())
         or not parts.hostname
         or parts.path not in ("", "/")
         or parts.query

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.api.conftest import Api
 
 DEFAULTS = {
@@ -51,6 +53,9 @@ async def test_partial_update_keeps_what_it_leaves_out(api: Api) -> None:
 async def test_bad_settings_are_422_naming_the_field(api: Api) -> None:
     cases = {
         "allowed_origins.0": {"allowed_origins": ["https://shop.example/path"]},
+        "allowed_origins.1": {
+            "allowed_origins": ["https://a.example", "https://b.example; script-src *"]
+        },
         "public_graphs.0": {"public_graphs": ["group_owner"]},
         "public_graphs.1": {"public_graphs": ["instant", "nope"]},
         "rate_limits.public_per_minute": {"rate_limits": {"public_per_minute": 0}},
@@ -74,3 +79,23 @@ async def test_only_the_secret_key_sees_its_own_app(api: Api, other_api: Api) ->
     assert (await other_api.get("/v1/app")).json()["app_id"] != (await api.get("/v1/app")).json()[
         "app_id"
     ]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://b.example; script-src *",  # would add a directive to the pages' CSP
+        "https://a.example\r\nX-Evil: y",
+        "https://*.example",
+        "https://a b.example",
+        "https://a.example:port",
+    ],
+)
+async def test_an_origin_is_a_host_and_port_only(api: Api, origin: str) -> None:
+    r = await api.put("/v1/app", {"allowed_origins": [origin]})
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["allowed_origins.0"]
+    fine = ["http://[::1]:8080", "https://xn--bcher-kva.example", "http://localhost:3000"]
+    r = await api.put("/v1/app", {"allowed_origins": fine})
+    assert r.status_code == 200, r.text
+    assert r.json()["allowed_origins"] == fine
