@@ -16,8 +16,8 @@ problem+json under /v1, Timekit's `{"error": ...}` under /v2 (api/timekit/errors
   (`concurrent_update`, and the conflicts of the booking rules)
 - /v1 changes take `Idempotency-Key` (api/idempotency.py): 400, 409 in flight, 422 reused
 
-What a service decides beyond these (an unknown id in a body is 404 on some routes) is listed per
-operation in `_EXTRA`, found by tests/system/test_schemathesis.py.
+tests/system/test_schemathesis.py checks the live server against the result: a status these
+rules miss is an undocumented status there.
 """
 
 from __future__ import annotations
@@ -95,9 +95,6 @@ TIMEKIT_ERROR_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": True,
 }
-
-# Statuses a service decides, beyond what the route's dependencies imply: (method, path) -> codes.
-_EXTRA: dict[tuple[str, str], frozenset[int]] = {}
 
 # Searches sent as POST (Timekit's shape): they change nothing, so no write conflicts or scopes.
 _SEARCHES = frozenset({("POST", "/v2/availability")})
@@ -184,7 +181,7 @@ def statuses(path: str, method: str, dependant: Dependant) -> set[int]:
             out.add(409)
     if _idempotent(path, method):
         out |= {400, 409, 422}
-    return out | _EXTRA.get((method, path), frozenset())
+    return out
 
 
 def _describe(operation: dict[str, Any], path: str, method: str, dependant: Dependant) -> None:
