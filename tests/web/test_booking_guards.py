@@ -152,11 +152,17 @@ async def test_a_class_page_books_seats_until_the_class_is_full(api: Api) -> Non
 async def test_a_visitor_is_rate_limited_per_address_like_the_public_key(api: Api) -> None:
     await make_page(api)
     limit = AppSettings().rate_limits.public_per_minute  # the public key's default
-    for _ in range(limit):  # forms without a token: cheap, but each one counted
-        assert (await api.http.post("/book/dr-berg", data={"name": "x"})).status_code == 403
-    refused = await api.http.post("/book/dr-berg", data={"name": "x"})
-    assert refused.status_code == 429
+    statuses = []
+    for _ in range(2 * limit):  # forms without a token: cheap, but each one counted
+        refused = await api.http.post("/book/dr-berg", data={"name": "x"})
+        statuses.append(refused.status_code)
+        if refused.status_code != 403:
+            break
+    # at least `limit` go through (more if a minute turns meanwhile: a sliding window)
+    assert statuses[-1] == 429, statuses[-3:]
+    assert len(statuses) > limit
     assert Doc(refused.text).one("error")  # the pages' own error page, not JSON
+    assert int(refused.headers["retry-after"]) >= 1
     assert (await api.http.get("/book/dr-berg")).status_code == 429
     app = api.http._transport.app  # type: ignore[attr-defined]
     transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 4000))

@@ -36,7 +36,7 @@ def error_page(request: Request, exc: SlotgraphError) -> Response:
     status = exc.status if 400 <= exc.status < 500 else 500
     title = translate(_TITLES.get(status, N_("Something went wrong")))
     detail = translate(exc.detail) if status < 500 else translate(N_("Please try again later."))
-    return render(
+    response = render(
         request,
         "error.html",
         {"title": title, "detail": detail, "back": getattr(request.state, "web_back", None)},
@@ -44,6 +44,8 @@ def error_page(request: Request, exc: SlotgraphError) -> Response:
         frame_ancestors=getattr(request.state, "web_frame_ancestors", ()),
         status_code=status,
     )
+    response.headers.update(getattr(exc, "headers", None) or {})  # a 429's Retry-After
+    return response
 
 
 class WebRoute(APIRoute):
