@@ -204,3 +204,36 @@ async def test_the_customer_moves_the_booking_ahead_and_keeps_its_length(
     assert (got["start_time"], got["end_time"]) == (START, END)
     # the secret key may still do both (a back office's corrections)
     assert (await api.put(f"/v1/bookings/{bid}", longer)).status_code == 200
+
+
+async def test_the_customer_sees_none_of_what_the_app_wrote_for_itself(api: Api) -> None:
+    resource = await api.resource()
+    b = await api.book(
+        resource_id=resource["resource_id"],
+        start_time=START,
+        end_time=END,
+        customer={"name": "Ann", "email": "ann@example.com"},
+        meta={"internal": "owes money"},
+        details="staff note",
+    )
+    me = as_customer(api, b["customer_token"])
+    bid = b["booking_id"]
+    hidden = {"client_id": None, "meta": {}, "details": None}
+    got = (await me.get(f"/v1/bookings/{bid}")).json()
+    assert {k: got[k] for k in hidden} == hidden
+    moved = await me.put(
+        f"/v1/bookings/{bid}",
+        {"start_time": "2024-05-18T12:00:00Z", "end_time": "2024-05-18T13:00:00Z"},
+    )
+    assert moved.status_code == 200, moved.text
+    assert {k: moved.json()[k] for k in hidden} == hidden
+    cancelled = await me.put(f"/v1/bookings/{bid}/cancel_by_customer")
+    assert cancelled.status_code == 200, cancelled.text
+    assert {k: cancelled.json()[k] for k in hidden} == hidden
+    assert "owes money" not in cancelled.text
+    assert "staff note" not in cancelled.text
+    # the secret key still sees it all
+    whole = (await api.get(f"/v1/bookings/{bid}")).json()
+    assert whole["meta"] == {"internal": "owes money"}
+    assert whole["details"] == "staff note"
+    assert whole["client_id"] == b["client_id"]

@@ -27,7 +27,7 @@ from slotgraph.services import page_bookings as pb
 from slotgraph.services.bookings import changing, lifecycle
 from slotgraph.services.common import Principal
 from slotgraph.services.pages import PublicPage, ResourceInfo, public_view
-from slotgraph.services.views import booking_out
+from slotgraph.services.views import booking_out_for
 
 _LONG_AGO = timedelta(days=365 * 300)
 
@@ -86,7 +86,7 @@ async def open_booking(session: AsyncSession, *, token: str, now: datetime) -> M
         if lifecycle.due_action(row, now):
             row, owner = await lifecycle.lock_for_change(session, principal.app_id, row.id)
             await lifecycle.apply_due_action(session, row, owner, now=now)
-        booking = booking_out(row)
+        booking = booking_out_for(principal, row)
         notices = await customer_tokens.notices_for(session, row)
         if row.page_id is not None:
             view = await public_view(session, await session.get(BookingPage, row.page_id), "")

@@ -7,6 +7,7 @@ import uuid
 from slotgraph.db.models import Booking, BookingTransition, Client, Resource, WebhookEndpoint
 from slotgraph.domain.graphs import GRAPHS
 from slotgraph.schemas import BookingOut, ClientOut, ResourceOut, TransitionOut, WebhookOut
+from slotgraph.services.common import Principal
 
 
 def resource_out(r: Resource) -> ResourceOut:
@@ -84,6 +85,23 @@ def booking_out(b: Booking) -> BookingOut:
         version=b.version,
         created_at=b.created_at,
         updated_at=b.updated_at,
+    )
+
+
+def booking_out_for(principal: Principal, b: Booking) -> BookingOut:
+    """The booking as `principal` may see it: whole for an API key; for the booking's customer
+    token (`ct_`), without what the app wrote for itself (docs/security.md)."""
+    out = booking_out(b)
+    if principal.kind != "customer":
+        return out
+    made_on_page = b.page_id is not None  # a booking page stores the visitor's own answers
+    fields = b.meta.get("fields") if made_on_page and b.meta else None
+    return out.model_copy(
+        update={
+            "client_id": None,
+            "meta": {"fields": fields} if fields is not None else {},
+            "details": b.details if made_on_page else None,
+        }
     )
 
 

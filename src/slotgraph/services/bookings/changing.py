@@ -33,7 +33,7 @@ from slotgraph.services.availability import rules_of
 from slotgraph.services.bookings import lifecycle
 from slotgraph.services.common import IfMatch, Principal, check_version
 from slotgraph.services.outbox import record_change
-from slotgraph.services.views import booking_out
+from slotgraph.services.views import booking_out_for
 
 
 async def apply_action(
@@ -85,7 +85,7 @@ async def apply_action(
             )
             if booking.graph == "group_owner" and not graph.holds_in(booking.status):
                 await _cancel_seats(session, booking, now=now, actor_key_id=principal.key_id)
-        result = booking_out(booking)
+        result = booking_out_for(principal, booking)
     if error is not None:
         raise error
     return result
@@ -140,7 +140,7 @@ async def modify_booking(
                 actor=principal.key_id,
                 override_rules=data.override_rules,
             )
-        result = booking_out(booking)
+        result = booking_out_for(principal, booking)
     if error is not None:
         raise error
     return result

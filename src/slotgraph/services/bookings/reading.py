@@ -18,7 +18,7 @@ from slotgraph.schemas import (
 from slotgraph.services import customer_tokens
 from slotgraph.services.bookings import lifecycle, timers
 from slotgraph.services.common import Principal, decode_cursor, encode_cursor
-from slotgraph.services.views import booking_out, transition_out
+from slotgraph.services.views import booking_out, booking_out_for, transition_out
 
 
 async def get_booking(
@@ -30,7 +30,7 @@ async def get_booking(
         if lifecycle.due_action(booking, now):
             booking, owner = await lifecycle.lock_for_change(session, principal.app_id, booking_id)
             await lifecycle.apply_due_action(session, booking, owner, now=now)
-        return booking_out(booking)
+        return booking_out_for(principal, booking)
 
 
 async def list_bookings(
