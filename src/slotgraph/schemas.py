@@ -55,7 +55,24 @@ def _timezone(value: str) -> str:
 def _email(value: str) -> str:
     if not _EMAIL.match(value):
         raise ValueError("not an email address")
+    if "[" in value or "]" in value:  # a domain literal (a@[127.0.0.1]) names no mail domain
+        raise ValueError("not an email address: a domain literal (an address in []) is refused")
     return value.strip().lower()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control(value: str) -> bool:
+    """Whether `value` holds a control character (C0, DEL): never in a person's name, and
+    a CR or LF in one would reach an email header."""
+    return _CONTROL.search(value) is not None
+
+
+def _person_name(value: str) -> str:
+    if has_control(value):
+        raise ValueError("control characters (such as CR, LF, tab) are not allowed in a name")
+    return value
 
 
 def _meta(value: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +134,8 @@ WeeklyHours = Annotated[dict[str, HoursList] | None, AfterValidator(_weekly)]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_timezone)]
 Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+# a client's or a customer's name (it goes into emails, their headers included)
+PersonName = Annotated[Name, AfterValidator(_person_name)]
 Meta = Annotated[dict[str, Any], AfterValidator(_meta)]
 Text = Annotated[str, Field(max_length=10_000)]
 # Enums in the API description, checked by a validator (the names come from the graph tables).
@@ -222,7 +241,7 @@ class ResourceOut(AvailabilityRulesOut):
 
 
 class ClientCreate(Input):
-    name: Name
+    name: PersonName
     email: Email | None = None
     phone: Annotated[str, Field(max_length=50)] | None = None
     timezone: TimeZone | None = None
@@ -230,7 +249,7 @@ class ClientCreate(Input):
 
 
 class ClientUpdate(Input):
-    name: Name | None = None
+    name: PersonName | None = None
     email: Email | None = None
     phone: Annotated[str, Field(max_length=50)] | None = None
     timezone: TimeZone | None = None
@@ -252,7 +271,7 @@ class ClientOut(BaseModel):
 class Customer(Input):
     """An inline client on a booking: found by email, or created."""
 
-    name: Name
+    name: PersonName
     email: Email
     phone: Annotated[str, Field(max_length=50)] | None = None
     timezone: TimeZone | None = None

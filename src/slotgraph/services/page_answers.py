@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from slotgraph.schemas import Customer
+from slotgraph.schemas import Customer, has_control
 from slotgraph.services.pages import PublicPage
 
 MAX_ANSWER = 2_000  # characters of the notes
@@ -38,7 +38,7 @@ class Answers:
 
 
 # Error codes of the form, per field; web/ words them in the page's language.
-REQUIRED, EMAIL, TOO_LONG = "required", "email", "too_long"
+REQUIRED, EMAIL, TOO_LONG, CONTROL = "required", "email", "too_long", "control"
 
 
 def check_answers(view: PublicPage, answers: Answers) -> list[tuple[str, str]]:
@@ -54,6 +54,8 @@ def check_answers(view: PublicPage, answers: Answers) -> list[tuple[str, str]]:
             errors.append((name, TOO_LONG))
 
     need("name", answers.name, True, 200)
+    if has_control(answers.name) and not any(n == "name" for n, _ in errors):
+        errors.append(("name", CONTROL))  # the name goes into emails: no CR, LF or the like
     need("email", answers.email, True, _EMAIL_MAX)
     if answers.email and not any(n == "email" for n, _ in errors):
         try:

@@ -36,6 +36,7 @@ FORM_ERRORS = {
     pa.REQUIRED: N_("Please fill in this field."),
     pa.EMAIL: N_("Please enter a valid email address, like name@example.com."),
     pa.TOO_LONG: N_("This is too long."),
+    pa.CONTROL: N_("Please write this on one line, without special characters."),
 }
 
 
