@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from slotgraph.schemas import Input, Url
+from slotgraph.schemas import Input
+from slotgraph.webhook_schemas import Url
 
 
 class FeedOut(BaseModel):

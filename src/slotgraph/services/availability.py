@@ -11,7 +11,7 @@ import uuid
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,6 @@ from sqlalchemy import (
     DateTime,
     Executable,
     Integer,
-    Select,
     and_,
     bindparam,
     func,
@@ -42,6 +41,14 @@ from slotgraph.domain.combine import Points, merged_slots
 from slotgraph.domain.rules import check_booking_window, payment_overdue_sql
 from slotgraph.errors import BookingWindowClosed, ValidationFailed
 from slotgraph.schemas import GroupSlot
+from slotgraph.services.busy import (
+    RULE_COLUMNS,
+    Busy,
+    in_order,
+    load_busy,
+    load_resources,
+    rules_of,
+)
 from slotgraph.services.common import Principal
 
 # The bounds of one search (docs/availability.md). Each is answered with a 422 naming it.
@@ -51,45 +58,6 @@ DEFAULT_LIMIT = 500  # slots in one answer when `limit` is not given
 MAX_LIMIT = 5_000
 MAX_LISTED = 100_000  # limit x resources: resource ids one answer may list (about 4 MB of JSON)
 MAX_CANDIDATES = 1_000_000  # grid starts one search may consider: resources x window / step
-
-
-# The columns `rules_of` reads (a search loads only these, and the id, of each resource).
-RULE_COLUMNS = (
-    "timezone",
-    "weekly_hours",
-    "exceptions",
-    "buffer_before",
-    "buffer_after",
-    "min_notice",
-    "max_advance",
-    "min_duration",
-    "max_duration",
-    "slot_step",
-)
-
-
-def rules_of(resource: Resource | ResourceRow) -> av.Rules:
-    def hours(pairs: list[list[str]]) -> list[tuple[time, time | None]]:
-        return [
-            (time.fromisoformat(a), None if b == "24:00" else time.fromisoformat(b))
-            for a, b in pairs
-        ]
-
-    weekly = None
-    if resource.weekly_hours is not None:
-        weekly = {day: hours(pairs) for day, pairs in resource.weekly_hours.items()}
-    return av.Rules(
-        timezone=resource.timezone,
-        weekly_hours=weekly,
-        exceptions={date.fromisoformat(e["date"]): hours(e["hours"]) for e in resource.exceptions},
-        buffer_before=resource.buffer_before,
-        buffer_after=resource.buffer_after,
-        min_notice=resource.min_notice,
-        max_advance=resource.max_advance,
-        min_duration=resource.min_duration,
-        max_duration=resource.max_duration,
-        slot_step=resource.slot_step,
-    )
 
 
 def _validate(q: SlotSearch, limit: int) -> None:
@@ -130,89 +98,6 @@ def _check_work(q: SlotSearch, resources: Sequence[ResourceRow]) -> None:
             f"step); this one would consider {candidates:,}: use a shorter window, a larger "
             "step or fewer resources",
         )
-
-
-@functools.cache
-def _resources_statement() -> Select[Any]:
-    """Built once: the columns the rules need, as plain rows (no ORM objects to build)."""
-    return select(*Resource.__table__.c).where(
-        Resource.app_id == bindparam("app_id"),
-        Resource.id.in_(bindparam("ids", expanding=True)),
-        Resource.archived_at.is_(None),
-    )
-
-
-async def load_resources(
-    session: AsyncSession, app_id: uuid.UUID, ids: Sequence[uuid.UUID]
-) -> list[ResourceRow]:
-    """The app's resources with these ids, in the order asked (services/feeds.py uses it too)."""
-    rows = await session.execute(_resources_statement(), {"app_id": app_id, "ids": list(ids)})
-    return _in_order({r.id: r for r in rows}, ids)
-
-
-def _in_order(found: dict[Any, ResourceRow], ids: Sequence[uuid.UUID]) -> list[ResourceRow]:
-    """The resources in the order asked (each once); an id not found (or archived) is a 422."""
-    missing = [str(i) for i in ids if i not in found]
-    if missing:
-        raise ValidationFailed.one("resource_id", f"no such resource: {', '.join(missing)}")
-    return [found[i] for i in dict.fromkeys(ids)]
-
-
-Busy = dict[uuid.UUID, list[tuple[datetime, datetime]]]
-
-
-async def load_busy(
-    session: AsyncSession,
-    resources: Sequence[ResourceRow],
-    start: datetime,
-    end: datetime,
-    *,
-    now: datetime,
-) -> Busy:
-    """Each resource's active holds (which include their buffers) that could touch a slot in the
-    window; overdue payment holds block nobody.
-
-    The overdue bookings come from a subquery on the small partial index of unpaid bookings, not
-    from a join: joining every hold to its booking cost one primary-key lookup per hold, which
-    grew with the table (docs/benchmarks.md). On PostgreSQL the holds of each resource arrive
-    already merged into their union (`range_agg`, a multirange): a resource booked solid for two
-    months is one row, not 1,440. SQLite sends the rows; the interval math takes either.
-    """
-    reach = max((max(r.buffer_before, r.buffer_after) for r in resources), default=timedelta(0))
-    overdue = select(Booking.id).where(payment_overdue_sql(Booking, now))
-    conditions = (
-        BookingHold.resource_id.in_([r.id for r in resources]),
-        BookingHold.active.is_(True),
-        BookingHold.start_time < end + reach,
-        BookingHold.end_time > start - reach,
-        or_(BookingHold.booking_id.is_(None), BookingHold.booking_id.not_in(overdue)),
-    )
-    stmt: Executable
-    if session.get_bind().dialect.name == "postgresql":
-        merged = (
-            select(
-                BookingHold.resource_id,
-                func.unnest(
-                    func.range_agg(func.tstzrange(BookingHold.start_time, BookingHold.end_time))
-                ).label("span"),
-            )
-            .where(*conditions)
-            .group_by(BookingHold.resource_id)
-            .subquery()
-        )
-        stmt = select(
-            merged.c.resource_id,
-            func.lower(merged.c.span, type_=UTCDateTime()),
-            func.upper(merged.c.span, type_=UTCDateTime()),
-        )
-    else:
-        stmt = select(BookingHold.resource_id, BookingHold.start_time, BookingHold.end_time).where(
-            *conditions
-        )
-    busy: Busy = {r.id: [] for r in resources}
-    for resource_id, s, e in await session.execute(stmt):
-        busy[resource_id].append((s, e))
-    return busy
 
 
 def _free_points(
@@ -350,7 +235,7 @@ async def _load_in_one(
         # Core, not the session: plain rows, without the ORM's result machinery around them
         rows: Any = await conn.execute(_load_in_one_statement(), params)
         found: dict[Any, ResourceRow] = {row.id: row for row in rows}
-    resources = _in_order(found, q.resource_ids)
+    resources = in_order(found, q.resource_ids)
     busy: Busy = {r.id: [(a, b) for a, b in r.busy or ()] for r in resources}
     return resources, busy
 

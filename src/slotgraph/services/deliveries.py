@@ -32,10 +32,10 @@ from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoin
 from slotgraph.domain.deliveries import Outcome, next_retry_at
 from slotgraph.domain.webhooks import should_disable, signing_secrets, wants
 from slotgraph.notifications import channel as emails
-from slotgraph.schemas import DeliveryOut
 from slotgraph.services import calendar_pushes
 from slotgraph.services.outbox import record_event
 from slotgraph.services.views import webhook_out
+from slotgraph.webhook_schemas import DeliveryOut
 from slotgraph.webhooks import timekit
 
 

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import Event
 from slotgraph.errors import BadRequest, NotFound
-from slotgraph.schemas import EventOut, Page
+from slotgraph.schemas import Page
 from slotgraph.services.common import Principal
+from slotgraph.webhook_schemas import EventOut
 
 
 def parse_payload(payload: str) -> dict[str, object]:

@@ -17,7 +17,8 @@ from slotgraph.db.models import Booking, BookingHold, InstanceSecret, Resource
 from slotgraph.domain.availability import merge
 from slotgraph.errors import NotFound, ValidationFailed
 from slotgraph.schemas import ResourceOut
-from slotgraph.services.availability import MAX_WINDOW, load_busy, load_resources
+from slotgraph.services.availability import MAX_WINDOW
+from slotgraph.services.busy import load_busy, load_resources
 from slotgraph.services.common import Principal
 from slotgraph.services.resources import load_resource
 from slotgraph.services.views import resource_out

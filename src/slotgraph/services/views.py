@@ -6,8 +6,9 @@ import uuid
 
 from slotgraph.db.models import Booking, BookingTransition, Client, Resource, WebhookEndpoint
 from slotgraph.domain.graphs import GRAPHS
-from slotgraph.schemas import BookingOut, ClientOut, ResourceOut, TransitionOut, WebhookOut
+from slotgraph.schemas import BookingOut, ClientOut, ResourceOut, TransitionOut
 from slotgraph.services.common import Principal
+from slotgraph.webhook_schemas import WebhookOut
 
 
 def resource_out(r: Resource) -> ResourceOut:

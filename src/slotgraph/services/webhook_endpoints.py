@@ -14,15 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from slotgraph.errors import NotFound, ValidationFailed
 from slotgraph.notifications.kinds import FORMATS as EMAIL_FORMATS
-from slotgraph.schemas import (
-    AttemptOut,
-    DeliveryOut,
-    Page,
-    WebhookCreate,
-    WebhookOut,
-    WebhookUpdate,
-    WebhookWithSecret,
-)
+from slotgraph.schemas import Page
 from slotgraph.services.common import (
     IfMatch,
     Principal,
@@ -33,6 +25,14 @@ from slotgraph.services.common import (
 from slotgraph.services.deliveries import delivery_out, new_delivery
 from slotgraph.services.outbox import record_event
 from slotgraph.services.views import webhook_out
+from slotgraph.webhook_schemas import (
+    AttemptOut,
+    DeliveryOut,
+    WebhookCreate,
+    WebhookOut,
+    WebhookUpdate,
+    WebhookWithSecret,
+)
 from slotgraph.webhooks.signing import new_secret
 from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
 

@@ -7,18 +7,17 @@ from fastapi import APIRouter, Query, Request, Response
 
 from slotgraph.api.deps import ETag, IfMatch, Now, SecretKey, Session
 from slotgraph.bounds import Instant
-from slotgraph.schemas import (
+from slotgraph.schemas import Listed, Page
+from slotgraph.services import events, webhook_endpoints
+from slotgraph.webhook_schemas import (
     AttemptOut,
     DeliveryOut,
     EventOut,
-    Listed,
-    Page,
     WebhookCreate,
     WebhookOut,
     WebhookUpdate,
     WebhookWithSecret,
 )
-from slotgraph.services import events, webhook_endpoints
 
 router = APIRouter(tags=["webhooks"])
 

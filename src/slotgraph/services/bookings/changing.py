@@ -29,8 +29,8 @@ from slotgraph.schemas import (
     BookingUpdate,
 )
 from slotgraph.services import customer_tokens
-from slotgraph.services.availability import rules_of
 from slotgraph.services.bookings import lifecycle
+from slotgraph.services.busy import rules_of
 from slotgraph.services.common import IfMatch, Principal, check_version
 from slotgraph.services.outbox import record_change
 from slotgraph.services.views import booking_out_for

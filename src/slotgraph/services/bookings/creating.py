@@ -31,8 +31,8 @@ from slotgraph.errors import (
 )
 from slotgraph.schemas import BookingCreate, BookingCreated
 from slotgraph.services import access, customer_tokens
-from slotgraph.services.availability import rules_of
 from slotgraph.services.bookings import lifecycle
+from slotgraph.services.busy import rules_of
 from slotgraph.services.clients import find_or_create_customer, load_client
 from slotgraph.services.common import Principal
 from slotgraph.services.idempotency import REJOIN

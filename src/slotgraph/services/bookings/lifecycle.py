@@ -28,7 +28,7 @@ from slotgraph.errors import (
     SlotUnavailable,
     ValidationFailed,
 )
-from slotgraph.services.availability import rules_of
+from slotgraph.services.busy import rules_of
 from slotgraph.services.outbox import record_change
 
 
