@@ -17,6 +17,10 @@ from slotgraph.notifications.transport import SmtpSettings, parse_smtp_url
         ),
         ("smtps://u:p@mail.example", SmtpSettings("mail.example", 465, True, False, "u", "p")),
         ("smtps://mail.example:2465", SmtpSettings("mail.example", 2465, True, False, None, None)),
+        (
+            "smtps://mail.example?ca_file=/etc/ca.pem",
+            SmtpSettings("mail.example", 465, True, False, None, None, "/etc/ca.pem"),
+        ),
     ],
 )
 def test_smtp_urls(url: str, expected: SmtpSettings) -> None:

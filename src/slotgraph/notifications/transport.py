@@ -2,7 +2,9 @@
 .eml files (`make serve` without SLOTGRAPH_SMTP_URL: a newcomer opens them in a mail program).
 
 SLOTGRAPH_SMTP_URL: `smtp://host:port` (plain; add `?starttls=true` to upgrade),
-`smtps://host:465` (TLS from the first byte); `user:password@` before the host logs in.
+`smtps://host:465` (TLS from the first byte); `user:password@` before the host logs in;
+`ca_file=/path/ca.pem` in the query trusts a private CA as well as the system's (certificates
+are always verified).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class SmtpSettings:
     start_tls: bool
     username: str | None
     password: str | None
+    ca_file: str | None = None
 
 
 def parse_smtp_url(url: str) -> SmtpSettings:
@@ -52,6 +55,7 @@ def parse_smtp_url(url: str) -> SmtpSettings:
         start_tls=not tls and query.get("starttls", "").lower() in _TRUE,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
+        ca_file=query.get("ca_file") or None,
     )
 
 
@@ -72,6 +76,7 @@ class SmtpTransport:
                 password=s.password,
                 use_tls=s.use_tls,
                 start_tls=s.start_tls,
+                cert_bundle=s.ca_file,
                 timeout=self.timeout,
             )
         except aiosmtplib.SMTPResponseException as exc:
