@@ -3,7 +3,6 @@ middle of sending loses nothing; the next worker sends what it held once its lea
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 from tests.mailbox import Mailbox, smtp_server
 from tests.system.conftest import Server, start_server, stop_server
 from tests.system.test_concurrency import database_says
-from tests.system.test_workers import wait_for
+from tests.system.test_workers import until_all_succeeded, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -99,13 +98,7 @@ async def test_a_worker_killed_mid_send_loses_no_email(
         second = start_worker(url, tmp_path / "worker1.log", env)
         expected = {f"c{i}@example.com" for i in range(COUNT)}
         await wait_for(lambda: set(recipients()) >= expected, 180, "every customer's email")
-        for _ in range(300):
-            pending = await database_says(
-                server, "SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'"
-            )
-            if pending[0][0] == 0:
-                break
-            await asyncio.sleep(0.1)
+        await until_all_succeeded(server, 30)
     finally:
         for w in (first, second):
             if w is not None and w.poll() is None:

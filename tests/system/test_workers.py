@@ -99,6 +99,18 @@ async def wait_for(predicate: Any, seconds: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def until_all_succeeded(server: Server, seconds: float) -> None:
+    """Wait until no delivery is left unfinished: a killed worker's claims come back after their
+    lease and are sent again. The caller asserts the statuses it expects."""
+    for _ in range(int(seconds * 10)):
+        pending = await database_says(
+            server, "SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'"
+        )
+        if pending[0][0] == 0:
+            return
+        await asyncio.sleep(0.1)
+
+
 async def test_two_workers_deliver_everything_once_and_survive_a_kill(
     fresh_database: tuple[str, str], tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -134,14 +146,7 @@ async def test_two_workers_deliver_everything_once_and_survive_a_kill(
             workers[0].send_signal(signal.SIGKILL)
             workers[0].wait()
             await wait_for(lambda: set(received()) >= expected, 180, "all 800 deliveries")
-            # The killed worker's claims come back after the lease and are sent again.
-            for _ in range(600):
-                pending = await database_says(
-                    server, "SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'"
-                )
-                if pending[0][0] == 0:
-                    break
-                await asyncio.sleep(0.1)
+            await until_all_succeeded(server, 60)
     finally:
         for w in workers:
             if w.poll() is None:
