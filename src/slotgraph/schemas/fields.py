@@ -1,0 +1,122 @@
+"""The field types every request shares: validated names, emails, time zones, hours, meta, the
+graph and status enums, and `Input`, the base of every request body (unknown fields refused)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+
+from slotgraph.domain.graphs import GRAPHS
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_META_BYTES = 16_384
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("not an email address")
+    if "[" in value or "]" in value:  # a domain literal (a@[127.0.0.1]) names no mail domain
+        raise ValueError("not an email address: a domain literal (an address in []) is refused")
+    return value.strip().lower()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control(value: str) -> bool:
+    """Whether `value` holds a control character (C0, DEL): never in a person's name, and
+    a CR or LF in one would reach an email header."""
+    return _CONTROL.search(value) is not None
+
+
+def _person_name(value: str) -> str:
+    if has_control(value):
+        raise ValueError("control characters (such as CR, LF, tab) are not allowed in a name")
+    return value
+
+
+def _meta(value: dict[str, Any]) -> dict[str, Any]:
+    if len(orjson.dumps(value)) > MAX_META_BYTES:
+        raise ValueError(f"meta is larger than {MAX_META_BYTES} bytes as JSON")
+    return value
+
+
+def _graph(value: str) -> str:
+    if value not in GRAPHS:
+        raise ValueError(f"unknown graph; one of: {', '.join(GRAPHS)}")
+    return value
+
+
+# Every state of every graph, in table order: the values a booking's `status` can take.
+STATUSES = tuple(dict.fromkeys(s for g in GRAPHS.values() for s in g.states))
+
+
+def _status(value: str) -> str:
+    if value not in STATUSES:
+        raise ValueError(f"unknown status; one of: {', '.join(STATUSES)}")
+    return value
+
+
+def end_after_start(end: datetime | None, info: ValidationInfo) -> datetime | None:
+    start = info.data.get("start_time")
+    if end is not None and start is not None and end <= start:
+        raise ValueError("end_time must be after start_time")
+    return end
+
+
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _hours(value: list[list[str]]) -> list[list[str]]:
+    for pair in value:
+        if len(pair) != 2:
+            raise ValueError('each interval is ["HH:MM", "HH:MM"]')
+        start, end = pair
+        if not _HHMM.match(start) or not (_HHMM.match(end) or end == "24:00"):
+            raise ValueError(f"{pair}: times are HH:MM (24-hour; an end may be 24:00)")
+        if end != "24:00" and end <= start:
+            raise ValueError(f"{pair}: the end must be after the start")
+    return sorted(value)
+
+
+def _weekly(value: dict[str, list[list[str]]] | None) -> dict[str, list[list[str]]] | None:
+    if value is None:
+        return None
+    unknown = sorted(set(value) - set(WEEKDAY_NAMES))
+    if unknown:
+        raise ValueError(f"unknown weekdays {unknown}; use {', '.join(WEEKDAY_NAMES)}")
+    return value
+
+
+HoursList = Annotated[list[list[str]], Field(max_length=48), AfterValidator(_hours)]
+WeeklyHours = Annotated[dict[str, HoursList] | None, AfterValidator(_weekly)]
+TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_timezone)]
+Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+# a client's or a customer's name (it goes into emails, their headers included)
+PersonName = Annotated[Name, AfterValidator(_person_name)]
+Meta = Annotated[dict[str, Any], AfterValidator(_meta)]
+Text = Annotated[str, Field(max_length=10_000)]
+# Enums in the API description, checked by a validator (the names come from the graph tables).
+GraphName = Annotated[str, Field(json_schema_extra={"enum": list(GRAPHS)}), AfterValidator(_graph)]
+StatusName = Annotated[
+    str, Field(json_schema_extra={"enum": list(STATUSES)}), AfterValidator(_status)
+]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
