@@ -203,3 +203,47 @@ async def test_a_new_time_ending_past_the_dates_is_refused_not_a_500(api: Api) -
     )
     assert r.status_code == 404, r.text
     assert (await _open(api.http, manage_url)).one("booking-status")["data-status"] == "confirmed"
+
+
+async def test_a_booking_moves_into_time_only_it_holds(api: Api) -> None:
+    """Its own time is not taken from the booking being moved: a 60-minute booking at 10:00
+    moves to 10:30; a time overlapping another booking is still refused."""
+    await make_page(api)
+    room = (await api.get("/v1/resources")).json()["data"][0]["resource_id"]
+    customer = {"name": "Cy", "email": "cy@example.com"}
+    mine = await api.book(  # Thursday 2 May, 10:00 to 11:00 in Oslo
+        resource_id=room,
+        start_time="2024-05-02T08:00:00Z",
+        end_time="2024-05-02T09:00:00Z",
+        customer=customer,
+    )
+    await api.book(  # someone else's, 11:30 to 12:00
+        resource_id=room,
+        start_time="2024-05-02T09:30:00Z",
+        end_time="2024-05-02T10:00:00Z",
+        customer={"name": "Bo", "email": "bo@example.com"},
+    )
+    manage_url = f"/manage/{mine['customer_token']}"
+    week = await _open(api.http, f"{manage_url}/reschedule?week=2024-05-02")
+    starts = {t["data-start"]: t["href"] for t in week.all("time")}
+    thursday = sorted(s for s in starts if s.startswith("2024-05-02"))
+    assert "2024-05-02T08:30:00+00:00" in thursday, thursday  # overlaps only itself
+    assert "2024-05-02T07:30:00+00:00" in thursday  # 09:30 to 10:30, the same
+    assert "2024-05-02T09:00:00+00:00" not in thursday  # would overlap Bo's at 11:30
+    choice = await _open(api.http, starts["2024-05-02T08:30:00+00:00"])
+    moved = await _post(api.http, choice, "reschedule-form")
+    assert (await _open(api.http, moved.headers["location"])).one("done")
+    after = (await api.get(f"/v1/bookings/{mine['booking_id']}")).json()
+    assert (after["start_time"], after["end_time"]) == (
+        "2024-05-02T08:30:00Z",
+        "2024-05-02T09:30:00Z",
+    )
+    # Into Bo's time (a forged form: the page never offers it): refused, the booking stays.
+    forged = choice.form("reschedule-form")["fields"]
+    r = await api.http.post(
+        f"{manage_url}/reschedule", data={**forged, "start": "2024-05-02T09:00:00Z"}
+    )
+    assert r.status_code == 409, r.text
+    assert Doc(r.text).one("taken")
+    still = (await api.get(f"/v1/bookings/{mine['booking_id']}")).json()
+    assert still["start_time"] == "2024-05-02T08:30:00Z"

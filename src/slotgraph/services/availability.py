@@ -143,6 +143,8 @@ class SlotSearch:
     mask: Mapping[str, av.Hours] | None = None  # weekday -> local hours, in each resource's zone
     min_buffer: timedelta | None = None  # at least this much room around existing holds
     extra_busy: Sequence[tuple[datetime, datetime]] = ()  # UTC spans treated as taken
+    # The booking being moved (the manage link's reschedule): its own holds take no time from it.
+    ignore_booking: uuid.UUID | None = None
 
 
 @dataclass(slots=True)
@@ -174,17 +176,25 @@ async def _load(
             resources = await load_resources(session, principal.app_id, q.resource_ids)
             _check_work(q, resources)
             reach = q.min_buffer or timedelta(0)
-            busy = await load_busy(session, resources, q.start - reach, q.end + reach, now=now)
+            busy = await load_busy(
+                session,
+                resources,
+                q.start - reach,
+                q.end + reach,
+                now=now,
+                ignore_booking=q.ignore_booking,
+            )
     return resources, _free_points(resources, busy, q, now=now, past_ok=principal.kind == "secret")
 
 
 @functools.cache
-def _load_in_one_statement() -> Executable:
+def _load_in_one_statement(ignoring: bool = False) -> Executable:
     """PostgreSQL: each resource's id and rules with the union of its holds near the window.
 
-    Built once, with parameters. A hold matters to a resource when it ends after `start -
-    buffer_before` and starts before `end + buffer_after` (its own buffers, or the query's
-    `min_buffer` when larger). The union (`range_agg`, a multirange) comes as [lower, upper]
+    Built once, with parameters (a second time with `ignoring`: without the holds of the
+    booking `ignore`, which a reschedule moves). A hold matters to a resource when it ends after
+    `start - buffer_before` and starts before `end + buffer_after` (its own buffers, or the
+    query's `min_buffer` when larger). The union (`range_agg`, a multirange) comes as [lower, upper]
     pairs in one array, which asyncpg decodes in C; untyped, so SQLAlchemy leaves it as it is.
     """
     hold, resource = BookingHold, Resource.__table__
@@ -195,15 +205,19 @@ def _load_in_one_statement() -> Executable:
     # plain timestamptz: the rule subtracts an interval from it in SQL
     now = bindparam("now", type_=DateTime(timezone=True))
     overdue = select(Booking.id).where(payment_overdue_sql(Booking, now))  # type: ignore[arg-type]
+    conditions = [
+        hold.resource_id == resource.c.id,
+        hold.active.is_(True),
+        hold.start_time < end + func.greatest(resource.c.buffer_after, extra) * second,
+        hold.end_time > start - func.greatest(resource.c.buffer_before, extra) * second,
+        or_(hold.booking_id.is_(None), hold.booking_id.not_in(overdue)),
+    ]
+    if ignoring:
+        ignore = bindparam("ignore", type_=hold.booking_id.type)
+        conditions.append(or_(hold.booking_id.is_(None), hold.booking_id != ignore))
     merged = (
         select(func.unnest(func.range_agg(func.tstzrange(hold.start_time, hold.end_time))))
-        .where(
-            hold.resource_id == resource.c.id,
-            hold.active.is_(True),
-            hold.start_time < end + func.greatest(resource.c.buffer_after, extra) * second,
-            hold.end_time > start - func.greatest(resource.c.buffer_before, extra) * second,
-            or_(hold.booking_id.is_(None), hold.booking_id.not_in(overdue)),
-        )
+        .where(*conditions)
         .correlate(resource)
         .subquery("merged")
     )
@@ -230,10 +244,13 @@ async def _load_in_one(
         "extra": int((q.min_buffer or timedelta(0)).total_seconds()),
         "now": now,
     }
+    ignoring = q.ignore_booking is not None
+    if ignoring:
+        params["ignore"] = q.ignore_booking
     async with session.begin():  # in autocommit: no BEGIN or COMMIT goes to the server
         conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         # Core, not the session: plain rows, without the ORM's result machinery around them
-        rows: Any = await conn.execute(_load_in_one_statement(), params)
+        rows: Any = await conn.execute(_load_in_one_statement(ignoring), params)
         found: dict[Any, ResourceRow] = {row.id: row for row in rows}
     resources = in_order(found, q.resource_ids)
     busy: Busy = {r.id: [(a, b) for a, b in r.busy or ()] for r in resources}

@@ -98,9 +98,10 @@ async def load_busy(
     end: datetime,
     *,
     now: datetime,
+    ignore_booking: uuid.UUID | None = None,
 ) -> Busy:
     """Each resource's active holds (which include their buffers) that could touch a slot in the
-    window; overdue payment holds block nobody.
+    window; overdue payment holds block nobody, nor do `ignore_booking`'s own.
 
     The overdue bookings come from a subquery on the small partial index of unpaid bookings, not
     from a join: joining every hold to its booking cost one primary-key lookup per hold, which
@@ -110,13 +111,17 @@ async def load_busy(
     """
     reach = max((max(r.buffer_before, r.buffer_after) for r in resources), default=timedelta(0))
     overdue = select(Booking.id).where(payment_overdue_sql(Booking, now))
-    conditions = (
+    conditions = [
         BookingHold.resource_id.in_([r.id for r in resources]),
         BookingHold.active.is_(True),
         BookingHold.start_time < end + reach,
         BookingHold.end_time > start - reach,
         or_(BookingHold.booking_id.is_(None), BookingHold.booking_id.not_in(overdue)),
-    )
+    ]
+    if ignore_booking is not None:
+        conditions.append(
+            or_(BookingHold.booking_id.is_(None), BookingHold.booking_id != ignore_booking)
+        )
     stmt: Executable
     if session.get_bind().dialect.name == "postgresql":
         merged = (

@@ -151,7 +151,13 @@ async def _offers(
     if end - start < duration:  # late on a Sunday: no time of this length fits (search: 422)
         return []
     query = availability.SlotSearch(
-        resource_ids=ids, start=start, end=end, duration=duration, mode=view.page.mode, timezone=tz
+        resource_ids=ids,
+        start=start,
+        end=end,
+        duration=duration,
+        mode=view.page.mode,
+        timezone=tz,
+        ignore_booking=view.moving,
     )
     found = await availability.search(
         session,

@@ -4,8 +4,10 @@ as `Authorization: Bearer ct_...` on the API (changing.apply_action, changing.mo
 the page and the API can never disagree.
 
 A booking made through the API (no page) is shown with its resources' names, in English, and
-rescheduled on its own resources. A reschedule is one transaction: if the new time is taken, the
-booking keeps its old one (TimeTaken, with the nearest free times).
+rescheduled on its own resources. The times offered leave out the booking's own holds (it may move
+into time only it holds: 10:00-11:00 to 10:30-11:30), and so does the move: it replaces its holds
+in one transaction, so only other bookings (the constraint) can refuse it. If the new time is
+taken, the booking keeps its old one (TimeTaken, with the nearest free times).
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ async def open_booking(session: AsyncSession, *, token: str, now: datetime) -> M
     held = set(booking.resource_ids)
     own = [r for r in view.resources if r.resource_id in held]
     page = view.page.model_copy(update={"mode": "all" if len(own) > 1 else "any"})
-    view = replace(view, page=page, resources=own)  # a reschedule stays on the same resources
+    # A reschedule stays on the same resources, and the booking's own time is free to it.
+    view = replace(view, page=page, resources=own, moving=booking.booking_id)
     start = booking.start_time
     changes = allowed_changes(
         graph=booking.graph, status=booking.status, start=start, now=now, notices=notices

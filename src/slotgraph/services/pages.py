@@ -197,6 +197,8 @@ class PublicPage:
     app_id: uuid.UUID
     settings: AppSettings  # the app's: allowed_origins are the page's frame-ancestors
     resources: list[ResourceInfo]  # the page's live resources, in the page's order
+    # The booking a manage link is moving (services/page_manage.py): its own time is free to it.
+    moving: uuid.UUID | None = None
 
     @property
     def zone(self) -> str:
