@@ -80,6 +80,17 @@ async def start_server(
     raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
 
 
+def start_worker(database_url: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A `slotgraph worker` process on `database_url`, with `env` over this process's variables."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "slotgraph.cli", "worker"],
+            env={**os.environ, **env, "SLOTGRAPH_DATABASE_URL": database_url},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def stop_server(server: Server) -> None:
     if server.process.poll() is None:
         server.process.send_signal(signal.SIGTERM)

@@ -4,9 +4,6 @@ worker finishes it; nothing is lost and nothing is written twice. Real Radicale,
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.radicale import PASSWORD, USER, running_radicale
-from tests.system.conftest import Server, start_server, stop_server
+from tests.system.conftest import Server, start_server, start_worker, stop_server
 from tests.system.test_concurrency import database_says
 
 pytestmark = pytest.mark.system
@@ -46,17 +43,6 @@ def calendar_text() -> str:
             "END:VEVENT",
         ]
     return "\r\n".join([*lines, "END:VCALENDAR", ""])
-
-
-def start_worker(database_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **ENV, "SLOTGRAPH_DATABASE_URL": database_url}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "slotgraph.cli", "worker"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 async def until(server: Server, sql: str, seconds: float) -> list[Any]:
@@ -104,7 +90,7 @@ async def test_a_worker_killed_mid_pull_loses_and_duplicates_nothing(
                     },
                 )
                 assert r.status_code == 201, r.text
-                first = start_worker(url, tmp_path / "worker1.log")
+                first = start_worker(url, tmp_path / "worker1.log", ENV)
                 leased = "SELECT locked_by, last_success_at FROM calendar_connections"
                 (row,) = await until(server, leased, 120)
                 first.kill()  # SIGKILL, mid-sync: the lease is taken, nothing applied yet
@@ -115,7 +101,7 @@ async def test_a_worker_killed_mid_pull_loses_and_duplicates_nothing(
                     "WHERE deleted_at IS NULL"
                 )
                 assert await database_says(server, blocks) == []
-                second = start_worker(url, tmp_path / "worker2.log")
+                second = start_worker(url, tmp_path / "worker2.log", ENV)
                 try:
                     await until(server, "SELECT last_success_at FROM calendar_connections", 180)
                 finally:

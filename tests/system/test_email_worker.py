@@ -3,10 +3,7 @@ middle of sending loses nothing; the next worker sends what it held once its lea
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +13,7 @@ import httpx
 import pytest
 
 from tests.mailbox import Mailbox, smtp_server
-from tests.system.conftest import Server, start_server, stop_server
+from tests.system.conftest import Server, start_server, start_worker, stop_server
 from tests.system.test_concurrency import database_says
 from tests.system.test_workers import until_all_succeeded, wait_for
 
@@ -39,16 +36,6 @@ def env_for(mailbox: Mailbox) -> dict[str, str]:
         "SLOTGRAPH_WORKER_LEASE_SECONDS": "10",
         "SLOTGRAPH_WORKER_BATCH": "8",
     }
-
-
-def start_worker(database_url: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "slotgraph.cli", "worker"],
-            env={**os.environ, **env, "SLOTGRAPH_DATABASE_URL": database_url},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 async def book(http: httpx.AsyncClient, server: Server) -> list[str]:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +15,7 @@ import httpx
 import pytest
 
 from tests.receiver import Receiver, running_receiver
-from tests.system.conftest import Server, start_server, stop_server
+from tests.system.conftest import Server, start_server, start_worker, stop_server
 from tests.system.test_concurrency import database_says
 
 pytestmark = pytest.mark.system
@@ -34,17 +31,6 @@ START = datetime(2032, 1, 5, 0, 0, tzinfo=UTC)
 def receiver() -> Iterator[Receiver]:
     with running_receiver() as r:
         yield r
-
-
-def start_worker(database_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **ENV, "SLOTGRAPH_DATABASE_URL": database_url}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "slotgraph.cli", "worker"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 async def book_many(http: httpx.AsyncClient, server: Server, first: int, count: int) -> None:
@@ -116,7 +102,7 @@ async def test_two_workers_deliver_everything_once_and_survive_a_kill(
 ) -> None:
     backend, url = fresh_database
     server = await start_server(url, backend, tmp_path / "api.log", "--no-worker", env=ENV)
-    workers = [start_worker(url, tmp_path / f"worker{i}.log") for i in range(2)]
+    workers = [start_worker(url, tmp_path / f"worker{i}.log", ENV) for i in range(2)]
     try:
         async with httpx.AsyncClient(timeout=60) as http:
             r = await http.post(
@@ -184,7 +170,7 @@ async def test_sigterm_releases_what_it_cannot_finish_in_time(
             )
             webhook = r.json()["webhook_id"]
             await http.post(f"{server.url}/v1/webhooks/{webhook}/test", headers=server.headers())
-            worker = start_worker(url, tmp_path / "worker.log")
+            worker = start_worker(url, tmp_path / "worker.log", ENV)
             for _ in range(300):  # until the worker has claimed the delivery
                 claimed = await database_says(
                     server, "SELECT COUNT(*) FROM deliveries WHERE locked_by IS NOT NULL"

@@ -31,7 +31,7 @@ from slotgraph.errors import (
 )
 from slotgraph.services import calendar_pushes
 from slotgraph.services.common import Principal
-from slotgraph.services.resources import load_resource
+from slotgraph.services.resources import load_resource, remove_blocks
 from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
 
 MAX_CONFLICTS_SHOWN = 100
@@ -201,12 +201,7 @@ async def remove_pulled_blocks(
         stmt = stmt.where(ResourceBlock.calendar_href.in_(sorted(hrefs)))
     ids = list((await session.scalars(stmt)).all())
     if ids:
-        await session.execute(
-            update(ResourceBlock).where(ResourceBlock.id.in_(ids)).values(deleted_at=now)
-        )
-        await session.execute(
-            update(BookingHold).where(BookingHold.block_id.in_(ids)).values(active=False)
-        )
+        await remove_blocks(session, ids, now=now)
     return ids
 
 

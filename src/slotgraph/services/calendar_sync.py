@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.calendars import keys, remote
@@ -24,7 +24,7 @@ from slotgraph.db import queries
 from slotgraph.db.models import Booking, BookingHold, CalendarConnection, ResourceBlock
 from slotgraph.services.calendar_connections import remove_pulled_blocks
 from slotgraph.services.outbox import record_event
-from slotgraph.services.resources import bookings_under
+from slotgraph.services.resources import block_hold, bookings_under, remove_blocks
 
 HORIZON_PAST = timedelta(days=1)
 HORIZON_AHEAD = timedelta(days=366)
@@ -187,7 +187,7 @@ async def apply(
             stale = [b.id for b in have if _take(keep, want, b)]
             if stale:
                 report.removed += len(stale)
-                await _remove(session, stale, now)
+                await remove_blocks(session, stale, now=now)
             for b in busy:
                 if want[(b.start, b.end)] > 0 and budget > 0:
                     want[(b.start, b.end)] -= 1
@@ -197,16 +197,7 @@ async def apply(
             errors.append(f"more than {MAX_BLOCKS} busy intervals; the rest were skipped")
         session.add_all(new_blocks)
         await session.flush()
-        session.add_all(
-            BookingHold(
-                block_id=b.id,
-                resource_id=b.resource_id,
-                start_time=b.start_time,
-                end_time=b.end_time,
-                active=True,
-            )
-            for b in new_blocks
-        )
+        session.add_all(block_hold(b) for b in new_blocks)
         report.added = len(new_blocks)
         report.conflicts = await _flag_conflicts(session, conn, new_blocks, now)
         conn.sync_token = pulled.sync_token
@@ -260,15 +251,6 @@ async def _existing(
     for b in rows:
         out.setdefault(b.calendar_href or "", []).append(b)
     return out
-
-
-async def _remove(session: AsyncSession, ids: list[uuid.UUID], now: datetime) -> None:
-    await session.execute(
-        update(ResourceBlock).where(ResourceBlock.id.in_(ids)).values(deleted_at=now)
-    )
-    await session.execute(
-        update(BookingHold).where(BookingHold.block_id.in_(ids)).values(active=False)
-    )
 
 
 async def _drop_our_own(

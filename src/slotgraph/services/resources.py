@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -157,15 +158,7 @@ async def create_block(
         )
         session.add(block)
         await session.flush()
-        session.add(
-            BookingHold(
-                block_id=block.id,
-                resource_id=resource.id,
-                start_time=block.start_time,
-                end_time=block.end_time,
-                active=True,
-            )
-        )
+        session.add(block_hold(block))
         await session.flush()
         conflicts = await bookings_under(
             session, resource.id, block.start_time, block.end_time, now=now
@@ -230,10 +223,30 @@ async def delete_block(
         )
         if block is None:
             raise NotFound(f"No block {block_id}.")
-        block.deleted_at = now
-        await session.execute(
-            update(BookingHold).where(BookingHold.block_id == block.id).values(active=False)
-        )
+        await remove_blocks(session, [block.id], now=now)
+
+
+def block_hold(block: ResourceBlock) -> BookingHold:
+    """What a block holds (its id must be flushed): its resource over its own time, no buffers,
+    active while the block exists. Write it in the transaction that writes the block, after
+    locking the resource (ADR 0007)."""
+    return BookingHold(
+        block_id=block.id,
+        resource_id=block.resource_id,
+        start_time=block.start_time,
+        end_time=block.end_time,
+        active=True,
+    )
+
+
+async def remove_blocks(session: AsyncSession, ids: Sequence[uuid.UUID], *, now: datetime) -> None:
+    """Delete blocks (the rows stay, marked deleted): their holds stop holding, the time is free."""
+    await session.execute(
+        update(ResourceBlock).where(ResourceBlock.id.in_(ids)).values(deleted_at=now)
+    )
+    await session.execute(
+        update(BookingHold).where(BookingHold.block_id.in_(ids)).values(active=False)
+    )
 
 
 def block_out(b: ResourceBlock) -> BlockOut:
