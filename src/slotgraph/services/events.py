@@ -72,9 +72,12 @@ async def get_event(
     session: AsyncSession, *, principal: Principal, event_id: uuid.UUID
 ) -> EventOut:
     async with session.begin():
-        event = await session.scalar(
-            select(Event).where(Event.id == event_id, Event.app_id == principal.app_id)
-        )
+        return event_out(await load_event(session, principal.app_id, event_id))
+
+
+async def load_event(session: AsyncSession, app_id: uuid.UUID, event_id: uuid.UUID) -> Event:
+    """The app's event `event_id`; another app's is NotFound like a missing one."""
+    event = await session.scalar(select(Event).where(Event.id == event_id, Event.app_id == app_id))
     if event is None:
         raise NotFound(f"No event {event_id}.")
-    return event_out(event)
+    return event

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from slotgraph.db.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from slotgraph.errors import NotFound, ValidationFailed
 from slotgraph.notifications.kinds import FORMATS as EMAIL_FORMATS
 from slotgraph.schemas import Page
@@ -23,6 +23,7 @@ from slotgraph.services.common import (
     encode_cursor,
 )
 from slotgraph.services.deliveries import delivery_out, new_delivery
+from slotgraph.services.events import load_event
 from slotgraph.services.outbox import record_event
 from slotgraph.services.views import webhook_out
 from slotgraph.webhook_schemas import (
@@ -252,11 +253,7 @@ async def retry_delivery(
     """Send this event to this endpoint again, now (also one it never matched or gave up on)."""
     async with session.begin():
         endpoint = await _load(session, principal.app_id, webhook_id)
-        event = await session.scalar(
-            select(Event).where(Event.id == event_id, Event.app_id == principal.app_id)
-        )
-        if event is None:
-            raise NotFound(f"No event {event_id}.")
+        event = await load_event(session, principal.app_id, event_id)
         delivery = await session.scalar(
             select(Delivery)
             .where(Delivery.endpoint_id == endpoint.id, Delivery.event_id == event.id)
