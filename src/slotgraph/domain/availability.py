@@ -101,6 +101,11 @@ def _local_dates(start: datetime, end: datetime, zone: ZoneInfo) -> Iterator[dat
 
 def opening(rules: Rules, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """The resource's opening hours overlapping [start, end), as merged UTC intervals."""
+    return [(wc.instant(lo), wc.instant(hi)) for lo, hi in opening_seconds(rules, start, end)]
+
+
+def opening_seconds(rules: Rules, start: datetime, end: datetime) -> list[tuple[int, int]]:
+    """`opening` in epoch seconds: merged half-open intervals [lo, hi)."""
     zone, name = rules.zone, rules.timezone
     lo_s, hi_s = wc.floor_seconds(start), wc.ceil_seconds(end)
     spans = []
@@ -109,7 +114,7 @@ def opening(rules: Rules, start: datetime, end: datetime) -> list[tuple[datetime
             lo, hi = wc.boundary(name, day, a), wc.boundary(name, day, b)
             if lo < hi and lo < hi_s and hi > lo_s:
                 spans.append((lo, hi))
-    return [(wc.instant(lo), wc.instant(hi)) for lo, hi in _merge_seconds(spans)]
+    return _merge_seconds(spans)
 
 
 def _merge_seconds(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -163,6 +168,9 @@ def on_grid(rules: Rules, at: datetime) -> bool:
 # -- free starts ---------------------------------------------------------------------------------
 
 Closed = tuple[datetime, datetime]  # [lo, hi], both included
+Micros = tuple[
+    int, int
+]  # a busy span [lo, hi) in epoch microseconds (exact: what a database holds)
 
 
 def free_starts(
@@ -172,42 +180,73 @@ def free_starts(
     duration: timedelta,
     busy: Iterable[tuple[datetime, datetime]],
     now: datetime,
-    opened: list[tuple[datetime, datetime]] | None = None,
 ) -> list[Closed]:
-    """The closed intervals of start times at which a booking of `duration` fits (any grid).
+    """The closed intervals of start times at which a booking of `duration` fits (any grid);
+    whole seconds, as `free_seconds` computes them."""
+    spans = free_seconds(
+        rules,
+        window=window,
+        duration=duration,
+        busy=[(wc.micros(x), wc.micros(y)) for x, y in busy],
+        now=now,
+    )
+    return [(wc.instant(lo), wc.instant(hi)) for lo, hi in spans]
 
-    `opened` is `opening(rules, *window)` when the caller has it already (resources that share
-    their hours share it).
+
+def free_seconds(
+    rules: Rules,
+    *,
+    window: tuple[datetime, datetime],
+    duration: timedelta,
+    busy: Iterable[Micros],
+    now: datetime,
+    opened: list[tuple[int, int]] | None = None,
+) -> list[tuple[int, int]]:
+    """The whole seconds at which a booking of `duration` may start (any grid), as ascending
+    disjoint closed intervals [lo, hi] of epoch seconds.
+
+    Computed in integer microseconds, exactly as the instants compare (a database keeps
+    microseconds), then each interval is narrowed to the whole seconds inside it. `opened` is
+    `opening_seconds(rules, *window)` when the caller has it already (resources that share their
+    hours share it).
     """
     if rules.min_duration is not None and duration < rules.min_duration:
         return []
     if rules.max_duration is not None and duration > rules.max_duration:
         return []
+    us = wc.MICROS
+    d = duration // wc.MICRO
     lo = window[0] if rules.min_notice is None else max(window[0], now + rules.min_notice)
     hi = window[1] - duration
     if rules.max_advance is not None:
         hi = min(hi, now + rules.max_advance)
     if lo > hi:
         return []
-    allowed: list[Closed] = []
-    for a, b in opening(rules, window[0], window[1]) if opened is None else opened:
-        s, e = max(a, lo), min(b - duration, hi)
+    lo_us, hi_us = wc.micros(lo), wc.micros(hi)
+    allowed: list[tuple[int, int]] = []
+    for a, b in opening_seconds(rules, *window) if opened is None else opened:
+        s, e = max(a * us, lo_us), min(b * us - d, hi_us)
         if s <= e:
             allowed.append((s, e))
-    before, after = rules.buffer_before, rules.buffer_after
-    forbidden = sorted((x - duration - after, y + before) for x, y in busy)  # open intervals
-    return _subtract(allowed, forbidden)
+    before, after = rules.buffer_before // wc.MICRO, rules.buffer_after // wc.MICRO
+    forbidden = sorted((x - d - after, y + before) for x, y in busy)  # open intervals
+    out = []
+    for s, e in _subtract(allowed, forbidden):
+        s, e = -(-s // us), e // us  # the whole seconds in [s, e]
+        if s <= e:
+            out.append((s, e))
+    return out
 
 
-def _subtract(allowed: list[Closed], forbidden: list[tuple[datetime, datetime]]) -> list[Closed]:
+def _subtract(allowed: list[tuple[int, int]], forbidden: list[tuple[int, int]]) -> list[Micros]:
     """Closed intervals minus open intervals, in one pass over both (sorted by start)."""
-    merged: list[tuple[datetime, datetime]] = []
+    merged: list[tuple[int, int]] = []
     for p, q in forbidden:
         if merged and p < merged[-1][1]:  # (p, q) meets the previous open interval
             merged[-1] = (merged[-1][0], max(q, merged[-1][1]))
         elif p < q:
             merged.append((p, q))
-    out: list[Closed] = []
+    out: list[Micros] = []
     j = 0
     for lo, hi in allowed:
         while j < len(merged) and merged[j][1] <= lo:
@@ -229,6 +268,13 @@ def slot_points(
 ) -> Iterator[Points]:
     """The grid starts inside the closed intervals (ascending), as runs of epoch seconds, lazily."""
     spans = [(wc.ceil_seconds(lo), wc.floor_seconds(hi)) for lo, hi in starts]
+    return slot_runs(rules, spans, step)
+
+
+def slot_runs(
+    rules: Rules, spans: Sequence[tuple[int, int]], step: timedelta | None = None
+) -> Iterator[Points]:
+    """The grid starts inside closed intervals of epoch seconds (ascending), as runs, lazily."""
     return wc.grid_runs(rules.timezone, _step_seconds(rules, step), spans)
 
 

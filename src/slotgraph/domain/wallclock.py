@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
+MICRO = timedelta(microseconds=1)
+MICROS = 1_000_000  # in a second
 _DAY = timedelta(days=1)
 DAY_CACHE_ENTRIES = 4096
 CHANGE_DAY_CACHE_ENTRIES = 64
@@ -43,6 +45,11 @@ def floor_seconds(at: datetime) -> int:
 
 def ceil_seconds(at: datetime) -> int:
     return math.ceil(at.timestamp())
+
+
+def micros(at: datetime) -> int:
+    """Microseconds since the epoch: exact (an aware datetime holds whole microseconds)."""
+    return (at - EPOCH) // MICRO
 
 
 def instant(seconds: int) -> datetime:

@@ -10,23 +10,29 @@ import functools
 import uuid
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
-    Executable,
     Integer,
+    Select,
+    Uuid,
     and_,
+    any_,
     bindparam,
+    cast,
+    extract,
     func,
     literal_column,
     or_,
     select,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.sqltypes import NullType
@@ -43,7 +49,6 @@ from slotgraph.errors import BookingWindowClosed, ValidationFailed
 from slotgraph.schemas import GroupSlot
 from slotgraph.services.busy import (
     RULE_COLUMNS,
-    Busy,
     in_order,
     load_busy,
     load_resources,
@@ -100,23 +105,28 @@ def _check_work(q: SlotSearch, resources: Sequence[ResourceRow]) -> None:
         )
 
 
+# Each resource's busy spans in epoch microseconds (exact), [lo, hi): what the search computes with.
+BusyMicros = dict[uuid.UUID, list[av.Micros]]
+
+
 def _free_points(
-    resources: list[ResourceRow], busy: Busy, q: SlotSearch, *, now: datetime, past_ok: bool
+    resources: list[ResourceRow], busy: BusyMicros, q: SlotSearch, *, now: datetime, past_ok: bool
 ) -> list[Iterator[Points]]:
     """Each resource's free grid starts, as lazy streams of runs (nothing is made until read)."""
     streams = []
-    opened: dict[str, list[tuple[datetime, datetime]]] = {}  # hours -> opening, for this search
+    opened: dict[str, list[tuple[int, int]]] = {}  # hours -> opening, for this search
+    extra = [(wc.micros(x), wc.micros(y)) for x, y in q.extra_busy]
     for r in resources:
         rules = overlay.restrict(rules_of(r), mask=q.mask, min_buffer=q.min_buffer)
         if not past_ok and rules.min_notice is None:
             # What may be booked may be offered: the public key never books a start that has
             # passed (domain.rules.check_start_for_key), so it is not offered one either.
             rules = replace(rules, min_notice=timedelta(0))
-        spans = [*busy[r.id], *q.extra_busy] if q.extra_busy else busy[r.id]
+        spans = [*busy[r.id], *extra] if extra else busy[r.id]
         hours = f"{r.timezone} {r.weekly_hours} {r.exceptions}"
         if hours not in opened:
-            opened[hours] = av.opening(rules, q.start, q.end)
-        starts = av.free_starts(
+            opened[hours] = av.opening_seconds(rules, q.start, q.end)
+        starts = av.free_seconds(
             rules,
             window=(q.start, q.end),
             duration=q.duration,
@@ -124,7 +134,7 @@ def _free_points(
             now=now,
             opened=opened[hours],
         )
-        streams.append(av.slot_points(rules, starts, q.step))
+        streams.append(av.slot_runs(rules, starts, q.step))
     return streams
 
 
@@ -176,7 +186,7 @@ async def _load(
             resources = await load_resources(session, principal.app_id, q.resource_ids)
             _check_work(q, resources)
             reach = q.min_buffer or timedelta(0)
-            busy = await load_busy(
+            held = await load_busy(
                 session,
                 resources,
                 q.start - reach,
@@ -184,18 +194,21 @@ async def _load(
                 now=now,
                 ignore_booking=q.ignore_booking,
             )
+            busy = {
+                rid: [(wc.micros(x), wc.micros(y)) for x, y in spans] for rid, spans in held.items()
+            }
     return resources, _free_points(resources, busy, q, now=now, past_ok=principal.kind == "secret")
 
 
 @functools.cache
-def _load_in_one_statement(ignoring: bool = False) -> Executable:
+def _load_in_one_statement(ignoring: bool = False) -> Select[Any]:
     """PostgreSQL: each resource's id and rules with the union of its holds near the window.
 
     Built once, with parameters (a second time with `ignoring`: without the holds of the
     booking `ignore`, which a reschedule moves). A hold matters to a resource when it ends after
     `start - buffer_before` and starts before `end + buffer_after` (its own buffers, or the
     query's `min_buffer` when larger). The union (`range_agg`, a multirange) comes as [lower, upper]
-    pairs in one array, which asyncpg decodes in C; untyped, so SQLAlchemy leaves it as it is.
+    pairs of epoch microseconds (exact) in one bigint array, which asyncpg decodes in C.
     """
     hold, resource = BookingHold, Resource.__table__
     second: ColumnElement[Any] = literal_column("interval '1 second'")
@@ -222,21 +235,86 @@ def _load_in_one_statement(ignoring: bool = False) -> Executable:
         .subquery("merged")
     )
     span = merged.c[0]
-    pairs = func.array_agg(postgresql.array([func.lower(span), func.upper(span)]), type_=NullType())
+    pairs = func.array_agg(
+        postgresql.array([_micros(func.lower(span)), _micros(func.upper(span))]), type_=NullType()
+    )
     spans = select(pairs).correlate(resource).scalar_subquery()
     needed = [resource.c[name] for name in ("id", *RULE_COLUMNS)]
     return select(*needed, spans.label("busy")).where(
         resource.c.app_id == bindparam("app_id"),
-        resource.c.id.in_(bindparam("ids", expanding=True)),
+        resource.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(Uuid()))),
         resource.c.archived_at.is_(None),
     )
 
 
+def _micros(at: ColumnElement[Any]) -> ColumnElement[Any]:
+    """An instant as whole microseconds since the epoch: `extract` is exact (numeric)."""
+    return cast(extract("epoch", at) * literal_column("1000000"), BigInteger)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """The statement compiled once for the driver: its text, its parameters in order (each with
+    the value it was built with and the column type's conversion), and each result column's."""
+
+    sql: str
+    params: tuple[tuple[str, Any, Any], ...]  # (name, value it was built with, bind processor)
+    columns: tuple[str, ...]
+    results: tuple[Any, ...]  # the column types' result processors (None: as the driver gives)
+
+
+@functools.cache
+def _prepared(dialect: Dialect, ignoring: bool) -> _Prepared:
+    stmt = _load_in_one_statement(ignoring)
+    compiled = stmt.compile(dialect=dialect)
+    assert compiled.positiontup is not None
+    built = compiled.params
+    params = tuple(
+        (name, built[name], compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name in compiled.positiontup
+    )
+    given = {name for name, value, _ in params if value is None}
+    assert given == {"app_id", "ids", "start", "end", "extra", "now"} | (
+        {"ignore"} if ignoring else set()
+    )
+    columns = tuple(c.name for c in stmt.selected_columns)
+    assert columns == tuple(f.name for f in fields(_Found)), columns
+    results = tuple(
+        c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns
+    )
+    return _Prepared(str(compiled), params, columns, results)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A resource as a search reads it: its id, the columns of its rules, its busy spans."""
+
+    id: uuid.UUID
+    timezone: str
+    weekly_hours: dict[str, list[list[str]]] | None
+    exceptions: list[dict[str, Any]]
+    buffer_before: timedelta
+    buffer_after: timedelta
+    min_notice: timedelta | None
+    max_advance: timedelta | None
+    min_duration: timedelta | None
+    max_duration: timedelta | None
+    slot_step: timedelta
+    busy: list[list[int]] | None
+
+
 async def _load_in_one(
     session: AsyncSession, app_id: uuid.UUID, q: SlotSearch, *, now: datetime
-) -> tuple[list[ResourceRow], Busy]:
-    """PostgreSQL: the resources and their busy spans in one statement, in autocommit."""
-    params = {
+) -> tuple[list[Any], BusyMicros]:
+    """PostgreSQL: the resources and their busy spans in one statement, in autocommit.
+
+    The statement is built and compiled by SQLAlchemy once and run as driver SQL (asyncpg
+    prepares it once per connection), with the column types' own conversions applied here to
+    the few columns that have one: SQLAlchemy's per-execution compile-cache lookup, parameter
+    and result processing cost more CPU than the rows' conversion (`exec_driver_sql` keeps its
+    error handling: a lost connection is still 503 and leaves the pool).
+    """
+    given: dict[str, object] = {
         "app_id": app_id,
         "ids": list(q.resource_ids),
         "start": q.start,
@@ -246,14 +324,26 @@ async def _load_in_one(
     }
     ignoring = q.ignore_booking is not None
     if ignoring:
-        params["ignore"] = q.ignore_booking
+        given["ignore"] = q.ignore_booking
     async with session.begin():  # in autocommit: no BEGIN or COMMIT goes to the server
         conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        # Core, not the session: plain rows, without the ORM's result machinery around them
-        rows: Any = await conn.execute(_load_in_one_statement(ignoring), params)
-        found: dict[Any, ResourceRow] = {row.id: row for row in rows}
+        prepared = _prepared(conn.dialect, ignoring)
+        args = tuple(
+            value if convert is None else convert(value)
+            for name, built, convert in prepared.params
+            for value in (given[name] if built is None else built,)
+        )
+        rows = await conn.exec_driver_sql(prepared.sql, args)
+    found: dict[Any, _Found] = {}
+    converted = [(i, convert) for i, convert in enumerate(prepared.results) if convert is not None]
+    for row in rows:
+        values: list[Any] = list(row)
+        for i, convert in converted:
+            values[i] = convert(values[i])
+        resource = _Found(*values)
+        found[resource.id] = resource
     resources = in_order(found, q.resource_ids)
-    busy: Busy = {r.id: [(a, b) for a, b in r.busy or ()] for r in resources}
+    busy: BusyMicros = {r.id: [(a, b) for a, b in r.busy or ()] for r in resources}
     return resources, busy
 
 

@@ -11,7 +11,7 @@ import functools
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from slotgraph.domain import availability as av
 from slotgraph.domain.rules import payment_overdue_sql
 from slotgraph.errors import ValidationFailed
 
+R = TypeVar("R")
 # The columns `rules_of` reads (a search loads only these, and the id, of each resource).
 RULE_COLUMNS = (
     "timezone",
@@ -80,7 +81,7 @@ async def load_resources(
     return in_order({r.id: r for r in rows}, ids)
 
 
-def in_order(found: dict[Any, ResourceRow], ids: Sequence[uuid.UUID]) -> list[ResourceRow]:
+def in_order(found: dict[Any, R], ids: Sequence[uuid.UUID]) -> list[R]:
     """The resources in the order asked (each once); an id not found (or archived) is a 422."""
     missing = [str(i) for i in ids if i not in found]
     if missing:
