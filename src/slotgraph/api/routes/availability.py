@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from slotgraph import metrics
 from slotgraph.api.deps import AnyKey, Now, Session
+from slotgraph.api.plain_query import PlainQueryRoute
 from slotgraph.bounds import Instant, SlotStep
 from slotgraph.schemas import GroupSlot, Listed, Slot, TimeZone
 from slotgraph.services import availability
@@ -32,6 +33,7 @@ async def slot_query(
 
 
 SlotQuery = Annotated[availability.SlotSearch, Depends(slot_query)]
+Limit = Annotated[int, Query(ge=1, le=availability.MAX_LIMIT)]
 
 
 class _Json(Response):
@@ -47,13 +49,12 @@ class _Json(Response):
         return orjson.dumps(content, option=orjson.OPT_UTC_Z)
 
 
-@router.get("", response_model=Listed[Slot])
 async def search(
     principal: AnyKey,
     session: Session,
     now: Now,
     query: SlotQuery,
-    limit: Annotated[int, Query(ge=1, le=availability.MAX_LIMIT)] = availability.DEFAULT_LIMIT,
+    limit: Limit = availability.DEFAULT_LIMIT,
 ) -> Response:
     """Free slots of `duration` starting in [start, end), sorted by start.
 
@@ -66,6 +67,13 @@ async def search(
             session, principal=principal, query=query, limit=limit, now=now
         )
     return _Json({"data": data})
+
+
+# A plain query (the common case) is answered without FastAPI's per-request machinery; any
+# other goes through it as before (api/plain_query.py).
+router.add_api_route(
+    "", search, methods=["GET"], response_model=Listed[Slot], route_class_override=PlainQueryRoute
+)
 
 
 @router.get("/dates")
