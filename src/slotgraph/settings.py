@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from slotgraph.logs import LogFormat
@@ -60,3 +60,6 @@ class Settings(BaseSettings):
     # process), else in this process, in at most this many counters (about 6 MB).
     redis_url: str | None = None
     rate_limit_memory_keys: int = 20_000
+    # Unknown keys (and malformed credentials) a minute from one client address; past it a key
+    # is not looked up (429) unless it was valid in the last day (docs/security.md).
+    bad_key_limit: int = Field(default=20, ge=1)

@@ -81,7 +81,9 @@ def create_app(
         _attach(app, engine)
     app.add_middleware(Idempotency)
     app.state.limiter = Limiter.create(
-        redis_url=settings.redis_url, memory_keys=settings.rate_limit_memory_keys
+        redis_url=settings.redis_url,
+        memory_keys=settings.rate_limit_memory_keys,
+        bad_key_limit=settings.bad_key_limit,
     )
     app.add_middleware(
         Guard,  # the key before the body; CORS, rate limits, the body bounded (security.md)

@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotgraph.api.ratelimit import Limiter
 from slotgraph.errors import Forbidden, NotModified, Unauthenticated
 from slotgraph.services import apps, customer_tokens
 from slotgraph.services.common import FOREIGN_TAG, Principal
@@ -79,27 +80,38 @@ def key_from_header(header: str) -> str:
     raise Unauthenticated("Use `Authorization: Bearer <key>`.")
 
 
-async def principal_for(app: Any, authorization: str | None) -> Principal:
+async def principal_for(app: Any, authorization: str | None, client_ip: str) -> Principal:
     """Whoever an `Authorization` header stands for (an API key, or a customer token `ct_...`;
     401 if none or unknown), from a short per-process cache or the database. api/guard.py calls
-    this before any body is read."""
+    this before any body is read. Unknown keys and malformed credentials count against the
+    client's address; past the server's `bad_key_limit` a key is not looked up (429) unless it
+    was valid lately (api/ratelimit.py)."""
     if not authorization:
         raise Unauthenticated("An API key is required: `Authorization: Bearer <key>`.")
-    key = key_from_header(authorization)
+    limiter: Limiter = app.state.limiter
+    try:
+        key = key_from_header(authorization)
+    except Unauthenticated:
+        await limiter.before_lookup(client_ip, None)
+        await limiter.lookup_failed(client_ip, None, was_known=False)
+        raise
     cache: dict[str, tuple[float, Principal]] = app.state.key_cache
     hit = cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
+    was_known = await limiter.before_lookup(client_ip, key)
     async with app.state.sessions() as session:
         if key.startswith(customer_tokens.CUSTOMER_PREFIX):
-            principal = await customer_tokens.principal_for_token(session, key)
-            if principal is None:
-                raise Unauthenticated("Unknown customer token.")
+            found = await customer_tokens.principal_for_token(session, key)
+            unknown = "Unknown customer token."
         else:
             found = await apps.authenticate(session, key=key)
-            if found is None:
-                raise Unauthenticated("Unknown API key.")
-            principal = found
+            unknown = "Unknown API key."
+    if found is None:
+        await limiter.lookup_failed(client_ip, key, was_known=was_known)
+        raise Unauthenticated(unknown)
+    principal = found
+    await limiter.lookup_succeeded(key)
     if len(cache) > 10_000:
         cache.clear()
     cache[key] = (time.monotonic() + _CACHE_SECONDS, principal)
@@ -115,7 +127,8 @@ async def get_caller(
     known: Principal | None = getattr(request.state, PRINCIPAL, None)
     if known is not None:
         return known
-    return await principal_for(request.app, authorization)
+    client = request.client.host if request.client else "unknown"
+    return await principal_for(request.app, authorization, client)
 
 
 Caller = Annotated[Principal, Depends(get_caller)]

@@ -5,7 +5,9 @@ In this order, and before a byte of the body is read:
 2. find the route and the caller it needs (from its dependencies: `SecretKey`, `AnyKey`,
    `SecretOrCustomer`, `Caller` or none);
 3. authenticate: no key or an unknown one is 401, a key outside the route's scope 403, whatever
-   the body is (malformed, or 100 MB); CORS headers are added for the key's allowed origins;
+   the body is (malformed, or 100 MB); CORS headers are added for the key's allowed origins. An
+   address that sent more than `SLOTGRAPH_BAD_KEY_LIMIT` unknown keys in the last minute is 429
+   before its key is looked up (unless the key was valid lately: api/ratelimit.py);
 4. count the request against the app's rate limits (api/ratelimit.py): 429 past them; a
    booking page (no key) is counted per client address with the public key's default limit;
 then the body is read, counting, and refused with 413 as soon as it is over
@@ -171,7 +173,9 @@ class Guard:
         return error_for(scope["path"], Forbidden(f"Cross-origin request refused: {why}."))
 
     async def authenticate(self, scope: Scope, need: Need) -> Principal:
-        principal = await principal_for(scope["app"], header(scope, b"authorization"))
+        principal = await principal_for(
+            scope["app"], header(scope, b"authorization"), _client_ip(scope)
+        )
         admit(principal, need)
         return principal
 

@@ -1,5 +1,9 @@
 """Rate limits per key, and per client IP address for the public key (docs/security.md).
 
+Unknown keys are counted too, per client address (`bad_key_limit` a minute): past it, a key is
+not even looked up (429), unless it is one this limiter saw valid in the last day, so a client
+behind the same address as an attacker keeps working.
+
 The `limits` library counts, with its sliding-window counter (two counters per caller and
 minute, the previous one weighted by how much of it is still inside the last 60 s). The counts
 live in this process by default, in a store bounded in keys (so in bytes: every key is short);
@@ -10,6 +14,7 @@ the API down.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -28,6 +33,7 @@ from slotgraph.services.common import Principal
 log = logging.getLogger("slotgraph.ratelimit")
 _WARN_EVERY = 60.0
 _REDIS_TIMEOUT = 0.5  # seconds
+KNOWN_SECONDS = 24 * 3600  # how long a key that was valid may still be looked up from anywhere
 
 
 @dataclass(frozen=True)
@@ -87,16 +93,19 @@ class BoundedMemoryStorage(MemoryStorage):
 
 
 class Limiter:
-    def __init__(self, storage: Storage, pool: ConnectionPool | None = None) -> None:
+    def __init__(
+        self, storage: Storage, pool: ConnectionPool | None = None, *, bad_key_limit: int = 20
+    ) -> None:
         self.storage = storage
         self.strategy = SlidingWindowCounterRateLimiter(storage)
         self.pool = pool
+        self.bad_keys = RateLimitItemPerMinute(bad_key_limit)
         self._warned = 0.0
 
     @classmethod
-    def create(cls, *, redis_url: str | None, memory_keys: int) -> Limiter:
+    def create(cls, *, redis_url: str | None, memory_keys: int, bad_key_limit: int = 20) -> Limiter:
         if not redis_url:
-            return cls(BoundedMemoryStorage(memory_keys))
+            return cls(BoundedMemoryStorage(memory_keys), bad_key_limit=bad_key_limit)
         # Our own pool, with short timeouts: a Redis that hangs must not hang requests.
         pool = ConnectionPool.from_url(
             redis_url.removeprefix("async+"),
@@ -111,7 +120,7 @@ class Limiter:
             key_prefix="slotgraph",
             **options,
         )
-        return cls(storage, pool)
+        return cls(storage, pool, bad_key_limit=bad_key_limit)
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -148,8 +157,53 @@ class Limiter:
             headers=verdict.headers(),
         )
 
+    async def before_lookup(self, client_ip: str, key: str | None) -> bool:
+        """Before a key is looked up: raise RateLimited if this address sent more than
+        `bad_key_limit` unknown keys in the last minute, unless `key` was valid within
+        KNOWN_SECONDS (None: a credential that cannot be a key). True: let through only because
+        it was known (a failure then forgets it)."""
+        address = client_ip[:64]
+        try:
+            if await self.strategy.test(self.bad_keys, "bad_key", address):
+                return False
+            if key is not None and await self.storage.get(_known(key)):
+                return True
+            stats = await self.strategy.get_window_stats(self.bad_keys, "bad_key", address)
+        except StorageError as exc:
+            self._warn(exc)
+            return False
+        reset = max(1, math.ceil(stats.reset_time - time.time()))
+        verdict = Verdict(limit=self.bad_keys.amount, remaining=0, reset_seconds=reset)
+        raise RateLimited(
+            f"More than {self.bad_keys.amount} unknown keys a minute from this address; try "
+            f"again in {reset} s (the server's bad_key_limit).",
+            headers=verdict.headers(),
+        )
+
+    async def lookup_failed(self, client_ip: str, key: str | None, *, was_known: bool) -> None:
+        """Count an unknown key (or a malformed credential) against its address."""
+        try:
+            await self.strategy.hit(self.bad_keys, "bad_key", client_ip[:64])
+            if was_known and key is not None:
+                await self.storage.clear(_known(key))  # revoked since: no longer vouched for
+        except StorageError as exc:
+            self._warn(exc)
+
+    async def lookup_succeeded(self, key: str) -> None:
+        """Remember that `key` was valid, so an address over the bad-key limit may still use it."""
+        try:
+            await self.storage.incr(_known(key), KNOWN_SECONDS)
+        except StorageError as exc:
+            self._warn(exc)
+
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()
         if now - self._warned >= _WARN_EVERY:
             self._warned = now
             log.warning("rate limit store unavailable, not limiting: %s", exc)
+
+
+def _known(key: str) -> str:
+    """The store's name for "this key was valid": a hash, so the store holds no key."""
+    digest = hashlib.sha256(b"slotgraph known key\0" + key.encode("utf-8", "surrogatepass"))
+    return "known_key/" + digest.hexdigest()[:32]
