@@ -9,6 +9,7 @@ BEGIN/COMMIT/ROLLBACK at asyncpg's query logger (which sees the simple-query mes
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -156,3 +157,102 @@ async def test_a_resource_archived_meanwhile_takes_no_booking(
     assert r.status_code == 409, r.text
     assert r.json()["code"] == "resource_archived"
     assert await counts(database_urls["postgresql"], body["resource_id"]) == (1, 1, 1)
+
+
+# With an Idempotency-Key the create is one round trip more, and still no transaction of its own:
+# the key's lookup, the read, and one write that stores the answer beside the booking (and writes
+# nothing if the key was answered meanwhile).
+
+
+async def keyed_post(api: Api, body: dict[str, str], key: str) -> Any:
+    headers = {"Authorization": f"Bearer {api.key}", "Idempotency-Key": key}
+    return await api.http.post("/v1/bookings", json=body, headers=headers)
+
+
+async def stored_answers(database_url: str, key: str) -> list[tuple[int, str]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT status_code, body FROM idempotency_keys WHERE key = $1", key
+        )
+    finally:
+        await conn.close()
+    return [(r[0], r[1]) for r in rows]
+
+
+async def test_a_keyed_create_is_a_lookup_a_read_and_one_write(
+    api: Api, engine: AsyncEngine, database_urls: dict[str, str]
+) -> None:
+    body = await setup(api)
+    slot = {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"}
+    await keyed_post(
+        api,
+        {**slot, "start_time": "2024-06-03T07:00:00Z", "end_time": "2024-06-03T08:00:00Z"},
+        "warm",
+    )
+    with round_trips(engine) as sent:
+        first = await keyed_post(api, slot, "k-fast")
+    assert first.status_code == 201, first.text
+    assert sent == ["SELECT", "SELECT", "WITH"]
+    # The answer was stored by that one write, and is what a retry gets.
+    [(status, stored)] = await stored_answers(database_urls["postgresql"], "k-fast")
+    assert (status, json.loads(stored)) == (201, first.json())
+    again = await keyed_post(api, slot, "k-fast")
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == first.headers["location"]
+    assert await counts(database_urls["postgresql"], body["resource_id"]) == (3, 3, 3)
+
+
+async def test_a_key_used_meanwhile_by_another_request_writes_nothing(
+    api: Api, engine: AsyncEngine, database_urls: dict[str, str]
+) -> None:
+    body = await setup(api)
+    app_id = (await api.get("/v1/app")).json()["app_id"]
+    # Just before the write, another request with the key (another body) stores its answer.
+    hook = changing_the_resource_before_the_write(
+        database_urls["postgresql"],
+        app_id,
+        "INSERT INTO idempotency_keys (app_id, key, fingerprint, status_code, headers, body,"
+        " created_at, expires_at) VALUES ($1, 'k-taken', repeat('0', 64), 201, '{}', '{}',"
+        " now(), now() + interval '1 day')",
+    )
+    with round_trips(engine, hook):
+        r = await keyed_post(
+            api,
+            {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"},
+            "k-taken",
+        )
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "idempotency_key_reused"
+    assert await counts(database_urls["postgresql"], body["resource_id"]) == (1, 1, 1)
+
+
+async def test_a_keyed_create_on_a_resource_changed_meanwhile_commits_with_its_answer(
+    api: Api, engine: AsyncEngine, database_urls: dict[str, str]
+) -> None:
+    body = await setup(api)
+    hook = changing_the_resource_before_the_write(
+        database_urls["postgresql"],
+        body["resource_id"],
+        "UPDATE resources SET name = name || ' (renamed)' WHERE id = $1",
+    )
+    slot = {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"}
+    with round_trips(engine, hook) as sent:
+        first = await keyed_post(api, slot, "k-changed")
+    assert first.status_code == 201, first.text
+    # The write wrote nothing; the create goes on in the keyed transaction, the locked way.
+    assert sent == [
+        "SELECT",
+        "SELECT",
+        "WITH",
+        "SELECT",
+        "BEGIN",
+        "SELECT",
+        "WITH",
+        "INSERT",
+        "COMMIT",
+    ]
+    [(status, stored)] = await stored_answers(database_urls["postgresql"], "k-changed")
+    assert (status, json.loads(stored)) == (201, first.json())
+    assert await counts(database_urls["postgresql"], body["resource_id"]) == (2, 2, 2)

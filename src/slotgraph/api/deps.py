@@ -19,7 +19,7 @@ from slotgraph.errors import Forbidden, NotModified, Unauthenticated
 from slotgraph.services import apps, customer_tokens
 from slotgraph.services.common import FOREIGN_TAG, Principal
 from slotgraph.services.common import IfMatch as IfMatchValue
-from slotgraph.services.idempotency import REJOIN
+from slotgraph.services.idempotency import KEYED
 
 # Declared for the OpenAPI page ("Authorize" button); parsing is done below.
 _auth_header = APIKeyHeader(
@@ -36,7 +36,8 @@ PRINCIPAL = "principal"  # where the guard leaves the caller in the request stat
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # A request with an Idempotency-Key runs in the transaction api/idempotency.py opened: the
     # service's own transactions join it (no savepoint round trips; a failure rolls it all back),
-    # and the middleware's one commit stores the answer with the change.
+    # and the middleware's one commit stores the answer with the change. (A route that answers in
+    # its own write gets the connection in autocommit, and `Keyed` says so.)
     conn = getattr(request.state, "idempotency_connection", None)
     if conn is not None:
         async with AsyncSession(
@@ -44,7 +45,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             join_transaction_mode="rollback_only",
             expire_on_commit=False,
             autoflush=False,
-            info={REJOIN: request.state.idempotency_rejoin},
+            info={KEYED: request.state.idempotency_keyed},
         ) as session:
             yield session
         return

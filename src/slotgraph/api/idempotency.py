@@ -8,17 +8,23 @@ the service's transactions join it, without savepoints). The answer is stored in
 transaction before the one commit, and only then sent. A service that fails rolls the whole
 transaction back; its error answer is then stored in a new one. Answers that say "try again"
 (5xx, 429, 409 concurrent_update) are not stored, and the transaction is rolled back.
+
+A route marked `answers_in_its_write` (the create, whose answer is known before its one write)
+gets no transaction on PostgreSQL: the key is looked up in autocommit, and the service either
+stores its answer in its own write statement (ADR 0005) or begins the transaction itself
+(`Keyed.rejoin`) before anything else; what it could not store is stored here, as above.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 from fastapi import routing
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slotgraph.api.deps import get_caller
@@ -26,21 +32,29 @@ from slotgraph.api.guard import header, replay_body
 from slotgraph.api.problems import slotgraph_error
 from slotgraph.errors import BadRequest, IdempotencyKeyInFlight, SlotgraphError
 from slotgraph.services import idempotency
-from slotgraph.services.idempotency import KEPT_HEADERS, Claim, Stored
+from slotgraph.services.idempotency import KEPT_HEADERS, Claim, Keyed, Stored
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONNECTION = "idempotency_connection"  # the keys in the request state that api/deps.py reads
-REJOIN = "idempotency_rejoin"
-Rejoin = Callable[[], Awaitable[None]]
+KEYED = "idempotency_keyed"
 _RETRY_CODES = (b'"code":"concurrent_update"', b'"code":"rate_limited"')
+_IN_ITS_WRITE: set[Callable[..., Any]] = set()
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
-def _routed(scope: Scope) -> bool:
-    """Whether a route answers this method on this path."""
-    return any(
-        route.matches(scope)[0] is Match.FULL
-        for route in routing.iter_route_contexts(scope["app"].routes)
-    )
+def answers_in_its_write(endpoint: Endpoint) -> Endpoint:
+    """Mark a route whose service stores a keyed request's answer in its own write (and begins
+    the keyed transaction itself when it cannot): services/idempotency.py `Keyed`."""
+    _IN_ITS_WRITE.add(endpoint)
+    return endpoint
+
+
+def _routed(scope: Scope) -> BaseRoute | None:
+    """The route that answers this method on this path, if any."""
+    for route in routing.iter_route_contexts(scope["app"].routes):
+        if route.matches(scope)[0] is Match.FULL:
+            return route.original_route
+    return None
 
 
 def _storable(status: int, body: bytes) -> bool:
@@ -53,12 +67,11 @@ class Idempotency:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
-        if (
-            key is None
-            or scope["method"] not in WRITES
-            or not scope["path"].startswith("/v1/")
-            or not _routed(scope)  # no such operation: 404 or 405, and no key is used up
-        ):
+        if key is None or scope["method"] not in WRITES or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        route = _routed(scope)
+        if route is None:  # no such operation: 404 or 405, and no key is used up
             await self.app(scope, receive, send)
             return
         try:
@@ -67,11 +80,14 @@ class Idempotency:
                     f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} printable "
                     "characters (a UUID is a good choice)."
                 )
-            await self._keyed(scope, receive, send, key)
+            in_its_write = getattr(route, "endpoint", None) in _IN_ITS_WRITE
+            await self._keyed(scope, receive, send, key, in_its_write)
         except SlotgraphError as exc:
             await slotgraph_error(exc)(scope, receive, send)
 
-    async def _keyed(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
+    async def _keyed(
+        self, scope: Scope, receive: Receive, send: Send, key: str, in_its_write: bool
+    ) -> None:
         body = b""
         more = True
         while more:
@@ -92,30 +108,45 @@ class Idempotency:
         )
         claim = Claim(principal.app_id, key, fingerprint)
         async with app.state.engine.connect() as conn:
-            await conn.begin()
+            isolation = conn.default_isolation_level
+            autocommit = in_its_write and conn.dialect.name == "postgresql"
+            if autocommit:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.begin()  # in autocommit, no BEGIN (nor COMMIT) is sent
             stored = await idempotency.begin(conn, claim, now=clock())
+            if autocommit:
+                await conn.commit()  # the service begins its own
             if stored is None:
 
                 async def rejoin() -> None:
-                    # A refusal by the database rolled the transaction back and the service
-                    # retries: begin it again, and take the key again, before it does.
-                    await conn.begin()
+                    # Begin the transaction (again, after a refusal by the database rolled it
+                    # back and the service retries), and take the key again, before it goes on.
+                    if not conn.in_transaction():
+                        await conn.execution_options(isolation_level=isolation)
+                        await conn.begin()
+                    keyed.in_transaction = True
                     if await idempotency.begin(conn, claim, now=clock()) is not None:
                         raise IdempotencyKeyInFlight("Another request with this key finished.")
 
-                start, chunks = await self._run(scope, replay, conn, rejoin)
+                keyed = Keyed(claim, rejoin, in_transaction=not autocommit)
+                start, chunks = await self._run(scope, replay, conn, keyed)
                 status, raw_headers, body = (
                     start["status"],
                     start.get("headers", []),
                     b"".join(chunks),
                 )
+                if keyed.answered:  # stored and committed with the change, by its own write
+                    await _send(send, status, raw_headers, body)
+                    return
                 if not _storable(status, body):
                     await conn.rollback()
                     await _send(send, status, raw_headers, body)
                     return
                 if not conn.in_transaction():
                     # The service failed and rolled the transaction back (and the key's lock
-                    # with it): its error answer is stored in a new one, if the key is still free.
+                    # with it), or never began it: its error answer is stored in a new one, if
+                    # the key is still free.
+                    await conn.execution_options(isolation_level=isolation)
                     await conn.begin()
                     stored = await idempotency.begin(conn, claim, now=clock())
                 if stored is None:
@@ -143,12 +174,12 @@ class Idempotency:
         )
 
     async def _run(
-        self, scope: Scope, receive: Receive, conn: AsyncConnection, rejoin: Rejoin
+        self, scope: Scope, receive: Receive, conn: AsyncConnection, keyed: Keyed
     ) -> tuple[Message, list[bytes]]:
         """Run the request with its session on `conn`; return the answer, unsent."""
         state = scope.setdefault("state", {})
         state[CONNECTION] = conn
-        state[REJOIN] = rejoin
+        state[KEYED] = keyed
         start: Message = {}
         chunks: list[bytes] = []
 
@@ -163,7 +194,7 @@ class Idempotency:
             await self.app(scope, receive, keep)
         finally:
             scope["state"].pop(CONNECTION, None)
-            scope["state"].pop(REJOIN, None)
+            scope["state"].pop(KEYED, None)
         return start, chunks
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -200,14 +201,24 @@ def row_values(obj: Base) -> NewRow:
 
 # "Only if this resource row is still at this version" (see lock_resources(lock=False)).
 Unchanged = tuple[uuid.UUID, str]
+# A row written before all others, and the rule that decides, when its key is taken already,
+# whether it replaces that row (returns it) or not (returns none): then nothing is written.
+# The rule turns a PostgreSQL INSERT into one with ON CONFLICT ... RETURNING; it must be a
+# module-level function (statements are cached by it).
+Claim = tuple[NewRow, Callable[[Any], Any]]
 
 
 class RowChanged(Exception):
-    """insert_rows(unless_changed=...) found the row changed (or gone): it wrote nothing."""
+    """insert_rows(unless_changed=...) found the row changed (or gone), or its claim taken: it
+    wrote nothing."""
 
 
 async def insert_rows(
-    session: AsyncSession, rows: Sequence[NewRow], *, unless_changed: Unchanged | None = None
+    session: AsyncSession,
+    rows: Sequence[NewRow],
+    *,
+    unless_changed: Unchanged | None = None,
+    claim: Claim | None = None,
 ) -> None:
     """INSERT new rows, in order (parents first), without the unit of work.
 
@@ -219,7 +230,9 @@ async def insert_rows(
     `unless_changed=(resource_id, version)` (PostgreSQL): the statement first locks that
     resource row FOR NO KEY UPDATE, as lock_resources(hold=True) would, and inserts every row
     only if the row is still at `version`; otherwise it inserts nothing and raises RowChanged.
-    One statement is atomic, so it needs no transaction of its own.
+    One statement is atomic, so it needs no transaction of its own. With it, `claim` (a row
+    and its conflict rule, e.g. an Idempotency-Key's answer) is written next, after the lock,
+    and every other row only if the claim's row was: else RowChanged too.
     """
     by_table: dict[Table, list[dict[str, Any]]] = {}
     for table, values in rows:
@@ -235,10 +248,16 @@ async def insert_rows(
     if unless_changed is not None:
         assert conn.dialect.name == "postgresql", "row versions are PostgreSQL's"
         params["gate_id"], params["gate_version"] = unless_changed
-        done = await conn.execute(_insert_statement(shape, gated=True), params)
+        claimed = None
+        if claim is not None:
+            (claim_table, claim_values), rule = claim
+            params.update({f"c_{key}": value for key, value in claim_values.items()})
+            claimed = (claim_table, tuple(claim_values), rule)
+        done = await conn.execute(_insert_statement(shape, gated=True, claim=claimed), params)
         if not done.rowcount:
             raise RowChanged(f"resource {unless_changed[0]} changed since it was read")
         return
+    assert claim is None, "a claim rides on a gated write"
     if conn.dialect.name == "postgresql":
         await conn.execute(_insert_statement(shape), params)
         return
@@ -250,29 +269,46 @@ _Shape = tuple[tuple[Table, tuple[str, ...], int], ...]
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_statement(shape: _Shape, first: int = 0, *, gated: bool = False) -> Insert:
+def _insert_statement(
+    shape: _Shape,
+    first: int = 0,
+    *,
+    gated: bool = False,
+    claim: tuple[Table, tuple[str, ...], Callable[[Any], Any]] | None = None,
+) -> Insert:
     """One INSERT per table of `shape` (rows of named columns), chained as CTEs, built once.
 
     Bind parameters are named `p<table>_<row>_<column>`, so the statement (and its compiled
     form, in SQLAlchemy's cache) is reused for every call of the same shape. `gated`: every
     INSERT selects its rows from a CTE that locks the resource `gate_id` if its version is
     still `gate_version`, so nothing is written before that lock, and nothing at all without it.
+    `claim` (gated only): its row (`c_<column>`) is inserted from the gate, under its conflict
+    rule, and every other INSERT selects from what that returned.
     """
 
     def binds(t: int, r: int, table: Table, keys: tuple[str, ...]) -> dict[str, Any]:
         return {key: bindparam(f"p{t}_{r}_{key}", type_=table.c[key].type) for key in keys}
 
-    gate = (
+    source_of_rows: Any = (
         select(Resource.id)
         .where(Resource.id == bindparam("gate_id"), _resource_version == bindparam("gate_version"))
         .with_for_update(key_share=True)
         .cte("gate")
     )
+    if claim is not None:
+        claim_table, claim_keys, rule = claim
+        claimed = select(
+            *(bindparam(f"c_{k}", type_=claim_table.c[k].type).label(k) for k in claim_keys)
+        ).select_from(source_of_rows)
+        insert_claim = postgresql.insert(claim_table).from_select(list(claim_keys), claimed)
+        source_of_rows = rule(insert_claim).cte("claim")
     batches: list[Insert] = []
     for t, (table, keys, count) in enumerate(shape, start=first):
         if gated:
             selects = [
-                select(*(b.label(k) for k, b in binds(t, r, table, keys).items())).select_from(gate)
+                select(*(b.label(k) for k, b in binds(t, r, table, keys).items())).select_from(
+                    source_of_rows
+                )
                 for r in range(count)
             ]
             source = selects[0] if count == 1 else union_all(*selects)

@@ -3,17 +3,24 @@
 The request runs inside one outer transaction on one connection (api/idempotency.py): `begin`
 looks the key up there (on PostgreSQL after taking a transaction-level advisory lock on it, so a
 second request with the key while the first runs is told so at once), the request's own service
-transactions become savepoints in it, and `finish` stores the answer in it before the single
-commit. A change is therefore committed exactly when its answer is stored, on any number of
-processes and machines. If two requests with one key ever both run (the first committed between
-the second's lookup and its lock), the second's insert finds the row, and the second rolls its
-whole transaction back and replays the first answer instead.
+transactions join it, and `finish` stores the answer in it before the single commit. A change is
+therefore committed exactly when its answer is stored, on any number of processes and machines.
+If two requests with one key ever both run (the first committed between the second's lookup and
+its lock), the second's insert finds the row, and the second rolls its whole transaction back and
+replays the first answer instead.
+
+A route that can give its answer before it writes (`Keyed.answer_row`, the plain create on
+PostgreSQL, ADR 0005) needs no outer transaction: its one write statement stores the answer
+beside the change, and writes nothing if the key was taken meanwhile (`replace_expired`, the same
+rule as `finish`). Anything else it does (a retry, an error) begins the outer transaction first
+(`Keyed.rejoin`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from slotgraph.db.models import IdempotencyKey, table_of
+from slotgraph.db.queries import NewRow
 from slotgraph.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 
 KEEP = timedelta(hours=24)
@@ -43,10 +51,8 @@ MAX_KEY_LENGTH = 255
 # Only these headers of an answer are kept and replayed; the rest belong to the moment.
 KEPT_HEADERS = ("content-type", "location", "etag")
 _TABLE = table_of(IdempotencyKey)
-# In `session.info` of the session a keyed request's service runs with: how to begin the keyed
-# transaction again (and take the key again) after a refusal by the database rolled it back, so
-# that a retry (services/bookings/creating.py) still commits with the stored answer.
-REJOIN = "rejoin_keyed_transaction"
+# In `session.info` of the session a keyed request's service runs with: its `Keyed`.
+KEYED = "keyed_request"
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,33 @@ class Stored:
     status_code: int
     headers: dict[str, str]
     body: str
+
+
+@dataclass
+class Keyed:
+    """What a service sees of the keyed request it runs in (api/idempotency.py).
+
+    `in_transaction`: the outer transaction is open and holds the key; the service's session
+    joins it. Otherwise (a route that answers in its own write, on PostgreSQL) the connection is
+    in autocommit: the service either writes its answer with its change in one statement
+    (`answer_row`, then `answered`) or calls `rejoin` first. `rejoin` begins the outer
+    transaction (again, after a refusal by the database rolled it back) and takes the key again;
+    it raises IdempotencyKeyInFlight if another request with the key has finished meanwhile.
+    """
+
+    claim: Claim
+    rejoin: Callable[[], Awaitable[None]]
+    in_transaction: bool
+    answered: bool = False
+
+    def answer_row(self, answer: Stored, *, now: datetime) -> NewRow:
+        return _TABLE, _answer_values(self.claim, answer, now)
+
+
+def keyed(session: AsyncSession) -> Keyed | None:
+    """The keyed request `session` serves, if any."""
+    found: Keyed | None = session.info.get(KEYED)
+    return found
 
 
 def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
@@ -122,10 +155,10 @@ def _lookup_params(claim: Claim, now: datetime) -> dict[str, Any]:
     return {"p_app_id": claim.app_id, "p_key": claim.key, "p_now": now, "p_k1": k1, "p_k2": k2}
 
 
-def _store_statement(dialect: str) -> Any:
-    """Insert the answer; replace only an expired one. Built once per dialect."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(_TABLE).values({c: bindparam(f"p_{c.name}", type_=c.type) for c in _TABLE.c})
+def replace_expired(stmt: Any) -> Any:
+    """The one rule for storing an answer: insert it, or replace an expired one; a live one
+    stays, and the statement returns no row. `stmt` is a PostgreSQL or SQLite INSERT into
+    idempotency_keys (of values, or from a select: queries.insert_rows' claim)."""
     return stmt.on_conflict_do_update(
         index_elements=[_TABLE.c.app_id, _TABLE.c.key],
         set_={c.name: stmt.excluded[c.name] for c in _TABLE.c if not c.primary_key},
@@ -133,7 +166,28 @@ def _store_statement(dialect: str) -> Any:
     ).returning(_TABLE.c.key)
 
 
+def _store_statement(dialect: str) -> Any:
+    """Insert the answer (replace_expired). Built once per dialect."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return replace_expired(
+        insert(_TABLE).values({c: bindparam(f"p_{c.name}", type_=c.type) for c in _TABLE.c})
+    )
+
+
 _STORE = {d: _store_statement(d) for d in ("postgresql", "sqlite")}
+
+
+def _answer_values(claim: Claim, answer: Stored, now: datetime) -> dict[str, Any]:
+    return {
+        "app_id": claim.app_id,
+        "key": claim.key,
+        "fingerprint": claim.fingerprint,
+        "status_code": answer.status_code,
+        "headers": answer.headers,
+        "body": answer.body,
+        "created_at": now,
+        "expires_at": now + KEEP,
+    }
 
 
 async def begin(conn: AsyncConnection, claim: Claim, *, now: datetime) -> Stored | None:
@@ -158,16 +212,7 @@ async def finish(
 ) -> Stored | None:
     """Store the answer in the outer transaction. Returns None when stored; else the answer
     stored meanwhile by another request with the key (the caller rolls back and replays it)."""
-    values = {
-        "p_app_id": claim.app_id,
-        "p_key": claim.key,
-        "p_fingerprint": claim.fingerprint,
-        "p_status_code": answer.status_code,
-        "p_headers": answer.headers,
-        "p_body": answer.body,
-        "p_created_at": now,
-        "p_expires_at": now + KEEP,
-    }
+    values = {f"p_{k}": v for k, v in _answer_values(claim, answer, now).items()}
     if (await conn.execute(_STORE[conn.dialect.name], values)).first() is not None:
         return None
     await conn.rollback()

@@ -33,14 +33,18 @@ async def record_change(
     event_type: str | None = None,
     new_rows: Sequence[queries.NewRow] = (),
     unless_changed: queries.Unchanged | None = None,
+    published: BookingOut | None = None,
+    claim: queries.Claim | None = None,
 ) -> BookingOut:
     """Write the history row and the event `booking.<status>` (or `event_type`) for a change.
 
     `new_rows` (a new booking and its holds) are written first, in the same round trip; with
-    `unless_changed`, all of it or nothing (queries.insert_rows). Returns the booking as the
-    event shows it.
+    `unless_changed`, all of it or nothing, and with `claim` only if the claim's row is written
+    too (queries.insert_rows). `published`: booking_out(booking), if the caller has it already.
+    Returns the booking as the event shows it.
     """
-    published = booking_out(booking)
+    if published is None:
+        published = booking_out(booking)
     transition = {
         "id": new_id(),
         "booking_id": booking.id,
@@ -68,6 +72,7 @@ async def record_change(
         session,
         [*new_rows, (BOOKING_TRANSITIONS, transition), (EVENTS, event)],
         unless_changed=unless_changed,
+        claim=claim,
     )
     session.sync_session.info.setdefault("changes", []).append((booking.graph, action))
     return published

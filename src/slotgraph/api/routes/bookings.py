@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 
 from slotgraph.api.deps import AnyKey, ETag, IfMatch, Now, SecretKey, SecretOrCustomer, Session
+from slotgraph.api.idempotency import answers_in_its_write
 from slotgraph.bounds import Instant
 from slotgraph.schemas import (
     ActionBody,
@@ -20,19 +21,33 @@ from slotgraph.schemas import (
     TransitionOut,
 )
 from slotgraph.services.bookings import changing, creating, reading
+from slotgraph.services.idempotency import Stored
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
 
 
-@router.post("", status_code=201)
+def _created(out: BookingCreated) -> Stored:
+    """The answer to a create, rendered once: sent, and stored for an Idempotency-Key's
+    retries (the create stores it in its own write: api/idempotency.py)."""
+    return Stored(
+        status_code=201,
+        headers={"content-type": "application/json", "location": f"/v1/bookings/{out.booking_id}"},
+        body=out.model_dump_json(),
+    )
+
+
+@router.post("", status_code=201, response_model=BookingCreated)
+@answers_in_its_write
 async def create_booking(
-    body: BookingCreate, principal: AnyKey, session: Session, now: Now, response: Response
-) -> BookingCreated:
+    body: BookingCreate, principal: AnyKey, session: Session, now: Now
+) -> Response:
     """Create a booking. The public key may do this too (a booking widget in a browser).
     A booking with a client gets a customer token, shown once here as `customer_token`."""
-    out = await creating.create_booking(session, principal=principal, data=body, now=now)
-    response.headers["Location"] = f"/v1/bookings/{out.booking_id}"
-    return out
+    out = await creating.create_booking(
+        session, principal=principal, data=body, now=now, answer=_created
+    )
+    answer = _created(out)
+    return Response(answer.body, answer.status_code, answer.headers)
 
 
 @router.get("")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
 from slotgraph.db.models import Booking, BookingHold, new_id
@@ -30,15 +31,17 @@ from slotgraph.errors import (
     ValidationFailed,
 )
 from slotgraph.schemas import BookingCreate, BookingCreated
-from slotgraph.services import access, customer_tokens
+from slotgraph.services import access, customer_tokens, idempotency
 from slotgraph.services.bookings import lifecycle
 from slotgraph.services.busy import rules_of
 from slotgraph.services.clients import find_or_create_customer, load_client
 from slotgraph.services.common import Principal
-from slotgraph.services.idempotency import REJOIN
 from slotgraph.services.outbox import record_change
+from slotgraph.services.views import booking_out
 
 DEFAULT_PAYMENT_TIMEOUT = timedelta(minutes=5)
+# How the caller answers with the new booking (api/routes/bookings.py).
+Answer = Callable[[BookingCreated], idempotency.Stored]
 
 
 async def create_booking(
@@ -48,6 +51,7 @@ async def create_booking(
     data: BookingCreate,
     now: datetime,
     page_id: uuid.UUID | None = None,
+    answer: Answer | None = None,
 ) -> BookingCreated:
     """Validate, lock, check and write a new booking.
 
@@ -62,7 +66,9 @@ async def create_booking(
     checks that it did not change since the read, and writes everything (ADR 0005). If it did
     change, nothing was written, and the booking takes the locked way.
 
-    `page_id`: the booking page it is made through (services/page_bookings.py).
+    `page_id`: the booking page it is made through (services/page_bookings.py). `answer`: how
+    the caller will answer; a request with an Idempotency-Key that runs this create outside a
+    transaction (services/idempotency.py `Keyed`) stores that answer in the same write.
     """
     access.check_booking(principal, data)
     errors = booking_shape_errors(data.graph, dict(data))
@@ -70,7 +76,7 @@ async def create_booking(
         raise ValidationFailed(errors)
     if data.start_time is not None:
         check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
-    created = await _create_checked(session, principal, data, now, page_id)
+    created = await _create_checked(session, principal, data, now, page_id, answer)
     return access.booking_answer(principal, created)
 
 
@@ -80,12 +86,39 @@ async def _create_checked(
     data: BookingCreate,
     now: datetime,
     page_id: uuid.UUID | None,
+    answer: Answer | None,
 ) -> BookingCreated:
-    joined = _joined_to_outer_transaction(session)
-    if not queries.has_exclusion_constraint(session) or (joined and REJOIN not in session.info):
+    if not queries.has_exclusion_constraint(session):
         return await _create(session, principal, data, now, page_id, check_overlap=True)
+    keyed = idempotency.keyed(session)
+    if keyed is not None and not keyed.in_transaction:
+        # A keyed request left the transaction to us: the optimistic write stores the answer
+        # too (if the key was taken meanwhile, it writes nothing); else begin it, and go on.
+        optimistic, check = _optimistic(data), False
+        if answer is not None and optimistic:
+            optimistic = False  # if this fails, the locked way next
+            try:
+                return await _create(
+                    session,
+                    principal,
+                    data,
+                    now,
+                    page_id,
+                    check_overlap=False,
+                    lock=False,
+                    answer=answer,
+                )
+            except queries.RowChanged:
+                pass
+            except lifecycle.RefusedByConstraint:
+                check = True
+        await keyed.rejoin()
+        if check:
+            return await _create(session, principal, data, now, page_id, check_overlap=True)
+    else:
+        optimistic = _optimistic(data)
     try:
-        if _optimistic(data):
+        if optimistic:
             try:
                 return await _create(
                     session, principal, data, now, page_id, check_overlap=False, lock=False
@@ -94,16 +127,9 @@ async def _create_checked(
                 pass
         return await _create(session, principal, data, now, page_id, check_overlap=False)
     except lifecycle.RefusedByConstraint:
-        if joined:
-            await session.info[REJOIN]()
+        if keyed is not None:  # the refusal rolled the keyed transaction back
+            await keyed.rejoin()
         return await _create(session, principal, data, now, page_id, check_overlap=True)
-
-
-def _joined_to_outer_transaction(session: AsyncSession) -> bool:
-    """The session runs inside a caller's transaction: no autocommit shortcut there, and a
-    refusal by the constraint ends that transaction, so the retry needs the caller's REJOIN
-    (without it, check first instead)."""
-    return isinstance(session.bind, AsyncConnection)
 
 
 def _optimistic(data: BookingCreate) -> bool:
@@ -125,14 +151,18 @@ async def _create(
     *,
     check_overlap: bool,
     lock: bool = True,
+    answer: Answer | None = None,
 ) -> BookingCreated:
     """One attempt. `lock=False` (see create_booking): no transaction and no lock of its own;
-    the write checks the resource's version and raises queries.RowChanged if it moved on."""
+    the write checks the resource's version and raises queries.RowChanged if it moved on.
+    `answer` (with `lock=False`, in a keyed request's autocommit): the write stores it too."""
     graph = GRAPHS[data.graph]
+    keyed = idempotency.keyed(session)
     async with session.begin():
-        if not lock and not _joined_to_outer_transaction(session):
+        if not lock and keyed is None:
             # Each statement commits by itself: no BEGIN and no COMMIT round trip. The only
-            # write is one statement, so it is still all or nothing.
+            # write is one statement, so it is still all or nothing. (A keyed request's
+            # connection is in autocommit already, or in its transaction.)
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         booking = Booking(
             id=new_id(),
@@ -198,8 +228,14 @@ async def _create(
                 "customer", booking_id=booking.id, app_id=booking.app_id, now=now
             )
             token_rows.append(row)
+        published = booking_out(booking)
+        created = BookingCreated(**dict(published), customer_token=token)
+        claim = None
+        if answer is not None and keyed is not None:
+            stored = answer(access.booking_answer(principal, created))
+            claim = (keyed.answer_row(stored, now=now), idempotency.replace_expired)
         async with lifecycle.slot_guard():
-            created = await record_change(
+            await record_change(
                 session,
                 booking,
                 action="create",
@@ -209,8 +245,12 @@ async def _create(
                 meta={"override_rules": True} if data.override_rules else None,
                 new_rows=[queries.row_values(booking), *holds, *token_rows],
                 unless_changed=unchanged,
+                published=published,
+                claim=claim,
             )
-        return BookingCreated(**dict(created), customer_token=token)
+        if keyed is not None and claim is not None:
+            keyed.answered = True
+        return created
 
 
 async def _place_new(
