@@ -571,3 +571,21 @@ async def test_an_unpaid_hold_blocks_search_until_its_deadline(api: Api) -> None
     api.clock.advance(timedelta(seconds=1))  # the payment deadline: the hold holds nothing
     starts = [s["start_time"] for s in await slots(api, **window)]
     assert starts == ["2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z", "2024-05-02T12:00:00Z"]
+
+
+async def test_holds_and_durations_with_fractions_of_a_second(api: Api) -> None:
+    """Exact to the microsecond: PostgreSQL's search widens holds to whole seconds only for a
+    whole-second duration, where that forbids no other start (services/availability.py)."""
+    r = await api.resource(timezone="UTC", slot_step="PT1M")
+    blocks = f"/v1/resources/{r['resource_id']}/blocks"
+    half = {"start_time": "2024-05-02T10:00:00.500Z", "end_time": "2024-05-02T10:30:00.500Z"}
+    assert (await api.post(blocks, half)).status_code == 201
+    window = {"start": "2024-05-02T09:58:00Z", "end": "2024-05-02T10:33:00Z"}
+
+    async def starts(duration: str) -> list[str]:
+        found = await slots(api, resource_id=r["resource_id"], duration=duration, **window)
+        return [s["start_time"][11:19] for s in found]
+
+    # [10:00:00, 10:00:00.5) ends as the block begins; [10:30:00, 10:30:00.5) is inside it
+    assert await starts("PT0.5S") == ["09:58:00", "09:59:00", "10:00:00", "10:31:00", "10:32:00"]
+    assert await starts("PT1M") == ["09:58:00", "09:59:00", "10:31:00", "10:32:00"]

@@ -201,14 +201,16 @@ async def _load(
 
 
 @functools.cache
-def _load_in_one_statement(ignoring: bool = False) -> Select[Any]:
+def _load_in_one_statement(ignoring: bool = False, exact: bool = False) -> Select[Any]:
     """PostgreSQL: each resource's id and rules with the union of its holds near the window.
 
     Built once, with parameters (a second time with `ignoring`: without the holds of the
     booking `ignore`, which a reschedule moves). A hold matters to a resource when it ends after
     `start - buffer_before` and starts before `end + buffer_after` (its own buffers, or the
     query's `min_buffer` when larger). The union (`range_agg`, a multirange) comes as [lower, upper]
-    pairs of epoch microseconds (exact) in one bigint array, which asyncpg decodes in C.
+    pairs of epoch microseconds in one bigint array, which asyncpg decodes in C: widened to whole
+    seconds (`_seconds`), or `exact` (`_micros`, numeric and slower in PostgreSQL) for a search
+    whose duration or buffer is not whole seconds.
     """
     hold, resource = BookingHold, Resource.__table__
     second: ColumnElement[Any] = literal_column("interval '1 second'")
@@ -235,9 +237,8 @@ def _load_in_one_statement(ignoring: bool = False) -> Select[Any]:
         .subquery("merged")
     )
     span = merged.c[0]
-    pairs = func.array_agg(
-        postgresql.array([_micros(func.lower(span)), _micros(func.upper(span))]), type_=NullType()
-    )
+    bounds = [_micros(func.lower(span)), _micros(func.upper(span))] if exact else _seconds(span)
+    pairs = func.array_agg(postgresql.array(bounds), type_=NullType())
     spans = select(pairs).correlate(resource).scalar_subquery()
     needed = [resource.c[name] for name in ("id", *RULE_COLUMNS)]
     return select(*needed, spans.label("busy")).where(
@@ -252,6 +253,22 @@ def _micros(at: ColumnElement[Any]) -> ColumnElement[Any]:
     return cast(extract("epoch", at) * literal_column("1000000"), BigInteger)
 
 
+def _seconds(span: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+    """A span widened to whole seconds [floor(lower), ceil(upper)), in microseconds.
+
+    `date_part` is float8 (fast): exact for whole seconds, and within a microsecond elsewhere up
+    to 2200, so floor and ceil are exact. A whole-second start is forbidden by a hold exactly
+    when it is by the widened hold if the duration and the buffers are whole seconds: t > x - d
+    iff t > floor(x) - d, t < y + b iff t < ceil(y) + b, for whole t, d and b.
+    """
+
+    def whole(at: ColumnElement[Any], rounding: Any) -> ColumnElement[Any]:
+        seconds = cast(rounding(func.date_part(literal_column("'epoch'"), at)), BigInteger)
+        return seconds * literal_column("1000000")
+
+    return [whole(func.lower(span), func.floor), whole(func.upper(span), func.ceil)]
+
+
 @dataclass(frozen=True)
 class _Prepared:
     """The statement compiled once for the driver: its text, its parameters in order (each with
@@ -264,8 +281,8 @@ class _Prepared:
 
 
 @functools.cache
-def _prepared(dialect: Dialect, ignoring: bool) -> _Prepared:
-    stmt = _load_in_one_statement(ignoring)
+def _prepared(dialect: Dialect, ignoring: bool, exact: bool) -> _Prepared:
+    stmt = _load_in_one_statement(ignoring, exact)
     compiled = stmt.compile(dialect=dialect)
     assert compiled.positiontup is not None
     built = compiled.params
@@ -325,9 +342,11 @@ async def _load_in_one(
     ignoring = q.ignore_booking is not None
     if ignoring:
         given["ignore"] = q.ignore_booking
+    # whole seconds, as every rule's buffer is (bounds.py): the holds may be widened to them
+    exact = bool(q.duration % wc.SECOND or (q.min_buffer and q.min_buffer % wc.SECOND))
     async with session.begin():  # in autocommit: no BEGIN or COMMIT goes to the server
         conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        prepared = _prepared(conn.dialect, ignoring)
+        prepared = _prepared(conn.dialect, ignoring, exact)
         args = tuple(
             value if convert is None else convert(value)
             for name, built, convert in prepared.params
