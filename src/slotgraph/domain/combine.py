@@ -111,8 +111,10 @@ def _by_bits(
             k0 = (run[0] - t0) // g
             if isinstance(run, range):
                 n, stride = len(run), run.step // g if len(run) > 1 else 1
-                # n bits, `stride` apart: (2^(n*stride) - 1) / (2^stride - 1), a geometric sum
-                mask |= ((1 << (n * stride)) - 1) // ((1 << stride) - 1) << k0
+                if stride == 1:  # n bits in a row (the common case: no division)
+                    mask |= ((1 << n) - 1) << k0
+                else:  # n bits, `stride` apart: (2^(n*stride) - 1) / (2^stride - 1)
+                    mask |= ((1 << (n * stride)) - 1) // ((1 << stride) - 1) << k0
             else:
                 for t in run:
                     mask |= 1 << ((t - t0) // g)
