@@ -5,6 +5,7 @@ A small app with one form on `WebRoute` exercises what every page (booking, mana
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -146,20 +147,26 @@ async def test_static_files_are_served_by_the_app() -> None:
 
 
 def _msgids() -> set[str]:
-    method_map = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
-    options = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    """Every string the pages and the customer's emails (notifications/) translate."""
+    templates = ("**/templates/**.html", "**/templates/**.txt", "**/templates/**.subject")
+    method_map = [*((t, "jinja2") for t in templates), ("**.py", "python")]
+    options = {t: {"extensions": "jinja2.ext.i18n"} for t in templates}
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
     found: set[str] = set()
-    for _file, _line, message, _comments, _ctx in extract_from_dir(
-        str(WEB), method_map, options, keywords=keywords
-    ):
-        found.update([message] if isinstance(message, str) else [m for m in message if m])
+    for where in (WEB, WEB.parent / "notifications"):
+        for _file, _line, message, _comments, _ctx in extract_from_dir(
+            str(where), method_map, options, keywords=keywords
+        ):
+            found.update([message] if isinstance(message, str) else [m for m in message if m])
     return found
 
 
 @pytest.mark.parametrize("locale", [loc for loc in i18n.available_locales() if loc != "en"])
 def test_every_string_has_a_translation(locale: str) -> None:
-    with (WEB / "locales" / f"{locale}.po").open("rb") as f:
+    path = WEB / "locales" / f"{locale}.po"
+    ids = re.findall(r'^msgid "(.+)"$', path.read_text("utf-8"), re.MULTILINE)
+    assert len(ids) == len(set(ids)), "a msgid twice: only one of its translations is used"
+    with path.open("rb") as f:
         catalog = read_po(f)
     translated = {m.id for m in catalog if m.id and m.string and not m.fuzzy}
     missing = _msgids() - {i if isinstance(i, str) else i[0] for i in translated}

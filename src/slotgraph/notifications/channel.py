@@ -34,6 +34,7 @@ from slotgraph.notifications.transport import transport
 from slotgraph.schemas import BookingOut
 from slotgraph.services import customer_tokens
 from slotgraph.settings import Settings
+from slotgraph.web import i18n
 
 log = logging.getLogger("slotgraph.mail")
 FORMATS = kinds.FORMATS
@@ -205,13 +206,16 @@ class EmailChannel:
             return None
         now = self.clock()
         async with self.sessions() as session, session.begin():
-            app = await session.scalar(
-                select(App)
-                .join(Booking, Booking.app_id == App.id)
-                .where(Booking.id == booking.booking_id)
-            )
-            if app is None:
+            found = (
+                await session.execute(
+                    select(App, Booking.locale)
+                    .join(Booking, Booking.app_id == App.id)
+                    .where(Booking.id == booking.booking_id)
+                )
+            ).first()
+            if found is None:
                 return None
+            app, booking_locale = found
             client = await session.get(Client, booking.client_id) if booking.client_id else None
             resources = list(
                 await session.scalars(select(Resource).where(Resource.id.in_(booking.resource_ids)))
@@ -235,10 +239,16 @@ class EmailChannel:
             before = await _booking_before(session, event["id"]) if kind.moved else None
         main = next((r for r in resources if r.id == booking.resource_id), resources[0])
         zone = ZoneInfo(main.timezone)
-        when = _when(booking.start_time, booking.end_time, zone)
+        # The customer's emails speak the booking's locale (its page's); the owner's, English.
+        locale = booking_locale if audience == "customer" else None
+        if not locale or not i18n.is_known_locale(locale):
+            locale = i18n.DEFAULT_LOCALE
+        gettext = i18n.translations(locale).gettext
+        when = _when(booking.start_time, booking.end_time, zone, locale)
         context = {
             "kind": kind.name,
-            "headline": kind.headline,
+            "headline": gettext(kind.headline),
+            "lang": locale.replace("_", "-"),
             "app_name": app.name,
             "booking": booking,
             "details": booking.details,
@@ -252,16 +262,18 @@ class EmailChannel:
                 "email": client.email if client else None,
             },
             "when": when,
-            "previous_when": _when(before.start_time, before.end_time, zone) if before else None,
+            "previous_when": (
+                _when(before.start_time, before.end_time, zone, locale) if before else None
+            ),
             "message": data.get("message"),
             "manage_url": f"{self.base_url}/manage/{token}" if audience == "customer" else None,
             "decide_url": f"{self.base_url}/owner/{token}" if kind.decides else None,
         }
-        context["subject"] = kind.subject.format(
+        context["subject"] = gettext(kind.subject).format(
             resource=main.name, when=when, customer=context["customer"]["name"]
         )
         env = render.environment(
-            self.settings.mail_templates_dir, app_settings.notifications.templates
+            self.settings.mail_templates_dir, app_settings.notifications.templates, locale
         )
         rendered = render.render(env, audience=audience, kind=kind.name, context=context)
         message = EmailMessage()
@@ -293,6 +305,8 @@ class EmailChannel:
                 filename="booking.ics",
                 params={"method": kind.method},
             )
+        # Last: set_content and the multipart conversions move Content-* headers into parts.
+        message["Content-Language"] = context["lang"]
         return message
 
 
@@ -310,12 +324,17 @@ async def _booking_before(session: AsyncSession, event_id: str) -> BookingOut | 
     return BookingOut.model_validate(old) if old else None
 
 
-def _when(start: datetime, end: datetime, zone: ZoneInfo) -> str:
-    full = "EEEE d MMMM y, HH:mm"
+def _when(start: datetime, end: datetime, zone: ZoneInfo, locale: str) -> str:
+    """ "Saturday 18 May 2024, 12:00 to 13:00 (Europe/Oslo)", "Samstag, 18. Mai 2024, 12:00
+    bis 13:00 (Europe/Oslo)": in the resource's zone, Babel's names for `locale`, and the
+    patterns (CLDR) and words of its catalogue."""
+    gettext = i18n.translations(locale).gettext
+    full, short = gettext("EEEE d MMMM y, HH:mm"), gettext("HH:mm")
     same_day = start.astimezone(zone).date() == end.astimezone(zone).date()
-    day = format_datetime(start, full, tzinfo=zone, locale="en")
-    until = format_datetime(end, "HH:mm" if same_day else full, tzinfo=zone, locale="en")
-    return f"{day} to {until} ({zone.key})"
+    babel = i18n.babel_locale(locale)
+    day = format_datetime(start, full, tzinfo=zone, locale=babel)
+    until = format_datetime(end, short if same_day else full, tzinfo=zone, locale=babel)
+    return gettext("{start} to {end} ({zone})").format(start=day, end=until, zone=zone.key)
 
 
 def _domain(address: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from slotgraph.web.i18n import N_
+
 Audience = Literal["customer", "owner"]
 Method = Literal["REQUEST", "CANCEL"]
 AUDIENCES: tuple[Audience, ...] = ("customer", "owner")
@@ -22,6 +24,7 @@ REMINDER_EVENT = "booking.reminder"
 @dataclass(frozen=True)
 class Kind:
     name: str
+    # In English; a customer's are translated when the email is composed (web/locales/*.po).
     subject: str  # a Jinja2 expression-free line; {resource} and {when} are filled in
     headline: str
     method: Method | None = None  # the .ics attachment's METHOD (customer emails only)
@@ -32,26 +35,49 @@ class Kind:
 CUSTOMER_KINDS = {
     k.name: k
     for k in (
-        Kind("booked", "Booked: {resource}, {when}", "Your booking is confirmed.", "REQUEST"),
+        Kind(
+            "booked", N_("Booked: {resource}, {when}"), N_("Your booking is confirmed."), "REQUEST"
+        ),
         Kind(
             "requested",
-            "Requested: {resource}, {when}",
-            "We have your request; you will hear once it is confirmed or declined.",
+            N_("Requested: {resource}, {when}"),
+            N_("We have your request; you will hear once it is confirmed or declined."),
             "REQUEST",
         ),
-        Kind("confirmed", "Confirmed: {resource}, {when}", "Your booking is confirmed.", "REQUEST"),
-        Kind("declined", "Declined: {resource}, {when}", "Your request was declined.", "CANCEL"),
+        Kind(
+            "confirmed",
+            N_("Confirmed: {resource}, {when}"),
+            N_("Your booking is confirmed."),
+            "REQUEST",
+        ),
+        Kind(
+            "declined",
+            N_("Declined: {resource}, {when}"),
+            N_("Your request was declined."),
+            "CANCEL",
+        ),
         Kind(
             "rescheduled",
-            "New time: {resource}, {when}",
-            "Your booking has a new time.",
+            N_("New time: {resource}, {when}"),
+            N_("Your booking has a new time."),
             "REQUEST",
             moved=True,
         ),
-        Kind("cancelled", "Cancelled: {resource}, {when}", "Your booking is cancelled.", "CANCEL"),
-        Kind("reminder", "Reminder: {resource}, {when}", "A reminder of your booking.", "REQUEST"),
+        Kind(
+            "cancelled",
+            N_("Cancelled: {resource}, {when}"),
+            N_("Your booking is cancelled."),
+            "CANCEL",
+        ),
+        Kind(
+            "reminder",
+            N_("Reminder: {resource}, {when}"),
+            N_("A reminder of your booking."),
+            "REQUEST",
+        ),
     )
 }
+# The owner's emails are in English (the owner's language is not known).
 OWNER_KINDS = {
     k.name: k
     for k in (

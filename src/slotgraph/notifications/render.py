@@ -7,6 +7,10 @@
 For an email of kind K to audience A, the body is the first of `A.K.txt`, `A.txt` (and `.html`
 for the HTML part) and the subject the first of `A.K.subject`, `A.subject`. Templates hold
 formatting only: what to say is decided by kinds.py and the context below.
+
+Each environment speaks one locale: `_()` in a template (Jinja2's i18n extension, new style)
+translates through the pages' catalogues (web/locales/<locale>.po), so an app's own template may
+use it too, and one that does not keeps rendering exactly what it says.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from slotgraph.web import i18n
+
 BUILT_IN = Path(__file__).parent / "templates"
 
 
@@ -37,9 +43,9 @@ class Rendered:
     html: str
 
 
-@functools.lru_cache(maxsize=8)
-def _server_environment(templates_dir: str | None) -> SandboxedEnvironment:
-    return _environment(_server_loaders(templates_dir))
+@functools.lru_cache(maxsize=16)
+def _server_environment(templates_dir: str | None, catalogue: str) -> SandboxedEnvironment:
+    return _environment(_server_loaders(templates_dir), catalogue)
 
 
 def _server_loaders(templates_dir: str | None) -> list[BaseLoader]:
@@ -50,22 +56,29 @@ def _server_loaders(templates_dir: str | None) -> list[BaseLoader]:
     return loaders
 
 
-def _environment(loaders: list[BaseLoader]) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+def _environment(loaders: list[BaseLoader], catalogue: str) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
         loader=ChoiceLoader(loaders),
         autoescape=select_autoescape(enabled_extensions=("html",), default=False),
         undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.install_gettext_translations(i18n.translations(catalogue), newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
 def environment(
-    templates_dir: str | None, overrides: Mapping[str, str] | None = None
+    templates_dir: str | None,
+    overrides: Mapping[str, str] | None = None,
+    locale: str = i18n.DEFAULT_LOCALE,
 ) -> SandboxedEnvironment:
+    """The templates for one email: the app's `overrides` first, in `locale`'s catalogue."""
+    catalogue = i18n.catalogue_for(locale)
     if not overrides:
-        return _server_environment(templates_dir)
-    return _environment([DictLoader(dict(overrides)), *_server_loaders(templates_dir)])
+        return _server_environment(templates_dir, catalogue)
+    return _environment([DictLoader(dict(overrides)), *_server_loaders(templates_dir)], catalogue)
 
 
 def render(

@@ -359,7 +359,12 @@ async def book(
     )
     try:
         created = await create_booking(
-            session, principal=view.principal(), data=data, now=now, page_id=page.page_id
+            session,
+            principal=view.principal(),
+            data=data,
+            now=now,
+            page_id=page.page_id,
+            locale=page.locale,
         )
     except (SlotUnavailable, SeatsFull) as exc:  # a class's last seat is a taken time too
         raise TimeTaken(

@@ -93,6 +93,9 @@ class Booking(Base):
     # before the start the customer is reminded; `remind_at` is that moment until it is sent.
     notify: Mapped[bool] = mapped_column(Boolean, default=True)
     reminder: Mapped[timedelta | None] = mapped_column(Seconds)
+    # The locale it was made in (its booking page's): the customer's emails speak it. None
+    # (made on the API): English.
+    locale: Mapped[str | None] = mapped_column(String(35))
     remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

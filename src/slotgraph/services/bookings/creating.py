@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -51,6 +52,7 @@ async def create_booking(
     data: BookingCreate,
     now: datetime,
     page_id: uuid.UUID | None = None,
+    locale: str | None = None,
     answer: Answer | None = None,
 ) -> BookingCreated:
     """Validate, lock, check and write a new booking.
@@ -66,7 +68,8 @@ async def create_booking(
     checks that it did not change since the read, and writes everything (ADR 0005). If it did
     change, nothing was written, and the booking takes the locked way.
 
-    `page_id`: the booking page it is made through (services/page_bookings.py). `answer`: how
+    `page_id`, `locale`: the booking page it is made through (services/page_bookings.py) and its
+    locale, which the customer's emails speak (notifications/). `answer`: how
     the caller will answer; a request with an Idempotency-Key that runs this create outside a
     transaction (services/idempotency.py `Keyed`) stores that answer in the same write.
     """
@@ -76,8 +79,17 @@ async def create_booking(
         raise ValidationFailed(errors)
     if data.start_time is not None:
         check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
-    created = await _create_checked(session, principal, data, now, page_id, answer)
+    origin = _Origin(page_id, locale)
+    created = await _create_checked(session, principal, data, now, origin, answer)
     return access.booking_answer(principal, created)
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a booking was made: its booking page and locale (None, None: on the API)."""
+
+    page_id: uuid.UUID | None
+    locale: str | None
 
 
 async def _create_checked(
@@ -85,11 +97,11 @@ async def _create_checked(
     principal: Principal,
     data: BookingCreate,
     now: datetime,
-    page_id: uuid.UUID | None,
+    origin: _Origin,
     answer: Answer | None,
 ) -> BookingCreated:
     if not queries.has_exclusion_constraint(session):
-        return await _create(session, principal, data, now, page_id, check_overlap=True)
+        return await _create(session, principal, data, now, origin, check_overlap=True)
     keyed = idempotency.keyed(session)
     if keyed is not None and not keyed.in_transaction:
         # A keyed request left the transaction to us: the optimistic write stores the answer
@@ -103,7 +115,7 @@ async def _create_checked(
                     principal,
                     data,
                     now,
-                    page_id,
+                    origin,
                     check_overlap=False,
                     lock=False,
                     answer=answer,
@@ -114,22 +126,22 @@ async def _create_checked(
                 check = True
         await keyed.rejoin()
         if check:
-            return await _create(session, principal, data, now, page_id, check_overlap=True)
+            return await _create(session, principal, data, now, origin, check_overlap=True)
     else:
         optimistic = _optimistic(data)
     try:
         if optimistic:
             try:
                 return await _create(
-                    session, principal, data, now, page_id, check_overlap=False, lock=False
+                    session, principal, data, now, origin, check_overlap=False, lock=False
                 )
             except queries.RowChanged:
                 pass
-        return await _create(session, principal, data, now, page_id, check_overlap=False)
+        return await _create(session, principal, data, now, origin, check_overlap=False)
     except lifecycle.RefusedByConstraint:
         if keyed is not None:  # the refusal rolled the keyed transaction back
             await keyed.rejoin()
-        return await _create(session, principal, data, now, page_id, check_overlap=True)
+        return await _create(session, principal, data, now, origin, check_overlap=True)
 
 
 def _optimistic(data: BookingCreate) -> bool:
@@ -147,7 +159,7 @@ async def _create(
     principal: Principal,
     data: BookingCreate,
     now: datetime,
-    page_id: uuid.UUID | None,
+    origin: _Origin,
     *,
     check_overlap: bool,
     lock: bool = True,
@@ -175,7 +187,8 @@ async def _create(
             auto_complete=data.auto_complete,
             notify=data.notify,
             reminder=data.reminder,
-            page_id=page_id,
+            page_id=origin.page_id,
+            locale=origin.locale,
             version=1,
             created_at=now,
             updated_at=now,

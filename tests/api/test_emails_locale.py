@@ -1,0 +1,179 @@
+"""The customer's emails speak the locale the booking was made in: a booking made on a German
+page gets German emails (subject, text and HTML parts, dates by Babel in the resource's zone),
+through a real SMTP server; English stays the default; the owner's stay English; an app's own
+templates keep working (and may translate with `_()`).
+
+The German expectations are written out here (docs/emails.md), not read from the catalogue.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.settings import Settings
+from slotgraph.worker import Worker
+from tests.api.conftest import Api
+from tests.api.test_emails import BASE, drain, mail_api, mailbox, worker, worker_for
+from tests.mailbox import Mailbox, Received
+from tests.web.pages import Doc, make_page
+
+__all__ = ["mail_api", "mailbox", "worker"]  # test_emails.py's fixtures, used here
+
+# The page's fifth free time: Wednesday 1 May 2024, 10:00 UTC, 12:00 to 12:30 in Oslo.
+START = "2024-05-01T10:00:00Z"
+
+
+async def book_on_page(http: httpx.AsyncClient, slug: str = "dr-berg") -> Doc:
+    page = Doc((await http.get(f"/book/{slug}")).text)
+    form = Doc((await http.get(page.all("time")[4]["href"])).text).form("booking-form")
+    data = {**form["fields"], "name": "Anna", "email": "anna@example.com"}
+    r = await http.post(f"/book/{slug}", data=data)
+    assert r.status_code == 201, r.text
+    return Doc(r.text)
+
+
+async def german_page(api: Api, **fields: Any) -> None:
+    await make_page(api, locale="de", **fields)
+    room = (await api.get("/v1/resources")).json()["data"][0]
+    r = await api.put(
+        f"/v1/resources/{room['resource_id']}", {"email": "berg@clinic.example", "location": "Oslo"}
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_a_booking_from_the_german_page_gets_german_emails(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    await german_page(mail_api)
+    confirmation = await book_on_page(mail_api.http)
+    await drain(worker)
+    (booked,) = mailbox.to("anna@example.com")
+    assert booked.subject == (
+        "Gebucht: Room 1, Mittwoch, 1. Mai 2024, 12:00 bis 12:30 (Europe/Oslo)"
+    )
+    assert booked.message["Content-Language"] == "de"
+    text = booked.text().replace("\r\n", "\n")
+    assert text.startswith("Hallo Anna,\n")
+    assert "Ihre Buchung ist bestätigt." in text
+    assert "Wann:  Mittwoch, 1. Mai 2024, 12:00 bis 12:30 (Europe/Oslo)" in text
+    assert "Wo: Oslo" in text
+    assert "Buchung ansehen, verschieben oder absagen:" in text
+    html = booked.html()
+    assert '<html lang="de">' in html
+    assert "<p>Hallo Anna,</p>" in html
+    assert ">Wann</th>" in html
+    assert "Buchung ansehen, verschieben oder absagen</a>" in html
+    assert "Hello" not in text + html
+    # The owner's email stays in English.
+    (owner,) = mailbox.to("berg@clinic.example")
+    assert owner.subject.startswith("New booking: Anna, Wednesday 1 May 2024, 12:00")
+
+    # A new time from the manage link, then a cancellation: German too, the old time named.
+    manage_url = confirmation.one("manage-link")["href"]
+    week = Doc((await mail_api.http.get(f"{manage_url}/reschedule?week=2024-05-02")).text)
+    later = next(t for t in week.all("time") if t["data-start"] == "2024-05-02T12:00:00+00:00")
+    choice = Doc((await mail_api.http.get(later["href"])).text).form("reschedule-form")
+    r = await mail_api.http.post(choice["attrs"]["action"], data=choice["fields"])
+    assert r.status_code == 303, r.text
+    await drain(worker)
+    moved = mailbox.to("anna@example.com")[-1]
+    assert moved.subject == (
+        "Neuer Termin: Room 1, Donnerstag, 2. Mai 2024, 14:00 bis 14:30 (Europe/Oslo)"
+    )
+    assert "Ihre Buchung hat einen neuen Termin." in moved.text().replace("\r\n", "\n")
+    assert "(bisher Mittwoch, 1. Mai 2024, 12:00 bis 12:30 (Europe/Oslo))" in moved.text().replace(
+        "\r\n", "\n"
+    )
+    assert ">Bisher</th>" in moved.html()
+    manage = Doc((await mail_api.http.get(manage_url)).text).form("cancel-form")
+    r = await mail_api.http.post(manage["attrs"]["action"], data=manage["fields"])
+    assert r.status_code == 303, r.text
+    await drain(worker)
+    cancelled = mailbox.to("anna@example.com")[-1]
+    assert cancelled.subject.startswith("Abgesagt: Room 1, Donnerstag, 2. Mai 2024, 14:00")
+    assert "Ihre Buchung ist abgesagt." in cancelled.html()
+
+
+async def test_the_reminder_speaks_german_too(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    await german_page(mail_api, reminder="PT30M")
+    await book_on_page(mail_api.http)
+    mail_api.clock.now = datetime.fromisoformat(START) - timedelta(minutes=29)
+    await drain(worker)
+    await drain(worker)
+    reminders = [m for m in mailbox.to("anna@example.com") if m.subject.startswith("Erinnerung")]
+    assert len(reminders) == 1, [m.subject for m in mailbox.to("anna@example.com")]
+    assert reminders[0].subject == (
+        "Erinnerung: Room 1, Mittwoch, 1. Mai 2024, 12:00 bis 12:30 (Europe/Oslo)"
+    )
+    assert "Eine Erinnerung an Ihre Buchung." in reminders[0].text().replace("\r\n", "\n")
+
+
+async def test_english_pages_and_the_api_stay_english(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    await make_page(mail_api)  # locale "en", the default
+    await book_on_page(mail_api.http)
+    room = (await mail_api.get("/v1/resources")).json()["data"][0]["resource_id"]
+    await mail_api.book(
+        resource_id=room,
+        start_time="2024-05-03T10:00:00Z",
+        end_time="2024-05-03T11:00:00Z",
+        customer={"name": "Cy", "email": "cy@example.com"},
+    )
+    await drain(worker)
+    (page_mail,) = mailbox.to("anna@example.com")
+    assert page_mail.subject == (
+        "Booked: Room 1, Wednesday 1 May 2024, 12:00 to 12:30 (Europe/Oslo)"
+    )
+    assert page_mail.text().replace("\r\n", "\n").startswith("Hello Anna,\n")
+    assert '<html lang="en">' in page_mail.html()
+    (api_mail,) = mailbox.to("cy@example.com")
+    assert api_mail.subject == "Booked: Room 1, Friday 3 May 2024, 12:00 to 13:00 (Europe/Oslo)"
+    assert api_mail.message["Content-Language"] == "en"
+
+
+async def test_an_app_template_keeps_working_in_german(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    templates = {
+        "customer.booked.subject": "Willkommen, {{ customer.name }}! {{ when }}",
+        "customer.txt": '{{ _("Hello %(name)s,", name=customer.name) }} {{ manage_url }}',
+    }
+    r = await mail_api.put("/v1/app", {"notifications": {"templates": templates}})
+    assert r.status_code == 200, r.text
+    await german_page(mail_api)
+    await book_on_page(mail_api.http)
+    await drain(worker)
+    (mail,) = mailbox.to("anna@example.com")
+    assert mail.subject == (
+        "Willkommen, Anna! Mittwoch, 1. Mai 2024, 12:00 bis 12:30 (Europe/Oslo)"
+    )
+    assert (
+        mail.text().replace("\r\n", "\n").startswith("Hallo Anna, https://book.example/manage/ct_")
+    )
+    assert "Ihre Buchung ist bestätigt." in mail.html()  # the built-in HTML part, in German
+
+
+async def test_without_smtp_the_eml_file_is_german(
+    engine: AsyncEngine, tmp_path: Path, api: Api
+) -> None:
+    settings = Settings(run_worker=False, mail_dir=str(tmp_path / "mail"), public_url=BASE)
+    await make_page(api, locale="de_AT")  # Austrian German: the German catalogue, Babel's de_AT
+    await book_on_page(api.http)
+    await drain(worker_for(engine, api, settings))
+    (file,) = sorted((tmp_path / "mail").glob("*.eml"))
+    mail = Received(
+        "", [], email.message_from_bytes(file.read_bytes(), policy=email.policy.default)
+    )
+    assert mail.subject == "Gebucht: Room 1, Mittwoch, 1. Mai 2024, 12:00 bis 12:30 (Europe/Oslo)"
+    assert mail.message["Content-Language"] == "de-AT"
+    assert mail.text().replace("\r\n", "\n").startswith("Hallo Anna,\n")
