@@ -29,7 +29,24 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     script: list[int] = field(default_factory=list)  # status codes to answer, then 200
     delay: float = 0.0  # seconds to wait before answering (keeps deliveries in flight)
+    # Requests after the first `answer_first` wait for `gate` (set: open) before being answered;
+    # `arrived` counts every request as it comes in, held or not.
+    answer_first: int = 0
+    gate: threading.Event = field(default_factory=threading.Event)
+    arrived: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    def hold(self, *, after: int = 0) -> None:
+        """Answer the next `after` requests, then hold every later one until `release()`."""
+        with self.lock:
+            self.answer_first = self.arrived + after
+            self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
 
     def answer(self) -> int:
         with self.lock:
@@ -48,6 +65,11 @@ def running_receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length).decode()
+            with receiver.lock:
+                receiver.arrived += 1
+                held = receiver.arrived > receiver.answer_first
+            if held:
+                receiver.gate.wait()
             if receiver.delay:
                 time.sleep(receiver.delay)
             status = receiver.answer()

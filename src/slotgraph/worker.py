@@ -54,18 +54,35 @@ class Worker:
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self._stop = asyncio.Event()
         self._inflight: dict[asyncio.Task[Outcome], deliveries.Claim] = {}
-        self._http = httpx.AsyncClient(follow_redirects=False)
+        # Keep a connection alive for every concurrent send: httpx's default keeps 20, and
+        # closes any idle connection while more than 20 are open, so 32 sends reconnected.
+        limits = httpx.Limits(
+            max_connections=settings.worker_batch, max_keepalive_connections=settings.worker_batch
+        )
+        self._http = httpx.AsyncClient(follow_redirects=False, limits=limits)
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
         self.emails = EmailChannel(self.sessions, settings, clock=clock)
 
     async def run_once(self, *, timers: bool = True, calendars: bool = True) -> int:
-        """One cycle; returns how much work it found (0: idle). `calendars`: also pull the due
-        calendars (`run()` pulls them in a loop of their own instead)."""
+        """One cycle, start to end: fan out, timers, claim up to `WORKER_BATCH`, send them all,
+        record them; returns how much work it found (0: idle). `calendars`: also pull the due
+        calendars (`run()` pulls them in a loop of their own instead). `run()` does not wait for
+        a whole batch: it keeps the slots full (`_cycle`)."""
         work = 0
         if calendars:
             work += await self.calendars.run_once()
+        work += await self._housekeeping(timers=timers)
+        claims = await self._claim(self.settings.worker_batch)
+        if claims:
+            await asyncio.wait(self._start(claims))
+            if results := self._finished():
+                await self._record(results)
+        return work + len(claims)
+
+    async def _housekeeping(self, *, timers: bool) -> int:
+        """Fan new events out; with `timers`, also the timers, reminders, heartbeat and pruning."""
         async with self.sessions() as session:
-            work += await deliveries.dispatch(session, now=self.clock())
+            work = await deliveries.dispatch(session, now=self.clock())
         if timers:
             async with self.sessions() as session:
                 work += await run_timers(session, now=self.clock())
@@ -75,25 +92,49 @@ class Worker:
                 await health.beat(session, worker_id=self.id, now=self.clock())
             async with self.sessions() as session:
                 await idempotency.prune(session, now=self.clock())
+        return work
+
+    async def _claim(self, limit: int) -> list[deliveries.Claim]:
+        if limit <= 0:
+            return []
         async with self.sessions() as session:
-            claims = await deliveries.claim(
-                session,
-                now=self.clock(),
-                worker_id=self.id,
-                lease=self.lease,
-                limit=self.settings.worker_batch,
+            return await deliveries.claim(
+                session, now=self.clock(), worker_id=self.id, lease=self.lease, limit=limit
             )
-        if claims:
-            tasks = [asyncio.create_task(self._send(c)) for c in claims]
-            self._inflight.update(zip(tasks, claims, strict=True))
-            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-            for t in tasks:
-                self._inflight.pop(t, None)
-            # A send cut off by a graceful stop is released by stop(); the rest are recorded.
-            await self._record(
-                [(c, o) for c, o in zip(claims, outcomes, strict=True) if isinstance(o, Outcome)]
-            )
-        return work + len(claims)
+
+    def _start(self, claims: list[deliveries.Claim]) -> list[asyncio.Task[Outcome]]:
+        """Send each claim in a task of its own; `_finished()` collects them."""
+        tasks = [asyncio.create_task(self._send(c)) for c in claims]
+        self._inflight.update(zip(tasks, claims, strict=True))
+        return tasks
+
+    def _finished(self) -> list[tuple[deliveries.Claim, Outcome]]:
+        """Take the finished sends out of the in-flight set. A send cut off by a graceful stop
+        is released by stop(), not recorded; one that raised stays leased and is sent again
+        when its lease runs out."""
+        results = []
+        for task in [t for t in self._inflight if t.done()]:
+            claim = self._inflight.pop(task)
+            if task.cancelled():
+                continue
+            if (exc := task.exception()) is not None:
+                log.error("delivery %s: the send failed", claim.delivery_id, exc_info=exc)
+                continue
+            results.append((claim, task.result()))
+        return results
+
+    async def _cycle(self, *, timers: bool, look: bool) -> tuple[int, int]:
+        """`run()`'s step: record the sends that finished, fan out and run the timers when due
+        (`look`, `timers`), and fill the free slots with new claims. Sends are not awaited
+        here, so a slow receiver holds one slot, not a batch. Returns (the work done, the work
+        fan-out and timers found)."""
+        results = self._finished()
+        if results:
+            await self._record(results)
+        found = await self._housekeeping(timers=timers) if look or timers else 0
+        claims = await self._claim(self.settings.worker_batch - len(self._inflight))
+        self._start(claims)
+        return len(results) + found + len(claims), found
 
     async def _send(self, claim: deliveries.Claim) -> Outcome:
         logs.request_id.set(claim.request_id)  # this task's log lines name the request
@@ -150,20 +191,30 @@ class Worker:
         )
 
     async def run(self) -> None:
-        """Loop until `stop()`; then let in-flight sends finish (bounded) and release the rest."""
+        """Loop until `stop()`; then let in-flight sends finish (bounded) and release the rest.
+
+        Up to `WORKER_BATCH` sends are in flight at all times: as sends finish, their results
+        are recorded in one transaction and their slots claimed again, while the others are
+        still on the wire."""
         log.info("worker %s started", self.id)
-        next_timers = 0.0
+        next_timers = next_look = 0.0
         loop_duration = metrics.get().worker_loop_duration
         unavailable = False  # said once per outage, not every 0.2 s
+        poll = self.settings.worker_poll_seconds
         calendars = asyncio.create_task(self.calendars.run(self._stop), name="slotgraph-calendars")
         try:
             while not self._stop.is_set():
                 timers = time.monotonic() >= next_timers
                 if timers:
                     next_timers = time.monotonic() + self.settings.worker_timer_seconds
+                look = time.monotonic() >= next_look  # fan out: every poll while busy
+                if look:
+                    next_look = time.monotonic() + poll
                 try:
                     with metrics.timed(loop_duration):
-                        work = await self.run_once(timers=timers, calendars=False)
+                        work, found = await self._cycle(timers=timers, look=look)
+                    if found:  # a full fan-out may have left more behind: look again at once
+                        next_look = 0.0
                     if unavailable:
                         log.info("worker %s: the database is back", self.id)
                         unavailable = False
@@ -177,11 +228,19 @@ class Worker:
                     else:
                         log.exception("worker cycle failed; retrying")
                     work = 0
-                if not work:
+                if self._inflight:  # until a send finishes (or the next look is due)
+                    await asyncio.wait(
+                        self._inflight, timeout=poll, return_when=asyncio.FIRST_COMPLETED
+                    )
+                elif not work:
+                    next_look = 0.0
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._stop.wait(), timeout=self.settings.worker_poll_seconds
-                        )
+                        await asyncio.wait_for(self._stop.wait(), timeout=poll)
+            while self._inflight:  # stopping: no new claims; record what finishes
+                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                if results := self._finished():
+                    with contextlib.suppress(Exception):  # logged per delivery by _record
+                        await self._record(results)
         finally:
             calendars.cancel()
             with contextlib.suppress(asyncio.CancelledError):
