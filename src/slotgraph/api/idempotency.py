@@ -17,18 +17,18 @@ stores its answer in its own write statement (ADR 0005) or begins the transactio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from fastapi import routing
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slotgraph.api.deps import get_caller
-from slotgraph.api.guard import header, replay_body
+from slotgraph.api.guard import header, replay_body, route_table
 from slotgraph.api.problems import slotgraph_error
 from slotgraph.errors import BadRequest, IdempotencyKeyInFlight, SlotgraphError
 from slotgraph.services import idempotency
@@ -49,14 +49,6 @@ def answers_in_its_write(endpoint: Endpoint) -> Endpoint:
     return endpoint
 
 
-def _routed(scope: Scope) -> BaseRoute | None:
-    """The route that answers this method on this path, if any."""
-    for route in routing.iter_route_contexts(scope["app"].routes):
-        if route.matches(scope)[0] is Match.FULL:
-            return route.original_route
-    return None
-
-
 def _storable(status: int, body: bytes) -> bool:
     return status < 500 and status != 429 and not any(c in body for c in _RETRY_CODES)
 
@@ -64,13 +56,25 @@ def _storable(status: int, body: bytes) -> bool:
 class Idempotency:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._table: list[tuple[re.Pattern[str], frozenset[str], APIRoute]] | None = None
+
+    def _routed(self, scope: Scope) -> APIRoute | None:
+        """The route that answers this method on this path, if any (the first that matches, as
+        the router tries them; the table is built at the first request, when all are included)."""
+        if self._table is None:
+            self._table = route_table(scope["app"])
+        method, path = scope["method"], scope["path"]
+        for pattern, methods, route in self._table:
+            if method in methods and pattern.match(path):
+                return route
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
         if key is None or scope["method"] not in WRITES or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        route = _routed(scope)
+        route = self._routed(scope)
         if route is None:  # no such operation: 404 or 405, and no key is used up
             await self.app(scope, receive, send)
             return
@@ -80,7 +84,7 @@ class Idempotency:
                     f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} printable "
                     "characters (a UUID is a good choice)."
                 )
-            in_its_write = getattr(route, "endpoint", None) in _IN_ITS_WRITE
+            in_its_write = route.endpoint in _IN_ITS_WRITE
             await self._keyed(scope, receive, send, key, in_its_write)
         except SlotgraphError as exc:
             await slotgraph_error(exc)(scope, receive, send)

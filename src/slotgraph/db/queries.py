@@ -194,9 +194,18 @@ def row_values(obj: Base) -> NewRow:
     """
     table = obj.__table__
     assert isinstance(table, Table)
-    values = {c.key: obj.__dict__[c.key] for c in table.columns if c.key in obj.__dict__}
-    assert all(c.default is None or c.key in values for c in table.columns), "set every default"
+    keys, defaulted = _columns(table)
+    given = obj.__dict__
+    values = {key: given[key] for key in keys if key in given}
+    assert all(key in values for key in defaulted), "set every default"
     return table, values
+
+
+@functools.cache
+def _columns(table: Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A table's column keys, and those with a Python-side default (row_values, per create)."""
+    keys = tuple(c.key for c in table.columns)
+    return keys, tuple(c.key for c in table.columns if c.default is not None)
 
 
 # "Only if this resource row is still at this version" (see lock_resources(lock=False)).
