@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ import httpx
 import pytest
 
 from tests.receiver import Receiver, running_receiver
-from tests.system.conftest import start_server, stop_server
+from tests.system.conftest import start_server, start_worker, stop_server
 from tests.system.test_concurrency import database_says
 from tests.system.test_workers import ENV, book_many, wait_for
 
@@ -33,15 +31,11 @@ def receiver() -> Iterator[Receiver]:
 
 def worker(database_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {
-        **os.environ,
         **ENV,
-        "SLOTGRAPH_DATABASE_URL": database_url,
         "SLOTGRAPH_WORKER_BATCH": str(BATCH),
         "SLOTGRAPH_WORKER_LEASE_SECONDS": "5",  # the second worker takes over after this
     }
-    with log.open("ab") as out:
-        cmd = [sys.executable, "-m", "slotgraph.cli", "worker"]
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return start_worker(database_url, log, env)
 
 
 async def test_a_killed_worker_s_unrecorded_sends_are_made_again_and_only_those(
