@@ -15,10 +15,10 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
-import httpx
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import logs, metrics
@@ -31,7 +31,7 @@ from slotgraph.services import deliveries, health, idempotency
 from slotgraph.services.bookings.timers import run_timers
 from slotgraph.settings import Settings
 from slotgraph.syncer import CalendarSyncer
-from slotgraph.webhooks.sender import send
+from slotgraph.webhooks import sender
 
 log = logging.getLogger("slotgraph.worker")
 
@@ -54,12 +54,7 @@ class Worker:
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self._stop = asyncio.Event()
         self._inflight: dict[asyncio.Task[Outcome], deliveries.Claim] = {}
-        # Keep a connection alive for every concurrent send: httpx's default keeps 20, and
-        # closes any idle connection while more than 20 are open, so 32 sends reconnected.
-        limits = httpx.Limits(
-            max_connections=settings.worker_batch, max_keepalive_connections=settings.worker_batch
-        )
-        self._http = httpx.AsyncClient(follow_redirects=False, limits=limits)
+        self._http: aiohttp.ClientSession | None = None  # opened by run() or run_once()
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
         self.emails = EmailChannel(self.sessions, settings, clock=clock)
 
@@ -74,10 +69,27 @@ class Worker:
         work += await self._housekeeping(timers=timers)
         claims = await self._claim(self.settings.worker_batch)
         if claims:
-            await asyncio.wait(self._start(claims))
+            async with self._client():
+                await asyncio.wait(self._start(claims))
             if results := self._finished():
                 await self._record(results)
         return work + len(claims)
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[None]:
+        """The HTTP client for webhook sends, open for the block (unless already open)."""
+        if self._http is not None:
+            yield
+            return
+        self._http = sender.session(
+            connections=self.settings.worker_batch,
+            allow_private=self.settings.webhook_allow_private_networks,
+        )
+        try:
+            yield
+        finally:
+            await self._http.close()
+            self._http = None
 
     async def _housekeeping(self, *, timers: bool) -> int:
         """Fan new events out; with `timers`, also the timers, reminders, heartbeat and pruning."""
@@ -129,12 +141,33 @@ class Worker:
         here, so a slow receiver holds one slot, not a batch. Returns (the work done, the work
         fan-out and timers found)."""
         results = self._finished()
-        if results:
-            await self._record(results)
-        found = await self._housekeeping(timers=timers) if look or timers else 0
-        claims = await self._claim(self.settings.worker_batch - len(self._inflight))
-        self._start(claims)
-        return len(results) + found + len(claims), found
+
+        async def record() -> int:
+            if results:
+                await self._record(results)
+            return len(results)
+
+        async def housekeeping() -> int:
+            return await self._housekeeping(timers=timers) if look or timers else 0
+
+        # Three transactions on three connections at once: a cycle waits for the slowest, not
+        # for their sum. A claim that runs beside the record of an earlier event of the same
+        # booking does not see it finished yet, and leaves the later one for the next cycle.
+        recorded, found, claims = await asyncio.gather(
+            record(),
+            housekeeping(),
+            self._claim(self.settings.worker_batch - len(self._inflight)),
+            return_exceptions=True,
+        )
+        if isinstance(claims, list):
+            self._start(claims)  # claimed is leased: send it even if the record failed
+        if isinstance(recorded, BaseException):
+            raise recorded
+        if isinstance(found, BaseException):
+            raise found
+        if isinstance(claims, BaseException):
+            raise claims
+        return recorded + found + len(claims), found
 
     async def _send(self, claim: deliveries.Claim) -> Outcome:
         logs.request_id.set(claim.request_id)  # this task's log lines name the request
@@ -179,7 +212,8 @@ class Worker:
             )
 
     async def _send_webhook(self, claim: deliveries.Claim) -> Outcome:
-        return await send(
+        assert self._http is not None, "sends run inside _client()"
+        return await sender.send(
             self._http,
             url=claim.url,
             msg_id=str(claim.event_id),
@@ -203,49 +237,49 @@ class Worker:
         poll = self.settings.worker_poll_seconds
         calendars = asyncio.create_task(self.calendars.run(self._stop), name="slotgraph-calendars")
         try:
-            while not self._stop.is_set():
-                timers = time.monotonic() >= next_timers
-                if timers:
-                    next_timers = time.monotonic() + self.settings.worker_timer_seconds
-                look = time.monotonic() >= next_look  # fan out: every poll while busy
-                if look:
-                    next_look = time.monotonic() + poll
-                try:
-                    with metrics.timed(loop_duration):
-                        work, found = await self._cycle(timers=timers, look=look)
-                    if found:  # a full fan-out may have left more behind: look again at once
+            async with self._client():
+                while not self._stop.is_set():
+                    timers = time.monotonic() >= next_timers
+                    if timers:
+                        next_timers = time.monotonic() + self.settings.worker_timer_seconds
+                    look = time.monotonic() >= next_look  # fan out: every poll while busy
+                    if look:
+                        next_look = time.monotonic() + poll
+                    try:
+                        with metrics.timed(loop_duration):
+                            work, found = await self._cycle(timers=timers, look=look)
+                        if found:  # a full fan-out may have left more behind: look again at once
+                            next_look = 0.0
+                        if unavailable:
+                            log.info("worker %s: the database is back", self.id)
+                            unavailable = False
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # a database blip must not kill the loop
+                        if is_unavailable(exc):
+                            if not unavailable:
+                                log.warning("worker %s: database unavailable; retrying", self.id)
+                            unavailable = True
+                        else:
+                            log.exception("worker cycle failed; retrying")
+                        work = 0
+                    if self._inflight:  # until a send finishes (or the next look is due)
+                        await asyncio.wait(
+                            self._inflight, timeout=poll, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    elif not work:
                         next_look = 0.0
-                    if unavailable:
-                        log.info("worker %s: the database is back", self.id)
-                        unavailable = False
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # a database blip must not kill the loop
-                    if is_unavailable(exc):
-                        if not unavailable:
-                            log.warning("worker %s: database unavailable; retrying", self.id)
-                        unavailable = True
-                    else:
-                        log.exception("worker cycle failed; retrying")
-                    work = 0
-                if self._inflight:  # until a send finishes (or the next look is due)
-                    await asyncio.wait(
-                        self._inflight, timeout=poll, return_when=asyncio.FIRST_COMPLETED
-                    )
-                elif not work:
-                    next_look = 0.0
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), timeout=poll)
-            while self._inflight:  # stopping: no new claims; record what finishes
-                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
-                if results := self._finished():
-                    with contextlib.suppress(Exception):  # logged per delivery by _record
-                        await self._record(results)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stop.wait(), timeout=poll)
+                while self._inflight:  # stopping: no new claims; record what finishes
+                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                    if results := self._finished():
+                        with contextlib.suppress(Exception):  # logged per delivery by _record
+                            await self._record(results)
         finally:
             calendars.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await calendars
-            await self._http.aclose()
             log.info("worker %s stopped", self.id)
 
     async def stop(self, task: asyncio.Task[None]) -> None:

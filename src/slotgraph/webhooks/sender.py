@@ -1,22 +1,62 @@
-"""One HTTP attempt: sign, POST, measure, keep the first 2 KB of the answer."""
+"""One HTTP attempt: sign, POST, measure, keep the first 2 KB of the answer.
+
+The client is aiohttp: the worker's profile had httpx/httpcore as its largest cost (its pool
+scans every connection's socket for each request), and the same POSTs cost about a tenth of
+the CPU time with aiohttp (docs/benchmarks.md, ADR 0003)."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import time
 from datetime import UTC, datetime
+from typing import Any
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.webhooks import signing, timekit
-from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
+from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url, refuse_private
 
 TIMEOUT_SECONDS = 15.0
 BODY_KEEP = 2048
 
 
+class _PublicOnly(AbstractResolver):
+    """Resolves as usual and refuses a host with any non-public address: the connection is made
+    to the addresses checked here, so a name that resolves differently a second time (DNS
+    rebinding) cannot lead a send into a private network."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        refuse_private(host, {r["host"] for r in results})
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def session(*, connections: int, allow_private: bool) -> aiohttp.ClientSession:
+    """The worker's client: at most `connections` at once, kept alive between sends. Answers
+    are kept as they came (no decompression); redirects are not followed (`send`)."""
+    connector = aiohttp.TCPConnector(
+        limit=connections, resolver=None if allow_private else _PublicOnly()
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+    )
+
+
 async def send(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     *,
     url: str,
     msg_id: str,
@@ -36,6 +76,7 @@ async def send(
     except UrlNotAllowed as exc:
         return Outcome(None, f"refused: {exc}", took(), None)
     # The signed timestamp is the real time of sending: receivers check it against their clock.
+    headers: dict[str, Any]
     if format_ == timekit.FORMAT:
         headers = timekit.headers(msg_id=msg_id, body=body, secrets_=secrets_)
     else:
@@ -45,17 +86,17 @@ async def send(
     if request_id:
         headers["x-request-id"] = request_id
     try:
-        async with http.stream(
-            "POST", url, content=body.encode(), headers=headers, timeout=TIMEOUT_SECONDS
+        async with http.post(
+            url, data=body.encode(), headers=headers, allow_redirects=False
         ) as response:
             kept = b""
-            async for chunk in response.aiter_raw():
+            while len(kept) < BODY_KEEP and (chunk := await response.content.read(BODY_KEEP)):
                 kept += chunk
-                if len(kept) >= BODY_KEEP:
-                    break
             text = kept[:BODY_KEEP].decode("utf-8", errors="replace")
-            return Outcome(response.status_code, None, took(), text)
-    except httpx.TimeoutException:
+            return Outcome(response.status, None, took(), text)
+    except UrlNotAllowed as exc:  # from the resolver: the name resolves elsewhere now
+        return Outcome(None, f"refused: {exc}", took(), None)
+    except TimeoutError:
         return Outcome(None, f"timeout after {TIMEOUT_SECONDS:.0f} s", took(), None)
-    except httpx.HTTPError as exc:
+    except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
         return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], took(), None)

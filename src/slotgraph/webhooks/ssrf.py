@@ -51,7 +51,11 @@ async def check_url(url: str, *, allow_private: bool) -> None:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise UrlNotAllowed(f"The host {host!r} does not resolve.") from exc
-    addresses = {str(info[4][0]) for info in infos}
+    refuse_private(host, {str(info[4][0]) for info in infos})
+
+
+def refuse_private(host: str, addresses: set[str]) -> None:
+    """Raise UrlNotAllowed if any of the addresses `host` resolved to is not public."""
     blocked = sorted(a for a in addresses if not _public(a))
     if blocked:
         raise UrlNotAllowed(
