@@ -6,9 +6,11 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import icalendar
 import pytest
 
+from slotgraph.appsettings import AppSettings
 from tests.api.conftest import Api
 
 
@@ -139,6 +141,34 @@ async def test_unknown_feeds_are_404(api: Api, path: str) -> None:
     r = await fetch(api, path)
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_feed_guessing_is_rate_limited_per_address_and_the_probes_are_not(
+    api: Api,
+) -> None:
+    resource = await api.resource()
+    path = await feed_path(api, resource)
+    limit = AppSettings().rate_limits.public_per_minute  # a visitor's limit, as on the pages
+    statuses = []
+    for n in range(2 * limit):  # guessing tokens: each guess is a lookup, so each is counted
+        guess = await fetch(api, f"/ical/{n:032d}.ics")
+        statuses.append(guess.status_code)
+        if guess.status_code != 404:
+            break
+    # at least `limit` go through (more if a minute turns meanwhile: a sliding window)
+    assert statuses[-1] == 429, statuses[-3:]
+    assert len(statuses) > limit
+    assert guess.headers["content-type"] == "application/problem+json"
+    assert guess.json()["code"] == "rate_limited"
+    assert int(guess.headers["retry-after"]) >= 1
+    assert (await fetch(api, path)).status_code == 429  # the real token too, from here
+    # a load balancer at the same address still gets its answer (readyz: 503, no worker here)
+    assert (await api.http.get("/healthz")).status_code == 200
+    assert (await api.http.get("/readyz")).status_code == 503
+    app = api.http._transport.app  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as elsewhere:
+        assert (await elsewhere.get(path)).status_code == 200
 
 
 async def test_freebusy_merges_bookings_buffers_and_blocks(api: Api) -> None:

@@ -78,6 +78,14 @@ def route_need(route: APIRoute) -> Need:
     return "none"
 
 
+def counts_visitors(route: APIRoute, need: Need) -> bool:
+    """Whether a route's callers are counted per client address with the public key's default
+    limit: every route without a key that the API documents (the booking pages, the secret
+    calendar feed, whose token is looked up per request), not the operator's probes (/healthz,
+    /readyz, /metrics) and docs, which a load balancer must always reach."""
+    return need == "none" and (isinstance(route, WebRoute) or route.include_in_schema)
+
+
 def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
     for dep in dependant.dependencies:
         yield dep
@@ -110,19 +118,22 @@ class Guard:
         self.limiter = limiter
         self.max_body = max_body_bytes
         self.max_depth = max_json_depth
-        self._table: list[tuple[re.Pattern[str], frozenset[str], Need, bool]] | None = None
+        self._table: list[tuple[re.Pattern[str], frozenset[str], Need, bool, bool]] | None = None
 
-    def route(self, method: str, path: str) -> tuple[Need, bool]:
-        """The key a route needs ("none" for no route: the router answers 404), and whether it is
-        a web page (whose errors are HTML)."""
+    def route(self, method: str, path: str) -> tuple[Need, bool, bool]:
+        """The key a route needs ("none" for no route: the router answers 404), whether it is
+        a web page (whose errors are HTML), and whether its callers are counted per address as
+        visitors (`counts_visitors`)."""
         if self._table is None:  # built at the first request, when every route is included
             self._table = [
-                (p, m, route_need(r), isinstance(r, WebRoute)) for p, m, r in route_table(self.root)
+                (p, m, need, isinstance(r, WebRoute), counts_visitors(r, need))
+                for p, m, r in route_table(self.root)
+                for need in (route_need(r),)
             ]
-        for pattern, methods, need, web in self._table:
+        for pattern, methods, need, web, visitors in self._table:
             if method in methods and pattern.match(path):
-                return need, web
-        return "none", False
+                return need, web, visitors
+        return "none", False, False
 
     def need(self, method: str, path: str) -> Need:
         return self.route(method, path)[0]
@@ -138,7 +149,7 @@ class Guard:
                 answer = await self.preflight(scope, cors.normalised(origin), requested.upper())
                 await answer(scope, receive, send)
                 return
-        need, web = self.route(scope["method"], scope["path"])
+        need, web, visitors = self.route(scope["method"], scope["path"])
         try:
             if need != "none":
                 principal = await self.authenticate(scope, need)
@@ -146,7 +157,7 @@ class Guard:
                 if origin and _allows(principal, need, cors.normalised(origin)):
                     send = cors.allowing(send, cors.normalised(origin))
                 await self.limiter.check(principal, _client_ip(scope))
-            elif web:  # a booking page's visitor has no key: counted per address, as one
+            elif visitors:  # no key (a booking page, a feed): counted per address, as one
                 await self.limiter.check(VISITOR, _client_ip(scope))
             _check_address(scope)
             body = await self.read_body(scope, receive)
