@@ -1,8 +1,8 @@
 """A route class that answers plain queries without FastAPI's per-request machinery.
 
 FastAPI resolves a route's dependencies and validates each query parameter on its own, with
-context for its error messages, per request: for `GET /v1/availability` that was about a third of
-the server's CPU on a one-resource month (docs/benchmarks.md). `PlainQueryRoute` keeps the route
+context for its error messages, per request: for `GET /v1/availability` that was 0.4-0.9 ms of CPU,
+a fifth of a `limit=1` search (docs/benchmarks.md). `PlainQueryRoute` keeps the route
 as declared (the same parameters, dependencies and OpenAPI description) and answers a request
 itself when its query string is plain:
 

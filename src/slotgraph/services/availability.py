@@ -6,40 +6,22 @@ same two queries as one resource and one day.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    Integer,
-    Select,
-    Uuid,
     and_,
-    any_,
-    bindparam,
-    cast,
-    extract,
     func,
-    literal_column,
-    or_,
     select,
 )
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.sqltypes import NullType
 
-from slotgraph.db.models import Booking, BookingHold, Resource
+from slotgraph.db.models import Booking
 from slotgraph.db.queries import ResourceRow
-from slotgraph.db.types import UTCDateTime
 from slotgraph.domain import availability as av
 from slotgraph.domain import overlay
 from slotgraph.domain import wallclock as wc
@@ -48,13 +30,12 @@ from slotgraph.domain.rules import check_booking_window, payment_overdue_sql
 from slotgraph.errors import BookingWindowClosed, ValidationFailed
 from slotgraph.schemas import GroupSlot
 from slotgraph.services.busy import (
-    RULE_COLUMNS,
-    in_order,
     load_busy,
     load_resources,
     rules_of,
 )
 from slotgraph.services.common import Principal
+from slotgraph.services.merged_busy import BusyMicros, load_merged
 
 # The bounds of one search (docs/availability.md). Each is answered with a 422 naming it.
 MAX_WINDOW = timedelta(days=93)
@@ -106,7 +87,6 @@ def _check_work(q: SlotSearch, resources: Sequence[ResourceRow]) -> None:
 
 
 # Each resource's busy spans in epoch microseconds (exact), [lo, hi): what the search computes with.
-BusyMicros = dict[uuid.UUID, list[av.Micros]]
 
 
 def _free_points(
@@ -179,7 +159,19 @@ async def _load(
     trip instead of four). SQLite: two queries in one transaction.
     """
     if session.get_bind().dialect.name == "postgresql":
-        resources, busy = await _load_in_one(session, principal.app_id, q, now=now)
+        # whole seconds, as every rule's buffer is (bounds.py): the holds may be widened to them
+        exact = bool(q.duration % wc.SECOND or (q.min_buffer and q.min_buffer % wc.SECOND))
+        resources, busy = await load_merged(
+            session,
+            principal.app_id,
+            q.resource_ids,
+            start=q.start,
+            end=q.end,
+            now=now,
+            min_buffer=q.min_buffer,
+            ignore_booking=q.ignore_booking,
+            exact=exact,
+        )
         _check_work(q, resources)
     else:
         async with session.begin():
@@ -198,172 +190,6 @@ async def _load(
                 rid: [(wc.micros(x), wc.micros(y)) for x, y in spans] for rid, spans in held.items()
             }
     return resources, _free_points(resources, busy, q, now=now, past_ok=principal.kind == "secret")
-
-
-@functools.cache
-def _load_in_one_statement(ignoring: bool = False, exact: bool = False) -> Select[Any]:
-    """PostgreSQL: each resource's id and rules with the union of its holds near the window.
-
-    Built once, with parameters (a second time with `ignoring`: without the holds of the
-    booking `ignore`, which a reschedule moves). A hold matters to a resource when it ends after
-    `start - buffer_before` and starts before `end + buffer_after` (its own buffers, or the
-    query's `min_buffer` when larger). The union (`range_agg`, a multirange) comes as [lower, upper]
-    pairs of epoch microseconds in one bigint array, which asyncpg decodes in C: widened to whole
-    seconds (`_seconds`), or `exact` (`_micros`, numeric and slower in PostgreSQL) for a search
-    whose duration or buffer is not whole seconds.
-    """
-    hold, resource = BookingHold, Resource.__table__
-    second: ColumnElement[Any] = literal_column("interval '1 second'")
-    extra = bindparam("extra", type_=Integer())
-    start = bindparam("start", type_=UTCDateTime())
-    end = bindparam("end", type_=UTCDateTime())
-    # plain timestamptz: the rule subtracts an interval from it in SQL
-    now = bindparam("now", type_=DateTime(timezone=True))
-    overdue = select(Booking.id).where(payment_overdue_sql(Booking, now))  # type: ignore[arg-type]
-    conditions = [
-        hold.resource_id == resource.c.id,
-        hold.active.is_(True),
-        hold.start_time < end + func.greatest(resource.c.buffer_after, extra) * second,
-        hold.end_time > start - func.greatest(resource.c.buffer_before, extra) * second,
-        or_(hold.booking_id.is_(None), hold.booking_id.not_in(overdue)),
-    ]
-    if ignoring:
-        ignore = bindparam("ignore", type_=hold.booking_id.type)
-        conditions.append(or_(hold.booking_id.is_(None), hold.booking_id != ignore))
-    merged = (
-        select(func.unnest(func.range_agg(func.tstzrange(hold.start_time, hold.end_time))))
-        .where(*conditions)
-        .correlate(resource)
-        .subquery("merged")
-    )
-    span = merged.c[0]
-    bounds = [_micros(func.lower(span)), _micros(func.upper(span))] if exact else _seconds(span)
-    pairs = func.array_agg(postgresql.array(bounds), type_=NullType())
-    spans = select(pairs).correlate(resource).scalar_subquery()
-    needed = [resource.c[name] for name in ("id", *RULE_COLUMNS)]
-    return select(*needed, spans.label("busy")).where(
-        resource.c.app_id == bindparam("app_id"),
-        resource.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(Uuid()))),
-        resource.c.archived_at.is_(None),
-    )
-
-
-def _micros(at: ColumnElement[Any]) -> ColumnElement[Any]:
-    """An instant as whole microseconds since the epoch: `extract` is exact (numeric)."""
-    return cast(extract("epoch", at) * literal_column("1000000"), BigInteger)
-
-
-def _seconds(span: ColumnElement[Any]) -> list[ColumnElement[Any]]:
-    """A span widened to whole seconds [floor(lower), ceil(upper)), in microseconds.
-
-    `date_part` is float8 (fast): exact for whole seconds, and within a microsecond elsewhere up
-    to 2200, so floor and ceil are exact. A whole-second start is forbidden by a hold exactly
-    when it is by the widened hold if the duration and the buffers are whole seconds: t > x - d
-    iff t > floor(x) - d, t < y + b iff t < ceil(y) + b, for whole t, d and b.
-    """
-
-    def whole(at: ColumnElement[Any], rounding: Any) -> ColumnElement[Any]:
-        seconds = cast(rounding(func.date_part(literal_column("'epoch'"), at)), BigInteger)
-        return seconds * literal_column("1000000")
-
-    return [whole(func.lower(span), func.floor), whole(func.upper(span), func.ceil)]
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """The statement compiled once for the driver: its text, its parameters in order (each with
-    the value it was built with and the column type's conversion), and each result column's."""
-
-    sql: str
-    params: tuple[tuple[str, Any, Any], ...]  # (name, value it was built with, bind processor)
-    columns: tuple[str, ...]
-    results: tuple[Any, ...]  # the column types' result processors (None: as the driver gives)
-
-
-@functools.cache
-def _prepared(dialect: Dialect, ignoring: bool, exact: bool) -> _Prepared:
-    stmt = _load_in_one_statement(ignoring, exact)
-    compiled = stmt.compile(dialect=dialect)
-    assert compiled.positiontup is not None
-    built = compiled.params
-    params = tuple(
-        (name, built[name], compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-        for name in compiled.positiontup
-    )
-    given = {name for name, value, _ in params if value is None}
-    assert given == {"app_id", "ids", "start", "end", "extra", "now"} | (
-        {"ignore"} if ignoring else set()
-    )
-    columns = tuple(c.name for c in stmt.selected_columns)
-    assert columns == tuple(f.name for f in fields(_Found)), columns
-    results = tuple(
-        c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns
-    )
-    return _Prepared(str(compiled), params, columns, results)
-
-
-@dataclass(frozen=True, slots=True)
-class _Found:
-    """A resource as a search reads it: its id, the columns of its rules, its busy spans."""
-
-    id: uuid.UUID
-    timezone: str
-    weekly_hours: dict[str, list[list[str]]] | None
-    exceptions: list[dict[str, Any]]
-    buffer_before: timedelta
-    buffer_after: timedelta
-    min_notice: timedelta | None
-    max_advance: timedelta | None
-    min_duration: timedelta | None
-    max_duration: timedelta | None
-    slot_step: timedelta
-    busy: list[list[int]] | None
-
-
-async def _load_in_one(
-    session: AsyncSession, app_id: uuid.UUID, q: SlotSearch, *, now: datetime
-) -> tuple[list[Any], BusyMicros]:
-    """PostgreSQL: the resources and their busy spans in one statement, in autocommit.
-
-    The statement is built and compiled by SQLAlchemy once and run as driver SQL (asyncpg
-    prepares it once per connection), with the column types' own conversions applied here to
-    the few columns that have one: SQLAlchemy's per-execution compile-cache lookup, parameter
-    and result processing cost more CPU than the rows' conversion (`exec_driver_sql` keeps its
-    error handling: a lost connection is still 503 and leaves the pool).
-    """
-    given: dict[str, object] = {
-        "app_id": app_id,
-        "ids": list(q.resource_ids),
-        "start": q.start,
-        "end": q.end,
-        "extra": int((q.min_buffer or timedelta(0)).total_seconds()),
-        "now": now,
-    }
-    ignoring = q.ignore_booking is not None
-    if ignoring:
-        given["ignore"] = q.ignore_booking
-    # whole seconds, as every rule's buffer is (bounds.py): the holds may be widened to them
-    exact = bool(q.duration % wc.SECOND or (q.min_buffer and q.min_buffer % wc.SECOND))
-    async with session.begin():  # in autocommit: no BEGIN or COMMIT goes to the server
-        conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        prepared = _prepared(conn.dialect, ignoring, exact)
-        args = tuple(
-            value if convert is None else convert(value)
-            for name, built, convert in prepared.params
-            for value in (given[name] if built is None else built,)
-        )
-        rows = await conn.exec_driver_sql(prepared.sql, args)
-    found: dict[Any, _Found] = {}
-    converted = [(i, convert) for i, convert in enumerate(prepared.results) if convert is not None]
-    for row in rows:
-        values: list[Any] = list(row)
-        for i, convert in converted:
-            values[i] = convert(values[i])
-        resource = _Found(*values)
-        found[resource.id] = resource
-    resources = in_order(found, q.resource_ids)
-    busy: BusyMicros = {r.id: [(a, b) for a, b in r.busy or ()] for r in resources}
-    return resources, busy
 
 
 def largest_limit(resource_count: int) -> int:
