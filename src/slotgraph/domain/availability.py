@@ -168,9 +168,8 @@ def on_grid(rules: Rules, at: datetime) -> bool:
 # -- free starts ---------------------------------------------------------------------------------
 
 Closed = tuple[datetime, datetime]  # [lo, hi], both included
-Micros = tuple[
-    int, int
-]  # a busy span [lo, hi) in epoch microseconds (exact: what a database holds)
+# A busy span [lo, hi) in epoch microseconds (exact: what a database holds).
+Micros = tuple[int, int]
 
 
 def free_starts(
