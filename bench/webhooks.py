@@ -1,8 +1,10 @@
 """Webhook delivery: events per second with one worker, and commit-to-first-attempt latency.
 
 Floor, measured in the same run: the same number of plain POSTs from one process to the same
-receiver, with the same concurrency (32). The ratio says how much of the receiver's capacity one
-worker uses; the rest is the database round trips per delivery.
+receiver, with the same concurrency (32), with the client the worker sends with (aiohttp, since
+issue 15's third pass) and, for comparison with the figures before it, with httpx. The ratio to
+the aiohttp floor says how much of what that client can send one worker delivers; the rest is
+the database round trips per delivery and the signing.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import httpx
 
 from bench.harness import Figure, auth, database, free_port, now, start, stop, wait_ready
@@ -41,6 +44,35 @@ class _Receiver:
 
     async def count(self) -> int:
         return (await self.stats())[0]
+
+
+_CONCURRENCY = 32  # the worker's WORKER_BATCH
+
+
+async def _floor_aiohttp(url: str, batch: int, tag: str) -> float:
+    sem = asyncio.Semaphore(_CONCURRENCY)
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(i: int) -> None:
+            async with sem, session.post(url, data=f"floor-{tag}-{i}".encode()) as r:
+                await r.read()
+
+        t0 = time.time()
+        await asyncio.gather(*(post(i) for i in range(batch)))
+        return batch / (time.time() - t0)
+
+
+async def _floor_httpx(http: httpx.AsyncClient, url: str, batch: int, tag: str) -> float:
+    sem = asyncio.Semaphore(_CONCURRENCY)
+
+    async def post(i: int) -> None:
+        async with sem:
+            await http.post(url, content=f"floor-{tag}-{i}".encode())
+
+    t0 = time.time()
+    await asyncio.gather(*(post(i) for i in range(batch)))
+    return batch / (time.time() - t0)
 
 
 async def _book(http: httpx.AsyncClient, base: str, resource: str, i: int) -> float:
@@ -77,7 +109,7 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
     runs = 3 if quick else 5
     samples = 20 if quick else 60
     receiver: _Receiver | None = None
-    throughput, floor, latency_med, latency_p90 = [], [], [], []
+    throughput, floor, floor_httpx, latency_med, latency_p90 = [], [], [], [], []
     async with database(sqlite) as url:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -129,16 +161,10 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                     stop(worker)
                     worker = None
 
-                    # Floor: the same number of plain POSTs to the same receiver.
-                    async def post(
-                        i: int, tag: int = n, sem: asyncio.Semaphore = asyncio.Semaphore(32)
-                    ) -> None:
-                        async with sem:
-                            await h.post(receiver.url, content=f"floor-{tag}-{i}".encode())
-
-                    t0 = time.time()
-                    await asyncio.gather(*(post(i) for i in range(batch)))
-                    floor.append(batch / (time.time() - t0))
+                    # Floor: the same number of plain POSTs to the same receiver, with the
+                    # worker's client (aiohttp) and with httpx (the floor before the switch).
+                    floor.append(await _floor_aiohttp(receiver.url, batch, f"a{n}"))
+                    floor_httpx.append(await _floor_httpx(h, receiver.url, batch, f"h{n}"))
         finally:
             if worker is not None:
                 stop(worker)
@@ -147,10 +173,13 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 receiver.process.terminate()
                 receiver.process.wait()
     ratio = [t / f for t, f in zip(throughput, floor, strict=True)]
+    ratio_httpx = [t / f for t, f in zip(throughput, floor_httpx, strict=True)]
     return [
         Figure("webhook events delivered / s (1 worker)", throughput, "events/s"),
-        Figure("floor: plain POSTs / s to the same receiver", floor, "requests/s"),
-        Figure("ratio delivered / floor", ratio, "x"),
+        Figure("floor: plain POSTs / s to the same receiver (aiohttp)", floor, "requests/s"),
+        Figure("floor with httpx (before the switch)", floor_httpx, "requests/s"),
+        Figure("ratio delivered / floor (aiohttp)", ratio, "x"),
+        Figure("ratio delivered / httpx floor", ratio_httpx, "x"),
         Figure("commit -> first attempt, median (idle worker)", latency_med, "ms"),
         Figure("commit -> first attempt, p90 (idle worker)", latency_p90, "ms"),
     ]
