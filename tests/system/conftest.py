@@ -91,6 +91,16 @@ def start_worker(database_url: str, log: Path, env: dict[str, str]) -> subproces
         )
 
 
+async def subscribe(http: httpx.AsyncClient, server: Server, url: str) -> None:
+    """Register `url` as a webhook endpoint for confirmed bookings."""
+    r = await http.post(
+        f"{server.url}/v1/webhooks",
+        headers=server.headers(),
+        json={"url": url, "events": ["booking.confirmed"]},
+    )
+    assert r.status_code == 201, r.text
+
+
 def stop_server(server: Server) -> None:
     if server.process.poll() is None:
         server.process.send_signal(signal.SIGTERM)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.receiver import Receiver, running_receiver
-from tests.system.conftest import start_server, start_worker, stop_server
+from tests.system.conftest import start_server, start_worker, stop_server, subscribe
 from tests.system.test_concurrency import database_says
 from tests.system.test_workers import ENV, book_many, wait_for
 
@@ -46,12 +46,7 @@ async def test_a_killed_worker_s_unrecorded_sends_are_made_again_and_only_those(
     first = second = None
     try:
         async with httpx.AsyncClient(timeout=60) as http:
-            r = await http.post(
-                f"{server.url}/v1/webhooks",
-                headers=server.headers(),
-                json={"url": receiver.url, "events": ["booking.confirmed"]},
-            )
-            assert r.status_code == 201, r.text
+            await subscribe(http, server, receiver.url)
             await book_many(http, server, 0, ANSWERED + BATCH)
         receiver.hold(after=ANSWERED)
         first = worker(url, tmp_path / "first.log")

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.receiver import Receiver, running_receiver
-from tests.system.conftest import Server, start_server, start_worker, stop_server
+from tests.system.conftest import Server, start_server, start_worker, stop_server, subscribe
 from tests.system.test_concurrency import database_says
 
 pytestmark = pytest.mark.system
@@ -105,12 +105,7 @@ async def test_two_workers_deliver_everything_once_and_survive_a_kill(
     workers = [start_worker(url, tmp_path / f"worker{i}.log", ENV) for i in range(2)]
     try:
         async with httpx.AsyncClient(timeout=60) as http:
-            r = await http.post(
-                f"{server.url}/v1/webhooks",
-                headers=server.headers(),
-                json={"url": receiver.url, "events": ["booking.confirmed"]},
-            )
-            assert r.status_code == 201, r.text
+            await subscribe(http, server, receiver.url)
 
             # Phase 1: 500 bookings; both workers running; every event exactly once.
             await book_many(http, server, 0, 500)
