@@ -111,6 +111,7 @@ async def test_booked_rescheduled_cancelled_one_uid_rising_sequence(
     assert int(event["SEQUENCE"]) == 0
     assert event.decoded("DTSTART").isoformat() == "2024-05-18T10:00:00+00:00"
     assert str(event["ATTENDEE"]) == "mailto:ann@example.com"
+    assert str(event["DESCRIPTION"]) == "Times are shown in Europe/Oslo."
 
     # The manage link works on the API, and is not the create answer's token.
     match = MANAGE.search(booked.text())

@@ -71,6 +71,14 @@ async def test_a_booking_from_the_german_page_gets_german_emails(
     assert ">Wann</th>" in html
     assert "Buchung ansehen, verschieben oder absagen</a>" in html
     assert "Hello" not in text + html
+    # The calendar file speaks German too, in the email and from the manage page's download.
+    calendar = booked.calendar()
+    assert calendar is not None
+    (event,) = calendar.walk("VEVENT")
+    assert str(event["DESCRIPTION"]) == "Die Zeiten sind in Europe/Oslo angegeben."
+    download = await mail_api.http.get(f"{confirmation.one('manage-link')['href']}/booking.ics")
+    assert download.status_code == 200, download.text
+    assert "Die Zeiten sind in Europe/Oslo angegeben." in download.text.replace("\r\n ", "")
     # The owner's email stays in English.
     (owner,) = mailbox.to("berg@clinic.example")
     assert owner.subject.startswith("New booking: Anna, Wednesday 1 May 2024, 12:00")

@@ -296,6 +296,7 @@ class EmailChannel:
                 organizer_name=main.name,
                 attendee=client.email,
                 attendee_name=client.name,
+                locale=locale,
             )
             maintype, subtype = CONTENT_TYPE.split("/")
             message.add_attachment(

@@ -4,7 +4,7 @@ The same VEVENT as the feeds and CalDAV pushes (calendars/ical.py): `UID` is the
 its whole life and `SEQUENCE` its version minus one, so a calendar program updates the event it
 has instead of adding a second one. `METHOD:REQUEST` while the booking stands, `METHOD:CANCEL`
 when it is cancelled or declined. Times are UTC; the resource's zone is named (X-WR-TIMEZONE,
-and in the description).
+and in the description, in the customer's locale: the same sentence as the booking page's).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from icalendar import Calendar, vCalAddress, vText
 
 from slotgraph.calendars.ical import PRODID, BookingEvent, booking_vevent
 from slotgraph.schemas import BookingOut
+from slotgraph.web import i18n
 
 IcsMethod = Literal["REQUEST", "CANCEL", "PUBLISH"]
 CONTENT_TYPE = "text/calendar"
@@ -32,6 +33,7 @@ def booking_ics(
     attendee: str | None = None,
     attendee_name: str | None = None,
     description: str | None = None,
+    locale: str = i18n.DEFAULT_LOCALE,
 ) -> bytes:
     """One booking as a calendar with `method`. `PUBLISH` suits a download ("add to
     calendar"); emails use REQUEST and CANCEL, which name an organizer and the attendee."""
@@ -57,7 +59,8 @@ def booking_ics(
     )
     event["summary"] = vText(summary)
     lines = [description] if description else []
-    lines.append(f"Times in {timezone}.")
+    gettext = i18n.translations(locale).gettext
+    lines.append(gettext("Times are shown in %(zone)s.") % {"zone": timezone})
     event["description"] = vText("\n".join(lines))
     if location:
         event.add("location", location)

@@ -84,6 +84,7 @@ async def calendar_file(request: Request, token: str, session: Session, now: Now
         "CANCEL" if cancelled else "PUBLISH",
         summary=managed.view.page.title,
         timezone=zones[0] if zones else managed.view.zone,
+        locale=managed.view.page.locale,
     )
     return Response(
         body,
