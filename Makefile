@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Timekit's real SDK and widget (tests/compat), axe-core for the accessibility checks (tests/browser).
 NPM_TESTS := tests/compat/node_modules/.installed tests/browser/node_modules/.installed
 
-.PHONY: serve test lint install bench clean docs
+.PHONY: serve test test-quick lint install bench clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ lint: $(STAMP)
 test: lint $(NPM_TESTS)
 	$(BIN)/python -m slotgraph.docgen --check
 	$(BIN)/pytest -q
+
+# The local loop while editing: everything in-process on both backends, without the tests that
+# start server processes, chromium or Node, and without the few slow property tests (markers in
+# pyproject.toml; docs/testing.md). `make test` and CI still run everything.
+QUICK := not slow and not system and not npm and not browser
+test-quick: $(STAMP)
+	$(BIN)/pytest -q -m "$(QUICK)"
 
 docs: $(STAMP)
 	$(BIN)/python -m slotgraph.docgen

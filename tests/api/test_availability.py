@@ -320,6 +320,7 @@ FOLD_DAYS = {
 }
 
 
+@pytest.mark.slow  # property test through the API
 @settings(
     max_examples=10,
     deadline=None,
@@ -516,6 +517,7 @@ def _rss() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.slow  # 2,000 searches
 async def test_memory_stays_flat_over_searches_with_distinct_windows(api: Api) -> None:
     """2,000 searches, each with a window no other search used: the process does not grow.
 

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.conftest import Api
 
@@ -70,6 +71,7 @@ async def test_the_document_lists_every_route_this_test_knows(api: Api) -> None:
     assert known >= KEYLESS
 
 
+@pytest.mark.slow  # every route, one request each
 async def test_no_key_is_401_everywhere(api: Api) -> None:
     wrong = []
     for method, path, op in await _operations(api):

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.api.conftest import T0, Api, Clock, make_api
 from tests.conftest import clean
+
+pytestmark = pytest.mark.slow  # a property test through the API
 
 BASE = T0 + timedelta(days=1)
 SLOT = timedelta(minutes=30)

@@ -161,6 +161,7 @@ def oracle(
     return out
 
 
+@pytest.mark.slow  # 200 examples against a minute-by-minute oracle
 @settings(max_examples=200, deadline=None)
 @given(case=cases())
 def test_free_slots_match_the_minute_by_minute_oracle(
