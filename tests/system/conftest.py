@@ -147,10 +147,17 @@ async def server(fresh_database: tuple[str, str], tmp_path: Path) -> AsyncIterat
 TOPOLOGIES = [("sqlite", 1), ("postgresql", 1), ("sqlite", 2)]
 
 
-@pytest.fixture(params=TOPOLOGIES, ids=["sqlite", "postgresql", "sqlite-two-processes"])
-async def servers(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Server]]:
-    """Server processes on one fresh database; requests are spread over all of them."""
+@pytest.fixture(
+    scope="module", params=TOPOLOGIES, ids=["sqlite", "postgresql", "sqlite-two-processes"]
+)
+async def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[list[Server]]:
+    """Server processes on one fresh database, shared by a module's tests (starting them is most
+    of a test's time): each test makes its own resource and counts only what it made. Requests
+    are spread over all of them."""
     backend, count = request.param
+    tmp_path = tmp_path_factory.mktemp(f"servers-{backend}-{count}")
     async with _database(backend, tmp_path) as url:
         started: list[Server] = []
         try:

@@ -1,8 +1,9 @@
 """Never double-booked, under real concurrency against real server processes.
 
 Requests are fired together with asyncio.gather over many connections; nothing sleeps to win a
-race. Afterwards the database itself is asked what it holds. Each test runs against one server
-process per backend, and against two server processes that share one SQLite file.
+race. Afterwards the database itself is asked what it holds, about the test's own resource. Each
+test runs against one server process per backend, and against two server processes that share one
+SQLite file (the processes are shared by the module's tests).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +29,7 @@ START = datetime(2031, 1, 6, 9, 0, tzinfo=UTC)
 
 
 async def setup(http: httpx.AsyncClient, server: Server) -> tuple[str, str]:
+    """A new resource and a new client (the server may already hold other tests' data)."""
     r = await http.post(
         f"{server.url}/v1/resources",
         headers=server.headers(),
@@ -36,7 +39,7 @@ async def setup(http: httpx.AsyncClient, server: Server) -> tuple[str, str]:
     c = await http.post(
         f"{server.url}/v1/clients",
         headers=server.headers(),
-        json={"name": "Many", "email": "many@example.com"},
+        json={"name": "Many", "email": f"many-{uuid.uuid4().hex[:12]}@example.com"},
     )
     assert c.status_code == 201, c.text
     return r.json()["resource_id"], c.json()["client_id"]
@@ -53,6 +56,11 @@ async def fire(
     return list(
         await asyncio.gather(*(one(servers[i % len(servers)], b) for i, b in enumerate(bodies)))
     )
+
+
+def stored_id(server: Server, value: str) -> str:
+    """An id as the backend stores it in SQL (SQLite: 32 hex digits, no dashes)."""
+    return value.replace("-", "") if server.backend == "sqlite" else value
 
 
 async def database_says(server: Server, sql: str, **params: Any) -> list[Any]:
@@ -83,14 +91,18 @@ async def test_many_requests_for_one_slot_exactly_one_wins(servers: list[Server]
     statuses = Counter(r.status_code for r in answers)
     assert statuses == {201: 1, 409: 149}, [r.text for r in answers if r.status_code >= 500][:3]
     assert {r.json()["code"] for r in answers if r.status_code == 409} == {"slot_unavailable"}
+    rid = stored_id(server, resource)
     rows = await database_says(
         server,
         "SELECT COUNT(*) FROM booking_holds WHERE resource_id = :r AND active = :t",
-        r=resource.replace("-", "") if server.backend == "sqlite" else resource,
+        r=rid,
         t=True,
     )
     assert rows[0][0] == 1
-    assert (await database_says(server, "SELECT COUNT(*) FROM bookings"))[0][0] == 1
+    rows = await database_says(
+        server, "SELECT COUNT(*) FROM bookings WHERE resource_id = :r", r=rid
+    )
+    assert rows[0][0] == 1
 
 
 async def test_last_five_seats_go_to_exactly_five(servers: list[Server]) -> None:
@@ -124,15 +136,18 @@ async def test_last_five_seats_go_to_exactly_five(servers: list[Server]) -> None
     assert statuses == {201: 5, 409: 95}, [r.text for r in answers if r.status_code >= 500][:3]
     assert {r.json()["code"] for r in answers if r.status_code == 409} == {"seats_full"}
     assert (final.json()["seats_taken"], final.json()["seats_left"]) == (20, 0)
+    oid = stored_id(server, owner.json()["booking_id"])
     rows = await database_says(
         server,
-        "SELECT COUNT(*) FROM bookings WHERE graph = 'group_customer' AND status = 'confirmed'",
+        "SELECT COUNT(*) FROM bookings WHERE graph = 'group_customer' AND status = 'confirmed'"
+        " AND owner_booking_id = :o",
+        o=oid,
     )
     assert rows[0][0] == 20
     taken = await database_says(
-        server, "SELECT seats_taken FROM bookings WHERE graph = 'group_owner'"
+        server, "SELECT seats_taken FROM bookings WHERE graph = 'group_owner' AND id = :o", o=oid
     )
-    assert taken[0][0] == 20
+    assert [tuple(t) for t in taken] == [(20,)]
 
 
 async def test_random_overlapping_requests_never_overlap(servers: list[Server]) -> None:
@@ -154,7 +169,9 @@ async def test_random_overlapping_requests_never_overlap(servers: list[Server]) 
             )
         answers = await fire(http, servers, bodies)
         listed = await http.get(
-            f"{server.url}/v1/bookings", headers=server.headers(), params={"limit": 200}
+            f"{server.url}/v1/bookings",
+            headers=server.headers(),
+            params={"limit": 200, "resource_id": resource},
         )
     assert all(r.status_code in (201, 409) for r in answers), [
         r.text for r in answers if r.status_code not in (201, 409)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,11 +22,15 @@ pytestmark = pytest.mark.system
 EDITORS = 12  # concurrent clients, spread over the two processes
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 async def two_servers(
-    request: pytest.FixtureRequest, tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[list[Server]]:
+    """Two processes on one fresh database, shared by this module's tests: each test edits its
+    own resource and booking, and every edit sends `If-Match`, so one test's `require_if_match`
+    changes nothing for the other."""
     backend: str = request.param
+    tmp_path = tmp_path_factory.mktemp(f"if-match-{backend}")
     async with _database(backend, tmp_path) as url:
         started: list[Server] = []
         try:
