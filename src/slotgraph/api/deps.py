@@ -36,8 +36,8 @@ PRINCIPAL = "principal"  # where the guard leaves the caller in the request stat
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # A request with an Idempotency-Key runs in the transaction api/idempotency.py opened: the
     # service's own transactions join it (no savepoint round trips; a failure rolls it all back),
-    # and the middleware's one commit stores the answer with the change. (A route that answers in
-    # its own write gets the connection in autocommit, and `Keyed` says so.)
+    # and the middleware's one commit stores the answer with the change. A route that answers in
+    # its own write gets a session of its own, which carries the request's `Keyed`.
     conn = getattr(request.state, "idempotency_connection", None)
     if conn is not None:
         async with AsyncSession(
@@ -45,11 +45,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             join_transaction_mode="rollback_only",
             expire_on_commit=False,
             autoflush=False,
-            info={KEYED: request.state.idempotency_keyed},
         ) as session:
             yield session
         return
-    async with request.app.state.sessions() as session:
+    keyed = getattr(request.state, "idempotency_keyed", None)
+    sessions = request.app.state.sessions
+    async with sessions() if keyed is None else sessions(info={KEYED: keyed}) as session:
         yield session
 
 

@@ -9,10 +9,12 @@ transaction before the one commit, and only then sent. A service that fails roll
 transaction back; its error answer is then stored in a new one. Answers that say "try again"
 (5xx, 429, 409 concurrent_update) are not stored, and the transaction is rolled back.
 
-A route marked `answers_in_its_write` (the create, whose answer is known before its one write)
-gets no transaction on PostgreSQL: the key is looked up in autocommit, and the service either
-stores its answer in its own write statement (ADR 0005) or begins the transaction itself
-(`Keyed.rejoin`) before anything else; what it could not store is stored here, as above.
+A route marked `answers_in_its_write` (the create, whose answer is known before its write) gets
+no connection, transaction or lookup from here: its service looks the key up in its own read
+and stores its answer in its own write (services/idempotency.py `Keyed`, ADR 0005), so a keyed
+create costs what a plain one does, plus a column and a row. If the key was taken, the service
+wrote nothing (`KeyTaken`) and the key is looked up here; an error answer is stored here, in a
+transaction of its own, as above.
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ from slotgraph.api.guard import header, replay_body, route_table
 from slotgraph.api.problems import slotgraph_error
 from slotgraph.errors import BadRequest, IdempotencyKeyInFlight, SlotgraphError
 from slotgraph.services import idempotency
-from slotgraph.services.idempotency import KEPT_HEADERS, Claim, Keyed, Stored
+from slotgraph.services.idempotency import KEPT_HEADERS, Claim, Keyed, KeyTaken, Stored
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONNECTION = "idempotency_connection"  # the keys in the request state that api/deps.py reads
 KEYED = "idempotency_keyed"
-_RETRY_CODES = (b'"code":"concurrent_update"', b'"code":"rate_limited"')
+_RETRY_CODES = (
+    b'"code":"concurrent_update"',
+    b'"code":"rate_limited"',
+    b'"code":"idempotency_key_in_flight"',
+)
 _IN_ITS_WRITE: set[Callable[..., Any]] = set()
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
@@ -111,79 +117,96 @@ class Idempotency:
             scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"), body
         )
         claim = Claim(principal.app_id, key, fingerprint)
+        if in_its_write:
+            await self._in_its_write(scope, replay, send, claim, clock)
+            return
         async with app.state.engine.connect() as conn:
-            isolation = conn.default_isolation_level
-            autocommit = in_its_write and conn.dialect.name == "postgresql"
-            if autocommit:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.begin()  # in autocommit, no BEGIN (nor COMMIT) is sent
+            await conn.begin()
             stored = await idempotency.begin(conn, claim, now=clock())
-            if autocommit:
-                await conn.commit()  # the service begins its own
-            if stored is None:
+            if stored is not None:
+                await conn.rollback()
+                await _replay(send, stored)
+                return
+            start, chunks = await self._run(scope, replay, CONNECTION, conn)
+            status, raw_headers, body = start["status"], start.get("headers", []), b"".join(chunks)
+            if not _storable(status, body):
+                await conn.rollback()
+                await _send(send, status, raw_headers, body)
+                return
+            if not conn.in_transaction():
+                # The service failed and rolled the transaction back (and the key's lock with
+                # it): its error answer is stored in a new one, if the key is still free.
+                await conn.begin()
+                stored = await idempotency.begin(conn, claim, now=clock())
+            await self._store(conn, claim, clock, stored, send, status, raw_headers, body)
 
-                async def rejoin() -> None:
-                    # Begin the transaction (again, after a refusal by the database rolled it
-                    # back and the service retries), and take the key again, before it goes on.
-                    if not conn.in_transaction():
-                        await conn.execution_options(isolation_level=isolation)
-                        await conn.begin()
-                    keyed.in_transaction = True
-                    if await idempotency.begin(conn, claim, now=clock()) is not None:
-                        raise IdempotencyKeyInFlight("Another request with this key finished.")
+    async def _in_its_write(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        claim: Claim,
+        clock: Callable[[], datetime],
+    ) -> None:
+        """A route whose service looks the key up and stores its answer itself (`Keyed`)."""
+        engine = scope["app"].state.engine
+        keyed = Keyed(claim)
+        try:
+            start, chunks = await self._run(scope, receive, KEYED, keyed)
+        except KeyTaken:
+            async with engine.connect() as conn, conn.begin():
+                stored = await idempotency.begin(conn, claim, now=clock())
+            if stored is None:  # its holder failed, and is storing its error answer
+                raise IdempotencyKeyInFlight(idempotency.IN_FLIGHT) from None
+            await _replay(send, stored)
+            return
+        status, raw_headers, body = start["status"], start.get("headers", []), b"".join(chunks)
+        if keyed.answered is not None or not _storable(status, body):
+            await _send(send, status, raw_headers, body)
+            return
+        async with engine.connect() as conn:  # an error answer: stored here
+            await conn.begin()
+            stored = await idempotency.begin(conn, claim, now=clock())
+            await self._store(conn, claim, clock, stored, send, status, raw_headers, body)
 
-                keyed = Keyed(claim, rejoin, in_transaction=not autocommit)
-                start, chunks = await self._run(scope, replay, conn, keyed)
-                status, raw_headers, body = (
-                    start["status"],
-                    start.get("headers", []),
-                    b"".join(chunks),
-                )
-                if keyed.answered:  # stored and committed with the change, by its own write
-                    await _send(send, status, raw_headers, body)
-                    return
-                if not _storable(status, body):
-                    await conn.rollback()
-                    await _send(send, status, raw_headers, body)
-                    return
-                if not conn.in_transaction():
-                    # The service failed and rolled the transaction back (and the key's lock
-                    # with it), or never began it: its error answer is stored in a new one, if
-                    # the key is still free.
-                    await conn.execution_options(isolation_level=isolation)
-                    await conn.begin()
-                    stored = await idempotency.begin(conn, claim, now=clock())
-                if stored is None:
-                    answer = Stored(
-                        status_code=status,
-                        headers={
-                            k.decode(): v.decode()
-                            for k, v in raw_headers
-                            if k.decode().lower() in KEPT_HEADERS
-                        },
-                        body=body.decode(),
-                    )
-                    stored = await idempotency.finish(conn, claim, now=clock(), answer=answer)
-                if stored is None:
-                    await conn.commit()
-                    await _send(send, status, raw_headers, body)
-                    return
-            await conn.rollback()
-        headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]
-        await _send(
-            send,
-            stored.status_code,
-            [*headers, (b"idempotent-replayed", b"true")],
-            stored.body.encode(),
-        )
+    async def _store(
+        self,
+        conn: AsyncConnection,
+        claim: Claim,
+        clock: Callable[[], datetime],
+        stored: Stored | None,
+        send: Send,
+        status: int,
+        raw_headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> None:
+        """In the key's transaction: store this answer, commit and send it; or, if the key has
+        an answer already (`stored`, or found by `finish`), roll back and replay that."""
+        if stored is None:
+            answer = Stored(
+                status_code=status,
+                headers={
+                    k.decode(): v.decode()
+                    for k, v in raw_headers
+                    if k.decode().lower() in KEPT_HEADERS
+                },
+                body=body.decode(),
+            )
+            stored = await idempotency.finish(conn, claim, now=clock(), answer=answer)
+        if stored is None:
+            await conn.commit()
+            await _send(send, status, raw_headers, body)
+            return
+        await conn.rollback()
+        await _replay(send, stored)
 
     async def _run(
-        self, scope: Scope, receive: Receive, conn: AsyncConnection, keyed: Keyed
+        self, scope: Scope, receive: Receive, name: str, value: object
     ) -> tuple[Message, list[bytes]]:
-        """Run the request with its session on `conn`; return the answer, unsent."""
+        """Run the request with `value` in its state under `name` (api/deps.py makes the
+        session from it); return the answer, unsent."""
         state = scope.setdefault("state", {})
-        state[CONNECTION] = conn
-        state[KEYED] = keyed
+        state[name] = value
         start: Message = {}
         chunks: list[bytes] = []
 
@@ -197,9 +220,18 @@ class Idempotency:
         try:
             await self.app(scope, receive, keep)
         finally:
-            scope["state"].pop(CONNECTION, None)
-            scope["state"].pop(KEYED, None)
+            scope["state"].pop(name, None)
         return start, chunks
+
+
+async def _replay(send: Send, stored: Stored) -> None:
+    headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]
+    await _send(
+        send,
+        stored.status_code,
+        [*headers, (b"idempotent-replayed", b"true")],
+        stored.body.encode(),
+    )
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

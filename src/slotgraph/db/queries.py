@@ -24,7 +24,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -119,15 +119,33 @@ ResourceRow = Row[Any]
 _resource_version: ColumnElement[str] = literal_column("resources.xmin::text", String)
 
 
+# A column that another rule computes in the same read (an Idempotency-Key taken: its claim, see
+# insert_rows), and its bind values. The column must be module-level (statements are cached by it).
+Probe = tuple[ColumnElement[bool], dict[str, Any]]
+
+
+class ClaimTaken(Exception):
+    """The key of a claim (insert_rows) was found taken, by the read's probe or by the write
+    itself: nothing was written."""
+
+
 @functools.cache
-def _lock_statement(*, hold: bool, with_client: bool, one: bool, lock: bool = True) -> Select[Any]:
+def _lock_statement(
+    *,
+    hold: bool,
+    with_client: bool,
+    one: bool,
+    lock: bool = True,
+    probe: ColumnElement[bool] | None = None,
+) -> Select[Any]:
     client_ok: ColumnElement[bool] = literal(True)
     if with_client:
         client_ok = exists().where(
             Client.id == bindparam("client_id"), Client.app_id == bindparam("app_id")
         )
+    extra = [] if probe is None else [probe.label("probe")]
     stmt = (
-        select(*Resource.__table__.c, client_ok.label("client_ok"))
+        select(*Resource.__table__.c, client_ok.label("client_ok"), *extra)
         .where(
             Resource.id == bindparam("id")
             if one
@@ -149,6 +167,7 @@ async def lock_resources(
     hold: bool,
     client_id: uuid.UUID | None = None,
     lock: bool = True,
+    probe: Probe | None = None,
 ) -> tuple[dict[uuid.UUID, ResourceRow], bool]:
     """Load and row-lock resources of `app_id`, in id order; and whether `client_id` exists.
 
@@ -164,16 +183,27 @@ async def lock_resources(
     `row_version`. The caller's write then locks the row itself and checks that version
     (`insert_rows(..., unless_changed=...)`), so what it decided from the row still holds.
 
-    The client check rides along in the same statement: one round trip fewer per booking.
+    The client check rides along in the same statement: one round trip fewer per booking. So
+    does `probe` (a claim's key, e.g. an Idempotency-Key): if it is true, ClaimTaken.
     """
     wanted = sorted(set(ids))
     if not wanted:
         raise ValueError("lock_resources needs at least one resource id")
     one = len(wanted) == 1  # the common case, without an expanding IN to render per call
-    stmt = _lock_statement(hold=hold, with_client=client_id is not None, one=one, lock=lock)
+    stmt = _lock_statement(
+        hold=hold,
+        with_client=client_id is not None,
+        one=one,
+        lock=lock,
+        probe=None if probe is None else probe[0],
+    )
     params = {"id": wanted[0], "ids": wanted, "app_id": app_id, "client_id": client_id}
+    if probe is not None:
+        params.update(probe[1])
     conn = await session.connection()
     rows = (await conn.execute(stmt, params)).all()
+    if probe is not None and rows and rows[0].probe:
+        raise ClaimTaken("the claim's key is taken")
     if not rows:
         # No resource: still answer the client question (it decides which error comes first).
         if client_id is None:
@@ -212,7 +242,7 @@ def _columns(table: Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
 Unchanged = tuple[uuid.UUID, str]
 # A row written before all others, and the rule that decides, when its key is taken already,
 # whether it replaces that row (returns it) or not (returns none): then nothing is written.
-# The rule turns a PostgreSQL INSERT into one with ON CONFLICT ... RETURNING; it must be a
+# The rule turns an INSERT into one with ON CONFLICT ... RETURNING; it must be a
 # module-level function (statements are cached by it).
 Claim = tuple[NewRow, Callable[[Any], Any]]
 
@@ -239,9 +269,12 @@ async def insert_rows(
     `unless_changed=(resource_id, version)` (PostgreSQL): the statement first locks that
     resource row FOR NO KEY UPDATE, as lock_resources(hold=True) would, and inserts every row
     only if the row is still at `version`; otherwise it inserts nothing and raises RowChanged.
-    One statement is atomic, so it needs no transaction of its own. With it, `claim` (a row
-    and its conflict rule, e.g. an Idempotency-Key's answer) is written next, after the lock,
-    and every other row only if the claim's row was: else RowChanged too.
+    One statement is atomic, so it needs no transaction of its own.
+
+    `claim` (a row and its conflict rule, e.g. an Idempotency-Key's answer) is written first
+    (after the lock, with `unless_changed`), and every other row only if the claim's row was:
+    else nothing is written, and ClaimTaken is raised (RowChanged with `unless_changed`, where
+    the one statement cannot tell which of the two it was).
     """
     by_table: dict[Table, list[dict[str, Any]]] = {}
     for table, values in rows:
@@ -254,22 +287,25 @@ async def insert_rows(
         for r, row in enumerate(table_rows):
             params.update({f"p{t}_{r}_{key}": value for key, value in row.items()})
     shape = tuple((table, tuple(found[0]), len(found)) for table, found in by_table.items())
+    claimed = None
+    if claim is not None:
+        (claim_table, claim_values), rule = claim
+        params.update({f"c_{key}": value for key, value in claim_values.items()})
+        claimed = (claim_table, tuple(claim_values), rule)
     if unless_changed is not None:
         assert conn.dialect.name == "postgresql", "row versions are PostgreSQL's"
         params["gate_id"], params["gate_version"] = unless_changed
-        claimed = None
-        if claim is not None:
-            (claim_table, claim_values), rule = claim
-            params.update({f"c_{key}": value for key, value in claim_values.items()})
-            claimed = (claim_table, tuple(claim_values), rule)
         done = await conn.execute(_insert_statement(shape, gated=True, claim=claimed), params)
         if not done.rowcount:
             raise RowChanged(f"resource {unless_changed[0]} changed since it was read")
         return
-    assert claim is None, "a claim rides on a gated write"
     if conn.dialect.name == "postgresql":
-        await conn.execute(_insert_statement(shape), params)
+        done = await conn.execute(_insert_statement(shape, claim=claimed), params)
+        if claimed is not None and not done.rowcount:
+            raise ClaimTaken("the claim's key is taken")
         return
+    if claimed is not None and not (await conn.execute(_claim_statement(*claimed), params)).first():
+        raise ClaimTaken("the claim's key is taken")
     for t, one in enumerate(shape):
         await conn.execute(_insert_statement((one,), first=t), params)
 
@@ -291,29 +327,36 @@ def _insert_statement(
     form, in SQLAlchemy's cache) is reused for every call of the same shape. `gated`: every
     INSERT selects its rows from a CTE that locks the resource `gate_id` if its version is
     still `gate_version`, so nothing is written before that lock, and nothing at all without it.
-    `claim` (gated only): its row (`c_<column>`) is inserted from the gate, under its conflict
-    rule, and every other INSERT selects from what that returned.
+    `claim` (PostgreSQL): its row (`c_<column>`) is inserted first (from the gate, if gated),
+    under its conflict rule, and every other INSERT selects from what that returned.
     """
 
     def binds(t: int, r: int, table: Table, keys: tuple[str, ...]) -> dict[str, Any]:
         return {key: bindparam(f"p{t}_{r}_{key}", type_=table.c[key].type) for key in keys}
 
-    source_of_rows: Any = (
-        select(Resource.id)
-        .where(Resource.id == bindparam("gate_id"), _resource_version == bindparam("gate_version"))
-        .with_for_update(key_share=True)
-        .cte("gate")
-    )
+    source_of_rows: Any = None
+    if gated:
+        source_of_rows = (
+            select(Resource.id)
+            .where(
+                Resource.id == bindparam("gate_id"),
+                _resource_version == bindparam("gate_version"),
+            )
+            .with_for_update(key_share=True)
+            .cte("gate")
+        )
     if claim is not None:
         claim_table, claim_keys, rule = claim
         claimed = select(
             *(bindparam(f"c_{k}", type_=claim_table.c[k].type).label(k) for k in claim_keys)
-        ).select_from(source_of_rows)
+        )
+        if source_of_rows is not None:
+            claimed = claimed.select_from(source_of_rows)
         insert_claim = postgresql.insert(claim_table).from_select(list(claim_keys), claimed)
         source_of_rows = rule(insert_claim).cte("claim")
     batches: list[Insert] = []
     for t, (table, keys, count) in enumerate(shape, start=first):
-        if gated:
+        if source_of_rows is not None:
             selects = [
                 select(*(b.label(k) for k, b in binds(t, r, table, keys).items())).select_from(
                     source_of_rows
@@ -328,3 +371,10 @@ def _insert_statement(
             batches.append(insert(table).values(binds(t, 0, table, keys)))
     *ctes, last = batches
     return last.add_cte(*(c.cte(f"w{i}") for i, c in enumerate(ctes))) if ctes else last
+
+
+@functools.lru_cache(maxsize=8)
+def _claim_statement(table: Table, keys: tuple[str, ...], rule: Callable[[Any], Any]) -> Any:
+    """A claim's row on its own (SQLite: one INSERT per table), under its rule, returning it."""
+    values = {key: bindparam(f"c_{key}", type_=table.c[key].type) for key in keys}
+    return rule(sqlite.insert(table).values(values))

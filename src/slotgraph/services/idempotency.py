@@ -9,18 +9,18 @@ If two requests with one key ever both run (the first committed between the seco
 its lock), the second's insert finds the row, and the second rolls its whole transaction back and
 replays the first answer instead.
 
-A route that can give its answer before it writes (`Keyed.answer_row`, the plain create on
-PostgreSQL, ADR 0005) needs no outer transaction: its one write statement stores the answer
-beside the change, and writes nothing if the key was taken meanwhile (`replace_expired`, the same
-rule as `finish`). Anything else it does (a retry, an error) begins the outer transaction first
-(`Keyed.rejoin`).
+A route that gives its answer before it writes (the create, ADR 0005) needs no outer
+transaction and no lookup of its own: its service is handed a `Keyed`, looks the key up in the
+read it makes anyway (`Keyed.probe`: the same rule as `begin`, advisory lock included), and
+stores the answer in its own write (`Keyed.answer_row`, under `replace_expired`, the rule of
+`finish`), which writes nothing if the key was taken meanwhile. Either way it raises `KeyTaken`
+and the middleware answers as `begin` says. An error answer is stored by the middleware.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,8 +34,10 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     literal,
+    not_,
     select,
     true,
 )
@@ -43,13 +45,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from slotgraph.db.models import IdempotencyKey, table_of
-from slotgraph.db.queries import NewRow
+from slotgraph.db.queries import NewRow, Probe
 from slotgraph.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 
 KEEP = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 # Only these headers of an answer are kept and replayed; the rest belong to the moment.
 KEPT_HEADERS = ("content-type", "location", "etag")
+IN_FLIGHT = (
+    "A request with this Idempotency-Key is still being processed; retry after it has finished "
+    "to get its answer."
+)
 _TABLE = table_of(IdempotencyKey)
 # In `session.info` of the session a keyed request's service runs with: its `Keyed`.
 KEYED = "keyed_request"
@@ -73,23 +79,27 @@ class Stored:
 
 @dataclass
 class Keyed:
-    """What a service sees of the keyed request it runs in (api/idempotency.py).
-
-    `in_transaction`: the outer transaction is open and holds the key; the service's session
-    joins it. Otherwise (a route that answers in its own write, on PostgreSQL) the connection is
-    in autocommit: the service either writes its answer with its change in one statement
-    (`answer_row`, then `answered`) or calls `rejoin` first. `rejoin` begins the outer
-    transaction (again, after a refusal by the database rolled it back) and takes the key again;
-    it raises IdempotencyKeyInFlight if another request with the key has finished meanwhile.
-    """
+    """What the service of a route that answers in its own write sees of its keyed request
+    (api/idempotency.py). It looks for the key in its read (`probe`) and stores its answer in
+    its write (`answer_row`); `answered` is that answer once committed with the change. If the
+    key is taken (answered, or held by a running request), it writes nothing and raises
+    `KeyTaken`."""
 
     claim: Claim
-    rejoin: Callable[[], Awaitable[None]]
-    in_transaction: bool
-    answered: bool = False
+    answered: Stored | None = None
+
+    def probe(self, *, postgresql: bool, now: datetime) -> Probe:
+        """A column for the service's read: true if the key is answered or, on PostgreSQL, held
+        by a running transaction. In a transaction, the read then holds the key until the end."""
+        return _TAKEN[postgresql], _lookup_params(self.claim, now)
 
     def answer_row(self, answer: Stored, *, now: datetime) -> NewRow:
         return _TABLE, _answer_values(self.claim, answer, now)
+
+
+class KeyTaken(Exception):
+    """A keyed create found its key taken, in its read or its write, and wrote nothing: the
+    middleware looks the key up and answers as it would have before running the request."""
 
 
 def keyed(session: AsyncSession) -> Keyed | None:
@@ -127,26 +137,43 @@ def _check(stored: Row[Any], fingerprint_: str) -> Stored | None:
     return Stored(stored.status_code, dict(stored.headers), stored.body)
 
 
+def _live() -> ColumnElement[bool]:
+    """The key's answer, if stored less than 24 hours ago (bound per request: `_lookup_params`)."""
+    return and_(
+        _TABLE.c.app_id == bindparam("p_app_id", type_=_TABLE.c.app_id.type),
+        _TABLE.c.key == bindparam("p_key", type_=_TABLE.c.key.type),
+        _TABLE.c.expires_at > bindparam("p_now", type_=_TABLE.c.expires_at.type),
+    )
+
+
+def _held() -> ColumnElement[bool]:
+    """Take the key's advisory lock (PostgreSQL): false while another transaction holds it."""
+    return func.pg_try_advisory_xact_lock(
+        bindparam("p_k1", type_=Integer), bindparam("p_k2", type_=Integer)
+    )
+
+
 def _lookup_statement(*, lock: bool) -> Select[Any]:
     """The live answer stored for the key, if any. With `lock` (PostgreSQL), the same statement
     takes the key's advisory lock, but only when no answer is stored: replays never wait for
     each other, and `got` says whether a running request holds the key. Built once; the values
     are bound per request (`_lookup_params`)."""
     one = select(literal(1).label("one")).subquery("one")
-    found = and_(
-        _TABLE.c.app_id == bindparam("p_app_id", type_=_TABLE.c.app_id.type),
-        _TABLE.c.key == bindparam("p_key", type_=_TABLE.c.key.type),
-        _TABLE.c.expires_at > bindparam("p_now", type_=_TABLE.c.expires_at.type),
-    )
     got: ColumnElement[Any] = true()
     if lock:
-        held = func.pg_try_advisory_xact_lock(
-            bindparam("p_k1", type_=Integer), bindparam("p_k2", type_=Integer)
-        )
-        got = case((_TABLE.c.key.is_(None), held), else_=true())
-    return select(*_TABLE.c, got.label("got")).select_from(one.outerjoin(_TABLE, found))
+        got = case((_TABLE.c.key.is_(None), _held()), else_=true())
+    return select(*_TABLE.c, got.label("got")).select_from(one.outerjoin(_TABLE, _live()))
 
 
+def _taken_column(*, lock: bool) -> ColumnElement[bool]:
+    """`begin`'s rule as one column for another statement: answered, or (`lock`) held."""
+    answered = exists().where(_live())
+    if not lock:
+        return answered
+    return case((answered, true()), else_=not_(_held()))
+
+
+_TAKEN = {True: _taken_column(lock=True), False: _taken_column(lock=False)}
 _LOOKUP = {True: _lookup_statement(lock=True), False: _lookup_statement(lock=False)}
 
 
@@ -200,10 +227,7 @@ async def begin(conn: AsyncConnection, claim: Claim, *, now: datetime) -> Stored
     lock = conn.dialect.name == "postgresql"
     row = (await conn.execute(_LOOKUP[lock], _lookup_params(claim, now))).one()
     if row.key is None and not row.got:
-        raise IdempotencyKeyInFlight(
-            "A request with this Idempotency-Key is still being processed; retry after it "
-            "has finished to get its answer."
-        )
+        raise IdempotencyKeyInFlight(IN_FLIGHT)
     return _check(row, claim.fingerprint)
 
 

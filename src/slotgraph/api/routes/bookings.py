@@ -20,6 +20,7 @@ from slotgraph.schemas import (
     StatusName,
     TransitionOut,
 )
+from slotgraph.services import idempotency
 from slotgraph.services.bookings import changing, creating, reading
 from slotgraph.services.idempotency import Stored
 
@@ -46,7 +47,8 @@ async def create_booking(
     out = await creating.create_booking(
         session, principal=principal, data=body, now=now, answer=_created
     )
-    answer = _created(out)
+    keyed = idempotency.keyed(session)  # with an Idempotency-Key: rendered for its write
+    answer = keyed.answered if keyed is not None and keyed.answered else _created(out)
     return Response(answer.body, answer.status_code, answer.headers)
 
 

@@ -58,9 +58,9 @@ async def create_booking(
     change, nothing was written, and the booking takes the locked way.
 
     `page_id`, `locale`: the booking page it is made through (services/page_bookings.py) and its
-    locale, which the customer's emails speak (notifications/). `answer`: how
-    the caller will answer; a request with an Idempotency-Key that runs this create outside a
-    transaction (services/idempotency.py `Keyed`) stores that answer in the same write.
+    locale, which the customer's emails speak (notifications/). `answer`: how the caller will
+    answer; in a request with an Idempotency-Key (services/idempotency.py `Keyed`) the create
+    looks the key up in its read and stores that answer in its write, or raises KeyTaken.
     """
     access.check_booking(principal, data)
     errors = booking_shape_errors(data.graph, dict(data))
@@ -89,48 +89,35 @@ async def _create_checked(
     origin: _Origin,
     answer: Answer | None,
 ) -> BookingCreated:
-    if not queries.has_exclusion_constraint(session):
-        return await _create(session, principal, data, now, origin, check_overlap=True)
-    keyed = idempotency.keyed(session)
-    if keyed is not None and not keyed.in_transaction:
-        # A keyed request left the transaction to us: the optimistic write stores the answer
-        # too (if the key was taken meanwhile, it writes nothing); else begin it, and go on.
-        optimistic, check = _optimistic(data), False
-        if answer is not None and optimistic:
-            optimistic = False  # if this fails, the locked way next
-            try:
-                return await _create(
-                    session,
-                    principal,
-                    data,
-                    now,
-                    origin,
-                    check_overlap=False,
-                    lock=False,
-                    answer=answer,
-                )
-            except queries.RowChanged:
-                pass
-            except lifecycle.RefusedByConstraint:
-                check = True
-        await keyed.rejoin()
-        if check:
-            return await _create(session, principal, data, now, origin, check_overlap=True)
-    else:
-        optimistic = _optimistic(data)
     try:
-        if optimistic:
-            try:
-                return await _create(
-                    session, principal, data, now, origin, check_overlap=False, lock=False
-                )
-            except queries.RowChanged:
-                pass
-        return await _create(session, principal, data, now, origin, check_overlap=False)
-    except lifecycle.RefusedByConstraint:
-        if keyed is not None:  # the refusal rolled the keyed transaction back
-            await keyed.rejoin()
-        return await _create(session, principal, data, now, origin, check_overlap=True)
+        if not queries.has_exclusion_constraint(session):
+            return await _create(
+                session, principal, data, now, origin, check_overlap=True, answer=answer
+            )
+        try:
+            if _optimistic(data):
+                try:
+                    return await _create(
+                        session,
+                        principal,
+                        data,
+                        now,
+                        origin,
+                        check_overlap=False,
+                        lock=False,
+                        answer=answer,
+                    )
+                except queries.RowChanged:
+                    pass
+            return await _create(
+                session, principal, data, now, origin, check_overlap=False, answer=answer
+            )
+        except lifecycle.RefusedByConstraint:
+            return await _create(
+                session, principal, data, now, origin, check_overlap=True, answer=answer
+            )
+    except queries.ClaimTaken:
+        raise idempotency.KeyTaken from None
 
 
 def _optimistic(data: BookingCreate) -> bool:
@@ -156,14 +143,16 @@ async def _create(
 ) -> BookingCreated:
     """One attempt. `lock=False` (see create_booking): no transaction and no lock of its own;
     the write checks the resource's version and raises queries.RowChanged if it moved on.
-    `answer` (with `lock=False`, in a keyed request's autocommit): the write stores it too."""
+    `answer`, in a request with an Idempotency-Key (services/idempotency.py `Keyed`): the read
+    looks for the key, and the write stores the answer with the booking (queries.ClaimTaken if
+    the key is taken, and nothing is written)."""
     graph = GRAPHS[data.graph]
-    keyed = idempotency.keyed(session)
+    keyed = idempotency.keyed(session) if answer is not None else None
+    stored = None
     async with session.begin():
-        if not lock and keyed is None:
+        if not lock:
             # Each statement commits by itself: no BEGIN and no COMMIT round trip. The only
-            # write is one statement, so it is still all or nothing. (A keyed request's
-            # connection is in autocommit already, or in its transaction.)
+            # write is one statement, so it is still all or nothing.
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         booking = Booking(
             id=new_id(),
@@ -224,6 +213,9 @@ async def _create(
                 now=now,
                 check_overlap=check_overlap,
                 lock=lock,
+                probe=None
+                if keyed is None
+                else keyed.probe(postgresql=queries.has_exclusion_constraint(session), now=now),
             )
         booking.remind_at = remind_at(start=booking.start_time, reminder=booking.reminder, now=now)
         token, token_rows = None, []
@@ -236,7 +228,8 @@ async def _create(
         # (the fields from __dict__: iterating a model, as dict() does, costs more than this)
         created = BookingCreated(**published.__dict__, customer_token=token)
         claim = None
-        if answer is not None and keyed is not None:
+        if keyed is not None:
+            assert answer is not None
             stored = answer(access.booking_answer(principal, created))
             claim = (keyed.answer_row(stored, now=now), idempotency.replace_expired)
         async with lifecycle.slot_guard():
@@ -253,9 +246,9 @@ async def _create(
                 published=published,
                 claim=claim,
             )
-        if keyed is not None and claim is not None:
-            keyed.answered = True
-        return created
+    if keyed is not None:
+        keyed.answered = stored
+    return created
 
 
 async def _check_client(session: AsyncSession, app_id: uuid.UUID, client_id: uuid.UUID) -> None:

@@ -274,15 +274,16 @@ async def lock_bookable(
     field: str = "resource_id",
     client_id: uuid.UUID | None = None,
     lock: bool = True,
+    probe: queries.Probe | None = None,
 ) -> list[ResourceRow]:
     """The resources in the given order, locked (queries.lock_resources), none archived.
 
     `will_hold`: the transaction will write active holds on them. `client_id`, if given, must exist
     too; it is checked first, in the same statement. `lock=False`: read with their version
-    instead, for a write that checks it (queries.insert_rows).
+    instead, for a write that checks it (queries.insert_rows). `probe`: queries.lock_resources.
     """
     found, client_ok = await queries.lock_resources(
-        session, app_id, ids, hold=will_hold, client_id=client_id, lock=lock
+        session, app_id, ids, hold=will_hold, client_id=client_id, lock=lock, probe=probe
     )
     # Every unknown id at once: a person fixes them all in one go.
     errors = [] if client_ok else [("client_id", "no such client")]

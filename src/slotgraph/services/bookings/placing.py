@@ -34,6 +34,7 @@ async def place_new(
     now: datetime,
     check_overlap: bool,
     lock: bool = True,
+    probe: queries.Probe | None = None,
 ) -> tuple[list[queries.NewRow], queries.Unchanged | None]:
     """Choose the resource(s) of a new booking; return its holds, to be written by the caller.
 
@@ -44,7 +45,8 @@ async def place_new(
     not checked for overlaps here: the caller relies on the exclusion constraint.
 
     `lock=False` (one resource, no overlap check): read it without a lock; the second value is the
-    (resource id, version) that the write must still find.
+    (resource id, version) that the write must still find. `probe` rides on the read of the
+    resources (queries.lock_resources).
     """
     ids = data.resource_ids or ([data.resource_id] if data.resource_id else [])
     holds_now = GRAPHS[booking.graph].holds_in(booking.status)
@@ -56,6 +58,7 @@ async def place_new(
         field="resource_ids" if data.resource_ids else "resource_id",
         client_id=data.client_id,
         lock=lock,
+        probe=probe,
     )
     unchanged = None
     if not lock:
