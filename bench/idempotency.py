@@ -1,8 +1,8 @@
 """The cost of `Idempotency-Key`: the create benchmark with a fresh key on every request, against
 the same run without keys, alternating, on the same server (PostgreSQL, 2 uvicorn workers).
 
-A keyed request runs in one outer transaction that also looks the key up (taking its advisory
-lock) and stores the answer; the service joins it without a savepoint (api/idempotency.py).
+A keyed create looks its key up in its own read and stores its answer in its own write
+(api/idempotency.py, services/idempotency.py `Keyed`, ADR 0005).
 """
 
 from __future__ import annotations
