@@ -133,12 +133,7 @@ class Idempotency:
                 await conn.rollback()
                 await _send(send, status, raw_headers, body)
                 return
-            if not conn.in_transaction():
-                # The service failed and rolled the transaction back (and the key's lock with
-                # it): its error answer is stored in a new one, if the key is still free.
-                await conn.begin()
-                stored = await idempotency.begin(conn, claim, now=clock())
-            await self._store(conn, claim, clock, stored, send, status, raw_headers, body)
+            await self._store(conn, claim, clock, send, status, raw_headers, body)
 
     async def _in_its_write(
         self,
@@ -165,23 +160,26 @@ class Idempotency:
             await _send(send, status, raw_headers, body)
             return
         async with engine.connect() as conn:  # an error answer: stored here
-            await conn.begin()
-            stored = await idempotency.begin(conn, claim, now=clock())
-            await self._store(conn, claim, clock, stored, send, status, raw_headers, body)
+            await self._store(conn, claim, clock, send, status, raw_headers, body)
 
     async def _store(
         self,
         conn: AsyncConnection,
         claim: Claim,
         clock: Callable[[], datetime],
-        stored: Stored | None,
         send: Send,
         status: int,
         raw_headers: list[tuple[bytes, bytes]],
         body: bytes,
     ) -> None:
-        """In the key's transaction: store this answer, commit and send it; or, if the key has
-        an answer already (`stored`, or found by `finish`), roll back and replay that."""
+        """Store this answer in the key's transaction, commit and send it; or, if the key has an
+        answer already, roll back and replay that. Without a transaction (the service failed and
+        rolled the key's back, or the route stores its own answers), the key is taken first in
+        a new one."""
+        stored = None
+        if not conn.in_transaction():
+            await conn.begin()
+            stored = await idempotency.begin(conn, claim, now=clock())
         if stored is None:
             answer = Stored(
                 status_code=status,
