@@ -15,7 +15,9 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from asyncio import FIRST_COMPLETED
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -54,6 +56,13 @@ class Worker:
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self._stop = asyncio.Event()
         self._inflight: dict[asyncio.Task[Outcome], deliveries.Claim] = {}
+        self._ready: deque[deliveries.Claim] = deque()  # claimed, waiting for a free slot
+        self._results: list[tuple[deliveries.Claim, Outcome]] = []  # sent, not yet recorded
+        self._recording_now = 0  # sent, being recorded
+        self._sent = asyncio.Event()  # a send finished: a result to record
+        self._freed = asyncio.Event()  # a slot came free (or claims were started)
+        self._due = asyncio.Event()  # the fan-out made new deliveries
+        self._unavailable = False  # said once per outage, not every 0.2 s
         self._http: aiohttp.ClientSession | None = None  # opened by run() or run_once()
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
         self.emails = EmailChannel(self.sessions, settings, clock=clock)
@@ -62,7 +71,7 @@ class Worker:
         """One cycle, start to end: fan out, timers, claim up to `WORKER_BATCH`, send them all,
         record them; returns how much work it found (0: idle). `calendars`: also pull the due
         calendars (`run()` pulls them in a loop of their own instead). `run()` does not wait for
-        a whole batch: it keeps the slots full (`_cycle`)."""
+        a whole batch: it keeps the slots full (`_claiming`)."""
         work = 0
         if calendars:
             work += await self.calendars.run_once()
@@ -71,7 +80,8 @@ class Worker:
         if claims:
             async with self._client():
                 await asyncio.wait(self._start(claims))
-            if results := self._finished():
+            results, self._results = self._results, []
+            if results:
                 await self._record(results)
         return work + len(claims)
 
@@ -114,60 +124,129 @@ class Worker:
                 session, now=self.clock(), worker_id=self.id, lease=self.lease, limit=limit
             )
 
-    def _start(self, claims: list[deliveries.Claim]) -> list[asyncio.Task[Outcome]]:
-        """Send each claim in a task of its own; `_finished()` collects them."""
-        tasks = [asyncio.create_task(self._send(c)) for c in claims]
-        self._inflight.update(zip(tasks, claims, strict=True))
+    def _start(self, claims: Iterable[deliveries.Claim]) -> list[asyncio.Task[Outcome]]:
+        """Send each claim in a task of its own; its result goes to `_results` when it ends."""
+        tasks = []
+        for claim in claims:
+            task = asyncio.create_task(self._send(claim))
+            self._inflight[task] = claim
+            task.add_done_callback(self._done)
+            tasks.append(task)
         return tasks
 
-    def _finished(self) -> list[tuple[deliveries.Claim, Outcome]]:
-        """Take the finished sends out of the in-flight set. A send cut off by a graceful stop
-        is released by stop(), not recorded; one that raised stays leased and is sent again
-        when its lease runs out."""
-        results = []
-        for task in [t for t in self._inflight if t.done()]:
-            claim = self._inflight.pop(task)
-            if task.cancelled():
+    def _busy(self) -> int:
+        """The slots taken: sends on the wire, and sends made but not yet recorded (a worker
+        killed now makes them all again, so there are never more than `WORKER_BATCH`)."""
+        return len(self._inflight) + len(self._results) + self._recording_now
+
+    def _fill(self) -> None:
+        """Start claimed sends while a slot is free."""
+        free = self.settings.worker_batch - self._busy()
+        if free > 0 and self._ready and not self._stop.is_set():
+            self._start(self._ready.popleft() for _ in range(min(free, len(self._ready))))
+        self._freed.set()
+
+    def _done(self, task: asyncio.Task[Outcome]) -> None:
+        """A send ended: keep its result for the recorder; its slot is free once the result is
+        recorded. A send cut off by a graceful stop is released by stop(), not recorded; one
+        that raised stays leased and is sent again when its lease runs out."""
+        claim = self._inflight.pop(task)
+        self._sent.set()
+        if task.cancelled():
+            self._fill()
+        elif (exc := task.exception()) is not None:
+            log.error("delivery %s: the send failed", claim.delivery_id, exc_info=exc)
+            self._fill()
+        else:
+            self._results.append((claim, task.result()))
+
+    async def _guarded(self, step: Awaitable[int]) -> int:
+        """Run one step of a loop; a database blip (or any error) is logged and the loop goes on."""
+        try:
+            done = await step
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                if not self._unavailable:
+                    log.warning("worker %s: database unavailable; retrying", self.id)
+                self._unavailable = True
+            else:
+                log.exception("worker cycle failed; retrying")
+            return 0
+        if self._unavailable:
+            log.info("worker %s: the database is back", self.id)
+            self._unavailable = False
+        return done
+
+    async def _pause(self, event: asyncio.Event) -> None:
+        """Until `event` is set, the worker stops, or a poll interval has passed."""
+        if self._stop.is_set():
+            return
+        waits = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._stop.wait())]
+        try:
+            await asyncio.wait(
+                waits, timeout=self.settings.worker_poll_seconds, return_when=FIRST_COMPLETED
+            )
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _claiming(self) -> None:
+        """Keep the send slots full: claim while fewer than `WORKER_BATCH` claims wait for a
+        slot, in batches of at least half of it unless the slots are about to run dry. A claim
+        does not wait for a record: when a record frees its slots, claims are waiting."""
+        batch = self.settings.worker_batch
+        while not self._stop.is_set():
+            room = 2 * batch - self._busy() - len(self._ready)
+            if room < max(1, batch // 2) and self._ready:
+                self._freed.clear()
+                await self._pause(self._freed)
                 continue
-            if (exc := task.exception()) is not None:
-                log.error("delivery %s: the send failed", claim.delivery_id, exc_info=exc)
+            self._due.clear()
+            if not await self._guarded(self._take(room)):
+                await self._pause(self._due)  # nothing due: until the fan-out finds some
+
+    async def _take(self, limit: int) -> int:
+        claims = await self._claim(limit)
+        self._ready.extend(claims)
+        self._fill()
+        return len(claims)
+
+    async def _recording(self) -> None:
+        """Record the results as they come, in one transaction for all that came while the
+        previous one was written (so the batch grows with the rate). Ends once the sends are
+        done after a stop."""
+        while self._results or self._inflight or not self._stop.is_set():
+            if not self._results:
+                self._sent.clear()
+                await self._pause(self._sent)
+                if self._stop.is_set() and self._inflight and not self._results:
+                    await asyncio.wait(self._inflight, return_when=FIRST_COMPLETED)
                 continue
-            results.append((claim, task.result()))
-        return results
+            results, self._results = self._results, []
+            self._recording_now = len(results)
+            try:
+                await self._guarded(self._record(results))
+            finally:
+                self._recording_now = 0
+                self._fill()  # their slots are free: the claims waiting take them at once
 
-    async def _cycle(self, *, timers: bool, look: bool) -> tuple[int, int]:
-        """`run()`'s step: record the sends that finished, fan out and run the timers when due
-        (`look`, `timers`), and fill the free slots with new claims. Sends are not awaited
-        here, so a slow receiver holds one slot, not a batch. Returns (the work done, the work
-        fan-out and timers found)."""
-        results = self._finished()
-
-        async def record() -> int:
-            if results:
-                await self._record(results)
-            return len(results)
-
-        async def housekeeping() -> int:
-            return await self._housekeeping(timers=timers) if look or timers else 0
-
-        # Three transactions on three connections at once: a cycle waits for the slowest, not
-        # for their sum. A claim that runs beside the record of an earlier event of the same
-        # booking does not see it finished yet, and leaves the later one for the next cycle.
-        recorded, found, claims = await asyncio.gather(
-            record(),
-            housekeeping(),
-            self._claim(self.settings.worker_batch - len(self._inflight)),
-            return_exceptions=True,
-        )
-        if isinstance(claims, list):
-            self._start(claims)  # claimed is leased: send it even if the record failed
-        if isinstance(recorded, BaseException):
-            raise recorded
-        if isinstance(found, BaseException):
-            raise found
-        if isinstance(claims, BaseException):
-            raise claims
-        return recorded + found + len(claims), found
+    async def _looking(self) -> None:
+        """Fan out every poll (again at once while it finds events), the timers when due."""
+        loop_duration = metrics.get().worker_loop_duration
+        next_timers = 0.0
+        while not self._stop.is_set():
+            timers = time.monotonic() >= next_timers
+            if timers:
+                next_timers = time.monotonic() + self.settings.worker_timer_seconds
+            with metrics.timed(loop_duration):
+                found = await self._guarded(self._housekeeping(timers=timers))
+            if found:
+                self._due.set()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.settings.worker_poll_seconds)
 
     async def _send(self, claim: deliveries.Claim) -> Outcome:
         logs.request_id.set(claim.request_id)  # this task's log lines name the request
@@ -181,7 +260,7 @@ class Worker:
         metrics.get().webhook_attempts.labels(outcome_label(outcome)).inc()
         return outcome
 
-    async def _record(self, results: list[tuple[deliveries.Claim, Outcome]]) -> None:
+    async def _record(self, results: list[tuple[deliveries.Claim, Outcome]]) -> int:
         """The batch's results in one transaction. Sent but not recorded (the database went
         away, or our lease ran out first) means the delivery is sent again: say so, per delivery."""
         try:
@@ -210,6 +289,7 @@ class Worker:
                 claim.delivery_id,
                 claim.attempt,
             )
+        return len(results)
 
     async def _send_webhook(self, claim: deliveries.Claim) -> Outcome:
         assert self._http is not None, "sends run inside _client()"
@@ -227,55 +307,20 @@ class Worker:
     async def run(self) -> None:
         """Loop until `stop()`; then let in-flight sends finish (bounded) and release the rest.
 
-        Up to `WORKER_BATCH` sends are in flight at all times: as sends finish, their results
-        are recorded in one transaction and their slots claimed again, while the others are
-        still on the wire."""
+        Three loops share the worker, each on its own connection: one claims as send slots
+        free up (up to `WORKER_BATCH` sends in flight, as many claims waiting for a slot), one
+        records the results as they come in, one fans out and runs the timers. A claim never
+        waits for a record, nor a record for a claim."""
         log.info("worker %s started", self.id)
-        next_timers = next_look = 0.0
-        loop_duration = metrics.get().worker_loop_duration
-        unavailable = False  # said once per outage, not every 0.2 s
-        poll = self.settings.worker_poll_seconds
         calendars = asyncio.create_task(self.calendars.run(self._stop), name="slotgraph-calendars")
         try:
             async with self._client():
-                while not self._stop.is_set():
-                    timers = time.monotonic() >= next_timers
-                    if timers:
-                        next_timers = time.monotonic() + self.settings.worker_timer_seconds
-                    look = time.monotonic() >= next_look  # fan out: every poll while busy
-                    if look:
-                        next_look = time.monotonic() + poll
-                    try:
-                        with metrics.timed(loop_duration):
-                            work, found = await self._cycle(timers=timers, look=look)
-                        if found:  # a full fan-out may have left more behind: look again at once
-                            next_look = 0.0
-                        if unavailable:
-                            log.info("worker %s: the database is back", self.id)
-                            unavailable = False
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:  # a database blip must not kill the loop
-                        if is_unavailable(exc):
-                            if not unavailable:
-                                log.warning("worker %s: database unavailable; retrying", self.id)
-                            unavailable = True
-                        else:
-                            log.exception("worker cycle failed; retrying")
-                        work = 0
-                    if self._inflight:  # until a send finishes (or the next look is due)
-                        await asyncio.wait(
-                            self._inflight, timeout=poll, return_when=asyncio.FIRST_COMPLETED
-                        )
-                    elif not work:
-                        next_look = 0.0
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._stop.wait(), timeout=poll)
-                while self._inflight:  # stopping: no new claims; record what finishes
-                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
-                    if results := self._finished():
-                        with contextlib.suppress(Exception):  # logged per delivery by _record
-                            await self._record(results)
+                loops = [self._claiming(), self._recording(), self._looking()]
+                await asyncio.gather(*loops)
+                if unsent := list(self._ready):  # claimed, never sent: as if never taken
+                    self._ready.clear()
+                    async with self.sessions() as session:
+                        await deliveries.release(session, claims=unsent, worker_id=self.id)
         finally:
             calendars.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -290,7 +335,8 @@ class Worker:
         if done:
             return
         pending = [t for t in self._inflight if not t.done()]
-        unsent = [self._inflight[t] for t in pending]
+        unsent = [self._inflight[t] for t in pending] + list(self._ready)
+        self._ready.clear()
         for t in pending:
             t.cancel()
         await asyncio.wait({task}, timeout=5)

@@ -31,6 +31,19 @@ def fast() -> Iterator[Receiver]:
         yield r
 
 
+async def book_days(api: Api, days: int) -> None:
+    """One booking a day from 1 June 2024: one `booking.confirmed` event each."""
+    resource, client = await api.resource(), await api.client()
+    for day in range(1, days + 1):
+        await api.book(
+            resource_id=resource["resource_id"],
+            client_id=client["client_id"],
+            start_time=f"2024-06-{day:02d}T10:00:00Z",
+            end_time=f"2024-06-{day:02d}T11:00:00Z",
+            notify=False,  # webhooks only
+        )
+
+
 async def test_a_slow_endpoint_does_not_stall_deliveries_to_a_fast_one(
     api: Api, engine: AsyncEngine, slow: Receiver, fast: Receiver
 ) -> None:
@@ -41,15 +54,7 @@ async def test_a_slow_endpoint_does_not_stall_deliveries_to_a_fast_one(
     r = await api.post("/v1/webhooks", {"url": fast.url, "events": ["booking.confirmed"]})
     assert r.status_code == 201, r.text
     fast_id = uuid.UUID(r.json()["webhook_id"])
-    resource, client = await api.resource(), await api.client()
-    for day in range(1, 3 * BATCH + 1):
-        await api.book(
-            resource_id=resource["resource_id"],
-            client_id=client["client_id"],
-            start_time=f"2024-06-{day:02d}T10:00:00Z",
-            end_time=f"2024-06-{day:02d}T11:00:00Z",
-            notify=False,  # webhooks only
-        )
+    await book_days(api, 3 * BATCH)
     slow.hold()  # the slow endpoint's request is answered only when the test says so
     settings = TEST_SETTINGS.model_copy(update={"worker_batch": BATCH})
     worker = Worker(engine, settings, clock=api.clock, jitter=lambda: 0.0, worker_id="w")
@@ -100,3 +105,41 @@ async def test_a_slow_endpoint_does_not_stall_deliveries_to_a_fast_one(
             )
         ).all()
     assert [tuple(row) for row in statuses] == [(slow_id, "succeeded", 1)]
+
+
+async def test_a_graceful_stop_gives_back_the_claims_still_waiting_for_a_slot(
+    api: Api, engine: AsyncEngine, slow: Receiver
+) -> None:
+    # The running worker claims ahead: up to WORKER_BATCH claims wait for a slot beside the
+    # WORKER_BATCH sends in flight. Stopped, it gives back both the sends it cut off and the
+    # claims it never sent: their attempt is not counted, and nothing stays leased.
+    r = await api.post("/v1/webhooks", {"url": slow.url, "events": ["booking.confirmed"]})
+    assert r.status_code == 201, r.text
+    await book_days(api, 6)
+    slow.hold()  # every request waits: the first two sends hold both slots
+    settings = TEST_SETTINGS.model_copy(update={"worker_batch": 2, "worker_shutdown_seconds": 0.5})
+    worker = Worker(engine, settings, clock=api.clock, jitter=lambda: 0.0, worker_id="w")
+    sessions = session_factory(engine)
+
+    async def leased() -> int:
+        async with sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.locked_by == "w")
+            )
+        return count or 0
+
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(600):
+            if slow.arrived == 2 and await leased() == 4:
+                break
+            await asyncio.sleep(0.05)
+        assert (slow.arrived, await leased()) == (2, 4)  # two on the wire, two waiting
+    finally:
+        await worker.stop(task)
+        slow.release()
+    async with sessions() as session:
+        rows = (await session.execute(select(Delivery.status, Delivery.attempts))).all()
+        logged = await session.scalar(select(func.count()).select_from(DeliveryAttempt))
+    assert sorted(tuple(row) for row in rows) == [("pending", 0)] * 6
+    assert (await leased(), logged, slow.arrived) == (0, 0, 2)

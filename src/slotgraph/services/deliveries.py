@@ -24,15 +24,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, insert, or_, select, tuple_, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint, new_id
+from slotgraph.db.models import Delivery, Event, WebhookEndpoint, new_id
+from slotgraph.db.models.base import table_of
 from slotgraph.domain.deliveries import Outcome, next_retry_at
 from slotgraph.domain.webhooks import should_disable, signing_secrets, wants
 from slotgraph.notifications import channel as emails
 from slotgraph.services import calendar_pushes
+from slotgraph.services import delivery_statements as sql
 from slotgraph.services.outbox import record_event
 from slotgraph.services.views import webhook_out
 from slotgraph.webhook_schemas import DeliveryOut
@@ -47,6 +48,7 @@ class Claim:
     delivery_id: uuid.UUID
     attempt: int
     event_id: uuid.UUID
+    endpoint_id: uuid.UUID
     payload: str
     url: str
     secrets: list[str]
@@ -56,18 +58,23 @@ class Claim:
 
 
 def new_delivery(endpoint: WebhookEndpoint, event: Event, now: datetime) -> Delivery:
-    return Delivery(
-        app_id=endpoint.app_id,
-        endpoint_id=endpoint.id,
-        event_id=event.id,
-        event_seq=event.seq,
-        booking_id=event.booking_id,
-        status="pending",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
+    return Delivery(**_delivery_row(endpoint, event, now))
+
+
+def _delivery_row(endpoint: WebhookEndpoint, event: Event, now: datetime) -> dict[str, object]:
+    return {
+        "id": new_id(),
+        "app_id": endpoint.app_id,
+        "endpoint_id": endpoint.id,
+        "event_id": event.id,
+        "event_seq": event.seq,
+        "booking_id": event.booking_id,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def delivery_out(d: Delivery) -> DeliveryOut:
@@ -99,21 +106,29 @@ async def dispatch(session: AsyncSession, *, now: datetime, limit: int = 500) ->
         targets = await _targets(session, events)
         calendar_wants = await calendar_pushes.wanted(session, targets, events)
         email_wants = await emails.wanted(session, targets, events)
-        for event in events:
-            event.dispatched_at = now
-            for target in targets:
-                if (
-                    target.app_id == event.app_id
-                    and wants(
-                        filters=target.events,
-                        subscribed_at=target.created_at,
-                        event_type=event.type,
-                        event_at=event.created_at,
-                    )
-                    and calendar_wants(target, event)
-                    and email_wants(target, event)
-                ):
-                    session.add(new_delivery(target, event, now))
+        rows = [
+            _delivery_row(target, event, now)
+            for event in events
+            for target in targets
+            if target.app_id == event.app_id
+            and wants(
+                filters=target.events,
+                subscribed_at=target.created_at,
+                event_type=event.type,
+                event_at=event.created_at,
+            )
+            and calendar_wants(target, event)
+            and email_wants(target, event)
+        ]
+        # Core statements, not the unit of work: one INSERT for the rows, one UPDATE for the
+        # events (the ORM flushed an object and an UPDATE per row: most of a fan-out's CPU).
+        if rows:
+            await session.execute(insert(table_of(Delivery)), rows)
+        await session.execute(
+            update(table_of(Event))
+            .where(Event.seq.in_([e.seq for e in events]))
+            .values(dispatched_at=now)
+        )
     return len(events)
 
 
@@ -121,66 +136,44 @@ async def claim(
     session: AsyncSession, *, now: datetime, worker_id: str, lease: timedelta, limit: int
 ) -> list[Claim]:
     """Take due deliveries for `lease`. Per target and booking, only the oldest pending one
-    is due: a later event waits while an earlier one is still being retried."""
-    earlier = aliased(Delivery)
-    stmt = (
-        select(Delivery)
-        .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
-        .where(
-            Delivery.status == "pending",
-            Delivery.next_attempt_at <= now,
-            or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
-            WebhookEndpoint.enabled.is_(True),
-            WebhookEndpoint.deleted_at.is_(None),
-            ~exists().where(
-                earlier.endpoint_id == Delivery.endpoint_id,
-                earlier.booking_id == Delivery.booking_id,
-                earlier.event_seq < Delivery.event_seq,
-                earlier.status == "pending",
-            ),
-        )
-        .order_by(Delivery.next_attempt_at, Delivery.event_seq)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=Delivery)
-    )
+    is due: a later event waits while an earlier one is still being retried.
+
+    The lease and the attempt count are taken by one UPDATE ... RETURNING over the due rows
+    (locked with SKIP LOCKED on PostgreSQL); one more query reads what to send where."""
+    if limit <= 0:
+        return []
     async with session.begin():
-        deliveries = list((await session.scalars(stmt)).all())
-        if not deliveries:
+        conn = await session.connection()
+        given = {"now": now, "until": now + lease, "worker": worker_id, "limit": limit}
+        taken = sorted((await conn.execute(sql.take_due(), given)).all(), key=lambda r: r[4:])
+        if not taken:
             return []
-        addresses = await _address(session, deliveries, now)
-        rows = await session.execute(
-            select(Event.id, Event.payload, Event.request_id).where(
-                Event.id.in_([d.event_id for d in deliveries])
+        addresses = await _address(session, {r.endpoint_id for r in taken}, now)
+        rows = await conn.execute(sql.payloads(), {"ids": list({r.event_id for r in taken})})
+        events = {event_id: (payload, request_id) for event_id, payload, request_id in rows}
+        timekit_events = {
+            r.event_id for r in taken if addresses[r.endpoint_id][2] == timekit.FORMAT
+        }
+        timekit_bodies = await timekit.bodies(session, {e: events[e][0] for e in timekit_events})
+    claims = []
+    for delivery_id, attempt, event_id, endpoint_id, _, _ in taken:
+        url, secrets, format_, calendar_id = addresses[endpoint_id]
+        payload, request_id = events[event_id]
+        claims.append(
+            Claim(
+                delivery_id=delivery_id,
+                attempt=attempt,
+                event_id=event_id,
+                endpoint_id=endpoint_id,
+                payload=timekit_bodies[event_id] if format_ == timekit.FORMAT else payload,
+                url=url,
+                secrets=secrets,
+                format=format_,
+                request_id=request_id,
+                calendar_id=calendar_id,
             )
         )
-        events = {event_id: (payload, request_id) for event_id, payload, request_id in rows}
-        payloads = {event_id: payload for event_id, (payload, _) in events.items()}
-        timekit_events = {
-            d.event_id for d in deliveries if addresses[d.endpoint_id][2] == timekit.FORMAT
-        }
-        timekit_bodies = await timekit.bodies(session, {e: payloads[e] for e in timekit_events})
-        claims = []
-        for d in deliveries:
-            d.attempts += 1
-            d.locked_until = now + lease
-            d.locked_by = worker_id
-            d.updated_at = now
-            url, secrets, format_, calendar_id = addresses[d.endpoint_id]
-            body = timekit_bodies[d.event_id] if format_ == timekit.FORMAT else None
-            claims.append(
-                Claim(
-                    delivery_id=d.id,
-                    attempt=d.attempts,
-                    event_id=d.event_id,
-                    payload=body or payloads[d.event_id],
-                    url=url,
-                    secrets=secrets,
-                    format=format_,
-                    request_id=events[d.event_id][1],
-                    calendar_id=calendar_id,
-                )
-            )
-        return claims
+    return claims
 
 
 async def finish(
@@ -193,10 +186,11 @@ async def finish(
 ) -> list[Claim]:
     """Log a batch of attempts and decide what comes next for each, in one transaction.
 
-    Successes, the common case, are one UPDATE for the whole batch; they touch the target's row
-    only if it was failing, so concurrent deliveries to one target do not queue on it. Returns
-    the claims whose lease ran out before this (another worker may have taken them over): their
-    attempt is logged, nothing else is changed.
+    Successes, the common case, are one UPDATE for the whole batch, failures one each (with
+    their retry time), where the claim is still ours; the attempts are one INSERT. A success
+    touches its target's row only if it was failing, so concurrent deliveries to one target do
+    not queue on it. Returns the claims whose lease ran out before this (another worker may
+    have taken them over): their attempt is logged, nothing else is changed.
     """
     if not results:
         return []
@@ -206,72 +200,57 @@ async def finish(
         if not outcome.ok and outcome.status_code != 410:
             retry_at = next_retry_at(claim_.attempt, now, jitter())
         plans.append((claim_, outcome, retry_at))
-    ours = Delivery.locked_by == worker_id
-    done = Delivery.id, Delivery.endpoint_id, Delivery.event_id
+    settled: set[uuid.UUID] = set()
     async with session.begin():
-        rows: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
-        succeeded = [(c.delivery_id, c.attempt) for c, o, _ in plans if o.ok]
-        if succeeded:
-            result = await session.execute(
-                update(Delivery)
-                .where(ours, tuple_(Delivery.id, Delivery.attempts).in_(succeeded))
-                .values(_settled("succeeded", None, now))
-                .returning(*done)
-                .execution_options(synchronize_session=False)
-            )
-            rows.update((d, (e, ev)) for d, e, ev in result)
-            await _after_success(session, {e for e, _ in rows.values()}, now)
+        conn = await session.connection()
+        if succeeded := [(c.delivery_id, c.attempt) for c, o, _ in plans if o.ok]:
+            given = {"worker": worker_id, "pairs": succeeded, "now": now}
+            settled.update(await conn.scalars(sql.settle_succeeded(), given))
+            ok = {c.endpoint_id for c, o, _ in plans if o.ok and c.delivery_id in settled}
+            await conn.execute(sql.ended_streaks(), {"ids": list(ok), "now": now})
         for claim_, outcome, retry_at in plans:
             if outcome.ok:
                 continue
-            result = await session.execute(
-                update(Delivery)
-                .where(ours, Delivery.id == claim_.delivery_id, Delivery.attempts == claim_.attempt)
-                .values(_settled("pending" if retry_at else "failed", retry_at, now))
-                .returning(*done)
-                .execution_options(synchronize_session=False)
+            mine = await session.scalar(
+                update(table_of(Delivery))
+                .where(
+                    Delivery.locked_by == worker_id,
+                    Delivery.id == claim_.delivery_id,
+                    Delivery.attempts == claim_.attempt,
+                )
+                .values(
+                    status="pending" if retry_at else "failed",
+                    next_attempt_at=retry_at,
+                    locked_until=None,
+                    locked_by=None,
+                    updated_at=now,
+                )
+                .returning(Delivery.id)
             )
-            for d, e, ev in result:
-                rows[d] = (e, ev)
-                await _after_failure(session, e, outcome, now)
-        lost = [c for c, _, _ in plans if c.delivery_id not in rows]
-        if lost:  # our lease ran out and another worker may have taken over: only log
-            result = await session.execute(
-                select(*done).where(Delivery.id.in_([c.delivery_id for c in lost]))
-            )
-            rows.update((d, (e, ev)) for d, e, ev in result)
-        lost_ids = {c.delivery_id for c in lost}
-        await session.execute(
-            insert(DeliveryAttempt),
+            if mine is not None:
+                settled.add(mine)
+                await _after_failure(session, claim_.endpoint_id, outcome, now)
+        await conn.execute(
+            sql.log_attempts(),
             [
                 {
                     "id": new_id(),
                     "delivery_id": c.delivery_id,
-                    "endpoint_id": rows[c.delivery_id][0],
-                    "event_id": rows[c.delivery_id][1],
+                    "endpoint_id": c.endpoint_id,
+                    "event_id": c.event_id,
                     "attempt": c.attempt,
                     "at": now,
                     "status_code": o.status_code,
                     "error": o.error,
                     "duration_ms": o.duration_ms,
                     "response_body": o.response_body,
-                    "next_retry_at": None if c.delivery_id in lost_ids else retry_at,
+                    "next_retry_at": retry_at if c.delivery_id in settled else None,
                     "worker_id": worker_id,
                 }
                 for c, o, retry_at in plans
             ],
         )
-    return lost
-
-
-def _settled(status: str, retry_at: datetime | None, now: datetime) -> dict[str, object]:
-    return {
-        "status": status,
-        "next_attempt_at": retry_at,
-        "locked_until": None,
-        "locked_by": None,
-        "updated_at": now,
-    }
+    return [c for c, _, _ in plans if c.delivery_id not in settled]
 
 
 async def release(session: AsyncSession, *, claims: list[Claim], worker_id: str) -> None:
@@ -308,40 +287,24 @@ async def _targets(session: AsyncSession, events: Sequence[Event]) -> Sequence[W
 
 
 async def _address(
-    session: AsyncSession, deliveries: Sequence[Delivery], now: datetime
+    session: AsyncSession, endpoint_ids: set[uuid.UUID], now: datetime
 ) -> dict[uuid.UUID, tuple[str, list[str], str, uuid.UUID | None]]:
     """Per endpoint: the URL, the secrets that sign the request now, its format, and the
     calendar it pushes to (a calendar push is addressed at send time, by its channel)."""
-    endpoints = await session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.id.in_({d.endpoint_id for d in deliveries}))
-    )
+    conn = await session.connection()
     return {
-        e.id: (
-            e.url,
+        id_: (
+            url,
             signing_secrets(
-                secret=e.secret,
-                previous=e.previous_secret,
-                previous_expires_at=e.previous_secret_expires_at,
-                now=now,
+                secret=secret, previous=previous, previous_expires_at=expires_at, now=now
             ),
-            e.format,
-            e.calendar_id,
+            format_,
+            calendar_id,
         )
-        for e in endpoints
+        for id_, url, secret, previous, expires_at, format_, calendar_id in await conn.execute(
+            sql.addresses(), {"ids": list(endpoint_ids)}
+        )
     }
-
-
-async def _after_success(
-    session: AsyncSession, endpoint_ids: set[uuid.UUID], now: datetime
-) -> None:
-    """A success clears its endpoint's failing streak."""
-    if endpoint_ids:
-        await session.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id.in_(endpoint_ids), WebhookEndpoint.failing_since.is_not(None))
-            .values(failing_since=None, last_success_at=now)
-            .execution_options(synchronize_session=False)
-        )
 
 
 async def _after_failure(
