@@ -15,7 +15,8 @@ then the body is read, counting, and refused with 413 as soon as it is over
 here and refused with 422 naming the field if it holds what no column can store: nesting deeper
 than `SLOTGRAPH_MAX_JSON_DEPTH`, integers outside 64 bits, NUL characters, lone surrogates,
 non-finite numbers. The query string and the path are checked for NULs. The route then gets the
-same bytes, and the caller in the request state (api/deps.py reads it from there).
+same bytes, and the caller in the request state (api/deps.py reads it from there), and the JSON
+value parsed here (api/plain_query.py validates it, instead of FastAPI parsing the bytes again).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ _NEEDS: tuple[tuple[object, Need], ...] = (  # the narrowest first
 VISITOR = Principal(
     app_id=uuid.UUID(int=0), key_id=uuid.UUID(int=0), kind="public", settings=AppSettings()
 )
+JSON_BODY = "json_body"  # where the guard leaves a JSON body it parsed, in the request state
 INT_RANGE = (-(2**63), 2**63 - 1)  # what a BIGINT (and JSON in either database) holds exactly
 _TOO_DEEP = "JSON is nested deeper than {} levels (max_json_depth)"
 
@@ -161,8 +163,7 @@ class Guard:
                 await self.limiter.check(VISITOR, _client_ip(scope))
             _check_address(scope)
             body = await self.read_body(scope, receive)
-            if body and _is_json(scope):
-                _check_json(body, self.max_depth)
+            check_json_body(scope, body, self.max_depth)
         except SlotgraphError as exc:
             answer = error_page(Request(scope), exc) if web else error_for(scope["path"], exc)
             await answer(scope, receive, send)
@@ -252,7 +253,11 @@ def _check_address(scope: Scope) -> None:
             raise ValidationFailed.one(field, "must not contain NUL characters", where="query")
 
 
-def _check_json(body: bytes, max_depth: int) -> None:
+def check_json_body(scope: Scope, body: bytes, max_depth: int) -> None:
+    """Parse a JSON body (as Starlette's `Request.json` does: `json.loads` of the bytes), refuse
+    what no column can hold (422), and leave the value in the request state (`JSON_BODY`)."""
+    if not body or not _is_json(scope):
+        return
     try:
         value = json.loads(body)
     except RecursionError:
@@ -262,6 +267,7 @@ def _check_json(body: bytes, max_depth: int) -> None:
     problem = _first_problem(value, max_depth)
     if problem is not None:
         raise ValidationFailed.one(*problem)
+    scope.setdefault("state", {})[JSON_BODY] = value
 
 
 def _first_problem(value: Any, max_depth: int) -> tuple[str, str] | None:

@@ -1,4 +1,4 @@
-"""A route class that answers plain queries without FastAPI's per-request machinery.
+"""A route class that answers plain queries and bodies without FastAPI's per-request machinery.
 
 FastAPI resolves a route's dependencies and validates each query parameter on its own, with
 context for its error messages, per request: for `GET /v1/availability` that was 0.4-0.9 ms of CPU,
@@ -11,11 +11,17 @@ itself when its query string is plain:
 - the values are valid for the very field definitions FastAPI took from the route's signature,
   validated together in one pydantic call;
 - the guard (api/guard.py) has authenticated the caller, and the route needs only `AnyKey`,
-  `Session` and `Now` besides its query.
+  `Session` and `Now` besides its query;
+- a route with a body (one pydantic model, not embedded: `POST /v1/bookings`) is sent
+  `Content-Type: application/json`, and the JSON object the guard parsed from it (the very
+  `json.loads` FastAPI would run again) is valid for the route's own body field, validated by that
+  field as FastAPI validates it. A create spent about a seventh of its CPU in FastAPI's
+  dependency solving and second parse of the body (docs/benchmarks.md).
 
-Anything else (an unknown, repeated, missing or invalid parameter, an odd character) goes to
-FastAPI's own handler, so every error answer is FastAPI's, unchanged. The endpoint function itself
-runs either way: the route's behaviour has one place.
+Anything else (an unknown, repeated, missing or invalid parameter, an odd character, another
+content type, a body that is not a valid object) goes to FastAPI's own handler, so every error
+answer is FastAPI's, unchanged. The endpoint function itself runs either way: the route's
+behaviour has one place.
 """
 
 from __future__ import annotations
@@ -23,16 +29,20 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from fastapi import params
+from fastapi._compat import ModelField
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError, create_model
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from slotgraph.api.deps import PRINCIPAL, get_now, get_principal, get_session
+from slotgraph.api.guard import JSON_BODY, header
 
 _session = asynccontextmanager(get_session)
 _KNOWN = {get_principal: "principal", get_session: "session", get_now: "now"}
@@ -41,7 +51,7 @@ _KNOWN = {get_principal: "principal", get_session: "session", get_now: "now"}
 class PlainQueryRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
-        plan = _plan(self.dependant)
+        plan = _plan(self.dependant, embed=self._embed_body_fields)
         if plan is None:  # not a shape this class knows: FastAPI's handler only
             return handle
         endpoint = self.endpoint
@@ -52,6 +62,11 @@ class PlainQueryRoute(APIRoute):
             if values is None:
                 return await handle(request)
             arguments = await plan.arguments(values)
+            if plan.body is not None:
+                body = plan.validate_body(request.scope)
+                if body is None:
+                    return await handle(request)
+                arguments[plan.body.name] = body
             arguments[plan.principal] = await get_principal(principal)
             arguments[plan.now] = await get_now(request)
             async with _session(request) as session:
@@ -72,11 +87,24 @@ class _Plan:
         model: type[BaseModel],
         known: dict[str, str],
         groups: dict[str, Callable[..., Any]],
+        body: ModelField | None,
     ) -> None:
         self.fields = fields  # alias -> (model field, dependency argument or None, is a list)
         self.model = model
         self.principal, self.session, self.now = known["principal"], known["session"], known["now"]
         self.groups = groups  # dependency argument -> the function of query parameters
+        self.body = body  # the route's body field (one model), if it takes a body
+
+    def validate_body(self, scope: Scope) -> Any:
+        """The body's model, or None unless it is JSON (exactly `application/json`), an object,
+        and valid for the route's body field (FastAPI's own, called as FastAPI calls it)."""
+        assert self.body is not None
+        value = scope.get("state", {}).get(JSON_BODY)
+        media = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
+        if not isinstance(value, dict) or media != "application/json":
+            return None
+        model, errors = self.body.validate(value, {}, loc=("body",))
+        return None if errors else model
 
     def parse(self, query: bytes) -> dict[str, Any] | None:
         """The validated values by model field, or None when the query is not plain."""
@@ -117,9 +145,10 @@ class _Plan:
         return out
 
 
-def _plan(dependant: Dependant) -> _Plan | None:
+def _plan(dependant: Dependant, *, embed: bool = False) -> _Plan | None:
     """A plan for a route whose dependencies are the caller, the session, the clock and plain
-    functions of query parameters; None for any other route."""
+    functions of query parameters, with at most one body (a model, not `embed`ded); None for
+    any other route."""
     fields: dict[str, tuple[str, str | None, bool]] = {}
     definitions: dict[str, Any] = {}
     known: dict[str, str] = {}
@@ -136,7 +165,8 @@ def _plan(dependant: Dependant) -> _Plan | None:
 
     if dependant.path_params or dependant.header_params or dependant.cookie_params:
         return None
-    if dependant.body_params or not add(None, dependant.query_params):
+    body = _body_field(dependant, embed)
+    if body is False or not add(None, dependant.query_params):
         return None
     for dep in dependant.dependencies:
         if dep.call in _KNOWN and dep.name:
@@ -157,4 +187,21 @@ def _plan(dependant: Dependant) -> _Plan | None:
     if set(known) != {"principal", "session", "now"}:
         return None
     model = create_model("PlainQuery", **definitions)
-    return _Plan(fields, model, known, groups)
+    return _Plan(fields, model, known, groups, body)
+
+
+def _body_field(dependant: Dependant, embed: bool) -> ModelField | Literal[False] | None:
+    """The route's body field if it is one pydantic model, the whole body; None without a body;
+    False for any other body (embedded, several, a form, not a model)."""
+    if not dependant.body_params:
+        return None
+    [field, *others] = dependant.body_params
+    annotation = field.field_info.annotation
+    if (
+        others
+        or embed
+        or isinstance(field.field_info, params.Form)
+        or not (isinstance(annotation, type) and issubclass(annotation, BaseModel))
+    ):
+        return False
+    return field

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from slotgraph.api.deps import AnyKey, ETag, IfMatch, Now, SecretKey, SecretOrCustomer, Session
 from slotgraph.api.idempotency import answers_in_its_write
+from slotgraph.api.plain_query import PlainQueryRoute
 from slotgraph.bounds import Instant
 from slotgraph.schemas import (
     ActionBody,
@@ -37,7 +38,6 @@ def _created(out: BookingCreated) -> Stored:
     )
 
 
-@router.post("", status_code=201, response_model=BookingCreated)
 @answers_in_its_write
 async def create_booking(
     body: BookingCreate, principal: AnyKey, session: Session, now: Now
@@ -50,6 +50,19 @@ async def create_booking(
     keyed = idempotency.keyed(session)  # with an Idempotency-Key: rendered for its write
     answer = keyed.answered if keyed is not None and keyed.answered else _created(out)
     return Response(answer.body, answer.status_code, answer.headers)
+
+
+# A plain create (an API key, a JSON object valid for BookingCreate) is answered without
+# FastAPI's dependency solving and second parse of the body; any other goes through it as
+# before (api/plain_query.py).
+router.add_api_route(
+    "",
+    create_booking,
+    methods=["POST"],
+    status_code=201,
+    response_model=BookingCreated,
+    route_class_override=PlainQueryRoute,
+)
 
 
 @router.get("")
