@@ -25,9 +25,11 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotgraph.db import driver_sql
 from slotgraph.db.models import Base, Booking, BookingHold, Client, Resource
 
 # Hot statements are built once, with bind parameters: SQLAlchemy then skips building and
@@ -295,25 +297,40 @@ async def insert_rows(
     if unless_changed is not None:
         assert conn.dialect.name == "postgresql", "row versions are PostgreSQL's"
         params["gate_id"], params["gate_version"] = unless_changed
-        done = await conn.execute(_insert_statement(shape, gated=True, claim=claimed), params)
+        prepared = _prepared_insert(conn.dialect, shape, gated=True, claim=claimed)
+        done = await driver_sql.run(conn, prepared, params)
         if not done.rowcount:
             raise RowChanged(f"resource {unless_changed[0]} changed since it was read")
         return
     if conn.dialect.name == "postgresql":
-        done = await conn.execute(_insert_statement(shape, claim=claimed), params)
+        done = await driver_sql.run(
+            conn, _prepared_insert(conn.dialect, shape, claim=claimed), params
+        )
         if claimed is not None and not done.rowcount:
             raise ClaimTaken("the claim's key is taken")
         return
     if claimed is not None and not (await conn.execute(_claim_statement(*claimed), params)).first():
         raise ClaimTaken("the claim's key is taken")
     for t, one in enumerate(shape):
-        await conn.execute(_insert_statement((one,), first=t), params)
+        await driver_sql.run(conn, _prepared_insert(conn.dialect, (one,), first=t), params)
 
 
 _Shape = tuple[tuple[Table, tuple[str, ...], int], ...]
 
 
 @functools.lru_cache(maxsize=256)
+def _prepared_insert(
+    dialect: Dialect,
+    shape: _Shape,
+    first: int = 0,
+    *,
+    gated: bool = False,
+    claim: tuple[Table, tuple[str, ...], Callable[[Any], Any]] | None = None,
+) -> driver_sql.Prepared:
+    """`_insert_statement` compiled once for the driver (db/driver_sql.py)."""
+    return driver_sql.prepare(_insert_statement(shape, first, gated=gated, claim=claim), dialect)
+
+
 def _insert_statement(
     shape: _Shape,
     first: int = 0,
@@ -323,8 +340,8 @@ def _insert_statement(
 ) -> Insert:
     """One INSERT per table of `shape` (rows of named columns), chained as CTEs, built once.
 
-    Bind parameters are named `p<table>_<row>_<column>`, so the statement (and its compiled
-    form, in SQLAlchemy's cache) is reused for every call of the same shape. `gated`: every
+    Bind parameters are named `p<table>_<row>_<column>`, so the statement (compiled once, by
+    `_prepared_insert`) is reused for every call of the same shape. `gated`: every
     INSERT selects its rows from a CTE that locks the resource `gate_id` if its version is
     still `gate_version`, so nothing is written before that lock, and nothing at all without it.
     `claim` (PostgreSQL): its row (`c_<column>`) is inserted first (from the gate, if gated),

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.sqltypes import NullType
 
+from slotgraph.db import driver_sql
 from slotgraph.db.models import Booking, BookingHold, Resource
 from slotgraph.db.types import UTCDateTime
 from slotgraph.domain import availability as av
@@ -115,37 +116,16 @@ def _seconds(span: ColumnElement[Any]) -> list[ColumnElement[Any]]:
     return [whole(func.lower(span), func.floor), whole(func.upper(span), func.ceil)]
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """The statement compiled once for the driver: its text, its parameters in order (each with
-    the value it was built with and the column type's conversion), and each result column's."""
-
-    sql: str
-    params: tuple[tuple[str, Any, Any], ...]  # (name, value it was built with, bind processor)
-    columns: tuple[str, ...]
-    results: tuple[Any, ...]  # the column types' result processors (None: as the driver gives)
-
-
 @functools.cache
-def _prepared(dialect: Dialect, ignoring: bool, exact: bool) -> _Prepared:
+def _prepared(dialect: Dialect, ignoring: bool, exact: bool) -> driver_sql.Prepared:
     stmt = _load_in_one_statement(ignoring, exact)
-    compiled = stmt.compile(dialect=dialect)
-    assert compiled.positiontup is not None
-    built = compiled.params
-    params = tuple(
-        (name, built[name], compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-        for name in compiled.positiontup
-    )
-    given = {name for name, value, _ in params if value is None}
+    prepared = driver_sql.prepare(stmt, dialect)
+    given = {name for name, value, _ in prepared.params if value is None}
     assert given == {"app_id", "ids", "start", "end", "extra", "now"} | (
         {"ignore"} if ignoring else set()
     )
-    columns = tuple(c.name for c in stmt.selected_columns)
-    assert columns == tuple(f.name for f in fields(_Found)), columns
-    results = tuple(
-        c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns
-    )
-    return _Prepared(str(compiled), params, columns, results)
+    assert prepared.columns == tuple(f.name for f in fields(_Found)), prepared.columns
+    return prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,19 +182,10 @@ async def load_merged(
     async with session.begin():  # in autocommit: no BEGIN or COMMIT goes to the server
         conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         prepared = _prepared(conn.dialect, ignoring, exact)
-        args = tuple(
-            value if convert is None else convert(value)
-            for name, built, convert in prepared.params
-            for value in (given[name] if built is None else built,)
-        )
-        rows = await conn.exec_driver_sql(prepared.sql, args)
+        rows = await driver_sql.run(conn, prepared, given)
     found: dict[Any, _Found] = {}
-    converted = [(i, convert) for i, convert in enumerate(prepared.results) if convert is not None]
     for row in rows:
-        values: list[Any] = list(row)
-        for i, convert in converted:
-            values[i] = convert(values[i])
-        resource = _Found(*values)
+        resource = _Found(*prepared.converted(row))
         found[resource.id] = resource
     resources = in_order(found, ids)
     busy: BusyMicros = {r.id: [(a, b) for a, b in r.busy or ()] for r in resources}
