@@ -21,13 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slotgraph.api import problems
 from slotgraph.api.app import create_app
-from slotgraph.api.deps import PRINCIPAL, AnyKey, Now, Session
+from slotgraph.api.deps import AnyKey, Now, Session
 from slotgraph.api.guard import check_json_body, replay_body
 from slotgraph.api.plain_query import PlainQueryRoute, _plan
-from slotgraph.appsettings import AppSettings
 from slotgraph.errors import SlotgraphError
 from slotgraph.schemas import BookingCreate, BookingCreated
-from slotgraph.services.common import Principal
+from tests.api.test_plain_query import _Caller
 
 T0 = datetime(2031, 3, 3, 9, 30, tzinfo=UTC)
 
@@ -42,21 +41,13 @@ async def echo(body: BookingCreate, principal: AnyKey, session: Session, now: No
 
 
 class _Guard:
-    """Stands in for the guard: the caller of kind `x-kind` in the request state, and the body
-    read and checked by the guard's own function, which leaves the parsed JSON there too."""
+    """Stands in for the guard's body check (the caller is `_Caller`'s, as for queries): the body
+    read and checked by the guard's own function, which leaves the parsed JSON in the state."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kinds = {k: v for k, v in scope.get("headers", []) if k == b"x-kind"}
-        if b"x-kind" in kinds:
-            scope.setdefault("state", {})[PRINCIPAL] = Principal(
-                app_id=uuid.UUID(int=1),
-                key_id=uuid.UUID(int=2),
-                kind=kinds[b"x-kind"].decode(),
-                settings=AppSettings(),
-            )
         body, more = b"", True
         while more:
             message: Message = await receive()
@@ -87,6 +78,7 @@ def _app() -> FastAPI:
         "/fastapi", echo, methods=["POST"], status_code=201, response_model=BookingCreated
     )
     app.add_middleware(_Guard)
+    app.add_middleware(_Caller)  # outermost, as the guard authenticates before the body
     problems.install(app)
     return app
 
