@@ -50,9 +50,20 @@ async def test_database_outage_is_503_then_recovers(tmp_path: Path) -> None:
                 json={"name": "Room", "timezone": "UTC"},
             )
             assert r.status_code == 201, r.text
+            # An availability search reads on a pooled connection's driver (db/engine.py)
+            search = {
+                "resource_id": r.json()["resource_id"],
+                "start": "2031-03-03T00:00:00Z",
+                "end": "2031-03-04T00:00:00Z",
+                "duration": "PT1H",
+            }
             # Warm every pooled connection of both processes, so that all of them die below.
             warm = await asyncio.gather(
-                *(http.get(f"{server.url}/v1/resources", headers=headers) for _ in range(40))
+                *(http.get(f"{server.url}/v1/resources", headers=headers) for _ in range(40)),
+                *(
+                    http.get(f"{server.url}/v1/availability", headers=headers, params=search)
+                    for _ in range(10)
+                ),
             )
             assert {w.status_code for w in warm} == {200}
 
@@ -65,6 +76,10 @@ async def test_database_outage_is_503_then_recovers(tmp_path: Path) -> None:
                         headers=headers,
                         json={"name": "During", "timezone": "UTC"},
                     )
+                    for _ in range(10)
+                ),
+                *(
+                    http.get(f"{server.url}/v1/availability", headers=headers, params=search)
                     for _ in range(10)
                 ),
             )
@@ -86,10 +101,15 @@ async def test_database_outage_is_503_then_recovers(tmp_path: Path) -> None:
                 assert r.status_code == 503, r.text
                 await asyncio.sleep(0.1)
             after = await asyncio.gather(
-                *(http.get(f"{server.url}/v1/resources", headers=headers) for _ in range(40))
+                *(http.get(f"{server.url}/v1/resources", headers=headers) for _ in range(40)),
+                *(
+                    http.get(f"{server.url}/v1/availability", headers=headers, params=search)
+                    for _ in range(10)
+                ),
             )
             assert {a.status_code for a in after} == {200}
             assert [x["name"] for x in after[0].json()["data"]] == ["Room"]
+            assert len(after[-1].json()["data"]) == 24 * 4 - 3  # the whole day, every 15 minutes
         log = server.log.read_text()
         assert "Traceback" not in log, log
     finally:

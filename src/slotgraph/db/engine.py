@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +71,33 @@ def _unavailable_on_disconnect(ctx: ExceptionContext) -> BaseException | None:
     SQLAlchemy has already marked a lost connection invalid (and the pool with it), so the next
     checkout connects afresh: the server recovers by itself when the database is back.
     """
-    if ctx.is_disconnect or ctx.connection is None:
-        return DatabaseUnavailable()
-    sqlstate = getattr(ctx.original_exception, "sqlstate", None) or ""
-    if sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+    if ctx.is_disconnect or ctx.connection is None or _refused(ctx.original_exception):
         return DatabaseUnavailable()
     return None
+
+
+def _refused(exc: BaseException) -> bool:
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """PostgreSQL: a pooled connection's own asyncpg connection, for a read that needs none of
+    SQLAlchemy's per-statement work (its cursor, result and greenlet hops cost more CPU than a
+    small search). No transaction is begun: each statement is its own snapshot. As through
+    SQLAlchemy, a lost connection leaves the pool, and it or a refusal is 503."""
+    async with engine.connect() as conn:
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        try:
+            yield driver
+        except Exception as exc:
+            if driver.is_closed():
+                await conn.invalidate()
+                raise DatabaseUnavailable() from exc
+            if _refused(exc):
+                raise DatabaseUnavailable() from exc
+            raise
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -108,6 +108,11 @@ def opening_seconds(rules: Rules, start: datetime, end: datetime) -> list[tuple[
     """`opening` in epoch seconds: merged half-open intervals [lo, hi)."""
     zone, name = rules.zone, rules.timezone
     lo_s, hi_s = wc.floor_seconds(start), wc.ceil_seconds(end)
+    if rules.weekly_hours is None and not rules.exceptions:
+        # open around the clock: the local days from the one holding lo_s to the one holding
+        # hi_s - 1, which follow each other without a gap (what the loop below would merge)
+        first = wc.day(name, wc.local_date(name, lo_s))
+        return [(first.start, wc.day(name, wc.local_date(name, hi_s - 1)).end)]
     spans = []
     for day in _local_dates(start, end, zone):
         for a, b in rules.hours_on(day):
@@ -228,37 +233,39 @@ def free_seconds(
         if s <= e:
             allowed.append((s, e))
     before, after = rules.buffer_before // wc.MICRO, rules.buffer_after // wc.MICRO
-    forbidden = sorted((x - d - after, y + before) for x, y in busy)  # open intervals
-    out = []
-    for s, e in _subtract(allowed, forbidden):
-        s, e = -(-s // us), e // us  # the whole seconds in [s, e]
-        if s <= e:
-            out.append((s, e))
-    return out
+    return _subtract(allowed, sorted(busy), d + after, before)
 
 
-def _subtract(allowed: list[tuple[int, int]], forbidden: list[tuple[int, int]]) -> list[Micros]:
-    """Closed intervals minus open intervals, in one pass over both (sorted by start)."""
-    merged: list[tuple[int, int]] = []
-    for p, q in forbidden:
-        if merged and p < merged[-1][1]:  # (p, q) meets the previous open interval
-            merged[-1] = (merged[-1][0], max(q, merged[-1][1]))
-        elif p < q:
-            merged.append((p, q))
-    out: list[Micros] = []
-    j = 0
+def _subtract(
+    allowed: list[tuple[int, int]], busy: list[Micros], early: int, late: int
+) -> list[tuple[int, int]]:
+    """The whole seconds in the closed intervals `allowed` (microseconds) that no busy span
+    forbids: [x, y) forbids the open interval (x - early, y + late). One pass over both, sorted
+    by start (a span inside an earlier one's reach forbids nothing more)."""
+    out: list[tuple[int, int]] = []
+    us = wc.MICROS
+    n, j = len(busy), 0
     for lo, hi in allowed:
-        while j < len(merged) and merged[j][1] <= lo:
+        while j < n and busy[j][1] + late <= lo:  # forbids nothing from lo on
             j += 1
         cur, k = lo, j
-        while k < len(merged) and merged[k][0] < hi and cur <= hi:
-            p, q = merged[k]
-            if p >= cur:
-                out.append((cur, p))  # p itself is allowed: the interval is open
-            cur = max(cur, q)  # so is q
+        while k < n:
+            p, q = busy[k]
+            p, q = p - early, q + late
+            if p >= hi or cur > hi:
+                break
+            if p < q:  # (an empty open interval forbids nothing)
+                if p >= cur:  # [cur, p] is free: p itself is, the interval is open
+                    s, e = -(-cur // us), p // us
+                    if s <= e:
+                        out.append((s, e))
+                if q > cur:
+                    cur = q  # so is q
             k += 1
         if cur <= hi:
-            out.append((cur, hi))
+            s, e = -(-cur // us), hi // us
+            if s <= e:
+                out.append((s, e))
     return out
 
 

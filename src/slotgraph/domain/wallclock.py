@@ -139,35 +139,52 @@ def change_points(zone_name: str, on: date, step: int) -> Sequence[int]:
 def grid_runs(zone_name: str, step: int, spans: Sequence[tuple[int, int]]) -> Iterator[Points]:
     """The grid starts in ascending, disjoint closed intervals [lo, hi], as ascending runs.
 
-    When every local day from the first interval to the last is ordinary and the step divides a
-    day, the days' grids join into one lattice (an ordinary day lasts 86,400 s and starts where
-    the previous one ends), and each interval is one `range`, whatever its length.
+    When the step divides a day, consecutive ordinary days share one lattice (an ordinary day
+    lasts 86,400 s and starts where the previous one ends), so each interval is one `range` per
+    stretch of ordinary days it meets, whatever its length; a day on which the clock changes is
+    looked up by bisection.
     """
     if not spans:
         return iter(())
-    base = _lattice(zone_name, step, spans[0][0], spans[-1][1])
-    if base is None:
-        return _runs_by_day(zone_name, step, spans)
-    return _runs_on_lattice(base, step, spans)
-
-
-def _lattice(zone_name: str, step: int, lo: int, hi: int) -> int | None:
     if 86400 % step:
-        return None
-    on, last = local_date(zone_name, lo), local_date(zone_name, hi)
-    base = day(zone_name, on).start
-    while on <= last:
-        if not day(zone_name, on).ordinary:
-            return None
-        on += _DAY
-    return base
+        return _runs_by_day(zone_name, step, spans)
+    return _runs_by_stretch(zone_name, step, spans)
 
 
-def _runs_on_lattice(base: int, step: int, spans: Sequence[tuple[int, int]]) -> Iterator[Points]:
+def _runs_by_stretch(
+    zone_name: str, step: int, spans: Iterable[tuple[int, int]]
+) -> Iterator[Sequence[int]]:
+    start = end = 0  # a stretch of ordinary days [start, end): its lattice is start + k * step
     for lo, hi in spans:
-        first = base - ((base - lo) // step) * step  # the first lattice point >= lo
-        if first <= hi:
-            yield range(first, hi + 1, step)
+        while True:
+            if not start <= lo < end:
+                on = local_date(zone_name, lo)
+                today = day(zone_name, on)
+                if not today.ordinary:
+                    points = change_points(zone_name, on, step)
+                    last = min(hi, today.end - 1)
+                    run = points[bisect_left(points, lo) : bisect_right(points, last)]
+                    if run:
+                        yield run
+                    if hi < today.end:
+                        break
+                    lo = today.end
+                    continue
+                start, end = today.start, today.end
+                while end <= hi:  # the ordinary days that follow, up to the one holding hi
+                    on += _DAY
+                    following = day(zone_name, on)
+                    if not following.ordinary:
+                        break
+                    end = following.end
+            first = lo + (start - lo) % step  # the first lattice point >= lo
+            if hi < end:
+                if first <= hi:
+                    yield range(first, hi + 1, step)
+                break
+            if first < end:
+                yield range(first, end, step)
+            lo = end
 
 
 def _runs_by_day(

@@ -25,7 +25,7 @@ from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
 from slotgraph.domain import overlay
 from slotgraph.domain import wallclock as wc
-from slotgraph.domain.combine import Points, merged_slots
+from slotgraph.domain.combine import Points, Slots, merged_slots
 from slotgraph.domain.rules import check_booking_window, payment_overdue_sql
 from slotgraph.errors import BookingWindowClosed, ValidationFailed
 from slotgraph.schemas import GroupSlot
@@ -159,8 +159,6 @@ async def _load(
     trip instead of four). SQLite: two queries in one transaction.
     """
     if session.get_bind().dialect.name == "postgresql":
-        # whole seconds, as every rule's buffer is (bounds.py): the holds may be widened to them
-        exact = bool(q.duration % wc.SECOND or (q.min_buffer and q.min_buffer % wc.SECOND))
         resources, busy = await load_merged(
             session,
             principal.app_id,
@@ -170,7 +168,6 @@ async def _load(
             now=now,
             min_buffer=q.min_buffer,
             ignore_booking=q.ignore_booking,
-            exact=exact,
         )
         _check_work(q, resources)
     else:
@@ -197,20 +194,45 @@ def largest_limit(resource_count: int) -> int:
     return max(1, min(MAX_LIMIT, MAX_LISTED // max(1, resource_count)))
 
 
-async def search(
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A search's slots as it finds them: each start in epoch seconds with the ids of the
+    resources free then (consecutive starts may share one list); every slot lasts `length`
+    seconds and is shown in `timezone`. api/slot_json.py writes it as JSON text directly."""
+
+    slots: Slots[str]
+    length: int
+    timezone: str
+
+    def found_slots(self) -> list[FoundSlot]:
+        zone = ZoneInfo(self.timezone)
+        return [
+            FoundSlot(
+                datetime.fromtimestamp(at, zone),
+                datetime.fromtimestamp(at + self.length, zone),
+                free,
+            )
+            for at, free in self.slots
+        ]
+
+
+async def find(
     session: AsyncSession, *, principal: Principal, query: SlotSearch, limit: int, now: datetime
-) -> list[FoundSlot]:
+) -> Found:
     """The first `limit` free slots, sorted by start, with the resources free at each."""
     _validate(query, limit)
     resources, streams = await _load(session, principal, query, now=now)
     ids = [str(r.id) for r in resources]
     merged = merged_slots(streams, ids, mode=query.mode, limit=limit)
-    zone = ZoneInfo(query.timezone)
-    length = query.duration // wc.SECOND
-    return [
-        FoundSlot(datetime.fromtimestamp(at, zone), datetime.fromtimestamp(at + length, zone), free)
-        for at, free in merged
-    ]
+    return Found(merged, query.duration // wc.SECOND, query.timezone)
+
+
+async def search(
+    session: AsyncSession, *, principal: Principal, query: SlotSearch, limit: int, now: datetime
+) -> list[FoundSlot]:
+    """`find`'s slots as datetimes (the booking pages and the /v2 adapter read them)."""
+    found = await find(session, principal=principal, query=query, limit=limit, now=now)
+    return found.found_slots()
 
 
 async def dates(

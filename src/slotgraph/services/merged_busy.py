@@ -1,30 +1,30 @@
 """PostgreSQL: a search's resources with the union of each one's holds, in one statement.
 
-One prepared statement in autocommit (one snapshot, one round trip): each resource's id and rule
-columns, and its holds near the window merged by `range_agg` into disjoint spans, sent as epoch
-microseconds. services/availability.py computes the free starts from them (ADR 0004); SQLite takes
-the two queries of services/busy.py instead.
+One prepared statement on a pooled connection's driver, without a transaction (one snapshot, one
+round trip): each resource's id and rule columns, and its holds near the window merged by
+`range_agg` into disjoint spans, sent as one `bytea` of their bounds in PostgreSQL's own binary
+form (microseconds, exact). services/availability.py computes the free starts from them (ADR
+0004); SQLite takes the two queries of services/busy.py instead.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 import uuid
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     DateTime,
     Integer,
     Select,
     Uuid,
     any_,
     bindparam,
-    cast,
-    extract,
     func,
     literal_column,
     or_,
@@ -32,11 +32,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.sqltypes import NullType
 
 from slotgraph.db import driver_sql
+from slotgraph.db.engine import driver_connection
 from slotgraph.db.models import Booking, BookingHold, Resource
 from slotgraph.db.types import UTCDateTime
 from slotgraph.domain import availability as av
@@ -48,16 +49,16 @@ BusyMicros = dict[uuid.UUID, list[av.Micros]]
 
 
 @functools.cache
-def _load_in_one_statement(ignoring: bool = False, exact: bool = False) -> Select[Any]:
+def _load_in_one_statement(ignoring: bool = False) -> Select[Any]:
     """PostgreSQL: each resource's id and rules with the union of its holds near the window.
 
     Built once, with parameters (a second time with `ignoring`: without the holds of the
     booking `ignore`, which a reschedule moves). A hold matters to a resource when it ends after
     `start - buffer_before` and starts before `end + buffer_after` (its own buffers, or the
-    query's `min_buffer` when larger). The union (`range_agg`, a multirange) comes as [lower, upper]
-    pairs of epoch microseconds in one bigint array, which asyncpg decodes in C: widened to whole
-    seconds (`_seconds`), or `exact` (`_micros`, numeric and slower in PostgreSQL) for a search
-    whose duration or buffer is not whole seconds.
+    query's `min_buffer` when larger). The union (`range_agg`, a multirange) comes as one `bytea`
+    of [lower, upper] pairs, each bound as `timestamptz_send` writes it (8 bytes, big-endian
+    microseconds since 2000): no conversion per bound in PostgreSQL (`date_part` and the arrays
+    of arrays were half of the statement's CPU for 2,000 holds), one `array` in Python.
     """
     hold, resource = BookingHold, Resource.__table__
     second: ColumnElement[Any] = literal_column("interval '1 second'")
@@ -84,8 +85,10 @@ def _load_in_one_statement(ignoring: bool = False, exact: bool = False) -> Selec
         .subquery("merged")
     )
     span = merged.c[0]
-    bounds = [_micros(func.lower(span)), _micros(func.upper(span))] if exact else _seconds(span)
-    pairs = func.array_agg(postgresql.array(bounds), type_=NullType())
+    bounds = func.timestamptz_send(func.lower(span)).op("||")(
+        func.timestamptz_send(func.upper(span))
+    )
+    pairs = func.string_agg(bounds, literal_column("''::bytea"), type_=NullType())
     spans = select(pairs).correlate(resource).scalar_subquery()
     needed = [resource.c[name] for name in ("id", *RULE_COLUMNS)]
     return select(*needed, spans.label("busy")).where(
@@ -95,30 +98,24 @@ def _load_in_one_statement(ignoring: bool = False, exact: bool = False) -> Selec
     )
 
 
-def _micros(at: ColumnElement[Any]) -> ColumnElement[Any]:
-    """An instant as whole microseconds since the epoch: `extract` is exact (numeric)."""
-    return cast(extract("epoch", at) * literal_column("1000000"), BigInteger)
+# Microseconds from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch), both UTC.
+_EPOCH_2000 = 946_684_800_000_000
 
 
-def _seconds(span: ColumnElement[Any]) -> list[ColumnElement[Any]]:
-    """A span widened to whole seconds [floor(lower), ceil(upper)), in microseconds.
-
-    `date_part` is float8 (fast): exact for whole seconds, and within a microsecond elsewhere up
-    to 2200, so floor and ceil are exact. A whole-second start is forbidden by a hold exactly
-    when it is by the widened hold if the duration and the buffers are whole seconds: t > x - d
-    iff t > floor(x) - d, t < y + b iff t < ceil(y) + b, for whole t, d and b.
-    """
-
-    def whole(at: ColumnElement[Any], rounding: Any) -> ColumnElement[Any]:
-        seconds = cast(rounding(func.date_part(literal_column("'epoch'"), at)), BigInteger)
-        return seconds * literal_column("1000000")
-
-    return [whole(func.lower(span), func.floor), whole(func.upper(span), func.ceil)]
+def _spans(sent: bytes | None) -> list[av.Micros]:
+    """The [lower, upper] pairs of a resource's busy spans, in epoch microseconds."""
+    if not sent:
+        return []
+    bounds = array("q", sent)
+    if sys.byteorder == "little":
+        bounds.byteswap()
+    micros = iter([b + _EPOCH_2000 for b in bounds])
+    return list(zip(micros, micros, strict=True))
 
 
 @functools.cache
-def _prepared(dialect: Dialect, ignoring: bool, exact: bool) -> driver_sql.Prepared:
-    stmt = _load_in_one_statement(ignoring, exact)
+def _prepared(dialect: Dialect, ignoring: bool) -> driver_sql.Prepared:
+    stmt = _load_in_one_statement(ignoring)
     prepared = driver_sql.prepare(stmt, dialect)
     given = {name for name, value, _ in prepared.params if value is None}
     assert given == {"app_id", "ids", "start", "end", "extra", "now"} | (
@@ -143,7 +140,7 @@ class _Found:
     min_duration: timedelta | None
     max_duration: timedelta | None
     slot_step: timedelta
-    busy: list[list[int]] | None
+    busy: bytes | None
 
 
 async def load_merged(
@@ -156,17 +153,17 @@ async def load_merged(
     now: datetime,
     min_buffer: timedelta | None,
     ignore_booking: uuid.UUID | None,
-    exact: bool,
 ) -> tuple[list[Any], BusyMicros]:
     """PostgreSQL: the resources (in the order asked; 422 for one not found) and the union of
-    each one's holds that could touch a slot in [start, end), in one statement, in autocommit.
-    `exact`: the holds to the microsecond, for a duration or buffer with a fraction of a second.
+    each one's holds that could touch a slot in [start, end), in one statement, without a
+    transaction.
 
-    The statement is built and compiled by SQLAlchemy once and run as driver SQL (asyncpg
-    prepares it once per connection), with the column types' own conversions applied here to
-    the few columns that have one: SQLAlchemy's per-execution compile-cache lookup, parameter
-    and result processing cost more CPU than the rows' conversion (`exec_driver_sql` keeps its
-    error handling: a lost connection is still 503 and leaves the pool).
+    The statement is built and compiled by SQLAlchemy once and run on the pooled connection's
+    driver (asyncpg prepares it once per connection), with the column types' own conversions
+    applied here to the few columns that have one: SQLAlchemy's session, per-execution work and
+    result processing cost more CPU than the rest of a small search (db/engine.py
+    `driver_connection` keeps what its error handling does: a lost connection is still 503 and
+    leaves the pool).
     """
     given: dict[str, object] = {
         "app_id": app_id,
@@ -179,14 +176,17 @@ async def load_merged(
     ignoring = ignore_booking is not None
     if ignoring:
         given["ignore"] = ignore_booking
-    async with session.begin():  # in autocommit: no BEGIN or COMMIT goes to the server
-        conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        prepared = _prepared(conn.dialect, ignoring, exact)
-        rows = await driver_sql.run(conn, prepared, given)
+    prepared = _prepared(session.get_bind().dialect, ignoring)
+    args = prepared.arguments(given)
+    if isinstance(session.bind, AsyncEngine):
+        async with driver_connection(session.bind) as driver:
+            rows: Sequence[Any] = await driver.fetch(prepared.sql, *args)
+    else:  # a session on a connection of its caller's: read in the caller's transaction
+        rows = (await (await session.connection()).exec_driver_sql(prepared.sql, args)).all()
     found: dict[Any, _Found] = {}
     for row in rows:
         resource = _Found(*prepared.converted(row))
         found[resource.id] = resource
     resources = in_order(found, ids)
-    busy: BusyMicros = {r.id: [(a, b) for a, b in r.busy or ()] for r in resources}
+    busy: BusyMicros = {r.id: _spans(r.busy) for r in resources}
     return resources, busy

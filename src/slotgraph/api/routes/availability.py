@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
 from slotgraph import metrics
+from slotgraph.api import slot_json
 from slotgraph.api.deps import AnyKey, Now, Session
 from slotgraph.api.plain_query import PlainQueryRoute
 from slotgraph.bounds import Instant, SlotStep
@@ -36,19 +36,6 @@ SlotQuery = Annotated[availability.SlotSearch, Depends(slot_query)]
 Limit = Annotated[int, Query(ge=1, le=availability.MAX_LIMIT)]
 
 
-class _Json(Response):
-    """JSON rendered by orjson straight from the service's plain slots.
-
-    An answer may list 100,000 resource ids; validating each through pydantic first took longer
-    than finding them. The shape is `Listed[Slot]`, declared as the response model for the docs.
-    """
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_UTC_Z)
-
-
 async def search(
     principal: AnyKey,
     session: Session,
@@ -63,10 +50,12 @@ async def search(
     `slot_step` grids. Times carry the offset of `timezone`. `limit=1` is the next free slot.
     """
     with metrics.timed(metrics.get().availability_duration):
-        data = await availability.search(
+        found = await availability.find(
             session, principal=principal, query=query, limit=limit, now=now
         )
-    return _Json({"data": data})
+    # The shape is `Listed[Slot]` (declared below for the docs), written from the plain slots:
+    # an answer may list 100,000 resource ids, and pydantic took longer than finding them.
+    return Response(slot_json.render(found), media_type="application/json")
 
 
 # A plain query (the common case) is answered without FastAPI's per-request machinery; any
