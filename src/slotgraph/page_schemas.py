@@ -9,8 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field
 
 from slotgraph.bounds import Notice, RuleDuration
-from slotgraph.schemas import Input, Name, Text, TimeZone
-from slotgraph.web.i18n import is_known_locale
+from slotgraph.schemas import Input, Locale, Name, Text, TimeZone
 
 PAGE_GRAPHS = ("instant", "confirm_decline", "instant_payment", "group_customer")
 PageGraph = Literal["instant", "confirm_decline", "instant_payment", "group_customer"]
@@ -27,12 +26,6 @@ Slug = Annotated[
     ),
 ]
 FieldKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-
-
-def _locale(value: str) -> str:
-    if not is_known_locale(value):
-        raise ValueError("not a locale Babel knows, e.g. en, de, en_GB, pt_BR")
-    return value
 
 
 def _unique_durations(value: list[timedelta]) -> list[timedelta]:
@@ -57,7 +50,6 @@ def _unique_keys(value: list[CustomField]) -> list[CustomField]:
     return value
 
 
-Locale = Annotated[str, Field(min_length=2, max_length=35), AfterValidator(_locale)]
 Durations = Annotated[
     list[RuleDuration], Field(min_length=1, max_length=10), AfterValidator(_unique_durations)
 ]

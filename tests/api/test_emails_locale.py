@@ -1,7 +1,8 @@
 """The customer's emails speak the locale the booking was made in: a booking made on a German
-page gets German emails (subject, text and HTML parts, dates by Babel in the resource's zone),
-through a real SMTP server; English stays the default; the owner's stay English; an app's own
-templates keep working (and may translate with `_()`).
+page, or on the API with `"locale": "de"`, gets German emails (subject, text and HTML parts,
+dates by Babel in the resource's zone), through a real SMTP server; English stays the default;
+an unknown locale is 422; the owner's stay English; an app's own templates keep working (and
+may translate with `_()`).
 
 The German expectations are written out here (docs/emails.md), not read from the catalogue.
 """
@@ -20,7 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph.settings import Settings
 from slotgraph.worker import Worker
 from tests.api.conftest import Api
-from tests.api.test_emails import BASE, drain, mail_api, mailbox, worker, worker_for
+from tests.api.test_emails import (
+    BASE,
+    MANAGE,
+    book_ann,
+    drain,
+    mail_api,
+    mailbox,
+    resource,
+    worker,
+    worker_for,
+)
 from tests.mailbox import Mailbox, Received
 from tests.web.pages import Doc, make_page
 
@@ -131,12 +142,13 @@ async def test_english_pages_and_the_api_stay_english(
     await make_page(mail_api)  # locale "en", the default
     await book_on_page(mail_api.http)
     room = (await mail_api.get("/v1/resources")).json()["data"][0]["resource_id"]
-    await mail_api.book(
+    made = await mail_api.book(
         resource_id=room,
         start_time="2024-05-03T10:00:00Z",
         end_time="2024-05-03T11:00:00Z",
         customer={"name": "Cy", "email": "cy@example.com"},
     )
+    assert made["locale"] is None  # none given: English
     await drain(worker)
     (page_mail,) = mailbox.to("anna@example.com")
     assert page_mail.subject == (
@@ -147,6 +159,69 @@ async def test_english_pages_and_the_api_stay_english(
     (api_mail,) = mailbox.to("cy@example.com")
     assert api_mail.subject == "Booked: Room 1, Friday 3 May 2024, 12:00 to 13:00 (Europe/Oslo)"
     assert api_mail.message["Content-Language"] == "en"
+
+
+async def test_an_api_booking_given_a_german_locale_gets_german_emails(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    res = await resource(mail_api)
+    made = await book_ann(mail_api, res, locale="de")
+    assert made["locale"] == "de"
+    shown = (await mail_api.get(f"/v1/bookings/{made['booking_id']}")).json()
+    assert shown["locale"] == "de"
+    await drain(worker)
+    (booked,) = mailbox.to("ann@example.com")
+    assert booked.subject == (
+        "Gebucht: Dr. Berg, Samstag, 18. Mai 2024, 12:00 bis 13:00 (Europe/Oslo)"
+    )
+    assert booked.message["Content-Language"] == "de"
+    text = booked.text().replace("\r\n", "\n")
+    assert text.startswith("Hallo Ann,\n")
+    assert "Ihre Buchung ist bestätigt." in text
+    assert '<html lang="de">' in booked.html()
+    calendar = booked.calendar()
+    assert calendar is not None
+    (event,) = calendar.walk("VEVENT")
+    assert str(event["DESCRIPTION"]) == "Die Zeiten sind in Europe/Oslo angegeben."
+    # The manage link's page and its calendar download speak it too.
+    link = MANAGE.search(booked.text())
+    assert link is not None
+    page = await mail_api.http.get(f"/manage/{link.group(1)}")
+    assert page.status_code == 200, page.text
+    assert '<html lang="de"' in page.text
+    download = await mail_api.http.get(f"/manage/{link.group(1)}/booking.ics")
+    assert download.status_code == 200, download.text
+    assert "Die Zeiten sind in Europe/Oslo angegeben." in download.text.replace("\r\n ", "")
+    # The owner's email stays in English.
+    (owner,) = mailbox.to("berg@clinic.example")
+    assert owner.subject.startswith("New booking: Ann, Saturday 18 May 2024, 12:00")
+    # Its cancellation is German too.
+    r = await mail_api.delete(f"/v1/bookings/{made['booking_id']}")
+    assert r.status_code == 200, r.text
+    await drain(worker)
+    cancelled = mailbox.to("ann@example.com")[-1]
+    assert cancelled.subject.startswith("Abgesagt: Dr. Berg, Samstag, 18. Mai 2024, 12:00")
+
+
+async def test_an_unknown_locale_is_422_and_books_nothing(api: Api) -> None:
+    res = await api.resource()
+    for bad in ("xx_YY", "klingon", "de_", "", 7):
+        r = await api.post(
+            "/v1/bookings",
+            {
+                "resource_id": res["resource_id"],
+                "start_time": "2024-05-18T10:00:00Z",
+                "end_time": "2024-05-18T11:00:00Z",
+                "locale": bad,
+            },
+        )
+        assert r.status_code == 422, (bad, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        problem = r.json()
+        assert problem["code"] == "validation_error"
+        assert [e["field"] for e in problem["errors"]] == ["locale"], problem
+        assert problem["errors"][0]["loc"] == ["body", "locale"]
+    assert (await api.get("/v1/bookings")).json()["data"] == []
 
 
 async def test_an_app_template_keeps_working_in_german(

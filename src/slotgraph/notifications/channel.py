@@ -239,7 +239,8 @@ class EmailChannel:
             before = await _booking_before(session, event["id"]) if kind.moved else None
         main = next((r for r in resources if r.id == booking.resource_id), resources[0])
         zone = ZoneInfo(main.timezone)
-        # The customer's emails speak the booking's locale (its page's); the owner's, English.
+        # The customer's emails speak the booking's locale (given on the API, or its page's);
+        # the owner's, English.
         locale = booking_locale if audience == "customer" else None
         if not locale or not i18n.is_known_locale(locale):
             locale = i18n.DEFAULT_LOCALE

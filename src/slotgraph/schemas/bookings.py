@@ -10,7 +10,15 @@ from pydantic import BaseModel, Field, field_validator
 
 from slotgraph.bounds import MAX_SEATS, Instant, PaymentTimeout, Reminder, SeatAdvance, SeatNotice
 from slotgraph.schemas.clients import Customer
-from slotgraph.schemas.fields import GraphName, Input, Meta, StatusName, Text, end_after_start
+from slotgraph.schemas.fields import (
+    GraphName,
+    Input,
+    Locale,
+    Meta,
+    StatusName,
+    Text,
+    end_after_start,
+)
 
 
 class BookingCreate(Input):
@@ -42,6 +50,13 @@ class BookingCreate(Input):
     notify: bool = True
     # remind the customer by email this long before the start (e.g. PT24H); None: no reminder
     reminder: Reminder | None = None
+    locale: Annotated[
+        Locale | None,
+        Field(
+            description="The language of the customer's emails, their .ics and the manage page: "
+            "a locale Babel knows (de, de_AT, en_GB, ...; docs/emails.md). Default: English."
+        ),
+    ] = None
 
     _end_after_start = field_validator("end_time")(end_after_start)
 
@@ -90,6 +105,14 @@ class BookingOut(BaseModel):
     auto_complete: bool
     notify: bool
     reminder: timedelta | None
+    # A default: the bookings in events written before it was shown have none.
+    locale: Annotated[
+        str | None,
+        Field(
+            description="The locale the customer's emails speak: given on create, or its "
+            "booking page's. null: English."
+        ),
+    ] = None
     version: int
     created_at: datetime
     updated_at: datetime

@@ -12,6 +12,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from slotgraph.domain.graphs import GRAPHS
+from slotgraph.web.i18n import is_known_locale
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_META_BYTES = 16_384
@@ -51,6 +52,12 @@ def _person_name(value: str) -> str:
 def _meta(value: dict[str, Any]) -> dict[str, Any]:
     if len(orjson.dumps(value)) > MAX_META_BYTES:
         raise ValueError(f"meta is larger than {MAX_META_BYTES} bytes as JSON")
+    return value
+
+
+def _locale(value: str) -> str:
+    if not is_known_locale(value):
+        raise ValueError("not a locale Babel knows, e.g. en, de, en_GB, pt_BR")
     return value
 
 
@@ -111,6 +118,9 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 PersonName = Annotated[Name, AfterValidator(_person_name)]
 Meta = Annotated[dict[str, Any], AfterValidator(_meta)]
 Text = Annotated[str, Field(max_length=10_000)]
+# A booking page's and a booking's locale: what its pages and the customer's emails speak
+# (words from web/locales/, else its language's, else English; dates by Babel in it).
+Locale = Annotated[str, Field(min_length=2, max_length=35), AfterValidator(_locale)]
 # Enums in the API description, checked by a validator (the names come from the graph tables).
 GraphName = Annotated[str, Field(json_schema_extra={"enum": list(GRAPHS)}), AfterValidator(_graph)]
 StatusName = Annotated[

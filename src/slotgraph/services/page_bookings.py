@@ -355,6 +355,7 @@ async def book(
         if fields.custom
         else {},
         reminder=page.reminder,
+        locale=page.locale,
         **_where(page.graph, page.mode, ids, at, length, seat),
     )
     try:
@@ -364,7 +365,6 @@ async def book(
             data=data,
             now=now,
             page_id=page.page_id,
-            locale=page.locale,
         )
     except (SlotUnavailable, SeatsFull) as exc:  # a class's last seat is a taken time too
         raise TimeTaken(

@@ -3,11 +3,12 @@ its page's notice rules allow. The rules are domain/customers.py's, applied by t
 as `Authorization: Bearer ct_...` on the API (changing.apply_action, changing.modify_booking), so
 the page and the API can never disagree.
 
-A booking made through the API (no page) is shown with its resources' names, in English, and
-rescheduled on its own resources. The times offered leave out the booking's own holds (it may move
-into time only it holds: 10:00-11:00 to 10:30-11:30), and so does the move: it replaces its holds
-in one transaction, so only other bookings (the constraint) can refuse it. If the new time is
-taken, the booking keeps its old one (TimeTaken, with the nearest free times).
+A booking made through the API (no page) is shown with its resources' names, in its `locale`
+(English without one), and rescheduled on its own resources. The times offered leave out the
+booking's own holds (it may move into time only it holds: 10:00-11:00 to 10:30-11:30), and so
+does the move: it replaces its holds in one transaction, so only other bookings (the constraint)
+can refuse it. If the new time is taken, the booking keeps its old one (TimeTaken, with the
+nearest free times).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _api_page(booking: BookingOut, resources: list[ResourceInfo]) -> PageOut:
         durations=[booking.end_time - booking.start_time],
         graph=booking.graph,
         fields=PageFields(),
-        locale="en",
+        locale=booking.locale or "en",
         timezone=None,
         min_cancel_notice=timedelta(0),
         min_reschedule_notice=timedelta(0),

@@ -83,6 +83,7 @@ def booking_out(b: Booking) -> BookingOut:
         auto_complete=b.auto_complete,
         notify=b.notify,
         reminder=b.reminder,
+        locale=b.locale,
         version=b.version,
         created_at=b.created_at,
         updated_at=b.updated_at,

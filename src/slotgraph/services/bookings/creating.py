@@ -41,7 +41,6 @@ async def create_booking(
     data: BookingCreate,
     now: datetime,
     page_id: uuid.UUID | None = None,
-    locale: str | None = None,
     answer: Answer | None = None,
 ) -> BookingCreated:
     """Validate, lock, check and write a new booking.
@@ -57,10 +56,11 @@ async def create_booking(
     checks that it did not change since the read, and writes everything (ADR 0005). If it did
     change, nothing was written, and the booking takes the locked way.
 
-    `page_id`, `locale`: the booking page it is made through (services/page_bookings.py) and its
-    locale, which the customer's emails speak (notifications/). `answer`: how the caller will
-    answer; in a request with an Idempotency-Key (services/idempotency.py `Keyed`) the create
-    looks the key up in its read and stores that answer in its write, or raises KeyTaken.
+    `page_id`: the booking page it is made through (services/page_bookings.py). `data.locale`
+    (given on the API, the page's on a page) is what the customer's emails speak
+    (notifications/). `answer`: how the caller will answer; in a request with an
+    Idempotency-Key (services/idempotency.py `Keyed`) the create looks the key up in its read
+    and stores that answer in its write, or raises KeyTaken.
     """
     access.check_booking(principal, data)
     errors = booking_shape_errors(data.graph, dict(data))
@@ -68,14 +68,14 @@ async def create_booking(
         raise ValidationFailed(errors)
     if data.start_time is not None:
         check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
-    origin = _Origin(page_id, locale)
+    origin = _Origin(page_id, data.locale)
     created = await _create_checked(session, principal, data, now, origin, answer)
     return access.booking_answer(principal, created)
 
 
 @dataclass(frozen=True, slots=True)
 class _Origin:
-    """Where a booking was made: its booking page and locale (None, None: on the API)."""
+    """Where a booking was made: its booking page (None: on the API), and its locale."""
 
     page_id: uuid.UUID | None
     locale: str | None
