@@ -40,6 +40,8 @@ MAX_SECONDS_COLUMN = timedelta(seconds=2**31 - 1)  # what a Seconds column can h
 MAX_BOOKING_LENGTH = timedelta(days=31)
 MAX_PUBLIC_PAYMENT_TIMEOUT = timedelta(days=1)  # payment_timeout asked with the public key
 MAX_SEATS = 10_000  # max_seats of a class (group_owner)
+# A window [start, end) read at once: an availability search, the classes, free/busy.
+MAX_WINDOW = timedelta(days=93)
 
 RANGE = "from 1900-01-01T00:00:00Z to before 2200-01-01T00:00:00Z"
 
@@ -83,6 +85,15 @@ def _within(most: timedelta, *, positive: bool) -> Callable[[timedelta], timedel
         return value
 
     return check
+
+
+def window_error(start: datetime, end: datetime) -> str | None:
+    """What is wrong with a window [start, end) (a 422 naming `end`), or None."""
+    if end <= start:
+        return "must be after start"
+    if end - start > MAX_WINDOW:
+        return f"the window is at most {MAX_WINDOW.days} days"
+    return None
 
 
 def slot_step(value: timedelta) -> timedelta:

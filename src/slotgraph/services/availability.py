@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotgraph.bounds import window_error
 from slotgraph.db.models import Booking
 from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
@@ -37,8 +38,8 @@ from slotgraph.services.busy import (
 from slotgraph.services.common import Principal
 from slotgraph.services.merged_busy import BusyMicros, load_merged
 
-# The bounds of one search (docs/availability.md). Each is answered with a 422 naming it.
-MAX_WINDOW = timedelta(days=93)
+# The bounds of one search (docs/availability.md; its window: bounds.MAX_WINDOW). Each is
+# answered with a 422 naming it.
 MAX_RESOURCES = 200  # resource ids in one search
 DEFAULT_LIMIT = 500  # slots in one answer when `limit` is not given
 MAX_LIMIT = 5_000
@@ -48,10 +49,8 @@ MAX_CANDIDATES = 1_000_000  # grid starts one search may consider: resources x w
 
 def _validate(q: SlotSearch, limit: int) -> None:
     errors = []
-    if q.end <= q.start:
-        errors.append(("end", "must be after start"))
-    elif q.end - q.start > MAX_WINDOW:
-        errors.append(("end", f"the window is at most {MAX_WINDOW.days} days"))
+    if wrong := window_error(q.start, q.end):
+        errors.append(("end", wrong))
     if q.duration <= timedelta(0):
         errors.append(("duration", "must be positive"))
     elif q.duration > q.end - q.start:
@@ -270,8 +269,8 @@ async def groups(
     now: datetime,
 ) -> list[GroupSlot]:
     """Classes starting in the window that still have seats and take bookings now."""
-    if end <= start or end - start > MAX_WINDOW:
-        raise ValidationFailed.one("end", "must be after start, at most 93 days later")
+    if wrong := window_error(start, end):
+        raise ValidationFailed.one("end", wrong)
     seat = Booking.__table__.alias("seat")
     overdue = (
         select(func.count())

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, time, timedelta
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotgraph.bounds import window_error
 from slotgraph.calendars import ical, keys
 from slotgraph.db.models import Booking, BookingHold, InstanceSecret, Resource
 from slotgraph.domain.availability import merge
 from slotgraph.errors import NotFound, ValidationFailed
 from slotgraph.schemas import ResourceOut
-from slotgraph.services.availability import MAX_WINDOW
 from slotgraph.services.busy import load_busy, load_resources
 from slotgraph.services.common import Principal
 from slotgraph.services.resources import load_resource
@@ -189,10 +189,8 @@ async def freebusy(
 ) -> list[ical.BusyOf]:
     """Busy intervals per resource: holding bookings (with their buffers) and blocks, merged
     and clipped to [start, end). Overdue payment holds are free, as in availability."""
-    if end <= start:
-        raise ValidationFailed.one("end", "must be after start")
-    if end - start > MAX_WINDOW:
-        raise ValidationFailed.one("end", "the window is at most 93 days")
+    if wrong := window_error(start, end):
+        raise ValidationFailed.one("end", wrong)
     async with session.begin():
         if single:
             await load_resource(session, principal.app_id, resource_ids[0])  # else 404
