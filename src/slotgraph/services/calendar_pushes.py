@@ -17,7 +17,7 @@ from datetime import datetime
 import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, load_only
 
 from slotgraph.calendars import keys, remote
 from slotgraph.calendars.push import PushTarget
@@ -32,6 +32,7 @@ from slotgraph.db.models import (
     WebhookEndpoint,
 )
 from slotgraph.domain.graphs import SEAT_GRAPHS
+from slotgraph.services.outbox import new_delivery
 
 BACKFILL_MAX = 5_000
 
@@ -137,9 +138,10 @@ async def _backfill(
         .correlate(BookingHold)
         .scalar_subquery()
     )
-    rows = (
-        await session.execute(
-            select(Event.id, Event.seq, Event.booking_id)
+    events = (
+        await session.scalars(
+            select(Event)
+            .options(load_only(Event.id, Event.seq, Event.booking_id))
             .select_from(BookingHold)
             .join(Booking, Booking.id == BookingHold.booking_id)
             .join(Event, Event.seq == latest)
@@ -155,26 +157,11 @@ async def _backfill(
     have = set(
         await session.scalars(
             select(Delivery.event_id).where(
-                Delivery.endpoint_id == target.id, Delivery.event_id.in_([r[0] for r in rows])
+                Delivery.endpoint_id == target.id, Delivery.event_id.in_([e.id for e in events])
             )
         )
     )
-    session.add_all(
-        Delivery(
-            app_id=conn.app_id,
-            endpoint_id=target.id,
-            event_id=event_id,
-            event_seq=seq,
-            booking_id=booking_id,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        for event_id, seq, booking_id in rows
-        if event_id not in have
-    )
+    session.add_all(new_delivery(target, e, now) for e in events if e.id not in have)
 
 
 async def stop_target(session: AsyncSession, conn: CalendarConnection, *, now: datetime) -> None:

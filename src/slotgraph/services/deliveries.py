@@ -34,7 +34,7 @@ from slotgraph.domain.webhooks import should_disable, signing_secrets, wants
 from slotgraph.notifications import channel as emails
 from slotgraph.services import calendar_pushes
 from slotgraph.services import delivery_statements as sql
-from slotgraph.services.outbox import record_event
+from slotgraph.services.outbox import delivery_row, record_event
 from slotgraph.services.views import webhook_out
 from slotgraph.webhook_schemas import DeliveryOut
 from slotgraph.webhooks import timekit
@@ -55,26 +55,6 @@ class Claim:
     format: str = "standard"  # the endpoint's format: "standard" or "timekit"
     request_id: str | None = None  # of the request that caused the event: X-Request-Id
     calendar_id: uuid.UUID | None = None  # set: a calendar push (services/calendar_pushes.py)
-
-
-def new_delivery(endpoint: WebhookEndpoint, event: Event, now: datetime) -> Delivery:
-    return Delivery(**_delivery_row(endpoint, event, now))
-
-
-def _delivery_row(endpoint: WebhookEndpoint, event: Event, now: datetime) -> dict[str, object]:
-    return {
-        "id": new_id(),
-        "app_id": endpoint.app_id,
-        "endpoint_id": endpoint.id,
-        "event_id": event.id,
-        "event_seq": event.seq,
-        "booking_id": event.booking_id,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
 
 
 def delivery_out(d: Delivery) -> DeliveryOut:
@@ -107,7 +87,7 @@ async def dispatch(session: AsyncSession, *, now: datetime, limit: int = 500) ->
         calendar_wants = await calendar_pushes.wanted(session, targets, events)
         email_wants = await emails.wanted(session, targets, events)
         rows = [
-            _delivery_row(target, event, now)
+            delivery_row(target, event, now)
             for event in events
             for target in targets
             if target.app_id == event.app_id

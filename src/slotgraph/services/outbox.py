@@ -1,4 +1,5 @@
-"""History and outbox rows, written in the caller's transaction (design.md invariant 4)."""
+"""History and outbox rows, written in the caller's transaction (design.md invariant 4), and the
+delivery rows that queue an outbox event for one target (services/deliveries.py sends them)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from sqlalchemy.orm import Session
 
 from slotgraph import logs, metrics
 from slotgraph.db import queries
-from slotgraph.db.models import BOOKING_TRANSITIONS, EVENTS, Booking, Event, new_id
+from slotgraph.db.models import (
+    BOOKING_TRANSITIONS,
+    EVENTS,
+    Booking,
+    Delivery,
+    Event,
+    WebhookEndpoint,
+    new_id,
+)
 from slotgraph.domain.availability import rfc3339
 from slotgraph.schemas import BookingOut
 from slotgraph.services.views import booking_out
@@ -131,4 +140,26 @@ def new_event(
         "created_at": now,
         "dispatched_at": None,
         "request_id": logs.request_id.get(),
+    }
+
+
+def new_delivery(endpoint: WebhookEndpoint, event: Event, now: datetime) -> Delivery:
+    """`event` queued for `endpoint` (a webhook, an email or a calendar push target), due now."""
+    return Delivery(**delivery_row(endpoint, event, now))
+
+
+def delivery_row(endpoint: WebhookEndpoint, event: Event, now: datetime) -> dict[str, object]:
+    """new_delivery's values, for an INSERT of many (the dispatch)."""
+    return {
+        "id": new_id(),
+        "app_id": endpoint.app_id,
+        "endpoint_id": endpoint.id,
+        "event_id": event.id,
+        "event_seq": event.seq,
+        "booking_id": event.booking_id,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
     }

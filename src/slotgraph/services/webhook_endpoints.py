@@ -22,9 +22,9 @@ from slotgraph.services.common import (
     decode_cursor,
     encode_cursor,
 )
-from slotgraph.services.deliveries import delivery_out, new_delivery
+from slotgraph.services.deliveries import delivery_out
 from slotgraph.services.events import load_event
-from slotgraph.services.outbox import record_event
+from slotgraph.services.outbox import new_delivery, record_event
 from slotgraph.services.views import webhook_out
 from slotgraph.webhook_schemas import (
     AttemptOut,
