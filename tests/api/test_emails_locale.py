@@ -59,6 +59,22 @@ async def german_page(api: Api, **fields: Any) -> None:
     assert r.status_code == 200, r.text
 
 
+def german_confirmation(mail: Received, *, subject: str, name: str) -> str:
+    """A booking's confirmation in German (subject, language, greeting, first sentence, the HTML
+    part's language, the .ics description); its text part, for more."""
+    assert mail.subject == subject
+    assert mail.message["Content-Language"] == "de"
+    text = mail.text().replace("\r\n", "\n")
+    assert text.startswith(f"Hallo {name},\n")
+    assert "Ihre Buchung ist bestätigt." in text
+    assert '<html lang="de">' in mail.html()
+    calendar = mail.calendar()
+    assert calendar is not None
+    (event,) = calendar.walk("VEVENT")
+    assert str(event["DESCRIPTION"]) == "Die Zeiten sind in Europe/Oslo angegeben."
+    return text
+
+
 async def test_a_booking_from_the_german_page_gets_german_emails(
     mail_api: Api, worker: Worker, mailbox: Mailbox
 ) -> None:
@@ -66,27 +82,20 @@ async def test_a_booking_from_the_german_page_gets_german_emails(
     confirmation = await book_on_page(mail_api.http)
     await drain(worker)
     (booked,) = mailbox.to("anna@example.com")
-    assert booked.subject == (
-        "Gebucht: Room 1, Mittwoch, 1. Mai 2024, 12:00 bis 12:30 (Europe/Oslo)"
+    text = german_confirmation(
+        booked,
+        subject="Gebucht: Room 1, Mittwoch, 1. Mai 2024, 12:00 bis 12:30 (Europe/Oslo)",
+        name="Anna",
     )
-    assert booked.message["Content-Language"] == "de"
-    text = booked.text().replace("\r\n", "\n")
-    assert text.startswith("Hallo Anna,\n")
-    assert "Ihre Buchung ist bestätigt." in text
     assert "Wann:  Mittwoch, 1. Mai 2024, 12:00 bis 12:30 (Europe/Oslo)" in text
     assert "Wo: Oslo" in text
     assert "Buchung ansehen, verschieben oder absagen:" in text
     html = booked.html()
-    assert '<html lang="de">' in html
     assert "<p>Hallo Anna,</p>" in html
     assert ">Wann</th>" in html
     assert "Buchung ansehen, verschieben oder absagen</a>" in html
     assert "Hello" not in text + html
-    # The calendar file speaks German too, in the email and from the manage page's download.
-    calendar = booked.calendar()
-    assert calendar is not None
-    (event,) = calendar.walk("VEVENT")
-    assert str(event["DESCRIPTION"]) == "Die Zeiten sind in Europe/Oslo angegeben."
+    # The calendar file speaks German too, from the manage page's download as in the email.
     download = await mail_api.http.get(f"{confirmation.one('manage-link')['href']}/booking.ics")
     assert download.status_code == 200, download.text
     assert "Die Zeiten sind in Europe/Oslo angegeben." in download.text.replace("\r\n ", "")
@@ -171,18 +180,11 @@ async def test_an_api_booking_given_a_german_locale_gets_german_emails(
     assert shown["locale"] == "de"
     await drain(worker)
     (booked,) = mailbox.to("ann@example.com")
-    assert booked.subject == (
-        "Gebucht: Dr. Berg, Samstag, 18. Mai 2024, 12:00 bis 13:00 (Europe/Oslo)"
+    german_confirmation(
+        booked,
+        subject="Gebucht: Dr. Berg, Samstag, 18. Mai 2024, 12:00 bis 13:00 (Europe/Oslo)",
+        name="Ann",
     )
-    assert booked.message["Content-Language"] == "de"
-    text = booked.text().replace("\r\n", "\n")
-    assert text.startswith("Hallo Ann,\n")
-    assert "Ihre Buchung ist bestätigt." in text
-    assert '<html lang="de">' in booked.html()
-    calendar = booked.calendar()
-    assert calendar is not None
-    (event,) = calendar.walk("VEVENT")
-    assert str(event["DESCRIPTION"]) == "Die Zeiten sind in Europe/Oslo angegeben."
     # The manage link's page and its calendar download speak it too.
     link = MANAGE.search(booked.text())
     assert link is not None
