@@ -23,6 +23,7 @@ from slotgraph.services.availability import Found
 _OPTIONS = orjson.OPT_UTC_Z
 _HOURS_MINUTES = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(24 * 60)]
 _SECONDS = [f"{s:02d}" for s in range(60)]
+_HEAD = '{{"start_time":"{}","end_time":"{}","resource_ids":'
 
 
 def _text(at: datetime) -> str:
@@ -53,20 +54,22 @@ def _texts(zone_name: str, times: list[int]) -> list[str]:
 
 
 def render(found: Found) -> bytes:
-    """`{"data": [slot, ...]}`: each slot's start and end in `found.timezone`, and its ids."""
+    """`{"data": [slot, ...]}`: each slot's start and end in `found.timezone`, and its ids.
+
+    Made as bytes and joined once: an answer may be megabytes of ids, and each further copy of
+    it (a str of the slots, wrapped, then encoded) cost more than writing the ids."""
+    if not found.slots:
+        return b'{"data":[]}'
     starts = [at for at, _ in found.slots]
     ends = [at + found.length for at in starts]
-    listed: dict[int, str] = {}  # id of a list of ids -> its JSON (slots may share one list)
-    free = []
-    for _, ids in found.slots:
+    listed: dict[int, bytes] = {}  # id of a list of ids -> its JSON (slots may share one list)
+    parts = [b'{"data":[']
+    for (_, ids), a, b in zip(
+        found.slots, _texts(found.timezone, starts), _texts(found.timezone, ends), strict=True
+    ):
         text = listed.get(id(ids))
         if text is None:
-            text = listed[id(ids)] = orjson.dumps(ids).decode()
-        free.append(text)
-    parts = [
-        f'{{"start_time":"{a}","end_time":"{b}","resource_ids":{c}}}'
-        for a, b, c in zip(
-            _texts(found.timezone, starts), _texts(found.timezone, ends), free, strict=True
-        )
-    ]
-    return f'{{"data":[{",".join(parts)}]}}'.encode()
+            text = listed[id(ids)] = orjson.dumps(ids)
+        parts += (_HEAD.format(a, b).encode(), text, b"},")
+    parts[-1] = b"}]}"
+    return b"".join(parts)
