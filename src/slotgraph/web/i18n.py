@@ -50,9 +50,10 @@ def available_locales() -> tuple[str, ...]:
 
 
 def is_known_locale(value: str) -> bool:
-    """A locale Babel knows (dates can be formatted in it), e.g. "de", "en_US", "pt_BR"."""
+    """A locale Babel knows (dates can be formatted in it), e.g. "de", "en_US", "pt_BR". Parsed
+    once (babel_locale's cache): a create with a locale checks it on the hot path."""
     try:
-        Locale.parse(value)
+        babel_locale(value)
     except (UnknownLocaleError, ValueError, TypeError):
         return False
     return True
