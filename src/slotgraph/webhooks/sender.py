@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.webhooks import signing, timekit
-from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url, refuse_private
+from slotgraph.webhooks.ssrf import UrlNotAllowed, check_target, refuse_private
 
 TIMEOUT_SECONDS = 15.0
 BODY_KEEP = 2048
@@ -26,7 +26,9 @@ BODY_KEEP = 2048
 class _PublicOnly(AbstractResolver):
     """Resolves as usual and refuses a host with any non-public address: the connection is made
     to the addresses checked here, so a name that resolves differently a second time (DNS
-    rebinding) cannot lead a send into a private network."""
+    rebinding) cannot lead a send into a private network. aiohttp asks it for every host name
+    it connects to (its DNS cache keeps only what this returned); a host written as an address
+    is not resolved, and `send` checks it first (`check_target`)."""
 
     def __init__(self) -> None:
         self._inner = aiohttp.ThreadedResolver()
@@ -72,7 +74,7 @@ async def send(
         return int((time.monotonic() - started) * 1000)
 
     try:
-        await check_url(url, allow_private=allow_private)
+        check_target(url, allow_private=allow_private)
     except UrlNotAllowed as exc:
         return Outcome(None, f"refused: {exc}", took(), None)
     # The signed timestamp is the real time of sending: receivers check it against their clock.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from urllib.parse import urlsplit
@@ -52,6 +53,22 @@ async def check_url(url: str, *, allow_private: bool) -> None:
     except socket.gaierror as exc:
         raise UrlNotAllowed(f"The host {host!r} does not resolve.") from exc
     refuse_private(host, {str(info[4][0]) for info in infos})
+
+
+@functools.lru_cache(maxsize=1024)  # bounded: one entry per URL, a few hundred bytes each
+def check_target(url: str, *, allow_private: bool) -> None:
+    """Before a send, without a lookup: the URL's shape, and a host written as an address must be
+    public. A host name is checked where it is resolved, by the sender's resolver
+    (webhooks/sender.py), for every connection the sender opens: checking it here as well cost a
+    lookup per send and proved nothing about the address the connection would use."""
+    host, _ = check_shape(url)
+    if allow_private:
+        return
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return  # a name: the resolver checks what it resolves to
+    refuse_private(host, {host})
 
 
 def refuse_private(host: str, addresses: set[str]) -> None:
