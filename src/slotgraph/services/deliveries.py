@@ -2,19 +2,19 @@
 
 Each step is its own short transaction; the send happens outside any:
   dispatch  - claim undispatched events, create one delivery per target that wants the event
-  claim     - take due deliveries with a lease (SKIP LOCKED on PostgreSQL), count the attempt
+  claim     - take due deliveries with a lease (SKIP LOCKED on PostgreSQL), count the attempt;
+              on PostgreSQL one statement on the driver (services/delivery_statements.py)
   (send)    - by the channel, outside any transaction (webhooks/sender.py)
   finish    - record a batch's attempts in one transaction; succeed, schedule the retry
-              (domain/deliveries.py), or give up
+              (domain/deliveries.py), or give up; on PostgreSQL one statement
   release   - give back claims that were never sent (graceful stop)
 
 The lease, the attempt count, the ordering per booking, the retry schedule and the attempt log
 are the same for every channel. What belongs to the webhook channel is kept to the functions
-under "the webhook channel" below: which targets want an event (`_targets`), where and how to
-send a claim (`_address`), and what an attempt does to its target's health (`_after_success`,
-`_after_failure`).
-A second channel (emails, calendar pushes) supplies those and its own render and send; it does
-not copy the rest.
+under "the webhook channel" below: which targets want an event (`_targets`), and what a failed
+attempt does to its target's health (`_after_failure`; a success ends a failing streak in the
+record's own statement). A second channel (emails, calendar pushes) supplies those and its own
+render and send; it does not copy the rest.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from slotgraph.db.engine import driver_connection
 from slotgraph.db.models import Delivery, Event, WebhookEndpoint, new_id
 from slotgraph.db.models.base import table_of
 from slotgraph.domain.deliveries import Outcome, next_retry_at
@@ -119,38 +121,54 @@ async def claim(
     is due: a later event waits while an earlier one is still being retried.
 
     The lease and the attempt count are taken by one UPDATE ... RETURNING over the due rows
-    (locked with SKIP LOCKED on PostgreSQL); one more query reads what to send where."""
+    (locked with SKIP LOCKED on PostgreSQL), which also reads what to send where: on
+    PostgreSQL in one statement on the driver, on SQLite with a second query."""
     if limit <= 0:
         return []
-    async with session.begin():
-        conn = await session.connection()
-        given = {"now": now, "until": now + lease, "worker": worker_id, "limit": limit}
-        taken = sorted((await conn.execute(sql.take_due(), given)).all(), key=lambda r: r[4:])
-        if not taken:
-            return []
-        addresses = await _address(session, {r.endpoint_id for r in taken}, now)
-        rows = await conn.execute(sql.payloads(), {"ids": list({r.event_id for r in taken})})
-        events = {event_id: (payload, request_id) for event_id, payload, request_id in rows}
-        timekit_events = {
-            r.event_id for r in taken if addresses[r.endpoint_id][2] == timekit.FORMAT
-        }
-        timekit_bodies = await timekit.bodies(session, {e: events[e][0] for e in timekit_events})
+    given = {"now": now, "until": now + lease, "worker": worker_id, "limit": limit}
+    rows: Sequence[Any] = []
+    if engine := _postgres_engine(session):
+        prepared = sql.claim_prepared(engine.dialect)
+        async with driver_connection(engine) as driver:
+            found = await driver.fetch(prepared.sql, *prepared.arguments(given))
+        rows = [prepared.converted(r) for r in found]
+    else:
+        async with session.begin():
+            conn = await session.connection()
+            ids = [r.id for r in await conn.execute(sql.take_due(), given)]
+            if ids:
+                rows = (await conn.execute(sql.to_send(), {"ids": ids})).all()
+    return await _claims(session, rows, now)
+
+
+async def _claims(session: AsyncSession, rows: Sequence[Any], now: datetime) -> list[Claim]:
+    """The claims of `claim_in_one`'s rows: signed with the secrets that sign now (worked out
+    once per target), a `timekit` target's body rendered now (webhooks/timekit.py)."""
+    timekit_events = {r[2]: r[4] for r in rows if r[10] == timekit.FORMAT}
+    bodies: dict[uuid.UUID, str] = {}
+    if timekit_events:
+        async with session.begin():
+            bodies = await timekit.bodies(session, timekit_events)
+    secrets_of: dict[uuid.UUID, list[str]] = {}
     claims = []
-    for delivery_id, attempt, event_id, endpoint_id, _, _ in taken:
-        url, secrets, format_, calendar_id = addresses[endpoint_id]
-        payload, request_id = events[event_id]
+    for id_, attempt, event_id, target, payload, request_id, url, *keys, format_, calendar in rows:
+        if (secrets := secrets_of.get(target)) is None:
+            secret, previous, expires_at = keys
+            secrets = secrets_of[target] = signing_secrets(
+                secret=secret, previous=previous, previous_expires_at=expires_at, now=now
+            )
         claims.append(
             Claim(
-                delivery_id=delivery_id,
+                delivery_id=id_,
                 attempt=attempt,
                 event_id=event_id,
-                endpoint_id=endpoint_id,
-                payload=timekit_bodies[event_id] if format_ == timekit.FORMAT else payload,
+                endpoint_id=target,
+                payload=bodies[event_id] if format_ == timekit.FORMAT else payload,
                 url=url,
                 secrets=secrets,
                 format=format_,
                 request_id=request_id,
-                calendar_id=calendar_id,
+                calendar_id=calendar,
             )
         )
     return claims
@@ -180,7 +198,10 @@ async def finish(
         if not outcome.ok and outcome.status_code != 410:
             retry_at = next_retry_at(claim_.attempt, now, jitter())
         plans.append((claim_, outcome, retry_at))
-    settled: set[uuid.UUID] = set()
+    if engine := _postgres_engine(session):
+        settled = await _finish_in_one(session, engine, plans, now, worker_id)
+        return [c for c, _, _ in plans if c.delivery_id not in settled]
+    settled = set()
     async with session.begin():
         conn = await session.connection()
         if succeeded := [(c.delivery_id, c.attempt) for c, o, _ in plans if o.ok]:
@@ -233,6 +254,47 @@ async def finish(
     return [c for c, _, _ in plans if c.delivery_id not in settled]
 
 
+async def _finish_in_one(
+    session: AsyncSession,
+    engine: AsyncEngine,
+    plans: list[tuple[Claim, Outcome, datetime | None]],
+    now: datetime,
+    worker_id: str,
+) -> set[uuid.UUID]:
+    """PostgreSQL: settle and log the batch in one statement (`SETTLE_IN_ONE`), on the driver
+    when all succeeded (its own transaction, one round trip); with failures, in a transaction
+    that also carries what they do to their targets (`_after_failure`)."""
+    columns: list[list[object]] = [[] for _ in range(11)]
+    for c, o, retry_at in plans:
+        status = "succeeded" if o.ok else "pending" if retry_at else "failed"
+        row = (
+            c.delivery_id,
+            c.attempt,
+            new_id(),
+            c.endpoint_id,
+            c.event_id,
+            status,
+            retry_at,
+            o.status_code,
+            o.error,
+            o.duration_ms,
+            o.response_body,
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    args = (*columns, now, worker_id)
+    if all(o.ok for _, o, _ in plans):
+        async with driver_connection(engine) as driver:
+            return {r[0] for r in await driver.fetch(sql.SETTLE_IN_ONE, *args)}
+    async with session.begin():
+        conn = await session.connection()
+        settled = set((await conn.exec_driver_sql(sql.SETTLE_IN_ONE, args)).scalars())
+        for c, o, _ in plans:
+            if not o.ok and c.delivery_id in settled:
+                await _after_failure(session, c.endpoint_id, o, now)
+    return settled
+
+
 async def release(session: AsyncSession, *, claims: list[Claim], worker_id: str) -> None:
     """Give back claims that were never sent (graceful stop): as if never taken."""
     if not claims:
@@ -250,6 +312,15 @@ async def release(session: AsyncSession, *, claims: list[Claim], worker_id: str)
             )
 
 
+def _postgres_engine(session: AsyncSession) -> AsyncEngine | None:
+    """The engine, where claims and records take one statement each on its driver (PostgreSQL,
+    a session on the engine); None: the statements one by one on the session."""
+    bind = session.bind
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        return bind
+    return None
+
+
 # -- the webhook channel -------------------------------------------------------------------------
 
 
@@ -264,27 +335,6 @@ async def _targets(session: AsyncSession, events: Sequence[Event]) -> Sequence[W
             )
         )
     ).all()
-
-
-async def _address(
-    session: AsyncSession, endpoint_ids: set[uuid.UUID], now: datetime
-) -> dict[uuid.UUID, tuple[str, list[str], str, uuid.UUID | None]]:
-    """Per endpoint: the URL, the secrets that sign the request now, its format, and the
-    calendar it pushes to (a calendar push is addressed at send time, by its channel)."""
-    conn = await session.connection()
-    return {
-        id_: (
-            url,
-            signing_secrets(
-                secret=secret, previous=previous, previous_expires_at=expires_at, now=now
-            ),
-            format_,
-            calendar_id,
-        )
-        for id_, url, secret, previous, expires_at, format_, calendar_id in await conn.execute(
-            sql.addresses(), {"ids": list(endpoint_ids)}
-        )
-    }
 
 
 async def _after_failure(
