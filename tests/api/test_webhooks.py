@@ -281,6 +281,28 @@ async def test_five_days_without_success_disables(
     assert got["disabled_reason"] == "No successful delivery for 5 days."
 
 
+async def test_a_success_restarts_the_five_days(
+    api: Api, receiver: Receiver, worker: Worker
+) -> None:
+    # Failing from day 1, one success on day 4, failing again up to day 8: never five days
+    # without a success, so the endpoint stays on (the success ends the failing streak).
+    endpoint = await hook(api, receiver.url)
+    resource, client = await api.resource(), await api.client()
+    for day in range(8):
+        receiver.script = [200] if day == 3 else [500] * 100
+        await api.book(
+            resource_id=resource["resource_id"],
+            client_id=client["client_id"],
+            start_time=f"2024-07-{day + 1:02d}T10:00:00Z",
+            end_time=f"2024-07-{day + 1:02d}T11:00:00Z",
+            notify=False,
+        )
+        await drain(worker)
+        api.clock.advance(timedelta(days=1))
+    got = (await api.get(f"/v1/webhooks/{endpoint['webhook_id']}")).json()
+    assert (got["enabled"], got["disabled_reason"]) == (True, None)
+
+
 async def test_rotation_signs_with_both_secrets_for_a_day(
     api: Api, receiver: Receiver, worker: Worker
 ) -> None:
