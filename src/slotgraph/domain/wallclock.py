@@ -142,7 +142,8 @@ def grid_runs(zone_name: str, step: int, spans: Sequence[tuple[int, int]]) -> It
     When the step divides a day, consecutive ordinary days share one lattice (an ordinary day
     lasts 86,400 s and starts where the previous one ends), so each interval is one `range` per
     stretch of ordinary days it meets, whatever its length; a day on which the clock changes is
-    looked up by bisection.
+    looked up by bisection. A stretch is found once for all the intervals in it (the days are
+    walked once), and those intervals become ranges in one go.
     """
     if not spans:
         return iter(())
@@ -152,10 +153,14 @@ def grid_runs(zone_name: str, step: int, spans: Sequence[tuple[int, int]]) -> It
 
 
 def _runs_by_stretch(
-    zone_name: str, step: int, spans: Iterable[tuple[int, int]]
+    zone_name: str, step: int, spans: Sequence[tuple[int, int]]
 ) -> Iterator[Sequence[int]]:
     start = end = 0  # a stretch of ordinary days [start, end): its lattice is start + k * step
-    for lo, hi in spans:
+    i, n = 0, len(spans)
+    reach = spans[-1][1]  # a stretch is walked up to here at once (each span in it is one range)
+    while i < n:
+        lo, hi = spans[i]
+        i += 1
         while True:
             if not start <= lo < end:
                 on = local_date(zone_name, lo)
@@ -171,7 +176,7 @@ def _runs_by_stretch(
                     lo = today.end
                     continue
                 start, end = today.start, today.end
-                while end <= hi:  # the ordinary days that follow, up to the one holding hi
+                while end <= reach:  # the ordinary days that follow, up to the last span's
                     on += _DAY
                     following = day(zone_name, on)
                     if not following.ordinary:
@@ -181,10 +186,22 @@ def _runs_by_stretch(
             if hi < end:
                 if first <= hi:
                     yield range(first, hi + 1, step)
+                # and the spans after it that end in this stretch too, in one go
+                inside = bisect_left(spans, end, i, n, key=_second)
+                yield from [
+                    run
+                    for lo, hi in spans[i:inside]
+                    if (run := range(lo + (start - lo) % step, hi + 1, step))
+                ]
+                i = inside
                 break
             if first < end:
                 yield range(first, end, step)
             lo = end
+
+
+def _second(span: tuple[int, int]) -> int:
+    return span[1]
 
 
 def _runs_by_day(
