@@ -25,6 +25,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from slotgraph.domain import wallclock as wc
@@ -37,6 +38,7 @@ DEFAULT_STEP = timedelta(minutes=15)
 _DAY = timedelta(days=1)
 
 Hours = Sequence[tuple[time, time | None]]  # (start, end); end None means 24:00
+Bound = TypeVar("Bound", int, datetime)  # an interval's ends: epoch seconds or instants
 
 
 class OutsideAvailability(Conflict):
@@ -119,23 +121,12 @@ def opening_seconds(rules: Rules, start: datetime, end: datetime) -> list[tuple[
             lo, hi = wc.boundary(name, day, a), wc.boundary(name, day, b)
             if lo < hi and lo < hi_s and hi > lo_s:
                 spans.append((lo, hi))
-    return _merge_seconds(spans)
+    return merge(spans)
 
 
-def _merge_seconds(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(spans):
-        if out and lo <= out[-1][1]:
-            if hi > out[-1][1]:
-                out[-1] = (out[-1][0], hi)
-        else:
-            out.append((lo, hi))
-    return out
-
-
-def merge(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Union of half-open intervals; touching ones join."""
-    out: list[tuple[datetime, datetime]] = []
+def merge(spans: Iterable[tuple[Bound, Bound]]) -> list[tuple[Bound, Bound]]:
+    """Union of half-open intervals (instants or epoch seconds); touching ones join."""
+    out: list[tuple[Bound, Bound]] = []
     for lo, hi in sorted(spans):
         if out and lo <= out[-1][1]:
             if hi > out[-1][1]:
