@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from slotgraph.schemas import BookingCreated
 from tests.api.conftest import Api
 
 START = "2024-05-18T10:00:00Z"
@@ -315,3 +316,35 @@ async def test_unknown_client_or_resource_is_422_on_its_field(
     assert r.status_code == 422, r.text
     assert [(e["field"], e["message"]) for e in r.json()["errors"]] == errors
     assert (await api.get("/v1/bookings")).json()["data"] == []
+
+
+async def test_the_create_answer_is_the_schema_rendered_byte_for_byte(
+    api: Api, setup: dict[str, Any]
+) -> None:
+    """The answer is made from the booking's JSON, rendered once for the answer and its event
+    (ADR 0005); it must be the very text the answer's schema renders, odd characters and all."""
+    odd = 'Quote " backslash \\ ø 日本 \u2028 </script> \t tab'
+    meta = {"n": 1.5, "big": 2**62, "list": [None, True, "ø"], "nested": {"e": ""}}
+    for extra in (
+        {"details": odd, "meta": meta},
+        {"client_id": None, "graph": "group_owner", "max_seats": 3},  # no client: no token
+    ):
+        r = await api.post("/v1/bookings", slot(setup, **extra))
+        assert r.status_code == 201, r.text
+        assert r.content == BookingCreated.model_validate_json(r.content).model_dump_json().encode()
+        setup = {**setup, "resource": await api.resource()}
+    public = await api.as_key(api.public_key).post(
+        "/v1/bookings",
+        {
+            "resource_id": setup["resource"]["resource_id"],
+            "start_time": "2031-05-18T10:00:00Z",
+            "end_time": "2031-05-18T11:00:00Z",
+            "customer": {"name": "Åse Ødegård", "email": "odd@example.com"},
+            "details": odd,
+        },
+    )
+    assert public.status_code == 201, public.text
+    assert public.json()["client_id"] is None  # the public key never learns a client's id
+    assert public.content == (
+        BookingCreated.model_validate_json(public.content).model_dump_json().encode()
+    )

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import driver_sql
-from slotgraph.db.models import Base, Booking, BookingHold, Client, Resource
+from slotgraph.db.models import Booking, BookingHold, Client, Resource
 
 # Hot statements are built once, with bind parameters: SQLAlchemy then skips building and
 # compiling them on every request (ADR 0005).
@@ -217,27 +217,6 @@ async def lock_resources(
 
 # A row to insert: its table and its column values (every column with a Python default set).
 NewRow = tuple[Table, dict[str, Any]]
-
-
-def row_values(obj: Base) -> NewRow:
-    """The table and the column values set on a new ORM object.
-
-    Python-side column defaults are not applied here: the caller sets those columns.
-    """
-    table = obj.__table__
-    assert isinstance(table, Table)
-    keys, defaulted = _columns(table)
-    given = obj.__dict__
-    values = {key: given[key] for key in keys if key in given}
-    assert all(key in values for key in defaulted), "set every default"
-    return table, values
-
-
-@functools.cache
-def _columns(table: Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """A table's column keys, and those with a Python-side default (row_values, per create)."""
-    keys = tuple(c.key for c in table.columns)
-    return keys, tuple(c.key for c in table.columns if c.default is not None)
 
 
 # "Only if this resource row is still at this version" (see lock_resources(lock=False)).

@@ -21,17 +21,17 @@ from slotgraph.db.models import (
     Booking,
     Delivery,
     Event,
+    NewBooking,
     WebhookEndpoint,
     new_id,
 )
 from slotgraph.domain.availability import rfc3339
-from slotgraph.schemas import BookingOut
 from slotgraph.services.views import booking_out
 
 
 async def record_change(
     session: AsyncSession,
-    booking: Booking,
+    booking: Booking | NewBooking,
     *,
     action: str,
     from_status: str | None,
@@ -42,18 +42,18 @@ async def record_change(
     event_type: str | None = None,
     new_rows: Sequence[queries.NewRow] = (),
     unless_changed: queries.Unchanged | None = None,
-    published: BookingOut | None = None,
+    published: str | None = None,
     claim: queries.Claim | None = None,
-) -> BookingOut:
+) -> None:
     """Write the history row and the event `booking.<status>` (or `event_type`) for a change.
 
     `new_rows` (a new booking and its holds) are written first, in the same round trip; with
     `unless_changed`, all of it or nothing, and with `claim` only if the claim's row is written
-    too (queries.insert_rows). `published`: booking_out(booking), if the caller has it already.
-    Returns the booking as the event shows it.
+    too (queries.insert_rows). `published`: booking_out(booking) as JSON, if the caller has
+    rendered it already (the create answers with the same text).
     """
     if published is None:
-        published = booking_out(booking)
+        published = booking_out(booking).model_dump_json()
     transition = {
         "id": new_id(),
         "booking_id": booking.id,
@@ -70,7 +70,7 @@ async def record_change(
         type_=event_type or f"booking.{booking.status}",
         booking_id=booking.id,
         data={
-            "booking": published.model_dump(mode="json"),
+            "booking": orjson.Fragment(published),
             "previous_status": from_status,
             "action": action,
             "message": message,
@@ -84,7 +84,6 @@ async def record_change(
         claim=claim,
     )
     session.sync_session.info.setdefault("changes", []).append((booking.graph, action))
-    return published
 
 
 @event.listens_for(Session, "after_commit")

@@ -21,20 +21,19 @@ from slotgraph.schemas import (
     StatusName,
     TransitionOut,
 )
-from slotgraph.services import idempotency
 from slotgraph.services.bookings import changing, creating, reading
 from slotgraph.services.idempotency import Stored
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
 
 
-def _created(out: BookingCreated) -> Stored:
-    """The answer to a create, rendered once: sent, and stored for an Idempotency-Key's
-    retries (the create stores it in its own write: api/idempotency.py)."""
+def _created(out: BookingCreated, body: str) -> Stored:
+    """The answer to a create (`body`: `out` as JSON), made once: sent, and stored for an
+    Idempotency-Key's retries (the create stores it in its own write: api/idempotency.py)."""
     return Stored(
         status_code=201,
         headers={"content-type": "application/json", "location": f"/v1/bookings/{out.booking_id}"},
-        body=out.model_dump_json(),
+        body=body,
     )
 
 
@@ -44,11 +43,9 @@ async def create_booking(
 ) -> Response:
     """Create a booking. The public key may do this too (a booking widget in a browser).
     A booking with a client gets a customer token, shown once here as `customer_token`."""
-    out = await creating.create_booking(
+    answer = await creating.create_answered(
         session, principal=principal, data=body, now=now, answer=_created
     )
-    keyed = idempotency.keyed(session)  # with an Idempotency-Key: rendered for its write
-    answer = keyed.answered if keyed is not None and keyed.answered else _created(out)
     return Response(answer.body, answer.status_code, answer.headers)
 
 

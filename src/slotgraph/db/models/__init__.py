@@ -17,10 +17,12 @@ from slotgraph.db.models.bookings import (
     BOOKING_HOLDS,
     BOOKING_TOKENS,
     BOOKING_TRANSITIONS,
+    BOOKINGS,
     Booking,
     BookingHold,
     BookingToken,
     BookingTransition,
+    NewBooking,
 )
 from slotgraph.db.models.clients import Client
 from slotgraph.db.models.instance import InstanceSecret, WorkerHeartbeat
@@ -29,6 +31,7 @@ from slotgraph.db.models.pages import BookingPage, Project
 from slotgraph.db.models.resources import CalendarConnection, Resource, ResourceBlock
 
 __all__ = [
+    "BOOKINGS",
     "BOOKING_HOLDS",
     "BOOKING_TOKENS",
     "BOOKING_TRANSITIONS",
@@ -49,6 +52,7 @@ __all__ = [
     "IdempotencyKey",
     "InstanceSecret",
     "JSONType",
+    "NewBooking",
     "Project",
     "Resource",
     "ResourceBlock",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -13,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     Uuid,
     text,
@@ -163,6 +166,51 @@ class BookingTransition(Base):
     actor_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # None: the system
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
+
+@dataclass(slots=True)
+class NewBooking:
+    """A booking being created, as the plain values of its row (the create writes it without
+    the ORM: building a `Booking` was a tenth of a create's CPU, ADR 0005). One field per column
+    of `bookings`, by the same names, so what reads a booking reads this too."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    graph: str
+    status: str
+    resource_id: uuid.UUID
+    resource_ids: list[str] | None
+    client_id: uuid.UUID | None
+    start_time: datetime
+    end_time: datetime
+    details: str | None
+    meta: dict[str, Any]
+    payment_due_at: datetime | None
+    payment_id: str | None
+    max_seats: int | None
+    seats_taken: int | None
+    min_cancel_time: timedelta | None
+    min_booking_time: timedelta | None
+    max_booking_time: timedelta | None
+    owner_booking_id: uuid.UUID | None
+    auto_complete: bool
+    page_id: uuid.UUID | None
+    notify: bool
+    reminder: timedelta | None
+    locale: str | None
+    remind_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    def row(self) -> tuple[Table, dict[str, Any]]:
+        """Its table and every column's value, for queries.insert_rows."""
+        return BOOKINGS, dict(zip(_NEW_BOOKING_COLUMNS, _new_booking_values(self), strict=True))
+
+
+_NEW_BOOKING_COLUMNS = tuple(f.name for f in fields(NewBooking))
+_new_booking_values = attrgetter(*_NEW_BOOKING_COLUMNS)
+
+BOOKINGS = table_of(Booking)
 
 BOOKING_HOLDS = table_of(BookingHold)
 

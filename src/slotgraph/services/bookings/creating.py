@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
-from slotgraph.db.models import Booking, new_id
+from slotgraph.db.models import NewBooking, new_id
 from slotgraph.domain.customers import remind_at
 from slotgraph.domain.graphs import GRAPHS, PAYMENT_GRAPHS, Occupies
 from slotgraph.domain.rules import (
@@ -27,11 +27,12 @@ from slotgraph.services.bookings import lifecycle, placing
 from slotgraph.services.clients import find_or_create_customer, load_client
 from slotgraph.services.common import Principal
 from slotgraph.services.outbox import record_change
-from slotgraph.services.views import booking_out
+from slotgraph.services.views import booking_out, created_json
 
 DEFAULT_PAYMENT_TIMEOUT = timedelta(minutes=5)
-# How the caller answers with the new booking (api/routes/bookings.py).
-Answer = Callable[[BookingCreated], idempotency.Stored]
+# How the caller answers with a new booking: from the booking as its creator may see it, and
+# that as JSON (api/routes/bookings.py).
+Answer = Callable[[BookingCreated, str], idempotency.Stored]
 
 
 async def create_booking(
@@ -41,9 +42,8 @@ async def create_booking(
     data: BookingCreate,
     now: datetime,
     page_id: uuid.UUID | None = None,
-    answer: Answer | None = None,
 ) -> BookingCreated:
-    """Validate, lock, check and write a new booking.
+    """Validate, lock, check and write a new booking; return it as its creator may see it.
 
     The hot path of the API, so it is written for few round trips (ADR 0005): one statement
     locks the resource(s) and checks the client, and one writes the booking, its holds, its
@@ -58,10 +58,45 @@ async def create_booking(
 
     `page_id`: the booking page it is made through (services/page_bookings.py). `data.locale`
     (given on the API, the page's on a page) is what the customer's emails speak
-    (notifications/). `answer`: how the caller will answer; in a request with an
-    Idempotency-Key (services/idempotency.py `Keyed`) the create looks the key up in its read
-    and stores that answer in its write, or raises KeyTaken.
+    (notifications/).
     """
+    made = await _made(session, principal, data, now, page_id, None)
+    return made.shown
+
+
+async def create_answered(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    data: BookingCreate,
+    now: datetime,
+    answer: Answer,
+) -> idempotency.Stored:
+    """create_booking on the API: `answer` makes the HTTP answer from the new booking and its
+    JSON, which is rendered once, for the answer and the event. In a request with an
+    Idempotency-Key (services/idempotency.py `Keyed`) the create looks the key up in its read
+    and stores that answer in its write, or raises KeyTaken."""
+    made = await _made(session, principal, data, now, None, answer)
+    assert made.answered is not None
+    return made.answered
+
+
+@dataclass(frozen=True, slots=True)
+class _Made:
+    """A new booking as its creator may see it, and the caller's answer if it gave `answer`."""
+
+    shown: BookingCreated
+    answered: idempotency.Stored | None
+
+
+async def _made(
+    session: AsyncSession,
+    principal: Principal,
+    data: BookingCreate,
+    now: datetime,
+    page_id: uuid.UUID | None,
+    answer: Answer | None,
+) -> _Made:
     access.check_booking(principal, data)
     errors = booking_shape_errors(data.graph, dict(data))
     if errors:
@@ -69,8 +104,7 @@ async def create_booking(
     if data.start_time is not None:
         check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
     origin = _Origin(page_id, data.locale)
-    created = await _create_checked(session, principal, data, now, origin, answer)
-    return access.booking_answer(principal, created)
+    return await _create_checked(session, principal, data, now, origin, answer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +122,7 @@ async def _create_checked(
     now: datetime,
     origin: _Origin,
     answer: Answer | None,
-) -> BookingCreated:
+) -> _Made:
     try:
         if not queries.has_exclusion_constraint(session):
             return await _create(
@@ -140,7 +174,7 @@ async def _create(
     check_overlap: bool,
     lock: bool = True,
     answer: Answer | None = None,
-) -> BookingCreated:
+) -> _Made:
     """One attempt. `lock=False` (see create_booking): no transaction and no lock of its own;
     the write checks the resource's version and raises queries.RowChanged if it moved on.
     `answer`, in a request with an Idempotency-Key (services/idempotency.py `Keyed`): the read
@@ -148,41 +182,21 @@ async def _create(
     the key is taken, and nothing is written)."""
     graph = GRAPHS[data.graph]
     keyed = idempotency.keyed(session) if answer is not None else None
-    stored = None
     async with session.begin():
         if not lock:
             # Each statement commits by itself: no BEGIN and no COMMIT round trip. The only
             # write is one statement, so it is still all or nothing.
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        booking = Booking(
-            id=new_id(),
-            app_id=principal.app_id,
-            graph=graph.name,
-            status=graph.initial,
-            resource_ids=None,
-            details=data.details,
-            meta=data.meta,
-            auto_complete=data.auto_complete,
-            notify=data.notify,
-            reminder=data.reminder,
-            page_id=origin.page_id,
-            locale=origin.locale,
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        if graph.name in PAYMENT_GRAPHS:
-            booking.payment_due_at = now + (data.payment_timeout or DEFAULT_PAYMENT_TIMEOUT)
+        booking_id = new_id()
+        client_id = data.client_id
         if data.customer is not None:
             client = await find_or_create_customer(
                 session, app_id=principal.app_id, customer=data.customer, now=now
             )
-            booking.client_id = client.id
-        else:
-            booking.client_id = data.client_id
-
+            client_id = client.id
         holds: list[queries.NewRow] = []
         unchanged: queries.Unchanged | None = None
+        resource_ids = owner_booking_id = None
         if graph.occupies is Occupies.SEAT:
             assert data.owner_booking_id is not None
             if data.client_id is not None:
@@ -190,26 +204,17 @@ async def _create(
             owner = await placing.take_seat(
                 session, principal.app_id, data.owner_booking_id, now=now
             )
-            booking.owner_booking_id = owner.id
-            booking.resource_id = owner.resource_id
-            booking.start_time = owner.start_time
-            booking.end_time = owner.end_time
+            owner_booking_id = owner.id
+            resource_id, start, end = owner.resource_id, owner.start_time, owner.end_time
         else:
             assert data.start_time
             assert data.end_time
-            booking.start_time = data.start_time
-            booking.end_time = data.end_time
-            if graph.name == "group_owner":
-                booking.max_seats = data.max_seats
-                booking.seats_taken = 0
-                booking.min_cancel_time = data.min_cancel_time
-                booking.min_booking_time = data.min_booking_time
-                booking.max_booking_time = data.max_booking_time
-            holds, unchanged = await placing.place_new(
+            placed = await placing.place_new(
                 session,
                 principal,
-                booking,
                 data,
+                booking_id=booking_id,
+                holds_now=graph.holds_in(graph.initial),
                 now=now,
                 check_overlap=check_overlap,
                 lock=lock,
@@ -217,21 +222,61 @@ async def _create(
                 if keyed is None
                 else keyed.probe(postgresql=queries.has_exclusion_constraint(session), now=now),
             )
-        booking.remind_at = remind_at(start=booking.start_time, reminder=booking.reminder, now=now)
+            resource_id, resource_ids = placed.resource_id, placed.resource_ids
+            holds, unchanged = placed.holds, placed.unchanged
+            start, end = data.start_time, data.end_time
+        group = graph.name == "group_owner"
+        booking = NewBooking(
+            id=booking_id,
+            app_id=principal.app_id,
+            graph=graph.name,
+            status=graph.initial,
+            resource_id=resource_id,
+            resource_ids=resource_ids,
+            client_id=client_id,
+            start_time=start,
+            end_time=end,
+            details=data.details,
+            meta=data.meta,
+            payment_due_at=now + (data.payment_timeout or DEFAULT_PAYMENT_TIMEOUT)
+            if graph.name in PAYMENT_GRAPHS
+            else None,
+            payment_id=None,
+            max_seats=data.max_seats if group else None,
+            seats_taken=0 if group else None,
+            min_cancel_time=data.min_cancel_time if group else None,
+            min_booking_time=data.min_booking_time if group else None,
+            max_booking_time=data.max_booking_time if group else None,
+            owner_booking_id=owner_booking_id,
+            auto_complete=data.auto_complete,
+            page_id=origin.page_id,
+            notify=data.notify,
+            reminder=data.reminder,
+            locale=origin.locale,
+            remind_at=remind_at(start=start, reminder=data.reminder, now=now),
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
         token, token_rows = None, []
-        if booking.client_id is not None:  # the customer's: shown once, in this answer
+        if client_id is not None:  # the customer's: shown once, in this answer
             token, row = customer_tokens.token_row(
-                "customer", booking_id=booking.id, app_id=booking.app_id, now=now
+                "customer", booking_id=booking_id, app_id=principal.app_id, now=now
             )
             token_rows.append(row)
         published = booking_out(booking)
+        rendered = published.model_dump_json()  # once: for the event and the answer
         # (the fields from __dict__: iterating a model, as dict() does, costs more than this)
         created = BookingCreated(**published.__dict__, customer_token=token)
-        claim = None
-        if keyed is not None:
-            assert answer is not None
-            stored = answer(access.booking_answer(principal, created))
-            claim = (keyed.answer_row(stored, now=now), idempotency.replace_expired)
+        shown = access.booking_answer(principal, created)
+        stored = claim = None
+        if answer is not None:
+            stored = answer(
+                shown,
+                created_json(rendered, token) if shown is created else shown.model_dump_json(),
+            )
+            if keyed is not None:
+                claim = (keyed.answer_row(stored, now=now), idempotency.replace_expired)
         async with lifecycle.slot_guard():
             await record_change(
                 session,
@@ -241,14 +286,14 @@ async def _create(
                 now=now,
                 actor_key_id=principal.key_id,
                 meta={"override_rules": True} if data.override_rules else None,
-                new_rows=[queries.row_values(booking), *holds, *token_rows],
+                new_rows=[booking.row(), *holds, *token_rows],
                 unless_changed=unchanged,
-                published=published,
+                published=rendered,
                 claim=claim,
             )
     if keyed is not None:
         keyed.answered = stored
-    return created
+    return _Made(shown, stored)
 
 
 async def _check_client(session: AsyncSession, app_id: uuid.UUID, client_id: uuid.UUID) -> None:

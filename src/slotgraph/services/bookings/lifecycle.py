@@ -211,7 +211,8 @@ def check_length(rules: av.Rules, length: timedelta) -> None:
 
 async def new_hold(
     session: AsyncSession,
-    booking: Booking,
+    booking_id: uuid.UUID,
+    span: tuple[datetime, datetime],
     resource: ResourceRow,
     *,
     active: bool,
@@ -219,22 +220,24 @@ async def new_hold(
     check_overlap: bool = True,
     enforce_rules: bool = False,
 ) -> queries.NewRow:
-    """The hold of `booking` on a locked resource: its time plus the resource's buffers.
+    """The hold of booking `booking_id` over `span` (its start and end) on a locked resource:
+    that time plus the resource's buffers.
 
     With `enforce_rules`, the booking must pass the resource's rules first. An active hold must
     be free (check_free), unless `check_overlap` is off because the exclusion constraint will
     decide; the caller writes it.
     """
     rules = rules_of(resource)
-    check_length(rules, booking.end_time - booking.start_time)
+    booked_start, booked_end = span
+    check_length(rules, booked_end - booked_start)
     if enforce_rules:
-        av.check_booking(rules, start=booking.start_time, end=booking.end_time, now=now)
-    start, end = rules.hold_span(booking.start_time, booking.end_time)
+        av.check_booking(rules, start=booked_start, end=booked_end, now=now)
+    start, end = rules.hold_span(booked_start, booked_end)
     if active and check_overlap:
-        await check_free(session, resource.id, start, end, now=now, exclude=booking.id)
+        await check_free(session, resource.id, start, end, now=now, exclude=booking_id)
     hold = {
         "id": new_id(),
-        "booking_id": booking.id,
+        "booking_id": booking_id,
         "block_id": None,
         "resource_id": resource.id,
         "start_time": start,
@@ -260,7 +263,10 @@ async def replace_holds(
 ) -> None:
     """Replace a booking's holds (after a move, or when it starts holding)."""
     await session.execute(delete(BookingHold).where(BookingHold.booking_id == booking.id))
-    holds = [await new_hold(session, booking, r, active=active, now=now) for r in resources]
+    span = (booking.start_time, booking.end_time)
+    holds = [
+        await new_hold(session, booking.id, span, r, active=active, now=now) for r in resources
+    ]
     async with slot_guard():
         await queries.insert_rows(session, holds)
 

@@ -6,6 +6,7 @@ Called by `creating` inside the create's transaction (ADR 0005); split from it b
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,18 +26,32 @@ from slotgraph.services.busy import rules_of
 from slotgraph.services.common import Principal
 
 
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where a new booking goes: its resource (the pool's pick), every resource it holds when
+    it holds several (assign `all`), its holds (to be written by the caller), and for an
+    optimistic create the (resource id, version) that the write must still find."""
+
+    resource_id: uuid.UUID
+    resource_ids: list[str] | None
+    holds: list[queries.NewRow]
+    unchanged: queries.Unchanged | None
+
+
 async def place_new(
     session: AsyncSession,
     principal: Principal,
-    booking: Booking,
     data: BookingCreate,
     *,
+    booking_id: uuid.UUID,
+    holds_now: bool,
     now: datetime,
     check_overlap: bool,
     lock: bool = True,
     probe: queries.Probe | None = None,
-) -> tuple[list[queries.NewRow], queries.Unchanged | None]:
-    """Choose the resource(s) of a new booking; return its holds, to be written by the caller.
+) -> Placed:
+    """Choose the resource(s) of a new booking (`booking_id`, over `data`'s time; `holds_now`:
+    its initial state holds) and its holds.
 
     One resource: it must pass its rules and (if the initial state holds) be free. A pool
     (`resource_ids`): `in_order` and `least_busy` take the first candidate that passes and is
@@ -44,15 +59,17 @@ async def place_new(
     see cannot change before the commit. Without `check_overlap`, a single resource (or `all`) is
     not checked for overlaps here: the caller relies on the exclusion constraint.
 
-    `lock=False` (one resource, no overlap check): read it without a lock; the second value is the
+    `lock=False` (one resource, no overlap check): read it without a lock; `unchanged` is the
     (resource id, version) that the write must still find. `probe` rides on the read of the
     resources (queries.lock_resources).
     """
+    assert data.start_time is not None
+    assert data.end_time is not None
+    span = (data.start_time, data.end_time)
     ids = data.resource_ids or ([data.resource_id] if data.resource_id else [])
-    holds_now = GRAPHS[booking.graph].holds_in(booking.status)
     resources = await lifecycle.lock_bookable(
         session,
-        booking.app_id,
+        principal.app_id,
         ids,
         will_hold=holds_now,
         field="resource_ids" if data.resource_ids else "resource_id",
@@ -65,29 +82,27 @@ async def place_new(
         assert len(resources) == 1, "optimistic: one resource"
         assert not check_overlap, "optimistic: the constraint is the check"
         unchanged = (resources[0].id, resources[0].row_version)
-    booking.resource_id = resources[0].id
     enforce_rules = not data.override_rules
     if data.resource_ids and data.assign == "all":
-        booking.resource_ids = [str(r.id) for r in resources]
         for r in resources:
             if enforce_rules:
-                av.check_booking(
-                    rules_of(r), start=booking.start_time, end=booking.end_time, now=now
-                )
-        return [
+                av.check_booking(rules_of(r), start=span[0], end=span[1], now=now)
+        holds = [
             await lifecycle.new_hold(
-                session, booking, r, active=holds_now, now=now, check_overlap=check_overlap
+                session, booking_id, span, r, active=holds_now, now=now, check_overlap=check_overlap
             )
             for r in resources
-        ], unchanged
+        ]
+        return Placed(resources[0].id, [str(r.id) for r in resources], holds, unchanged)
     if data.resource_ids and data.assign == "least_busy":
-        resources = await _least_busy_first(session, resources, booking.start_time)
+        resources = await _least_busy_first(session, resources, span[0])
     first_error: SlotgraphError | None = None
     for r in resources:
         try:
             hold = await lifecycle.new_hold(
                 session,
-                booking,
+                booking_id,
+                span,
                 r,
                 active=holds_now,
                 now=now,
@@ -102,8 +117,7 @@ async def place_new(
             ):
                 first_error = exc
             continue
-        booking.resource_id = r.id
-        return [hold], unchanged
+        return Placed(r.id, None, [hold], unchanged)
     assert first_error is not None
     if isinstance(first_error, SlotUnavailable):
         raise SlotUnavailable("None of the resources in the pool is free for this time.")
