@@ -11,12 +11,14 @@ conversions, which `execute` would apply, are applied here, and only where a typ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CursorResult, Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -32,6 +34,7 @@ class Prepared:
     params: tuple[tuple[str, Any, Any], ...]
     columns: tuple[str, ...]
     results: tuple[tuple[int, Any], ...]  # (column's position, its conversion), where it has one
+    converts: tuple[tuple[int, Any], ...]  # (parameter's position, its conversion), likewise
 
     def arguments(self, given: Mapping[str, Any]) -> tuple[Any, ...]:
         """The positional arguments for the driver: each parameter's value (`given` by name,
@@ -41,6 +44,13 @@ class Prepared:
             for name, built, convert in self.params
             for value in (given[name] if built is None else built,)
         )
+
+    def convert(self, values: list[Any]) -> tuple[Any, ...]:
+        """The positional arguments for the driver from the parameters' `values`, in order (a
+        statement built without values), converted as their column types convert them."""
+        for i, convert in self.converts:
+            values[i] = convert(values[i])
+        return tuple(values)
 
     def converted(self, row: Any) -> list[Any]:
         """A result row's values as `execute` would give them (JSON decoded, and so on)."""
@@ -68,7 +78,10 @@ def prepare(stmt: ClauseElement, dialect: Dialect) -> Prepared:
         for convert in (c.type.dialect_impl(dialect).result_processor(dialect, None),)
         if convert is not None
     )
-    return Prepared(str(compiled), params, columns, results)
+    converts = tuple(
+        (i, convert) for i, (_, _, convert) in enumerate(params) if convert is not None
+    )
+    return Prepared(str(compiled), params, columns, results, converts)
 
 
 async def run(
@@ -76,3 +89,53 @@ async def run(
 ) -> CursorResult[Any]:
     """Execute `prepared` on `conn` with the parameters `given` by name."""
     return await conn.exec_driver_sql(prepared.sql, prepared.arguments(given))
+
+
+async def run_positional(
+    conn: AsyncConnection, prepared: Prepared, values: list[Any]
+) -> CursorResult[Any]:
+    """Execute `prepared` on `conn` with its parameters' `values` in order (Prepared.convert)."""
+    return await conn.exec_driver_sql(prepared.sql, prepared.convert(values))
+
+
+# A statement for run_sqlite: its prepared form, its parameters' values in order, and whether it
+# must return a row for the ones after it to run.
+Step = tuple[Prepared, list[Any], bool]
+
+
+async def run_sqlite(conn: AsyncConnection, steps: Sequence[Step]) -> bool:
+    """SQLite: run `steps` in order in one call to the driver's thread; False if a step that
+    must return a row did not (then none after it ran).
+
+    aiosqlite runs every call of its connection on a thread of its own, and a statement through
+    SQLAlchemy is three or four of them (a cursor, the statement, its rows, closing the cursor),
+    each a hop from the event loop to that thread and back. Inside a transaction, which holds
+    the process's one connection (ADR 0008), those hops were most of a write's time: the
+    create's writes (one INSERT per table, and an Idempotency-Key's answer) are one hop here.
+    As through SQLAlchemy, a refusal by the database is a DBAPIError. (SQLAlchemy's cursor events
+    do not see these statements; SQLite's trace callback does: tests/api/test_create_path.py.)
+    """
+    dialect = conn.dialect
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    run = [(p.sql, p.convert(values), must) for p, values, must in steps]
+    try:
+        completed: bool = await driver._execute(_run_steps, driver, run)
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            None, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+        ) from exc
+    return completed
+
+
+def _run_steps(driver: Any, steps: list[tuple[str, tuple[Any, ...], bool]]) -> bool:
+    """On aiosqlite's thread: run the steps, up to one that must return a row and does not."""
+    db: sqlite3.Connection = driver._conn
+    for sql, args, must_return in steps:
+        cursor = db.execute(sql, args)
+        try:
+            if must_return and cursor.fetchone() is None:
+                return False
+        finally:
+            cursor.close()
+    return True

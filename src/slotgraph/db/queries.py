@@ -10,26 +10,20 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Insert,
     Row,
     Select,
-    String,
     Table,
     bindparam,
     exists,
-    insert,
     literal,
-    literal_column,
     or_,
     select,
-    union_all,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db import driver_sql
+from slotgraph.db import driver_sql, insert_plans
+from slotgraph.db.insert_plans import RESOURCE_VERSION
 from slotgraph.db.models import Booking, BookingHold, Client, Resource
 
 # Hot statements are built once, with bind parameters: SQLAlchemy then skips building and
@@ -116,11 +110,6 @@ def is_exclusion_violation(exc: DBAPIError) -> bool:
 ResourceRow = Row[Any]
 
 
-# The row's version on PostgreSQL: its xmin changes with every UPDATE of the row, and not when it is
-# only locked. An optimistic read takes it; the write that depends on the read checks it.
-_resource_version: ColumnElement[str] = literal_column("resources.xmin::text", String)
-
-
 # A column that another rule computes in the same read (an Idempotency-Key taken: its claim, see
 # insert_rows), and its bind values. The column must be module-level (statements are cached by it).
 Probe = tuple[ColumnElement[bool], dict[str, Any]]
@@ -157,7 +146,7 @@ def _lock_statement(
         .order_by(Resource.id)
     )
     if not lock:
-        return stmt.add_columns(_resource_version.label("row_version"))
+        return stmt.add_columns(RESOURCE_VERSION.label("row_version"))
     return stmt.with_for_update(read=not hold, key_share=hold, of=Resource.__table__)
 
 
@@ -245,7 +234,8 @@ async def insert_rows(
     On PostgreSQL this is one statement and one round trip: every table but the last is a
     data-modifying CTE (foreign keys are checked at the end of the statement, so a child may
     reference a parent inserted beside it). Rows of one table go into one multi-row VALUES, in
-    the order given, so events keep their order. On SQLite, one INSERT per table.
+    the order given, so events keep their order. On SQLite, one INSERT per table (a claim's
+    first), all of them in one call to the driver's thread (driver_sql.run_sqlite).
 
     `unless_changed=(resource_id, version)` (PostgreSQL): the statement first locks that
     resource row FOR NO KEY UPDATE, as lock_resources(hold=True) would, and inserts every row
@@ -258,119 +248,39 @@ async def insert_rows(
     the one statement cannot tell which of the two it was).
     """
     by_table: dict[Table, list[dict[str, Any]]] = {}
-    for table, values in rows:
+    for table, new in rows:
         same_table = by_table.setdefault(table, [])
-        assert not same_table or same_table[0].keys() == values.keys(), "one shape per table"
-        same_table.append(values)
-    conn = await session.connection()
-    params: dict[str, Any] = {}
-    for t, table_rows in enumerate(by_table.values()):
-        for r, row in enumerate(table_rows):
-            params.update({f"p{t}_{r}_{key}": value for key, value in row.items()})
+        assert not same_table or same_table[0].keys() == new.keys(), "one shape per table"
+        same_table.append(new)
     shape = tuple((table, tuple(found[0]), len(found)) for table, found in by_table.items())
-    claimed = None
+    claimed, claim_values = None, []
     if claim is not None:
-        (claim_table, claim_values), rule = claim
-        params.update({f"c_{key}": value for key, value in claim_values.items()})
-        claimed = (claim_table, tuple(claim_values), rule)
-    if unless_changed is not None:
-        assert conn.dialect.name == "postgresql", "row versions are PostgreSQL's"
-        params["gate_id"], params["gate_version"] = unless_changed
-        prepared = _prepared_insert(conn.dialect, shape, gated=True, claim=claimed)
-        done = await driver_sql.run(conn, prepared, params)
-        if not done.rowcount:
-            raise RowChanged(f"resource {unless_changed[0]} changed since it was read")
-        return
+        (claim_table, given), rule = claim
+        claimed, claim_values = (claim_table, tuple(given), rule), list(given.values())
+    conn = await session.connection()
     if conn.dialect.name == "postgresql":
-        done = await driver_sql.run(
-            conn, _prepared_insert(conn.dialect, shape, claim=claimed), params
+        plan = insert_plans.insert_plan(
+            conn.dialect, shape, gated=unless_changed is not None, claim=claimed
         )
+        values = [*(unless_changed or ()), *claim_values]
+        for pick, table_rows in zip(plan.picks, by_table.values(), strict=True):
+            for row in table_rows:
+                values.extend(pick(row))
+        done = await driver_sql.run_positional(conn, plan.prepared, plan.ordered(values))
+        if unless_changed is not None and not done.rowcount:
+            raise RowChanged(f"resource {unless_changed[0]} changed since it was read")
         if claimed is not None and not done.rowcount:
             raise ClaimTaken("the claim's key is taken")
         return
-    if claimed is not None and not (await conn.execute(_claim_statement(*claimed), params)).first():
+    assert unless_changed is None, "row versions are PostgreSQL's"
+    steps: list[driver_sql.Step] = []
+    if claimed is not None:
+        steps.append((insert_plans.claim_plan(conn.dialect, *claimed).prepared, claim_values, True))
+    for t, (one, table_rows) in enumerate(zip(shape, by_table.values(), strict=True)):
+        plan = insert_plans.insert_plan(conn.dialect, (one,), t)
+        values = []
+        for row in table_rows:
+            values.extend(plan.picks[0](row))
+        steps.append((plan.prepared, plan.ordered(values), False))
+    if not await driver_sql.run_sqlite(conn, steps):
         raise ClaimTaken("the claim's key is taken")
-    for t, one in enumerate(shape):
-        await driver_sql.run(conn, _prepared_insert(conn.dialect, (one,), first=t), params)
-
-
-_Shape = tuple[tuple[Table, tuple[str, ...], int], ...]
-
-
-@functools.lru_cache(maxsize=256)
-def _prepared_insert(
-    dialect: Dialect,
-    shape: _Shape,
-    first: int = 0,
-    *,
-    gated: bool = False,
-    claim: tuple[Table, tuple[str, ...], Callable[[Any], Any]] | None = None,
-) -> driver_sql.Prepared:
-    """`_insert_statement` compiled once for the driver (db/driver_sql.py)."""
-    return driver_sql.prepare(_insert_statement(shape, first, gated=gated, claim=claim), dialect)
-
-
-def _insert_statement(
-    shape: _Shape,
-    first: int = 0,
-    *,
-    gated: bool = False,
-    claim: tuple[Table, tuple[str, ...], Callable[[Any], Any]] | None = None,
-) -> Insert:
-    """One INSERT per table of `shape` (rows of named columns), chained as CTEs, built once.
-
-    Bind parameters are named `p<table>_<row>_<column>`, so the statement (compiled once, by
-    `_prepared_insert`) is reused for every call of the same shape. `gated`: every
-    INSERT selects its rows from a CTE that locks the resource `gate_id` if its version is
-    still `gate_version`, so nothing is written before that lock, and nothing at all without it.
-    `claim` (PostgreSQL): its row (`c_<column>`) is inserted first (from the gate, if gated),
-    under its conflict rule, and every other INSERT selects from what that returned.
-    """
-
-    def binds(t: int, r: int, table: Table, keys: tuple[str, ...]) -> dict[str, Any]:
-        return {key: bindparam(f"p{t}_{r}_{key}", type_=table.c[key].type) for key in keys}
-
-    source_of_rows: Any = None
-    if gated:
-        source_of_rows = (
-            select(Resource.id)
-            .where(
-                Resource.id == bindparam("gate_id"),
-                _resource_version == bindparam("gate_version"),
-            )
-            .with_for_update(key_share=True)
-            .cte("gate")
-        )
-    if claim is not None:
-        claim_table, claim_keys, rule = claim
-        claimed = select(
-            *(bindparam(f"c_{k}", type_=claim_table.c[k].type).label(k) for k in claim_keys)
-        )
-        if source_of_rows is not None:
-            claimed = claimed.select_from(source_of_rows)
-        insert_claim = postgresql.insert(claim_table).from_select(list(claim_keys), claimed)
-        source_of_rows = rule(insert_claim).cte("claim")
-    batches: list[Insert] = []
-    for t, (table, keys, count) in enumerate(shape, start=first):
-        if source_of_rows is not None:
-            selects = [
-                select(*(b.label(k) for k, b in binds(t, r, table, keys).items())).select_from(
-                    source_of_rows
-                )
-                for r in range(count)
-            ]
-            source = selects[0] if count == 1 else union_all(*selects)
-            batches.append(insert(table).from_select(list(keys), source))
-        elif count > 1:
-            batches.append(insert(table).values([binds(t, r, table, keys) for r in range(count)]))
-        else:
-            batches.append(insert(table).values(binds(t, 0, table, keys)))
-    *ctes, last = batches
-    return last.add_cte(*(c.cte(f"w{i}") for i, c in enumerate(ctes))) if ctes else last
-
-
-@functools.lru_cache(maxsize=8)
-def _claim_statement(table: Table, keys: tuple[str, ...], rule: Callable[[Any], Any]) -> Any:
-    """A claim's row on its own (SQLite: one INSERT per table), under its rule, returning it."""
-    values = {key: bindparam(f"c_{key}", type_=table.c[key].type) for key in keys}
-    return rule(sqlite.insert(table).values(values))
