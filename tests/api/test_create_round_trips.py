@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -247,3 +248,51 @@ async def test_a_keyed_create_on_a_resource_changed_meanwhile_commits_with_its_a
     [(status, stored)] = await stored_answers(database_urls["postgresql"], "k-changed")
     assert (status, json.loads(stored)) == (201, first.json())
     assert await counts(database_urls["postgresql"], body["resource_id"]) == (2, 2, 2)
+
+
+# A create refused by the exclusion constraint (the slot is taken) is told why from one more
+# plain read, without a transaction or the resource's lock: under a storm of requests for one
+# slot, every loser used to queue for that lock holding a pooled connection, and the last ones
+# timed out waiting for a connection (503; docs/benchmarks.md).
+
+
+async def test_a_refused_create_is_explained_without_a_lock(api: Api, engine: AsyncEngine) -> None:
+    body = await setup(api)
+    slot = {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"}
+    await api.book(**slot)
+    with round_trips(engine) as sent:
+        r = await api.post("/v1/bookings", slot)
+    assert (r.status_code, r.json()["code"]) == (409, "slot_unavailable"), r.text
+    assert "already booked" in r.json()["detail"]
+    assert sent == ["SELECT", "WITH", "SELECT"]
+    block = await api.post(
+        f"/v1/resources/{body['resource_id']}/blocks",
+        {"start_time": "2024-06-03T12:00:00Z", "end_time": "2024-06-03T13:00:00Z"},
+    )
+    assert block.status_code == 201, block.text
+    with round_trips(engine) as sent:
+        r = await api.post(
+            "/v1/bookings",
+            {**body, "start_time": "2024-06-03T12:30:00Z", "end_time": "2024-06-03T13:30:00Z"},
+        )
+    assert (r.status_code, r.json()["code"]) == (409, "slot_unavailable"), r.text
+    assert "blocked" in r.json()["detail"]
+    assert sent == ["SELECT", "WITH", "SELECT"]
+
+
+async def test_an_overdue_payment_hold_in_the_way_is_timed_out_the_locked_way(
+    api: Api, engine: AsyncEngine, database_urls: dict[str, str]
+) -> None:
+    body = await setup(api)
+    slot = {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"}
+    held = await api.book(graph="instant_payment", **slot)
+    api.clock.advance(timedelta(minutes=5))  # its payment is due now
+    with round_trips(engine) as sent:
+        r = await api.post("/v1/bookings", slot)
+    assert r.status_code == 201, r.text
+    # Refused, and the plain read sees only an overdue hold: the locked way times it out.
+    assert sent[:4] == ["SELECT", "WITH", "SELECT", "SELECT"], sent
+    assert "BEGIN" in sent, sent
+    got = (await api.get(f"/v1/bookings/{held['booking_id']}")).json()
+    assert (got["status"], got["holds"]) == ("unpaid", False)
+    assert await counts(database_urls["postgresql"], body["resource_id"]) == (3, 3, 4)

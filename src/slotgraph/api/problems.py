@@ -120,7 +120,9 @@ def unexpected(exc: Exception) -> Response:
     if isinstance(exc, SlotgraphError):
         return slotgraph_error(exc)
     if is_unavailable(exc):
-        return slotgraph_error(DatabaseUnavailable())
+        unavailable = DatabaseUnavailable()
+        unavailable.__cause__ = exc  # logged: a pool that timed out is not a database that is down
+        return slotgraph_error(unavailable)
     log.error("unhandled error", exc_info=exc)
     return problem(500, "internal_error", "An internal error occurred.")
 

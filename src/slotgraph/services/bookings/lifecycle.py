@@ -85,12 +85,16 @@ async def check_free(
     *,
     now: datetime,
     exclude: uuid.UUID | None,
+    settle: bool = True,
 ) -> None:
     """Raise SlotUnavailable if an active hold overlaps; overdue payment holds are timed out.
 
     On SQLite this check is the guarantee between bookings (the transaction holds the write
     lock). On PostgreSQL it gives a clean answer in the common case; the exclusion constraint
     decides any race. Against blocks, a trigger on both backends backs it up (ADR 0007).
+
+    `settle=False` (no lock held: what the constraint refused, explained): overdue payment
+    holds are left as they are, and only a hold that blocks regardless raises.
     """
     rows = await queries.overlapping_holds(
         session, resource_id, start, end, exclude_booking_id=exclude
@@ -101,7 +105,7 @@ async def check_free(
         if payment_overdue(status=r.status, payment_due_at=r.payment_due_at, now=now)
     ]
     blocking = len(rows) - len(overdue)
-    for stale in await queries.lock_bookings(session, overdue):
+    for stale in await queries.lock_bookings(session, overdue if settle else []):
         if await apply_due_action(session, stale, None, now=now) is None:
             blocking += 1  # paid (or cancelled) meanwhile; re-counted conservatively
     if blocking and any(r.id is None for r in rows):  # a hold without a booking is a block
@@ -110,19 +114,29 @@ async def check_free(
         raise SlotUnavailable("The resource is already booked for (part of) this time.")
 
 
+# A hold: its resource, and its time with the resource's buffers.
+Span = tuple[uuid.UUID, datetime, datetime]
+
+
 class RefusedByConstraint(SlotUnavailable):
-    """PostgreSQL's exclusion constraint refused a hold."""
+    """PostgreSQL's exclusion constraint refused a hold; `holds`: the holds being written."""
+
+    def __init__(self, detail: str, holds: Sequence[Span] = ()) -> None:
+        super().__init__(detail)
+        self.holds = tuple(holds)
 
 
 @asynccontextmanager
-async def slot_guard() -> AsyncIterator[None]:
-    """Turn PostgreSQL's exclusion violation (23P01) into 409 slot_unavailable."""
+async def slot_guard(holds: Sequence[queries.NewRow] = ()) -> AsyncIterator[None]:
+    """Turn PostgreSQL's exclusion violation (23P01) into 409 slot_unavailable; `holds`: the
+    hold rows being written, which the refusal names."""
     try:
         yield
     except DBAPIError as exc:
         if queries.is_exclusion_violation(exc):
             raise RefusedByConstraint(
-                "The resource is already booked for (part of) this time."
+                "The resource is already booked for (part of) this time.",
+                [(h["resource_id"], h["start_time"], h["end_time"]) for _, h in holds],
             ) from exc
         raise
 
