@@ -30,16 +30,20 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src
 
+# Both loops spread the tests over every core (pytest-xdist; each module's tests stay together on
+# one worker, tests/conftest.py). `pytest -p no:xdist ...` runs them in one process.
+XDIST := -n auto
+
 test: lint $(NPM_TESTS)
 	$(BIN)/python -m slotgraph.docgen --check
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(XDIST)
 
 # The local loop while editing: everything in-process on both backends, without the tests that
 # start server processes, chromium or Node, and without the few slow property tests (markers in
 # pyproject.toml; docs/testing.md). `make test` and CI still run everything.
 QUICK := not slow and not system and not npm and not browser
 test-quick: $(STAMP)
-	$(BIN)/pytest -q -m "$(QUICK)"
+	$(BIN)/pytest -q $(XDIST) -m "$(QUICK)"
 
 docs: $(STAMP)
 	$(BIN)/python -m slotgraph.docgen

@@ -8,12 +8,14 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import fastapi.dependencies.models as fastapi_models
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from xdist.scheduler import LoadScopeScheduling
 
 from slotgraph.db.engine import create_engine
 from slotgraph.db.migrate import migrate
@@ -49,6 +51,52 @@ def pytest_runtest_teardown() -> None:
     """Let the apps of the test that just ended go (_FASTAPI_CALLABLE_CACHES)."""
     for cache in _FASTAPI_CALLABLE_CACHES:
         cache.cache_clear()
+
+
+# -- pytest-xdist: `make test` runs `pytest -n auto` (docs/testing.md) ----------------------------
+# A module's tests go to one worker together, in the order collected, so a fixture it shares (the
+# system tests' server processes, the Timekit servers) starts once; so do a package's, for each
+# package whose fixtures are package-scoped (the browser tests' chromium and servers). Session
+# fixtures (the test databases, Radicale) are made by each worker: their names and ports are its
+# own. xdist's own `--dist loadgroup` cannot do this with pytest 9 (it renames node ids).
+SHARED_PACKAGES = ("tests/browser",)
+# What a worker should start first, so that the short in-process tests fill in the end: a server
+# test or a schemathesis run scheduled last would be the run's tail.
+FIRST, THEN = ("system", "browser", "npm"), ("slow",)
+
+
+class ByModule(LoadScopeScheduling):
+    """xdist's `loadscope`, by module (or SHARED_PACKAGES package), units in collected order."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return next((p for p in SHARED_PACKAGES if module.startswith(p + "/")), module)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ByModule:
+    config.option.loadscopereorder = False  # keep the order below, not "most tests first"
+    return ByModule(config, log)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A package-scoped fixture only in SHARED_PACKAGES; under xdist, long tests first."""
+    for item in items:
+        for defs in item._fixtureinfo.name2fixturedefs.values():
+            if defs and defs[-1].scope == "package" and defs[-1].baseid not in SHARED_PACKAGES:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: the package-scoped fixture {defs[-1].argname} is in "
+                    f"{defs[-1].baseid!r}: add that package to SHARED_PACKAGES in tests/conftest.py"
+                )
+    if hasattr(config, "workerinput"):  # an xdist worker (all of them sort alike)
+        items.sort(key=_long_first)
+
+
+def _long_first(item: pytest.Item) -> int:
+    if any(item.get_closest_marker(m) for m in FIRST):
+        return 0
+    return 1 if any(item.get_closest_marker(m) for m in THEN) else 2
 
 
 # Children before parents, from the models: a new table is cleaned without being listed here.
@@ -96,23 +144,39 @@ async def database_urls(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
             await drop_postgres_database(url)
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session")
+async def _engines(database_urls: dict[str, str]) -> AsyncIterator[dict[str, AsyncEngine]]:
+    """The session's engine per backend, each made (and migrated) by the first test to ask;
+    disposed of before `database_urls` drops the databases."""
+    made: dict[str, AsyncEngine] = {}
+    yield made
+    for eng in made.values():
+        await eng.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
 async def engine(
     request: pytest.FixtureRequest,
     database_urls: dict[str, str],
+    _engines: dict[str, AsyncEngine],
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[AsyncEngine]:
+) -> AsyncEngine:
+    """The session's database on each backend. The parameter is per test, and both engines live
+    for the whole session: with a session-scoped parameter, pytest tears the engine down and
+    migrates a new database each time the backend changes, which an xdist worker running whole
+    modules (each on both backends) does at every module."""
     backend: str = request.param
-    if backend == "sqlite":
-        path: Path = tmp_path_factory.mktemp("sqlite") / "slotgraph.db"
-        url = f"sqlite:///{path}"
-    else:
-        url = await create_postgres_database()
-    database_urls[backend] = url
-    eng = create_engine(url)
-    await migrate(eng)
-    yield eng
-    await eng.dispose()
+    if backend not in _engines:
+        if backend == "sqlite":
+            path: Path = tmp_path_factory.mktemp("sqlite") / "slotgraph.db"
+            url = f"sqlite:///{path}"
+        else:
+            url = await create_postgres_database()
+        database_urls[backend] = url
+        eng = create_engine(url)
+        await migrate(eng)
+        _engines[backend] = eng
+    return _engines[backend]
 
 
 async def clean(engine: AsyncEngine) -> None:

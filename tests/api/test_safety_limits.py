@@ -38,7 +38,9 @@ def redis_url() -> str:
         if os.environ.get("CI"):
             pytest.fail(f"Redis does not answer on 127.0.0.1:6379 ({exc}); CI must test it")
         pytest.skip(f"Redis does not answer on 127.0.0.1:6379 ({exc})")
-    return "redis://127.0.0.1:6379/0"
+    # Each worker of `pytest -n` counts in a database of its own (Redis has 16: 0-15).
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw-1").removeprefix("gw")
+    return f"redis://127.0.0.1:6379/{(int(worker) + 1) % 16}"
 
 
 def from_ip(api: Api, ip: str) -> httpx.AsyncClient:
