@@ -262,3 +262,62 @@ async def test_without_smtp_the_eml_file_is_german(
     assert mail.subject == "Gebucht: Room 1, Mittwoch, 1. Mai 2024, 12:00 bis 12:30 (Europe/Oslo)"
     assert mail.message["Content-Language"] == "de-AT"
     assert mail.text().replace("\r\n", "\n").startswith("Hallo Anna,\n")
+
+
+async def test_put_changes_the_locale_and_the_emails_after_it_speak_it(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    res = await resource(mail_api)
+    made = await book_ann(mail_api, res)
+    assert made["locale"] is None
+    await drain(worker)
+    (booked,) = mailbox.to("ann@example.com")
+    assert booked.subject.startswith("Booked: Dr. Berg, Saturday 18 May 2024, 12:00")
+    path = f"/v1/bookings/{made['booking_id']}"
+    r = await mail_api.put(path, {"locale": "de"})
+    assert r.status_code == 200, r.text
+    assert r.json()["locale"] == "de"
+    assert r.json()["version"] == made["version"] + 1
+    assert (await mail_api.get(path)).json()["locale"] == "de"
+    (change,) = [t for t in (await mail_api.get(f"{path}/history")).json()["data"][1:]]
+    assert (change["action"], change["meta"]["changed"]) == ("update", ["locale"])
+    # Left out or null: kept.
+    r = await mail_api.put(path, {"details": "Bring the X-rays", "locale": None})
+    assert r.status_code == 200, r.text
+    assert r.json()["locale"] == "de"
+    r = await mail_api.delete(path)
+    assert r.status_code == 200, r.text
+    await drain(worker)
+    cancelled = mailbox.to("ann@example.com")[-1]
+    assert cancelled.subject.startswith("Abgesagt: Dr. Berg, Samstag, 18. Mai 2024, 12:00")
+
+
+async def test_put_refuses_an_unknown_locale_as_create_does_and_changes_nothing(api: Api) -> None:
+    res = await api.resource()
+    customer = {"name": "Ann", "email": "ann@example.com"}
+    booking = {
+        "resource_id": res["resource_id"],
+        "start_time": "2024-05-18T10:00:00Z",
+        "end_time": "2024-05-18T11:00:00Z",
+        "customer": customer,
+    }
+    made = await api.book(**booking, locale="en_GB")
+    path = f"/v1/bookings/{made['booking_id']}"
+    for bad in ("xx_YY", "klingon", "de_", "", 7):
+        r = await api.put(path, {"locale": bad, "details": "changed"})
+        assert r.status_code == 422, (bad, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        problem = r.json()
+        assert problem["code"] == "validation_error"
+        assert [e["field"] for e in problem["errors"]] == ["locale"], problem
+        assert problem["errors"][0]["loc"] == ["body", "locale"]
+        # The create's rule, word for word.
+        created = await api.post("/v1/bookings", {**booking, "locale": bad})
+        assert created.status_code == 422, created.text
+        assert problem["errors"] == created.json()["errors"]
+    shown = (await api.get(path)).json()
+    assert (shown["locale"], shown["details"], shown["version"]) == (
+        "en_GB",
+        None,
+        made["version"],
+    )

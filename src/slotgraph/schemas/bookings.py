@@ -20,6 +20,15 @@ from slotgraph.schemas.fields import (
     end_after_start,
 )
 
+# The customer's language, on create and on update: one type, so one rule (schemas/fields.py).
+BookingLocale = Annotated[
+    Locale | None,
+    Field(
+        description="The language of the customer's emails, their .ics and the manage page: "
+        "a locale Babel knows (de, de_AT, en_GB, ...; docs/emails.md). Default: English."
+    ),
+]
+
 
 class BookingCreate(Input):
     graph: GraphName = "instant"
@@ -50,13 +59,7 @@ class BookingCreate(Input):
     notify: bool = True
     # remind the customer by email this long before the start (e.g. PT24H); None: no reminder
     reminder: Reminder | None = None
-    locale: Annotated[
-        Locale | None,
-        Field(
-            description="The language of the customer's emails, their .ics and the manage page: "
-            "a locale Babel knows (de, de_AT, en_GB, ...; docs/emails.md). Default: English."
-        ),
-    ] = None
+    locale: BookingLocale = None
 
     _end_after_start = field_validator("end_time")(end_after_start)
 
@@ -70,6 +73,7 @@ class BookingUpdate(Input):
     end_time: Instant | None = None
     details: Text | None = None
     meta: Meta | None = None
+    locale: BookingLocale = None
 
     _end_after_start = field_validator("end_time")(end_after_start)
 

@@ -113,7 +113,7 @@ async def modify_booking(
     if_match: IfMatch,
     tag: ETag,
 ) -> BookingOut:
-    """Change time, resource, details or meta. A new time or resource re-checks the slot.
+    """Change time, resource, details, meta or locale. A new time or resource re-checks the slot.
     The booking's customer token may change its time only (a reschedule)."""
     out = await changing.modify_booking(
         session, principal=principal, booking_id=booking_id, data=body, now=now, if_match=if_match

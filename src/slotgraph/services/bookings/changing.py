@@ -35,6 +35,9 @@ from slotgraph.services.common import IfMatch, Principal, check_version
 from slotgraph.services.outbox import record_change
 from slotgraph.services.views import booking_out_for
 
+# What an update of a class (group_owner) changes on it alone: its seats keep their own.
+_OWNER_ONLY = frozenset({"details", "meta", "locale"})
+
 
 async def apply_action(
     session: AsyncSession,
@@ -100,7 +103,8 @@ async def modify_booking(
     now: datetime,
     if_match: IfMatch = None,
 ) -> BookingOut:
-    """Change time, resource, details or meta. A new time or resource re-checks the slot."""
+    """Change time, resource, details, meta or locale. A new time or resource re-checks the
+    slot."""
     changes = {
         k: v
         for k, v in data.model_dump(exclude_unset=True).items()
@@ -173,7 +177,7 @@ async def _modify(
     moved = (start, end, resource_id) != (booking.start_time, booking.end_time, booking.resource_id)
     changed = [
         f
-        for f in ("resource_id", "start_time", "end_time", "details", "meta")
+        for f in ("resource_id", "start_time", "end_time", "details", "meta", "locale")
         if f in changes and changes[f] != getattr(booking, f)
     ]
     if not changed:
@@ -222,7 +226,7 @@ async def _modify(
                     from_status=seat.status,
                     now=now,
                     actor_key_id=actor,
-                    meta={"changed": [f for f in changed if f != "details" and f != "meta"]},
+                    meta={"changed": [f for f in changed if f not in _OWNER_ONLY]},
                     event_type="booking.updated",
                 )
 
