@@ -113,8 +113,13 @@ class Idempotency:
             return
         principal = await get_caller(request, authorization)
         clock: Callable[[], datetime] = app.state.clock
+        client = scope.get("client")
         fingerprint = idempotency.fingerprint(
-            scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"), body
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            body,
+            caller=idempotency.caller(principal, str(client[0]) if client else "unknown"),
         )
         claim = Claim(principal.app_id, key, fingerprint)
         if in_its_write:

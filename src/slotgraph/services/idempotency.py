@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from slotgraph.db.models import IdempotencyKey, table_of
 from slotgraph.db.queries import NewRow, Probe
 from slotgraph.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
+from slotgraph.services.common import Principal
 
 KEEP = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -108,9 +109,29 @@ def keyed(session: AsyncSession) -> Keyed | None:
     return found
 
 
-def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
-    """What makes two requests "the same": method, path, query string and body bytes."""
+def caller(principal: Principal, client_ip: str) -> str:
+    """Who a keyed request's answer belongs to, as part of its fingerprint (docs/security.md).
+
+    An answer is what its first caller was shown: for the secret key the client's id and the
+    customer token, for a visitor with the public key their booking's token. So the same key and
+    body from another caller are another request (422 `idempotency_key_reused`), never a replay:
+    the public key never reads the secret key's answer, a customer token never the secret key's
+    view of its booking, and one visitor (the public key from another address, as the rate limit
+    counts them) never another's token. The secret key's callers are its own servers: "" keeps
+    its fingerprints as they were."""
+    if principal.kind == "secret":
+        return ""
+    if principal.kind == "customer":
+        return f"customer {principal.booking_id}"
+    return f"public {principal.key_id} {client_ip[:64]}"
+
+
+def fingerprint(method: str, path: str, query: str, body: bytes, caller: str = "") -> str:
+    """What makes two requests "the same": who sent it (`caller`), method, path, query string
+    and body bytes. (A caller is never a method, so the parts cannot run into each other.)"""
     h = hashlib.sha256()
+    if caller:
+        h.update(caller.encode() + b"\n")
     for part in (method.encode(), path.encode(), query.encode()):
         h.update(part + b"\n")
     h.update(body)
@@ -131,8 +152,8 @@ def _check(stored: Row[Any], fingerprint_: str) -> Stored | None:
         return None
     if stored.fingerprint != fingerprint_:
         raise IdempotencyKeyReused(
-            "This Idempotency-Key was used for a different request (method, path or body) in "
-            "the last 24 hours; use a new key for a new request."
+            "This Idempotency-Key was used for a different request (method, path or body, or "
+            "another caller) in the last 24 hours; use a new key for a new request."
         )
     return Stored(stored.status_code, dict(stored.headers), stored.body)
 
