@@ -154,6 +154,17 @@ class DatabaseUnavailable(SlotgraphError):
         super().__init__(detail)
 
 
+class DatabaseBusy(DatabaseUnavailable):
+    """SQLite: another process held the write lock for the whole busy timeout (30 s): 503."""
+
+    code = "database_busy"
+    title = "Service Unavailable"
+    retry_after = 1
+
+    def __init__(self, detail: str = "The database is busy; try again.") -> None:
+        super().__init__(detail)
+
+
 class ValidationFailed(SlotgraphError):
     """422 with field paths, for rules checked outside the request schema (unknown ids, shapes)."""
 

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
 
@@ -236,12 +236,5 @@ def install(app: FastAPI) -> None:
                 409,
                 "concurrent_update",
                 "Another request changed the same data at the same time; try again.",
-            )
-        if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
-            return problem(
-                503,
-                "database_busy",
-                "The database is busy; try again.",
-                headers={"Retry-After": "1"},
             )
         return unexpected(exc)

@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from slotgraph.db.engine import unavailable
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -112,8 +114,10 @@ async def run_sqlite(conn: AsyncConnection, steps: Sequence[Step]) -> bool:
     each a hop from the event loop to that thread and back. Inside a transaction, which holds
     the process's one connection (ADR 0008), those hops were most of a write's time: the
     create's writes (one INSERT per table, and an Idempotency-Key's answer) are one hop here.
-    As through SQLAlchemy, a refusal by the database is a DBAPIError. (SQLAlchemy's cursor events
-    do not see these statements; SQLite's trace callback does: tests/api/test_create_path.py.)
+    As through SQLAlchemy, a refusal by the database is a DBAPIError, and a database that cannot
+    take the work (locked, full, read-only, lost) is 503 (engine.unavailable). (SQLAlchemy's
+    cursor events do not see these statements; SQLite's trace callback does:
+    tests/api/test_create_path.py.)
     """
     dialect = conn.dialect
     driver = (await conn.get_raw_connection()).driver_connection
@@ -122,6 +126,14 @@ async def run_sqlite(conn: AsyncConnection, steps: Sequence[Step]) -> bool:
     try:
         completed: bool = await driver._execute(_run_steps, driver, run)
     except dialect.loaded_dbapi.Error as exc:
+        # What SQLAlchemy's error handling does for its own statements, which this call
+        # bypasses: a lost connection leaves the pool, and the engine's rule says which errors
+        # are the database's state (503) rather than the statement's.
+        lost = dialect.is_disconnect(exc, None, None)
+        if lost:
+            await conn.invalidate(exc)
+        if (meant := unavailable(exc, lost=lost)) is not None:
+            raise meant from exc
         raise DBAPIError.instance(
             None, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
         ) from exc

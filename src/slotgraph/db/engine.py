@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from slotgraph.errors import DatabaseUnavailable
+from slotgraph.errors import DatabaseBusy, DatabaseUnavailable
 from slotgraph.settings import Settings
 
 
@@ -67,24 +67,50 @@ def create_engine(url: str, settings: Settings | None = None) -> AsyncEngine:
 
 
 # Connection-level failures: the server is gone, restarting, or refuses us (SQLSTATE classes 08
-# and 57P, too many connections). A statement's own errors are not among them.
-_UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+# and 57P), has run out of a resource (class 53: disk full, out of memory, too many connections),
+# or takes no writes (25006: a read-only transaction, as on a standby after a failover). A
+# statement's own errors are not among them.
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53", "25006")
+# SQLite's primary result codes (sqlite3.h) for a database that cannot take the work now, whatever
+# the statement: another process holds the write lock (BUSY, LOCKED), and the file cannot be
+# written (IOERR, FULL, READONLY, CANTOPEN). CORRUPT and NOTADB are not: no retry mends them.
+_SQLITE_BUSY = frozenset({5, 6})
+_SQLITE_UNAVAILABLE = frozenset({8, 10, 13, 14})
 
 
 def _unavailable_on_disconnect(ctx: ExceptionContext) -> BaseException | None:
-    """A lost connection, or one that cannot be made, is 503 database_unavailable.
+    """SQLAlchemy's error hook: a database that cannot serve us is 503 (`unavailable`).
 
     SQLAlchemy has already marked a lost connection invalid (and the pool with it), so the next
     checkout connects afresh: the server recovers by itself when the database is back.
     """
-    if ctx.is_disconnect or ctx.connection is None or _refused(ctx.original_exception):
+    lost = ctx.is_disconnect or ctx.connection is None
+    return unavailable(ctx.original_exception, lost=lost)
+
+
+def unavailable(exc: BaseException, *, lost: bool = False) -> DatabaseUnavailable | None:
+    """What a driver's error means when the database, not the statement, is at fault: a lost
+    connection or one that cannot be made (`lost`), a refusal (`_UNAVAILABLE_SQLSTATES`), a
+    SQLite file that cannot be written is 503 database_unavailable; SQLite's write lock held
+    past the busy timeout is 503 database_busy. None: the statement's own error. The one rule
+    for every way a statement reaches the driver (this engine's hook, driver_sql.run_sqlite)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _SQLITE_BUSY:
+        return DatabaseBusy()
+    if primary in _SQLITE_UNAVAILABLE or exc_sqlstate(exc) == "25006":
+        return DatabaseUnavailable("The database cannot store changes right now; try again later.")
+    if lost or _refused(exc):
         return DatabaseUnavailable()
     return None
 
 
 def _refused(exc: BaseException) -> bool:
-    sqlstate = getattr(exc, "sqlstate", None) or ""
-    return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    return exc_sqlstate(exc).startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def exc_sqlstate(exc: BaseException) -> str:
+    return getattr(exc, "sqlstate", None) or ""
 
 
 @asynccontextmanager
@@ -98,11 +124,11 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
         try:
             yield driver
         except Exception as exc:
-            if driver.is_closed():
+            lost = driver.is_closed()
+            if lost:
                 await conn.invalidate()
-                raise DatabaseUnavailable() from exc
-            if _refused(exc):
-                raise DatabaseUnavailable() from exc
+            if (meant := unavailable(exc, lost=lost)) is not None:
+                raise meant from exc
             raise
 
 
