@@ -134,31 +134,34 @@ class Worker:
             tasks.append(task)
         return tasks
 
-    def _busy(self) -> int:
-        """The slots taken: sends on the wire, and sends made but not yet recorded (a worker
-        killed now makes them all again, so there are never more than `WORKER_BATCH`)."""
-        return len(self._inflight) + len(self._results) + self._recording_now
+    def _unrecorded(self) -> int:
+        """Sends answered but not yet recorded (a worker killed now makes them again)."""
+        return len(self._results) + self._recording_now
 
     def _fill(self) -> None:
-        """Start claimed sends while a slot is free."""
-        free = self.settings.worker_batch - self._busy()
+        """Start claimed sends while a slot is free. A slot is free once its send is answered;
+        while `WORKER_BATCH` answers wait to be recorded, no send starts (the recorder is
+        behind), so a worker killed at any moment makes at most 2 x `WORKER_BATCH` sends
+        again: those on the wire and those answered but not recorded."""
+        batch = self.settings.worker_batch
+        free = min(batch - len(self._inflight), batch - self._unrecorded())
         if free > 0 and self._ready and not self._stop.is_set():
             self._start(self._ready.popleft() for _ in range(min(free, len(self._ready))))
         self._freed.set()
 
     def _done(self, task: asyncio.Task[Outcome]) -> None:
-        """A send ended: keep its result for the recorder; its slot is free once the result is
-        recorded. A send cut off by a graceful stop is released by stop(), not recorded; one
-        that raised stays leased and is sent again when its lease runs out."""
+        """A send ended: its slot is free at once (the next claim waiting starts), and its
+        result goes to the recorder. A send cut off by a graceful stop is released by stop(),
+        not recorded; one that raised stays leased and is sent again when its lease runs out."""
         claim = self._inflight.pop(task)
         self._sent.set()
         if task.cancelled():
-            self._fill()
+            pass
         elif (exc := task.exception()) is not None:
             log.error("delivery %s: the send failed", claim.delivery_id, exc_info=exc)
-            self._fill()
         else:
             self._results.append((claim, task.result()))
+        self._fill()
 
     async def _guarded(self, step: Awaitable[int]) -> int:
         """Run one step of a loop; a database blip (or any error) is logged and the loop goes on."""
@@ -198,7 +201,7 @@ class Worker:
         does not wait for a record: when a record frees its slots, claims are waiting."""
         batch = self.settings.worker_batch
         while not self._stop.is_set():
-            room = 2 * batch - self._busy() - len(self._ready)
+            room = 2 * batch - len(self._inflight) - len(self._ready)
             if room < max(1, batch // 2) and self._ready:
                 self._freed.clear()
                 await self._pause(self._freed)
@@ -230,7 +233,7 @@ class Worker:
                 await self._guarded(self._record(results))
             finally:
                 self._recording_now = 0
-                self._fill()  # their slots are free: the claims waiting take them at once
+                self._fill()  # if sends waited for the recorder to catch up, they start now
 
     async def _looking(self) -> None:
         """Fan out every poll (again at once while it finds events), the timers when due."""

@@ -1,0 +1,133 @@
+"""CPU per delivery, and where a slot's time goes, while one worker drains a backlog.
+
+`python -m bench.drain [--sqlite] [--events N] [--trace]`: a fresh database, the API (no
+worker, core 0) and `bench/receiver.py`; N bookings make the backlog, then one `slotgraph
+worker` (core 1) drains it. Between the first and the last arrival it reads the CPU time of
+the worker and of the database's PostgreSQL backends from /proc (so the others' load on the
+machine counts less than in a wall-clock ratio), and prints per delivery. With `--trace`
+the worker runs with `bench/traced_worker.py`, which times each loop's steps and each
+delivery's stages (claimed -> sent -> answered -> recorded) and prints them when it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+
+import asyncpg
+import httpx
+
+from bench.harness import ADMIN_URL, _env, auth, database, free_port, start, stop, wait_ready
+from bench.webhooks import _book, _Receiver, _wait_count
+
+
+def _cpu_ms(pid: int) -> float:
+    """User + system CPU time of a process so far, in ms (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+async def _backends(name: str) -> list[int]:
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", name)
+    finally:
+        await conn.close()
+    return [r[0] for r in rows]
+
+
+def _sum_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += _cpu_ms(pid)
+    return total
+
+
+async def drain(*, sqlite: bool, events: int, trace: bool) -> None:
+    async with database(sqlite) as url:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        api = start(["serve", "--no-worker", "--port", str(port)], url, cpu=0)
+        worker = None
+        try:
+            await wait_ready(base, api)
+            async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) as h:
+                receiver = _Receiver(h)
+                try:
+                    await receiver.count()
+                    r = await h.post(
+                        f"{base}/v1/webhooks", headers=auth(), json={"url": receiver.url}
+                    )
+                    assert r.status_code == 201, r.text
+                    resource = (
+                        await h.post(
+                            f"{base}/v1/resources",
+                            headers=auth(),
+                            json={"name": "Bench", "timezone": "UTC"},
+                        )
+                    ).json()["resource_id"]
+                    sem = asyncio.Semaphore(16)
+
+                    async def one(i: int) -> None:
+                        async with sem:
+                            await _book(h, base, resource, i)
+
+                    await asyncio.gather(*(one(i) for i in range(events)))
+                    env = {"SLOTGRAPH_WORKER_TIMER_SECONDS": "3600"}
+                    if trace:
+                        worker = _start_traced(url, env)
+                    else:
+                        worker = start(["worker"], url, env, cpu=1)
+                    await _wait_count(receiver, 1, 120)
+                    db = url.rsplit("/", 1)[1]
+                    pg = [] if sqlite else await _backends(db)
+                    w0, p0, t0 = _cpu_ms(worker.pid), _sum_cpu(pg), time.time()
+                    first = await _wait_count(receiver, 1, 1)
+                    last = await _wait_count(receiver, events, 600)
+                    w1, p1 = _cpu_ms(worker.pid), _sum_cpu(pg)
+                    took = time.time() - t0
+                    done = await receiver.count() - 1  # the first arrived before t0
+                    print(
+                        f"events {events}: {(events - 1) / (last - first):,.0f} events/s "
+                        f"(first to last arrival); from the CPU readings, {done} deliveries in "
+                        f"{took:.2f} s: worker {(w1 - w0) / done * 1000:.0f} us, PostgreSQL "
+                        f"{(p1 - p0) / done * 1000:.0f} us per delivery "
+                        f"(worker {(w1 - w0) / took / 10:.0f}% of a core); "
+                        f"load {os.getloadavg()[0]:.1f}"
+                    )
+                finally:
+                    receiver.process.terminate()
+                    receiver.process.wait()
+        finally:
+            if worker is not None:
+                stop(worker)
+            stop(api)
+
+
+def _start_traced(url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["taskset", "-c", "1", sys.executable, "-m", "bench.traced_worker"],
+        env=_env(url, env),
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--trace", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(drain(sqlite=args.sqlite, events=args.events, trace=args.trace))
+
+
+if __name__ == "__main__":
+    main()
