@@ -248,6 +248,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         access_log=False,
         loop="uvloop",
         http="httptools",
+        # The client address the rate limits count (docs/security.md): the connection's, unless
+        # a proxy is named. uvicorn's own default trusts X-Forwarded-For from 127.0.0.1, so any
+        # client on this host, or behind a proxy that passes the header on unchanged (a TCP
+        # proxy, a tunnel), chose its address with every request and was never limited.
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         # With --workers, uvicorn kills a worker process that has not answered its health check
         # within this many seconds, and starts another. Its default, 5 s, is shorter than an
         # import of the app takes on a busy machine, where workers were killed and restarted

@@ -63,3 +63,6 @@ class Settings(BaseSettings):
     # Unknown keys (and malformed credentials) a minute from one client address; past it a key
     # is not looked up (429) unless it was valid in the last day (docs/security.md).
     bad_key_limit: int = Field(default=20, ge=1)
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto name the visitor (addresses or
+    # networks, comma-separated, or *); unset: none, a visitor is its connection's address.
+    forwarded_allow_ips: str | None = None
