@@ -41,16 +41,20 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def _bootstrap(settings: Settings) -> apps.CreatedApp | None:
-    """Migrate, then make sure one app exists (BOOTSTRAP_SECRET_KEY fixes its secret key)."""
+async def _bootstrap(settings: Settings) -> apps.CreatedApp | str | None:
+    """Migrate, then make sure one app exists (BOOTSTRAP_SECRET_KEY fixes its secret key): the
+    app made now, or what to tell the person who set a BOOTSTRAP_SECRET_KEY that is not a key of
+    the existing apps (it is read on the first start only)."""
     engine = create_engine(settings.database_url, settings)
+    secret = settings.bootstrap_secret_key
     try:
         await migrate(engine)
         sessions = session_factory(engine)
         async with sessions() as session:
             if await apps.count_apps(session):
+                if secret and not await apps.authenticate(session, key=secret.get_secret_value()):
+                    return _bootstrap_key_unused(settings)
                 return None
-            secret = settings.bootstrap_secret_key
             return await apps.create_tenant(
                 session,
                 name="default",
@@ -59,6 +63,21 @@ async def _bootstrap(settings: Settings) -> apps.CreatedApp | None:
             )
     finally:
         await engine.dispose()
+
+
+def _bootstrap_key_unused(settings: Settings) -> str:
+    start_afresh = (
+        f"stop the server and remove {Path(make_url(settings.database_url).database or '')}"
+        if make_url(settings.database_url).get_backend_name() == "sqlite"
+        else "use an empty database"
+    )
+    return (
+        "slotgraph: SLOTGRAPH_BOOTSTRAP_SECRET_KEY is not a key of any app in "
+        f"{_where(settings)}, so requests with it get 401. It is read on the first start "
+        "only, to create the first app, and this database has apps already. Use the secret "
+        "key printed on its first start, make another app with `slotgraph apps create NAME`, "
+        f"or, to begin again with your key, {start_afresh} and start again."
+    )
 
 
 def _where(settings: Settings) -> str:
@@ -234,7 +253,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     if not os.environ.get(MULTIPROC_ENV):
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="slotgraph-metrics-")
     created = asyncio.run(_bootstrap(settings))
-    if created is not None:
+    if isinstance(created, str):
+        print(created, file=sys.stderr, flush=True)
+    elif created is not None:
         print("Created the default app. Keys are shown once; keep them safe:", file=sys.stderr)
         print(_created_json(created), file=sys.stderr, flush=True)
     uvicorn.run(

@@ -76,6 +76,31 @@ def test_serve_prints_new_keys_once(fresh_database: tuple[str, str]) -> None:
     assert keys["secret_key"] not in second.stderr
 
 
+def test_serve_says_when_the_bootstrap_key_is_not_a_key(fresh_database: tuple[str, str]) -> None:
+    """README's order: `make serve` first (an app with printed keys), then the tour's
+    `SLOTGRAPH_BOOTSTRAP_SECRET_KEY=sk_tour make serve`, whose key is read on a first start only:
+    every request with it got 401 and nothing said why."""
+    _, url = fresh_database
+    with socket.socket() as taken:  # serve bootstraps, then cannot bind this port and exits
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {k: v for k, v in os.environ.items() if k != "SLOTGRAPH_BOOTSTRAP_SECRET_KEY"}
+        env |= {"SLOTGRAPH_DATABASE_URL": url, "SLOTGRAPH_PORT": str(taken.getsockname()[1])}
+        cmd = [sys.executable, "-m", "slotgraph.cli", "serve"]
+        first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        tour = {**env, "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": "sk_tour"}
+        second = subprocess.run(cmd, env=tour, capture_output=True, text=True, timeout=60)
+        keys = json.loads(first.stderr[first.stderr.index("{") : first.stderr.index("}") + 1])
+        mine = {**env, "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": keys["secret_key"]}
+        third = subprocess.run(cmd, env=mine, capture_output=True, text=True, timeout=60)
+    assert "Keys are shown once" in first.stderr
+    assert "SLOTGRAPH_BOOTSTRAP_SECRET_KEY is not a key of any app" in second.stderr
+    assert "get 401" in second.stderr
+    assert "slotgraph apps create NAME" in second.stderr
+    assert "sk_tour" not in second.stderr  # a secret is never echoed
+    assert "SLOTGRAPH_BOOTSTRAP_SECRET_KEY" not in third.stderr  # its own key: nothing to say
+
+
 async def test_apps_settings_show_and_set(fresh_database: tuple[str, str]) -> None:
     _, url = fresh_database
     cli(url, "migrate")
