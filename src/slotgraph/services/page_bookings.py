@@ -20,8 +20,7 @@ from slotgraph.domain import wallclock as wc
 from slotgraph.domain.availability import iso
 from slotgraph.errors import NotFound, SeatsFull, SlotUnavailable, ValidationFailed
 from slotgraph.schemas import BookingCreate, BookingOut, Customer
-from slotgraph.services import availability
-from slotgraph.services.bookings.creating import create_booking
+from slotgraph.services import availability, page_once
 from slotgraph.services.page_answers import REQUIRED, Answers, check_answers
 from slotgraph.services.pages import PublicPage, public_page
 
@@ -321,11 +320,13 @@ async def book(
     tz: str | None,
     answers: Answers,
     now: datetime,
+    submission: str | None = None,
 ) -> tuple[PublicPage, BookingOut]:
     """Book the chosen time with the form's answers, as the page says (resources, mode, graph).
 
     Bad answers are FormInvalid with (field, code) pairs; a time taken meanwhile is
     TimeTaken with the nearest free times; anything else the create path refuses is its error.
+    The form's `submission` books once however often it is sent (services/page_once.py).
     """
     view = await public_page(session, slug=slug)
     page = view.page
@@ -359,12 +360,13 @@ async def book(
         **_where(page.graph, page.mode, ids, at, length, seat),
     )
     try:
-        created = await create_booking(
+        created = await page_once.create_once(
             session,
             principal=view.principal(),
             data=data,
             now=now,
             page_id=page.page_id,
+            submission=submission,
         )
     except (SlotUnavailable, SeatsFull) as exc:  # a class's last seat is a taken time too
         raise TimeTaken(

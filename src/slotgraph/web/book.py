@@ -21,6 +21,7 @@ from slotgraph.api.deps import Now, Session
 from slotgraph.domain.availability import iso
 from slotgraph.services import page_answers as pa
 from slotgraph.services import page_bookings as pb
+from slotgraph.services.page_once import new_submission
 from slotgraph.services.pages import PublicPage
 from slotgraph.web.forms import read_form
 from slotgraph.web.i18n import N_
@@ -128,7 +129,7 @@ async def chosen_time(request: Request, slug: str, session: Session, now: Now) -
     except pb.TimeTaken as taken:
         return taken_page(request, taken)
     page_context(request, view)
-    return _form(request, view, offer, tz, pa.Answers(), errors={})
+    return _form(request, view, offer, tz, pa.Answers(), errors={}, submission=new_submission())
 
 
 @router.post("/book/{slug}")
@@ -146,6 +147,7 @@ async def book(request: Request, slug: str, session: Session, now: Now) -> Respo
             tz=form.get("tz"),
             answers=answers,
             now=now,
+            submission=form.get("submission"),
         )
     except pb.TimeTaken as taken:
         return taken_page(request, taken)
@@ -157,7 +159,8 @@ async def book(request: Request, slug: str, session: Session, now: Now) -> Respo
             raise
         offer = pb.Offer(start, start + length, _seat(form.get("seat")))
         errors = {name: FORM_ERRORS[code] for name, code in bad.errors}
-        return _form(request, bad.view, offer, bad.tz, answers, errors, status_code=422)
+        submission = form.get("submission") or new_submission()  # nothing was booked with it
+        return _form(request, bad.view, offer, bad.tz, answers, errors, submission, 422)
     page_context(request, view)
     tz = pb.zone_or(form.get("tz"), view.zone)
     token = getattr(booking, "customer_token", None)
@@ -195,6 +198,7 @@ def _form(
     tz: str,
     answers: pa.Answers,
     errors: dict[str, str],
+    submission: str,
     status_code: int = 200,
 ) -> Response:
     length = offer.end - offer.start
@@ -208,6 +212,7 @@ def _form(
             "iso": iso,
             "answers": answers,
             "errors": errors,
+            "submission": submission,
             "back": links(f"/book/{view.page.slug}", length, tz)["week_link"](offer.start.date()),
         },
         tz,

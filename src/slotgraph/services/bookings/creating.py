@@ -71,12 +71,14 @@ async def create_answered(
     data: BookingCreate,
     now: datetime,
     answer: Answer,
+    page_id: uuid.UUID | None = None,
 ) -> idempotency.Stored:
     """create_booking on the API: `answer` makes the HTTP answer from the new booking and its
     JSON, which is rendered once, for the answer and the event. In a request with an
     Idempotency-Key (services/idempotency.py `Keyed`) the create looks the key up in its read
-    and stores that answer in its write, or raises KeyTaken."""
-    made = await _made(session, principal, data, now, None, answer)
+    and stores that answer in its write, or raises KeyTaken. (A booking page's form is such a
+    request too: services/page_once.py.)"""
+    made = await _made(session, principal, data, now, page_id, answer)
     assert made.answered is not None
     return made.answered
 
