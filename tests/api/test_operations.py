@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from pathlib import Path
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotgraph.api.app import create_app
+from slotgraph.api.app import YOUNG_GENERATION_THRESHOLD, create_app
 from slotgraph.db.engine import create_engine
 from slotgraph.logs import JsonFormatter
 from slotgraph.settings import Settings
@@ -298,3 +299,32 @@ async def test_availability_searches_are_timed(api: Api) -> None:
     assert r.status_code == 200, r.text
     after = await metric(api, "slotgraph_availability_search_duration_seconds_count")
     assert after == before + 1
+
+
+async def test_a_server_process_settles_its_heap_when_it_has_started(
+    api: Api, engine: AsyncEngine
+) -> None:
+    """`serve`'s app ends its start-up by freezing what is alive, so a full collection no
+    longer walks the process's start-up objects (some 200,000: 0.13-0.30 s in the middle of a
+    request, docs/benchmarks.md "sixth pass"), and it collects the young generation every
+    10,000 allocations. An app made without `settle_heap` (every test's) leaves the collector
+    alone."""
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    plain = create_app(TEST_SETTINGS, engine=engine)
+    async with plain.router.lifespan_context(plain):
+        assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
+    served = create_app(TEST_SETTINGS, engine=engine, settle_heap=True)
+    walked = len(gc.get_objects())  # what a full collection walks
+    try:
+        async with served.router.lifespan_context(served):
+            assert gc.get_freeze_count() > frozen
+            assert len(gc.get_objects()) < walked / 10
+            assert gc.get_threshold() == (YOUNG_GENERATION_THRESHOLD, *threshold[1:])
+            transport = httpx.ASGITransport(app=served)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                r = await http.get("/v1/graphs/instant", headers=api._headers())
+                assert r.status_code == 200, r.text  # frozen objects still work
+                assert r.json()["name"] == "instant"
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
