@@ -7,7 +7,10 @@ cannot fill in the field. With `SLOTGRAPH_CSRF_SECRET` set, tokens are also sign
 cookie planted through a sibling subdomain is refused too.
 
 Over HTTPS the cookie is `SameSite=None; Secure`, so a page embedded in an iframe on one of the
-app's `allowed_origins` still gets it; over plain HTTP (a laptop) it is `SameSite=Lax`.
+app's `allowed_origins` still gets it; over plain HTTP (a laptop) it is `SameSite=Lax`. Over
+HTTPS it is also named `__Host-sg_csrf`: a browser keeps such a cookie only if this very host set
+it over HTTPS (no `Domain`), so a sibling subdomain or a network attacker on plain HTTP cannot
+plant one, with or without SLOTGRAPH_CSRF_SECRET; a plain `sg_csrf` cookie is not read there.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from starlette.responses import Response
 from slotgraph.errors import Forbidden
 from slotgraph.web.i18n import N_
 
-CSRF_COOKIE = "sg_csrf"
+CSRF_COOKIE = "sg_csrf"  # over plain HTTP; over HTTPS: HOST_CSRF_COOKIE
+HOST_CSRF_COOKIE = "__Host-" + CSRF_COOKIE
 CSRF_FIELD = "csrf_token"
 _MAX_TOKEN = 200
 
@@ -52,9 +56,13 @@ def _valid(request: Request, token: str) -> bool:
     return bool(nonce) and hmac.compare_digest(sig, _sign(secret, nonce))
 
 
+def cookie_name(request: Request) -> str:
+    return HOST_CSRF_COOKIE if request.url.scheme == "https" else CSRF_COOKIE
+
+
 def csrf_token(request: Request) -> str:
     """The token for this visitor's forms: the cookie's if it is valid, else a new one."""
-    current = request.cookies.get(CSRF_COOKIE, "")
+    current = request.cookies.get(cookie_name(request), "")
     if _valid(request, current):
         return current
     nonce = secrets.token_urlsafe(24)
@@ -65,7 +73,7 @@ def csrf_token(request: Request) -> str:
 def set_csrf_cookie(request: Request, response: Response, token: str) -> None:
     secure = request.url.scheme == "https"
     response.set_cookie(
-        CSRF_COOKIE,
+        cookie_name(request),
         token,
         max_age=7 * 24 * 3600,
         path="/",
@@ -77,7 +85,7 @@ def set_csrf_cookie(request: Request, response: Response, token: str) -> None:
 
 def check_csrf(request: Request, form: dict[str, str]) -> None:
     """Raise CsrfRefused unless the form's token matches the cookie (and its signature)."""
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+    cookie = request.cookies.get(cookie_name(request), "")
     sent = form.get(CSRF_FIELD, "")
     if not (cookie and sent and hmac.compare_digest(cookie, sent) and _valid(request, sent)):
         raise CsrfRefused(
