@@ -89,8 +89,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     f"{item.nodeid}: the package-scoped fixture {defs[-1].argname} is in "
                     f"{defs[-1].baseid!r}: add that package to SHARED_PACKAGES in tests/conftest.py"
                 )
+    if not _postgres_wanted():
+        on_postgres = [item for item in items if _on_postgres(item)]
+        if on_postgres:
+            config.hook.pytest_deselected(items=on_postgres)
+            items[:] = [item for item in items if not _on_postgres(item)]
     if hasattr(config, "workerinput"):  # an xdist worker (all of them sort alike)
         items.sort(key=_long_first)
+
+
+# Without SLOTGRAPH_TEST_POSTGRES_URL (outside CI) the PostgreSQL half of the suite is left out
+# at collection, and the run's summary says so once: skipped one by one, they were some 300 lines of
+# the same reason at the end of a newcomer's `make test-quick`.
+_NO_POSTGRES = (
+    "SLOTGRAPH_TEST_POSTGRES_URL is not set: the tests on PostgreSQL are left out (deselected); "
+    "set it (e.g. postgresql://postgres@127.0.0.1:5432/test) to run them"
+)
+
+
+def _postgres_wanted() -> bool:
+    return bool(os.environ.get("SLOTGRAPH_TEST_POSTGRES_URL") or os.environ.get("CI"))
+
+
+def _on_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "postgresql" in callspec.params.values()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _postgres_wanted():
+        terminalreporter.write_line(_NO_POSTGRES, yellow=True)
 
 
 def _long_first(item: pytest.Item) -> int:
