@@ -248,6 +248,10 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         os.environ["SLOTGRAPH_RUN_WORKER"] = "false"
     host = args.host or settings.host
     port = args.port or settings.port
+    # The app's settings are read again in each server process (and by the in-process worker,
+    # whose emails link to http://HOST:PORT unless SLOTGRAPH_PUBLIC_URL is set): `--host` and
+    # `--port` must reach them, or `serve --port 8020` mailed links to port 8000.
+    os.environ["SLOTGRAPH_HOST"], os.environ["SLOTGRAPH_PORT"] = host, str(port)
     # prometheus-client's multiprocess mode: every server process writes its samples here, and
     # /metrics adds them up. Set before any process imports the library (slotgraph.metrics).
     if not os.environ.get(MULTIPROC_ENV):

@@ -3,6 +3,9 @@ middle of sending loses nothing; the next worker sends what it held once its lea
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -112,3 +115,46 @@ async def test_a_worker_killed_mid_send_loses_no_email(
     assert uids == set(ids)
     assert second is not None
     assert second.returncode == 0, (tmp_path / "worker1.log").read_text()
+
+
+async def test_serve_on_another_port_mails_links_to_that_port(
+    fresh_database: tuple[str, str], tmp_path: Path
+) -> None:
+    """`slotgraph serve --port N` without SLOTGRAPH_PUBLIC_URL: the manage link in the customer's
+    email is on port N (it was on 8000, SLOTGRAPH_PORT's default, whatever --port said)."""
+    backend, url = fresh_database
+    mail_dir = tmp_path / "mail"
+    env = {"SLOTGRAPH_MAIL_DIR": str(mail_dir), "SLOTGRAPH_PUBLIC_URL": ""}
+    server = await start_server(url, backend, tmp_path / "server.log", env=env)
+    try:
+        assert not server.url.endswith(":8000")
+        async with httpx.AsyncClient() as http:
+            r = await http.post(
+                f"{server.url}/v1/resources",
+                headers=server.headers(),
+                json={"name": "Dr. Berg", "timezone": "Europe/Oslo"},
+            )
+            assert r.status_code == 201, r.text
+            r = await http.post(
+                f"{server.url}/v1/bookings",
+                headers=server.headers(),
+                json={
+                    "resource_id": r.json()["resource_id"],
+                    "start_time": START.isoformat(),
+                    "end_time": (START + timedelta(minutes=30)).isoformat(),
+                    "customer": {"name": "Ann", "email": "ann@example.com"},
+                },
+            )
+            assert r.status_code == 201, r.text
+            await wait_for(lambda: any(mail_dir.glob("*.eml")), 60, "the email")
+            (sent,) = mail_dir.glob("*.eml")
+            text = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
+            body = text.get_body(preferencelist=("plain",))
+            assert body is not None
+            links = re.findall(r"https?://\S+/manage/\S+", body.get_content())
+            assert links, body.get_content()
+            assert all(link.startswith(f"{server.url}/manage/ct_") for link in links), links
+            page = await http.get(links[0])
+            assert page.status_code == 200, page.text
+    finally:
+        stop_server(server)
