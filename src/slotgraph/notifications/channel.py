@@ -32,6 +32,7 @@ from slotgraph.notifications import kinds, render
 from slotgraph.notifications.ics import CONTENT_TYPE, booking_ics
 from slotgraph.notifications.transport import transport
 from slotgraph.schemas import BookingOut
+from slotgraph.schemas.fields import is_one_address
 from slotgraph.services import customer_tokens
 from slotgraph.settings import Settings
 from slotgraph.web import i18n
@@ -224,6 +225,8 @@ class EmailChannel:
                 to = [client.email] if client is not None and client.email else []
             else:
                 to = sorted({r.email for r in resources if r.email})
+            # An address an older version let in that names several mailboxes: none of them.
+            to = [address for address in to if is_one_address(address)]
             if not to:
                 return None
             # The link's token (ADR 0009): the customer's manage link, the owner's decision.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from email.utils import getaddresses
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,8 +27,16 @@ def _timezone(value: str) -> str:
     return value
 
 
+def is_one_address(value: str) -> bool:
+    """Whether `value` is one mailbox as the mail system reads it: besides the shape, read as an
+    address list (as the SMTP client reads `To:`) it is exactly itself. `a,b@x.example`,
+    `<a>b@x.example` or `b@x.example(a)` are lists or a name and an address there: the email
+    went to `a` too, a mailbox of the SMTP server's own domain."""
+    return bool(_EMAIL.match(value)) and getaddresses([value]) == [("", value)]
+
+
 def _email(value: str) -> str:
-    if not _EMAIL.match(value):
+    if not is_one_address(value):
         raise ValueError("not an email address")
     if "[" in value or "]" in value:  # a domain literal (a@[127.0.0.1]) names no mail domain
         raise ValueError("not an email address: a domain literal (an address in []) is refused")
