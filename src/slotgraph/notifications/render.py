@@ -16,7 +16,8 @@ use it too, and one that does not keeps rendering exactly what it says.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,18 @@ from jinja2 import (
     BaseLoader,
     ChoiceLoader,
     DictLoader,
+    Environment,
     FileSystemLoader,
     StrictUndefined,
+    TemplateNotFound,
     select_autoescape,
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from slotgraph.notifications import template_rules
 from slotgraph.web import i18n
+
+log = logging.getLogger(__name__)
 
 BUILT_IN = Path(__file__).parent / "templates"
 
@@ -78,7 +84,23 @@ def environment(
     catalogue = i18n.catalogue_for(locale)
     if not overrides:
         return _server_environment(templates_dir, catalogue)
-    return _environment([DictLoader(dict(overrides)), *_server_loaders(templates_dir)], catalogue)
+    loaders = [_AppTemplates(dict(overrides)), *_server_loaders(templates_dir)]
+    return _environment(loaders, catalogue)
+
+
+class _AppTemplates(DictLoader):
+    """An app's overrides. One stored before template_rules existed may loop without end: it is
+    passed over (as if absent), so the server's or the built-in template is used instead."""
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, None, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        refused = template_rules.problem(source)
+        if refused is not None:
+            log.warning("the app's template %s is not used: %s", template, refused)
+            raise TemplateNotFound(template)
+        return source, filename, uptodate
 
 
 def render(

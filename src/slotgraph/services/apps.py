@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.appsettings import AppOut, AppSettings, merged
 from slotgraph.db.models import ApiKey, App
-from slotgraph.errors import NotFound
+from slotgraph.errors import NotFound, ValidationFailed
 from slotgraph.notifications import channel as emails
+from slotgraph.notifications import template_rules
 from slotgraph.services.common import KeyKind, Principal
 
 _PREFIX: dict[KeyKind, str] = {"secret": "sk_", "public": "pk_"}
@@ -108,7 +109,12 @@ async def get_app(session: AsyncSession, *, app_id: uuid.UUID) -> AppOut:
 
 
 async def update_settings(session: AsyncSession, *, app_id: uuid.UUID, data: AppSettings) -> AppOut:
-    """Partial update: the fields set in `data` replace the stored ones (nested ones by field)."""
+    """Partial update: the fields set in `data` replace the stored ones (nested ones by field).
+    An email template an app may not use is 422 naming it (notifications/template_rules.py)."""
+    for name, text in data.notifications.templates.items():
+        refused = template_rules.problem(text)
+        if refused is not None:
+            raise ValidationFailed.one(f"notifications.templates.{name}", refused)
     async with session.begin():
         app = await session.get(App, app_id, with_for_update=True)
         if app is None:

@@ -1,0 +1,73 @@
+"""An app's own email templates are formatting: their work grows with their length only.
+
+The worker renders them inside `serve`, on the event loop every app's requests share. Jinja2's
+sandbox stops a template from reaching into the server, not from looping: these were stored
+(200) and then held the server while an email was rendered, or filled its memory.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.worker import Worker
+from tests.api.conftest import Api
+from tests.api.test_emails import book_ann, drain, mail_api, mailbox, resource, worker
+from tests.mailbox import Mailbox
+
+__all__ = ["mail_api", "mailbox", "worker"]  # test_emails.py's fixtures, used here
+
+ENDLESS = [
+    "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
+    "{{ 'x' * 1000000000 }}",
+    "{{ customer.name|center(1000000000) }}",
+    "{{ '%01000000000d'|format(1) }}",
+    "{{ _('%(n)01000000000d', n=1) }}",
+    "{% macro f() %}{{ f() }}{{ f() }}{% endmacro %}{{ f() }}",
+    "{% set a = when ~ when %}{% set a = a ~ a %}{% set a = a ~ a %}{{ a }}",
+    "{{ customer.name.ljust(1000000000) }}",
+    "{% include 'customer.txt' %}",
+]
+
+
+@pytest.mark.parametrize("template", ENDLESS)
+async def test_a_template_that_can_work_without_end_is_refused(api: Api, template: str) -> None:
+    r = await api.put("/v1/app", {"notifications": {"templates": {"customer.txt": template}}})
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["notifications.templates.customer.txt"]
+    assert (await api.get("/v1/app")).json()["notifications"]["templates"] == {}
+
+
+async def test_formatting_is_allowed(api: Api) -> None:
+    template = (
+        "{% if kind == 'booked' %}{{ _('Hello') }}, {{ customer.name|e|title }}!"
+        "{% else %}{% trans name=customer.name %}Dear {{ name }}{% endtrans %}{% endif %}\n"
+        "{{ when }} {{ resource.location|default('-') }} {{ booking.start_time }} {{ manage_url }}"
+    )
+    r = await api.put("/v1/app", {"notifications": {"templates": {"customer.txt": template}}})
+    assert r.status_code == 200, r.text
+
+
+async def test_one_stored_before_is_passed_over_for_the_built_in(
+    mail_api: Api, worker: Worker, mailbox: Mailbox, engine: AsyncEngine
+) -> None:
+    # What an older version stored (a loop that ends, so that the test does).
+    looping = "{% for i in range(3) %}loop {% endfor %}"
+    r = await mail_api.put("/v1/app", {"notifications": {"templates": {"customer.txt": "ok"}}})
+    assert r.status_code == 200, r.text
+    settings = r.json()
+    kept = {k: settings[k] for k in ("allowed_origins", "public_graphs", "rate_limits")}
+    stored = {
+        **kept,
+        "notifications": {**settings["notifications"], "templates": {"customer.txt": looping}},
+    }
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE apps SET settings = :s"), {"s": __import__("json").dumps(stored)}
+        )
+    await book_ann(mail_api, await resource(mail_api, email=None))
+    await drain(worker)
+    (mail,) = mailbox.to("ann@example.com")
+    assert "loop" not in mail.text()
+    assert "Your booking is confirmed." in mail.text()  # the built-in text part
