@@ -5,10 +5,14 @@ end of its record (the slot cycle)."""
 from __future__ import annotations
 
 import atexit
+import os
 import statistics
 import time
 from collections import defaultdict
 from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from slotgraph import cli
 from slotgraph.worker import Worker
@@ -25,8 +29,8 @@ def _timed(name: str, count: Any) -> None:
         out = await original(self, *args, **kwargs)
         t1 = time.perf_counter()
         _steps[name].append((t0, t1, count(out, args)))
-        if name == "_claim":
-            for c in out:
+        if name in ("_claim", "_housekeeping"):
+            for c in out if name == "_claim" else out[1]:
                 _marks[c.delivery_id]["claimed"] = t1
         elif name == "_record":
             for c, _ in args[0]:
@@ -39,7 +43,7 @@ def _timed(name: str, count: Any) -> None:
 
 _timed("_claim", lambda out, args: len(out))
 _timed("_record", lambda out, args: len(args[0]))
-_timed("_housekeeping", lambda out, args: out)
+_timed("_housekeeping", lambda out, args: len(out[1]))  # deliveries born leased
 _send = Worker._send
 
 
@@ -51,6 +55,19 @@ async def _traced_send(self: Worker, claim: Any) -> Any:
 
 
 Worker._send = _traced_send  # type: ignore[method-assign]
+
+
+_statements: dict[str, list[float]] = defaultdict(list)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    conn.info["t0"] = time.perf_counter()
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    _statements[" ".join(statement.split())[:60]].append(time.perf_counter() - conn.info["t0"])
 
 
 def _ms(values: list[float]) -> str:
@@ -73,6 +90,9 @@ def _report() -> None:
             f"{_ms([t1 - t0 for t0, t1, _ in busy])}; size mean "
             f"{statistics.fmean([n for *_, n in busy]) if busy else 0:.1f}"
         )
+    print("statements through SQLAlchemy (the driver's own claim and record are not here):")
+    for text_, times in sorted(_statements.items(), key=lambda kv: -sum(kv[1]))[:12]:
+        print(f"  {text_}: {_ms(times)}")
     full = [m for m in _marks.values() if len(m) == 5]
     print(f"deliveries traced: {len(full)}")
     for label, a, b in (
@@ -88,4 +108,17 @@ def _report() -> None:
 atexit.register(_report)
 
 if __name__ == "__main__":
-    cli.main(["worker"])
+    if os.environ.get("SLOTGRAPH_BENCH_PROFILE"):  # cProfile, CPU time: the top functions
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
+        try:
+            cli.main(["worker"])
+        finally:
+            profile.disable()
+            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+    else:
+        cli.main(["worker"])

@@ -29,7 +29,7 @@ from slotgraph.domain.deliveries import Outcome
 from slotgraph.notifications import reminders
 from slotgraph.notifications.channel import FORMATS as EMAIL_FORMATS
 from slotgraph.notifications.channel import EmailChannel
-from slotgraph.services import deliveries, health, idempotency
+from slotgraph.services import deliveries, fanout, health, idempotency
 from slotgraph.services.bookings.timers import run_timers
 from slotgraph.settings import Settings
 from slotgraph.syncer import CalendarSyncer
@@ -68,22 +68,24 @@ class Worker:
         self.emails = EmailChannel(self.sessions, settings, clock=clock)
 
     async def run_once(self, *, timers: bool = True, calendars: bool = True) -> int:
-        """One cycle, start to end: fan out, timers, claim up to `WORKER_BATCH`, send them all,
-        record them; returns how much work it found (0: idle). `calendars`: also pull the due
-        calendars (`run()` pulls them in a loop of their own instead). `run()` does not wait for
-        a whole batch: it keeps the slots full (`_claiming`)."""
+        """One cycle, start to end: fan out (up to `WORKER_BATCH` first attempts born leased),
+        timers, claim what is left of `WORKER_BATCH`, send them all, record them; returns how
+        much work it found (0: idle). `calendars`: also pull the due calendars (`run()` pulls
+        them in a loop of their own instead). `run()` does not wait for a whole batch: it keeps
+        the slots full (`_claiming`, `_looking`)."""
         work = 0
         if calendars:
             work += await self.calendars.run_once()
-        work += await self._housekeeping(timers=timers)
-        claims = await self._claim(self.settings.worker_batch)
+        batch = self.settings.worker_batch
+        found, born = await self._housekeeping(timers=timers, room=batch)
+        claims = born + await self._claim(batch - len(born))
         if claims:
             async with self._client():
                 await asyncio.wait(self._start(claims))
             results, self._results = self._results, []
             if results:
                 await self._record(results)
-        return work + len(claims)
+        return work + found + len(claims)
 
     @contextlib.asynccontextmanager
     async def _client(self) -> AsyncIterator[None]:
@@ -101,10 +103,19 @@ class Worker:
             await self._http.close()
             self._http = None
 
-    async def _housekeeping(self, *, timers: bool) -> int:
-        """Fan new events out; with `timers`, also the timers, reminders, heartbeat and pruning."""
+    async def _housekeeping(
+        self, *, timers: bool, room: int, limit: int = 500
+    ) -> tuple[int, list[deliveries.Claim]]:
+        """Fan up to `limit` new events out, up to `room` deliveries born leased to this worker
+        (services/fanout.py); with `timers`, also the timers, reminders, heartbeat and pruning.
+        Returns the work found and the claims born leased, to send now."""
+        now = self.clock()
+        lease = fanout.Lease(self.id, now + self.lease, room) if room > 0 else None
         async with self.sessions() as session:
-            work = await deliveries.dispatch(session, now=self.clock())
+            fanned = await fanout.dispatch(session, now=now, limit=limit, lease=lease)
+        if fanned.queued:
+            self._due.set()  # queued behind an earlier one, or no room: for the claims
+        work = fanned.events
         if timers:
             async with self.sessions() as session:
                 work += await run_timers(session, now=self.clock())
@@ -114,7 +125,7 @@ class Worker:
                 await health.beat(session, worker_id=self.id, now=self.clock())
             async with self.sessions() as session:
                 await idempotency.prune(session, now=self.clock())
-        return work
+        return work, fanned.claims
 
     async def _claim(self, limit: int) -> list[deliveries.Claim]:
         if limit <= 0:
@@ -140,11 +151,11 @@ class Worker:
 
     def _fill(self) -> None:
         """Start claimed sends while a slot is free. A slot is free once its send is answered;
-        while `WORKER_BATCH` answers wait to be recorded, no send starts (the recorder is
-        behind), so a worker killed at any moment makes at most 2 x `WORKER_BATCH` sends
+        while 2 x `WORKER_BATCH` answers wait to be recorded, no send starts (the recorder is
+        behind), so a worker killed at any moment makes at most 3 x `WORKER_BATCH` sends
         again: those on the wire and those answered but not recorded."""
         batch = self.settings.worker_batch
-        free = min(batch - len(self._inflight), batch - self._unrecorded())
+        free = min(batch - len(self._inflight), 2 * batch - self._unrecorded())
         if free > 0 and self._ready and not self._stop.is_set():
             self._start(self._ready.popleft() for _ in range(min(free, len(self._ready))))
         self._freed.set()
@@ -201,7 +212,7 @@ class Worker:
         does not wait for a record: when a record frees its slots, claims are waiting."""
         batch = self.settings.worker_batch
         while not self._stop.is_set():
-            room = 2 * batch - len(self._inflight) - len(self._ready)
+            room = self._room()
             if room < max(1, batch // 2) and self._ready:
                 self._freed.clear()
                 await self._pause(self._freed)
@@ -236,20 +247,41 @@ class Worker:
                 self._fill()  # if sends waited for the recorder to catch up, they start now
 
     async def _looking(self) -> None:
-        """Fan out every poll (again at once while it finds events), the timers when due."""
+        """Fan out every poll (again at once while it finds events), the timers when due. The
+        fan-out feeds the send slots: it takes as many events as there is room for claims
+        waiting (at least `WORKER_BATCH`), born leased; while the slots are well stocked after
+        one that found events, it waits for room, at most a poll interval (then it fans out
+        `WORKER_BATCH` more, queued for any worker's claim)."""
         loop_duration = metrics.get().worker_loop_duration
+        batch = self.settings.worker_batch
         next_timers = 0.0
         while not self._stop.is_set():
             timers = time.monotonic() >= next_timers
             if timers:
                 next_timers = time.monotonic() + self.settings.worker_timer_seconds
+            room = self._room(4)
             with metrics.timed(loop_duration):
-                found = await self._guarded(self._housekeeping(timers=timers))
+                found = await self._guarded(self._look(timers, room, min(500, max(room, batch))))
             if found:
-                self._due.set()
+                if self._room(4) < batch:
+                    self._freed.clear()
+                    await self._pause(self._freed)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.settings.worker_poll_seconds)
+
+    def _room(self, most: int = 2) -> int:
+        """How many more claims may wait for a slot: sends in flight and claims waiting, at most
+        `most` x `WORKER_BATCH` (the claims' 2; the fan-out's 4, since a fan-out takes longer
+        than a claim and is what keeps the slots full when events come in)."""
+        return most * self.settings.worker_batch - len(self._inflight) - len(self._ready)
+
+    async def _look(self, timers: bool, room: int, limit: int) -> int:
+        found, born = await self._housekeeping(timers=timers, room=room, limit=limit)
+        if born:
+            self._ready.extend(born)
+            self._fill()
+        return found
 
     async def _send(self, claim: deliveries.Claim) -> Outcome:
         logs.request_id.set(claim.request_id)  # this task's log lines name the request

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.db.engine import session_factory
 from slotgraph.db.models import Delivery, DeliveryAttempt
+from slotgraph.services import fanout
 from slotgraph.worker import Worker
 from tests.api.conftest import TEST_SETTINGS, Api
 from tests.receiver import Receiver, running_receiver
@@ -110,9 +112,10 @@ async def test_a_slow_endpoint_does_not_stall_deliveries_to_a_fast_one(
 async def test_a_graceful_stop_gives_back_the_claims_still_waiting_for_a_slot(
     api: Api, engine: AsyncEngine, slow: Receiver
 ) -> None:
-    # The running worker claims ahead: up to WORKER_BATCH claims wait for a slot beside the
-    # WORKER_BATCH sends in flight. Stopped, it gives back both the sends it cut off and the
-    # claims it never sent: their attempt is not counted, and nothing stays leased.
+    # The running worker leases ahead: its fan-out hands up to 4 x WORKER_BATCH deliveries,
+    # born leased, to the send slots (here all six: two on the wire, four waiting). Stopped, it
+    # gives back both the sends it cut off and the claims it never sent: their attempt is not
+    # counted, and nothing stays leased.
     r = await api.post("/v1/webhooks", {"url": slow.url, "events": ["booking.confirmed"]})
     assert r.status_code == 201, r.text
     await book_days(api, 6)
@@ -131,10 +134,10 @@ async def test_a_graceful_stop_gives_back_the_claims_still_waiting_for_a_slot(
     task = asyncio.create_task(worker.run())
     try:
         for _ in range(600):
-            if slow.arrived == 2 and await leased() == 4:
+            if slow.arrived == 2 and await leased() == 6:
                 break
             await asyncio.sleep(0.05)
-        assert (slow.arrived, await leased()) == (2, 4)  # two on the wire, two waiting
+        assert (slow.arrived, await leased()) == (2, 6)  # two on the wire, four waiting
     finally:
         await worker.stop(task)
         slow.release()
@@ -143,3 +146,52 @@ async def test_a_graceful_stop_gives_back_the_claims_still_waiting_for_a_slot(
         logged = await session.scalar(select(func.count()).select_from(DeliveryAttempt))
     assert sorted(tuple(row) for row in rows) == [("pending", 0)] * 6
     assert (await leased(), logged, slow.arrived) == (0, 0, 2)
+
+
+async def test_a_delivery_born_leased_to_a_worker_that_died_is_sent_by_another_after_the_lease(
+    api: Api, engine: AsyncEngine, fast: Receiver
+) -> None:
+    # Worker "a" fans a booking's two events out (born leased: the first one only, since the
+    # second waits behind it), then dies before sending. Worker "b" leaves the leased one alone
+    # until the lease runs out, then sends both, in order.
+    r = await api.post("/v1/webhooks", {"url": fast.url, "events": ["booking.*"]})
+    assert r.status_code == 201, r.text
+    resource, client = await api.resource(), await api.client()
+    booked = await api.book(
+        resource_id=resource["resource_id"],
+        client_id=client["client_id"],
+        start_time="2024-06-01T10:00:00Z",
+        end_time="2024-06-01T11:00:00Z",
+        notify=False,
+    )
+    assert (await api.delete(f"/v1/bookings/{booked['booking_id']}")).status_code == 200
+    sessions = session_factory(engine)
+    lease = fanout.Lease("a", api.clock.now + timedelta(seconds=60), room=32)
+    async with sessions() as session:
+        fanned = await fanout.dispatch(session, now=api.clock.now, lease=lease)
+    assert (fanned.events, len(fanned.claims), fanned.queued) == (2, 1, 1)
+
+    async def rows() -> list[tuple[str, int, str | None]]:
+        async with sessions() as session:
+            found = await session.execute(
+                select(Delivery.status, Delivery.attempts, Delivery.locked_by).order_by(
+                    Delivery.event_seq
+                )
+            )
+            return [tuple(row) for row in found]  # type: ignore[misc]
+
+    assert await rows() == [("pending", 1, "a"), ("pending", 0, None)]
+    b = Worker(engine, TEST_SETTINGS, clock=api.clock, jitter=lambda: 0.0, worker_id="b")
+    assert await b.run_once(timers=False) == 0  # a's lease holds: nothing for b to do
+    assert fast.requests == []
+    api.clock.advance(timedelta(seconds=61))
+    for _ in range(5):
+        await b.run_once(timers=False)
+    assert [r.json["type"] for r in fast.requests] == ["booking.confirmed", "booking.cancelled"]
+    # The first one's attempt 1 was counted when it was born leased, and never made.
+    assert await rows() == [("succeeded", 2, None), ("succeeded", 1, None)]
+    async with sessions() as session:
+        logged = (
+            await session.execute(select(DeliveryAttempt.attempt, DeliveryAttempt.worker_id))
+        ).all()
+    assert sorted(tuple(row) for row in logged) == [(1, "b"), (2, "b")]

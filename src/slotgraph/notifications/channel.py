@@ -34,6 +34,7 @@ from slotgraph.notifications.transport import transport
 from slotgraph.schemas import BookingOut
 from slotgraph.schemas.fields import is_one_address
 from slotgraph.services import customer_tokens
+from slotgraph.services.outbox import OutboxEvent, Target
 from slotgraph.settings import Settings
 from slotgraph.web import i18n
 
@@ -75,8 +76,8 @@ class _Parsed:
 
 
 async def wanted(
-    session: AsyncSession, targets: Sequence[WebhookEndpoint], events: Sequence[Event]
-) -> Callable[[WebhookEndpoint, Event], bool]:
+    session: AsyncSession, targets: Sequence[Target], events: Sequence[OutboxEvent]
+) -> Callable[[Target, OutboxEvent], bool]:
     """The dispatch filter for email targets (other targets: always true): the app sends this
     audience email, the booking says `notify`, there is an address, and the event is one that
     kinds.py sends an email for."""
@@ -88,8 +89,11 @@ async def wanted(
         if e.booking_id is None or not e.type.startswith("booking."):
             continue
         data = orjson.loads(e.payload)["data"]
-        if isinstance(data.get("booking"), dict):
-            parsed[e.id] = _Parsed(data["booking"], data.get("action"), False)
+        booking = data.get("booking")
+        if isinstance(booking, dict) and booking.get("notify"):
+            parsed[e.id] = _Parsed(booking, data.get("action"), False)
+    if not parsed:  # no booking asks for emails: no lookups (the rule is in `wants` below)
+        return lambda target, event: target.id not in audience_of
     updated = [e for e in events if e.type == "booking.updated" and e.id in parsed]
     for e in updated:
         before = await session.scalar(
@@ -124,7 +128,7 @@ async def wanted(
         )
     )
 
-    def wants(target: WebhookEndpoint, event: Event) -> bool:
+    def wants(target: Target, event: OutboxEvent) -> bool:
         audience = audience_of.get(target.id)
         if audience is None:
             return True

@@ -32,14 +32,14 @@ from slotgraph.db.models import (
     WebhookEndpoint,
 )
 from slotgraph.domain.graphs import SEAT_GRAPHS
-from slotgraph.services.outbox import new_delivery
+from slotgraph.services.outbox import OutboxEvent, Target, new_delivery
 
 BACKFILL_MAX = 5_000
 
 
 async def wanted(
-    session: AsyncSession, targets: Sequence[WebhookEndpoint], events: Sequence[Event]
-) -> Callable[[WebhookEndpoint, Event], bool]:
+    session: AsyncSession, targets: Sequence[Target], events: Sequence[OutboxEvent]
+) -> Callable[[Target, OutboxEvent], bool]:
     """The dispatch filter for calendar targets (webhook targets: always true). Call it in
     event order: a booking pushed by an earlier event keeps its later ones (a move away, a
     cancel) going to the same calendar."""
@@ -78,7 +78,7 @@ async def wanted(
         )
     )
 
-    def wants(target: WebhookEndpoint, event: Event) -> bool:
+    def wants(target: Target, event: OutboxEvent) -> bool:
         if target.calendar_id is None:
             return True
         if event.booking_id is None or not event.type.startswith("booking."):

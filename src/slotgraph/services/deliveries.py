@@ -1,7 +1,8 @@
 """The worker's delivery pipeline: claim, send, record the attempt, back off, retry.
 
 Each step is its own short transaction; the send happens outside any:
-  dispatch  - claim undispatched events, create one delivery per target that wants the event
+  dispatch  - (services/fanout.py) claim undispatched events, create one delivery per target
+              that wants them; first attempts born leased to the worker that sends them
   claim     - take due deliveries with a lease (SKIP LOCKED on PostgreSQL), count the attempt;
               on PostgreSQL one statement on the driver (services/delivery_statements.py)
   (send)    - by the channel, outside any transaction (webhooks/sender.py)
@@ -11,7 +12,8 @@ Each step is its own short transaction; the send happens outside any:
 
 The lease, the attempt count, the ordering per booking, the retry schedule and the attempt log
 are the same for every channel. What belongs to the webhook channel is kept to the functions
-under "the webhook channel" below: which targets want an event (`_targets`), and what a failed
+under "the webhook channel" below (which targets want an event is services/fanout.py's
+`_TARGETS` and the channels' `wanted` filters): what a failed
 attempt does to its target's health (`_after_failure`; a success ends a failing streak in the
 record's own statement). A second channel (emails, calendar pushes) supplies those and its own
 render and send; it does not copy the rest.
@@ -25,18 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from slotgraph.db.engine import driver_connection
-from slotgraph.db.models import Delivery, Event, WebhookEndpoint, new_id
+from slotgraph.db.models import Delivery, WebhookEndpoint, new_id
 from slotgraph.db.models.base import table_of
 from slotgraph.domain.deliveries import Outcome, next_retry_at
-from slotgraph.domain.webhooks import should_disable, signing_secrets, wants
+from slotgraph.domain.webhooks import should_disable, signing_secrets
 from slotgraph.notifications import channel as emails
-from slotgraph.services import calendar_pushes
 from slotgraph.services import delivery_statements as sql
-from slotgraph.services.outbox import delivery_row, record_event
+from slotgraph.services.outbox import record_event
 from slotgraph.services.views import webhook_out
 from slotgraph.webhook_schemas import DeliveryOut
 from slotgraph.webhooks import timekit
@@ -69,51 +70,6 @@ def delivery_out(d: Delivery) -> DeliveryOut:
     )
 
 
-async def dispatch(session: AsyncSession, *, now: datetime, limit: int = 500) -> int:
-    """Fan new events out into deliveries, one per target that wants them."""
-    async with session.begin():
-        events = list(
-            (
-                await session.scalars(
-                    select(Event)
-                    .where(Event.dispatched_at.is_(None))
-                    .order_by(Event.seq)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-        )
-        if not events:
-            return 0
-        targets = await _targets(session, events)
-        calendar_wants = await calendar_pushes.wanted(session, targets, events)
-        email_wants = await emails.wanted(session, targets, events)
-        rows = [
-            delivery_row(target, event, now)
-            for event in events
-            for target in targets
-            if target.app_id == event.app_id
-            and wants(
-                filters=target.events,
-                subscribed_at=target.created_at,
-                event_type=event.type,
-                event_at=event.created_at,
-            )
-            and calendar_wants(target, event)
-            and email_wants(target, event)
-        ]
-        # Core statements, not the unit of work: one INSERT for the rows, one UPDATE for the
-        # events (the ORM flushed an object and an UPDATE per row: most of a fan-out's CPU).
-        if rows:
-            await session.execute(insert(table_of(Delivery)), rows)
-        await session.execute(
-            update(table_of(Event))
-            .where(Event.seq.in_([e.seq for e in events]))
-            .values(dispatched_at=now)
-        )
-    return len(events)
-
-
 async def claim(
     session: AsyncSession, *, now: datetime, worker_id: str, lease: timedelta, limit: int
 ) -> list[Claim]:
@@ -138,12 +94,13 @@ async def claim(
             ids = [r.id for r in await conn.execute(sql.take_due(), given)]
             if ids:
                 rows = (await conn.execute(sql.to_send(), {"ids": ids})).all()
-    return await _claims(session, rows, now)
+    return await claims_of(session, rows, now)
 
 
-async def _claims(session: AsyncSession, rows: Sequence[Any], now: datetime) -> list[Claim]:
-    """The claims of `claim_in_one`'s rows: signed with the secrets that sign now (worked out
-    once per target), a `timekit` target's body rendered now (webhooks/timekit.py)."""
+async def claims_of(session: AsyncSession, rows: Sequence[Any], now: datetime) -> list[Claim]:
+    """The claims of `claim_in_one`'s rows (or of the fan-out's, born leased): signed with the
+    secrets that sign now (worked out once per target), a `timekit` target's body rendered now
+    (webhooks/timekit.py)."""
     timekit_events = {r[2]: r[4] for r in rows if r[10] == timekit.FORMAT}
     bodies: dict[uuid.UUID, str] = {}
     if timekit_events:
@@ -322,19 +279,6 @@ def _postgres_engine(session: AsyncSession) -> AsyncEngine | None:
 
 
 # -- the webhook channel -------------------------------------------------------------------------
-
-
-async def _targets(session: AsyncSession, events: Sequence[Event]) -> Sequence[WebhookEndpoint]:
-    """The enabled endpoints of the apps these events belong to."""
-    return (
-        await session.scalars(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.app_id.in_({e.app_id for e in events}),
-                WebhookEndpoint.enabled.is_(True),
-                WebhookEndpoint.deleted_at.is_(None),
-            )
-        )
-    ).all()
 
 
 async def _after_failure(

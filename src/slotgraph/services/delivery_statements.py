@@ -43,7 +43,7 @@ from slotgraph.db.types import UTCDateTime
 # statement once per connection) can then use the indexes that hold only pending rows. With a
 # parameter, a plan made while the table was nearly empty scanned every delivery of the target
 # for each due one (about 0.9 s a claim with 2,000 due).
-_PENDING: ColumnElement[str] = literal_column("'pending'")
+PENDING: ColumnElement[str] = literal_column("'pending'")
 
 
 @functools.cache
@@ -64,7 +64,7 @@ def take_due() -> Update:
         .where(
             earlier.endpoint_id == due.endpoint_id,
             earlier.booking_id == due.booking_id,
-            earlier.status == _PENDING,
+            earlier.status == PENDING,
         )
         .scalar_subquery()
     )
@@ -72,7 +72,7 @@ def take_due() -> Update:
         select(due.id)
         .join(WebhookEndpoint, WebhookEndpoint.id == due.endpoint_id)
         .where(
-            due.status == _PENDING,
+            due.status == PENDING,
             due.next_attempt_at <= now,
             or_(due.locked_until.is_(None), due.locked_until < now),
             WebhookEndpoint.enabled.is_(True),

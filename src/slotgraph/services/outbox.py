@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import event
@@ -142,12 +142,49 @@ def new_event(
     }
 
 
+class OutboxEvent(Protocol):
+    """What the fan-out reads of an event: an `Event`, or a row of its columns."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def app_id(self) -> uuid.UUID: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def booking_id(self) -> uuid.UUID | None: ...
+    @property
+    def payload(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class Target(Protocol):
+    """What the fan-out reads of a delivery target: a `WebhookEndpoint`, or a row of its
+    columns."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def app_id(self) -> uuid.UUID: ...
+    @property
+    def events(self) -> list[str] | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def calendar_id(self) -> uuid.UUID | None: ...
+
+
 def new_delivery(endpoint: WebhookEndpoint, event: Event, now: datetime) -> Delivery:
     """`event` queued for `endpoint` (a webhook, an email or a calendar push target), due now."""
     return Delivery(**delivery_row(endpoint, event, now))
 
 
-def delivery_row(endpoint: WebhookEndpoint, event: Event, now: datetime) -> dict[str, object]:
+def delivery_row(endpoint: Target, event: OutboxEvent, now: datetime) -> dict[str, object]:
     """new_delivery's values, for an INSERT of many (the dispatch)."""
     return {
         "id": new_id(),

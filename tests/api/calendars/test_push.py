@@ -12,7 +12,7 @@ from caldav.collection import Calendar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.db.engine import session_factory
-from slotgraph.services import deliveries
+from slotgraph.services import deliveries, fanout
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import SETTINGS, connect
 from tests.api.conftest import Api
@@ -174,7 +174,7 @@ async def test_a_push_whose_worker_died_is_sent_once_by_another(
     )
     sessions = session_factory(engine)
     async with sessions() as session:
-        await deliveries.dispatch(session, now=cal_api.clock())
+        await fanout.dispatch(session, now=cal_api.clock())
     async with sessions() as session:
         (claim,) = await deliveries.claim(
             session,

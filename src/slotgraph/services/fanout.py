@@ -1,0 +1,288 @@
+"""The fan-out: new events become deliveries, one per target that wants them (ADR 0003).
+
+Deliveries are **born leased** where they can be: a fan-out run by a worker with room for
+more sends (`Lease`) inserts the deliveries it can send at once already leased to that worker
+(attempt 1 counted, `locked_until` the lease's end) and hands them straight to its senders,
+so a first attempt costs no claim (its UPDATE and its round trip). A worker that dies before
+recording them has them taken over when the lease runs out, as any claim; a graceful stop
+gives them back (services/deliveries.py `release`).
+
+Only what the order rule allows is born leased (the claim's rule, services/delivery_statements.py
+`take_due`): per target and booking, the first delivery of this fan-out, and only if no pending
+delivery of that booking to that target is queued already. The rest are queued pending, for any
+worker's claim. On PostgreSQL fan-outs take turns (a transaction-level advisory lock), so two
+workers' fan-outs never both find "nothing queued" for one booking and lease two of its events.
+
+Events and targets are read as rows, not ORM objects; the channels' filters (`wanted`) read the
+same attributes from them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotgraph.db.models import Delivery, Event, WebhookEndpoint, new_id
+from slotgraph.db.models.base import table_of
+from slotgraph.domain.webhooks import wants
+from slotgraph.notifications import channel as emails
+from slotgraph.services import calendar_pushes
+from slotgraph.services.deliveries import Claim, claims_of
+from slotgraph.services.delivery_statements import PENDING
+from slotgraph.services.outbox import delivery_row
+
+# pg_advisory_xact_lock's key for "a fan-out is writing deliveries" (any fixed number: no other
+# advisory lock in slotgraph uses it).
+_FANOUT_KEY = 7401731525
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Born leased: at most `room` deliveries, to `worker_id` until `until`."""
+
+    worker_id: str
+    until: datetime
+    room: int
+
+
+@dataclass
+class Dispatched:
+    events: int = 0  # events fanned out
+    claims: list[Claim] = field(default_factory=list)  # born leased: send them now
+    queued: int = 0  # deliveries queued pending, for a claim
+
+
+_UNDISPATCHED = (
+    select(
+        Event.seq,
+        Event.id,
+        Event.app_id,
+        Event.type,
+        Event.booking_id,
+        Event.payload,
+        Event.created_at,
+        Event.request_id,
+    )
+    .where(Event.dispatched_at.is_(None))
+    .order_by(Event.seq)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+_TARGETS = select(
+    WebhookEndpoint.id,
+    WebhookEndpoint.app_id,
+    WebhookEndpoint.events,
+    WebhookEndpoint.created_at,
+    WebhookEndpoint.format,
+    WebhookEndpoint.calendar_id,
+    WebhookEndpoint.url,
+    WebhookEndpoint.secret,
+    WebhookEndpoint.previous_secret,
+    WebhookEndpoint.previous_secret_expires_at,
+).where(
+    WebhookEndpoint.app_id.in_(bindparam("apps", expanding=True)),
+    WebhookEndpoint.enabled.is_(True),
+    WebhookEndpoint.deleted_at.is_(None),
+)
+
+_QUEUED = (
+    select(Delivery.endpoint_id, Delivery.booking_id)
+    .where(
+        Delivery.status == PENDING,
+        Delivery.endpoint_id.in_(bindparam("targets", expanding=True)),
+        Delivery.booking_id.in_(bindparam("bookings", expanding=True)),
+    )
+    .group_by(Delivery.endpoint_id, Delivery.booking_id)
+)
+
+# PostgreSQL: the fan-outs' turn (`_FANOUT_KEY`), taken before the events are read: a one-time
+# filter, evaluated before the scan. The next statements' snapshots see the previous fan-out's
+# deliveries; an event it marked meanwhile is skipped (FOR UPDATE re-reads a row changed since).
+_UNDISPATCHED_IN_TURN = _UNDISPATCHED.where(
+    select(func.pg_advisory_xact_lock(_FANOUT_KEY)).scalar_subquery().is_not(None)
+)
+
+_DISPATCHED = (
+    update(table_of(Event))
+    .where(Event.seq.in_(bindparam("seqs", expanding=True)))
+    .values(dispatched_at=bindparam("now"))
+)
+
+
+async def dispatch(
+    session: AsyncSession, *, now: datetime, limit: int = 500, lease: Lease | None = None
+) -> Dispatched:
+    """Fan up to `limit` new events out into deliveries, one per target that wants them; with
+    `lease`, the ones the order rule allows (up to its room) born leased (the module's doc).
+
+    PostgreSQL: the fan-outs' turn is taken in the events' SELECT, and the deliveries, the
+    events marked and the check that nothing of a booking is queued already are one statement
+    (`_FAN_OUT_IN_ONE`): four round trips with BEGIN and COMMIT. SQLite: the statements one by
+    one (one writer at a time anyway)."""
+    async with session.begin():
+        conn = await session.connection()
+        postgres = conn.dialect.name == "postgresql"
+        taking = _UNDISPATCHED_IN_TURN if postgres else _UNDISPATCHED
+        events = (await conn.execute(taking, {"limit": limit})).all()
+        if not events:
+            return Dispatched()
+        targets = (await conn.execute(_TARGETS, {"apps": list({e.app_id for e in events})})).all()
+        calendar_wants = await calendar_pushes.wanted(session, targets, events)
+        email_wants = await emails.wanted(session, targets, events)
+        of_app: dict[uuid.UUID, list[Any]] = {}
+        for t in targets:
+            of_app.setdefault(t.app_id, []).append(t)
+        pairs = [
+            (target, event)
+            for event in events
+            for target in of_app.get(event.app_id, ())
+            if wants(
+                filters=target.events,
+                subscribed_at=target.created_at,
+                event_type=event.type,
+                event_at=event.created_at,
+            )
+            and calendar_wants(target, event)
+            and email_wants(target, event)
+        ]
+        queued = None if postgres or lease is None else await _queued(conn, pairs)
+        born = _born_leased(pairs, lease, queued) if lease is not None else set()
+        ids = [new_id() for _ in pairs]
+        seqs = [e.seq for e in events]
+        if postgres:
+            leased = await _write_in_one(conn, pairs, ids, born, seqs, lease, now)
+        else:
+            leased = {ids[i] for i in born}
+            await _write(conn, pairs, ids, leased, seqs, lease, now)
+    # Handed to the senders only once committed: a fan-out rolled back sends nothing.
+    rows = [
+        (
+            *(ids[i], 1, event.id, target.id, event.payload, event.request_id),
+            *(target.url, target.secret, target.previous_secret),
+            *(target.previous_secret_expires_at, target.format, target.calendar_id),
+        )
+        for i, (target, event) in enumerate(pairs)
+        if ids[i] in leased
+    ]
+    claims = await claims_of(session, rows, now) if rows else []
+    return Dispatched(len(events), claims, len(pairs) - len(claims))
+
+
+def _born_leased(
+    pairs: Sequence[tuple[Any, Any]], lease: Lease, queued: set[tuple[Any, Any]] | None
+) -> set[int]:
+    """The positions in `pairs` (target, event), in event order, that may be born leased: the
+    first of each (target, booking), up to the lease's room, unless one of that booking is
+    `queued` already (PostgreSQL checks that in its write instead: None)."""
+    seen = set(queued or ())
+    born: set[int] = set()
+    for i, (target, event) in enumerate(pairs):
+        if len(born) == lease.room:
+            break
+        if event.booking_id is not None:
+            key = (target.id, event.booking_id)
+            if key in seen:
+                continue  # an earlier one of this booking goes first: queued behind it
+            seen.add(key)
+        born.add(i)
+    return born
+
+
+async def _queued(conn: Any, pairs: Sequence[tuple[Any, Any]]) -> set[tuple[Any, Any]]:
+    """SQLite: the (target, booking) pairs among `pairs` with a pending delivery already."""
+    bookings = list({e.booking_id for _, e in pairs if e.booking_id is not None})
+    if not bookings:
+        return set()
+    given = {"targets": list({t.id for t, _ in pairs}), "bookings": bookings}
+    return {(t, b) for t, b in await conn.execute(_QUEUED, given)}
+
+
+async def _write(
+    conn: Any,
+    pairs: Sequence[tuple[Any, Any]],
+    ids: list[uuid.UUID],
+    leased: set[uuid.UUID],
+    seqs: list[int],
+    lease: Lease | None,
+    now: datetime,
+) -> None:
+    """SQLite: the deliveries in one INSERT, the events marked in one UPDATE."""
+    rows = []
+    for id_, (target, event) in zip(ids, pairs, strict=True):
+        row = delivery_row(target, event, now)
+        row["id"] = id_
+        if lease is not None and id_ in leased:
+            row.update(attempts=1, locked_until=lease.until, locked_by=lease.worker_id)
+        else:
+            row.update(locked_until=None, locked_by=None)
+        rows.append(row)
+    if rows:
+        await conn.execute(insert(table_of(Delivery)), rows)
+    await conn.execute(_DISPATCHED, {"seqs": seqs, "now": now})
+
+
+async def _write_in_one(
+    conn: Any,
+    pairs: Sequence[tuple[Any, Any]],
+    ids: list[uuid.UUID],
+    born: set[int],
+    seqs: list[int],
+    lease: Lease | None,
+    now: datetime,
+) -> set[uuid.UUID]:
+    """PostgreSQL: `_FAN_OUT_IN_ONE`; returns the ids born leased."""
+    args = (
+        ids,
+        [t.app_id for t, _ in pairs],
+        [t.id for t, _ in pairs],
+        [e.id for _, e in pairs],
+        [e.seq for _, e in pairs],
+        [e.booking_id for _, e in pairs],
+        [i in born for i in range(len(pairs))],
+        now,
+        seqs,
+        lease.until if lease else None,
+        lease.worker_id if lease else None,
+    )
+    return set((await conn.exec_driver_sql(_FAN_OUT_IN_ONE, args)).scalars())
+
+
+# The deliveries as arrays ($1-$7: id, app, target, event, its seq, booking, whether it may be
+# born leased), `now` ($8), the events' seqs to mark dispatched ($9), the lease's end ($10) and
+# worker ($11). A delivery that may be born leased is, unless a pending delivery of its booking
+# to its target is queued already (committed before this statement: fan-outs take turns).
+# Returns the ids born leased.
+_FAN_OUT_IN_ONE = """
+WITH o AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::uuid[], $7::bool[]
+    ) AS o(id, app_id, endpoint_id, event_id, event_seq, booking_id, may_lease)
+),
+marked AS (
+    UPDATE events SET dispatched_at = $8 WHERE seq = ANY($9::bigint[])
+),
+inserted AS (
+    INSERT INTO deliveries (id, app_id, endpoint_id, event_id, event_seq, booking_id, status,
+        attempts, next_attempt_at, locked_until, locked_by, created_at, updated_at)
+    SELECT o.id, o.app_id, o.endpoint_id, o.event_id, o.event_seq, o.booking_id, 'pending',
+        CASE WHEN b.born THEN 1 ELSE 0 END, $8,
+        CASE WHEN b.born THEN $10::timestamptz END, CASE WHEN b.born THEN $11::varchar END,
+        $8, $8
+    FROM o CROSS JOIN LATERAL (
+        SELECT o.may_lease AND (o.booking_id IS NULL OR NOT EXISTS (
+            SELECT FROM deliveries AS d
+            WHERE d.status = 'pending' AND d.endpoint_id = o.endpoint_id
+              AND d.booking_id = o.booking_id
+        )) AS born
+    ) AS b
+    RETURNING id, locked_by
+)
+SELECT id FROM inserted WHERE locked_by IS NOT NULL
+"""
