@@ -72,7 +72,12 @@ class CalendarSyncer:
             await calendar_connections.guard_url(
                 job.account.url, allow_private=self.settings.webhook_allow_private_networks
             )
-            pulled = await asyncio.to_thread(remote.pull, job.account, job.sync_token)
+            pulled = await asyncio.to_thread(
+                remote.pull,
+                job.account,
+                job.sync_token,
+                allow_private=self.settings.webhook_allow_private_networks,
+            )
         except (remote.RemoteError, ValidationFailed) as exc:
             message = exc.detail if isinstance(exc, ValidationFailed) else str(exc)
             async with self.sessions() as session:

@@ -68,9 +68,13 @@ async def send(payload: str, target: PushTarget, *, allow_private: bool) -> Outc
     body = render(booking, target)
     try:
         if body is None:
-            await asyncio.to_thread(remote.delete_event, target.account, name)
+            await asyncio.to_thread(
+                remote.delete_event, target.account, name, allow_private=allow_private
+            )
             return Outcome(204, None, took(), f"DELETE {name}")
-        url = await asyncio.to_thread(remote.put_event, target.account, name, body)
+        url = await asyncio.to_thread(
+            remote.put_event, target.account, name, body, allow_private=allow_private
+        )
         return Outcome(201, None, took(), f"PUT {url}"[:2048])
     except remote.RemoteError as exc:
         return Outcome(None, f"{exc.kind}: {exc}"[:500], took(), None)

@@ -8,6 +8,7 @@ proxy or .netrc from the environment.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from slotgraph.calendars.pull import PUSHED_MARK
+from slotgraph.webhooks.ssrf import UrlNotAllowed, refuse_private
 
 if TYPE_CHECKING:
     from caldav.collection import Calendar
@@ -79,8 +81,31 @@ def _url(cal: Calendar) -> URL:
     return cal.url
 
 
+@functools.cache
+def _public_only() -> type[Any]:
+    """A resolver for the client's connections that refuses non-public addresses (the webhook
+    SSRF guard's rule, webhooks/ssrf.py). The URL is checked before each call, but the client
+    resolves the name again to connect: a name that answered a public address to the check and a
+    private one to the client (DNS rebinding) reached the private network. The client's
+    resolver is the one place that sees the address each connection uses (IP literals too)."""
+    from urllib3.contrib.resolver.system import SystemResolver
+
+    class PublicOnly(SystemResolver):
+        def getaddrinfo(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            infos = super().getaddrinfo(host, port, *args, **kwargs)
+            name = host.decode() if isinstance(host, bytes) else str(host)
+            try:
+                refuse_private(name, {str(info[4][0]) for info in infos})
+            except UrlNotAllowed as exc:
+                raise OSError(str(exc)) from exc
+            return infos
+
+    return PublicOnly
+
+
 @contextmanager
-def _calendar(account: Account) -> Iterator[Calendar]:
+def _calendar(account: Account, *, allow_private: bool) -> Iterator[Calendar]:
+    import niquests
     from caldav.collection import Calendar
     from caldav.davclient import DAVClient
     from caldav.lib import error
@@ -93,6 +118,9 @@ def _calendar(account: Account) -> Iterator[Calendar]:
             timeout=TIMEOUT_SECONDS,
             enable_rfc6764=False,
         )
+        if not allow_private:
+            client.session.close()
+            client.session = niquests.Session(resolver=_public_only()())
         client.session.trust_env = False
         client.session.max_redirects = 0
         with client:
@@ -101,19 +129,19 @@ def _calendar(account: Account) -> Iterator[Calendar]:
         raise _explain(exc) from exc
 
 
-def probe(account: Account) -> str | None:
+def probe(account: Account, *, allow_private: bool) -> str | None:
     """Check that the URL is a calendar these credentials may read; returns its name."""
-    with _calendar(account) as cal:
+    with _calendar(account, allow_private=allow_private) as cal:
         if "VEVENT" not in _done(cal.get_supported_components()):
             raise RemoteError("not_found", "The URL is not a calendar that holds events.")
         name = _done(cal.get_display_name())
         return str(name) if name else None
 
 
-def pull(account: Account, sync_token: str | None) -> Pulled:
+def pull(account: Account, sync_token: str | None, *, allow_private: bool) -> Pulled:
     """Changes since `sync_token` (sync-collection where the server has it; otherwise caldav's
     fallback lists every object, and its token is a digest of their ETags)."""
-    with _calendar(account) as cal:
+    with _calendar(account, allow_private=allow_private) as cal:
         found = _done(cal.get_objects_by_sync_token(sync_token=sync_token, load_objects=False))
         token = str(found.sync_token) if found.sync_token else None
         emulated = token is not None and token.startswith("fake-")
@@ -138,33 +166,33 @@ def pull(account: Account, sync_token: str | None) -> Pulled:
         return Pulled(token, sync_token is None or emulated, changed, deleted)
 
 
-def put_event(account: Account, name: str, ics: bytes) -> str:
+def put_event(account: Account, name: str, ics: bytes, *, allow_private: bool) -> str:
     """Create or replace the object `name` (e.g. `<booking id>.ics`); returns its URL."""
     from caldav.calendarobjectresource import Event
 
-    with _calendar(account) as cal:
+    with _calendar(account, allow_private=allow_private) as cal:
         url = _url(cal).join(name)
         Event(cal.client, url=url, data=ics.decode(), parent=cal).save(increase_seqno=False)
         return str(url)
 
 
-def delete_event(account: Account, name: str) -> None:
+def delete_event(account: Account, name: str, *, allow_private: bool) -> None:
     """Remove the object `name`; one already gone counts as removed."""
     from caldav.calendarobjectresource import Event
     from caldav.lib import error
 
-    with _calendar(account) as cal:
+    with _calendar(account, allow_private=allow_private) as cal:
         try:
             Event(cal.client, url=_url(cal).join(name), parent=cal).delete()
         except error.NotFoundError:
             return
 
 
-def remove_pushed(account: Account) -> int:
+def remove_pushed(account: Account, *, allow_private: bool) -> int:
     """Delete every event slotgraph pushed (marked X-SLOTGRAPH-BOOKING-ID); returns how many."""
     from caldav.lib import error
 
-    with _calendar(account) as cal:
+    with _calendar(account, allow_private=allow_private) as cal:
         removed = 0
         for obj in _done(cal.get_objects_by_sync_token(load_objects=True)):
             if obj.data and PUSHED_MARK in str(obj.data):

@@ -60,9 +60,9 @@ async def guard_url(url: str, *, allow_private: bool) -> None:
         raise ValidationFailed.one("url", str(exc)) from None
 
 
-async def _probe(account: remote.Account) -> None:
+async def _probe(account: remote.Account, *, allow_private: bool) -> None:
     try:
-        await asyncio.to_thread(remote.probe, account)
+        await asyncio.to_thread(remote.probe, account, allow_private=allow_private)
     except remote.RemoteError as exc:
         if exc.kind == "auth":
             raise CalendarAuthFailed(str(exc)) from None
@@ -89,7 +89,9 @@ async def connect(
     except keys.KeyMissing as exc:
         raise EncryptionKeyMissing(f"{exc} Calendar passwords are stored encrypted.") from None
     await guard_url(data.url, allow_private=allow_private)
-    await _probe(remote.Account(data.url, data.username, data.password))
+    await _probe(
+        remote.Account(data.url, data.username, data.password), allow_private=allow_private
+    )
     async with session.begin():
         resource = await load_resource(session, principal.app_id, resource_id, lock=True)
         conn = await session.scalar(
@@ -168,7 +170,7 @@ async def disconnect(
     if remove_pushed:
         await guard_url(account.url, allow_private=allow_private)
         try:
-            await asyncio.to_thread(remote.remove_pushed, account)
+            await asyncio.to_thread(remote.remove_pushed, account, allow_private=allow_private)
         except remote.RemoteError as exc:
             raise CalendarUnreachable(
                 f"{exc} The connection is kept; try again, or disconnect without removing.",

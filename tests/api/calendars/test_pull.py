@@ -221,7 +221,9 @@ async def test_a_worker_killed_mid_sync_loses_and_duplicates_nothing(
             )
 
     (dying,) = await claim("dying")
-    pulled = remote.pull(dying.account, dying.sync_token)  # fetched, then killed: never applied
+    pulled = remote.pull(
+        dying.account, dying.sync_token, allow_private=True
+    )  # fetched, then killed: never applied
     assert await claim("other") == []  # the lease holds
     cal_api.clock.advance(lease + timedelta(seconds=1))
     other = Worker(engine, SETTINGS, clock=cal_api.clock, worker_id="other")
