@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -49,9 +50,18 @@ def available_locales() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in LOCALES_DIR.glob("*.po")))
 
 
+# A locale's name: language, then script, territory or variant, each after "_". Babel's parser
+# also reads "de@euro" and "de.UTF-8" as "de", ignoring what follows: "de@x\r\nBcc: ..." was
+# "known", stored from the public key, and broke the customer's emails (Content-Language).
+_LOCALE_NAME = re.compile(r"[A-Za-z]{2,8}(_[A-Za-z0-9]{1,8}){0,3}")
+
+
 def is_known_locale(value: str) -> bool:
-    """A locale Babel knows (dates can be formatted in it), e.g. "de", "en_US", "pt_BR". Parsed
-    once (babel_locale's cache): a create with a locale checks it on the hot path."""
+    """A locale Babel knows (dates can be formatted in it), e.g. "de", "en_US", "pt_BR", written
+    as a locale's name and nothing more. Parsed once (babel_locale's cache): a create with a
+    locale checks it on the hot path."""
+    if not _LOCALE_NAME.fullmatch(value):
+        return False
     try:
         babel_locale(value)
     except (UnknownLocaleError, ValueError, TypeError):
