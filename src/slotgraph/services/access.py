@@ -7,8 +7,8 @@ this module holds the rules inside those routes, which every way in (/v1 and /v2
   app's `public_graphs`; never with `override_rules`; with `payment_timeout` at most P1D;
 - the answer to its booking never carries the client's id (an email that matches a client links
   the booking to that client, and says nothing about it);
-- it reads a resource's public fields only: no `email`, and `meta` only when `meta.public` is
-  `true`.
+- it reads a resource's public fields only: no `email` (not in a free/busy calendar either),
+  and `meta` only when `meta.public` is `true`.
 """
 
 from __future__ import annotations
@@ -62,3 +62,9 @@ def resource_answer(principal: Principal, out: ResourceOut) -> ResourceOut:
         return out
     shown = out.meta if out.meta.get("public") is True else {}
     return out.model_copy(update={"email": None, "meta": shown, "feed_url": None})
+
+
+def resource_email(principal: Principal, email: str | None) -> str | None:
+    """A resource's email where an answer names it otherwise (the iCalendar free/busy's
+    ATTENDEE): the secret key's only, as in resource_answer."""
+    return email if principal.kind == "secret" else None

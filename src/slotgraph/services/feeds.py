@@ -18,6 +18,7 @@ from slotgraph.db.models import Booking, BookingHold, InstanceSecret, Resource
 from slotgraph.domain.availability import merge
 from slotgraph.errors import NotFound, ValidationFailed
 from slotgraph.schemas import ResourceOut
+from slotgraph.services import access
 from slotgraph.services.busy import load_busy, load_resources
 from slotgraph.services.common import Principal
 from slotgraph.services.resources import load_resource
@@ -199,5 +200,6 @@ async def freebusy(
     out = []
     for r in resources:
         clipped = [(max(s, start), min(e, end)) for s, e in busy[r.id] if s < end and e > start]
-        out.append(ical.BusyOf(r.id, r.email, merge(clipped)))
+        email = access.resource_email(principal, r.email)
+        out.append(ical.BusyOf(r.id, email, merge(clipped)))
     return out
