@@ -92,6 +92,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not _postgres_wanted():
         on_postgres = [item for item in items if _on_postgres(item)]
         if on_postgres:
+            config.stash[_LEFT_OUT] = len(on_postgres)
             config.hook.pytest_deselected(items=on_postgres)
             items[:] = [item for item in items if not _on_postgres(item)]
     if hasattr(config, "workerinput"):  # an xdist worker (all of them sort alike)
@@ -116,8 +117,14 @@ def _on_postgres(item: pytest.Item) -> bool:
     return callspec is not None and "postgresql" in callspec.params.values()
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _postgres_wanted():
+_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Said when PostgreSQL cases were left out here, or may have been by xdist's workers
+    (whose collections the controller does not see)."""
+    controller = bool(getattr(config.option, "numprocesses", None))
+    if not _postgres_wanted() and (config.stash.get(_LEFT_OUT, 0) or controller):
         terminalreporter.write_line(_NO_POSTGRES, yellow=True)
 
 
