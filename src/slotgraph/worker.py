@@ -37,6 +37,10 @@ from slotgraph.webhooks import sender
 
 log = logging.getLogger("slotgraph.worker")
 
+# Records written at once by a running worker: with one, the answers that came during a
+# record's round trip waited for it to end (issue 15, sixth pass).
+_RECORDS = 2
+
 
 class Worker:
     def __init__(
@@ -228,23 +232,34 @@ class Worker:
         return len(claims)
 
     async def _recording(self) -> None:
-        """Record the results as they come, in one transaction for all that came while the
-        previous one was written (so the batch grows with the rate). Ends once the sends are
-        done after a stop."""
-        while self._results or self._inflight or not self._stop.is_set():
+        """Record the results as they come: all that came while the previous records were
+        written, in one transaction, with up to `_RECORDS` such transactions at once (each on
+        its own connection), so a record's round trip does not hold up the next answers. Ends
+        once the sends and the records are done after a stop."""
+        running: set[asyncio.Task[None]] = set()
+        while self._results or self._inflight or running or not self._stop.is_set():
+            if len(running) >= _RECORDS:
+                await asyncio.wait(running, return_when=FIRST_COMPLETED)
+                continue
             if not self._results:
                 self._sent.clear()
                 await self._pause(self._sent)
-                if self._stop.is_set() and self._inflight and not self._results:
-                    await asyncio.wait(self._inflight, return_when=FIRST_COMPLETED)
+                if self._stop.is_set() and not self._results and (self._inflight or running):
+                    await asyncio.wait({*self._inflight, *running}, return_when=FIRST_COMPLETED)
                 continue
             results, self._results = self._results, []
-            self._recording_now = len(results)
-            try:
-                await self._guarded(self._record(results))
-            finally:
-                self._recording_now = 0
-                self._fill()  # if sends waited for the recorder to catch up, they start now
+            self._recording_now += len(results)
+            task = asyncio.create_task(self._record_some(results))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    async def _record_some(self, results: list[tuple[deliveries.Claim, Outcome]]) -> None:
+        try:
+            await self._guarded(self._record(results))
+        finally:
+            self._recording_now -= len(results)
+            self._sent.set()  # the recorder may start the next
+            self._fill()  # if sends waited for the recorder to catch up, they start now
 
     async def _looking(self) -> None:
         """Fan out every poll (again at once while it finds events), the timers when due. The
