@@ -243,3 +243,31 @@ async def test_the_timekit_adapter(api: Api, made: dict[str, Any], value: str) -
         headers=headers,
     )
     assert r.status_code == 200, r.text
+
+
+async def test_a_year_in_a_duration_is_365_days_in_and_out(api: Api) -> None:
+    """docs/api.md: answers write 365 days as `P1Y`, and `P4Y` given is 1,460 days, not four
+    calendar years: from 2024-05-01T09:00Z (the test clock) the limit is 2028-04-30T09:00Z, a
+    day before a calendar reading across 29 February 2028."""
+    res = await api.resource()
+    path = f"/v1/resources/{res['resource_id']}/availability"
+    for given, shown in (("P400D", "P1Y35D"), ("P1Y35D", "P1Y35D"), ("P1460D", "P4Y")):
+        r = await api.put(path, {"max_advance": given})
+        assert r.status_code == 200, r.text
+        assert r.json()["max_advance"] == shown
+    r = await api.put(path, {"max_advance": "P4Y"})
+    assert r.status_code == 200, r.text
+    customer = {"name": "Ann", "email": "ann@example.com"}
+    late = {"start_time": "2028-04-30T12:00:00Z", "end_time": "2028-04-30T13:00:00Z"}
+    r = await api.post(
+        "/v1/bookings", {"resource_id": res["resource_id"], "customer": customer, **late}
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "too_far_ahead"
+    assert "P1460D" in r.json()["detail"]
+    await api.book(
+        resource_id=res["resource_id"],
+        customer=customer,
+        start_time="2028-04-30T08:00:00Z",
+        end_time="2028-04-30T09:00:00Z",
+    )
