@@ -277,6 +277,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         # a proxy is named. uvicorn's own default trusts X-Forwarded-For from 127.0.0.1, so any
         # client on this host, or behind a proxy that passes the header on unchanged (a TCP
         # proxy, a tunnel), chose its address with every request and was never limited.
+        timeout_graceful_shutdown=settings.shutdown_seconds,
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         # With --workers, uvicorn kills a worker process that has not answered its health check

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = 60.0  # a claimed delivery returns to the pool after this
     worker_batch: int = 32  # deliveries sent concurrently per worker
     worker_shutdown_seconds: float = 10.0  # on SIGTERM, finish in-flight sends for this long
+    # On SIGTERM, requests in flight may finish for this long, then are cancelled: a client that
+    # never finishes sending its request must not keep the server up (uvicorn waits forever).
+    shutdown_seconds: int = Field(default=30, ge=1)
     # Calendars (docs/calendars.md). Fernet key(s), comma-separated, newest first: they encrypt
     # CalDAV passwords at rest and sign feed URLs.
     encryption_key: SecretStr | None = None
