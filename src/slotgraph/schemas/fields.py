@@ -19,11 +19,24 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_META_BYTES = 16_384
 
 
-def _timezone(value: str) -> str:
+MAX_ZONE_NAME = 64
+
+
+def known_zone(name: str) -> ZoneInfo | None:
+    """The IANA zone `name`, or None. ZoneInfo reads a file named after it: a name too long for
+    a file name raised OSError, which the error handler answers as the database being down
+    (503); a name over MAX_ZONE_NAME is no zone (the longest is 32 characters)."""
+    if len(name) > MAX_ZONE_NAME:
+        return None
     try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def _timezone(value: str) -> str:
+    if known_zone(value) is None:
+        raise ValueError(f"unknown IANA time zone {value[:MAX_ZONE_NAME]!r}")
     return value
 
 
@@ -120,7 +133,7 @@ def _weekly(value: dict[str, list[list[str]]] | None) -> dict[str, list[list[str
 
 HoursList = Annotated[list[list[str]], Field(max_length=48), AfterValidator(_hours)]
 WeeklyHours = Annotated[dict[str, HoursList] | None, AfterValidator(_weekly)]
-TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_timezone)]
+TimeZone = Annotated[str, Field(min_length=1, max_length=MAX_ZONE_NAME), AfterValidator(_timezone)]
 Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 # a client's or a customer's name (it goes into emails, their headers included)

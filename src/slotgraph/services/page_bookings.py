@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from slotgraph.domain import wallclock as wc
 from slotgraph.domain.availability import iso
 from slotgraph.errors import NotFound, SeatsFull, SlotUnavailable, ValidationFailed
 from slotgraph.schemas import BookingCreate, BookingOut, Customer
+from slotgraph.schemas.fields import known_zone
 from slotgraph.services import availability, page_once
 from slotgraph.services.page_answers import REQUIRED, Answers, check_answers
 from slotgraph.services.pages import PublicPage, public_page
@@ -79,13 +80,7 @@ class FormInvalid(ValidationFailed):
 
 def zone_or(value: str | None, default: str) -> str:
     """An IANA zone the visitor asked for, or `default` when it is missing or unknown."""
-    if value and len(value) <= 64:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            return default
-        return value
-    return default
+    return value if value and known_zone(value) is not None else default
 
 
 def duration_or(value: str | None, choices: Sequence[timedelta]) -> timedelta:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from slotgraph.errors import ValidationFailed
+from slotgraph.schemas.fields import MAX_ZONE_NAME, known_zone
 
 
 class TimekitInput(BaseModel):
@@ -46,10 +47,10 @@ async def output_zone(
 
 
 def zone_named(name: str, field: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed.one(field, f"unknown IANA time zone {name!r}") from None
+    zone = known_zone(name)
+    if zone is None:
+        raise ValidationFailed.one(field, f"unknown IANA time zone {name[:MAX_ZONE_NAME]!r}")
+    return zone
 
 
 Zone = Annotated[ZoneInfo, Depends(output_zone)]
