@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import __version__, logs
-from slotgraph.api import openapi, problems
+from slotgraph.api import dispatch, openapi, problems
 from slotgraph.api.guard import Guard
 from slotgraph.api.idempotency import Idempotency
 from slotgraph.api.observe import Observe
@@ -116,6 +116,7 @@ def create_app(
     app.include_router(timekit_router)
     web.install(app)  # booking pages and manage links (HTML), /static
     openapi.install(app)
+    dispatch.install(app)  # routes tried by the path's first two segments (ADR 0011)
     return app
 
 

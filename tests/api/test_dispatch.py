@@ -1,0 +1,130 @@
+"""The app's routes tried by the path's first two segments (api/dispatch.py, ADR 0011): for any
+path, every top-level route that FastAPI's own matching says can answer it (fully, or with
+another method) is among the candidates, in the router's order, so the route chosen is the one
+the router's full loop chooses. No database: this is the routing table alone."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import Match
+
+from slotgraph.api.app import create_app
+from slotgraph.api.dispatch import PrefixDispatch
+from tests.api.conftest import TEST_SETTINGS
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+@pytest.fixture(scope="module")
+def app() -> FastAPI:
+    return create_app(TEST_SETTINGS)
+
+
+def _dispatch(app: FastAPI) -> PrefixDispatch:
+    dispatch = app.router.middleware_stack
+    assert isinstance(dispatch, PrefixDispatch)
+    return dispatch
+
+
+def _scope(method: str, path: str) -> dict[str, object]:
+    return {"type": "http", "method": method, "path": path, "root_path": "", "headers": []}
+
+
+def _check(app: FastAPI, path: str) -> None:
+    candidates = _dispatch(app).candidates(path)
+    routes = list(app.router.routes)
+    positions = [routes.index(c) for c in candidates]
+    assert positions == sorted(positions), "candidates keep the router's order"
+    for method in METHODS:
+        for route in routes:
+            match, _ = route.matches(_scope(method, path))
+            if match != Match.NONE:
+                assert route in candidates, (method, path, route)
+
+
+def _concrete(template: str) -> list[str]:
+    """Paths a template matches, and near misses: its parameters filled in, a trailing slash,
+    one segment more, the last segment changed."""
+    filled = re.sub(r"\{[^}:]+:path\}", "a/b", template)
+    filled = re.sub(r"\{[^}]+\}", "x1", filled)
+    return [filled, filled + "/", filled + "/more", filled.rsplit("/", 1)[0] + "/other", "/"]
+
+
+def test_every_route_of_the_app_is_a_candidate_for_its_own_paths(app: FastAPI) -> None:
+    templates = [c.path for c in iter_route_contexts(app.router.routes) if c.path]
+    assert len(templates) > 90  # /v1, /v2, the booking pages, docs, probes, /static
+    for template in templates:
+        for path in _concrete(template):
+            _check(app, path)
+
+
+def _segments(app: FastAPI) -> list[str]:
+    found = set()
+    for c in iter_route_contexts(app.router.routes):
+        for segment in (c.path or "").split("/"):
+            found.add(segment)
+    return sorted(found | {"", "x1", "a", "{x}"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_path_has_every_route_that_can_match_it_among_its_candidates(
+    app: FastAPI, data: st.DataObject
+) -> None:
+    parts = data.draw(st.lists(st.sampled_from(_segments(app)), min_size=0, max_size=4))
+    _check(app, "/" + "/".join(parts))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v1/ping", 401),  # a route late in the table, found: its guard answers
+        ("GET", "/healthz", 200),
+        ("POST", "/healthz", 405),  # the path matches another method: 405 as before
+        ("GET", "/v1/nothing-here", 404),
+        ("GET", "/nothing/at/all", 404),
+        ("GET", "/static/", 404),
+    ],
+)
+async def test_answers_are_the_routers_own(
+    app: FastAPI, method: str, path: str, status: int
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        r = await http.request(method, path)
+    assert r.status_code == status, r.text
+
+
+@pytest.mark.slow  # about 1,000 requests on each side
+async def test_every_path_is_answered_as_by_the_routers_own_loop(engine: AsyncEngine) -> None:
+    """The same answers (status, redirect target, body) with the dispatch and without it, for
+    the paths of every route and their near misses, without a key (the guard answers 401 for a
+    keyed route before routing; the rest reach the router: pages, probes, docs, 404, 405 and
+    trailing-slash redirects)."""
+    indexed = create_app(TEST_SETTINGS, engine=engine)
+    plain = create_app(TEST_SETTINGS, engine=engine)
+    plain.router.middleware_stack = plain.router.app  # FastAPI's own loop over every route
+    paths = sorted(
+        {p for c in iter_route_contexts(plain.router.routes) if c.path for p in _concrete(c.path)}
+    )
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=indexed), base_url="http://t") as a,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=plain), base_url="http://t") as b,
+    ):
+        for path in paths:
+            for method in ("GET", "POST"):
+                one, other = await a.request(method, path), await b.request(method, path)
+                assert (one.status_code, one.headers.get("location")) == (
+                    other.status_code,
+                    other.headers.get("location"),
+                ), (method, path)
+                if not path.startswith("/metrics"):  # counts the requests just made
+                    assert one.content == other.content, (method, path)
