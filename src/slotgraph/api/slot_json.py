@@ -7,12 +7,17 @@ as a list of text. Making two aware datetimes per slot and having orjson format 
 zone for each one's offset) was a third of a 300-slot search's CPU. Here a local day whose offset
 does not change (`wallclock.Day.ordinary`) is written as its date and offset, taken from orjson's
 own text of the day's midnight, around the clock time counted from that midnight; on a day whose
-clock changes each time is a datetime written by orjson, as before.
+clock changes each time is a datetime written by orjson, as before. A day's text and bounds are
+cached (`_day`, bounded like `wallclock.day`), and its times written in one comprehension: the
+look-ups per day were a third of a 31-day answer's writing (docs/benchmarks.md, sixth pass).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from bisect import bisect_left
+from datetime import date, datetime
+from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -23,33 +28,51 @@ from slotgraph.services.availability import Found
 _OPTIONS = orjson.OPT_UTC_Z
 _HOURS_MINUTES = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(24 * 60)]
 _SECONDS = [f"{s:02d}" for s in range(60)]
-_HEAD = '{{"start_time":"{}","end_time":"{}","resource_ids":'
 
 
 def _text(at: datetime) -> str:
     return orjson.dumps(at, option=_OPTIONS).decode()[1:-1]
 
 
+class _Day(NamedTuple):
+    """A local day [start, end) in epoch seconds, and how its times are written: its
+    "YYYY-MM-DDT" and offset ("Z", "+01:00") when its offset does not change, else None."""
+
+    start: int
+    end: int
+    prefix: str | None
+    suffix: str
+
+
+@lru_cache(maxsize=wc.DAY_CACHE_ENTRIES)  # entries of ~330 bytes: about 1.4 MB at most
+def _day(zone_name: str, on: date) -> _Day:
+    today = wc.day(zone_name, on)
+    if today.ordinary:
+        midnight = _text(datetime.fromtimestamp(today.start, ZoneInfo(zone_name)))
+        if midnight[10:19] == "T00:00:00":
+            return _Day(today.start, today.end, midnight[:11], midnight[19:])
+    return _Day(today.start, today.end, None, "")
+
+
 def _texts(zone_name: str, times: list[int]) -> list[str]:
-    """The text of each of the ascending epoch seconds `times` as a local date-time."""
+    """The text of each of the ascending epoch seconds `times` as a local date-time, a local
+    day's times at once."""
     zone = ZoneInfo(zone_name)
-    out = []
-    start = end = 0  # the local day of the last time, [start, end)
-    prefix: str | None = None  # its "YYYY-MM-DDT" when its offset does not change
-    suffix = ""  # its offset as orjson writes it: "Z", "+01:00"
-    for at in times:
-        if not start <= at < end:
-            today = wc.day(zone_name, wc.local_date(zone_name, at))
-            start, end, prefix = today.start, today.end, None
-            if today.ordinary:
-                midnight = _text(datetime.fromtimestamp(start, zone))
-                if midnight[10:19] == "T00:00:00":
-                    prefix, suffix = midnight[:11], midnight[19:]
+    out: list[str] = []
+    hours_minutes, seconds = _HOURS_MINUTES, _SECONDS
+    i = 0
+    while i < len(times):
+        today = _day(zone_name, wc.local_date(zone_name, times[i]))
+        j = max(bisect_left(times, today.end, i), i + 1)
+        prefix, suffix, start = today.prefix, today.suffix, today.start
         if prefix is None:
-            out.append(_text(datetime.fromtimestamp(at, zone)))
+            out += [_text(datetime.fromtimestamp(at, zone)) for at in times[i:j]]
         else:
-            since = at - start
-            out.append(f"{prefix}{_HOURS_MINUTES[since // 60]}{_SECONDS[since % 60]}{suffix}")
+            out += [
+                f"{prefix}{hours_minutes[(at - start) // 60]}{seconds[(at - start) % 60]}{suffix}"
+                for at in times[i:j]
+            ]
+        i = j
     return out
 
 
@@ -70,6 +93,6 @@ def render(found: Found) -> bytes:
         text = listed.get(id(ids))
         if text is None:
             text = listed[id(ids)] = orjson.dumps(ids)
-        parts += (_HEAD.format(a, b).encode(), text, b"},")
+        parts += (f'{{"start_time":"{a}","end_time":"{b}","resource_ids":'.encode(), text, b"},")
     parts[-1] = b"}]}"
     return b"".join(parts)
