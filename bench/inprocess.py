@@ -1,0 +1,157 @@
+"""One request at a time, in process: the availability bench's data, the app called as uvicorn
+calls it (a plain HTTP scope, no client, no network), for CPU and instruction counts.
+
+    .venv/bin/python -m bench.inprocess load              # keeps slotgraph_inprocess (PostgreSQL)
+    .venv/bin/python -m bench.inprocess run one 500       # CPU per request after 10 warm-ups
+    .venv/bin/python -m bench.inprocess run ping 0        # warm-ups only (callgrind's baseline)
+
+SCENARIO is one, many, first (bench/availability.py), ping (`GET /v1/ping`) or graphs
+(`GET /v1/graphs/instant`, no database). The app is the server's own (`serve_app`: its logging,
+its settled heap). Instructions per request, independent of the machine's load: run under
+`valgrind --tool=callgrind` with N requests and with 0, and divide the difference of the two
+"Collected" totals by N (PYTHONHASHSEED=0 for both; docs/benchmarks.md, sixth pass).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+NAME = "slotgraph_inprocess"
+KEPT = Path(tempfile.gettempdir()) / "slotgraph-inprocess.json"  # the URL and the scenarios
+WARM_UPS = 10
+HEADERS = [  # as httpx sends them in `bench availability`
+    (b"host", b"127.0.0.1:8000"),
+    (b"user-agent", b"python-httpx/0.28.1"),
+    (b"accept", b"*/*"),
+    (b"accept-encoding", b"gzip, deflate"),
+    (b"connection", b"keep-alive"),
+    (b"authorization", b"Bearer sk_bench_secret"),
+]
+
+
+async def load() -> None:
+    import asyncpg
+    import httpx
+    from sqlalchemy.engine import make_url
+
+    from bench.availability import load as load_scenarios
+    from bench.harness import ADMIN_URL, free_port, start, stop, wait_ready
+
+    conn = await asyncpg.connect(ADMIN_URL)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
+    await conn.execute(f'CREATE DATABASE "{NAME}"')
+    await conn.close()
+    url = make_url(ADMIN_URL).set(database=NAME).render_as_string(hide_password=False)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    api = start(["serve", "--no-worker", "--port", str(port)], url)
+    try:
+        await wait_ready(base, api)  # migrated, the bench's key, its rate limits at the maximum
+        conn = await asyncpg.connect(url)
+        async with httpx.AsyncClient(timeout=120) as http:
+            loaded = await load_scenarios(conn, http, base)
+        await conn.close()
+    finally:
+        stop(api)
+    KEPT.write_text(json.dumps({"url": url, "scenarios": loaded.scenarios}))
+    print(f"loaded {NAME}; kept in {KEPT}")
+
+
+def _request(kept: dict[str, Any], scenario: str) -> tuple[str, bytes]:
+    if scenario == "ping":
+        return "/v1/ping", b""
+    if scenario == "graphs":
+        return "/v1/graphs/instant", b""
+    return "/v1/availability", urlencode(kept["scenarios"][scenario], doseq=True).encode()
+
+
+async def run(scenario: str, count: int) -> None:
+    kept = json.loads(KEPT.read_text())
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="sg-inprocess-"))
+    os.environ.update(
+        SLOTGRAPH_DATABASE_URL=kept["url"],
+        SLOTGRAPH_RUN_WORKER="false",
+        SLOTGRAPH_LOG_LEVEL="warning",
+    )
+    from slotgraph.api.app import serve_app
+
+    app = serve_app()
+    state: dict[str, Any] = {}
+    path, query = _request(kept, scenario)
+
+    async def once() -> bytes:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 50000),
+            "scheme": "http",
+            "method": "GET",
+            "root_path": "",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query,
+            "headers": list(HEADERS),
+            "state": dict(state),
+        }
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        assert sent[0]["status"] == 200, sent
+        return b"".join(m.get("body", b"") for m in sent[1:])
+
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    receive: Callable[[], Awaitable[dict[str, Any]]] = inbox.get
+    lifespan = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": state}, receive, outbox.put)
+    )
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    for _ in range(WARM_UPS):
+        body = await once()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(count):
+        await once()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    if count:
+        print(
+            f"{scenario}: CPU {cpu / count * 1000:.3f} ms a request, wall {wall / count * 1000:.3f}"
+            f" ms ({count} requests; answer {len(body):,} bytes, sha256 {digest}...)"
+        )
+    await inbox.put({"type": "lifespan.shutdown"})
+    await outbox.get()
+    await lifespan
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["load"]:
+        asyncio.run(load())
+    elif sys.argv[1:2] == ["run"] and len(sys.argv) == 4:
+        import uvloop  # as the server runs
+
+        uvloop.run(run(sys.argv[2], int(sys.argv[3])))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
