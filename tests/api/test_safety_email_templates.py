@@ -28,6 +28,13 @@ ENDLESS = [
     "{% set a = when ~ when %}{% set a = a ~ a %}{% set a = a ~ a %}{{ a }}",
     "{{ customer.name.ljust(1000000000) }}",
     "{% include 'customer.txt' %}",
+    # gettext formats its message with `%`: a message from the context brings its own width
+    # (a customer named "%01000000000d", from the public key).
+    "{{ _(customer.name) }}",
+    "{{ gettext(customer.name ~ '') }}",
+    "{{ ngettext('a', customer.name, 2) }}",
+    "{{ pgettext(customer.name, 'a') }}",
+    "{{ _(*[customer.name]) }}",
 ]
 
 

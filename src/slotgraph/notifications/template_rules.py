@@ -79,7 +79,9 @@ ALLOWED_FILTERS = frozenset(
         "last",
     }
 )
-GETTEXT = frozenset({"_", "gettext", "ngettext", "pgettext", "npgettext"})
+# The gettext calls, and how many of their first arguments are text to format (then a count).
+_MESSAGES = {"_": 1, "gettext": 1, "pgettext": 2, "ngettext": 2, "npgettext": 3}
+GETTEXT = frozenset(_MESSAGES)
 # A %-format with a width or precision ("%999999999d", "%(n).999999999f"): gettext formats its
 # message with the keyword arguments.
 _WIDE_FORMAT = re.compile(r"%(\([^)]*\))?[-#0 +]*(\d|\*|\.\d)")
@@ -110,14 +112,23 @@ def _refused(node: nodes.Node) -> str | None:
         arguments = [*node.args, *(k.value for k in node.kwargs)]
         if arguments and (node.name not in ("default", "d") or not _short_constants(arguments)):
             return f"the filter {node.name!r} takes no arguments but a constant default here"
-    if isinstance(node, nodes.Call) and not (
-        isinstance(node.node, nodes.Name) and node.node.name in GETTEXT
-    ):
-        return "only the gettext calls (_, gettext, ngettext) may be called"
+    if isinstance(node, nodes.Call):
+        if not (isinstance(node.node, nodes.Name) and node.node.name in GETTEXT):
+            return "only the gettext calls (_, gettext, ngettext) may be called"
+        # The message is formatted (`%`) with the call's keywords: one from the context (a
+        # customer's name "%0999999999d") would be a width this rule never saw.
+        messages = node.args[: _MESSAGES[node.node.name]]
+        whole = len(messages) == _MESSAGES[node.node.name] and all(map(_is_text, messages))
+        if node.dyn_args or node.dyn_kwargs or not whole:
+            return "a gettext call's message must be written in the template, not a variable"
     wide = isinstance(node, nodes.Const) and isinstance(node.value, str)
     if wide and _WIDE_FORMAT.search(node.value):  # type: ignore[attr-defined]
         return "a %-format with a width or precision is not allowed"
     return None
+
+
+def _is_text(node: nodes.Expr) -> bool:
+    return isinstance(node, nodes.Const) and isinstance(node.value, str)
 
 
 def _short_constants(args: list[nodes.Expr]) -> bool:
