@@ -45,7 +45,11 @@ def is_one_address(value: str) -> bool:
     address list (as the SMTP client reads `To:`) it is exactly itself. `a,b@x.example`,
     `<a>b@x.example` or `b@x.example(a)` are lists or a name and an address there: the email
     went to `a` too, a mailbox of the SMTP server's own domain."""
-    return bool(_EMAIL.match(value)) and getaddresses([value]) == [("", value)]
+    if not _EMAIL.match(value):
+        return False
+    # Letters, digits and RFC 5322 atext only (no specials: , ; < > ( ) " : [ ]): one mailbox,
+    # without asking the parser (19 us a call, on every create with a customer).
+    return bool(_PLAIN_ADDRESS.match(value)) or getaddresses([value]) == [("", value)]
 
 
 def _email(value: str) -> str:
@@ -56,6 +60,7 @@ def _email(value: str) -> str:
     return value.strip().lower()
 
 
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
