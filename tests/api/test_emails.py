@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph.settings import Settings
 from slotgraph.worker import Worker
 from tests.api.conftest import Api, Clock, make_api
+from tests.api.test_timekit import basic
 from tests.conftest import clean
 from tests.mailbox import Mailbox, Received, smtp_server
 
@@ -300,3 +301,43 @@ async def test_the_email_targets_are_not_webhooks(mail_api: Api, engine: AsyncEn
     for target_id, _ in targets:
         webhook_id = str(target_id) if len(str(target_id)) == 36 else str(uuid.UUID(target_id))
         assert (await mail_api.get(f"/v1/webhooks/{webhook_id}")).status_code == 404
+
+
+async def test_the_public_key_cannot_silence_a_bookings_emails(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    # A customer booking through the widget (public key) may not send `notify: false`: it would
+    # silence the owner's "New booking" email too. 403 with the secret key named, nothing booked.
+    res = await resource(mail_api)
+    public = mail_api.as_key(mail_api.public_key)
+    body = {
+        "resource_id": res["resource_id"],
+        "start_time": START,
+        "end_time": END,
+        "customer": {"name": "Ann", "email": "ann@example.com"},
+    }
+    r = await public.post("/v1/bookings", {**body, "notify": False})
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "forbidden"
+    assert "notify" in r.json()["detail"]
+    assert "secret key" in r.json()["detail"]
+    assert (await mail_api.get("/v1/bookings")).json()["data"] == []
+    # /v2 (the Timekit adapter) has no such field: the same request there is refused too.
+    tk = {
+        "resource_id": res["resource_id"],
+        "start": START,
+        "end": END,
+        "customer": {"name": "Ann", "email": "ann@example.com"},
+        "notify": False,
+    }
+    r = await mail_api.http.post("/v2/bookings", json=tk, headers=basic(mail_api.public_key))
+    assert r.status_code == 422, r.text
+    assert list(r.json()["errors"]) == ["notify"]
+    assert (await mail_api.get("/v1/bookings")).json()["data"] == []
+    # `notify: true` is the default and allowed; both the customer and the owner hear of it.
+    r = await public.post("/v1/bookings", {**body, "notify": True})
+    assert r.status_code == 201, r.text
+    await drain(worker)
+    assert len(mailbox.to("ann@example.com")) == 1
+    assert len(mailbox.to("berg@clinic.example")) == 1

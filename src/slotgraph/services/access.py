@@ -5,6 +5,7 @@ this module holds the rules inside those routes, which every way in (/v1 and /v2
 
 - it books only with an inline `customer {name, email, ...}`, never by `client_id`; only in the
   app's `public_graphs`; never with `override_rules`; with `payment_timeout` at most P1D;
+  never with `notify: false` (a customer would silence the business owner's emails too);
 - the answer to its booking never carries the client's id (an email that matches a client links
   the booking to that client, and says nothing about it);
 - it reads a resource's public fields only: no `email` (not in a free/busy calendar either),
@@ -42,6 +43,11 @@ def check_booking(principal: Principal, data: BookingCreate) -> None:
         )
     if data.override_rules:
         raise Forbidden("override_rules needs the secret key.")
+    if not data.notify:
+        raise Forbidden(
+            "notify: false needs the secret key: a booking made with the public key sends its "
+            "emails (the app settings `notifications` turn an audience off for every booking)."
+        )
     if data.payment_timeout is not None and data.payment_timeout > MAX_PUBLIC_PAYMENT_TIMEOUT:
         raise ValidationFailed.one(
             "payment_timeout",
