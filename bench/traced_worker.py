@@ -118,7 +118,15 @@ if __name__ == "__main__":
             cli.main(["worker"])
         finally:
             profile.disable()
-            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+            stats = pstats.Stats(profile)
+            by_part: dict[str, float] = defaultdict(float)
+            for (path, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+                part = path.split("site-packages/")[-1].split("/")[0]
+                if "slotgraph" in path:
+                    part = "slotgraph/" + path.rsplit("/", 1)[-1]
+                by_part[part] += tottime
+            total = sum(by_part.values())
+            for part, t in sorted(by_part.items(), key=lambda kv: -kv[1])[:25]:
+                print(f"  {part}: {t:.3f} s ({t / total:.0%})")
     else:
         cli.main(["worker"])
