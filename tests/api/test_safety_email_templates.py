@@ -35,6 +35,12 @@ ENDLESS = [
     "{{ ngettext('a', customer.name, 2) }}",
     "{{ pgettext(customer.name, 'a') }}",
     "{{ _(*[customer.name]) }}",
+    # Filters that grow their value, applied to their own output: each pass is longer by the
+    # value's length again, so a chain of k costs k x k x its length (190 urlencodes of a
+    # 10,000-character details: about 13 s of CPU, and ten such in one template).
+    "{{ details|urlencode|urlencode }}",
+    "{{ details|forceescape|e|forceescape }}",
+    "{{ (details|urlencode ~ 'x')|forceescape }}",
 ]
 
 
@@ -51,6 +57,7 @@ async def test_formatting_is_allowed(api: Api) -> None:
         "{% if kind == 'booked' %}{{ _('Hello') }}, {{ customer.name|e|title }}!"
         "{% else %}{% trans name=customer.name %}Dear {{ name }}{% endtrans %}{% endif %}\n"
         "{{ when }} {{ resource.location|default('-') }} {{ booking.start_time }} {{ manage_url }}"
+        "{{ details|urlencode }} {{ details|urlencode ~ details|forceescape }}"
     )
     r = await api.put("/v1/app", {"notifications": {"templates": {"customer.txt": template}}})
     assert r.status_code == 200, r.text

@@ -82,6 +82,11 @@ ALLOWED_FILTERS = frozenset(
 # The gettext calls, and how many of their first arguments are text to format (then a count).
 _MESSAGES = {"_": 1, "gettext": 1, "pgettext": 2, "ngettext": 2, "npgettext": 3}
 GETTEXT = frozenset(_MESSAGES)
+# Filters whose output is longer than their value, again on their own output ("%" -> "%25" ->
+# "%2525", "&" -> "&amp;" -> "&amp;amp;"): a chain of k costs k x k x the value's length (190
+# urlencodes of a 10,000-character `details`: 13 s of CPU), so one value passes one of them.
+# (`escape` leaves its own output, Markup, as it is: it only grows what forceescape passes it.)
+_GROWING = frozenset({"urlencode", "forceescape"})
 # A %-format with a width or precision ("%999999999d", "%(n).999999999f"): gettext formats its
 # message with the keyword arguments.
 _WIDE_FORMAT = re.compile(r"%(\([^)]*\))?[-#0 +]*(\d|\*|\.\d)")
@@ -109,6 +114,8 @@ def _refused(node: nodes.Node) -> str | None:
     if isinstance(node, nodes.Filter):
         if node.name not in ALLOWED_FILTERS:
             return f"the filter {node.name!r} is not allowed in an app's template"
+        if node.name in _GROWING and node.node is not None and _grown(node.node):
+            return f"the filter {node.name!r} may not take urlencode's or forceescape's output"
         arguments = [*node.args, *(k.value for k in node.kwargs)]
         if arguments and (node.name not in ("default", "d") or not _short_constants(arguments)):
             return f"the filter {node.name!r} takes no arguments but a constant default here"
@@ -125,6 +132,12 @@ def _refused(node: nodes.Node) -> str | None:
     if wide and _WIDE_FORMAT.search(node.value):  # type: ignore[attr-defined]
         return "a %-format with a width or precision is not allowed"
     return None
+
+
+def _grown(value: nodes.Node) -> bool:
+    """Whether `value` holds the output of a `_GROWING` filter (itself, or any part of it)."""
+    filters = [value, *value.find_all(nodes.Filter)]
+    return any(isinstance(f, nodes.Filter) and f.name in _GROWING for f in filters)
 
 
 def _is_text(node: nodes.Expr) -> bool:
