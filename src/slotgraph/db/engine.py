@@ -63,7 +63,21 @@ def create_engine(url: str, settings: Settings | None = None) -> AsyncEngine:
         **_JSON,
     )
     event.listen(engine.sync_engine, "handle_error", _unavailable_on_disconnect)
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
     return engine
+
+
+def _connect_or_unavailable(
+    dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """SQLAlchemy's connect hook: a connection the driver cannot open at the socket level
+    (refused, reset, no route, a name that does not resolve, the connect timeout) is our
+    DatabaseUnavailable here, where it is known to be the database's socket. Elsewhere an OSError
+    is the request's own (a file, a calendar server, SMTP): a fault, not an outage."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:  # TimeoutError and socket.gaierror are OSErrors too
+        raise DatabaseUnavailable() from exc
 
 
 # Connection-level failures: the server is gone, restarting, or refuses us (SQLSTATE classes 08
@@ -84,8 +98,13 @@ def _unavailable_on_disconnect(ctx: ExceptionContext) -> BaseException | None:
     SQLAlchemy has already marked a lost connection invalid (and the pool with it), so the next
     checkout connects afresh: the server recovers by itself when the database is back.
     """
+    exc = ctx.original_exception
+    if isinstance(exc, OSError) and not ctx.is_disconnect:
+        # Raised while a statement runs (the driver let it through untranslated): the database's
+        # socket failed. Marked a disconnect, SQLAlchemy drops the connection from the pool.
+        ctx.is_disconnect = True
     lost = ctx.is_disconnect or ctx.connection is None
-    return unavailable(ctx.original_exception, lost=lost)
+    return unavailable(exc, lost=lost)
 
 
 def unavailable(exc: BaseException, *, lost: bool = False) -> DatabaseUnavailable | None:
@@ -134,9 +153,11 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether an error means "no database" (and not a fault of the request or the code): ours
-    (above), or one raised outside SQLAlchemy's error events: a refused or reset TCP connection,
-    a connect timeout, a pool that cannot hand out a connection."""
-    return isinstance(exc, DatabaseUnavailable | OSError | TimeoutError | sa_exc.TimeoutError)
+    (raised by the hooks above for a connection that cannot be made or was lost, a refusal, a
+    file that cannot be written), or a pool that cannot hand out a connection in time. Not any
+    OSError: a request's own file, calendar server or SMTP socket failing is a fault (500), not
+    an outage; the database's own socket errors become DatabaseUnavailable where they happen."""
+    return isinstance(exc, DatabaseUnavailable | sa_exc.TimeoutError)
 
 
 # How long a transaction waits for its turn at the one connection, and then for another process's
@@ -161,6 +182,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         **_JSON,
     )
     event.listen(engine.sync_engine, "handle_error", _unavailable_on_disconnect)
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
