@@ -82,6 +82,14 @@ def key_from_header(header: str) -> str:
     raise Unauthenticated("Use `Authorization: Bearer <key>`.")
 
 
+def client_ip(scope: Any) -> str:
+    """The client's address, as every rule that counts or tells visitors apart reads it (the
+    rate limits, the bad-key limit, an Idempotency-Key's caller): the connection's, or the one a
+    trusted proxy forwarded (uvicorn puts it in the scope: SLOTGRAPH_FORWARDED_ALLOW_IPS)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 async def principal_for(app: Any, authorization: str | None, client_ip: str) -> Principal:
     """Whoever an `Authorization` header stands for (an API key, or a customer token `ct_...`;
     401 if none or unknown), from a short per-process cache or the database. api/guard.py calls
@@ -129,8 +137,7 @@ async def get_caller(
     known: Principal | None = getattr(request.state, PRINCIPAL, None)
     if known is not None:
         return known
-    client = request.client.host if request.client else "unknown"
-    return await principal_for(request.app, authorization, client)
+    return await principal_for(request.app, authorization, client_ip(request.scope))
 
 
 Caller = Annotated[Principal, Depends(get_caller)]

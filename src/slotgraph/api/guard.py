@@ -41,6 +41,7 @@ from slotgraph.api.deps import (
     PRINCIPAL,
     Need,
     admit,
+    client_ip,
     get_caller,
     get_principal,
     principal_for,
@@ -158,9 +159,9 @@ class Guard:
                 scope.setdefault("state", {})[PRINCIPAL] = principal
                 if origin and _allows(principal, need, cors.normalised(origin)):
                     send = cors.allowing(send, cors.normalised(origin))
-                await self.limiter.check(principal, _client_ip(scope))
+                await self.limiter.check(principal, client_ip(scope))
             elif visitors:  # no key (a booking page, a feed): counted per address, as one
-                await self.limiter.check(VISITOR, _client_ip(scope))
+                await self.limiter.check(VISITOR, client_ip(scope))
             _check_address(scope)
             body = await self.read_body(scope, receive)
             check_json_body(scope, body, self.max_depth)
@@ -186,7 +187,7 @@ class Guard:
 
     async def authenticate(self, scope: Scope, need: Need) -> Principal:
         principal = await principal_for(
-            scope["app"], header(scope, b"authorization"), _client_ip(scope)
+            scope["app"], header(scope, b"authorization"), client_ip(scope)
         )
         admit(principal, need)
         return principal
@@ -229,11 +230,6 @@ def _allows(principal: Principal, need: Need, origin: str) -> bool:
         and principal.kind == "public"
         and origin in principal.settings.allowed_origins
     )
-
-
-def _client_ip(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
 
 
 def _is_json(scope: Scope) -> bool:

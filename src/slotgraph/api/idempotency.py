@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from slotgraph.api.deps import get_caller
+from slotgraph.api.deps import client_ip, get_caller
 from slotgraph.api.guard import header, replay_body, route_table
 from slotgraph.api.problems import slotgraph_error
 from slotgraph.errors import BadRequest, IdempotencyKeyInFlight, SlotgraphError
@@ -113,13 +113,12 @@ class Idempotency:
             return
         principal = await get_caller(request, authorization)
         clock: Callable[[], datetime] = app.state.clock
-        client = scope.get("client")
         fingerprint = idempotency.fingerprint(
             scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode("latin-1"),
             body,
-            caller=idempotency.caller(principal, str(client[0]) if client else "unknown"),
+            caller=idempotency.caller(principal, client_ip(scope)),
         )
         claim = Claim(principal.app_id, key, fingerprint)
         if in_its_write:
