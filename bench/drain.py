@@ -22,8 +22,8 @@ import time
 import asyncpg
 import httpx
 
-from bench.harness import ADMIN_URL, _env, auth, database, free_port, start, stop, wait_ready
-from bench.webhooks import _book, _Receiver, _wait_count
+from bench.harness import ADMIN_URL, _env, database, free_port, start, stop, wait_ready
+from bench.webhooks import _backlog, _Receiver, _subscribed, _wait_count
 
 
 def _cpu_ms(pid: int) -> float:
@@ -62,24 +62,8 @@ async def drain(*, sqlite: bool, events: int, trace: bool) -> None:
                 receiver = _Receiver(h)
                 try:
                     await receiver.count()
-                    r = await h.post(
-                        f"{base}/v1/webhooks", headers=auth(), json={"url": receiver.url}
-                    )
-                    assert r.status_code == 201, r.text
-                    resource = (
-                        await h.post(
-                            f"{base}/v1/resources",
-                            headers=auth(),
-                            json={"name": "Bench", "timezone": "UTC"},
-                        )
-                    ).json()["resource_id"]
-                    sem = asyncio.Semaphore(16)
-
-                    async def one(i: int) -> None:
-                        async with sem:
-                            await _book(h, base, resource, i)
-
-                    await asyncio.gather(*(one(i) for i in range(events)))
+                    resource = await _subscribed(h, base, receiver)
+                    await _backlog(h, base, resource, 0, events)
                     env = {"SLOTGRAPH_WORKER_TIMER_SECONDS": "3600"}
                     if trace:
                         worker = _start_traced(url, env)

@@ -92,6 +92,28 @@ async def _book(http: httpx.AsyncClient, base: str, resource: str, i: int) -> fl
     return time.time()
 
 
+async def _subscribed(http: httpx.AsyncClient, base: str, receiver: _Receiver) -> str:
+    """A webhook to `receiver` for every event, and a resource to book: its id."""
+    r = await http.post(f"{base}/v1/webhooks", headers=auth(), json={"url": receiver.url})
+    assert r.status_code == 201, r.text
+    r = await http.post(
+        f"{base}/v1/resources", headers=auth(), json={"name": "Bench", "timezone": "UTC"}
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["resource_id"])
+
+
+async def _backlog(http: httpx.AsyncClient, base: str, resource: str, first: int, n: int) -> None:
+    """Bookings `first` .. `first + n - 1` of `resource`, 16 at a time: `n` events waiting."""
+    sem = asyncio.Semaphore(16)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await _book(http, base, resource, i)
+
+    await asyncio.gather(*(one(first + i) for i in range(n)))
+
+
 async def _wait_count(receiver: _Receiver, target: int, seconds: float) -> float:
     """Poll until the receiver has `target` distinct messages; returns the last arrival time."""
     deadline = now() + seconds
@@ -120,23 +142,11 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
             async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) as h:
                 receiver = _Receiver(h)
                 await receiver.count()
-                r = await h.post(f"{base}/v1/webhooks", headers=auth(), json={"url": receiver.url})
-                assert r.status_code == 201, r.text
-                resource = (
-                    await h.post(
-                        f"{base}/v1/resources",
-                        headers=auth(),
-                        json={"name": "Bench", "timezone": "UTC"},
-                    )
-                ).json()["resource_id"]
+                resource = await _subscribed(h, base, receiver)
                 n = 0
                 for _ in range(runs):
                     # Throughput: a backlog of `batch` events, then one worker drains it.
-                    async def one(i: int, sem: asyncio.Semaphore = asyncio.Semaphore(16)) -> None:
-                        async with sem:
-                            await _book(h, base, resource, i)
-
-                    await asyncio.gather(*(one(n + i) for i in range(batch)))
+                    await _backlog(h, base, resource, n, batch)
                     n += batch
                     before = await receiver.count()
                     worker = start(
