@@ -20,6 +20,12 @@ class SlotgraphError(Exception):
         self.extra = extra
 
 
+class InternalError(SlotgraphError):
+    """500: a fault of the code (an error no handler took); logged with its traceback."""
+
+    title = "Internal Server Error"
+
+
 class BadRequest(SlotgraphError):
     status = 400
     code = "bad_request"
@@ -127,6 +133,17 @@ class PreconditionRequired(SlotgraphError):
     status = 428
     code = "precondition_required"
     title = "Precondition required"
+
+
+class ConcurrentUpdate(Conflict):
+    """PostgreSQL: a deadlock, serialisation failure or lock timeout; nothing was written."""
+
+    code = "concurrent_update"
+
+    def __init__(
+        self, detail: str = "Another request changed the same data at the same time; try again."
+    ) -> None:
+        super().__init__(detail)
 
 
 class IdempotencyKeyInFlight(Conflict):

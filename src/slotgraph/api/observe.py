@@ -66,7 +66,7 @@ class Observe:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             # Logged once, here (with the traceback), and never re-raised to the server.
-            response = problems.unexpected(exc)
+            response = problems.unexpected(exc, scope["path"])
             if not response_started:
                 await response(scope, receive, send_with_id)
         finally:

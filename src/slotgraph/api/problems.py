@@ -18,7 +18,9 @@ from slotgraph import metrics
 from slotgraph.api.timekit import errors as timekit_errors
 from slotgraph.db.engine import is_unavailable
 from slotgraph.errors import (
+    ConcurrentUpdate,
     DatabaseUnavailable,
+    InternalError,
     NotModified,
     RateLimited,
     SlotgraphError,
@@ -79,9 +81,9 @@ def _loc(exc: ValidationFailed, field: str, query: Collection[str]) -> list[str]
     return [exc.where, *field.split(".")] if exc.where != "body" else _where(field, query)
 
 
-def slotgraph_error(exc: SlotgraphError, query: Collection[str] = ()) -> Response:
-    if isinstance(exc, NotModified):  # not an error: the client's copy is current; no body
-        return Response(status_code=304, headers={"ETag": str(exc.extra["etag"])})
+def _headers(exc: SlotgraphError) -> dict[str, str]:
+    """The headers an error carries, whichever shape its body takes (and what it counts or logs
+    once): the same on /v1 and /v2."""
     headers = {}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="slotgraph"'
@@ -94,6 +96,26 @@ def slotgraph_error(exc: SlotgraphError, query: Collection[str] = ()) -> Respons
         headers["ETag"] = f'"{exc.extra["current_version"]}"'
     if exc.code == "slot_unavailable":
         metrics.get().slot_conflicts.inc()
+    return headers
+
+
+def slotgraph_error(exc: SlotgraphError, query: Collection[str] = ()) -> Response:
+    """`exc` as problem+json (the /v1 shape)."""
+    return error_for("", exc, query)
+
+
+def error_for(path: str, exc: SlotgraphError, query: Collection[str] = ()) -> Response:
+    """`exc` in the shape of the API that `path` belongs to: problem+json, or Timekit's on /v2.
+    The one place every error becomes an answer: status, `code` and headers are the same in
+    both shapes."""
+    if isinstance(exc, NotModified):  # not an error: the client's copy is current; no body
+        return Response(status_code=304, headers={"ETag": str(exc.extra["etag"])})
+    headers = _headers(exc)
+    if timekit_errors.is_timekit(path):
+        fields = exc.errors if isinstance(exc, ValidationFailed) else None
+        return timekit_errors.render(
+            exc.status, exc.code, exc.detail, fields=fields, extra=dict(exc.extra), headers=headers
+        )
     extra = dict(exc.extra)
     if isinstance(exc, ValidationFailed):
         extra["errors"] = [
@@ -102,29 +124,17 @@ def slotgraph_error(exc: SlotgraphError, query: Collection[str] = ()) -> Respons
     return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers, extra=extra)
 
 
-def error_for(path: str, exc: SlotgraphError, query: Collection[str] = ()) -> Response:
-    """`exc` in the shape of the API that `path` belongs to: problem+json, or Timekit's on /v2."""
-    if timekit_errors.is_timekit(path):
-        headers = {"WWW-Authenticate": 'Bearer realm="slotgraph"'} if exc.status == 401 else {}
-        if isinstance(exc, RateLimited):
-            headers.update(exc.headers)
-        fields = exc.errors if isinstance(exc, ValidationFailed) else None
-        return timekit_errors.render(
-            exc.status, exc.code, exc.detail, fields=fields, extra=dict(exc.extra), headers=headers
-        )
-    return slotgraph_error(exc, query)
-
-
-def unexpected(exc: Exception) -> Response:
-    """An error no handler took (called by api/observe.py, which logs nothing more about it)."""
+def unexpected(exc: Exception, path: str = "") -> Response:
+    """An error no handler took (called by api/observe.py, which logs nothing more about it), in
+    the shape of the API that `path` belongs to."""
     if isinstance(exc, SlotgraphError):
-        return slotgraph_error(exc)
+        return error_for(path, exc)
     if is_unavailable(exc):
         unavailable = DatabaseUnavailable()
         unavailable.__cause__ = exc  # logged: a pool that timed out is not a database that is down
-        return slotgraph_error(unavailable)
+        return error_for(path, unavailable)
     log.error("unhandled error", exc_info=exc)
-    return problem(500, "internal_error", "An internal error occurred.")
+    return error_for(path, InternalError("An internal error occurred."))
 
 
 def _message(msg: str) -> str:
@@ -227,14 +237,10 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, code, detail, headers=headers)
 
     @app.exception_handler(DBAPIError)
-    async def _db(_: Request, exc: DBAPIError) -> Response:
+    async def _db(request: Request, exc: DBAPIError) -> Response:
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
             getattr(exc.orig, "__cause__", None), "sqlstate", None
         )
         if sqlstate in _RETRYABLE_SQLSTATES:
-            return problem(
-                409,
-                "concurrent_update",
-                "Another request changed the same data at the same time; try again.",
-            )
-        return unexpected(exc)
+            return error_for(request.url.path, ConcurrentUpdate())
+        return unexpected(exc, request.url.path)

@@ -1,0 +1,92 @@
+"""Every error on /v2 takes the Timekit adapter's shape (docs/migrating-from-timekit.md):
+`{"error": "...", "code": "..."}` as `application/json`, with the same status, `code` and headers
+(`Retry-After`) as on /v1. Before, the errors no route raised (no database, a fault, a deadlock)
+came in /v1's problem+json on /v2 too, and a 503 there had no `Retry-After`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.api.app import create_app
+from slotgraph.db.engine import create_engine
+from tests.api.conftest import TEST_SETTINGS, Api
+from tests.api.test_operations import unreachable_url
+from tests.api.test_timekit import basic
+
+
+def assert_timekit(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["code"] == code
+    assert isinstance(body["error"], str)
+    assert body["error"]
+    assert "type" not in body  # no problem+json fields
+    assert "status" not in body
+    return dict(body)
+
+
+async def test_no_database_on_v2_is_503_in_timekit_shape(api: Api, tmp_path: Path) -> None:
+    gone = create_engine(unreachable_url(api.backend, tmp_path))
+    app = create_app(TEST_SETTINGS, engine=gone, clock=api.clock)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as http:
+            v2 = await http.get("/v2/resources", headers=basic(api.key))
+            v1 = await http.get("/v1/resources", headers={"Authorization": f"Bearer {api.key}"})
+    finally:
+        await gone.dispose()
+    assert_timekit(v2, 503, "database_unavailable")
+    assert v2.headers["retry-after"] == "5"
+    assert v1.status_code == 503, v1.text  # /v1 keeps problem+json
+    assert v1.headers["content-type"] == "application/problem+json"
+    assert v1.headers["retry-after"] == "5"
+
+
+class Deadlock(Exception):
+    sqlstate = "40P01"  # what asyncpg's DeadlockDetectedError carries
+
+
+async def _fault() -> None:
+    raise RuntimeError("kaboom")
+
+
+async def _deadlock() -> None:
+    raise DBAPIError("UPDATE bookings ...", None, Deadlock())
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "status", "code"),
+    [(_fault, 500, "internal_error"), (_deadlock, 409, "concurrent_update")],
+    ids=["fault", "deadlock"],
+)
+async def test_errors_no_route_raised_take_the_shape_of_their_api(
+    engine: AsyncEngine, api: Api, endpoint: Any, status: int, code: str
+) -> None:
+    app = create_app(TEST_SETTINGS, engine=engine, clock=api.clock)
+    app.add_api_route("/v2/fails", endpoint)
+    app.add_api_route("/v1/fails", endpoint)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        v2 = await http.get("/v2/fails")
+        v1 = await http.get("/v1/fails")
+    assert_timekit(v2, status, code)
+    assert v1.status_code == status, v1.text
+    assert v1.headers["content-type"] == "application/problem+json"
+    assert v1.json()["code"] == code
+
+
+async def test_a_long_zone_on_v2_is_422_in_timekit_shape(api: Api) -> None:
+    headers = {**basic(api.public_key), "Timekit-Timezone": "A" * 3000}
+    body = assert_timekit(
+        await api.http.get("/v2/resources", headers=headers), 422, "validation_error"
+    )
+    assert list(body["errors"]) == ["Timekit-Timezone"]
