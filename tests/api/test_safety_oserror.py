@@ -2,18 +2,24 @@
 internal_error logged with its traceback; only the database's own unreachability is 503.
 
 Before, the error handler took every OSError for a lost database: 503 `database_unavailable`
-with `Retry-After`, logged as an outage without a traceback (docs/security.md).
+with `Retry-After`, logged as an outage without a traceback (docs/security.md). The database's
+own socket errors stay 503: a connection reset under a request, and the reconnect refused.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import socket
+import struct
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.api.app import create_app
+from slotgraph.db.engine import create_engine
 from tests.api.conftest import TEST_SETTINGS, Api
 
 FAULTS: list[OSError] = [
@@ -49,3 +55,77 @@ async def test_an_oserror_of_the_requests_own_is_a_500_not_an_outage(
     assert ok.status_code == 200, ok.text
     assert [rec.exc_info[1] for rec in caplog.records if rec.exc_info] == [fault]
     assert not [rec for rec in caplog.records if "database unavailable" in rec.getMessage()]
+
+
+class _Proxy:
+    """A TCP relay to PostgreSQL that can reset every connection through it (RST, as a failover
+    or a dropped NAT entry does) and then refuse new ones."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.client_sides: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.client_sides.append(writer)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def reset_all(self) -> None:
+        assert self.server is not None
+        self.server.close()  # new connections: refused
+        for writer in self.client_sides:
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+
+async def test_a_reset_or_refused_database_connection_is_still_503(
+    engine: AsyncEngine, api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    if api.backend != "postgresql":
+        pytest.skip("a TCP reset needs a database behind a socket")
+    resource = await api.resource()
+    proxy = _Proxy(engine.url.port or 5432)
+    port = await proxy.start()
+    url = engine.url.set(drivername="postgresql", port=port).render_as_string(hide_password=False)
+    proxied = create_engine(url)
+    app = create_app(TEST_SETTINGS, engine=proxied, clock=api.clock)
+    headers = {"Authorization": f"Bearer {api.key}"}
+    search = {
+        "resource_id": resource["resource_id"],
+        "start": "2024-05-20T00:00:00Z",
+        "end": "2024-05-21T00:00:00Z",
+        "duration": "PT30M",
+    }
+    caplog.set_level(logging.INFO)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as http:
+            before = await http.get("/v1/availability", params=search, headers=headers)
+            proxy.reset_all()
+            during = [
+                await http.get("/v1/availability", params=search, headers=headers),
+                await http.get("/v1/resources", headers=headers),
+            ]
+    finally:
+        await proxied.dispose()
+    assert before.status_code == 200, before.text
+    for r in during:
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "database_unavailable"
+        assert r.headers["retry-after"] == "5"
+    assert not [rec for rec in caplog.records if rec.exc_info]  # an outage, not a fault

@@ -143,7 +143,9 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
         try:
             yield driver
         except Exception as exc:
-            lost = driver.is_closed()
+            # an OSError here is the database's socket (the block holds driver calls only), as in
+            # the engine's hook
+            lost = driver.is_closed() or isinstance(exc, OSError)
             if lost:
                 await conn.invalidate()
             if (meant := unavailable(exc, lost=lost)) is not None:
