@@ -15,6 +15,7 @@ import os
 import random
 import socket
 import time
+import uuid
 from asyncio import FIRST_COMPLETED
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -67,6 +68,8 @@ class Worker:
         self._stop = asyncio.Event()
         self._inflight: dict[asyncio.Task[Outcome], deliveries.Claim] = {}
         self._ready: deque[deliveries.Claim] = deque()  # claimed, waiting for a free slot
+        # Each waiting claim's lease ends no later than this (`_fill` sends none past it).
+        self._until: dict[uuid.UUID, datetime] = {}
         self._results: list[tuple[deliveries.Claim, Outcome]] = []  # sent, not yet recorded
         self._recording_now = 0  # sent, being recorded
         self._sent = asyncio.Event()  # a send finished: a result to record
@@ -167,8 +170,31 @@ class Worker:
         batch = self.settings.worker_batch
         free = min(batch - len(self._inflight), 2 * batch - self._unrecorded())
         if free > 0 and self._ready and not self._stop.is_set():
-            self._start(self._ready.popleft() for _ in range(min(free, len(self._ready))))
+            self._start(self._leased(free))
         self._freed.set()
+
+    def _wait(self, claims: Iterable[deliveries.Claim], until: datetime) -> None:
+        """Claims (leased until at least `until`) wait for a slot."""
+        for claim in claims:
+            self._until[claim.delivery_id] = until
+            self._ready.append(claim)
+
+    def _leased(self, most: int) -> list[deliveries.Claim]:
+        """Up to `most` waiting claims whose lease still holds. One whose lease ran out while it
+        waited may be another worker's by now (taken over, perhaps sent): it is not sent here,
+        and is left to the next claim, any worker's."""
+        now, expired = self.clock(), False
+        found: list[deliveries.Claim] = []
+        while self._ready and len(found) < most:
+            claim = self._ready.popleft()
+            if self._until.pop(claim.delivery_id) > now:
+                found.append(claim)
+                continue
+            expired = True
+            log.info("delivery %s: its lease ran out before a slot was free", claim.delivery_id)
+        if expired:
+            self._due.set()  # due again: for the claims
+        return found
 
     def _done(self, task: asyncio.Task[Outcome]) -> None:
         """A send ended: its slot is free at once (the next claim waiting starts), and its
@@ -232,8 +258,9 @@ class Worker:
                 await self._pause(self._due)  # nothing due: until the fan-out finds some
 
     async def _take(self, limit: int) -> int:
+        until = self.clock() + self.lease  # no later than the claim's own `now` + lease
         claims = await self._claim(limit)
-        self._ready.extend(claims)
+        self._wait(claims, until)
         self._fill()
         return len(claims)
 
@@ -299,9 +326,10 @@ class Worker:
         return most * self.settings.worker_batch - len(self._inflight) - len(self._ready)
 
     async def _look(self, timers: bool, room: int, limit: int) -> int:
+        until = self.clock() + self.lease  # no later than the fan-out's Lease
         found, born = await self._housekeeping(timers=timers, room=room, limit=limit)
         if born:
-            self._ready.extend(born)
+            self._wait(born, until)
             self._fill()
         return found
 
@@ -376,6 +404,7 @@ class Worker:
                 await asyncio.gather(*loops)
                 if unsent := list(self._ready):  # claimed, never sent: as if never taken
                     self._ready.clear()
+                    self._until.clear()
                     async with self.sessions() as session:
                         await deliveries.release(session, claims=unsent, worker_id=self.id)
         finally:
@@ -394,6 +423,7 @@ class Worker:
         pending = [t for t in self._inflight if not t.done()]
         unsent = [self._inflight[t] for t in pending] + list(self._ready)
         self._ready.clear()
+        self._until.clear()
         for t in pending:
             t.cancel()
         await asyncio.wait({task}, timeout=5)

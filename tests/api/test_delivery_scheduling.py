@@ -195,3 +195,56 @@ async def test_a_delivery_born_leased_to_a_worker_that_died_is_sent_by_another_a
             await session.execute(select(DeliveryAttempt.attempt, DeliveryAttempt.worker_id))
         ).all()
     assert sorted(tuple(row) for row in logged) == [(1, "b"), (2, "b")]
+
+
+async def test_a_claim_whose_lease_ran_out_while_it_waited_is_not_sent_again(
+    api: Api, engine: AsyncEngine, slow: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Worker "a" (one slot) leases three deliveries ahead: one on the wire, held by the
+    # receiver, two waiting for the slot. The leases run out, and worker "b" takes all three
+    # over and delivers them. The one a had on the wire arrives a second time when the receiver
+    # answers it (it was sent before its lease ran out: at least once); the two that waited
+    # are b's by then, and a must not send them (before, it sent each a second time).
+    r = await api.post("/v1/webhooks", {"url": slow.url, "events": ["booking.confirmed"]})
+    assert r.status_code == 201, r.text
+    await book_days(api, 3)
+    slow.hold()
+    settings = TEST_SETTINGS.model_copy(update={"worker_batch": 1})
+    a = Worker(engine, settings, clock=api.clock, jitter=lambda: 0.0, worker_id="a")
+    sessions = session_factory(engine)
+
+    async def statuses() -> list[tuple[str, str | None]]:
+        async with sessions() as session:
+            found = await session.execute(
+                select(Delivery.status, Delivery.locked_by).order_by(Delivery.event_seq)
+            )
+            return [tuple(row) for row in found]  # type: ignore[misc]
+
+    task = asyncio.create_task(a.run())
+    try:
+        for _ in range(600):
+            if slow.arrived == 1 and await statuses() == [("pending", "a")] * 3:
+                break
+            await asyncio.sleep(0.05)
+        assert (slow.arrived, await statuses()) == (1, [("pending", "a")] * 3)
+        api.clock.advance(timedelta(seconds=settings.worker_lease_seconds + 1))
+        slow.hold(after=3)  # b's three sends are answered; a's stays held
+        b = Worker(engine, TEST_SETTINGS, clock=api.clock, jitter=lambda: 0.0, worker_id="b")
+        await b.run_once(timers=False)
+        assert await statuses() == [("succeeded", None)] * 3
+        slow.release()  # a's send is answered, and recorded as lost: its slot was free before
+        for _ in range(600):
+            if "after its lease ran out" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        assert "after its lease ran out" in caplog.text
+    finally:
+        slow.release()
+        await a.stop(task)
+    async with sessions() as session:
+        first = await session.scalar(
+            select(Delivery.booking_id).order_by(Delivery.event_seq).limit(1)
+        )
+    sent = [event["data"]["booking"]["booking_id"] for event in slow.events()]
+    assert sent.count(str(first)) == 2, sent  # the one on the wire: by a, then by b
+    assert sorted(sent.count(b) for b in set(sent) - {str(first)}) == [1, 1], sent  # once each
