@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -59,16 +61,25 @@ async def test_migrate_and_apps(fresh_database: tuple[str, str], tmp_path: Path)
     assert len(json.loads(cli(url, "apps", "list").stdout)) == 1
 
 
-def test_serve_prints_new_keys_once(fresh_database: tuple[str, str]) -> None:
-    _, url = fresh_database
-    with socket.socket() as taken:  # serve bootstraps, then cannot bind this port and exits
+@contextmanager
+def _port_taken(url: str) -> Iterator[dict[str, str]]:
+    """`serve`'s environment for `url` (no bootstrap key) with its port taken: it bootstraps,
+    then cannot bind the port and exits."""
+    with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         env = {k: v for k, v in os.environ.items() if k != "SLOTGRAPH_BOOTSTRAP_SECRET_KEY"}
-        env |= {"SLOTGRAPH_DATABASE_URL": url, "SLOTGRAPH_PORT": str(taken.getsockname()[1])}
-        cmd = [sys.executable, "-m", "slotgraph.cli", "serve"]
-        first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        yield env | {"SLOTGRAPH_DATABASE_URL": url, "SLOTGRAPH_PORT": str(taken.getsockname()[1])}
+
+
+SERVE = [sys.executable, "-m", "slotgraph.cli", "serve"]
+
+
+def test_serve_prints_new_keys_once(fresh_database: tuple[str, str]) -> None:
+    _, url = fresh_database
+    with _port_taken(url) as env:
+        first = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=60)
+        second = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=60)
     assert "Keys are shown once" in first.stderr
     keys = json.loads(first.stderr[first.stderr.index("{") : first.stderr.index("}") + 1])
     assert keys["secret_key"].startswith("sk_")
@@ -81,18 +92,13 @@ def test_serve_says_when_the_bootstrap_key_is_not_a_key(fresh_database: tuple[st
     `SLOTGRAPH_BOOTSTRAP_SECRET_KEY=sk_tour make serve`, whose key is read on a first start only:
     every request with it got 401 and nothing said why."""
     _, url = fresh_database
-    with socket.socket() as taken:  # serve bootstraps, then cannot bind this port and exits
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        env = {k: v for k, v in os.environ.items() if k != "SLOTGRAPH_BOOTSTRAP_SECRET_KEY"}
-        env |= {"SLOTGRAPH_DATABASE_URL": url, "SLOTGRAPH_PORT": str(taken.getsockname()[1])}
-        cmd = [sys.executable, "-m", "slotgraph.cli", "serve"]
-        first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    with _port_taken(url) as env:
+        first = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=60)
         tour = {**env, "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": "sk_tour"}
-        second = subprocess.run(cmd, env=tour, capture_output=True, text=True, timeout=60)
+        second = subprocess.run(SERVE, env=tour, capture_output=True, text=True, timeout=60)
         keys = json.loads(first.stderr[first.stderr.index("{") : first.stderr.index("}") + 1])
         mine = {**env, "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": keys["secret_key"]}
-        third = subprocess.run(cmd, env=mine, capture_output=True, text=True, timeout=60)
+        third = subprocess.run(SERVE, env=mine, capture_output=True, text=True, timeout=60)
     assert "Keys are shown once" in first.stderr
     assert "SLOTGRAPH_BOOTSTRAP_SECRET_KEY is not a key of any app" in second.stderr
     assert "get 401" in second.stderr
