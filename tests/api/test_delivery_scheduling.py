@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -248,3 +249,46 @@ async def test_a_claim_whose_lease_ran_out_while_it_waited_is_not_sent_again(
     sent = [event["data"]["booking"]["booking_id"] for event in slow.events()]
     assert sent.count(str(first)) == 2, sent  # the one on the wire: by a, then by b
     assert sorted(sent.count(b) for b in set(sent) - {str(first)}) == [1, 1], sent  # once each
+
+
+async def test_a_booking_s_event_is_not_born_leased_while_an_earlier_one_is_queued(
+    api: Api, engine: AsyncEngine, fast: Receiver
+) -> None:
+    # Two fan-outs: the first leases the booking's confirmation; the second finds its
+    # cancellation with the confirmation still pending, so queues it behind (not leased), while
+    # another booking's event in the same fan-out is leased.
+    r = await api.post("/v1/webhooks", {"url": fast.url, "events": ["booking.*"]})
+    assert r.status_code == 201, r.text
+    resource, client = await api.resource(), await api.client()
+
+    async def book(day: int) -> str:
+        booked = await api.book(
+            resource_id=resource["resource_id"],
+            client_id=client["client_id"],
+            start_time=f"2024-06-{day:02d}T10:00:00Z",
+            end_time=f"2024-06-{day:02d}T11:00:00Z",
+            notify=False,
+        )
+        return str(booked["booking_id"])
+
+    sessions = session_factory(engine)
+    lease = fanout.Lease("a", api.clock.now + timedelta(seconds=60), room=32)
+
+    async def fan_out() -> list[str]:
+        async with sessions() as session:
+            fanned = await fanout.dispatch(session, now=api.clock.now, lease=lease)
+        return [json.loads(c.payload)["type"] for c in fanned.claims]
+
+    first = await book(1)
+    assert await fan_out() == ["booking.confirmed"]
+    assert (await api.delete(f"/v1/bookings/{first}")).status_code == 200
+    await book(2)
+    assert await fan_out() == ["booking.confirmed"]  # the second booking's, not the cancel
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(Delivery.booking_id, Delivery.locked_by).order_by(Delivery.event_seq)
+            )
+        ).all()
+    assert [(str(b), by) for b, by in rows][:2] == [(first, "a"), (first, None)]
+    assert rows[2][1] == "a"
