@@ -85,3 +85,35 @@ async def test_one_stored_before_is_passed_over_for_the_built_in(
     (mail,) = mailbox.to("ann@example.com")
     assert "loop" not in mail.text()
     assert "Your booking is confirmed." in mail.text()  # the built-in text part
+
+
+async def test_an_email_that_renders_too_long_is_not_sent(
+    mail_api: Api, worker: Worker, mailbox: Mailbox, engine: AsyncEngine
+) -> None:
+    # Formatting only, and yet: `{{ details }}` 1,800 times over a booking's 10,000-character
+    # details rendered 73 million characters (146 MB for one part, before the SMTP client's
+    # copies), for every email of every booking. An email's part stops at MAX_RENDERED.
+    many = "{{details}}" * 1800  # 19,800 characters: within the 20,000 a template may hold
+    templates = {"customer.txt": many, "customer.html": "<p>{{ details }}</p>"}
+    r = await mail_api.put("/v1/app", {"notifications": {"templates": templates}})
+    assert r.status_code == 200, r.text
+    await book_ann(mail_api, await resource(mail_api, email=None), details="<" * 10_000)
+    await drain(worker)
+    assert mailbox.to("ann@example.com") == []
+    async with engine.connect() as conn:
+        errors = (await conn.execute(text("SELECT error FROM delivery_attempts"))).scalars().all()
+    assert errors, "the attempt is logged"
+    assert all("more than 1,000,000 characters" in (e or "") for e in errors), errors
+
+
+async def test_a_long_email_within_the_bound_is_sent(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    r = await mail_api.put(
+        "/v1/app", {"notifications": {"templates": {"customer.txt": "{{ details }}" * 20}}}
+    )
+    assert r.status_code == 200, r.text
+    await book_ann(mail_api, await resource(mail_api, email=None), details="x" * 10_000)
+    await drain(worker)
+    (mail,) = mailbox.to("ann@example.com")
+    assert mail.text().count("x" * 10_000) == 20  # 200,000 characters: sent
