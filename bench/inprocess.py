@@ -83,8 +83,12 @@ async def run(scenario: str, count: int) -> None:
         SLOTGRAPH_RUN_WORKER="false",
         SLOTGRAPH_LOG_LEVEL="warning",
     )
+    from slotgraph.api import deps
     from slotgraph.api.app import serve_app
 
+    # Under valgrind a request takes 50-100 times as long: the 30-second key cache would expire
+    # among the measured requests and add a key lookup to them (docs/benchmarks.md, sixth pass).
+    deps._CACHE_SECONDS = 1e9
     app = serve_app()
     state: dict[str, Any] = {}
     path, query = _request(kept, scenario)

@@ -306,9 +306,9 @@ async def test_a_server_process_settles_its_heap_when_it_has_started(
 ) -> None:
     """`serve`'s app ends its start-up by freezing what is alive, so a full collection no
     longer walks the process's start-up objects (some 200,000: 0.13-0.30 s in the middle of a
-    request, docs/benchmarks.md "sixth pass"), and it collects the young generation every
-    10,000 allocations. An app made without `settle_heap` (every test's) leaves the collector
-    alone."""
+    request, docs/benchmarks.md "availability's fixed cost"), and it collects the young
+    generation every 10,000 allocations. An app made without `settle_heap` (every test's) leaves
+    the collector alone."""
     threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
     plain = create_app(TEST_SETTINGS, engine=engine)
     async with plain.router.lifespan_context(plain):

@@ -130,7 +130,8 @@ def serve_app() -> FastAPI:
 # The collector's youngest generation is collected after this many more container objects were
 # made than freed (CPython's default: 700). A search for 100 resources holds some 10,000 at its
 # peak, so at 700 it ran 3.7 young collections per request, each walking the answer's lists of
-# ids again (0.17-0.65 ms a request); at 10,000, none (docs/benchmarks.md, sixth pass).
+# ids again (0.17-0.65 ms a request); at 10,000, none (docs/benchmarks.md, "availability's
+# fixed cost").
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 

@@ -9,7 +9,8 @@ does not change (`wallclock.Day.ordinary`) is written as its date and offset, ta
 own text of the day's midnight, around the clock time counted from that midnight; on a day whose
 clock changes each time is a datetime written by orjson, as before. A day's text and bounds are
 cached (`_day`, bounded like `wallclock.day`), and its times written in one comprehension: the
-look-ups per day were a third of a 31-day answer's writing (docs/benchmarks.md, sixth pass).
+look-ups per day were a third of a 31-day answer's writing (docs/benchmarks.md, "availability's
+fixed cost").
 """
 
 from __future__ import annotations
