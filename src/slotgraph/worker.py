@@ -3,7 +3,9 @@
 `slotgraph worker` runs it alone; `slotgraph serve` runs it in-process unless `--no-worker`.
 Any number of workers may share one PostgreSQL database: events and deliveries are claimed with
 `FOR UPDATE SKIP LOCKED` and a lease, so a worker that dies has its claims taken over when the
-lease runs out, and no two workers ever make the same attempt.
+lease runs out, and two workers make the same attempt only when a send outlasts its lease
+(delivery is at least once; docs/operations.md). The steps that touch the database are in
+worker_steps.py; this module keeps the send slots and the loops that feed them.
 """
 
 from __future__ import annotations
@@ -27,14 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph import logs, metrics
 from slotgraph.db.engine import is_unavailable, session_factory
 from slotgraph.domain.deliveries import Outcome
-from slotgraph.notifications import reminders
 from slotgraph.notifications.channel import FORMATS as EMAIL_FORMATS
 from slotgraph.notifications.channel import EmailChannel
-from slotgraph.services import deliveries, fanout, health, idempotency
-from slotgraph.services.bookings.timers import run_timers
+from slotgraph.services import deliveries
 from slotgraph.settings import Settings
 from slotgraph.syncer import CalendarSyncer
 from slotgraph.webhooks import sender
+from slotgraph.worker_steps import Steps, outcome_label
 
 log = logging.getLogger("slotgraph.worker")
 
@@ -78,6 +79,7 @@ class Worker:
         self._unavailable = False  # said once per outage, not every 0.2 s
         self._http: aiohttp.ClientSession | None = None  # opened by run() or run_once()
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
+        self.steps = Steps(self.sessions, clock, self.id, self.lease)  # worker_steps.py
         self.emails = EmailChannel(self.sessions, settings, clock=clock)
 
     async def run_once(self, *, timers: bool = True, calendars: bool = True) -> int:
@@ -119,34 +121,14 @@ class Worker:
     async def _housekeeping(
         self, *, timers: bool, room: int, limit: int = 500
     ) -> tuple[int, list[deliveries.Claim]]:
-        """Fan up to `limit` new events out, up to `room` deliveries born leased to this worker
-        (services/fanout.py); with `timers`, also the timers, reminders, heartbeat and pruning.
-        Returns the work found and the claims born leased, to send now."""
-        now = self.clock()
-        lease = fanout.Lease(self.id, now + self.lease, room) if room > 0 else None
-        async with self.sessions() as session:
-            fanned = await fanout.dispatch(session, now=now, limit=limit, lease=lease)
-        if fanned.queued:
+        """The fan-out (born leased up to `room`) and, with `timers`, the housekeeping."""
+        work, queued, born = await self.steps.housekeeping(timers=timers, room=room, limit=limit)
+        if queued:
             self._due.set()  # queued behind an earlier one, or no room: for the claims
-        work = fanned.events
-        if timers:
-            async with self.sessions() as session:
-                work += await run_timers(session, now=self.clock())
-            async with self.sessions() as session:
-                work += await reminders.send_due(session, now=self.clock())
-            async with self.sessions() as session:
-                await health.beat(session, worker_id=self.id, now=self.clock())
-            async with self.sessions() as session:
-                await idempotency.prune(session, now=self.clock())
-        return work, fanned.claims
+        return work, born
 
     async def _claim(self, limit: int) -> list[deliveries.Claim]:
-        if limit <= 0:
-            return []
-        async with self.sessions() as session:
-            return await deliveries.claim(
-                session, now=self.clock(), worker_id=self.id, lease=self.lease, limit=limit
-            )
+        return await self.steps.claim(limit)
 
     def _start(self, claims: Iterable[deliveries.Claim]) -> list[asyncio.Task[Outcome]]:
         """Send each claim in a task of its own; its result goes to `_results` when it ends."""
@@ -346,35 +328,7 @@ class Worker:
         return outcome
 
     async def _record(self, results: list[tuple[deliveries.Claim, Outcome]]) -> int:
-        """The batch's results in one transaction. Sent but not recorded (the database went
-        away, or our lease ran out first) means the delivery is sent again: say so, per delivery."""
-        try:
-            async with self.sessions() as session:
-                lost = await deliveries.finish(
-                    session,
-                    results=results,
-                    now=self.clock(),
-                    worker_id=self.id,
-                    jitter=self.jitter,
-                )
-        except Exception as exc:
-            for claim, _ in results:
-                log.warning(
-                    "delivery %s: sent (attempt %d) but its result could not be recorded (%s); "
-                    "it is sent again when its lease runs out",
-                    claim.delivery_id,
-                    claim.attempt,
-                    type(exc).__name__,
-                )
-            raise
-        for claim in lost:
-            log.warning(
-                "delivery %s: sent (attempt %d) after its lease ran out; another worker may "
-                "send it again",
-                claim.delivery_id,
-                claim.attempt,
-            )
-        return len(results)
+        return await self.steps.record(results, self.jitter)
 
     async def _send_webhook(self, claim: deliveries.Claim) -> Outcome:
         assert self._http is not None, "sends run inside _client()"
@@ -430,17 +384,3 @@ class Worker:
         async with self.sessions() as session:
             await deliveries.release(session, claims=unsent, worker_id=self.id)
         task.cancel()
-
-
-def outcome_label(outcome: Outcome) -> str:
-    """A small fixed set of metric labels for an attempt's outcome."""
-    if outcome.ok:
-        return "success"
-    if outcome.status_code is not None:
-        return "http_error"
-    error = outcome.error or ""
-    if error.startswith("refused"):
-        return "refused"
-    if error.startswith("timeout"):
-        return "timeout"
-    return "error"
