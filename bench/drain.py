@@ -20,10 +20,9 @@ import sys
 import time
 
 import asyncpg
-import httpx
 
-from bench.harness import ADMIN_URL, _env, database, free_port, start, stop, wait_ready
-from bench.webhooks import _backlog, _Receiver, _subscribed, _wait_count
+from bench.harness import ADMIN_URL, _env, start, stop
+from bench.webhooks import _backlog, _wait_count, served
 
 
 def _cpu_ms(pid: int) -> float:
@@ -51,48 +50,32 @@ def _sum_cpu(pids: list[int]) -> float:
 
 
 async def drain(*, sqlite: bool, events: int, trace: bool) -> None:
-    async with database(sqlite) as url:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        api = start(["serve", "--no-worker", "--port", str(port)], url, cpu=0)
+    async with served(sqlite) as it:
         worker = None
         try:
-            await wait_ready(base, api)
-            async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) as h:
-                receiver = _Receiver(h)
-                try:
-                    await receiver.count()
-                    resource = await _subscribed(h, base, receiver)
-                    await _backlog(h, base, resource, 0, events)
-                    env = {"SLOTGRAPH_WORKER_TIMER_SECONDS": "3600"}
-                    if trace:
-                        worker = _start_traced(url, env)
-                    else:
-                        worker = start(["worker"], url, env, cpu=1)
-                    await _wait_count(receiver, 1, 120)
-                    db = url.rsplit("/", 1)[1]
-                    pg = [] if sqlite else await _backends(db)
-                    w0, p0, t0 = _cpu_ms(worker.pid), _sum_cpu(pg), time.time()
-                    first = await _wait_count(receiver, 1, 1)
-                    last = await _wait_count(receiver, events, 600)
-                    w1, p1 = _cpu_ms(worker.pid), _sum_cpu(pg)
-                    took = time.time() - t0
-                    done = await receiver.count() - 1  # the first arrived before t0
-                    print(
-                        f"events {events}: {(events - 1) / (last - first):,.0f} events/s "
-                        f"(first to last arrival); from the CPU readings, {done} deliveries in "
-                        f"{took:.2f} s: worker {(w1 - w0) / done * 1000:.0f} us, PostgreSQL "
-                        f"{(p1 - p0) / done * 1000:.0f} us per delivery "
-                        f"(worker {(w1 - w0) / took / 10:.0f}% of a core); "
-                        f"load {os.getloadavg()[0]:.1f}"
-                    )
-                finally:
-                    receiver.process.terminate()
-                    receiver.process.wait()
+            await _backlog(it.http, it.base, it.resource, 0, events)
+            env = {"SLOTGRAPH_WORKER_TIMER_SECONDS": "3600"}
+            worker = _start_traced(it.url, env) if trace else start(["worker"], it.url, env, cpu=1)
+            await _wait_count(it.receiver, 1, 120)
+            db = it.url.rsplit("/", 1)[1]
+            pg = [] if sqlite else await _backends(db)
+            w0, p0, t0 = _cpu_ms(worker.pid), _sum_cpu(pg), time.time()
+            first = await _wait_count(it.receiver, 1, 1)
+            last = await _wait_count(it.receiver, events, 600)
+            w1, p1 = _cpu_ms(worker.pid), _sum_cpu(pg)
+            took = time.time() - t0
+            done = await it.receiver.count() - 1  # the first arrived before t0
+            print(
+                f"events {events}: {(events - 1) / (last - first):,.0f} events/s "
+                f"(first to last arrival); from the CPU readings, {done} deliveries in "
+                f"{took:.2f} s: worker {(w1 - w0) / done * 1000:.0f} us, PostgreSQL "
+                f"{(p1 - p0) / done * 1000:.0f} us per delivery "
+                f"(worker {(w1 - w0) / took / 10:.0f}% of a core); "
+                f"load {os.getloadavg()[0]:.1f}"
+            )
         finally:
             if worker is not None:
                 stop(worker)
-            stop(api)
 
 
 def _start_traced(url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

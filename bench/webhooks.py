@@ -10,11 +10,14 @@ the database round trips per delivery and the signing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -126,62 +129,83 @@ async def _wait_count(receiver: _Receiver, target: int, seconds: float) -> float
         await asyncio.sleep(0.01)
 
 
-async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
-    batch = 300 if quick else 1000
-    runs = 3 if quick else 5
-    samples = 20 if quick else 60
-    receiver: _Receiver | None = None
-    throughput, floor, floor_httpx, latency_med, latency_p90 = [], [], [], [], []
+@dataclass
+class Served:
+    """What a webhook bench runs against: the database, the API's client, a receiver, and a
+    resource whose bookings' events go to it."""
+
+    url: str
+    base: str
+    http: httpx.AsyncClient
+    receiver: _Receiver
+    resource: str
+
+
+@contextlib.asynccontextmanager
+async def served(sqlite: bool) -> AsyncIterator[Served]:
+    """A fresh database, `slotgraph serve --no-worker` on core 0, a receiver in its own process
+    and a webhook to it (the workers are the caller's): stopped and removed on the way out."""
     async with database(sqlite) as url:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         api = start(["serve", "--no-worker", "--port", str(port)], url, cpu=0)
-        worker = None
+        receiver: _Receiver | None = None
         try:
             await wait_ready(base, api)
             async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) as h:
                 receiver = _Receiver(h)
                 await receiver.count()
                 resource = await _subscribed(h, base, receiver)
-                n = 0
-                for _ in range(runs):
-                    # Throughput: a backlog of `batch` events, then one worker drains it.
-                    await _backlog(h, base, resource, n, batch)
-                    n += batch
-                    before = await receiver.count()
-                    worker = start(
-                        ["worker"], url, {"SLOTGRAPH_WORKER_TIMER_SECONDS": "3600"}, cpu=1
-                    )
-                    # Timed from the first arrival to the last: worker start-up is not counted.
-                    first = await _wait_count(receiver, before + 1, 60)
-                    last = await _wait_count(receiver, before + batch, 600)
-                    throughput.append((batch - 1) / (last - first))
-                    # Latency: the worker is idle; one booking at a time.
-                    lat = []
-                    rng = random.Random(len(latency_med))
-                    for _ in range(samples):
-                        await asyncio.sleep(rng.uniform(0, 0.4))  # independent arrivals
-                        target = await receiver.count() + 1
-                        committed = await _book(h, base, resource, n)
-                        n += 1
-                        arrived = await _wait_count(receiver, target, 30)
-                        lat.append((arrived - committed) * 1000)
-                    latency_med.append(statistics.median(lat))
-                    latency_p90.append(statistics.quantiles(lat, n=10)[-1])
-                    stop(worker)
-                    worker = None
-
-                    # Floor: the same number of plain POSTs to the same receiver, with the
-                    # worker's client (aiohttp) and with httpx (the floor before the switch).
-                    floor.append(await _floor_aiohttp(receiver.url, batch, f"a{n}"))
-                    floor_httpx.append(await _floor_httpx(h, receiver.url, batch, f"h{n}"))
+                yield Served(url, base, h, receiver, resource)
         finally:
-            if worker is not None:
-                stop(worker)
             stop(api)
             if receiver is not None:
                 receiver.process.terminate()
                 receiver.process.wait()
+
+
+async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
+    batch = 300 if quick else 1000
+    runs = 3 if quick else 5
+    samples = 20 if quick else 60
+    throughput, floor, floor_httpx, latency_med, latency_p90 = [], [], [], [], []
+    async with served(sqlite) as it:
+        url, base, h, receiver, resource = it.url, it.base, it.http, it.receiver, it.resource
+        worker = None
+        try:
+            n = 0
+            for _ in range(runs):
+                # Throughput: a backlog of `batch` events, then one worker drains it.
+                await _backlog(h, base, resource, n, batch)
+                n += batch
+                before = await receiver.count()
+                worker = start(["worker"], url, {"SLOTGRAPH_WORKER_TIMER_SECONDS": "3600"}, cpu=1)
+                # Timed from the first arrival to the last: worker start-up is not counted.
+                first = await _wait_count(receiver, before + 1, 60)
+                last = await _wait_count(receiver, before + batch, 600)
+                throughput.append((batch - 1) / (last - first))
+                # Latency: the worker is idle; one booking at a time.
+                lat = []
+                rng = random.Random(len(latency_med))
+                for _ in range(samples):
+                    await asyncio.sleep(rng.uniform(0, 0.4))  # independent arrivals
+                    target = await receiver.count() + 1
+                    committed = await _book(h, base, resource, n)
+                    n += 1
+                    arrived = await _wait_count(receiver, target, 30)
+                    lat.append((arrived - committed) * 1000)
+                latency_med.append(statistics.median(lat))
+                latency_p90.append(statistics.quantiles(lat, n=10)[-1])
+                stop(worker)
+                worker = None
+
+                # Floor: the same number of plain POSTs to the same receiver, with the
+                # worker's client (aiohttp) and with httpx (the floor before the switch).
+                floor.append(await _floor_aiohttp(receiver.url, batch, f"a{n}"))
+                floor_httpx.append(await _floor_httpx(h, receiver.url, batch, f"h{n}"))
+        finally:
+            if worker is not None:
+                stop(worker)
     ratio = [t / f for t, f in zip(throughput, floor, strict=True)]
     ratio_httpx = [t / f for t, f in zip(throughput, floor_httpx, strict=True)]
     return [

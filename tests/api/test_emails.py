@@ -74,12 +74,17 @@ async def resource(api: Api, **fields: Any) -> dict[str, Any]:
     return await api.resource(**{"email": "berg@clinic.example", "location": "Oslo", **fields})
 
 
+def ann_booking(res: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """The body of Ann's booking of the resource on 2024-05-18, 10:00-11:00 UTC (`fields` added
+    or replaced)."""
+    customer = {"name": "Ann", "email": "ann@example.com"}
+    body = {"resource_id": res["resource_id"], "start_time": START, "end_time": END}
+    return {**body, "customer": customer, **fields}
+
+
 async def book_ann(api: Api, res: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """Ann books the resource on 2024-05-18, 10:00-11:00 UTC."""
-    customer = {"name": "Ann", "email": "ann@example.com"}
-    return await api.book(
-        resource_id=res["resource_id"], start_time=START, end_time=END, customer=customer, **fields
-    )
+    return await api.book(**ann_booking(res, **fields))
 
 
 def ics_event(received: Any) -> Any:
@@ -310,13 +315,7 @@ async def test_the_public_key_cannot_silence_a_bookings_emails(
     # silence the owner's "New booking" email too. 403 with the secret key named, nothing booked.
     res = await resource(mail_api)
     public = mail_api.as_key(mail_api.public_key)
-    body = {
-        "resource_id": res["resource_id"],
-        "start_time": START,
-        "end_time": END,
-        "customer": {"name": "Ann", "email": "ann@example.com"},
-    }
-    r = await public.post("/v1/bookings", {**body, "notify": False})
+    r = await public.post("/v1/bookings", ann_booking(res, notify=False))
     assert r.status_code == 403, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "forbidden"
@@ -336,7 +335,7 @@ async def test_the_public_key_cannot_silence_a_bookings_emails(
     assert list(r.json()["errors"]) == ["notify"]
     assert (await mail_api.get("/v1/bookings")).json()["data"] == []
     # `notify: true` is the default and allowed; both the customer and the owner hear of it.
-    r = await public.post("/v1/bookings", {**body, "notify": True})
+    r = await public.post("/v1/bookings", ann_booking(res, notify=True))
     assert r.status_code == 201, r.text
     await drain(worker)
     assert len(mailbox.to("ann@example.com")) == 1

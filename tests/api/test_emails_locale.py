@@ -75,6 +75,15 @@ def german_confirmation(mail: Received, *, subject: str, name: str) -> str:
     return text
 
 
+async def cancelled_in_german(api: Api, worker: Worker, mailbox: Mailbox, booking_id: str) -> None:
+    """Cancel Ann's booking of Dr. Berg (12:00 in Oslo): her cancellation email is German."""
+    r = await api.delete(f"/v1/bookings/{booking_id}")
+    assert r.status_code == 200, r.text
+    await drain(worker)
+    cancelled = mailbox.to("ann@example.com")[-1]
+    assert cancelled.subject.startswith("Abgesagt: Dr. Berg, Samstag, 18. Mai 2024, 12:00")
+
+
 async def test_a_booking_from_the_german_page_gets_german_emails(
     mail_api: Api, worker: Worker, mailbox: Mailbox
 ) -> None:
@@ -198,11 +207,17 @@ async def test_an_api_booking_given_a_german_locale_gets_german_emails(
     (owner,) = mailbox.to("berg@clinic.example")
     assert owner.subject.startswith("New booking: Ann, Saturday 18 May 2024, 12:00")
     # Its cancellation is German too.
-    r = await mail_api.delete(f"/v1/bookings/{made['booking_id']}")
-    assert r.status_code == 200, r.text
-    await drain(worker)
-    cancelled = mailbox.to("ann@example.com")[-1]
-    assert cancelled.subject.startswith("Abgesagt: Dr. Berg, Samstag, 18. Mai 2024, 12:00")
+    await cancelled_in_german(mail_api, worker, mailbox, made["booking_id"])
+
+
+def assert_locale_refused(r: httpx.Response, bad: object) -> None:
+    """A 422 problem that names the body's `locale`, and nothing else."""
+    assert r.status_code == 422, (bad, r.text)
+    assert r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["code"] == "validation_error"
+    assert [e["field"] for e in problem["errors"]] == ["locale"], problem
+    assert problem["errors"][0]["loc"] == ["body", "locale"]
 
 
 async def test_an_unknown_locale_is_422_and_books_nothing(api: Api) -> None:
@@ -217,12 +232,7 @@ async def test_an_unknown_locale_is_422_and_books_nothing(api: Api) -> None:
                 "locale": bad,
             },
         )
-        assert r.status_code == 422, (bad, r.text)
-        assert r.headers["content-type"] == "application/problem+json"
-        problem = r.json()
-        assert problem["code"] == "validation_error"
-        assert [e["field"] for e in problem["errors"]] == ["locale"], problem
-        assert problem["errors"][0]["loc"] == ["body", "locale"]
+        assert_locale_refused(r, bad)
     assert (await api.get("/v1/bookings")).json()["data"] == []
 
 
@@ -285,11 +295,7 @@ async def test_put_changes_the_locale_and_the_emails_after_it_speak_it(
     r = await mail_api.put(path, {"details": "Bring the X-rays", "locale": None})
     assert r.status_code == 200, r.text
     assert r.json()["locale"] == "de"
-    r = await mail_api.delete(path)
-    assert r.status_code == 200, r.text
-    await drain(worker)
-    cancelled = mailbox.to("ann@example.com")[-1]
-    assert cancelled.subject.startswith("Abgesagt: Dr. Berg, Samstag, 18. Mai 2024, 12:00")
+    await cancelled_in_german(mail_api, worker, mailbox, made["booking_id"])
 
 
 async def test_put_refuses_an_unknown_locale_as_create_does_and_changes_nothing(api: Api) -> None:
@@ -305,16 +311,11 @@ async def test_put_refuses_an_unknown_locale_as_create_does_and_changes_nothing(
     path = f"/v1/bookings/{made['booking_id']}"
     for bad in ("xx_YY", "klingon", "de_", "", 7):
         r = await api.put(path, {"locale": bad, "details": "changed"})
-        assert r.status_code == 422, (bad, r.text)
-        assert r.headers["content-type"] == "application/problem+json"
-        problem = r.json()
-        assert problem["code"] == "validation_error"
-        assert [e["field"] for e in problem["errors"]] == ["locale"], problem
-        assert problem["errors"][0]["loc"] == ["body", "locale"]
+        assert_locale_refused(r, bad)
         # The create's rule, word for word.
         created = await api.post("/v1/bookings", {**booking, "locale": bad})
         assert created.status_code == 422, created.text
-        assert problem["errors"] == created.json()["errors"]
+        assert r.json()["errors"] == created.json()["errors"]
     shown = (await api.get(path)).json()
     assert (shown["locale"], shown["details"], shown["version"]) == (
         "en_GB",

@@ -9,14 +9,14 @@ name and notes in it) went to the attacker and to a mailbox of the operator's ow
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.worker import Worker
-from tests.api.conftest import Api
+from tests.api.conftest import Api, store_as_before
 from tests.api.test_emails import (
     END,
     START,
+    ann_booking,
     drain,
     mail_api,
     mailbox,
@@ -40,13 +40,8 @@ SPLIT = [
 
 @pytest.mark.parametrize("address", SPLIT)
 async def test_an_address_of_several_mailboxes_is_refused(api: Api, address: str) -> None:
-    res = await api.resource()
-    booking = {
-        "resource_id": res["resource_id"],
-        "start_time": START,
-        "end_time": END,
-        "customer": {"name": "Ann", "email": address},
-    }
+    customer = {"name": "Ann", "email": address}
+    booking = ann_booking(await api.resource(), customer=customer)
     r = await api.as_key(api.public_key).post("/v1/bookings", booking)
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == ["customer.email"]
@@ -71,13 +66,7 @@ async def test_such_an_address_stored_before_gets_no_email(
 ) -> None:
     res = await resource(mail_api)
     client = await mail_api.client(email="ann@example.com")
-    async with engine.begin() as conn:  # as an older version let it in
-        await conn.execute(
-            text("UPDATE clients SET email = :e WHERE id = :id"),
-            {"e": SPLIT[0], "id": client["client_id"].replace("-", "")}
-            if mail_api.backend == "sqlite"
-            else {"e": SPLIT[0], "id": client["client_id"]},
-        )
+    await store_as_before(engine, mail_api, "clients", client["client_id"], email=SPLIT[0])
     assert (await mail_api.get(f"/v1/clients/{client['client_id']}")).json()["email"] == SPLIT[0]
     await mail_api.book(
         resource_id=res["resource_id"],

@@ -9,12 +9,19 @@ fills, could not be composed (a header with a line break): none was ever sent.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.worker import Worker
-from tests.api.conftest import Api
-from tests.api.test_emails import END, START, drain, mail_api, mailbox, resource, worker
+from tests.api.conftest import Api, store_as_before
+from tests.api.test_emails import (
+    ann_booking,
+    book_ann,
+    drain,
+    mail_api,
+    mailbox,
+    resource,
+    worker,
+)
 from tests.mailbox import Mailbox
 
 __all__ = ["mail_api", "mailbox", "worker"]  # test_emails.py's fixtures, used here
@@ -32,14 +39,7 @@ NOT_LOCALES = [
 @pytest.mark.parametrize("locale", NOT_LOCALES)
 async def test_a_name_with_more_after_it_is_refused(api: Api, locale: str) -> None:
     res = await api.resource()
-    booking = {
-        "resource_id": res["resource_id"],
-        "start_time": START,
-        "end_time": END,
-        "customer": {"name": "Ann", "email": "ann@example.com"},
-        "locale": locale,
-    }
-    r = await api.as_key(api.public_key).post("/v1/bookings", booking)
+    r = await api.as_key(api.public_key).post("/v1/bookings", ann_booking(res, locale=locale))
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == ["locale"]
     page = {"slug": "p", "title": "P", "resource_ids": [res["resource_id"]], "locale": locale}
@@ -49,36 +49,17 @@ async def test_a_name_with_more_after_it_is_refused(api: Api, locale: str) -> No
 
 @pytest.mark.parametrize("locale", ["de", "de_AT", "zh_Hant_TW", "en_001", "sr_Latn"])
 async def test_locales_are_accepted(api: Api, locale: str) -> None:
-    res = await api.resource()
-    b = await api.as_key(api.public_key).book(
-        resource_id=res["resource_id"],
-        start_time=START,
-        end_time=END,
-        customer={"name": "Ann", "email": "ann@example.com"},
-        locale=locale,
-    )
+    b = await book_ann(api.as_key(api.public_key), await api.resource(), locale=locale)
     assert b["locale"] == locale
 
 
 async def test_one_stored_before_gets_its_email_in_english(
     mail_api: Api, worker: Worker, mailbox: Mailbox, engine: AsyncEngine
 ) -> None:
-    res = await resource(mail_api, email=None)
-    b = await mail_api.book(
-        resource_id=res["resource_id"],
-        start_time=START,
-        end_time=END,
-        customer={"name": "Ann", "email": "ann@example.com"},
-        notify=False,
+    b = await book_ann(mail_api, await resource(mail_api, email=None), notify=False)
+    await store_as_before(
+        engine, mail_api, "bookings", b["booking_id"], locale=NOT_LOCALES[0], notify=True
     )
-    booking_id = (
-        b["booking_id"] if mail_api.backend == "postgresql" else b["booking_id"].replace("-", "")
-    )
-    async with engine.begin() as conn:  # as an older version let it in
-        await conn.execute(
-            text("UPDATE bookings SET locale = :l, notify = :n WHERE id = :id"),
-            {"l": NOT_LOCALES[0], "n": True, "id": booking_id},
-        )
     r = await mail_api.put(
         f"/v1/bookings/{b['booking_id']}",
         {"start_time": "2024-05-18T12:00:00Z", "end_time": "2024-05-18T13:00:00Z"},
