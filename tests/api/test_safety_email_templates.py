@@ -52,6 +52,25 @@ async def test_a_template_that_can_work_without_end_is_refused(api: Api, templat
     assert (await api.get("/v1/app")).json()["notifications"]["templates"] == {}
 
 
+async def test_every_refused_template_of_one_put_is_named_in_one_answer(api: Api) -> None:
+    # Three refused and one allowed: an app learns of all three at once, not one per PUT.
+    templates = {
+        "customer.txt": "{{ 'x' * 1000000000 }}",
+        "customer.subject": "Hello {{ customer.name }}",
+        "owner.html": "{% include 'customer.txt' %}",
+        "customer.booked.subject": "{{ details|urlencode|urlencode }}",
+    }
+    r = await api.put("/v1/app", {"notifications": {"templates": templates}})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in r.json()["errors"]] == [
+        "notifications.templates.customer.txt",
+        "notifications.templates.owner.html",
+        "notifications.templates.customer.booked.subject",
+    ]
+    assert (await api.get("/v1/app")).json()["notifications"]["templates"] == {}
+
+
 async def test_formatting_is_allowed(api: Api) -> None:
     template = (
         "{% if kind == 'booked' %}{{ _('Hello') }}, {{ customer.name|e|title }}!"

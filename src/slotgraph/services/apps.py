@@ -110,11 +110,15 @@ async def get_app(session: AsyncSession, *, app_id: uuid.UUID) -> AppOut:
 
 async def update_settings(session: AsyncSession, *, app_id: uuid.UUID, data: AppSettings) -> AppOut:
     """Partial update: the fields set in `data` replace the stored ones (nested ones by field).
-    An email template an app may not use is 422 naming it (notifications/template_rules.py)."""
-    for name, text in data.notifications.templates.items():
-        refused = template_rules.problem(text)
-        if refused is not None:
-            raise ValidationFailed.one(f"notifications.templates.{name}", refused)
+    Email templates an app may not use are one 422 naming each of them, in the order sent
+    (notifications/template_rules.py)."""
+    refused = [
+        (f"notifications.templates.{name}", problem)
+        for name, text in data.notifications.templates.items()
+        if (problem := template_rules.problem(text)) is not None
+    ]
+    if refused:
+        raise ValidationFailed(refused)
     async with session.begin():
         app = await session.get(App, app_id, with_for_update=True)
         if app is None:
