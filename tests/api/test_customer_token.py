@@ -1,5 +1,5 @@
 """The customer token: made once at create, stored hashed, and on the API it opens exactly its
-own booking, for reading, a reschedule and cancel_by_customer."""
+own booking, for reading, a reschedule, the language of its emails and cancel_by_customer."""
 
 from __future__ import annotations
 
@@ -137,8 +137,11 @@ async def test_the_customer_may_reschedule_and_change_nothing_else(
     me = as_customer(api, booked["booking"]["customer_token"])
     bid = booked["booking"]["booking_id"]
     for body in ({"details": "x"}, {"meta": {"a": 1}}, {"override_rules": True}):
-        r = await me.put(f"/v1/bookings/{bid}", {"start_time": "2024-05-18T12:00:00Z", **body})
-        assert r.status_code == 403, (body, r.text)
+        for also in ({"start_time": "2024-05-18T12:00:00Z"}, {"locale": "de"}):
+            r = await me.put(f"/v1/bookings/{bid}", {**also, **body})
+            assert r.status_code == 403, (body, r.text)
+    shown = (await me.get(f"/v1/bookings/{bid}")).json()
+    assert (shown["start_time"], shown["locale"]) == (START, None)
     # a taken time keeps the old one
     await api.book(
         resource_id=booked["resource"]["resource_id"],
@@ -160,7 +163,7 @@ async def test_the_customer_may_reschedule_and_change_nothing_else(
     assert r.json()["start_time"] == "2024-05-18T12:00:00Z"
 
 
-async def test_after_the_start_the_customer_may_change_nothing(
+async def test_after_the_start_the_customer_may_only_choose_the_language(
     api: Api, booked: dict[str, Any]
 ) -> None:
     me = as_customer(api, booked["booking"]["customer_token"])
@@ -175,6 +178,10 @@ async def test_after_the_start_the_customer_may_change_nothing(
     )
     assert r.status_code == 409
     assert r.json()["code"] == "notice_passed"
+    # The language of the emails still to come moves nothing: no notice closes it.
+    r = await me.put(f"/v1/bookings/{bid}", {"locale": "de"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["locale"], r.json()["start_time"]) == ("de", START)
     # the secret key is not bound by the customer's notice
     r = await api.put(f"/v1/bookings/{bid}/cancel_by_customer")
     assert r.status_code == 200

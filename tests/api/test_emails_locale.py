@@ -298,6 +298,32 @@ async def test_put_changes_the_locale_and_the_emails_after_it_speak_it(
     await cancelled_in_german(mail_api, worker, mailbox, made["booking_id"])
 
 
+async def test_the_customer_token_switches_its_emails_to_german(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    """Ann booked in English; with her booking's customer token (the manage link's) she asks
+    for German, and the emails after it speak German."""
+    made = await book_ann(mail_api, await resource(mail_api))
+    await drain(worker)
+    (booked,) = mailbox.to("ann@example.com")
+    assert booked.subject.startswith("Booked: Dr. Berg, Saturday 18 May 2024, 12:00")
+    path = f"/v1/bookings/{made['booking_id']}"
+    ann = mail_api.as_key(made["customer_token"])
+    # The secret key's rule, for her too; and the language opens no other field.
+    for bad in ("xx_YY", "de_", ""):
+        assert_locale_refused(await ann.put(path, {"locale": bad}), bad)
+    r = await ann.put(path, {"locale": "de", "details": "changed"})
+    assert r.status_code == 403, r.text
+    assert (await ann.get(path)).json()["locale"] is None
+    r = await ann.put(path, {"locale": "de"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["locale"], r.json()["start_time"]) == ("de", "2024-05-18T10:00:00Z")
+    assert (await mail_api.get(path)).json()["locale"] == "de"
+    await drain(worker)
+    assert len(mailbox.to("ann@example.com")) == 1  # a new language is no new time: no email
+    await cancelled_in_german(mail_api, worker, mailbox, made["booking_id"])
+
+
 async def test_put_refuses_an_unknown_locale_as_create_does_and_changes_nothing(api: Api) -> None:
     res = await api.resource()
     customer = {"name": "Ann", "email": "ann@example.com"}

@@ -142,8 +142,8 @@ async def get_caller(
 
 Caller = Annotated[Principal, Depends(get_caller)]
 _CUSTOMER_SCOPE = (
-    "A customer token opens its own booking only: GET /v1/bookings/{id}, a new time "
-    "(PUT /v1/bookings/{id}) and PUT /v1/bookings/{id}/cancel_by_customer."
+    "A customer token opens its own booking only: GET /v1/bookings/{id}, a new time or the "
+    "language of its emails (PUT /v1/bookings/{id}) and PUT /v1/bookings/{id}/cancel_by_customer."
 )
 
 # Which callers each kind of route admits: the dependencies below and the guard (which checks

@@ -1,8 +1,10 @@
 """What a customer (the holder of a booking's customer token) may do, and until when. Pure.
 
 A customer token opens exactly one booking: read it, cancel it (`cancel_by_customer`, where its
-graph has that action) and reschedule it (a new time on the same resource). A notice (from the
-booking page the booking was made on, or none) closes each change that long before the start.
+graph has that action), reschedule it (a new time on the same resource) and choose the language
+of its emails (`locale`). A notice (from the booking page the booking was made on, or none)
+closes a cancel or a reschedule that long before the start; the language moves nothing, so no
+notice closes it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from slotgraph.domain.rules import check_start_for_key
 from slotgraph.errors import Conflict, Forbidden, ValidationFailed
 
 CUSTOMER_ACTIONS = frozenset({"cancel_by_customer"})
-# The fields of a booking a customer may change: its time (a reschedule).
-CUSTOMER_FIELDS = frozenset({"start_time", "end_time"})
+# The fields of a booking a customer may change: its time (a reschedule), and the language its
+# emails speak (LANGUAGE_FIELDS: no reschedule, so no notice or new-time rule applies to it).
+TIME_FIELDS = frozenset({"start_time", "end_time"})
+LANGUAGE_FIELDS = frozenset({"locale"})
+CUSTOMER_FIELDS = TIME_FIELDS | LANGUAGE_FIELDS
 Change = Literal["cancel", "reschedule"]
 
 
@@ -50,8 +55,15 @@ def check_fields(fields: set[str]) -> None:
     extra = sorted(fields - CUSTOMER_FIELDS)
     if extra:
         raise Forbidden(
-            f"A customer token may change only start_time and end_time, not {', '.join(extra)}."
+            "A customer token may change only start_time, end_time and locale, "
+            f"not {', '.join(extra)}."
         )
+
+
+def moves(fields: set[str]) -> bool:
+    """Whether a customer's change (of CUSTOMER_FIELDS) is a reschedule: anything but the
+    language alone."""
+    return not fields <= LANGUAGE_FIELDS
 
 
 def check_new_time(

@@ -39,6 +39,7 @@ from slotgraph.domain.customers import (
     check_fields,
     check_new_time,
     check_notice,
+    moves,
 )
 from slotgraph.domain.graphs import GRAPHS
 from slotgraph.errors import Forbidden, NotFound
@@ -168,8 +169,9 @@ async def check_change(
     to: tuple[datetime, datetime] | None = None,
     now: datetime,
 ) -> None:
-    """A customer's action (`action`) or reschedule (`fields` changed, the booking going `to`
-    a new start and end): allowed, and before the notice? Nothing to check for an API key."""
+    """A customer's action (`action`) or change (`fields`, the booking going `to` a new start
+    and end): allowed, and a cancel or reschedule before its notice? The language alone is no
+    reschedule: no time or notice rule. Nothing to check for an API key."""
     if principal.kind != "customer":
         return
     check_booking(principal, booking.id)
@@ -179,6 +181,8 @@ async def check_change(
         change = "cancel"
     else:
         check_fields(fields or set())
+        if not moves(fields or set()):
+            return
         if to is not None:
             check_new_time(old=(booking.start_time, booking.end_time), new=to, now=now)
         change = "reschedule"
