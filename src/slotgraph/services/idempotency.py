@@ -266,6 +266,31 @@ async def finish(
         return _check(row, claim.fingerprint)
 
 
+@dataclass(frozen=True)
+class Answered:
+    """A key's stored answer and the fingerprint of the request that stored it."""
+
+    answer: Stored
+    fingerprint: str
+
+
+async def wait_for(conn: AsyncConnection, claim: Claim) -> None:
+    """PostgreSQL, in an open transaction: wait until no other transaction holds the key (a
+    keyed create's read takes its advisory lock until that create commits or rolls back), then
+    hold it until this transaction ends. Bounded by the transaction's lock_timeout (55P03)."""
+    k1, k2 = _lock_keys(claim.app_id, claim.key)
+    await conn.execute(select(func.pg_advisory_xact_lock(k1, k2)))
+
+
+async def answered(conn: AsyncConnection, claim: Claim, *, now: datetime) -> Answered | None:
+    """The live answer stored for the key, whatever request stored it (the caller compares
+    the fingerprints); None if there is none. Takes no lock."""
+    row = (await conn.execute(_LOOKUP[False], _lookup_params(claim, now))).one()
+    if row.key is None:
+        return None
+    return Answered(Stored(row.status_code, dict(row.headers), row.body), row.fingerprint)
+
+
 async def prune(session: AsyncSession, *, now: datetime) -> None:
     """Forget answers older than 24 h (the worker's timers call this)."""
     async with session.begin():

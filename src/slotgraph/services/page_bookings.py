@@ -321,7 +321,8 @@ async def book(
 
     Bad answers are FormInvalid with (field, code) pairs; a time taken meanwhile is
     TimeTaken with the nearest free times; anything else the create path refuses is its error.
-    The form's `submission` books once however often it is sent (services/page_once.py).
+    The form's `submission` books once however often it is sent (services/page_once.py); sent
+    again with other details, it is page_once.SentBefore.
     """
     view = await public_page(session, slug=slug)
     page = view.page
@@ -356,12 +357,7 @@ async def book(
     )
     try:
         created = await page_once.create_once(
-            session,
-            principal=view.principal(),
-            data=data,
-            now=now,
-            page_id=page.page_id,
-            submission=submission,
+            session, view=view, data=data, now=now, submission=submission
         )
     except (SlotUnavailable, SeatsFull) as exc:  # a class's last seat is a taken time too
         raise TimeTaken(

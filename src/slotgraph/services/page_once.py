@@ -9,28 +9,52 @@ its answer commit together, and a second send of the form, at once or later, get
 (the same booking and manage link) instead of making another. The answer is kept 24 hours,
 like an API key's; the submission is in no one's form but the visitor's, and comes with the
 visitor's CSRF cookie.
+
+What the visitor sent is part of the key's fingerprint, as a request's body is of an
+Idempotency-Key's: the same form sent again with other details (the back button, a name
+corrected, another time chosen) books nothing either, but is told so (`SentBefore`, 422, with
+the booking the first send made) instead of being shown that booking as if the edits were in it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
-import uuid
 from datetime import datetime
 
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.errors import IdempotencyKeyInFlight
+from slotgraph.db.engine import exc_sqlstate
+from slotgraph.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from slotgraph.schemas import BookingCreate, BookingCreated
 from slotgraph.services import idempotency
 from slotgraph.services.bookings import creating
-from slotgraph.services.common import Principal
+from slotgraph.services.pages import PublicPage
 
 _SUBMISSION = re.compile(r"[A-Za-z0-9_-]{16,64}")
-# A second send that finds the first still running waits for its answer this long at most
-# (a create takes milliseconds; PostgreSQL only: SQLite runs them one after the other).
-_WAIT_STEPS, _WAIT_SECONDS = 40, 0.05
+# What a visitor's form decides of the booking (the rest is the page's: its resources, graph,
+# locale, reminder), and so what a second send of the form is compared on.
+_SENT = {"customer", "details", "meta", "start_time", "end_time", "owner_booking_id"}
+# A second send that finds the first still running waits for it this long at most (a create
+# takes milliseconds).
+_WAIT = "2s"
+_LOCK_TIMEOUT = "55P03"
+SENT_BEFORE = (
+    "This form was already sent, with other details. Nothing was changed: the booking below is "
+    "the one it made."
+)
+
+
+class SentBefore(IdempotencyKeyReused):
+    """The form's submission booked before, with other details: nothing new is booked, and
+    nothing is changed. `first` is the booking the first send made, as it answered then."""
+
+    def __init__(self, view: PublicPage, first: BookingCreated) -> None:
+        super().__init__(SENT_BEFORE)
+        self.view = view
+        self.first = first
 
 
 def new_submission() -> str:
@@ -40,38 +64,45 @@ def new_submission() -> str:
 async def create_once(
     session: AsyncSession,
     *,
-    principal: Principal,
+    view: PublicPage,
     data: BookingCreate,
     now: datetime,
-    page_id: uuid.UUID,
     submission: str | None,
 ) -> BookingCreated:
-    """create_booking for a page's form: the booking of this `submission` if it was sent before,
-    else a new one. A form without a valid submission (made before it existed) books as it
-    did: once per send."""
+    """create_booking for a page's form: the booking of this `submission` if it was sent before
+    with the same details, SentBefore if with others, else a new one. A form without a valid
+    submission (made before it existed) books as it did: once per send."""
+    page_id = view.page.page_id
     if submission is None or not _SUBMISSION.fullmatch(submission):
         return await creating.create_booking(
-            session, principal=principal, data=data, now=now, page_id=page_id
+            session, principal=view.principal(), data=data, now=now, page_id=page_id
         )
+    sent = data.model_dump_json(include=_SENT).encode()
     claim = idempotency.Claim(
-        principal.app_id,
+        view.app_id,
         f"page {page_id} {submission}",
-        idempotency.fingerprint("POST", f"page {page_id}", "", b""),
+        idempotency.fingerprint("POST", f"page {page_id}", "", sent),
     )
+    # Stored by a version that did not compare what was sent: taken as the same details.
+    unknown = idempotency.fingerprint("POST", f"page {page_id}", "", b"")
     for _ in range(3):
         session.info[idempotency.KEYED] = idempotency.Keyed(claim)
         stored: idempotency.Stored | None
         try:
             stored = await creating.create_answered(
                 session,
-                principal=principal,
+                principal=view.principal(),
                 data=data,
                 now=now,
                 answer=lambda _shown, body: idempotency.Stored(201, {}, body),
                 page_id=page_id,
             )
         except idempotency.KeyTaken:
-            stored = await _first_answer(session, claim, now)
+            first = await _first_answer(session, claim, now)
+            if first is not None and first.fingerprint not in (claim.fingerprint, unknown):
+                first_booking = BookingCreated.model_validate_json(first.answer.body)
+                raise SentBefore(view, first_booking) from None
+            stored = first.answer if first is not None else None
         finally:
             session.info.pop(idempotency.KEYED, None)
         if stored is not None:
@@ -82,15 +113,23 @@ async def create_once(
 
 async def _first_answer(
     session: AsyncSession, claim: idempotency.Claim, now: datetime
-) -> idempotency.Stored | None:
+) -> idempotency.Answered | None:
     """The answer of the first send of the form once it has committed; None if it failed
-    (and stored nothing)."""
-    for _ in range(_WAIT_STEPS):
-        async with session.begin():
-            conn = await session.connection()
+    (and stored nothing).
+
+    The first send holds the key's lock for as long as its transaction runs, so this waits on
+    that lock itself, not by polling: on PostgreSQL the key's advisory lock (the create's read
+    takes it, services/idempotency.py), under a lock_timeout; on SQLite the write lock every
+    transaction takes at BEGIN (db/engine.py), which the first send holds until it commits, so
+    its answer is there once this transaction begins."""
+    async with session.begin():
+        conn = await session.connection()
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"SET LOCAL lock_timeout = '{_WAIT}'"))
             try:
-                return await idempotency.begin(conn, claim, now=now)
-            except IdempotencyKeyInFlight:
-                pass
-        await asyncio.sleep(_WAIT_SECONDS)
-    raise IdempotencyKeyInFlight(idempotency.IN_FLIGHT)
+                await idempotency.wait_for(conn, claim)
+            except DBAPIError as exc:
+                if exc.orig is None or exc_sqlstate(exc.orig) != _LOCK_TIMEOUT:
+                    raise
+                raise IdempotencyKeyInFlight(idempotency.IN_FLIGHT) from None
+        return await idempotency.answered(conn, claim, now=now)

@@ -4,7 +4,8 @@ services/page_bookings.py and renders one template; no booking rule lives here.
 - GET  /book/{slug}             the week of free times (`?tz=`, `?week=`, `?duration=`);
                                 `&fragment=week` answers only the week, for booking.js.
 - GET  /book/{slug}/time        the form for a chosen time (`?start=&duration=&tz=[&seat=]`).
-- POST /book/{slug}             book it (CSRF); the confirmation, the form again, or "just taken".
+- POST /book/{slug}             book it (CSRF); the confirmation, the form again, "just taken",
+                                or "already sent with other details" (the booking it made).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from starlette.responses import Response
 
 from slotgraph.api.deps import Now, Session
 from slotgraph.domain.availability import iso
+from slotgraph.schemas import BookingOut
 from slotgraph.services import page_answers as pa
 from slotgraph.services import page_bookings as pb
-from slotgraph.services.page_once import new_submission
+from slotgraph.services.page_once import SentBefore, new_submission
 from slotgraph.services.pages import PublicPage
 from slotgraph.web.forms import read_form
 from slotgraph.web.i18n import N_
@@ -151,6 +153,10 @@ async def book(request: Request, slug: str, session: Session, now: Now) -> Respo
         )
     except pb.TimeTaken as taken:
         return taken_page(request, taken)
+    except SentBefore as sent:
+        view, booking = sent.view, sent.first
+        page_context(request, view)
+        return _booked(request, view, booking, form.get("tz"), "sent_before.html", 422)
     except pb.FormInvalid as bad:
         page_context(request, bad.view)
         length = pb.duration_or(form.get("duration"), bad.view.page.durations)
@@ -162,19 +168,32 @@ async def book(request: Request, slug: str, session: Session, now: Now) -> Respo
         submission = form.get("submission") or new_submission()  # nothing was booked with it
         return _form(request, bad.view, offer, bad.tz, answers, errors, submission, 422)
     page_context(request, view)
-    tz = pb.zone_or(form.get("tz"), view.zone)
+    return _booked(request, view, booking, form.get("tz"), "confirmation.html", 201)
+
+
+def _booked(
+    request: Request,
+    view: PublicPage,
+    booking: BookingOut,
+    tz: str | None,
+    template: str,
+    status_code: int,
+) -> Response:
+    """A booking the form made, with its manage link: the confirmation, or the page that says
+    the form was sent before with other details (the booking that first send made)."""
     token = getattr(booking, "customer_token", None)
     return show(
         request,
         view,
-        "confirmation.html",
+        template,
         {
             "booking": booking,
             "manage": f"/manage/{token}" if token else None,
             "manage_url": f"{public_base(request)}/manage/{token}" if token else None,
+            "again": f"/book/{view.page.slug}",
         },
-        tz,
-        status_code=201,
+        pb.zone_or(tz, view.zone),
+        status_code=status_code,
     )
 
 
