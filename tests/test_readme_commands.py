@@ -30,3 +30,52 @@ def test_readme_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(commands) >= 6
     for command in commands:
         assert any(line.startswith(command) for line in listed), (command, listed)
+
+
+def _help(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ((), "a self-hostable booking engine"),
+        (("serve",), "then serve the API, the booking pages and, unless --no-worker, the worker"),
+        (("worker",), "Run the worker alone: deliver webhooks, emails and calendar pushes"),
+        (("migrate",), "Create the database's schema, or upgrade it to head"),
+        (("apps",), "manage apps (tenants), their keys and settings"),
+        (("apps", "create"), "The keys are shown only here"),
+        (("apps", "list"), "List every app with its keys' prefixes (not the keys)"),
+        (("apps", "settings"), "Show an app's settings, or change the ones named"),
+    ],
+)
+def test_each_command_says_what_it_does(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], says: str
+) -> None:
+    """Each `--help` says what its command does, and which database it works on (before, the
+    top level printed a module docstring in backticks, and `worker`, `migrate`, `apps create`
+    and `apps list` printed their options only)."""
+    text = " ".join(_help(capsys, *argv).split())
+    assert says in text, text
+    if argv and argv != ("apps",):
+        assert "Uses $SLOTGRAPH_DATABASE_URL (slotgraph --help)." in text, text
+    assert "`slotgraph serve | worker" not in text
+
+
+def test_the_top_level_names_the_database_and_the_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = " ".join(_help(capsys).split())
+    assert "The database is $SLOTGRAPH_DATABASE_URL, by default sqlite:///./data/slotgraph.db" in (
+        text
+    )
+    assert "Every setting comes from the environment (SLOTGRAPH_*): docs/operations.md." in text
+
+
+def test_the_arguments_are_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "NAME the app's name" in " ".join(_help(capsys, "apps", "create").split())
+    settings = " ".join(_help(capsys, "apps", "settings").split())
+    assert "APP_ID the app's app_id" in settings
+    assert "NAME=VALUE a setting to change; none: show them" in settings

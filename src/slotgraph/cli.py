@@ -1,4 +1,5 @@
-"""`slotgraph serve | worker | migrate | apps create NAME | apps list | apps settings APP_ID`."""
+"""The command line: `slotgraph serve | worker | migrate | apps create NAME | apps list |
+apps settings APP_ID` (README.md, "Command line")."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from slotgraph import logs, metrics
 from slotgraph.appsettings import AppSettings
+from slotgraph.cli_help import DESCRIPTION, EPILOG, command
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.db.migrate import current_revision, head_revision, migrate
 from slotgraph.errors import DatabaseUnavailable
@@ -292,36 +294,43 @@ WORKER_START_SECONDS = 60
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="slotgraph", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="slotgraph",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p_serve = sub.add_parser("serve", help="migrate to head, then serve the API")
-    p_serve.add_argument("--host", default=None, help="default: $SLOTGRAPH_HOST or 127.0.0.1")
-    p_serve.add_argument("--port", type=int, default=None, help="default: $SLOTGRAPH_PORT or 8000")
+    p_serve = command(sub, "serve")
+    p_serve.add_argument(
+        "--host",
+        default=None,
+        help="the address to listen on (default: $SLOTGRAPH_HOST or 127.0.0.1)",
+    )
+    p_serve.add_argument(
+        "--port", type=int, default=None, help="the port (default: $SLOTGRAPH_PORT or 8000)"
+    )
     p_serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     p_serve.add_argument(
         "--no-worker",
         action="store_true",
-        help="do not run the webhook/timer worker in the server processes",
+        help="run no worker in the server processes (run `slotgraph worker` instead)",
     )
 
-    sub.add_parser("worker", help="run the webhook delivery and timer loop (no HTTP server)")
+    command(sub, "worker")
+    command(sub, "migrate")
 
-    sub.add_parser("migrate", help="upgrade the database schema to head")
-
-    p_apps = sub.add_parser("apps", help="manage apps (tenants) and their keys")
+    p_apps = command(sub, "apps")
     apps_sub = p_apps.add_subparsers(dest="apps_command", required=True)
-    p_create = apps_sub.add_parser("create", help="create an app; prints its keys once, as JSON")
-    p_create.add_argument("name")
-    apps_sub.add_parser("list", help="list apps and key prefixes, as JSON")
-    p_settings = apps_sub.add_parser(
-        "settings",
-        help="show an app's settings, or change some: NAME=VALUE (VALUE is JSON), as JSON",
-        description="e.g. slotgraph apps settings APP_ID allowed_origins='[\"https://a.example\"]'"
-        " rate_limits.public_per_minute=120",
+    p_create = command(apps_sub, "create")
+    p_create.add_argument("name", metavar="NAME", help="the app's name (apps list shows it)")
+    command(apps_sub, "list")
+    p_settings = command(apps_sub, "settings")
+    p_settings.add_argument("app_id", metavar="APP_ID", help="the app's app_id (apps list)")
+    p_settings.add_argument(
+        "pairs", nargs="*", metavar="NAME=VALUE", help="a setting to change; none: show them"
     )
-    p_settings.add_argument("app_id")
-    p_settings.add_argument("pairs", nargs="*", metavar="NAME=VALUE")
 
     args = parser.parse_args(argv)
     settings = Settings()
