@@ -142,11 +142,13 @@ async def get_calendar(
 async def request_sync(
     session: AsyncSession, *, principal: Principal, resource_id: uuid.UUID, now: datetime
 ) -> CalendarOut:
-    """Sync now: the next worker cycle takes it (a sync in flight finishes first)."""
+    """Sync now: the next worker cycle takes it (a sync in flight finishes first, and is kept).
+    Not a change of the connection (`updated_at`, which a sync in flight checks before it
+    applies: bumped here, it threw that sync's result away and kept the connection leased, so
+    "sync now" waited out the worker's lease, 60 s, instead of one cycle)."""
     async with session.begin():
         conn = await _load(session, principal, resource_id, lock=True)
         conn.next_sync_at = now
-        conn.updated_at = now
         return await _out(session, conn, now=now)
 
 

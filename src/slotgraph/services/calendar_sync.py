@@ -42,6 +42,7 @@ class SyncJob:
     account: remote.Account
     sync_token: str | None  # None: a full sync
     version: datetime  # the connection's updated_at when claimed: a changed one is not applied
+    due: datetime  # its next_sync_at when claimed: moved since, a sync was asked for meanwhile
 
 
 @dataclass
@@ -98,6 +99,7 @@ async def claim_due(
                     account=remote.Account(conn.url, conn.username, password),
                     sync_token=None if full else conn.sync_token,
                     version=conn.updated_at,
+                    due=conn.next_sync_at,
                 )
             )
         return jobs
@@ -123,6 +125,12 @@ async def _mine(session: AsyncSession, job: SyncJob, worker_id: str) -> Calendar
     return conn
 
 
+def _asked_meanwhile(conn: CalendarConnection, job: SyncJob) -> datetime | None:
+    """When a sync was asked for (POST .../calendar/sync) while this one ran: it stays due, so
+    the next round takes it (this one may have fetched before what the caller wants seen)."""
+    return conn.next_sync_at if conn.next_sync_at != job.due else None
+
+
 async def fail(
     session: AsyncSession,
     *,
@@ -137,7 +145,9 @@ async def fail(
     async with session.begin():
         conn = await _mine(session, job, worker_id)
         if conn is not None:
+            asked = _asked_meanwhile(conn, job)
             _failed(conn, message, now=now, interval=interval)
+            conn.next_sync_at = asked or conn.next_sync_at
 
 
 async def apply(
@@ -207,7 +217,7 @@ async def apply(
         conn.failures = 0
         conn.last_error = "; ".join(errors)[:500] or None
         conn.last_error_at = now if errors else None
-        conn.next_sync_at = now + interval
+        conn.next_sync_at = _asked_meanwhile(conn, job) or now + interval
         conn.locked_until, conn.locked_by = None, None
     return report
 

@@ -246,6 +246,57 @@ async def test_a_worker_killed_mid_sync_loses_and_duplicates_nothing(
     assert len(r.json()["data"]) == 1
 
 
+async def test_sync_now_while_a_sync_runs_keeps_that_one_and_runs_again_next_round(
+    cal_api: Api, radicale: Radicale, engine: AsyncEngine
+) -> None:
+    """The docs' order: connect (a first sync is due at once), then "sync now". Before, the
+    second bumped the connection's version, so the sync in flight applied nothing and kept its
+    lease: nothing was pulled for 60 s (the worker's lease), not the next round (5 s)."""
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    calendar.add_event(vevent("appointment", ":20240502T100000Z", ":20240502T110000Z"))
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    await connect(cal_api, calendar, resource)
+    async with session_factory(engine)() as session:
+        (running,) = await calendar_sync.claim_due(
+            session,
+            now=cal_api.clock(),
+            worker_id="first",
+            lease=timedelta(seconds=SETTINGS.worker_lease_seconds),
+            limit=4,
+            encryption_key=KEY,
+        )
+    pulled = remote.pull(running.account, running.sync_token, allow_private=True)
+    # Meanwhile the dentist adds an appointment and asks for a sync.
+    calendar.add_event(vevent("added", ":20240502T120000Z", ":20240502T130000Z"))
+    cal_api.clock.advance(timedelta(seconds=1))
+    assert (await cal_api.post(f"{path}/sync")).status_code == 202
+    async with session_factory(engine)() as session:
+        report = await calendar_sync.apply(
+            session,
+            job=running,
+            pulled=pulled,
+            now=cal_api.clock(),
+            worker_id="first",
+            interval=SETTINGS.calendar_sync_interval,
+        )
+    assert report is not None  # the sync in flight is kept
+    assert report.added == 1
+    state = (await cal_api.get(path)).json()
+    assert (state["last_success_at"], state["next_sync_at"]) == (
+        "2024-05-01T09:00:01Z",
+        "2024-05-01T09:00:01Z",  # the one asked for stays due
+    )
+    # The next round takes it, with no lease to wait out, and sees the added appointment.
+    next_round = Worker(engine, SETTINGS, clock=cal_api.clock, worker_id="second")
+    assert await next_round.calendars.run_once() == 1
+    assert await busy(cal_api, resource, "2024-05-02T00:00:00Z", "2024-05-03T00:00:00Z") == [
+        ("2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z"),
+        ("2024-05-02T12:00:00Z", "2024-05-02T13:00:00Z"),
+    ]
+    assert (await cal_api.get(path)).json()["next_sync_at"] == "2024-05-01T09:05:01Z"
+
+
 async def test_refuses_to_start_without_the_key(
     cal_api: Api, radicale: Radicale, engine: AsyncEngine
 ) -> None:
