@@ -180,5 +180,8 @@ async def test_a_first_send_that_runs_on_is_waited_for_two_seconds(
     async with _first_send_running(api, engine) as (_fields, second):
         r = await second  # the first holds its lock longer than the wait: 409, nothing booked
         assert r.status_code == 409, r.text
-        assert Doc(r.text).one("error")
+        assert Doc(r.text).text("error-detail") == (  # the visitor's words, not the API's
+            "This form is still being sent. Wait a moment, then reload this page to see your "
+            "booking."
+        )
     assert await _bookings(api) == []

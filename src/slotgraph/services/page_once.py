@@ -57,6 +57,15 @@ class SentBefore(IdempotencyKeyReused):
         self.first = first
 
 
+class StillSending(IdempotencyKeyInFlight):
+    """The form's first send is still being written after the wait (409): nothing is booked by
+    this one; a reload sends the form again and then shows the booking. `view` is the page."""
+
+    def __init__(self, view: PublicPage) -> None:
+        super().__init__(idempotency.IN_FLIGHT)
+        self.view = view
+
+
 def new_submission() -> str:
     return secrets.token_urlsafe(16)  # 128 random bits
 
@@ -98,7 +107,10 @@ async def create_once(
                 page_id=page_id,
             )
         except idempotency.KeyTaken:
-            first = await _first_answer(session, claim, now)
+            try:
+                first = await _first_answer(session, claim, now)
+            except IdempotencyKeyInFlight:
+                raise StillSending(view) from None
             if first is not None and first.fingerprint not in (claim.fingerprint, unknown):
                 first_booking = BookingCreated.model_validate_json(first.answer.body)
                 raise SentBefore(view, first_booking) from None
@@ -108,7 +120,7 @@ async def create_once(
         if stored is not None:
             return BookingCreated.model_validate_json(stored.body)
         # The first send failed (nothing was stored): this one books, or fails the same way.
-    raise IdempotencyKeyInFlight(idempotency.IN_FLIGHT)
+    raise StillSending(view)
 
 
 async def _first_answer(

@@ -20,10 +20,11 @@ from starlette.responses import Response
 
 from slotgraph.api.deps import Now, Session
 from slotgraph.domain.availability import iso
+from slotgraph.errors import IdempotencyKeyInFlight
 from slotgraph.schemas import BookingOut
 from slotgraph.services import page_answers as pa
 from slotgraph.services import page_bookings as pb
-from slotgraph.services.page_once import SentBefore, new_submission
+from slotgraph.services.page_once import SentBefore, StillSending, new_submission
 from slotgraph.services.pages import PublicPage
 from slotgraph.web.forms import read_form
 from slotgraph.web.i18n import N_
@@ -41,6 +42,10 @@ FORM_ERRORS = {
     pa.TOO_LONG: N_("This is too long."),
     pa.CONTROL: N_("Please write this on one line, without special characters."),
 }
+# The form's first send was still being written after the wait (services/page_once.py).
+STILL_SENDING = N_(
+    "This form is still being sent. Wait a moment, then reload this page to see your booking."
+)
 
 
 def page_context(request: Request, view: PublicPage) -> None:
@@ -153,6 +158,9 @@ async def book(request: Request, slug: str, session: Session, now: Now) -> Respo
         )
     except pb.TimeTaken as taken:
         return taken_page(request, taken)
+    except StillSending as sending:
+        page_context(request, sending.view)
+        raise IdempotencyKeyInFlight(STILL_SENDING) from None  # in the visitor's words
     except SentBefore as sent:
         view, booking = sent.view, sent.first
         page_context(request, view)
