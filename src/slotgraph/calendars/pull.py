@@ -21,9 +21,48 @@ MAX_OBJECT_BYTES = 1_000_000
 MAX_OCCURRENCES = 2_000
 PUSHED_MARK = "X-SLOTGRAPH-BOOKING-ID"
 
+# Bounds on the work of expanding recurrences. dateutil steps from DTSTART through every period
+# of a rule's FREQ (times each value of its BY parts) up to the horizon's end, whatever COUNT
+# says, and every step inside the horizon becomes an occurrence: FREQ=SECONDLY held the worker's
+# event loop (serve's, for every app) for good, FREQ=MINUTELY;COUNT=100000 for 4 s of CPU.
+# `steps` counts what dateutil would walk (an overestimate: a BY part that only filters counts
+# as one that expands); a calendar object over these is not read (`BadObject`), and a pull
+# stops reading objects once its `Budget` is spent.
+MAX_STEPS = 50_000  # per calendar object, DTSTART to the horizon's end
+MAX_STEPS_IN_HORIZON = 5_000  # per calendar object, inside the horizon
+MAX_STEPS_PER_PULL = 500_000
+_PERIOD = {
+    "SECONDLY": 1,
+    "MINUTELY": 60,
+    "HOURLY": 3_600,
+    "DAILY": 86_400,
+    "WEEKLY": 7 * 86_400,
+    "MONTHLY": 28 * 86_400,
+    "YEARLY": 365 * 86_400,
+}
+_BY_PARTS = (
+    "BYSECOND",
+    "BYMINUTE",
+    "BYHOUR",
+    "BYDAY",
+    "BYMONTHDAY",
+    "BYYEARDAY",
+    "BYWEEKNO",
+    "BYMONTH",
+    "BYSETPOS",
+)
+
 
 class BadObject(ValueError):
-    """The calendar object is not one we can read (not iCalendar, or too large)."""
+    """The calendar object is not one we can read (not iCalendar, too large, or its
+    recurrences repeat too often to expand)."""
+
+
+@dataclass
+class Budget:
+    """What is left of one pull's expansion steps (`MAX_STEPS_PER_PULL`)."""
+
+    steps: int = MAX_STEPS_PER_PULL
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +96,76 @@ def _span(event: icalendar.Event, zone: ZoneInfo) -> tuple[datetime, datetime] |
     return (lo, hi) if hi > lo else None
 
 
-def busy_in(ics: str, *, zone: ZoneInfo, horizon: tuple[datetime, datetime]) -> list[Busy]:
-    """The busy intervals of one calendar object within the horizon, ordered by start."""
+def _rule_steps(
+    rule: icalendar.vRecur, start: datetime, horizon: tuple[datetime, datetime]
+) -> tuple[int, int]:
+    """The steps dateutil takes for one RRULE starting at `start`: in all, and in the horizon."""
+    period = _PERIOD.get(str(rule.get("FREQ", [""])[0]).upper())
+    if period is None:
+        return 0, 0  # not a rule dateutil can expand: the library skips the series
+    period *= max(1, int(rule.get("INTERVAL", [1])[0]))
+    stop = horizon[1]
+    if until := rule.get("UNTIL"):
+        stop = min(stop, _instant(until[0], ZoneInfo("UTC")))
+    expands = 1
+    for part in _BY_PARTS:
+        expands *= max(1, len(rule.get(part, ())))
+
+    def steps(since: datetime) -> int:
+        seconds = (stop - since).total_seconds()
+        return 0 if seconds < 0 else (int(seconds) // period + 1) * expands
+
+    return steps(start), steps(max(start, horizon[0]))
+
+
+def _check_steps(
+    calendar: icalendar.Calendar, horizon: tuple[datetime, datetime], budget: Budget
+) -> None:
+    """Raise BadObject if expanding the object's recurrences would take more than the bounds."""
+    total = inside = 0
+    for event in calendar.walk("VEVENT"):
+        rules = event.get("RRULE") or []
+        rdates = event.get("RDATE") or []
+        if not rules and not rdates:
+            continue
+        start = event.decoded("DTSTART", None)
+        if not isinstance(start, date):
+            continue
+        begin = _instant(start, ZoneInfo("UTC"))
+        for rule in rules if isinstance(rules, list) else [rules]:
+            all_, in_ = _rule_steps(rule, begin, horizon)
+            total, inside = total + all_, inside + in_
+        for listed in rdates if isinstance(rdates, list) else [rdates]:
+            total, inside = total + len(listed.dts), inside + len(listed.dts)
+    if total > MAX_STEPS or inside > MAX_STEPS_IN_HORIZON:
+        raise BadObject(
+            f"its recurrences repeat too often to expand: about {total:,} steps "
+            f"({inside:,} within the next year); at most {MAX_STEPS:,} "
+            f"({MAX_STEPS_IN_HORIZON:,})"
+        )
+    if total > budget.steps:
+        raise BadObject(
+            f"this calendar's recurrences repeat too often to expand: more than "
+            f"{MAX_STEPS_PER_PULL:,} steps in all; the rest of its objects were not read"
+        )
+    budget.steps -= total
+
+
+def busy_in(
+    ics: str, *, zone: ZoneInfo, horizon: tuple[datetime, datetime], budget: Budget
+) -> list[Busy]:
+    """The busy intervals of one calendar object within the horizon, ordered by start; the
+    expansion's steps are taken from the pull's `budget`."""
     import recurring_ical_events  # on first use: it is slow to import, and only the worker pulls
 
     if len(ics) > MAX_OBJECT_BYTES:
         raise BadObject(f"larger than {MAX_OBJECT_BYTES} bytes")
     try:
         calendar = icalendar.Calendar.from_ical(ics)
+        _check_steps(calendar, horizon, budget)
         occurrences = recurring_ical_events.of(calendar, skip_bad_series=True).between(*horizon)
+    except BadObject:
+        raise
     except (ValueError, KeyError, TypeError) as exc:
         raise BadObject(f"not readable iCalendar: {exc}"[:200]) from exc
     out = []

@@ -19,7 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.calendars import keys, remote
-from slotgraph.calendars.pull import BadObject, Busy, busy_in
+from slotgraph.calendars.pull import BadObject, Budget, Busy, busy_in
 from slotgraph.db import queries
 from slotgraph.db.models import Booking, BookingHold, CalendarConnection, ResourceBlock
 from slotgraph.services.calendar_connections import remove_pulled_blocks
@@ -173,9 +173,10 @@ async def apply(
         horizon = (now - HORIZON_PAST, now + HORIZON_AHEAD)
         wanted: dict[str, list[Busy]] = {}
         errors = []
+        steps = Budget()
         for href, ics in pulled.changed.items():
             try:
-                wanted[href] = busy_in(ics, zone=zone, horizon=horizon)
+                wanted[href] = busy_in(ics, zone=zone, horizon=horizon, budget=steps)
             except BadObject as exc:
                 errors.append(f"{href}: {exc}")
                 wanted[href] = []

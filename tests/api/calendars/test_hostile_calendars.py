@@ -1,0 +1,65 @@
+"""A calendar an app connects is written by whoever runs it: recurrences that repeat without end,
+served by a real Radicale, on both backends. Each pull ends in bounded work, what it could not
+read is named in `last_error`, and the rest of the calendar still becomes busy time."""
+
+from __future__ import annotations
+
+import time
+
+from slotgraph.worker import Worker
+from tests.api.calendars.conftest import busy, connect, vevent
+from tests.api.conftest import Api
+from tests.radicale import Radicale
+
+
+async def _synced(api: Api, worker: Worker, resource: dict[str, str]) -> tuple[dict, float]:
+    """One pull; the calendar's state after it, and the CPU seconds the process spent on it."""
+    cpu = time.process_time()
+    assert await worker.calendars.run_once() == 1
+    spent = time.process_time() - cpu
+    state = (await api.get(f"/v1/resources/{resource['resource_id']}/calendar")).json()
+    return state, spent
+
+
+async def test_a_rule_that_repeats_every_minute_is_not_expanded(
+    cal_api: Api, radicale: Radicale, worker: Worker
+) -> None:
+    # Before: 527,000 occurrences in the year ahead, expanded on the worker's event loop (about
+    # 20 s of CPU; FREQ=SECONDLY never ended), then cut to 2,000 blocks.
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    calendar.add_event(vevent("appointment", ":20240502T100000Z", ":20240502T110000Z"))
+    calendar.add_event(
+        vevent("every-minute", ":20240501T000000Z", ":20240501T000030Z", "RRULE:FREQ=MINUTELY")
+    )
+    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    state, spent = await _synced(cal_api, worker, resource)
+    assert spent < 3.0, spent
+    assert "repeat too often" in state["last_error"], state
+    assert state["counts"]["pulled_blocks"] == 1
+    assert await busy(cal_api, resource, "2024-05-01T00:00:00Z", "2024-05-03T00:00:00Z") == [
+        ("2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z")
+    ]
+
+
+async def test_a_pull_expands_at_most_its_budget(
+    cal_api: Api, radicale: Radicale, worker: Worker
+) -> None:
+    # Each daily event since 1980 is about 16,500 steps of the rule: 40 of them are more than a
+    # pull expands (500,000). Before: every one, 40 x 367 blocks.
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    for i in range(40):
+        calendar.add_event(
+            vevent(
+                f"daily-{i:02}",
+                f":19800101T0000{i:02}Z",
+                f":19800101T0001{i:02}Z",
+                "RRULE:FREQ=DAILY",
+            )
+        )
+    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    state, _ = await _synced(cal_api, worker, resource)
+    assert "the rest of its objects were not read" in state["last_error"], state
+    assert 0 < state["counts"]["pulled_blocks"] < 40 * 367
+    assert state["counts"]["pulled_blocks"] % 367 == 0
