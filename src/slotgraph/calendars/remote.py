@@ -9,7 +9,9 @@ proxy or .netrc from the environment.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -27,6 +29,13 @@ if TYPE_CHECKING:
 
 TIMEOUT_SECONDS = 60  # a pull of a big calendar on a loaded server takes its time
 MULTIGET_BATCH = 200
+# What one call (a probe, a pull, a push) may take of the server's answers, all of them
+# together, as decoded: before, the client read every answer whole, and decompressed it, so
+# an app's CalDAV server could fill the worker's memory (serve's, for every app) with one
+# endless or gzip-bombed answer. And the time it may take once the answers come: a server
+# that trickles its body a byte at a time under the read timeout held a thread for good.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+DEADLINE_SECONDS = 300.0
 T = TypeVar("T")
 
 
@@ -56,9 +65,21 @@ class Pulled:
     deleted: set[str]
 
 
+class TooMuch(OSError):
+    """The server sent more than one call may read, or took longer than it may take."""
+
+
 def _explain(exc: Exception) -> RemoteError:
     from caldav.lib import error
 
+    if isinstance(exc, TooMuch):
+        return RemoteError("protocol", str(exc))
+    if isinstance(exc, NotImplementedError):  # caldav: no authentication scheme it knows
+        return RemoteError(
+            "auth", f"The server asks for an authentication we do not speak: {exc}"[:400]
+        )
+    if not isinstance(exc, (error.DAVError, OSError)):  # lxml's, on an answer that is not XML
+        return RemoteError("protocol", f"The CalDAV server's answer is not XML: {exc}"[:400])
     if isinstance(exc, error.AuthorizationError):
         return RemoteError("auth", "The server refused the username or password (401/403).")
     if isinstance(exc, error.NotFoundError):
@@ -103,12 +124,61 @@ def _public_only() -> type[Any]:
     return PublicOnly
 
 
+@functools.cache
+def _bounded() -> type[Any]:
+    """The client's HTTP session: each answer is read here, chunk by chunk as decoded, within
+    the call's `MAX_ANSWER_BYTES` and `DEADLINE_SECONDS` (`TooMuch` past either)."""
+    import niquests
+
+    class Bounded(niquests.Session):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.left = MAX_ANSWER_BYTES
+            self.deadline = time.monotonic() + DEADLINE_SECONDS
+
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            self._in_time()
+            streamed = kwargs.get("stream")
+            kwargs["stream"] = True
+            response = super().send(request, **kwargs)
+            if not streamed:
+                try:
+                    self._read(response)
+                finally:
+                    response.close()
+            return response
+
+        def _read(self, response: Any) -> None:
+            chunks = []
+            for chunk in response.iter_content(64 * 1024):
+                self.left -= len(chunk)
+                if self.left < 0:
+                    raise TooMuch(
+                        f"The CalDAV server sent more than {MAX_ANSWER_BYTES:,} bytes "
+                        "(decoded) for one sync or push."
+                    )
+                self._in_time()
+                chunks.append(chunk)
+            response._content = b"".join(chunks)
+            response._content_consumed = True
+
+        def _in_time(self) -> None:
+            if time.monotonic() > self.deadline:
+                raise TooMuch(
+                    f"The CalDAV server took longer than {DEADLINE_SECONDS:.0f} s "
+                    "for one sync or push."
+                )
+
+    return Bounded
+
+
 @contextmanager
 def _calendar(account: Account, *, allow_private: bool) -> Iterator[Calendar]:
-    import niquests
     from caldav.collection import Calendar
     from caldav.davclient import DAVClient
     from caldav.lib import error
+
+    xml_error: type[Exception] = importlib.import_module("lxml.etree").LxmlError
 
     try:
         client = DAVClient(
@@ -118,14 +188,17 @@ def _calendar(account: Account, *, allow_private: bool) -> Iterator[Calendar]:
             timeout=TIMEOUT_SECONDS,
             enable_rfc6764=False,
         )
-        if not allow_private:
-            client.session.close()
-            client.session = niquests.Session(resolver=_public_only()())
+        client.session.close()
+        resolver = {} if allow_private else {"resolver": _public_only()()}
+        client.session = _bounded()(**resolver)
         client.session.trust_env = False
         client.session.max_redirects = 0
         with client:
             yield Calendar(client=client, url=account.url)
-    except (error.DAVError, OSError) as exc:  # the library's errors, and its HTTP stack's
+    # The library's errors, its HTTP stack's, lxml's (an answer that is not XML: before, a 500
+    # on connect, and a failed calendar round in the worker), and caldav's NotImplementedError
+    # for a WWW-Authenticate it does not know.
+    except (error.DAVError, OSError, xml_error, NotImplementedError) as exc:
         raise _explain(exc) from exc
 
 

@@ -9,7 +9,10 @@ import time
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import busy, connect, vevent
 from tests.api.conftest import Api
+from tests.hostile import chunked, fixed, serving
 from tests.radicale import Radicale
+
+MB = 1024 * 1024
 
 
 async def _synced(api: Api, worker: Worker, resource: dict[str, str]) -> tuple[dict, float]:
@@ -63,3 +66,16 @@ async def test_a_pull_expands_at_most_its_budget(
     assert "the rest of its objects were not read" in state["last_error"], state
     assert 0 < state["counts"]["pulled_blocks"] < 40 * 367
     assert state["counts"]["pulled_blocks"] % 367 == 0
+
+
+async def test_connecting_to_a_server_that_answers_badly_is_a_422(cal_api: Api) -> None:
+    # The probe runs in the request. Before: not XML was lxml's error, a 500; 64 MB was read
+    # whole (and then that same 500).
+    resource = await cal_api.resource()
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    for answer, says in ((fixed(b"<<not xml"), "not XML"), (chunked(64 * MB), "more than")):
+        with serving(answer) as peer:
+            r = await cal_api.put(path, {"url": peer.url, "username": "u", "password": "p"})
+        assert (r.status_code, r.json()["code"]) == (422, "calendar_unreachable"), r.text
+        assert says in r.json()["detail"]
+        assert peer.sent < 48 * MB
