@@ -23,6 +23,7 @@ class Hostile:
     sent: int = 0  # body bytes written, all requests together
     requests: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    on_request: Callable[[int], None] | None = None  # called (server thread) with the count
 
 
 def chunked(
@@ -69,6 +70,16 @@ def fixed(body: bytes, status: bytes = b"207 Multi-Status") -> Answer:
     return answer
 
 
+def held(seconds: float, then: Answer) -> Answer:
+    """`then`'s answer, after holding the request `seconds`."""
+
+    def answer(line: str) -> tuple[bytes, Iterator[bytes]]:
+        time.sleep(seconds)
+        return then(line)
+
+    return answer
+
+
 def gzip_bomb(decoded: int, status: bytes = b"207 Multi-Status") -> Answer:
     """`decoded` zero bytes, gzip-compressed (about a thousandth of it on the wire)."""
     z = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -111,6 +122,9 @@ def serving(answer: Answer) -> Iterator[Hostile]:
                     reader.read(length)
                     with peer.lock:
                         peer.requests.append(line)
+                        count = len(peer.requests)
+                    if peer.on_request:
+                        peer.on_request(count)
                     head, chunks = answer(line)
                     conn.sendall(head + b"\r\n\r\n")
                     for chunk in chunks:

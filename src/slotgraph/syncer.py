@@ -72,7 +72,7 @@ class CalendarSyncer:
             await calendar_connections.guard_url(
                 job.account.url, allow_private=self.settings.webhook_allow_private_networks
             )
-            pulled = await asyncio.to_thread(
+            pulled = await remote.call(
                 remote.pull,
                 job.account,
                 job.sync_token,

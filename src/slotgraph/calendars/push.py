@@ -9,7 +9,6 @@ retry after a worker died mid-send changes nothing twice.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -68,11 +67,11 @@ async def send(payload: str, target: PushTarget, *, allow_private: bool) -> Outc
     body = render(booking, target)
     try:
         if body is None:
-            await asyncio.to_thread(
+            await remote.call(
                 remote.delete_event, target.account, name, allow_private=allow_private
             )
             return Outcome(204, None, took(), f"DELETE {name}")
-        url = await asyncio.to_thread(
+        url = await remote.call(
             remote.put_event, target.account, name, body, allow_private=allow_private
         )
         return Outcome(201, None, took(), f"PUT {url}"[:2048])

@@ -1,5 +1,5 @@
 """The CalDAV side, through the `caldav` library (no hand-written WebDAV). Blocking calls:
-the worker and the API run them in a thread (`asyncio.to_thread`).
+the worker and the API run them in threads of their own (`call`).
 
 Every call starts with the SSRF guard's verdict already given by the caller (webhooks/ssrf.py);
 here the client is kept from going anywhere else: no RFC 6764 discovery, no redirects, no
@@ -8,14 +8,17 @@ proxy or .netrc from the environment.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import importlib
 import inspect
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from slotgraph.calendars.pull import PUSHED_MARK
 from slotgraph.webhooks.ssrf import UrlNotAllowed, refuse_private
@@ -36,7 +39,25 @@ MULTIGET_BATCH = 200
 # that trickles its body a byte at a time under the read timeout held a thread for good.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
 DEADLINE_SECONDS = 300.0
+# CalDAV calls at once in a process (every app's syncs and pushes), in threads of their own:
+# in the default executor (six threads on two cores) a few servers that hang held every
+# getaddrinfo of the process, the webhook sender's for every app's receivers among them.
+THREADS = 8
 T = TypeVar("T")
+P = ParamSpec("P")
+
+
+@functools.cache
+def _threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(THREADS, thread_name_prefix="slotgraph-caldav")
+
+
+async def call(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run one of this module's blocking calls in the CalDAV threads (as `asyncio.to_thread`
+    does in the default executor: with the caller's context, for its log lines)."""
+    context = contextvars.copy_context()
+    run = functools.partial(context.run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_threads(), run)
 
 
 class RemoteError(Exception):

@@ -6,7 +6,6 @@ before or after the transaction, never inside it.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 
@@ -62,7 +61,7 @@ async def guard_url(url: str, *, allow_private: bool) -> None:
 
 async def _probe(account: remote.Account, *, allow_private: bool) -> None:
     try:
-        await asyncio.to_thread(remote.probe, account, allow_private=allow_private)
+        await remote.call(remote.probe, account, allow_private=allow_private)
     except remote.RemoteError as exc:
         if exc.kind == "auth":
             raise CalendarAuthFailed(str(exc)) from None
@@ -172,7 +171,7 @@ async def disconnect(
     if remove_pushed:
         await guard_url(account.url, allow_private=allow_private)
         try:
-            await asyncio.to_thread(remote.remove_pushed, account, allow_private=allow_private)
+            await remote.call(remote.remove_pushed, account, allow_private=allow_private)
         except remote.RemoteError as exc:
             raise CalendarUnreachable(
                 f"{exc} The connection is kept; try again, or disconnect without removing.",

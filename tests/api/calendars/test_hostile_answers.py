@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 
+import orjson
 import pytest
 
-from slotgraph.calendars import remote
-from tests.hostile import chunked, fixed, gzip_bomb, serving
+from slotgraph.calendars import push, remote
+from tests.hostile import chunked, fixed, gzip_bomb, held, serving
 
 MB = 1024 * 1024
 
@@ -75,3 +78,34 @@ def test_entities_are_neither_expanded_nor_read() -> None:
         assert "amplification" in str(error)
         assert "root:" not in str(error)
         assert time.process_time() - started < 2
+
+
+async def test_calendar_servers_that_hang_leave_the_threads_dns_lookups_use() -> None:
+    # Pushes run in the worker's send slots (32 by default), each in a thread; they took the
+    # default executor's (six threads on two cores), where every getaddrinfo waits too: the
+    # webhook sender's resolver (every app's receivers), check_url at connect. Before: the
+    # lookup below waited for the server's 8 s.
+    booking = {
+        "booking_id": str(uuid.uuid4()),
+        "start_time": "2030-01-01T09:00:00+00:00",
+        "end_time": "2030-01-01T10:00:00+00:00",
+        "status": "confirmed",
+        "version": 1,
+        "holds": True,
+        "created_at": "2029-12-01T09:00:00+00:00",
+        "updated_at": "2029-12-01T09:00:00+00:00",
+    }
+    with serving(held(8.0, fixed(b"", status=b"201 Created"))) as peer:
+        target = push.PushTarget(remote.Account(peer.url, "u", "p"), uuid.uuid4(), False)
+        booking["resource_ids"] = [str(target.resource_id)]
+        payload = orjson.dumps({"data": {"booking": booking}}).decode()
+        loop, taken = asyncio.get_running_loop(), asyncio.Event()
+        peer.on_request = lambda n: n >= 6 and loop.call_soon_threadsafe(taken.set)
+        pushes = [
+            asyncio.create_task(push.send(payload, target, allow_private=True)) for _ in range(12)
+        ]
+        await taken.wait()  # six held by the server: the default executor's threads, before
+        started = time.monotonic()
+        await loop.getaddrinfo("localhost", 80)
+        assert time.monotonic() - started < 2.0
+        await asyncio.gather(*pushes)
