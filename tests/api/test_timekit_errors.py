@@ -17,7 +17,7 @@ from slotgraph.api.app import create_app
 from slotgraph.db.engine import create_engine
 from tests.api.conftest import TEST_SETTINGS, Api
 from tests.api.test_operations import unreachable_url
-from tests.api.test_timekit import basic
+from tests.api.test_timekit import basic, resource, v2
 
 
 def assert_timekit(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -90,3 +90,43 @@ async def test_a_long_zone_on_v2_is_422_in_timekit_shape(api: Api) -> None:
         await api.http.get("/v2/resources", headers=headers), 422, "validation_error"
     )
     assert list(body["errors"]) == ["Timekit-Timezone"]
+
+
+async def test_a_422_on_v2_names_every_wrong_field_at_once(api: Api) -> None:
+    """As on /v1: a client learns of every wrong field from one answer. Before, the adapter
+    parsed the times one by one and stopped at the first: a start and an end both wrong (and a
+    customer's email with them) were three round trips."""
+    res = await resource(api)
+    times = {"start": "soon", "end": "2024-05-06T11:00:00"}
+    r = await v2(
+        api,
+        "POST",
+        "/bookings",
+        {
+            "resource_id": res["id"],
+            **times,
+            "customer": {"name": "Marty", "email": "not an address"},
+        },
+    )
+    body = assert_timekit(r, 422, "validation_error")
+    assert sorted(body["errors"]) == ["customer.email", "end", "start"]
+    assert body["errors"]["start"] == [
+        "'soon' is not a timestamp such as 2024-05-18T10:00:00+02:00"
+    ]
+    assert body["errors"]["end"] == ["the timestamp needs an offset, e.g. +02:00 or Z"]
+    r = await v2(api, "POST", "/availability", {"resources": [res["id"]], "from": "x", "to": "y"})
+    assert sorted(assert_timekit(r, 422, "validation_error")["errors"]) == ["from", "to"]
+    made = await v2(
+        api,
+        "POST",
+        "/bookings",
+        {
+            "resource_id": res["id"],
+            "start": "2024-05-06T10:00:00+02:00",
+            "end": "2024-05-06T11:00:00+02:00",
+            "customer": {"name": "Marty", "email": "marty@example.com"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    r = await v2(api, "POST", f"/bookings/{made.json()['data']['id']}/reschedule", times)
+    assert sorted(assert_timekit(r, 422, "validation_error")["errors"]) == ["end", "start"]

@@ -70,8 +70,10 @@ async def fetch_availability(
     if not resource_ids:
         raise ValidationFailed.one("resources", "at least one resource (or a project with some)")
     rules += [*given.get("constraints", []), *given.get("availability_constraints", [])]
-    start = times.instant(given.get("from_", "now"), "from", now=now)
-    end = times.instant(given.get("to", "4 weeks"), "to", now=now)
+    start, end = times.each(
+        lambda: times.instant(given.get("from_", "now"), "from", now=now),
+        lambda: times.instant(given.get("to", "4 weeks"), "to", now=now),
+    )
     found = constraints.translate(rules, field="constraints", now=now)
     busy = list(found.blocked)
     if found.allowed is not None:

@@ -119,13 +119,24 @@ def booking_create(body: Any) -> BookingCreate:
             _put(ours, IN[path], value)
         elif path.startswith("customer."):
             _put(ours, f"{EXTRA_CUSTOMER}.{path.removeprefix('customer.')}", value)
+    # Every wrong field in one answer: the times' errors with the rest of the body's.
+    bad: list[tuple[str, str]] = []
     for name in ("start_time", "end_time"):
         if name in ours:
-            ours[name] = times.timestamp(ours[name], OUT_NAMES[name]).isoformat()
+            try:
+                ours[name] = times.timestamp(ours[name], OUT_NAMES[name]).isoformat()
+            except ValidationFailed as exc:
+                bad += exc.errors
+                del ours[name]
     try:
-        return BookingCreate.model_validate(ours)
+        created = BookingCreate.model_validate(ours)
     except ValidationError as exc:
-        raise validation_failed(exc, OUT_NAMES) from None
+        named = {field for field, _ in bad}
+        more = validation_failed(exc, OUT_NAMES).errors
+        raise ValidationFailed(bad + [e for e in more if e[0] not in named]) from None
+    if bad:
+        raise ValidationFailed(bad)
+    return created
 
 
 @contextmanager

@@ -267,7 +267,9 @@ async def reschedule(
     """Move a booking to a new time (and resource); the slot is checked again. The booking
     keeps its id (Timekit makes a new one)."""
     tk = parse(RescheduleIn, body)
-    start, end = times.timestamp(tk.start, "start"), times.timestamp(tk.end, "end")
+    start, end = times.each(
+        lambda: times.timestamp(tk.start, "start"), lambda: times.timestamp(tk.end, "end")
+    )
     data = parse(
         BookingUpdate,
         {"start_time": start, "end_time": end, "resource_id": tk.resource_id},

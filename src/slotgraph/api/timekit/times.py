@@ -87,6 +87,21 @@ def timestamp(text: object, field: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def each(*parsers: Callable[[], datetime]) -> list[datetime]:
+    """Every timestamp parsed, or one 422 naming each that was not (a start and an end both
+    wrong are two errors in one answer, not one answer per retry)."""
+    values: list[datetime] = []
+    errors: list[tuple[str, str]] = []
+    for parser in parsers:
+        try:
+            values.append(parser())
+        except ValidationFailed as exc:
+            errors += exc.errors
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
 def out(at: datetime | None, zone: ZoneInfo) -> str | None:
     """A timestamp as Timekit answers it: ISO 8601 with the offset of the wanted zone."""
     return None if at is None else at.astimezone(zone).isoformat()
