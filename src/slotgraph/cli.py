@@ -25,7 +25,7 @@ from slotgraph.appsettings import AppSettings
 from slotgraph.cli_help import DESCRIPTION, EPILOG, command
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.db.migrate import current_revision, head_revision, migrate
-from slotgraph.errors import DatabaseUnavailable
+from slotgraph.errors import DatabaseUnavailable, NotFound, ValidationFailed
 from slotgraph.metrics import MULTIPROC_ENV
 from slotgraph.services import apps
 from slotgraph.settings import DEFAULT_DATABASE_URL, Settings
@@ -202,6 +202,11 @@ async def _app_settings(settings: Settings, app_id: str, pairs: Sequence[str]) -
                 out = await apps.get_app(session, app_id=uid)
             else:
                 out = await apps.update_settings(session, app_id=uid, data=patch)
+    except ValidationFailed as exc:  # a rule the service checks (an email template): each one
+        lines = "".join(f"\n  {field}: {message}" for field, message in exc.errors)
+        raise SystemExit(f"invalid settings:{lines}") from None
+    except NotFound as exc:
+        raise SystemExit(f"{exc.detail} `slotgraph apps list` shows the apps.") from None
     finally:
         await engine.dispose()
     return out.model_dump_json(indent=2)

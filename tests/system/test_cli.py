@@ -130,6 +130,23 @@ async def test_apps_settings_show_and_set(fresh_database: tuple[str, str]) -> No
     with pytest.raises(subprocess.CalledProcessError) as bad:
         cli(url, "apps", "settings", app_id, 'public_graphs=["group_owner"]')
     assert "never available to the public key" in bad.value.stderr
+    # Refused by the service (the email templates' rule), each named; an unknown app said so.
+    # Before, both ended in a Python traceback.
+    templates = '{"customer.txt": "{{ 1 * 2 }}", "owner.txt": "{% for a in b %}{% endfor %}"}'
+    with pytest.raises(subprocess.CalledProcessError) as bad:
+        cli(url, "apps", "settings", app_id, f"notifications.templates={templates}")
+    assert bad.value.stderr == (
+        "invalid settings:\n"
+        "  notifications.templates.customer.txt: `*` is not allowed in an app's template "
+        "(docs/emails.md)\n"
+        "  notifications.templates.owner.txt: {% for %} is not allowed in an app's template "
+        "(docs/emails.md)\n"
+    )
+    unknown = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(subprocess.CalledProcessError) as bad:
+        cli(url, "apps", "settings", unknown)
+    assert bad.value.stderr == f"No app {unknown}. `slotgraph apps list` shows the apps.\n"
+    assert json.loads(cli(url, "apps", "settings", app_id).stdout) == changed
 
 
 def run_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
