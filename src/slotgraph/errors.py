@@ -101,6 +101,12 @@ class ResourceInUse(Conflict):
     title = "Resource has active bookings"
 
 
+class LimitReached(Conflict):
+    """An app already has as many of something as it may (docs/security.md)."""
+
+    code = "limit_reached"
+
+
 class ResourceArchived(Conflict):
     code = "resource_archived"
     title = "Resource is archived"

@@ -1,0 +1,28 @@
+"""What one app's secret key may pile up, where the work of every app grows with it: its
+webhooks. Both backends."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+
+
+async def test_an_app_has_at_most_50_webhooks(api: Api, other_api: Api) -> None:
+    # Before: no bound; 1,000 endpoints made each fan-out of 100 events 100,100 deliveries in
+    # one transaction (3.9 s of CPU and 200 MB in the worker, SQLite's write lock held 11 s).
+    made = []
+    for i in range(50):
+        r = await api.post("/v1/webhooks", {"url": f"https://hooks.example.com/{i}"})
+        assert r.status_code == 201, r.text
+        made.append(r.json()["webhook_id"])
+    refused = await api.post("/v1/webhooks", {"url": "https://hooks.example.com/50"})
+    assert refused.status_code == 409
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["code"] == "limit_reached"
+    assert "at most 50 webhooks" in refused.json()["detail"]
+    assert len((await api.get("/v1/webhooks")).json()["data"]) == 50
+    # another app's count is its own; a deleted webhook makes room
+    r = await other_api.post("/v1/webhooks", {"url": "https://hooks.example.com/other"})
+    assert r.status_code == 201
+    assert (await api.delete(f"/v1/webhooks/{made[0]}")).status_code == 204
+    again = await api.post("/v1/webhooks", {"url": "https://hooks.example.com/50"})
+    assert again.status_code == 201, again.text
