@@ -279,7 +279,11 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         log_config=None,  # logs.configure() in each process: JSON lines with request ids
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's httptools protocol with a deadline for a request's head and a bound on the
+        # connections one address keeps open (api/connections.py; the body's deadline is the
+        # guard's): uvicorn has neither, and a client that never finished its head held its
+        # connection for as long as it liked (docs/security.md, ADR 0012).
+        http="slotgraph.api.connections:BoundedHttpToolsProtocol",
         # The client address the rate limits count (docs/security.md): the connection's, unless
         # a proxy is named. uvicorn's own default trusts X-Forwarded-For from 127.0.0.1, so any
         # client on this host, or behind a proxy that passes the header on unchanged (a TCP

@@ -226,6 +226,15 @@ class PayloadTooLarge(SlotgraphError):
     title = "Request body too large"
 
 
+class RequestTimeout(SlotgraphError):
+    """408: the request body did not arrive within the server's `SLOTGRAPH_BODY_TIMEOUT_SECONDS`
+    (the connection is closed after the answer)."""
+
+    status = 408
+    code = "request_timeout"
+    title = "Request timeout"
+
+
 class CalendarAuthFailed(SlotgraphError):
     status = 422
     code = "calendar_auth_failed"

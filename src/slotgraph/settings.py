@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     # deeper JSON is 422.
     max_body_bytes: int = 64 * 1024
     max_json_depth: int = 32
+    # Slow clients (docs/security.md, api/connections.py): a request's head must arrive within
+    # this (408 and closed), its body within that once the guard reads it (408); at most this
+    # many connections open from one address (per process; loopback and proxies not counted).
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_connections_per_address: int = Field(default=64, ge=0)  # 0: not counted
     # Rate limits (the numbers are app settings): counted in Redis when set (shared by every
     # process), else in this process, in at most this many counters (about 6 MB).
     redis_url: str | None = None

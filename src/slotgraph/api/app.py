@@ -97,6 +97,7 @@ def create_app(
         limiter=app.state.limiter,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
+        body_timeout_seconds=settings.body_timeout_seconds,
     )
     app.add_middleware(Observe)  # outermost: sees every answer, even an unhandled error
     problems.install(app)

@@ -11,16 +11,20 @@ In this order, and before a byte of the body is read:
 4. count the request against the app's rate limits (api/ratelimit.py): 429 past them; a
    booking page (no key) is counted per client address with the public key's default limit;
 then the body is read, counting, and refused with 413 as soon as it is over
-`SLOTGRAPH_MAX_BODY_BYTES` (chunked bodies without Content-Length too). A JSON body is parsed once
-here and refused with 422 naming the field if it holds what no column can store: nesting deeper
-than `SLOTGRAPH_MAX_JSON_DEPTH`, integers outside 64 bits, NUL characters, lone surrogates,
-non-finite numbers. The query string and the path are checked for NULs. The route then gets the
-same bytes, and the caller in the request state (api/deps.py reads it from there), and the JSON
-value parsed here (api/plain_query.py validates it, instead of FastAPI parsing the bytes again).
+`SLOTGRAPH_MAX_BODY_BYTES` (chunked bodies without Content-Length too), and with 408 if it has not
+all come within `SLOTGRAPH_BODY_TIMEOUT_SECONDS` (a client that trickles it); a client that leaves
+before its body is complete gets nothing run (the route would have seen part of it). A JSON body is
+parsed once here and refused with 422 naming the field if it holds what no column can store:
+nesting deeper than `SLOTGRAPH_MAX_JSON_DEPTH`, integers outside 64 bits, NUL characters, lone
+surrogates, non-finite numbers. The query string and the path are checked for NULs. The route then
+gets the same bytes, and the caller in the request state (api/deps.py reads it from there), and the
+JSON value parsed here (api/plain_query.py validates it, instead of FastAPI parsing the bytes
+again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -52,7 +56,13 @@ from slotgraph.api.problems import error_for
 from slotgraph.api.ratelimit import Limiter
 from slotgraph.api.timekit.errors import is_timekit
 from slotgraph.appsettings import AppSettings
-from slotgraph.errors import Forbidden, PayloadTooLarge, SlotgraphError, ValidationFailed
+from slotgraph.errors import (
+    Forbidden,
+    PayloadTooLarge,
+    RequestTimeout,
+    SlotgraphError,
+    ValidationFailed,
+)
 from slotgraph.services.common import Principal
 from slotgraph.web.routing import WebRoute, error_page
 
@@ -115,12 +125,14 @@ class Guard:
         limiter: Limiter,
         max_body_bytes: int,
         max_json_depth: int,
+        body_timeout_seconds: float = 30.0,
     ) -> None:
         self.app = app
         self.root = root  # the FastAPI app, whose routes say which key each needs
         self.limiter = limiter
         self.max_body = max_body_bytes
         self.max_depth = max_json_depth
+        self.body_seconds = body_timeout_seconds
         self._table: list[tuple[re.Pattern[str], frozenset[str], Need, bool, bool]] | None = None
 
     def route(self, method: str, path: str) -> tuple[Need, bool, bool]:
@@ -165,6 +177,8 @@ class Guard:
             _check_address(scope)
             body = await self.read_body(scope, receive)
             check_json_body(scope, body, self.max_depth)
+        except _ClientLeft:
+            return  # nobody to answer, and a part of a body is not the request
         except SlotgraphError as exc:
             answer = error_page(Request(scope), exc) if web else error_for(scope["path"], exc)
             await answer(scope, receive, send)
@@ -200,12 +214,25 @@ class Guard:
         declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise too_large
+        if declared in (None, "0") and header(scope, b"transfer-encoding") is None:
+            return await self._read(receive, too_large)  # no body: its end came with the head
+        try:
+            async with asyncio.timeout(self.body_seconds):
+                return await self._read(receive, too_large)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The request body did not arrive within {self.body_seconds:g} seconds "
+                "(the server's body_timeout_seconds).",
+                body_timeout_seconds=self.body_seconds,
+            ) from None
+
+    async def _read(self, receive: Receive, too_large: PayloadTooLarge) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                raise _ClientLeft
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
@@ -214,6 +241,10 @@ class Guard:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+class _ClientLeft(Exception):
+    """The client closed its connection before its body was complete."""
 
 
 def header(scope: Scope, name: bytes) -> str | None:

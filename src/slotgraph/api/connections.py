@@ -1,0 +1,182 @@
+"""What one connection may hold before it has sent a request (docs/security.md, ADR 0012).
+
+uvicorn bounds neither how long a request's head may take to arrive nor how many connections
+one address may keep open: a client that sends half a head, or connects and sends nothing,
+held its socket for as long as it liked, and enough of them used up the process's files. This
+protocol is uvicorn's httptools protocol (what `slotgraph serve` runs) with two bounds added:
+
+- **the head's deadline**: from the moment a connection is accepted, and again from the end of
+  each answer on a kept-alive connection, the next request's head must be complete within
+  `SLOTGRAPH_HEADER_TIMEOUT_SECONDS` (10); else the connection is closed, with a 408 if part
+  of a head had come. uvicorn's keep-alive timeout (5 s) still closes an idle connection
+  first; the deadline holds while bytes trickle in, which that timeout does not.
+- **connections per address**: at most `SLOTGRAPH_MAX_CONNECTIONS_PER_ADDRESS` (64, per server
+  process; IPv6 counted per /64) open at once; one more is answered 503 and closed before it is
+  read. The host itself (loopback) and the proxies named in `SLOTGRAPH_FORWARDED_ALLOW_IPS`
+  are not counted: every visitor behind a proxy comes from its address.
+
+The body's deadline is the guard's (api/guard.py `read_body`, `SLOTGRAPH_BODY_TIMEOUT_SECONDS`):
+it answers 408 problem+json in the API's own shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from slotgraph.settings import Settings
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Bounds:
+    head_seconds: float
+    per_address: int  # 0: not counted
+    trusted: tuple[_Network, ...] | None  # None: every address is a trusted proxy ("*")
+
+
+@cache
+def bounds() -> Bounds:
+    """Read once per server process, from the environment (`serve --workers N` starts each
+    process from an import path, so the protocol cannot be handed its settings)."""
+    settings = Settings()
+    return Bounds(
+        head_seconds=settings.header_timeout_seconds,
+        per_address=settings.max_connections_per_address,
+        trusted=trusted_networks(settings.forwarded_allow_ips),
+    )
+
+
+def trusted_networks(setting: str | None) -> tuple[_Network, ...] | None:
+    names = [n.strip() for n in (setting or "").split(",") if n.strip()]
+    if "*" in names:
+        return None
+    networks = []
+    for name in names:  # what uvicorn takes besides addresses (a Unix socket's name) is no peer's
+        try:
+            networks.append(ipaddress.ip_network(name, strict=False))
+        except ValueError:
+            continue
+    return tuple(networks)
+
+
+def address_key(address: str, bounds: Bounds) -> str | None:
+    """What a connection from `address` is counted under, or None when it is not counted."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None  # a Unix socket's peer: the host itself
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # an IPv4 client of a dual-stack socket: not a /64 shared by all
+    if bounds.trusted is None or ip.is_loopback or any(ip in n for n in bounds.trusted):
+        return None
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _answer(status: int, reason: str, code: str, detail: str) -> bytes:
+    body = json.dumps(
+        {
+            "type": f"urn:slotgraph:problem:{code}",
+            "title": reason,
+            "status": status,
+            "detail": detail,
+            "code": code,
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n"
+    )
+    if status == 503:
+        head += "retry-after: 10\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+HEAD_TIMEOUT = _answer(
+    408,
+    "Request Timeout",
+    "request_timeout",
+    "The request's head did not arrive in time (the server's header_timeout_seconds).",
+)
+TOO_MANY = _answer(
+    503,
+    "Service Unavailable",
+    "too_many_connections",
+    "Too many connections are open from your address (max_connections_per_address).",
+)
+_OPEN: dict[str, int] = {}  # this process's connections per counted address
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with the head's deadline and the per-address count."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bounds = bounds()
+        self._deadline: asyncio.TimerHandle | None = None
+        self._counted: str | None = None
+        self._head_begun = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if self._bounds.per_address and self.client:
+            key = address_key(self.client[0], self._bounds)
+            if key is not None:
+                self._counted = key
+                _OPEN[key] = _OPEN.get(key, 0) + 1
+                if _OPEN[key] > self._bounds.per_address:
+                    transport.write(TOO_MANY)
+                    transport.close()
+                    return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._counted is not None:
+            left = _OPEN.get(self._counted, 1) - 1
+            if left > 0:
+                _OPEN[self._counted] = left
+            else:
+                _OPEN.pop(self._counted, None)
+            self._counted = None
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        self._head_begun = True
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        self._head_begun = False
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # idle now: the next head's clock starts
+            self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self._bounds.head_seconds, self._head_too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._head_begun:
+            self.transport.write(HEAD_TIMEOUT)
+        self.transport.close()

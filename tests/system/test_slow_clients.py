@@ -1,0 +1,246 @@
+"""Slow clients against a real `slotgraph serve` (docs/security.md, ADR 0012).
+
+uvicorn bounds neither a request's head nor its body in time, nor the connections one address
+keeps open: half a head, a body that trickles a byte at a time, or a connection that sends
+nothing held its socket for as long as the client liked (tried on 2026-11-30: 40 s, still
+open), and enough of them used up the server's files. Each test waits on the socket with a
+timeout that only bounds the test; the client's pauses pace it, they never decide it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.system.conftest import SECRET, Server, start_server, stop_server
+
+pytestmark = pytest.mark.system
+
+HEAD = 2.0  # SLOTGRAPH_HEADER_TIMEOUT_SECONDS in these tests
+BODY = 2.0  # SLOTGRAPH_BODY_TIMEOUT_SECONDS
+LIMITS = {
+    "SLOTGRAPH_HEADER_TIMEOUT_SECONDS": str(HEAD),
+    "SLOTGRAPH_BODY_TIMEOUT_SECONDS": str(BODY),
+}
+
+
+@asynccontextmanager
+async def serving(
+    fresh_database: tuple[str, str], tmp_path: Path, *args: str, **env: str
+) -> AsyncIterator[Server]:
+    backend, url = fresh_database
+    server = await start_server(url, backend, tmp_path / "server.log", *args, env=LIMITS | env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def _address(server: Server) -> tuple[str, int]:
+    host, port = server.url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+async def _until_closed(reader: asyncio.StreamReader, bound: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took; the
+    bound only ends a test whose server never closes."""
+    started = time.monotonic()
+    received = b""
+    with suppress(ConnectionResetError):
+        while chunk := await asyncio.wait_for(reader.read(65536), bound):
+            received += chunk
+    return received, time.monotonic() - started
+
+
+async def _trickle(writer: asyncio.StreamWriter, data: bytes, every: float) -> None:
+    """Send `data` a byte at a time, until it is all sent or the server has closed."""
+    with suppress(ConnectionError):
+        for i in range(len(data)):
+            writer.write(data[i : i + 1])
+            await writer.drain()
+            await asyncio.sleep(every)
+
+
+def _problem(answer: bytes) -> tuple[str, dict[str, str], dict[str, object]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return status, headers, json.loads(body)
+
+
+async def test_half_a_head_is_answered_408_and_closed_within_the_limit(
+    fresh_database: tuple[str, str], tmp_path: Path
+) -> None:
+    async with serving(fresh_database, tmp_path) as server:
+        reader, writer = await asyncio.open_connection(*_address(server))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        # A header a byte every 0.2 s: uvicorn's keep-alive timeout never fires while bytes come.
+        sending = asyncio.create_task(_trickle(writer, b"X-Slow: " + b"a" * 200, 0.2))
+        answer, took = await _until_closed(reader, 30)
+        sending.cancel()
+        writer.close()
+    status, headers, body = _problem(answer)
+    assert status == "HTTP/1.1 408 Request Timeout", answer
+    assert headers["content-type"] == "application/problem+json"
+    assert body["code"] == "request_timeout"
+    assert HEAD - 0.5 < took < HEAD + 5, took
+
+
+async def test_a_connection_that_sends_nothing_is_closed_within_the_limit(
+    fresh_database: tuple[str, str], tmp_path: Path
+) -> None:
+    async with serving(fresh_database, tmp_path) as server:
+        reader, writer = await asyncio.open_connection(*_address(server))
+        answer, took = await _until_closed(reader, 30)
+        writer.close()
+    assert answer == b""  # nothing was asked: closed without an answer
+    assert took < HEAD + 5, took
+
+
+async def test_a_body_that_trickles_is_answered_408(
+    fresh_database: tuple[str, str], tmp_path: Path
+) -> None:
+    async with serving(fresh_database, tmp_path) as server:
+        reader, writer = await asyncio.open_connection(*_address(server))
+        writer.write(
+            b"POST /v1/resources HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {SECRET}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        )
+        sending = asyncio.create_task(_trickle(writer, b'{"name": "' + b"a" * 990, 0.2))
+        answer, took = await _until_closed(reader, 30)
+        sending.cancel()
+        writer.close()
+    status, headers, body = _problem(answer)
+    assert status == "HTTP/1.1 408 Request Timeout", answer
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["connection"] == "close"
+    assert body["code"] == "request_timeout"
+    assert body["status"] == 408
+    assert took < HEAD + BODY + 5, took  # the head took no time; then the body's limit
+
+
+async def test_a_slow_client_that_finishes_in_time_is_served(
+    fresh_database: tuple[str, str], tmp_path: Path
+) -> None:
+    """Head and body each come in pieces over about a second (of the 4 s each may take), and a
+    second request follows on the same connection: both are answered."""
+    limits = {"SLOTGRAPH_HEADER_TIMEOUT_SECONDS": "4", "SLOTGRAPH_BODY_TIMEOUT_SECONDS": "4"}
+    async with serving(fresh_database, tmp_path, **limits) as server:
+        reader, writer = await asyncio.open_connection(*_address(server))
+        body = json.dumps({"name": "Slow but sure", "timezone": "Europe/Oslo"}).encode()
+        head = (
+            b"POST /v1/resources HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {SECRET}\r\n".encode()
+            + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        )
+        for data in (head, body):
+            for part in (data[: len(data) // 3], data[len(data) // 3 : -5], data[-5:]):
+                writer.write(part)
+                await writer.drain()
+                await asyncio.sleep(0.3)
+        created = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert created.startswith(b"HTTP/1.1 201 "), created
+        length = next(
+            int(line.split(b":")[1])
+            for line in created.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await asyncio.wait_for(reader.readexactly(length), 30)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        again = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert again.startswith(b"HTTP/1.1 200 "), again
+        writer.close()
+
+
+def _outside_address() -> str | None:
+    """This host's own address on a network (not loopback), or None."""
+    for probe in ("192.0.2.1", "198.51.100.1", "10.255.255.255"):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.connect((probe, 9))  # UDP: nothing is sent, the route picks the address
+            except OSError:
+                continue
+            address = str(s.getsockname()[0])
+            if not address.startswith("127."):
+                return address
+    return None
+
+
+@pytest.mark.parametrize("per_address", ["64", "0"], ids=["bounded", "unbounded"])
+async def test_many_slow_clients_do_not_keep_others_out(
+    fresh_database: tuple[str, str], tmp_path: Path, per_address: str
+) -> None:
+    """600 connections from one address that never send a head, against server processes that
+    may each open 256 files: past 64 per process they are answered 503 at once, and a visitor
+    from another address is served while the rest are held. Without the bound (`0`, as uvicorn
+    alone) the server runs out of files and accepts no visitor until the head's limit frees
+    them."""
+    outside = _outside_address()
+    if outside is None:
+        pytest.skip("this host has no address but loopback")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # the server inherits it
+    try:
+        cm = serving(
+            fresh_database,
+            tmp_path,
+            "--host",
+            "0.0.0.0",
+            SLOTGRAPH_HEADER_TIMEOUT_SECONDS=str(SLOW_HEAD),
+            SLOTGRAPH_MAX_CONNECTIONS_PER_ADDRESS=per_address,
+        )
+        server = await cm.__aenter__()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    workers = 2 if fresh_database[0] == "postgresql" else 1
+    _, port = _address(server)
+    held = [await asyncio.open_connection(outside, port) for _ in range(600)]
+    try:
+        if per_address != "0":
+            refused = await _refused(held, 600 - 64 * workers)
+            assert refused >= 600 - 64 * workers, refused
+        # A visitor from loopback (another address), given half the head's limit.
+        async with httpx.AsyncClient(timeout=SLOW_HEAD / 2) as http:
+            if per_address == "0":  # out of files: not even accepted while they are held
+                with pytest.raises(httpx.TransportError):
+                    await http.get(f"{server.url}/healthz")
+            else:
+                assert (await http.get(f"{server.url}/healthz")).status_code == 200
+    finally:
+        for _reader, writer in held:
+            writer.close()
+        await cm.__aexit__(None, None, None)
+
+
+SLOW_HEAD = 10.0
+
+
+async def _refused(
+    held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]], enough: int
+) -> int:
+    """How many connections were answered 503 and closed; stops counting at `enough`, or when
+    none more comes within the head's limit (the rest are held)."""
+    reads = [asyncio.ensure_future(_until_closed(reader, SLOW_HEAD * 3)) for reader, _ in held]
+    refused = 0
+    try:
+        for read in asyncio.as_completed(reads, timeout=SLOW_HEAD):
+            answer, _ = await read
+            refused += answer.startswith(b"HTTP/1.1 503 ")
+            if refused >= enough:
+                break
+    except TimeoutError:
+        pass
+    finally:
+        for read in reads:
+            read.cancel()
+    return refused
