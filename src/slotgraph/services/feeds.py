@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,13 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.bounds import window_error
 from slotgraph.calendars import ical, keys
-from slotgraph.db.models import Booking, BookingHold, InstanceSecret, Resource
+from slotgraph.db.models import Booking, BookingHold, Resource
 from slotgraph.domain.availability import merge
 from slotgraph.errors import NotFound, ValidationFailed
 from slotgraph.schemas import ResourceOut
 from slotgraph.services import access
 from slotgraph.services.busy import load_busy, load_resources
 from slotgraph.services.common import Principal
+from slotgraph.services.instance import instance_secret
 from slotgraph.services.resources import load_resource
 from slotgraph.services.views import resource_out
 
@@ -44,19 +44,8 @@ class FeedLink:
 async def _feed_key(session: AsyncSession, link: FeedLink) -> bytes:
     secret = ""
     if not keys.configured(link.encryption_key):
-        secret = await _instance_secret(session)
+        secret = await instance_secret(session, "feed")
     return keys.feed_key(link.encryption_key, secret)
-
-
-async def _instance_secret(session: AsyncSession) -> str:
-    """The installation's feed secret (made by migration 0008). A database that lost it gets
-    a new one: every feed URL changes, never to a guessable one."""
-    value = await session.scalar(select(InstanceSecret.value).where(InstanceSecret.name == "feed"))
-    if value is None:
-        value = secrets.token_hex(32)
-        session.add(InstanceSecret(name="feed", value=value))
-        await session.flush()
-    return value
 
 
 async def _current_token(session: AsyncSession, resource: Resource, link: FeedLink) -> str:

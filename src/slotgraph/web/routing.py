@@ -19,6 +19,7 @@ from starlette.types import Scope
 from slotgraph.errors import SlotgraphError
 from slotgraph.web import i18n
 from slotgraph.web.i18n import N_
+from slotgraph.web.security import load_csrf_secret
 from slotgraph.web.templating import STATIC_DIR, STATIC_PREFIX, render
 
 _TITLES = {
@@ -56,6 +57,7 @@ class WebRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             try:
+                await load_csrf_secret(request.app)
                 return await handler(request)
             except SlotgraphError as exc:
                 if exc.status >= 500:

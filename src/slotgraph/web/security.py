@@ -3,8 +3,14 @@
 CSRF: a double-submit cookie. Each page sets `sg_csrf` (HttpOnly) and puts the same token in a
 hidden `csrf_token` field of its forms; a POST is accepted only if both are present and equal.
 Another site can make a browser send our cookie, but it can neither read it nor set it, so it
-cannot fill in the field. With `SLOTGRAPH_CSRF_SECRET` set, tokens are also signed (HMAC), so a
-cookie planted through a sibling subdomain is refused too.
+cannot fill in the field. Tokens are also signed (HMAC), always: with `SLOTGRAPH_CSRF_SECRET`
+when the operator sets it, else with the installation's own secret (`instance_secrets.csrf`,
+made by migration 0014, so every server process and every restart signs alike). A cookie
+planted through a sibling subdomain (or a network attacker, over plain HTTP) with a value of its
+own, or one signed by another installation, is refused. Before, without the setting, tokens
+were not signed and any planted value passed. What signing cannot tell: a token this server
+signed for the attacker, planted in the victim's browser (a double-submit cookie without a
+login knows no visitor); over HTTPS the `__Host-` cookie closes that too.
 
 Over HTTPS the cookie is `SameSite=None; Secure`, so a page embedded in an iframe on one of the
 app's `allowed_origins` still gets it; over plain HTTP (a laptop) it is `SameSite=Lax`. Over
@@ -19,11 +25,13 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from slotgraph.errors import Forbidden
+from slotgraph.services.instance import read_instance_secret
 from slotgraph.web.i18n import N_
 
 CSRF_COOKIE = "sg_csrf"  # over plain HTTP; over HTTPS: HOST_CSRF_COOKIE
@@ -37,9 +45,23 @@ class CsrfRefused(Forbidden):
     title = "Form expired"
 
 
+async def load_csrf_secret(app: Any) -> None:
+    """Know the secret that signs tokens (once per process): SLOTGRAPH_CSRF_SECRET, else the
+    installation's, from the database. Called by every page's route before it runs; an error
+    page the guard renders before any page was served has no token (nor a form)."""
+    if getattr(app.state, "csrf_secret", None) is not None:
+        return
+    configured = getattr(app.state.settings, "csrf_secret", None)
+    if configured is not None:
+        app.state.csrf_secret = configured.get_secret_value().encode()
+    else:
+        value = await read_instance_secret(app.state.sessions, "csrf")
+        app.state.csrf_secret = value.encode()
+
+
 def _secret(request: Request) -> bytes | None:
-    value = getattr(request.app.state.settings, "csrf_secret", None)
-    return value.get_secret_value().encode() if value is not None else None
+    secret: bytes | None = getattr(request.app.state, "csrf_secret", None)
+    return secret
 
 
 def _sign(secret: bytes, nonce: str) -> str:
@@ -51,7 +73,7 @@ def _valid(request: Request, token: str) -> bool:
         return False
     secret = _secret(request)
     if secret is None:
-        return True
+        return False  # never unsigned (load_csrf_secret runs before every page's route)
     nonce, _, sig = token.partition(".")
     return bool(nonce) and hmac.compare_digest(sig, _sign(secret, nonce))
 
@@ -65,12 +87,16 @@ def csrf_token(request: Request) -> str:
     current = request.cookies.get(cookie_name(request), "")
     if _valid(request, current):
         return current
-    nonce = secrets.token_urlsafe(24)
     secret = _secret(request)
-    return f"{nonce}.{_sign(secret, nonce)}" if secret is not None else nonce
+    if secret is None:
+        return ""  # an error page before the secret is known: it has no form, and sets no cookie
+    nonce = secrets.token_urlsafe(24)
+    return f"{nonce}.{_sign(secret, nonce)}"
 
 
 def set_csrf_cookie(request: Request, response: Response, token: str) -> None:
+    if not token:
+        return
     secure = request.url.scheme == "https"
     response.set_cookie(
         cookie_name(request),
