@@ -78,6 +78,10 @@ async def wanted(
         )
     )
 
+    # Each event's booking, read once: it was parsed for every (target, event) pair, 500
+    # events x every calendar target of the app in one fan-out.
+    booking_of: dict[uuid.UUID, tuple[bool, list[str]]] = {}
+
     def wants(target: Target, event: OutboxEvent) -> bool:
         if target.calendar_id is None:
             return True
@@ -85,12 +89,18 @@ async def wanted(
             return False
         if (target.id, event.id) in queued:
             return False
-        booking = orjson.loads(event.payload)["data"].get("booking") or {}
-        if booking.get("graph") in SEAT_GRAPHS:
+        if (read := booking_of.get(event.id)) is None:
+            booking = orjson.loads(event.payload)["data"].get("booking") or {}
+            read = booking_of[event.id] = (
+                booking.get("graph") in SEAT_GRAPHS,
+                booking.get("resource_ids", []),
+            )
+        seat, resource_ids = read
+        if seat:
             return False  # a seat is not the resource's time; its class is pushed
         resource = resource_of.get(target.calendar_id)
         key = (target.id, event.booking_id)
-        if resource in booking.get("resource_ids", []) or key in pushed:
+        if resource in resource_ids or key in pushed:
             pushed.add(key)
             return True
         return False

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+from slotgraph.services import calendar_connections
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import busy, connect, vevent
 from tests.api.conftest import Api
@@ -79,3 +82,22 @@ async def test_connecting_to_a_server_that_answers_badly_is_a_422(cal_api: Api) 
         assert (r.status_code, r.json()["code"]) == (422, "calendar_unreachable"), r.text
         assert says in r.json()["detail"]
         assert peer.sent < 48 * MB
+
+
+async def test_an_app_connects_at_most_its_calendars(
+    cal_api: Api, radicale: Radicale, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bound is 1,000 (a connect probes the server: 1,000 take a minute); here it is 2.
+    # Before: no bound (100 events against 1,000 calendar targets: 0.71 s of CPU per fan-out).
+    monkeypatch.setattr(calendar_connections, "MAX_CALENDARS", 2, raising=False)
+    calendar = radicale.new_calendar()
+    first, second, third = [await cal_api.resource() for _ in range(3)]
+    for resource in (first, second):
+        assert (await connect(cal_api, calendar, resource)).status_code == 201
+    refused = await connect(cal_api, calendar, third)
+    assert (refused.status_code, refused.json()["code"]) == (409, "limit_reached"), refused.text
+    assert "at most 2 connected calendars" in refused.json()["detail"]
+    assert (await connect(cal_api, calendar, first, push=False)).status_code == 200  # a change
+    gone = await cal_api.delete(f"/v1/resources/{first['resource_id']}/calendar")
+    assert gone.status_code == 204
+    assert (await connect(cal_api, calendar, third)).status_code == 201
