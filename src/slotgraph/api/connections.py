@@ -141,6 +141,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._uncount()
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        # The connection is the WebSocket protocol's from here (when a WebSocket library is
+        # installed): this protocol hears no connection_lost to uncount it.
+        self._disarm()
+        self._uncount()
+        super().handle_websocket_upgrade()
+
+    def _uncount(self) -> None:
         if self._counted is not None:
             left = _OPEN.get(self._counted, 1) - 1
             if left > 0:
@@ -148,7 +159,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 _OPEN.pop(self._counted, None)
             self._counted = None
-        super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         self._head_begun = True

@@ -181,6 +181,8 @@ class Guard:
             return  # nobody to answer, and a part of a body is not the request
         except SlotgraphError as exc:
             answer = error_page(Request(scope), exc) if web else error_for(scope["path"], exc)
+            if isinstance(exc, RequestTimeout):  # the rest of the body may still come: end here
+                answer.headers["Connection"] = "close"
             await answer(scope, receive, send)
             return
         await self.app(scope, replay_body(body, receive), send)

@@ -87,8 +87,6 @@ def _headers(exc: SlotgraphError) -> dict[str, str]:
     headers = {}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="slotgraph"'
-    if exc.status == 408:  # the rest of the body may still be coming: the connection ends here
-        headers["Connection"] = "close"
     if isinstance(exc, DatabaseUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
         log.warning("database unavailable: %s", exc.__cause__ or exc.detail)
