@@ -1,7 +1,8 @@
 """One request at a time, in process: the availability bench's data, the app called as uvicorn
 calls it (a plain HTTP scope, no client, no network), for CPU and instruction counts.
 
-    .venv/bin/python -m bench.inprocess load              # keeps slotgraph_inprocess (PostgreSQL)
+    .venv/bin/python -m bench.inprocess load              # keeps slotgraph_inprocess (PostgreSQL;
+                                                          # SLOTGRAPH_INPROCESS_DB names another)
     .venv/bin/python -m bench.inprocess run one 500       # CPU per request after 10 warm-ups
     .venv/bin/python -m bench.inprocess run ping 0        # warm-ups only (callgrind's baseline)
 
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-NAME = "slotgraph_inprocess"
-KEPT = Path(tempfile.gettempdir()) / "slotgraph-inprocess.json"  # the URL and the scenarios
+# One database per engineer on a shared machine: SLOTGRAPH_INPROCESS_DB=slotgraph_<you>_inprocess
+NAME = os.environ.get("SLOTGRAPH_INPROCESS_DB", "slotgraph_inprocess")
+KEPT = Path(tempfile.gettempdir()) / f"{NAME}.json"  # the URL and the scenarios
 WARM_UPS = 10
 HEADERS = [  # as httpx sends them in `bench availability`
     (b"host", b"127.0.0.1:8000"),

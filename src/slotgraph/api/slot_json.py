@@ -18,6 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import chain, groupby, repeat
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -77,23 +78,63 @@ def _texts(zone_name: str, times: list[int]) -> list[str]:
     return out
 
 
+def _heads(zone_name: str, starts: list[int], length: int) -> list[str]:
+    """Each slot's JSON up to its ids, `{"start_time":"...","end_time":"...","resource_ids":`,
+    for the ascending `starts` of slots lasting `length` seconds. On an ordinary local day a
+    slot that ends on it too is written from the day's text in one go (both times at once);
+    the others, as `_texts` writes them."""
+    out: list[str] = []
+    hours_minutes, seconds = _HOURS_MINUTES, _SECONDS
+    i, n = 0, len(starts)
+    while i < n:
+        today = _day(zone_name, wc.local_date(zone_name, starts[i]))
+        j = max(bisect_left(starts, today.end, i), i + 1)
+        k = i  # starts[i:k] end before the day does
+        prefix, suffix, start = today.prefix, today.suffix, today.start
+        if prefix is not None:
+            k = max(bisect_left(starts, today.end - length, i, j), i)
+            out += [
+                f'{{"start_time":"{prefix}{hours_minutes[d // 60]}{seconds[d % 60]}{suffix}",'
+                f'"end_time":"{prefix}{hours_minutes[e // 60]}{seconds[e % 60]}{suffix}",'
+                '"resource_ids":'
+                for at in starts[i:k]
+                for d, e in ((at - start, at - start + length),)
+            ]
+        if k < j:
+            rest = starts[k:j]
+            out += [
+                f'{{"start_time":"{a}","end_time":"{b}","resource_ids":'
+                for a, b in zip(
+                    _texts(zone_name, rest),
+                    _texts(zone_name, [at + length for at in rest]),
+                    strict=True,
+                )
+            ]
+        i = j
+    return out
+
+
 def render(found: Found) -> bytes:
     """`{"data": [slot, ...]}`: each slot's start and end in `found.timezone`, and its ids.
 
     Made as bytes and joined once: an answer may be megabytes of ids, and each further copy of
-    it (a str of the slots, wrapped, then encoded) cost more than writing the ids."""
+    it (a str of the slots, wrapped, then encoded) cost more than writing the ids. Consecutive
+    slots that share one list of ids (all of them, for one resource) are written together: the
+    slots' own texts encoded at once, each list's JSON once, interleaved without a copy."""
     if not found.slots:
         return b'{"data":[]}'
-    starts = [at for at, _ in found.slots]
-    ends = [at + found.length for at in starts]
-    listed: dict[int, bytes] = {}  # id of a list of ids -> its JSON (slots may share one list)
+    heads = "\n".join(_heads(found.timezone, [at for at, _ in found.slots], found.length))
+    each = heads.encode().split(b"\n")  # no text of a time holds a line break
+    listed: dict[int, bytes] = {}  # id of a list of ids -> its JSON and the slot's end
     parts = [b'{"data":[']
-    for (_, ids), a, b in zip(
-        found.slots, _texts(found.timezone, starts), _texts(found.timezone, ends), strict=True
-    ):
-        text = listed.get(id(ids))
-        if text is None:
-            text = listed[id(ids)] = orjson.dumps(ids)
-        parts += (f'{{"start_time":"{a}","end_time":"{b}","resource_ids":'.encode(), text, b"},")
-    parts[-1] = b"}]}"
+    k = 0
+    for key, group in groupby([ids for _, ids in found.slots], key=id):
+        members = list(group)
+        ids, count = members[0], len(members)
+        tail = listed.get(key)
+        if tail is None:
+            tail = listed[key] = orjson.dumps(ids) + b"},"
+        parts += chain.from_iterable(zip(each[k : k + count], repeat(tail)))
+        k += count
+    parts[-1] = parts[-1][:-1] + b"]}"
     return b"".join(parts)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import compress, pairwise
+from itertools import chain, compress, islice, pairwise
 from math import gcd
 from typing import TypeVar
 
@@ -44,9 +44,9 @@ def merged_slots(
     everyone = list(names)
     if mode == "all":
         return _common(per_resource, everyone, limit)
+    if len(per_resource) == 1:  # its own first `limit` starts, read in C
+        return [(t, everyone) for t in islice(chain.from_iterable(per_resource[0]), limit)]
     runs = [_first(chunks, limit) for chunks in per_resource]
-    if len(runs) == 1:
-        return [(t, everyone) for run in runs[0] for t in run]
     lattice = _lattice(runs)
     if lattice is None:
         return []
