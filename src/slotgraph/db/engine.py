@@ -10,13 +10,14 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from slotgraph.errors import DatabaseBusy, DatabaseUnavailable
 from slotgraph.settings import Settings
@@ -151,6 +152,38 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
             if (meant := unavailable(exc, lost=lost)) is not None:
                 raise meant from exc
             raise
+
+
+async def driver_fetch(engine: AsyncEngine, sql: str, *args: Any) -> list[Any]:
+    """PostgreSQL: one statement's rows on a pooled connection's asyncpg connection, as
+    `driver_connection` runs it, in one hop into SQLAlchemy's greenlet instead of three (the
+    checkout, the raw connection, the check-in) and without a Connection around the pool's:
+    0.09 -> 0.05 ms of CPU for `SELECT 1` (the availability search's read, ADR 0004). A lost
+    connection leaves the pool; it, a refusal, or one that cannot be made is 503."""
+    rows: list[Any] = await greenlet_spawn(_fetch_in_greenlet, engine.sync_engine, sql, args)
+    return rows
+
+
+def _fetch_in_greenlet(sync_engine: Engine, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    try:
+        pooled = sync_engine.raw_connection()
+    except sync_engine.dialect.loaded_dbapi.Error as exc:
+        # what a Connection's checkout hands the error hook: no connection, so 503
+        raise (unavailable(exc, lost=True) or exc) from exc
+    driver: Any = pooled.driver_connection
+    try:
+        rows: list[Any] = await_only(driver.fetch(sql, *args))
+        return rows
+    except Exception as exc:
+        # an OSError here is the database's socket (only the driver's call is in the block)
+        lost = driver.is_closed() or isinstance(exc, OSError)
+        if lost:
+            pooled.invalidate()
+        if (meant := unavailable(exc, lost=lost)) is not None:
+            raise meant from exc
+        raise
+    finally:
+        pooled.close()
 
 
 def is_unavailable(exc: BaseException) -> bool:

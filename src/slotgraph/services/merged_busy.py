@@ -37,7 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.sqltypes import NullType
 
 from slotgraph.db import driver_sql
-from slotgraph.db.engine import driver_connection
+from slotgraph.db.engine import driver_fetch
 from slotgraph.db.models import Booking, BookingHold, Resource
 from slotgraph.db.types import UTCDateTime
 from slotgraph.domain import availability as av
@@ -161,9 +161,8 @@ async def load_merged(
     The statement is built and compiled by SQLAlchemy once and run on the pooled connection's
     driver (asyncpg prepares it once per connection), with the column types' own conversions
     applied here to the few columns that have one: SQLAlchemy's session, per-execution work and
-    result processing cost more CPU than the rest of a small search (db/engine.py
-    `driver_connection` keeps what its error handling does: a lost connection is still 503 and
-    leaves the pool).
+    result processing cost more CPU than the rest of a small search (db/engine.py `driver_fetch`
+    keeps what its error handling does: a lost connection is still 503 and leaves the pool).
     """
     given: dict[str, object] = {
         "app_id": app_id,
@@ -179,8 +178,7 @@ async def load_merged(
     prepared = _prepared(session.get_bind().dialect, ignoring)
     args = prepared.arguments(given)
     if isinstance(session.bind, AsyncEngine):
-        async with driver_connection(session.bind) as driver:
-            rows: Sequence[Any] = await driver.fetch(prepared.sql, *args)
+        rows: Sequence[Any] = await driver_fetch(session.bind, prepared.sql, *args)
     else:  # a session on a connection of its caller's: read in the caller's transaction
         rows = (await (await session.connection()).exec_driver_sql(prepared.sql, args)).all()
     found: dict[Any, _Found] = {}
