@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, Interval, String, and_, literal_column
 
 from slotgraph.domain.availability import rfc3339
 from slotgraph.domain.graphs import PAYMENT_TIMEOUT, Graph, Timer
@@ -71,10 +71,24 @@ def timer_due(timer: Timer, booking: Any, now: datetime) -> bool:
     return moment is not None and moment + timer.after <= now
 
 
-def timer_due_sql(timer: Timer, bookings: Any, now: datetime) -> ColumnElement[bool]:
-    """`timer_due` as a WHERE clause over `bookings`: the mapped class, an alias, or `table.c`."""
+def timer_due_sql(
+    timer: Timer, bookings: Any, now: Any, *, written: bool = False
+) -> ColumnElement[bool]:
+    """`timer_due` as a WHERE clause over `bookings`: the mapped class, an alias, or `table.c`.
+
+    `written`: the timer's own constants (its state, its delay) are written into the SQL instead
+    of sent as parameters, so that a plan PostgreSQL makes once for a prepared statement (a
+    generic plan) can still use the partial index on them (services/merged_busy.py)."""
     moment = getattr(bookings, timer.at)
-    clauses = [bookings.status == timer.state, moment.is_not(None), moment <= now - timer.after]
+    state: Any = timer.state
+    due: Any = now - timer.after
+    if written:
+        assert timer.state.isidentifier(), timer.state
+        seconds, rest = divmod(timer.after, timedelta(seconds=1))
+        assert not rest, timer.after
+        state = literal_column(f"'{timer.state}'", String())
+        due = now - literal_column(f"interval '{seconds} seconds'", Interval()) if seconds else now
+    clauses = [bookings.status == state, moment.is_not(None), moment <= due]
     if timer.unless_false is not None:
         clauses.append(getattr(bookings, timer.unless_false).is_(True))
     return and_(*clauses)
@@ -101,9 +115,9 @@ def payment_overdue(*, status: str, payment_due_at: datetime | None, now: dateti
     return timer_due(PAYMENT_TIMEOUT, _Fields(status, payment_due_at), now)
 
 
-def payment_overdue_sql(bookings: Any, now: datetime) -> ColumnElement[bool]:
+def payment_overdue_sql(bookings: Any, now: Any, *, written: bool = False) -> ColumnElement[bool]:
     """`payment_overdue` as a WHERE clause over `bookings` (see `timer_due_sql`)."""
-    return timer_due_sql(PAYMENT_TIMEOUT, bookings, now)
+    return timer_due_sql(PAYMENT_TIMEOUT, bookings, now, written=written)
 
 
 @dataclass(frozen=True)
