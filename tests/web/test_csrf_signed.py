@@ -97,3 +97,17 @@ async def test_the_operators_secret_wins(api: Api, engine: AsyncEngine) -> None:
         # A token the installation's secret signed is not this server's.
         installation = _signed(await _installation_secret(engine), "n" * 32)
         assert await _forged(http, installation) == 403
+
+
+async def test_an_empty_operator_secret_signs_nothing(api: Api, engine: AsyncEngine) -> None:
+    """`SLOTGRAPH_CSRF_SECRET=` (set but empty, as a compose file's `${CSRF_SECRET}` unset gives)
+    is no secret: a key anyone knows would sign anyone's token. The installation's signs."""
+    await make_page(api)
+    settings = TEST_SETTINGS.model_copy(update={"csrf_secret": SecretStr("")})
+    http, _ = await make_api(engine, api.clock, settings)
+    async with http:
+        _, fields = await _form(http)
+        token = fields["csrf_token"]
+        assert token == _signed(await _installation_secret(engine), token.partition(".")[0])
+        assert await _forged(http, _signed("", "n" * 32)) == 403
+        assert (await http.post("/book/dr-berg", data=fields)).status_code == 201

@@ -52,7 +52,8 @@ async def load_csrf_secret(app: Any) -> None:
     if getattr(app.state, "csrf_secret", None) is not None:
         return
     configured = getattr(app.state.settings, "csrf_secret", None)
-    if configured is not None:
+    # Set but empty (`SLOTGRAPH_CSRF_SECRET=`) is unset: a key everyone knows signs anyone's token.
+    if configured is not None and configured.get_secret_value().strip():
         app.state.csrf_secret = configured.get_secret_value().encode()
     else:
         value = await read_instance_secret(app.state.sessions, "csrf")
