@@ -22,12 +22,12 @@ MAX_OCCURRENCES = 2_000
 PUSHED_MARK = "X-SLOTGRAPH-BOOKING-ID"
 
 # Bounds on the work of expanding recurrences. dateutil steps from DTSTART through every period
-# of a rule's FREQ (times each value of its BY parts) up to the horizon's end, whatever COUNT
-# says, and every step inside the horizon becomes an occurrence: FREQ=SECONDLY held the worker's
-# event loop (serve's, for every app) for good, FREQ=MINUTELY;COUNT=100000 for 4 s of CPU.
-# `steps` counts what dateutil would walk (an overestimate: a BY part that only filters counts
-# as one that expands); a calendar object over these is not read (`BadObject`), and a pull
-# stops reading objects once its `Budget` is spent.
+# of a rule's FREQ (times each value of its BY parts) up to the horizon's end or its COUNT-th
+# occurrence, and every step inside the horizon becomes an occurrence: FREQ=SECONDLY held the
+# worker's event loop (serve's, for every app) for good, FREQ=MINUTELY;COUNT=100000 for 4 s of
+# CPU. `steps` counts what dateutil would walk (an overestimate: a BY part that only filters
+# counts as one that expands); a calendar object over these is not read (`BadObject`), and a
+# pull stops reading objects once its `Budget` is spent.
 MAX_STEPS = 50_000  # per calendar object, DTSTART to the horizon's end
 MAX_STEPS_IN_HORIZON = 5_000  # per calendar object, inside the horizon
 MAX_STEPS_PER_PULL = 500_000
@@ -40,6 +40,7 @@ _PERIOD = {
     "MONTHLY": 28 * 86_400,
     "YEARLY": 365 * 86_400,
 }
+_ONE_EACH = frozenset({"SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY"})
 _BY_PARTS = (
     "BYSECOND",
     "BYMINUTE",
@@ -100,7 +101,8 @@ def _rule_steps(
     rule: icalendar.vRecur, start: datetime, horizon: tuple[datetime, datetime]
 ) -> tuple[int, int]:
     """The steps dateutil takes for one RRULE starting at `start`: in all, and in the horizon."""
-    period = _PERIOD.get(str(rule.get("FREQ", [""])[0]).upper())
+    freq = str(rule.get("FREQ", [""])[0]).upper()
+    period = _PERIOD.get(freq)
     if period is None:
         return 0, 0  # not a rule dateutil can expand: the library skips the series
     period *= max(1, int(rule.get("INTERVAL", [1])[0]))
@@ -110,10 +112,17 @@ def _rule_steps(
     expands = 1
     for part in _BY_PARTS:
         expands *= max(1, len(rule.get(part, ())))
+    # With COUNT and no BY part, each period of a fixed length holds exactly one occurrence
+    # (DTSTART's time in it), so the COUNT-th step is the last: FREQ=HOURLY;COUNT=3 is three
+    # steps, not every hour of the year. (A month or a year may hold none: the 31st, 29 February.)
+    most = None
+    if (count := rule.get("COUNT")) and expands == 1 and freq in _ONE_EACH:
+        most = max(0, int(count[0]))
 
     def steps(since: datetime) -> int:
         seconds = (stop - since).total_seconds()
-        return 0 if seconds < 0 else (int(seconds) // period + 1) * expands
+        walked = 0 if seconds < 0 else (int(seconds) // period + 1) * expands
+        return walked if most is None else min(walked, most)
 
     return steps(start), steps(max(start, horizon[0]))
 

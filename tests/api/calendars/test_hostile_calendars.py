@@ -48,6 +48,32 @@ async def test_a_rule_that_repeats_every_minute_is_not_expanded(
     ]
 
 
+async def test_a_rule_with_a_count_is_as_long_as_its_count(
+    cal_api: Api, radicale: Radicale, worker: Worker
+) -> None:
+    # A series of three hourly meetings is three occurrences: dateutil stops at COUNT (0.001 s
+    # of CPU for FREQ=SECONDLY;COUNT=10). Before: counted as every hour of the year ahead
+    # (8,752 steps > 5,000), the whole object was not read, and its meetings were free time.
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    calendar.add_event(
+        vevent("hourly", ":20240502T090000Z", ":20240502T093000Z", "RRULE:FREQ=HOURLY;COUNT=3")
+    )
+    calendar.add_event(
+        vevent("a-minute", ":20240503T090000Z", ":20240503T090010Z", "RRULE:FREQ=MINUTELY;COUNT=2")
+    )
+    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    state, _ = await _synced(cal_api, worker, resource)
+    assert state["last_error"] is None, state
+    assert await busy(cal_api, resource, "2024-05-01T00:00:00Z", "2024-05-04T00:00:00Z") == [
+        ("2024-05-02T09:00:00Z", "2024-05-02T09:30:00Z"),
+        ("2024-05-02T10:00:00Z", "2024-05-02T10:30:00Z"),
+        ("2024-05-02T11:00:00Z", "2024-05-02T11:30:00Z"),
+        ("2024-05-03T09:00:00Z", "2024-05-03T09:00:10Z"),
+        ("2024-05-03T09:01:00Z", "2024-05-03T09:01:10Z"),
+    ]
+
+
 async def test_a_pull_expands_at_most_its_budget(
     cal_api: Api, radicale: Radicale, worker: Worker
 ) -> None:
