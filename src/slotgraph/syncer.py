@@ -90,11 +90,15 @@ class CalendarSyncer:
                     interval=interval,
                 )
             return
+        expanded = await remote.call(
+            calendar_sync.expand, pulled, timezone=job.timezone, now=self.clock()
+        )
         async with self.sessions() as session:
             report = await calendar_sync.apply(
                 session,
                 job=job,
                 pulled=pulled,
+                expanded=expanded,
                 now=self.clock(),
                 worker_id=self.worker_id,
                 interval=interval,
