@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import App, Delivery, DeliveryAttempt, WebhookEndpoint
@@ -51,16 +51,22 @@ async def _allowed(url: str, allow_private: bool) -> None:
         raise ValidationFailed.one("url", str(exc)) from None
 
 
+def _webhooks_of(app_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
+    """An app's webhooks, the one rule for reading, listing and counting them (`MAX_WEBHOOKS`):
+    not deleted, and neither a calendar's push channel nor one of the app's email targets,
+    which share the table."""
+    return (
+        WebhookEndpoint.app_id == app_id,
+        WebhookEndpoint.deleted_at.is_(None),
+        WebhookEndpoint.calendar_id.is_(None),
+        WebhookEndpoint.format.not_in(EMAIL_FORMATS),
+    )
+
+
 async def _load(
     session: AsyncSession, app_id: uuid.UUID, webhook_id: uuid.UUID, *, lock: bool = False
 ) -> WebhookEndpoint:
-    stmt = select(WebhookEndpoint).where(
-        WebhookEndpoint.id == webhook_id,
-        WebhookEndpoint.app_id == app_id,
-        WebhookEndpoint.deleted_at.is_(None),
-        WebhookEndpoint.calendar_id.is_(None),  # (a calendar's push channel is not a webhook)
-        WebhookEndpoint.format.not_in(EMAIL_FORMATS),  # (nor are an app's email targets)
-    )
+    stmt = select(WebhookEndpoint).where(WebhookEndpoint.id == webhook_id, *_webhooks_of(app_id))
     if lock:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     endpoint = await session.scalar(stmt)
@@ -88,14 +94,7 @@ async def create_webhook(
     async with session.begin():
         # The app's row, locked: two creates at once count one after the other.
         await session.execute(select(App.id).where(App.id == principal.app_id).with_for_update())
-        count = await session.scalar(
-            select(func.count()).where(
-                WebhookEndpoint.app_id == principal.app_id,
-                WebhookEndpoint.deleted_at.is_(None),
-                WebhookEndpoint.calendar_id.is_(None),
-                WebhookEndpoint.format.not_in(EMAIL_FORMATS),
-            )
-        )
+        count = await session.scalar(select(func.count()).where(*_webhooks_of(principal.app_id)))
         if (count or 0) >= MAX_WEBHOOKS:
             raise LimitReached(
                 f"An app has at most {MAX_WEBHOOKS} webhooks; delete one first "
@@ -121,12 +120,7 @@ async def list_webhooks(session: AsyncSession, *, principal: Principal) -> list[
     async with session.begin():
         rows = await session.scalars(
             select(WebhookEndpoint)
-            .where(
-                WebhookEndpoint.app_id == principal.app_id,
-                WebhookEndpoint.deleted_at.is_(None),
-                WebhookEndpoint.calendar_id.is_(None),
-                WebhookEndpoint.format.not_in(EMAIL_FORMATS),
-            )
+            .where(*_webhooks_of(principal.app_id))
             .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
         )
         return [webhook_out(e) for e in rows]
