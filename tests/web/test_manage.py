@@ -247,3 +247,34 @@ async def test_a_booking_moves_into_time_only_it_holds(api: Api) -> None:
     assert Doc(r.text).one("taken")
     still = (await api.get(f"/v1/bookings/{mine['booking_id']}")).json()
     assert still["start_time"] == "2024-05-02T08:30:00Z"
+
+
+async def test_the_customer_changes_the_language_on_the_manage_page(api: Api) -> None:
+    await make_page(api)  # an English page
+    manage_url = (await _book(api.http)).one("manage-link")["href"]
+    manage = await _open(api.http, manage_url)
+    assert manage.one("manage")["_text"] == "Your booking"
+    form = manage.form("language-form")
+    assert form["attrs"]["action"] == f"{manage_url}/language"
+    assert form["fields"]["locale"] == ""  # a <select>: its options are not read as a value
+    # without the form's CSRF token: refused, nothing changed
+    no_token = {"locale": "de"}
+    assert (await api.http.post(f"{manage_url}/language", data=no_token)).status_code == 403
+    # a language the pages do not speak: refused
+    fields = {**form["fields"], "locale": "fr"}
+    assert (await api.http.post(f"{manage_url}/language", data=fields)).status_code == 404
+    assert (await api.get("/v1/bookings")).json()["data"][0]["locale"] == "en"
+    r = await api.http.post(f"{manage_url}/language", data={**form["fields"], "locale": "de"})
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == f"{manage_url}?done=language"
+    german = await api.http.get(r.headers["location"])
+    assert '<html lang="de">' in german.text
+    doc = Doc(german.text)
+    assert doc.one("manage")["_text"] == "Ihre Buchung"
+    assert doc.text("done") == "Diese Seite und Ihre E-Mails sind jetzt in der gewählten Sprache."
+    assert 'value="de" lang="de" selected' in german.text
+    booking = (await api.get("/v1/bookings")).json()["data"][0]
+    assert booking["locale"] == "de"  # the emails speak it too
+    # a cancelled booking has nothing left to say: no language form
+    await _post(api.http, doc, "cancel-form")
+    assert not (await _open(api.http, manage_url)).all("language-form")

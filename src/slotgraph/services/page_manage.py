@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.appsettings import AppSettings
 from slotgraph.db.models import App, BookingPage, Resource
 from slotgraph.domain.customers import Change, allowed_changes, deadline
+from slotgraph.domain.graphs import GRAPHS
 from slotgraph.errors import NotFound, SlotUnavailable
 from slotgraph.page_schemas import PageFields, PageOut
 from slotgraph.schemas import ActionBody, BookingOut, BookingUpdate
@@ -31,6 +32,7 @@ from slotgraph.services.bookings import changing, lifecycle
 from slotgraph.services.common import Principal
 from slotgraph.services.pages import PublicPage, ResourceInfo, public_view
 from slotgraph.services.views import booking_out_for
+from slotgraph.web.i18n import available_locales
 
 _LONG_AGO = timedelta(days=365 * 300)
 
@@ -47,6 +49,12 @@ class Managed:
     @property
     def length(self) -> timedelta:
         return self.booking.end_time - self.booking.start_time
+
+    @property
+    def language_open(self) -> bool:
+        """Whether its language may change: in any state but a final one (modify_booking's
+        rule); no notice closes it (domain/customers.py LANGUAGE_FIELDS)."""
+        return not GRAPHS[self.booking.graph].is_final(self.booking.status)
 
 
 async def _principal(session: AsyncSession, token: str) -> Principal:
@@ -97,7 +105,13 @@ async def open_booking(session: AsyncSession, *, token: str, now: datetime) -> M
             view = await _api_view(session, principal, booking)
     held = set(booking.resource_ids)
     own = [r for r in view.resources if r.resource_id in held]
-    page = view.page.model_copy(update={"mode": "all" if len(own) > 1 else "any"})
+    # The page speaks the booking's language: its page's at first, then what the customer chose.
+    page = view.page.model_copy(
+        update={
+            "mode": "all" if len(own) > 1 else "any",
+            "locale": booking.locale or view.page.locale,
+        }
+    )
     # A reschedule stays on the same resources, and the booking's own time is free to it.
     view = replace(view, page=page, resources=own, moving=booking.booking_id)
     start = booking.start_time
@@ -149,6 +163,24 @@ async def cancel(session: AsyncSession, *, token: str, now: datetime) -> Booking
         booking_id=principal.booking_id,
         action="cancel_by_customer",
         body=ActionBody(),
+        now=now,
+    )
+
+
+async def change_language(
+    session: AsyncSession, *, token: str, locale: str | None, now: datetime
+) -> BookingOut:
+    """The language of this page and of the customer's emails: one the pages speak (a
+    catalogue), set as the API's `PUT /v1/bookings/{id} {"locale": ...}` with the token sets it."""
+    if locale not in available_locales():
+        raise NotFound("Choose a language from the page.")
+    principal = await _principal(session, token)
+    assert principal.booking_id is not None
+    return await changing.modify_booking(
+        session,
+        principal=principal,
+        booking_id=principal.booking_id,
+        data=BookingUpdate(locale=locale),
         now=now,
     )
 

@@ -4,6 +4,7 @@ services/page_manage.py; what is offered is what domain/customers.py allows, not
 - GET  /manage/{token}                     the booking, and the changes allowed now
 - GET  /manage/{token}/booking.ics         "add to calendar"
 - POST /manage/{token}/cancel              cancel_by_customer (CSRF), then back to the booking
+- POST /manage/{token}/language            the page's and the emails' language (CSRF)
 - GET  /manage/{token}/reschedule          a week of free times of the same length
 - GET  /manage/{token}/reschedule/time     confirm the new time (`?start=&tz=`)
 - POST /manage/{token}/reschedule          move it (CSRF); "just taken" keeps the old time
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from babel import Locale
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -25,7 +27,7 @@ from slotgraph.services import page_bookings as pb
 from slotgraph.services import page_manage as pm
 from slotgraph.web.book import links, page_context, public_base, show, taken_page, week_context
 from slotgraph.web.forms import read_form
-from slotgraph.web.i18n import N_
+from slotgraph.web.i18n import N_, available_locales, catalogue_for
 from slotgraph.web.routing import WebRoute
 from slotgraph.web.security import check_csrf
 
@@ -34,7 +36,12 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 DONE = {
     "cancelled": N_("Your booking is cancelled."),
     "rescheduled": N_("Your booking has been moved to the new time."),
+    "language": N_("This page and your emails are now in the language you chose."),
 }
+# The languages offered, each named in itself ("Deutsch", "English"): the pages' catalogues.
+LANGUAGES = [
+    (code, Locale.parse(code).get_display_name(code) or code) for code in available_locales()
+]
 
 
 def _manage_page(
@@ -59,6 +66,8 @@ def _manage_page(
             "manage_url": f"{public_base(request)}/manage/{token}",
             "done": DONE.get(request.query_params.get("done", "")),
             "message": message,
+            "languages": LANGUAGES,
+            "language": catalogue_for(view.page.locale),
         },
         tz,
         status_code=status_code,
@@ -107,6 +116,18 @@ async def cancel(request: Request, token: str, session: Session, now: Now) -> Re
         managed = await pm.open_booking(session, token=token, now=now)
         return _manage_page(request, managed, token, message=refused.detail, status_code=409)
     return RedirectResponse(f"/manage/{token}?done=cancelled", status_code=303)
+
+
+@router.post("/manage/{token}/language")
+async def language(request: Request, token: str, session: Session, now: Now) -> Response:
+    form = await read_form(request)
+    check_csrf(request, form)
+    try:
+        await pm.change_language(session, token=token, locale=form.get("locale"), now=now)
+    except Conflict as refused:  # the booking ended meanwhile
+        managed = await pm.open_booking(session, token=token, now=now)
+        return _manage_page(request, managed, token, message=refused.detail, status_code=409)
+    return RedirectResponse(f"/manage/{token}?done=language", status_code=303)
 
 
 @router.get("/manage/{token}/reschedule")
