@@ -57,8 +57,9 @@ def _load_in_one_statement(ignoring: bool = False, single: bool = False) -> Sele
     instead of `ids`. Its plan is then the same for any parameters, and PostgreSQL keeps one
     (a generic plan) after five executions instead of planning each one (0.15 ms of its 0.8 ms
     for one's 2,000 holds; ADR 0004). The payment rule's constants are written into the SQL
-    for that plan to use the partial index on them; with a list of ids PostgreSQL estimates ten
-    resources and keeps planning each search, as before.
+    for a generic plan to use the partial index on them. With a list of ids PostgreSQL
+    estimates ten resources for a generic plan: it keeps one for a long list (many's 100) and
+    plans each search over a few.
 
     A hold matters to a resource when it ends after `start - buffer_before` and starts before
     `end + buffer_after` (its own buffers, or the query's `min_buffer` when larger). The union
