@@ -154,7 +154,12 @@ async def _first_send_running(
 async def _waiters(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         found = await conn.scalar(
-            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            # this database's only: pg_locks is the whole server's, where other tests' workers
+            # wait on advisory locks of their own (the fan-out's, services/fanout.py)
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
         )
     return int(found or 0)
 
