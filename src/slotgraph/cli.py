@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from slotgraph import logs, metrics
+from slotgraph import heap, logs, metrics
 from slotgraph.appsettings import AppSettings
 from slotgraph.cli_help import DESCRIPTION, EPILOG, command
 from slotgraph.db.engine import create_engine, session_factory
@@ -225,6 +225,7 @@ async def _worker(settings: Settings) -> None:
     if settings.worker_metrics_port:
         metrics.serve_http(settings.worker_metrics_port, settings.host)
     worker = Worker(engine, settings, clock=_now)
+    heap.settle_the_heap()  # as serve's app does: no full collection walks the start-up's objects
     task = asyncio.create_task(worker.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

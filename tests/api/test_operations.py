@@ -14,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotgraph.api.app import YOUNG_GENERATION_THRESHOLD, create_app
+from slotgraph.api.app import create_app
 from slotgraph.db.engine import create_engine
+from slotgraph.heap import YOUNG_GENERATION_THRESHOLD
 from slotgraph.logs import JsonFormatter
 from slotgraph.settings import Settings
 from slotgraph.worker import Worker
