@@ -1,9 +1,19 @@
-"""Standard Webhooks signatures (https://www.standardwebhooks.com), via the reference library."""
+"""Standard Webhooks signatures (https://www.standardwebhooks.com).
+
+The signature is the scheme's: base64 of HMAC-SHA256, keyed with the secret's bytes, over
+"{id}.{timestamp}.{body}". It is computed here, not by the reference library's `Webhook.sign`,
+which built the signed string anew (the body copied into an f-string, then encoded) and keyed
+a new HMAC for every send: 10.1-11.3 us of CPU a send against 6.2-7.6 us here (a 1.4 KB
+body, the best of 5 x 20,000, alternating; issue 15, seventh pass). The library keeps the
+secret's decoding (`Webhook`), and the tests verify every signature with it.
+"""
 
 from __future__ import annotations
 
 import base64
 import functools
+import hashlib
+import hmac
 import secrets
 from datetime import datetime
 
@@ -16,18 +26,25 @@ def new_secret() -> str:
 
 def headers(*, msg_id: str, timestamp: datetime, body: str, secrets_: list[str]) -> dict[str, str]:
     """The three headers; with several secrets (during rotation) one signature per secret."""
-    signatures = " ".join(
-        _signer(s).sign(msg_id=msg_id, timestamp=timestamp, data=body) for s in secrets_
-    )
+    at = str(int(timestamp.timestamp()))
+    head, data = f"{msg_id}.{at}.".encode(), body.encode()
+    signatures = []
+    for secret in secrets_:
+        mac = _keyed(secret).copy()
+        mac.update(head)
+        mac.update(data)
+        signatures.append("v1," + base64.b64encode(mac.digest()).decode())
     return {
         "content-type": "application/json",
         "webhook-id": msg_id,
-        "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": signatures,
+        "webhook-timestamp": at,
+        "webhook-signature": " ".join(signatures),
     }
 
 
-@functools.lru_cache(maxsize=1024)  # bounded: about 200 bytes a secret
-def _signer(secret: str) -> Webhook:
-    """The secret's key, decoded once (base64) rather than at every send."""
-    return Webhook(secret)
+@functools.lru_cache(maxsize=1024)  # bounded: about 400 bytes a secret
+def _keyed(secret: str) -> hmac.HMAC:
+    """The secret's HMAC, keyed once (its base64 decoded by the reference library, the key's
+    pads hashed) and copied for every signature rather than keyed at every send."""
+    key: bytes = Webhook(secret)._whsecret
+    return hmac.new(key, digestmod=hashlib.sha256)
