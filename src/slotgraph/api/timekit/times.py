@@ -24,11 +24,17 @@ _UNITS = {
     "week": timedelta(weeks=1),
 }
 _PART = re.compile(r"\s*(\d{1,6})\s*(second|minute|min|hour|day|week)s?\s*", re.IGNORECASE)
+# A duration's bound: what one part may say ("999999 weeks"). A bare number of minutes past
+# timedelta's range (2**63 - 1 passes the guard's 64 bits) was OverflowError, a 500, and so was
+# a sum of parts ("999999 weeks" 150 times). The checks after this one say what fits.
+_LONGEST = 999_999 * _UNITS["week"]
 
 
 def duration(text: object, field: str) -> timedelta:
     """`"2 hours"`, `"1 hour 30 minutes"`, `"90 minutes"` (a bare number of minutes too)."""
     if isinstance(text, int) and not isinstance(text, bool) and text > 0:
+        if text > 999_999:
+            raise ValidationFailed.one(field, "at most 999999 minutes")
         return timedelta(minutes=text)
     if not isinstance(text, str) or not text.strip():
         raise ValidationFailed.one(field, 'a duration such as "30 minutes" or "2 hours"')
@@ -40,6 +46,8 @@ def duration(text: object, field: str) -> timedelta:
                 field, f'{text!r} is not a duration such as "30 minutes" or "2 hours"'
             )
         total += int(m.group(1)) * _UNITS[m.group(2).lower()]
+        if total > _LONGEST:
+            raise ValidationFailed.one(field, "at most 999999 weeks")
         pos = m.end()
     if total <= timedelta(0):
         raise ValidationFailed.one(field, "must be longer than zero")
