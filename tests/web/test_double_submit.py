@@ -24,9 +24,10 @@ from tests.web.conftest import Api
 from tests.web.pages import Doc, make_page
 
 
-async def _form(http: httpx.AsyncClient) -> dict[str, str]:
+async def _form(http: httpx.AsyncClient, index: int = 0) -> dict[str, str]:
+    """The form of the page's `index`-th free time (the first starts now, the 5th in an hour)."""
     page = Doc((await http.get("/book/dr-berg")).text)
-    form = Doc((await http.get(page.all("time")[0]["href"])).text).form("booking-form")
+    form = Doc((await http.get(page.all("time")[index]["href"])).text).form("booking-form")
     return {**form["fields"], "name": "Ann", "email": "ann@example.com"}
 
 
@@ -102,6 +103,28 @@ async def test_a_form_sent_again_with_other_details_is_told_and_changes_nothing(
     assert (client["name"], client["email"]) == ("Ann", "ann@example.com")
     # The same details once more: the confirmation of that booking, as before.
     assert _manage(await api.http.post("/book/dr-berg", data=fields)) == first
+
+
+async def test_a_form_sent_again_after_a_cancel_shows_the_booking_as_it_is_now(api: Api) -> None:
+    await make_page(api, resources=2)
+    fields = await _form(api.http, 4)  # in an hour: the customer may still cancel
+    confirmation = await api.http.post("/book/dr-berg", data=fields)
+    assert Doc(confirmation.text).one("booking-status")["data-status"] == "confirmed"
+    manage = Doc((await api.http.get(_manage(confirmation))).text).form("cancel-form")
+    cancelled = await api.http.post(manage["attrs"]["action"], data=manage["fields"])
+    assert cancelled.status_code == 303, cancelled.text
+    # Sent again with other details: "already sent", and the booking is cancelled, as it is.
+    other = await api.http.post("/book/dr-berg", data={**fields, "name": "Ann Berg"})
+    assert other.status_code == 422, other.text
+    doc = Doc(other.text)
+    assert doc.one("booking-status")["data-status"] == "cancelled_by_customer"
+    assert doc.text("booking-status") == "Cancelled by you"
+    assert doc.one("manage-link")["href"] == _manage(confirmation)
+    # Sent again as it was (a reload of the confirmation): the same, cancelled booking.
+    again = await api.http.post("/book/dr-berg", data=fields)
+    assert _manage(again) == _manage(confirmation)
+    assert Doc(again.text).one("booking-status")["data-status"] == "cancelled_by_customer"
+    assert len(await _bookings(api)) == 1
 
 
 async def test_a_form_answered_before_the_details_were_compared_still_shows_its_booking(

@@ -31,7 +31,9 @@ from slotgraph.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from slotgraph.schemas import BookingCreate, BookingCreated
 from slotgraph.services import idempotency
 from slotgraph.services.bookings import creating
+from slotgraph.services.bookings.lifecycle import load_booking
 from slotgraph.services.pages import PublicPage
+from slotgraph.services.views import booking_out_for
 
 _SUBMISSION = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # What a visitor's form decides of the booking (the rest is the page's: its resources, graph,
@@ -108,13 +110,15 @@ async def create_once(
             )
         except idempotency.KeyTaken:
             try:
-                first = await _first_answer(session, claim, now)
+                first = await _first_answer(session, claim, now, view)
             except IdempotencyKeyInFlight:
                 raise StillSending(view) from None
-            if first is not None and first.fingerprint not in (claim.fingerprint, unknown):
-                first_booking = BookingCreated.model_validate_json(first.answer.body)
-                raise SentBefore(view, first_booking) from None
-            stored = first.answer if first is not None else None
+            if first is not None:
+                answered, booking = first
+                if answered.fingerprint not in (claim.fingerprint, unknown):
+                    raise SentBefore(view, booking) from None
+                return booking
+            stored = None
         finally:
             session.info.pop(idempotency.KEYED, None)
         if stored is not None:
@@ -124,10 +128,11 @@ async def create_once(
 
 
 async def _first_answer(
-    session: AsyncSession, claim: idempotency.Claim, now: datetime
-) -> idempotency.Answered | None:
-    """The answer of the first send of the form once it has committed; None if it failed
-    (and stored nothing).
+    session: AsyncSession, claim: idempotency.Claim, now: datetime, view: PublicPage
+) -> tuple[idempotency.Answered, BookingCreated] | None:
+    """The answer of the first send of the form once it has committed, with the booking it made
+    as it is now (cancelled since, moved...) and the token that answer showed once; None if it
+    failed (and stored nothing).
 
     The first send holds the key's lock for as long as its transaction runs, so this waits on
     that lock itself, not by polling: on PostgreSQL the key's advisory lock (the create's read
@@ -144,4 +149,10 @@ async def _first_answer(
                 if exc.orig is None or exc_sqlstate(exc.orig) != _LOCK_TIMEOUT:
                     raise
                 raise IdempotencyKeyInFlight(idempotency.IN_FLIGHT) from None
-        return await idempotency.answered(conn, claim, now=now)
+        answered = await idempotency.answered(conn, claim, now=now)
+        if answered is None:
+            return None
+        first = BookingCreated.model_validate_json(answered.answer.body)
+        row = await load_booking(session, view.app_id, first.booking_id)
+        now_shown = booking_out_for(view.principal(), row).model_dump()
+        return answered, BookingCreated(**now_shown, customer_token=first.customer_token)
