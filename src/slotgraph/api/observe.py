@@ -35,6 +35,11 @@ def _request_id(scope: Scope) -> str:
     return logs.new_request_id()
 
 
+# What the access line and the request metric say of a request answered nothing because its
+# client closed the connection first (nginx's 499): not the server's error, which 5xx alerts count.
+CLIENT_CLOSED = 499
+
+
 class Observe:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,6 +74,9 @@ class Observe:
             response = problems.unexpected(exc, scope["path"])
             if not response_started:
                 await response(scope, receive, send_with_id)
+        else:
+            if not response_started:  # the client left before its request was whole (guard.py)
+                status = CLIENT_CLOSED
         finally:
             duration = time.perf_counter() - started
             route = scope.get("route")
