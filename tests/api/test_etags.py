@@ -44,12 +44,28 @@ async def test_a_stale_if_match_is_412_with_the_current_version(api: Api) -> Non
     body = second.json()
     assert body["code"] == "precondition_failed"
     assert body["current_version"] == 2
+    assert body["detail"] == (
+        "This object is at version 2, not 1. Read it again, re-apply your change, and send the "
+        "new ETag."
+    )
     assert second.headers["etag"] == '"2"'
     assert (await send(api, "GET", path)).json()["details"] == "first"
     # With the fresh version the change goes through.
     third = await send(api, "PUT", path, {"details": "second"}, If_Match='"2"')
     assert third.status_code == 200
     assert third.json()["details"] == "second"
+
+
+async def test_a_version_that_never_was_is_412_without_saying_it_changed(api: Api) -> None:
+    b = await booking(api)
+    r = await send(api, "PUT", f"/v1/bookings/{b['booking_id']}", {"details": "x"}, If_Match='"7"')
+    assert r.status_code == 412
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["detail"] == (
+        "This object is at version 1, not 7. Read it again, re-apply your change, and send the "
+        "new ETag."
+    )
+    assert r.json()["current_version"] == 1
 
 
 async def test_actions_and_cancel_honour_if_match(api: Api) -> None:

@@ -57,7 +57,9 @@ def check_version(principal: Principal, *, if_match: IfMatch, current: int) -> N
         )
     if if_match != "*" and if_match != current:
         raise PreconditionFailed(
-            f"The object was changed since version {if_match}; it is at version {current} now. "
+            # If-Match may name a version that never was ("7" of an object at 1): say only
+            # what is true either way.
+            f"This object is at version {current}, not {if_match}. "
             "Read it again, re-apply your change, and send the new ETag.",
             current_version=current,
         )
