@@ -130,3 +130,23 @@ async def test_a_422_on_v2_names_every_wrong_field_at_once(api: Api) -> None:
     assert made.status_code == 201, made.text
     r = await v2(api, "POST", f"/bookings/{made.json()['data']['id']}/reschedule", times)
     assert sorted(assert_timekit(r, 422, "validation_error")["errors"]) == ["end", "start"]
+
+
+async def test_a_422_of_the_availability_search_names_timekits_fields(api: Api) -> None:
+    """The search's own checks (services/availability.py) name slotgraph's fields; /v2 answers
+    with the ones its client sent. Before: `end` for `to` and `duration` for `length`, names
+    that are not in a Timekit query."""
+    res = await resource(api)
+    query = {
+        "resources": [res["id"]],
+        "from": "2024-05-10T00:00:00Z",
+        "to": "2024-05-09T00:00:00Z",
+        "length": "2 hours",
+    }
+    r = await v2(api, "POST", "/availability", query)
+    body = assert_timekit(r, 422, "validation_error")
+    assert body["errors"] == {"to": ["must be after start"], "length": ["must fit in the window"]}
+    r = await v2(api, "POST", "/availability", {**query, "to": "2024-05-10T01:00:00Z"})
+    assert assert_timekit(r, 422, "validation_error")["errors"] == {
+        "length": ["must fit in the window"]
+    }

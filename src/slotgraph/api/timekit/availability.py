@@ -28,6 +28,17 @@ from slotgraph.errors import ValidationFailed
 from slotgraph.services import availability, paged, projects
 from slotgraph.services.availability import SlotSearch
 
+# The search's field -> the query's (the translation table above, backwards), for its 422s.
+OUT_NAMES = {
+    "resource_id": "resources",
+    "start": "from",
+    "end": "to",
+    "duration": "length",
+    "step": "timeslot_increments",
+    "min_buffer": "buffer",
+    "timezone": "output_timezone",
+}
+
 router = APIRouter(prefix="/availability", tags=["timekit"])
 JsonBody = Annotated[Any, Body()]
 
@@ -108,13 +119,16 @@ async def fetch_availability(
         ),
         extra_busy=sorted(busy),
     )
-    slots = await availability.search(
-        session,
-        principal=principal,
-        query=query,
-        limit=availability.largest_limit(len(resource_ids)),
-        now=now,
-    )
+    try:
+        slots = await availability.search(
+            session,
+            principal=principal,
+            query=query,
+            limit=availability.largest_limit(len(resource_ids)),
+            now=now,
+        )
+    except ValidationFailed as exc:  # the search's checks name its fields: answer with Timekit's
+        raise ValidationFailed([(OUT_NAMES.get(f, f), m) for f, m in exc.errors]) from exc
     names = await paged.related(session, principal=principal, resource_ids=resource_ids)
     order = {str(r): i for i, r in enumerate(resource_ids)}  # a slot lists its ids as text
 
