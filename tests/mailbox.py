@@ -24,7 +24,7 @@ class Received:
 
     @property
     def subject(self) -> str:
-        return str(self.message["Subject"]).strip()  # a folded header keeps a leading space
+        return str(self.message["Subject"])  # exactly as read (notifications/subject.py)
 
     def part(self, content_type: str) -> EmailMessage | None:
         for part in self.message.walk():

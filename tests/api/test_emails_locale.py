@@ -348,3 +348,29 @@ async def test_put_refuses_an_unknown_locale_as_create_does_and_changes_nothing(
         None,
         made["version"],
     )
+
+
+async def test_long_german_subjects_are_read_back_as_they_were_written(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    # Over 78 characters, so folded; the mailbox (a real aiosmtpd) parses with Python's reader
+    # (email.policy.default): each subject must come back exactly, with no space added or lost.
+    # Python 3.11's folder folded the first right after "Subject:" (read back with a leading
+    # space) and joined "Müller-Lüdenscheidt" and "für" in the second.
+    berg = await resource(mail_api, name="Dr. Berg")
+    await book_ann(mail_api, berg, locale="de")
+    await drain(worker)  # (an email is rendered when it is sent)
+    template = "Ihre Buchung bei {{ resource.name }} für {{ when }} ist bestätigt"
+    r = await mail_api.put(
+        "/v1/app", {"notifications": {"templates": {"customer.booked.subject": template}}}
+    )
+    assert r.status_code == 200, r.text
+    praxis = await resource(mail_api, name="Praxis Dr. Müller-Lüdenscheidt")
+    await book_ann(mail_api, praxis, locale="de")
+    await drain(worker)
+    subjects = sorted(str(m.message["Subject"]) for m in mailbox.to("ann@example.com"))
+    assert subjects == [
+        "Gebucht: Dr. Berg, Samstag, 18. Mai 2024, 12:00 bis 13:00 (Europe/Oslo)",
+        "Ihre Buchung bei Praxis Dr. Müller-Lüdenscheidt für Samstag, 18. Mai 2024, 12:00 bis "
+        "13:00 (Europe/Oslo) ist bestätigt",
+    ]

@@ -30,6 +30,7 @@ from slotgraph.db.models import App, Booking, Client, Event, Resource, WebhookEn
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.notifications import kinds, render
 from slotgraph.notifications.ics import CONTENT_TYPE, booking_ics
+from slotgraph.notifications.subject import Subject
 from slotgraph.notifications.transport import transport
 from slotgraph.schemas import BookingOut
 from slotgraph.schemas.fields import is_one_address
@@ -287,7 +288,7 @@ class EmailChannel:
         message = EmailMessage()
         message["From"] = self.settings.mail_from
         message["To"] = ", ".join(to)
-        message["Subject"] = rendered.subject
+        message["Subject"] = Subject(rendered.subject)  # folded right (notifications/subject.py)
         message["Date"] = formatdate(now.timestamp())
         message["Message-ID"] = make_msgid(domain=_domain(self.settings.mail_from))
         message["Auto-Submitted"] = "auto-generated"
