@@ -26,3 +26,23 @@ async def test_an_app_has_at_most_50_webhooks(api: Api, other_api: Api) -> None:
     assert (await api.delete(f"/v1/webhooks/{made[0]}")).status_code == 204
     again = await api.post("/v1/webhooks", {"url": "https://hooks.example.com/50"})
     assert again.status_code == 201, again.text
+
+
+async def test_a_history_answer_holds_the_latest_1000_changes(api: Api) -> None:
+    # Before: every change, however many (2,000 changes: 368 KB in one answer).
+    res, client = await api.resource(), await api.client()
+    booking = await api.book(
+        resource_id=res["resource_id"],
+        client_id=client["client_id"],
+        start_time="2024-06-03T10:00:00Z",
+        end_time="2024-06-03T11:00:00Z",
+    )
+    path = f"/v1/bookings/{booking['booking_id']}"
+    for i in range(1004):  # with the create: 1,005 changes
+        r = await api.put(path, {"details": f"change {i}"})
+        assert r.status_code == 200, r.text
+    history = (await api.get(f"{path}/history")).json()["data"]
+    assert len(history) == 1000
+    assert history[0]["from"] is not None  # the create and the 4 oldest changes left out
+    assert [h["at"] for h in history] == sorted(h["at"] for h in history)
+    assert (await api.get(path)).json()["details"] == "change 1003"
