@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -68,11 +69,17 @@ async def _bootstrap(settings: Settings) -> apps.CreatedApp | str | None:
 
 
 def _bootstrap_key_unused(settings: Settings) -> str:
-    start_afresh = (
-        f"stop the server and remove {Path(make_url(settings.database_url).database or '')}"
-        if make_url(settings.database_url).get_backend_name() == "sqlite"
-        else "use an empty database"
-    )
+    url = make_url(settings.database_url)
+    start_afresh = "use an empty database"
+    if url.get_backend_name() == "sqlite":
+        # The database is the file and, in WAL mode, its -wal and -shm beside it (what a server
+        # killed leaves); nothing else: ./data/mail holds emails already written, and may stay.
+        db = Path(url.database or "").resolve()
+        files = " ".join(shlex.quote(f"{db}{end}") for end in ("", "-wal", "-shm"))
+        start_afresh = (
+            f"stop the server, remove {db} and its -wal and -shm files if there are any "
+            f"(rm -f {files})"
+        )
     return (
         "slotgraph: SLOTGRAPH_BOOTSTRAP_SECRET_KEY is not a key of any app in "
         f"{_where(settings)}, so requests with it get 401. It is read on the first start "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.system.conftest import start_server, stop_server
 
@@ -204,3 +205,36 @@ def test_a_postgresql_database_that_does_not_exist_is_named(tmp_path: Path) -> N
     assert done.returncode == 1
     assert 'database "slotgraph_no_such_database" does not exist' in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_bootstrap_message_says_what_to_remove_and_that_is_enough(
+    fresh_database: tuple[str, str],
+) -> None:
+    """The message and the README's tour said different things (the .db file; `rm -rf data`):
+    what it names now is what a new start needs, done as it says, and nothing more."""
+    backend, url = fresh_database
+    with _port_taken(url) as env:
+        subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=60)
+        tour = {**env, "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": "sk_tour"}
+        told = subprocess.run(SERVE, env=tour, capture_output=True, text=True, timeout=60)
+        if backend == "postgresql":
+            assert (
+                "or, to begin again with your key, use an empty database and start" in told.stderr
+            )
+            return
+        db = Path(make_url(url).database or "").resolve()
+        mail = db.parent / "mail" / "kept.eml"  # (data/mail's emails may stay)
+        mail.parent.mkdir()
+        mail.write_text("kept")
+        command = f"rm -f {db} {db}-wal {db}-shm"
+        said = " ".join(told.stderr.split())  # (the message may wrap)
+        assert (
+            f"or, to begin again with your key, stop the server, remove {db} and its -wal and "
+            f"-shm files if there are any ({command}) and start again." in said
+        ), told.stderr
+        subprocess.run(["sh", "-c", command], check=True)
+        again = subprocess.run(SERVE, env=tour, capture_output=True, text=True, timeout=60)
+    assert "is not a key of any app" not in again.stderr
+    (app,) = json.loads(cli(url, "apps", "list").stdout)
+    assert "sk_tour" in {k["prefix"] for k in app["keys"]}  # the tour's key is the app's now
+    assert mail.read_text() == "kept"
