@@ -7,6 +7,7 @@ access-log middleware, `api/observe.py`). Extra fields are passed as `extra={"fi
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 import uuid
@@ -129,12 +130,21 @@ class TextFormatter(_Redacting):
 _SHOWN_IN_MESSAGE = frozenset({"method", "path", "status", "duration_ms"})
 
 
+def _not_a_peers_answer(record: logging.LogRecord) -> bool:
+    """False for the `caldav` library's lines through the root logger: on an answer that is
+    not XML it logs the whole answer at INFO ("Expected some valid XML ... got this"), so a
+    CalDAV server an app names wrote up to 32 MB of its choosing into our log at every sync.
+    The sync's failure is recorded on the connection instead (docs/calendars.md)."""
+    return not (record.name == "root" and f"{os.sep}caldav{os.sep}" in record.pathname)
+
+
 def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     """Route every logger (uvicorn's too) to one stderr handler in the chosen format."""
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_not_a_peers_answer)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

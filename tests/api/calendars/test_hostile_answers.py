@@ -5,12 +5,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 
 import orjson
 import pytest
 
+from slotgraph import logs
 from slotgraph.calendars import push, remote
 from tests.hostile import chunked, fixed, gzip_bomb, held, serving
 
@@ -109,3 +111,20 @@ async def test_calendar_servers_that_hang_leave_the_threads_dns_lookups_use() ->
         await loop.getaddrinfo("localhost", 80)
         assert time.monotonic() - started < 2.0
         await asyncio.gather(*pushes)
+
+
+def test_an_answer_is_not_written_to_the_log(capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: caldav logged the whole answer that was not XML at INFO through the root logger,
+    # so the server's 1 MB of its choosing went into our log at every sync.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure("info", "json")
+    try:
+        with serving(fixed(b"<html>" + b"x" * 1_000_000)) as peer:
+            error = _pull(peer.url)
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert error.kind == "protocol"
+    written = capsys.readouterr().err
+    assert "xxxxxxxxxx" not in written
+    assert len(written) < 10_000
