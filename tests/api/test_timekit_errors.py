@@ -150,3 +150,37 @@ async def test_a_422_of_the_availability_search_names_timekits_fields(api: Api) 
     assert assert_timekit(r, 422, "validation_error")["errors"] == {
         "length": ["must fit in the window"]
     }
+
+
+async def test_every_wrong_constraint_and_time_is_named_in_one_422(api: Api) -> None:
+    """As /v1 names every wrong rule: the constraints stopped at the first wrong one, and a
+    body's type error (a resource_id that is no id) hid its times' errors."""
+    res = await resource(api)
+    query = {"resources": [res["id"]], "from": "2024-05-06T00:00:00Z", "to": "2024-05-07T00:00:00Z"}
+    constraints = [
+        {"allow_moon": {}},
+        {"allow_hours": {"start": 25, "end": "late"}},
+        {"allow_day": {"day": "Monday"}},
+        {"block_day_and_time": {"day": "Caturday", "start": 9, "end": 8}},
+        {"block_period": {"start": "soon", "end": "later"}},
+    ]
+    r = await v2(api, "POST", "/availability", {**query, "constraints": constraints})
+    assert sorted(assert_timekit(r, 422, "validation_error")["errors"]) == [
+        "constraints.0",
+        "constraints.1.allow_hours.end",
+        "constraints.1.allow_hours.start",
+        "constraints.3.block_day_and_time.day",
+        "constraints.3.block_day_and_time.end",
+        "constraints.4.block_period.end",
+        "constraints.4.block_period.start",
+    ]
+    body = {
+        "resource_id": "not-an-id",
+        "start": "soon",
+        "end": "2024-05-06T11:00:00",
+        "customer": {"name": "Marty", "email": "marty@example.com"},
+    }
+    r = await v2(api, "POST", "/bookings", body)
+    errors = assert_timekit(r, 422, "validation_error")["errors"]
+    assert sorted(errors) == ["end", "resource_id", "start"]
+    assert errors["end"] == ["the timestamp needs an offset, e.g. +02:00 or Z"]

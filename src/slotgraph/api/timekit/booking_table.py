@@ -102,7 +102,13 @@ def _put(target: dict[str, Any], path: str, value: Any) -> None:
 
 def booking_create(body: Any) -> BookingCreate:
     """A Timekit create request as slotgraph's BookingCreate (errors in Timekit's names)."""
-    tk = parse(BookingIn, body)
+    try:
+        tk = parse(BookingIn, body)
+    except ValidationFailed as exc:  # a type error elsewhere does not hide the times' errors
+        named = {field for field, _ in exc.errors}
+        raise ValidationFailed(
+            exc.errors + [e for e in _times_errors(body) if e[0] not in named]
+        ) from None
     given = tk.model_dump(exclude_none=True, mode="json")
     given.pop("action", None)
     if RESERVED in (tk.meta or {}):
@@ -137,6 +143,24 @@ def booking_create(body: Any) -> BookingCreate:
     if bad:
         raise ValidationFailed(bad)
     return created
+
+
+def _times_errors(body: Any) -> list[tuple[str, str]]:
+    """What is wrong with a body's `start` and `end` strings, read from the raw body (when the
+    rest of it is not a BookingIn); nothing for a seat, which takes its class's times."""
+    if not isinstance(body, dict):
+        return []
+    graph = body.get("graph", "instant")
+    if isinstance(graph, str) and graph in SEAT_GRAPHS:
+        return []
+    errors: list[tuple[str, str]] = []
+    for name in ("start", "end"):
+        if isinstance(body.get(name), str):
+            try:
+                times.timestamp(body[name], name)
+            except ValidationFailed as exc:
+                errors += exc.errors
+    return errors
 
 
 @contextmanager

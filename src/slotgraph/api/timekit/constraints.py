@@ -84,10 +84,16 @@ def _day(value: Any, field: str) -> str:
 
 
 def _span(params: dict[str, Any], field: str) -> tuple[int, int]:
-    start, end = (
-        _minute(params.get("start"), f"{field}.start"),
-        _minute(params.get("end"), f"{field}.end"),
-    )
+    found: dict[str, int] = {}
+    errors: list[tuple[str, str]] = []
+    for part in ("start", "end"):  # both wrong: both named
+        try:
+            found[part] = _minute(params.get(part), f"{field}.{part}")
+        except ValidationFailed as exc:
+            errors += exc.errors
+    if errors:
+        raise ValidationFailed(errors)
+    start, end = found["start"], found["end"]
     if end <= start:
         raise ValidationFailed.one(f"{field}.end", "must be after start")
     return start, end
@@ -101,51 +107,34 @@ def _days(name: str, params: dict[str, Any], field: str) -> tuple[str, ...]:
     return (_day(params.get("day"), f"{field}.day"),)
 
 
+@dataclass
+class _Rules:
+    """What the constraints read so far add up to (translate's working state)."""
+
+    allow: dict[str, dict[str, list[tuple[int, int]]]]  # family -> day -> minutes
+    block: dict[str, list[tuple[int, int]]]
+    allowed: list[tuple[datetime, datetime]] | None
+    blocked: list[tuple[datetime, datetime]]
+
+
 def translate(
     constraints: Sequence[Any] | None, *, field: str, now: datetime, periods: bool = True
 ) -> Translated:
-    """Timekit's list of `{name: {params}}` objects, checked and translated."""
-    allow: dict[str, dict[str, list[tuple[int, int]]]] = {}  # family -> day -> minutes
-    block: dict[str, list[tuple[int, int]]] = {d: [] for d in WEEKDAYS}
-    allowed: list[tuple[datetime, datetime]] | None = None
-    blocked: list[tuple[datetime, datetime]] = []
+    """Timekit's list of `{name: {params}}` objects, checked and translated. Every wrong
+    constraint is named in one 422, as /v1 names every wrong rule, not the first alone."""
+    rules = _Rules({}, {d: [] for d in WEEKDAYS}, None, [])
     items = list(constraints or [])
     if len(items) > MAX_CONSTRAINTS:
         raise ValidationFailed.one(field, f"at most {MAX_CONSTRAINTS} constraints")
+    errors: list[tuple[str, str]] = []
     for i, item in enumerate(items):
-        at = f"{field}.{i}"
-        if not isinstance(item, dict) or len(item) != 1:
-            raise ValidationFailed.one(at, 'one constraint per object: {"allow_hours": {...}}')
-        ((name, params),) = item.items()
-        if name not in CATALOGUE:
-            raise ValidationFailed.one(
-                at, f"unknown constraint {name!r}; one of: {', '.join(CATALOGUE)}"
-            )
-        family, wanted = CATALOGUE[name]
-        params = params or {}
-        if not isinstance(params, dict) or set(params) - set(wanted):
-            raise ValidationFailed.one(f"{at}.{name}", f"takes {', '.join(wanted) or 'nothing'}")
-        if family == "period":
-            if not periods:
-                raise ValidationFailed.one(
-                    f"{at}.{name}", "periods are not kept on a resource; use /v1 blocks"
-                )
-            lo = times.instant(params.get("start"), f"{at}.{name}.start", now=now)
-            hi = times.instant(params.get("end"), f"{at}.{name}.end", now=now)
-            if hi <= lo:
-                raise ValidationFailed.one(f"{at}.{name}.end", "must be after start")
-            if name.startswith("allow"):
-                allowed = [*(allowed or []), (lo, hi)]
-            else:
-                blocked.append((lo, hi))
-            continue
-        span = _span(params, f"{at}.{name}") if "start" in wanted else (0, 24 * 60)
-        days = WEEKDAYS if family == "hours" else _days(name, params, f"{at}.{name}")
-        for day in days:
-            if name.startswith("allow"):
-                allow.setdefault(family, {}).setdefault(day, []).append(span)
-            else:
-                block[day].append(span)
+        try:
+            _take(rules, item, f"{field}.{i}", now=now, periods=periods)
+        except ValidationFailed as exc:
+            errors += exc.errors
+    if errors:
+        raise ValidationFailed(errors)
+    allow, block, allowed, blocked = rules.allow, rules.block, rules.allowed, rules.blocked
     mask: dict[str, Hours] | None = None
     if allow or any(block.values()):
         mask = {}
@@ -155,6 +144,56 @@ def translate(
                 minutes = overlay.intersect(minutes, _union(per_day.get(day, [])))
             mask[day] = overlay.to_hours(_minus(minutes, _union(block[day])))
     return Translated(mask, allowed, blocked)
+
+
+def _take(rules: _Rules, item: Any, at: str, *, now: datetime, periods: bool) -> None:
+    """One constraint (`at` its path) added to `rules`, or a 422 naming what is wrong with it."""
+    if not isinstance(item, dict) or len(item) != 1:
+        raise ValidationFailed.one(at, 'one constraint per object: {"allow_hours": {...}}')
+    ((name, params),) = item.items()
+    if name not in CATALOGUE:
+        raise ValidationFailed.one(
+            at, f"unknown constraint {name!r}; one of: {', '.join(CATALOGUE)}"
+        )
+    family, wanted = CATALOGUE[name]
+    params = params or {}
+    if not isinstance(params, dict) or set(params) - set(wanted):
+        raise ValidationFailed.one(f"{at}.{name}", f"takes {', '.join(wanted) or 'nothing'}")
+    if family == "period":
+        if not periods:
+            raise ValidationFailed.one(
+                f"{at}.{name}", "periods are not kept on a resource; use /v1 blocks"
+            )
+        lo, hi = times.each(  # (a start and an end both wrong: two errors)
+            lambda: times.instant(params.get("start"), f"{at}.{name}.start", now=now),
+            lambda: times.instant(params.get("end"), f"{at}.{name}.end", now=now),
+        )
+        if hi <= lo:
+            raise ValidationFailed.one(f"{at}.{name}.end", "must be after start")
+        if name.startswith("allow"):
+            rules.allowed = [*(rules.allowed or []), (lo, hi)]
+        else:
+            rules.blocked.append((lo, hi))
+        return
+    span, errors = (0, 24 * 60), []
+    days: tuple[str, ...] = WEEKDAYS
+    try:
+        if "start" in wanted:
+            span = _span(params, f"{at}.{name}")
+    except ValidationFailed as exc:
+        errors += exc.errors
+    try:
+        if family != "hours":
+            days = _days(name, params, f"{at}.{name}")
+    except ValidationFailed as exc:
+        errors += exc.errors
+    if errors:  # its hours and its day both wrong: both named
+        raise ValidationFailed(errors)
+    for day in days:
+        if name.startswith("allow"):
+            rules.allow.setdefault(family, {}).setdefault(day, []).append(span)
+        else:
+            rules.block[day].append(span)
 
 
 def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
