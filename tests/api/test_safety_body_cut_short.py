@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Message
 
 from tests.api.conftest import Api
@@ -63,6 +64,7 @@ async def test_a_form_cut_short_by_a_disconnect_books_nothing(
         "server": ("test", 80),
     }
     caplog.set_level(logging.INFO)
+    before = await _book_posts(api)
     await api.http._transport.app(scope, receive, send)  # type: ignore[attr-defined]
     assert (await api.get("/v1/bookings")).json()["data"] == []
     assert not [m for m in answered if m["type"] == "http.response.start" and m["status"] < 400]
@@ -72,6 +74,22 @@ async def test_a_form_cut_short_by_a_disconnect_books_nothing(
     lines = [r.getMessage() for r in caplog.records if r.name == "slotgraph.access"]
     (line,) = [m for m in lines if m.startswith("POST /book/dr-berg ")]
     assert line.startswith("POST /book/dr-berg 499 "), line
+    # The metrics are the process's: other tests in this worker count too, so compare counts.
+    after = await _book_posts(api)
+    assert after.get("499", 0) - before.get("499", 0) == 1
+    assert after.get("500", 0) == before.get("500", 0)
+
+
+async def _book_posts(api: Api) -> dict[str, float]:
+    """The request counter of POSTs, by status (the route is `unmatched`: none ran)."""
     scraped = (await api.http.get("/metrics")).text
-    assert 'status="499"' in scraped
-    assert 'status="500"' not in scraped
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(scraped):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "slotgraph_http_request_duration_seconds_count"
+                and labels.get("method") == "POST"
+            ):
+                counts[labels["status"]] = counts.get(labels["status"], 0) + sample.value
+    return counts
