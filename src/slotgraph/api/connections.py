@@ -10,7 +10,7 @@ protocol is uvicorn's httptools protocol (what `slotgraph serve` runs) with two 
   `SLOTGRAPH_HEADER_TIMEOUT_SECONDS` (10); else the connection is closed, with a 408 if part
   of a head had come. uvicorn's keep-alive timeout (5 s) still closes an idle connection
   first; the deadline holds while bytes trickle in, which that timeout does not.
-- **connections per address**: at most `SLOTGRAPH_MAX_CONNECTIONS_PER_ADDRESS` (64, per server
+- **connections per address**: at most `SLOTGRAPH_MAX_CONNECTIONS_PER_ADDRESS` (256, per server
   process; IPv6 counted per /64) open at once; one more is answered 503 and closed before it is
   read. The host itself (loopback) and the proxies named in `SLOTGRAPH_FORWARDED_ALLOW_IPS`
   are not counted: every visitor behind a proxy comes from its address.
