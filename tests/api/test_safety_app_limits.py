@@ -3,7 +3,9 @@ webhooks. Both backends."""
 
 from __future__ import annotations
 
-from tests.api.conftest import Api
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.api.conftest import Api, store_as_before
 
 
 async def test_an_app_has_at_most_50_webhooks(api: Api, other_api: Api) -> None:
@@ -18,7 +20,10 @@ async def test_an_app_has_at_most_50_webhooks(api: Api, other_api: Api) -> None:
     assert refused.status_code == 409
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert refused.json()["code"] == "limit_reached"
-    assert "at most 50 webhooks" in refused.json()["detail"]
+    assert refused.json()["detail"] == (
+        "This app has 50 webhooks and may have at most 50; delete one first "
+        "(one endpoint can take every event, or a list of them)."
+    )
     assert len((await api.get("/v1/webhooks")).json()["data"]) == 50
     # another app's count is its own; a deleted webhook makes room
     r = await other_api.post("/v1/webhooks", {"url": "https://hooks.example.com/other"})
@@ -26,6 +31,34 @@ async def test_an_app_has_at_most_50_webhooks(api: Api, other_api: Api) -> None:
     assert (await api.delete(f"/v1/webhooks/{made[0]}")).status_code == 204
     again = await api.post("/v1/webhooks", {"url": "https://hooks.example.com/50"})
     assert again.status_code == 201, again.text
+
+
+async def test_an_app_over_the_cap_from_before_is_told_how_many_to_delete(
+    api: Api, engine: AsyncEngine
+) -> None:
+    # Before the cap an app could hold any number; one with 60 was told "delete one first",
+    # and after deleting one it was refused again.
+    made = []
+    for i in range(50):
+        r = await api.post("/v1/webhooks", {"url": f"https://hooks.example.com/{i}"})
+        assert r.status_code == 201, r.text
+        made.append(r.json()["webhook_id"])
+    for webhook_id in made[:10]:
+        assert (await api.delete(f"/v1/webhooks/{webhook_id}")).status_code == 204
+    for i in range(50, 60):
+        r = await api.post("/v1/webhooks", {"url": f"https://hooks.example.com/{i}"})
+        assert r.status_code == 201, r.text
+    for webhook_id in made[:10]:  # as an older version let them stay: 60 in all
+        await store_as_before(engine, api, "webhook_endpoints", webhook_id, deleted_at=None)
+    assert len((await api.get("/v1/webhooks")).json()["data"]) == 60
+    refused = await api.post("/v1/webhooks", {"url": "https://hooks.example.com/60"})
+    assert refused.status_code == 409
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["code"] == "limit_reached"
+    assert refused.json()["detail"] == (
+        "This app has 60 webhooks and may have at most 50; delete 11 first "
+        "(one endpoint can take every event, or a list of them)."
+    )
 
 
 async def test_a_history_answer_holds_the_latest_1000_changes(api: Api) -> None:

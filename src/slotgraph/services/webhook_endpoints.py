@@ -95,10 +95,13 @@ async def create_webhook(
         # The app's row, locked: two creates at once count one after the other.
         await session.execute(select(App.id).where(App.id == principal.app_id).with_for_update())
         count = await session.scalar(select(func.count()).where(*_webhooks_of(principal.app_id)))
-        if (count or 0) >= MAX_WEBHOOKS:
+        count = count or 0
+        if count >= MAX_WEBHOOKS:
+            # An app may hold more than the cap, made before it (no bound until 2026-11-30).
+            delete = "one" if count == MAX_WEBHOOKS else str(count - MAX_WEBHOOKS + 1)
             raise LimitReached(
-                f"An app has at most {MAX_WEBHOOKS} webhooks; delete one first "
-                "(one endpoint can take every event, or a list of them)."
+                f"This app has {count} webhooks and may have at most {MAX_WEBHOOKS}; delete "
+                f"{delete} first (one endpoint can take every event, or a list of them)."
             )
         endpoint = WebhookEndpoint(
             app_id=principal.app_id,
