@@ -87,6 +87,7 @@ def _env(database_url: str, extra: dict[str, str]) -> dict[str, str]:
         "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": SECRET,
         "SLOTGRAPH_LOG_LEVEL": "warning",
         "SLOTGRAPH_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        "SLOTGRAPH_MAX_APP_RATE_LIMIT": "1000000",  # the limits are lifted below (`most`)
         **extra,
     }
 

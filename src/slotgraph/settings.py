@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # process), else in this process, in at most this many counters (about 6 MB).
     redis_url: str | None = None
     rate_limit_memory_keys: int = 20_000
+    # The most requests a minute an app may set for either key (1,000 a second); a higher value
+    # stored before is counted as this.
+    max_app_rate_limit: int = Field(default=60_000, ge=1)
     # Unknown keys (and malformed credentials) a minute from one client address; past it a key
     # is not looked up (429) unless it was valid in the last day (docs/security.md).
     bad_key_limit: int = Field(default=20, ge=1)

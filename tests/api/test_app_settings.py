@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.api.conftest import Api
+from slotgraph.api.app import create_app
+from slotgraph.settings import Settings
+from tests.api.conftest import Api, Clock, make_api
+from tests.conftest import clean
 
 DEFAULTS = {
     "allowed_origins": [],
@@ -99,3 +104,50 @@ async def test_an_origin_is_a_host_and_port_only(api: Api, origin: str) -> None:
     r = await api.put("/v1/app", {"allowed_origins": fine})
     assert r.status_code == 200, r.text
     assert r.json()["allowed_origins"] == fine
+
+
+async def test_the_operator_caps_an_apps_rate_limits(engine: AsyncEngine) -> None:
+    # Before: an app could set 1,000,000 a minute, and the operator had no say.
+    await clean(engine)
+    settings = Settings(run_worker=False, max_app_rate_limit=1_000)
+    http, created = await make_api(engine, Clock(), settings)
+    secret = {"Authorization": f"Bearer {created.secret_key}"}
+    async with http:
+        at = {"rate_limits": {"public_per_minute": 1_000, "secret_per_minute": 1_000}}
+        r = await http.put("/v1/app", json=at, headers=secret)
+        assert r.status_code == 200, r.text
+        over = {"rate_limits": {"public_per_minute": 1_000, "secret_per_minute": 1_001}}
+        r = await http.put("/v1/app", json=over, headers=secret)
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "validation_error"
+        assert [e["field"] for e in r.json()["errors"]] == ["rate_limits.secret_per_minute"]
+        assert r.json()["detail"] == (
+            "rate_limits.secret_per_minute: Input should be less than or equal to 1000 "
+            "(this server's ceiling)"
+        )
+        r = await http.get("/v1/app", headers=secret)
+        assert r.json()["rate_limits"] == {"public_per_minute": 1_000, "secret_per_minute": 1_000}
+
+
+async def test_a_rate_limit_stored_above_a_later_ceiling_counts_as_the_ceiling(
+    engine: AsyncEngine,
+) -> None:
+    await clean(engine)
+    clock = Clock()
+    http, created = await make_api(engine, clock)  # no ceiling set: the default, 60,000
+    secret = {"Authorization": f"Bearer {created.secret_key}"}
+    async with http:
+        high = {"rate_limits": {"public_per_minute": 50_000, "secret_per_minute": 50_000}}
+        r = await http.put("/v1/app", json=high, headers=secret)
+        assert r.status_code == 200, r.text
+    # The operator sets a ceiling of 3 later: the stored 50,000 stays, and counts as 3.
+    later = create_app(Settings(run_worker=False, max_app_rate_limit=3), engine=engine, clock=clock)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=later), base_url="http://test")
+    async with http:
+        answers = [await http.get("/v1/resources", headers=secret) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert answers[3].headers["RateLimit-Limit"] == "3"
+        assert answers[3].json()["code"] == "rate_limited"
+        r = await http.get("/v1/app", headers=secret)
+        assert r.status_code == 429  # the same key, the same count

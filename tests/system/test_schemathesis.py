@@ -163,8 +163,9 @@ async def test_the_live_server_answers_as_its_document_says(
     _slotgraph(url, "migrate")
     keys = json.loads(_slotgraph(url, "apps", "create", "schemathesis"))
     # schemathesis sends bad credentials on purpose, hundreds a minute from one address: lift the
-    # server's bad-key limit too, or those would answer 429 before they could answer 401
-    bad_keys = {"SLOTGRAPH_BAD_KEY_LIMIT": "1000000"}
+    # server's bad-key limit too, or those would answer 429 before they could answer 401; and
+    # the ceiling of an app's rate limits, which _settle_app lifts to the schema's most
+    bad_keys = {"SLOTGRAPH_BAD_KEY_LIMIT": "1000000", "SLOTGRAPH_MAX_APP_RATE_LIMIT": "1000000"}
     server = await start_server(url, backend, tmp_path / "server.log", env=bad_keys)
     try:
         for key, examples in (

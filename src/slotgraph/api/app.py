@@ -90,6 +90,7 @@ def create_app(
         redis_url=settings.redis_url,
         memory_keys=settings.rate_limit_memory_keys,
         bad_key_limit=settings.bad_key_limit,
+        max_per_minute=settings.max_app_rate_limit,
     )
     app.add_middleware(
         Guard,  # the key before the body; CORS, rate limits, the body bounded (security.md)

@@ -94,18 +94,37 @@ class BoundedMemoryStorage(MemoryStorage):
 
 class Limiter:
     def __init__(
-        self, storage: Storage, pool: ConnectionPool | None = None, *, bad_key_limit: int = 20
+        self,
+        storage: Storage,
+        pool: ConnectionPool | None = None,
+        *,
+        bad_key_limit: int = 20,
+        max_per_minute: int = 60_000,
     ) -> None:
         self.storage = storage
         self.strategy = SlidingWindowCounterRateLimiter(storage)
         self.pool = pool
         self.bad_keys = RateLimitItemPerMinute(bad_key_limit)
+        # The operator's ceiling (`max_app_rate_limit`): an app's value stored before it was
+        # set counts as the ceiling.
+        self.max_per_minute = max_per_minute
         self._warned = 0.0
 
     @classmethod
-    def create(cls, *, redis_url: str | None, memory_keys: int, bad_key_limit: int = 20) -> Limiter:
+    def create(
+        cls,
+        *,
+        redis_url: str | None,
+        memory_keys: int,
+        bad_key_limit: int = 20,
+        max_per_minute: int = 60_000,
+    ) -> Limiter:
         if not redis_url:
-            return cls(BoundedMemoryStorage(memory_keys), bad_key_limit=bad_key_limit)
+            return cls(
+                BoundedMemoryStorage(memory_keys),
+                bad_key_limit=bad_key_limit,
+                max_per_minute=max_per_minute,
+            )
         # Our own pool, with short timeouts: a Redis that hangs must not hang requests.
         pool = ConnectionPool.from_url(
             redis_url.removeprefix("async+"),
@@ -120,7 +139,7 @@ class Limiter:
             key_prefix="slotgraph",
             **options,
         )
-        return cls(storage, pool, bad_key_limit=bad_key_limit)
+        return cls(storage, pool, bad_key_limit=bad_key_limit, max_per_minute=max_per_minute)
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -131,11 +150,11 @@ class Limiter:
         store did not answer)."""
         limits = principal.settings.rate_limits
         if principal.kind == "secret":
-            item = RateLimitItemPerMinute(limits.secret_per_minute)
+            item = RateLimitItemPerMinute(min(limits.secret_per_minute, self.max_per_minute))
             who: tuple[str, ...] = (str(principal.key_id),)
         else:
             # The public key, or a customer token (no key: its booking), per client address.
-            item = RateLimitItemPerMinute(limits.public_per_minute)
+            item = RateLimitItemPerMinute(min(limits.public_per_minute, self.max_per_minute))
             who = (str(principal.key_id or principal.booking_id), client_ip[:64])
         try:
             allowed = await self.strategy.hit(item, *who)
