@@ -61,7 +61,7 @@ async def test_an_app_over_the_cap_from_before_is_told_how_many_to_delete(
     )
 
 
-async def test_a_history_answer_holds_the_latest_1000_changes(api: Api) -> None:
+async def test_a_history_answer_holds_the_latest_1000_changes_and_says_so(api: Api) -> None:
     # Before: every change, however many (2,000 changes: 368 KB in one answer).
     res, client = await api.resource(), await api.client()
     booking = await api.book(
@@ -71,11 +71,20 @@ async def test_a_history_answer_holds_the_latest_1000_changes(api: Api) -> None:
         end_time="2024-06-03T11:00:00Z",
     )
     path = f"/v1/bookings/{booking['booking_id']}"
-    for i in range(1004):  # with the create: 1,005 changes
+    for i in range(999):  # with the create: 1,000 changes, all in the answer
         r = await api.put(path, {"details": f"change {i}"})
         assert r.status_code == 200, r.text
-    history = (await api.get(f"{path}/history")).json()["data"]
-    assert len(history) == 1000
-    assert history[0]["from"] is not None  # the create and the 4 oldest changes left out
-    assert [h["at"] for h in history] == sorted(h["at"] for h in history)
-    assert (await api.get(path)).json()["details"] == "change 1003"
+    whole = (await api.get(f"{path}/history")).json()
+    assert len(whole["data"]) == 1000
+    assert whole["data"][0]["from"] is None  # the create
+    assert whole["older_left_out"] is False
+    r = await api.put(path, {"details": "change 999"})  # 1,001 changes
+    assert r.status_code == 200, r.text
+    # Before: the answer was cut with no marker; a client could not tell the create was gone.
+    cut = (await api.get(f"{path}/history")).json()
+    assert len(cut["data"]) == 1000
+    assert cut["data"][0]["from"] is not None  # the create left out
+    assert cut["data"][:999] == whole["data"][1:]  # the rest moved up by one
+    assert cut["older_left_out"] is True
+    assert [h["at"] for h in cut["data"]] == sorted(h["at"] for h in cut["data"])
+    assert (await api.get(path)).json()["details"] == "change 999"

@@ -38,7 +38,7 @@ from slotgraph.schemas.fields import (
     WeeklyHours,
     has_control,
 )
-from slotgraph.schemas.lists import Listed, Page
+from slotgraph.schemas.lists import Latest, Listed, Page
 from slotgraph.schemas.resources import (
     AvailabilityRules,
     AvailabilityRulesOut,
@@ -74,6 +74,7 @@ __all__ = [
     "GroupSlot",
     "HoursList",
     "Input",
+    "Latest",
     "Listed",
     "Locale",
     "Meta",

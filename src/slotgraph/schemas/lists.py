@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 T = TypeVar("T")
 
@@ -16,3 +16,12 @@ class Page(BaseModel, Generic[T]):
 
 class Listed(BaseModel, Generic[T]):
     data: list[T]
+
+
+class Latest(BaseModel, Generic[T]):
+    """The latest entries of a list kept whole up to a bound (a booking's history)."""
+
+    data: list[T]
+    older_left_out: bool = Field(
+        description="true: older entries exist and are not in `data` (it holds the latest)."
+    )

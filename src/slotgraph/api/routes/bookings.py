@@ -16,7 +16,7 @@ from slotgraph.schemas import (
     BookingOut,
     BookingUpdate,
     GraphName,
-    Listed,
+    Latest,
     Page,
     StatusName,
     TransitionOut,
@@ -141,9 +141,12 @@ async def cancel_booking(
 @router.get("/{booking_id}/history")
 async def booking_history(
     booking_id: uuid.UUID, principal: SecretKey, session: Session
-) -> Listed[TransitionOut]:
-    rows = await reading.booking_history(session, principal=principal, booking_id=booking_id)
-    return Listed[TransitionOut](data=rows)
+) -> Latest[TransitionOut]:
+    """The latest 1,000 changes, oldest first; `older_left_out` says whether there were more."""
+    rows, left_out = await reading.booking_history(
+        session, principal=principal, booking_id=booking_id
+    )
+    return Latest[TransitionOut](data=rows, older_left_out=left_out)
 
 
 @router.put("/{booking_id}/{action}")

@@ -85,7 +85,8 @@ MAX_HISTORY = 1_000
 
 async def booking_history(
     session: AsyncSession, *, principal: Principal, booking_id: uuid.UUID
-) -> list[TransitionOut]:
+) -> tuple[list[TransitionOut], bool]:
+    """The latest MAX_HISTORY changes, oldest first, and whether older ones were left out."""
     async with session.begin():
         await lifecycle.load_booking(session, principal.app_id, booking_id)
         rows = (
@@ -99,7 +100,8 @@ async def booking_history(
                     BookingTransition.from_status.is_not(None).desc(),
                     BookingTransition.id.desc(),
                 )
-                .limit(MAX_HISTORY)
+                .limit(MAX_HISTORY + 1)  # one more: whether any were left out
             )
         ).all()
-    return [transition_out(t) for t in reversed(rows)]
+    kept = rows[:MAX_HISTORY]
+    return [transition_out(t) for t in reversed(kept)], len(rows) > MAX_HISTORY
