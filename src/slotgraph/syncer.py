@@ -73,6 +73,7 @@ class CalendarSyncer:
                 job.account.url, allow_private=self.settings.webhook_allow_private_networks
             )
             pulled = await remote.call(
+                job.app_id,
                 remote.pull,
                 job.account,
                 job.sync_token,
@@ -91,7 +92,7 @@ class CalendarSyncer:
                 )
             return
         expanded = await remote.call(
-            calendar_sync.expand, pulled, timezone=job.timezone, now=self.clock()
+            job.app_id, calendar_sync.expand, pulled, timezone=job.timezone, now=self.clock()
         )
         async with self.sessions() as session:
             report = await calendar_sync.apply(

@@ -27,6 +27,7 @@ from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
 @dataclass(frozen=True)
 class PushTarget:
     account: remote.Account
+    app_id: uuid.UUID  # whose turn at the CalDAV threads (remote.PER_APP)
     resource_id: uuid.UUID
     shows_details: bool
 
@@ -68,11 +69,15 @@ async def send(payload: str, target: PushTarget, *, allow_private: bool) -> Outc
     try:
         if body is None:
             await remote.call(
-                remote.delete_event, target.account, name, allow_private=allow_private
+                target.app_id,
+                remote.delete_event,
+                target.account,
+                name,
+                allow_private=allow_private,
             )
             return Outcome(204, None, took(), f"DELETE {name}")
         url = await remote.call(
-            remote.put_event, target.account, name, body, allow_private=allow_private
+            target.app_id, remote.put_event, target.account, name, body, allow_private=allow_private
         )
         return Outcome(201, None, took(), f"PUT {url}"[:2048])
     except remote.RemoteError as exc:

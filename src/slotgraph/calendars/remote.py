@@ -14,7 +14,7 @@ import functools
 import importlib
 import inspect
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -43,6 +43,11 @@ DEADLINE_SECONDS = 300.0
 # in the default executor (six threads on two cores) a few servers that hang held every
 # getaddrinfo of the process, the webhook sender's for every app's receivers among them.
 THREADS = 8
+# Of which one app may hold at most this many: its further calls wait for its own turn (on the
+# event loop, holding no thread), so one app's slow server (8 calls held up to DEADLINE_SECONDS
+# each) no longer stalls every other app's pulls, pushes and connects. A call the caller gave
+# up on (a request's deadline) keeps its app's turn until its thread is done.
+PER_APP = 2
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -52,12 +57,53 @@ def _threads() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(THREADS, thread_name_prefix="slotgraph-caldav")
 
 
-async def call(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run one of this module's blocking calls in the CalDAV threads (as `asyncio.to_thread`
-    does in the default executor: with the caller's context, for its log lines)."""
-    context = contextvars.copy_context()
-    run = functools.partial(context.run, fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_threads(), run)
+class _Turns:
+    """An app's calls in flight or waiting for its turn; kept only while there are some (the
+    map is as big as the calls under way, not as the apps seen)."""
+
+    def __init__(self) -> None:
+        self.slots = asyncio.Semaphore(PER_APP)
+        self.users = 0
+
+
+_apps: dict[Hashable, _Turns] = {}
+
+
+def _leave(app: Hashable, turns: _Turns) -> None:
+    turns.users -= 1
+    if turns.users == 0 and _apps.get(app) is turns:
+        del _apps[app]
+
+
+def _done_with(app: Hashable, turns: _Turns) -> None:
+    turns.slots.release()
+    _leave(app, turns)
+
+
+async def call(app: Hashable, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run one of this module's blocking calls for `app` in the CalDAV threads, at most
+    `PER_APP` of its calls at once (with the caller's context, for its log lines)."""
+    turns = _apps.get(app) or _apps.setdefault(app, _Turns())
+    turns.users += 1
+    try:
+        await turns.slots.acquire()
+    except BaseException:
+        _leave(app, turns)
+        raise
+    loop = asyncio.get_running_loop()
+    try:
+        run = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        future = _threads().submit(run)
+    except BaseException:
+        _done_with(app, turns)
+        raise
+
+    def finished(_: object) -> None:  # in the call's thread, or here if it never started
+        with suppress(RuntimeError):  # the loop closed meanwhile: nothing left to wait
+            loop.call_soon_threadsafe(_done_with, app, turns)
+
+    future.add_done_callback(finished)
+    return await asyncio.wrap_future(future)
 
 
 class RemoteError(Exception):
@@ -155,6 +201,7 @@ def _bounded() -> type[Any]:
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.left = MAX_ANSWER_BYTES
+            self.seconds = DEADLINE_SECONDS
             self.deadline = time.monotonic() + DEADLINE_SECONDS
 
         def send(self, request: Any, **kwargs: Any) -> Any:
@@ -186,15 +233,17 @@ def _bounded() -> type[Any]:
         def _in_time(self) -> None:
             if time.monotonic() > self.deadline:
                 raise TooMuch(
-                    f"The CalDAV server took longer than {DEADLINE_SECONDS:.0f} s "
-                    "for one sync or push."
+                    f"The CalDAV server took longer than {self.seconds:.0f} s "
+                    "for one call (a sync, a push or a connect's check)."
                 )
 
     return Bounded
 
 
 @contextmanager
-def _calendar(account: Account, *, allow_private: bool) -> Iterator[Calendar]:
+def _calendar(
+    account: Account, *, allow_private: bool, deadline: float | None = None
+) -> Iterator[Calendar]:
     from caldav.collection import Calendar
     from caldav.davclient import DAVClient
     from caldav.lib import error
@@ -206,14 +255,18 @@ def _calendar(account: Account, *, allow_private: bool) -> Iterator[Calendar]:
             url=account.url,
             username=account.username,
             password=account.password,
-            timeout=TIMEOUT_SECONDS,
+            timeout=int(min(TIMEOUT_SECONDS, deadline or TIMEOUT_SECONDS)),
             enable_rfc6764=False,
         )
         client.session.close()
         resolver = {} if allow_private else {"resolver": _public_only()()}
-        client.session = _bounded()(**resolver)
-        client.session.trust_env = False
-        client.session.max_redirects = 0
+        session = _bounded()(**resolver)
+        if deadline is not None:  # shorter than a sync's
+            session.seconds = deadline
+            session.deadline = time.monotonic() + deadline
+        session.trust_env = False
+        session.max_redirects = 0
+        client.session = session
         with client:
             yield Calendar(client=client, url=account.url)
     # The library's errors, its HTTP stack's, lxml's (an answer that is not XML: before, a 500
@@ -223,9 +276,10 @@ def _calendar(account: Account, *, allow_private: bool) -> Iterator[Calendar]:
         raise _explain(exc) from exc
 
 
-def probe(account: Account, *, allow_private: bool) -> str | None:
-    """Check that the URL is a calendar these credentials may read; returns its name."""
-    with _calendar(account, allow_private=allow_private) as cal:
+def probe(account: Account, *, allow_private: bool, deadline: float | None = None) -> str | None:
+    """Check that the URL is a calendar these credentials may read; returns its name. Within
+    `deadline` seconds (each read's timeout too) when given."""
+    with _calendar(account, allow_private=allow_private, deadline=deadline) as cal:
         if "VEVENT" not in _done(cal.get_supported_components()):
             raise RemoteError("not_found", "The URL is not a calendar that holds events.")
         name = _done(cal.get_display_name())

@@ -6,6 +6,7 @@ before or after the transaction, never inside it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 
@@ -40,6 +41,10 @@ MAX_CONFLICTS_SHOWN = 100
 # took 0.71 s of CPU on the worker's event loop (0.51 s with each payload parsed once), and its
 # statements carry one parameter per target.
 MAX_CALENDARS = 1_000
+# What a connect's check of the server may take inside the request, waiting for the app's turn
+# at the CalDAV threads included (remote.PER_APP): before, up to the 300 s of a sync, plus the
+# time queued for a thread.
+PROBE_SECONDS = 20.0
 
 
 async def check_key(session: AsyncSession, *, encryption_key: str | None) -> None:
@@ -65,9 +70,18 @@ async def guard_url(url: str, *, allow_private: bool) -> None:
         raise ValidationFailed.one("url", str(exc)) from None
 
 
-async def _probe(account: remote.Account, *, allow_private: bool) -> None:
+async def _probe(app_id: uuid.UUID, account: remote.Account, *, allow_private: bool) -> None:
     try:
-        await remote.call(remote.probe, account, allow_private=allow_private)
+        async with asyncio.timeout(PROBE_SECONDS):
+            await remote.call(
+                app_id, remote.probe, account, allow_private=allow_private, deadline=PROBE_SECONDS
+            )
+    except TimeoutError:
+        raise CalendarUnreachable(
+            f"The CalDAV server did not answer within {PROBE_SECONDS:.0f} s "
+            "(or this app's other calendar calls held its turn that long); try again.",
+            reason="unreachable",
+        ) from None
     except remote.RemoteError as exc:
         if exc.kind == "auth":
             raise CalendarAuthFailed(str(exc)) from None
@@ -96,7 +110,9 @@ async def connect(
         raise EncryptionKeyMissing(f"{exc} Calendar passwords are stored encrypted.") from None
     await guard_url(data.url, allow_private=allow_private)
     await _probe(
-        remote.Account(data.url, data.username, data.password), allow_private=allow_private
+        principal.app_id,
+        remote.Account(data.url, data.username, data.password),
+        allow_private=allow_private,
     )
     async with session.begin():
         await _room_for(session, principal.app_id, resource_id, lock=True)
@@ -198,7 +214,9 @@ async def disconnect(
     if remove_pushed:
         await guard_url(account.url, allow_private=allow_private)
         try:
-            await remote.call(remote.remove_pushed, account, allow_private=allow_private)
+            await remote.call(
+                principal.app_id, remote.remove_pushed, account, allow_private=allow_private
+            )
         except remote.RemoteError as exc:
             raise CalendarUnreachable(
                 f"{exc} The connection is kept; try again, or disconnect without removing.",

@@ -204,6 +204,7 @@ async def push_target(
     password = keys.decrypt(encryption_key, conn.password_encrypted)
     return PushTarget(
         account=remote.Account(conn.url, conn.username, password),
+        app_id=conn.app_id,
         resource_id=conn.resource_id,
         shows_details=shows_details,
     )

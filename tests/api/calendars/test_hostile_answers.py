@@ -98,13 +98,17 @@ async def test_calendar_servers_that_hang_leave_the_threads_dns_lookups_use() ->
         "updated_at": "2029-12-01T09:00:00+00:00",
     }
     with serving(held(8.0, fixed(b"", status=b"201 Created"))) as peer:
-        target = push.PushTarget(remote.Account(peer.url, "u", "p"), uuid.uuid4(), False)
-        booking["resource_ids"] = [str(target.resource_id)]
+        resource_id = uuid.uuid4()
+        account = remote.Account(peer.url, "u", "p")
+        # 12 apps' pushes: one app's calls take at most remote.PER_APP threads
+        targets = [push.PushTarget(account, uuid.uuid4(), resource_id, False) for _ in range(12)]
+        booking["resource_ids"] = [str(resource_id)]
         payload = orjson.dumps({"data": {"booking": booking}}).decode()
         loop, taken = asyncio.get_running_loop(), asyncio.Event()
         peer.on_request = lambda n: n >= 6 and loop.call_soon_threadsafe(taken.set)
         pushes = [
-            asyncio.create_task(push.send(payload, target, allow_private=True)) for _ in range(12)
+            asyncio.create_task(push.send(payload, target, allow_private=True))
+            for target in targets
         ]
         await taken.wait()  # six held by the server: the default executor's threads, before
         started = time.monotonic()

@@ -1,0 +1,113 @@
+"""One app's slow CalDAV server does not stall another app's calendars, on both backends.
+
+App A's calls go to a hostile server of our own (tests/hostile.py) that holds each request
+until the test lets it go (an event, not a sleep); meanwhile app B connects a calendar on a
+real Radicale and the worker pulls it. The CalDAV threads are 8 for every app together
+(`remote.THREADS`); one app holds at most `remote.PER_APP` of them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.calendars import remote
+from slotgraph.services import calendar_connections
+from slotgraph.worker import Worker
+from tests.api.calendars.conftest import SETTINGS, busy, connect, vevent
+from tests.api.conftest import Api, make_api
+from tests.hostile import Answer, Hostile, fixed, serving
+from tests.radicale import Radicale
+
+BOUND = 15.0  # seconds B's connect and pull may take while A's calls are held (about 0.2 s)
+
+
+@contextmanager
+def holding() -> Iterator[tuple[Hostile, threading.Event]]:
+    """A server that holds every request until the event is set, then answers not-XML."""
+    release = threading.Event()
+    then = fixed(b"<<not xml")
+
+    def answer(line: str) -> tuple[bytes, Iterator[bytes]]:
+        release.wait(120)
+        return then(line)
+
+    held: Answer = answer
+    with serving(held) as peer:
+        try:
+            yield peer, release
+        finally:
+            release.set()  # the client's threads and the server's go before the next test
+
+
+async def _seen(peer: Hostile, count: int) -> None:
+    """Until the server has `count` requests in hand."""
+    loop, reached = asyncio.get_running_loop(), asyncio.Event()
+
+    def on_request(n: int) -> None:
+        if n >= count:
+            loop.call_soon_threadsafe(reached.set)
+
+    peer.on_request = on_request
+    if len(peer.requests) < count:
+        await asyncio.wait_for(reached.wait(), BOUND)
+
+
+@asynccontextmanager
+async def _other_app(api: Api, engine: AsyncEngine) -> AsyncIterator[Api]:
+    http, created = await make_api(engine, api.clock, SETTINGS)
+    async with http:
+        yield Api(http, created.secret_key, created.public_key, api.clock, api.backend)
+
+
+async def test_a_slow_server_of_one_app_leaves_threads_for_the_others(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # Before: A's 10 connects took all 8 CalDAV threads (each call may take 300 s), and B's
+    # connect waited for one of them: B did not finish within the bound.
+    async with _other_app(cal_api, engine) as other:
+        calendar = radicale.new_calendar()
+        calendar.add_event(vevent("b-meeting", ":20240502T100000Z", ":20240502T110000Z"))
+        b_resource = await other.resource()
+        with holding() as (peer, release):
+            a_resources = [await cal_api.resource() for _ in range(remote.THREADS + 2)]
+            body = {"url": peer.url, "username": "u", "password": "p"}
+            a_connects = [
+                asyncio.create_task(cal_api.put(f"/v1/resources/{r['resource_id']}/calendar", body))
+                for r in a_resources
+            ]
+            await _seen(peer, remote.PER_APP)
+            r = await asyncio.wait_for(connect(other, calendar, b_resource), BOUND)
+            assert r.status_code == 201, r.text
+            assert await asyncio.wait_for(worker.calendars.run_once(), BOUND) == 1
+            assert await busy(
+                other, b_resource, "2024-05-02T00:00:00Z", "2024-05-03T00:00:00Z"
+            ) == [("2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z")]
+            # A's connects waited for their own turn, 2 at a time: the others never reached it
+            assert len(peer.requests) == remote.PER_APP, peer.requests
+            release.set()
+            answers = await asyncio.wait_for(asyncio.gather(*a_connects), 4 * BOUND)
+        assert {(a.status_code, a.json()["code"]) for a in answers} == {
+            (422, "calendar_unreachable")
+        }
+
+
+async def test_a_connect_waits_for_the_server_at_most_its_deadline(
+    cal_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The check runs inside the request. Before: up to the 300 s of a sync, plus the time queued
+    # for a thread. 20 s by default; 1 s here (the server holds until the test ends).
+    monkeypatch.setattr(calendar_connections, "PROBE_SECONDS", 1.0, raising=False)
+    resource = await cal_api.resource()
+    with holding() as (peer, _):
+        body = {"url": peer.url, "username": "u", "password": "p"}
+        r = await asyncio.wait_for(
+            cal_api.put(f"/v1/resources/{resource['resource_id']}/calendar", body), BOUND
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "calendar_unreachable"), r.text
+        assert "did not answer within 1 s" in r.json()["detail"]
+        assert len(peer.requests) == 1
