@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     worker_timer_seconds: float = 5.0  # how often timers (timeout, expire, complete) run
     worker_lease_seconds: float = 60.0  # a claimed delivery returns to the pool after this
     worker_batch: int = 32  # deliveries sent concurrently per worker
+    # A send in flight this long is slow: it leaves the send slots (up to `worker_batch` such
+    # sends, on connections of their own), and its target gets no new send while it has
+    # `worker_slow_target_sends` in flight and one of them slow (docs/webhooks.md, ADR 0003).
+    worker_slow_send_seconds: float = 2.0
+    worker_slow_target_sends: int = 4
     worker_shutdown_seconds: float = 10.0  # on SIGTERM, finish in-flight sends for this long
     # On SIGTERM, requests in flight may finish for this long, then are cancelled: a client that
     # never finishes sending its request must not keep the server up (uvicorn waits forever).

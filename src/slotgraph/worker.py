@@ -35,6 +35,7 @@ from slotgraph.services import deliveries
 from slotgraph.settings import Settings
 from slotgraph.syncer import CalendarSyncer
 from slotgraph.webhooks import sender
+from slotgraph.worker_slots import SLOW_ROOM, SlowTargets
 from slotgraph.worker_steps import Steps, outcome_label
 
 log = logging.getLogger("slotgraph.worker")
@@ -88,6 +89,9 @@ class Worker:
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
         self.steps = Steps(self.sessions, clock, self.id, self.lease)  # worker_steps.py
         self.emails = EmailChannel(self.sessions, settings, clock=clock)
+        self.slow = SlowTargets(  # worker_slots.py
+            after=settings.worker_slow_send_seconds, most=settings.worker_slow_target_sends
+        )
 
     async def run_once(self, *, timers: bool = True, calendars: bool = True) -> int:
         """One cycle, start to end: fan out (up to `WORKER_BATCH` first attempts born leased),
@@ -116,7 +120,7 @@ class Worker:
             yield
             return
         self._http = sender.session(
-            connections=self.settings.worker_batch,
+            connections=(1 + SLOW_ROOM) * self.settings.worker_batch,  # slots and slow sends
             allow_private=self.settings.webhook_allow_private_networks,
         )
         try:
@@ -129,13 +133,15 @@ class Worker:
         self, *, timers: bool, room: int, limit: int = 500
     ) -> tuple[int, list[deliveries.Claim]]:
         """The fan-out (born leased up to `room`) and, with `timers`, the housekeeping."""
-        work, queued, born = await self.steps.housekeeping(timers=timers, room=room, limit=limit)
+        work, queued, born = await self.steps.housekeeping(
+            timers=timers, room=room, limit=limit, skip=self.slow.blocked()
+        )
         if queued:
             self._due.set()  # queued behind an earlier one, or no room: for the claims
         return work, born
 
     async def _claim(self, limit: int) -> list[deliveries.Claim]:
-        return await self.steps.claim(limit)
+        return await self.steps.claim(limit, skip=self.slow.blocked())
 
     def _start(self, claims: Iterable[deliveries.Claim]) -> list[asyncio.Task[Outcome]]:
         """Send each claim in a task of its own; its result goes to `_results` when it ends."""
@@ -143,6 +149,7 @@ class Worker:
         for claim in claims:
             task = asyncio.create_task(self._send(claim))
             self._inflight[task] = claim
+            self.slow.started(task, claim.endpoint_id, self._fill)
             task.add_done_callback(self._done)
             tasks.append(task)
         return tasks
@@ -152,12 +159,15 @@ class Worker:
         return len(self._results) + self._recording_now
 
     def _fill(self) -> None:
-        """Start claimed sends while a slot is free. A slot is free once its send is answered;
-        while 2 x `WORKER_BATCH` answers wait to be recorded, no send starts (the recorder is
-        behind), so a worker killed at any moment makes at most 3 x `WORKER_BATCH` sends
-        again: those on the wire and those answered but not recorded."""
-        batch = self.settings.worker_batch
-        free = min(batch - len(self._inflight), 2 * batch - self._unrecorded())
+        """Start claimed sends while a slot is free. A slot is free once its send is answered
+        or slow (worker_slots.py); while 2 x `WORKER_BATCH` answers wait to be recorded, no send
+        starts (the recorder is behind), so a worker killed at any moment makes at most
+        (3 + `SLOW_ROOM`) x `WORKER_BATCH` sends again: those on the wire (slow or not) and
+        those answered but not recorded."""
+        batch, sending = self.settings.worker_batch, len(self._inflight)
+        slots = sending - self.slow.slow_sends  # a slow send holds no slot (worker_slots.py)
+        most = (1 + SLOW_ROOM) * batch
+        free = min(batch - slots, most - sending, 2 * batch - self._unrecorded())
         if free > 0 and self._ready and not self._stop.is_set():
             self._start(self._leased(free))
         self._freed.set()
@@ -169,17 +179,11 @@ class Worker:
             self._ready.append(claim)
 
     def _leased(self, most: int) -> list[deliveries.Claim]:
-        """Up to `most` waiting claims whose lease still holds. One whose lease ran out while it
-        waited may be another worker's by now (taken over, perhaps sent): it is not sent here,
-        and is left to the next claim, any worker's."""
-        now, expired = self.clock(), False
-        found: list[deliveries.Claim] = []
-        while self._ready and len(found) < most:
-            claim = self._ready.popleft()
-            if self._until.pop(claim.delivery_id) > now:
-                found.append(claim)
-                continue
-            expired = True
+        """Up to `most` waiting claims whose lease still holds, but none of a blocked slow
+        target's (they keep their place). One whose lease ran out while it waited may be
+        another worker's by now (taken over, perhaps sent): not sent here, left to a claim."""
+        found, expired = self.slow.take(self._ready, most, self._until, self.clock())
+        for claim in expired:
             log.info("delivery %s: its lease ran out before a slot was free", claim.delivery_id)
         if expired:
             self._due.set()  # due again: for the claims
@@ -190,6 +194,7 @@ class Worker:
         result goes to the recorder. A send cut off by a graceful stop is released by stop(),
         not recorded; one that raised stays leased and is sent again when its lease runs out."""
         claim = self._inflight.pop(task)
+        self.slow.ended(task, claim.endpoint_id)
         self._sent.set()
         if task.cancelled():
             pass
@@ -243,7 +248,10 @@ class Worker:
                 continue
             self._due.clear()
             if not await self._guarded(self._take(room)):
-                await self._pause(self._due)  # nothing due: until the fan-out finds some
+                # Nothing due: until the fan-out finds some. While a slow target is skipped,
+                # a claim walks its due backlog: polled at most every `worker_slow_send_seconds`.
+                blocked = self.slow.blocked()
+                await self._pause(self._due, self.slow.after if blocked else None)
 
     async def _take(self, limit: int) -> int:
         until = self.clock() + self.lease  # no later than the claim's own `now` + lease
@@ -314,7 +322,9 @@ class Worker:
         """How many more claims may wait for a slot: sends in flight and claims waiting, at most
         `most` x `WORKER_BATCH` (the claims' 2; the fan-out's `_AHEAD`, since a fan-out takes
         longer than a claim and is what keeps the slots full when events come in)."""
-        return most * self.settings.worker_batch - len(self._inflight) - len(self._ready)
+        slots = len(self._inflight) - self.slow.slow_sends
+        waiting = len(self._ready) - self.slow.waiting_blocked(self._ready)
+        return most * self.settings.worker_batch - slots - waiting
 
     async def _look(self, timers: bool, room: int, limit: int) -> int:
         until = self.clock() + self.lease  # no later than the fan-out's Lease

@@ -5,7 +5,8 @@ each runs and keeps the send slots; these decide nothing about timing."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,14 +30,19 @@ class Steps:
     lease: timedelta
 
     async def housekeeping(
-        self, *, timers: bool, room: int, limit: int
+        self, *, timers: bool, room: int, limit: int, skip: Sequence[uuid.UUID] = ()
     ) -> tuple[int, bool, list[deliveries.Claim]]:
         """Fan up to `limit` new events out, up to `room` deliveries born leased to this worker
-        (services/fanout.py); with `timers`, also the timers, reminders, heartbeat and pruning.
-        Returns the work found, whether deliveries were queued for a claim (behind an earlier
-        one, or no room), and the claims born leased, to send now."""
+        (services/fanout.py), none to the targets `skip` (slow: worker_slots.py); with `timers`,
+        also the timers, reminders, heartbeat and pruning. Returns the work found, whether
+        deliveries were queued for a claim (behind an earlier one, or no room), and the claims
+        born leased, to send now."""
         now = self.clock()
-        lease = fanout.Lease(self.worker_id, now + self.lease, room) if room > 0 else None
+        lease = (
+            fanout.Lease(self.worker_id, now + self.lease, room, frozenset(skip))
+            if room > 0
+            else None
+        )
         async with self.sessions() as session:
             fanned = await fanout.dispatch(session, now=now, limit=limit, lease=lease)
         work = fanned.events
@@ -51,12 +57,18 @@ class Steps:
                 await idempotency.prune(session, now=self.clock())
         return work, bool(fanned.queued), fanned.claims
 
-    async def claim(self, limit: int) -> list[deliveries.Claim]:
+    async def claim(self, limit: int, skip: Sequence[uuid.UUID] = ()) -> list[deliveries.Claim]:
+        """Up to `limit` due deliveries, none to the targets `skip` (slow: worker_slots.py)."""
         if limit <= 0:
             return []
         async with self.sessions() as session:
             return await deliveries.claim(
-                session, now=self.clock(), worker_id=self.worker_id, lease=self.lease, limit=limit
+                session,
+                now=self.clock(),
+                worker_id=self.worker_id,
+                lease=self.lease,
+                limit=limit,
+                skip=skip,
             )
 
     async def record(

@@ -71,10 +71,17 @@ def delivery_out(d: Delivery) -> DeliveryOut:
 
 
 async def claim(
-    session: AsyncSession, *, now: datetime, worker_id: str, lease: timedelta, limit: int
+    session: AsyncSession,
+    *,
+    now: datetime,
+    worker_id: str,
+    lease: timedelta,
+    limit: int,
+    skip: Sequence[uuid.UUID] = (),
 ) -> list[Claim]:
     """Take due deliveries for `lease`. Per target and booking, only the oldest pending one
-    is due: a later event waits while an earlier one is still being retried.
+    is due: a later event waits while an earlier one is still being retried. None of the
+    targets `skip` is taken (the worker's slow ones: worker_slots.py).
 
     The lease and the attempt count are taken by one UPDATE ... RETURNING over the due rows
     (locked with SKIP LOCKED on PostgreSQL), which also reads what to send where: on
@@ -82,6 +89,7 @@ async def claim(
     if limit <= 0:
         return []
     given = {"now": now, "until": now + lease, "worker": worker_id, "limit": limit}
+    given["skip"] = list(skip)
     rows: Sequence[Any] = []
     if engine := _postgres_engine(session):
         prepared = sql.claim_prepared(engine.dialect)
@@ -91,7 +99,7 @@ async def claim(
     else:
         async with session.begin():
             conn = await session.connection()
-            ids = [r.id for r in await conn.execute(sql.take_due(), given)]
+            ids = [r.id for r in await conn.execute(sql.take_due(postgres=False), given)]
             if ids:
                 rows = (await conn.execute(sql.to_send(), {"ids": ids})).all()
     return await claims_of(session, rows, now)

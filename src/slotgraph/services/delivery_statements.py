@@ -21,6 +21,8 @@ from sqlalchemy import (
     Select,
     String,
     Update,
+    Uuid,
+    all_,
     bindparam,
     func,
     insert,
@@ -30,6 +32,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -47,12 +50,14 @@ PENDING: ColumnElement[str] = literal_column("'pending'")
 
 
 @functools.cache
-def take_due() -> Update:
+def take_due(*, postgres: bool) -> Update:
     """Lease up to `limit` due deliveries to `worker` until `until`, counting the attempt, in one
     UPDATE ... RETURNING: due at `now`, not leased (or the lease ran out), the target enabled,
     and no earlier pending delivery of the same booking to the same target (the order per
-    booking: it is the first pending one). PostgreSQL locks the picked rows with SKIP LOCKED,
-    so workers never pick the same row; SQLite has one writer at a time."""
+    booking: it is the first pending one), and not to one of the targets `skip` (the worker's
+    slow ones, worker_slots.py: an array on PostgreSQL, a list expanded on SQLite). PostgreSQL
+    locks the picked rows with SKIP LOCKED, so workers never pick the same row; SQLite has one
+    writer at a time."""
     due, earlier = aliased(Delivery), aliased(Delivery)
     now = bindparam("now", type_=UTCDateTime)
     # The oldest pending delivery of the booking to the target, as a subquery per due row: it
@@ -78,6 +83,9 @@ def take_due() -> Update:
             WebhookEndpoint.enabled.is_(True),
             WebhookEndpoint.deleted_at.is_(None),
             or_(due.booking_id.is_(None), due.event_seq == first_pending),
+            due.endpoint_id != all_(bindparam("skip", type_=ARRAY(Uuid())))
+            if postgres
+            else due.endpoint_id.not_in(bindparam("skip", expanding=True)),
         )
         .order_by(due.next_attempt_at, due.event_seq)
         .limit(bindparam("limit", type_=Integer))
@@ -179,7 +187,7 @@ def claim_in_one() -> Select[*tuple[Any, ...]]:
     """PostgreSQL: `take_due` and what to send where, in one statement (one round trip, its own
     transaction): the leased rows joined with their events' payloads and their targets, in the
     order they are due."""
-    taken = take_due().cte("taken")
+    taken = take_due(postgres=True).cte("taken")
     e = WebhookEndpoint
     return (
         select(taken.c.id, taken.c.attempts, taken.c.event_id, taken.c.endpoint_id, *_TO_SEND)
@@ -193,7 +201,7 @@ def claim_in_one() -> Select[*tuple[Any, ...]]:
 def claim_prepared(dialect: Dialect) -> driver_sql.Prepared:
     prepared = driver_sql.prepare(claim_in_one(), dialect)
     given = {name for name, value, _ in prepared.params if value is None}
-    assert given == {"now", "until", "worker", "limit"}, given
+    assert given == {"now", "until", "worker", "limit", "skip"}, given
     return prepared
 
 

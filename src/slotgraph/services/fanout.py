@@ -44,11 +44,13 @@ _FANOUT_KEY = 7401731525
 
 @dataclass(frozen=True)
 class Lease:
-    """Born leased: at most `room` deliveries, to `worker_id` until `until`."""
+    """Born leased: at most `room` deliveries, to `worker_id` until `until`, none to the
+    targets `skip` (slow ones: worker_slots.py; theirs are queued for a claim)."""
 
     worker_id: str
     until: datetime
     room: int
+    skip: frozenset[uuid.UUID] = frozenset()
 
 
 @dataclass
@@ -186,6 +188,8 @@ def _born_leased(
     for i, (target, event) in enumerate(pairs):
         if len(born) == lease.room:
             break
+        if target.id in lease.skip:
+            continue  # a slow target: queued for a claim (which skips it while it is slow)
         if event.booking_id is not None:
             key = (target.id, event.booking_id)
             if key in seen:
