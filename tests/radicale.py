@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from caldav.collection import Calendar
 from caldav.davclient import DAVClient
 
@@ -34,6 +35,16 @@ class Radicale:
         name = f"cal-{uuid.uuid4().hex[:10]}"
         principal = self.client().principal()
         return principal.make_calendar(name=name, cal_id=name)
+
+    async def put_calendar(self, http: httpx.AsyncClient, name: str, text: str) -> str:
+        """A whole calendar of USER written at once (one iCalendar text, as a calendar program
+        imports a file); its URL is what slotgraph connects to."""
+        url = f"{self.url}{USER}/{name}/"
+        put = await http.put(
+            url, content=text, auth=(USER, PASSWORD), headers={"content-type": "text/calendar"}
+        )
+        assert put.status_code == 201, put.text
+        return url
 
     def set_password(self, password: str) -> None:
         """Change USER's password on the server (Radicale reads the file on each request)."""

@@ -62,15 +62,8 @@ async def test_a_worker_killed_mid_pull_loses_and_duplicates_nothing(
     backend, url = fresh_database
     (tmp_path / "dav").mkdir()
     with running_radicale(tmp_path / "dav") as dav:
-        calendar_url = f"{dav.url}{USER}/busy/"
         async with httpx.AsyncClient(timeout=120) as http:
-            put = await http.put(
-                calendar_url,
-                content=calendar_text(),
-                auth=(USER, PASSWORD),
-                headers={"content-type": "text/calendar"},
-            )
-            assert put.status_code == 201, put.text
+            calendar_url = await dav.put_calendar(http, "busy", calendar_text())
             server = await start_server(url, backend, tmp_path / "api.log", "--no-worker", env=ENV)
             try:
                 r = await http.post(

@@ -61,15 +61,8 @@ async def test_serve_answers_while_it_pulls_a_hostile_calendar(
     backend, url = fresh_database
     (tmp_path / "dav").mkdir()
     with running_radicale(tmp_path / "dav") as dav:
-        calendar_url = f"{dav.url}{USER}/hostile/"
         async with httpx.AsyncClient(timeout=10) as http:
-            put = await http.put(
-                calendar_url,
-                content=calendar_text(),
-                auth=(USER, PASSWORD),
-                headers={"content-type": "text/calendar"},
-            )
-            assert put.status_code == 201, put.text
+            calendar_url = await dav.put_calendar(http, "hostile", calendar_text())
             server = await start_server(url, backend, tmp_path / "serve.log", env=ENV)
             try:
                 r = await http.post(
