@@ -1,7 +1,8 @@
 """The worker's calendar loop: pull every due CalDAV calendar into blocks (docs/calendars.md).
 
 It runs beside the delivery loop (a slow calendar server never holds up webhooks), on the
-worker's timer period; `run_once` is one round, for tests and `slotgraph worker --once` alike.
+worker's timer period: `run` claims for the sync slots free at each tick, each sync a task of
+its own; `run_once` is one round that waits for its syncs, for tests and `worker --once`.
 The fetch runs in a thread (the `caldav` library blocks), outside any transaction.
 """
 
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -128,19 +131,62 @@ class CalendarSyncer:
             payload, target, allow_private=self.settings.webhook_allow_private_networks
         )
 
+    async def _start(self, running: dict[asyncio.Task[None], calendar_sync.SyncJob]) -> None:
+        """Claim what the free sync slots take, each sync a task of its own: before, a round
+        waited for all of its syncs, so one app's slow server (300 s a call) held every
+        app's pulls in this worker. An app has at most `remote.PER_APP` syncs claimed here."""
+        room = CONCURRENT_SYNCS - len(running)
+        if room <= 0:
+            return
+        per_app = Counter(job.app_id for job in running.values())
+        async with self.sessions() as session:
+            jobs = await calendar_sync.claim_due(
+                session,
+                now=self.clock(),
+                worker_id=self.worker_id,
+                lease=self.lease,
+                limit=room,
+                encryption_key=self.key,
+                per_app=remote.PER_APP,
+                skip={job.connection_id for job in running.values()},
+                skip_apps={app for app, n in per_app.items() if n >= remote.PER_APP},
+            )
+        for job in jobs:
+            task = asyncio.create_task(self._sync(job), name="slotgraph-calendar-sync")
+            running[task] = job
+            task.add_done_callback(functools.partial(self._ended, running))
+
+    @staticmethod
+    def _ended(
+        running: dict[asyncio.Task[None], calendar_sync.SyncJob], task: asyncio.Task[None]
+    ) -> None:
+        running.pop(task, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            if is_unavailable(exc):
+                log.warning("calendar sync: database unavailable; retrying")
+            else:
+                log.error("calendar sync failed; retrying", exc_info=exc)
+
     async def run(self, stop: asyncio.Event) -> None:
         unavailable = False  # said once per outage, without a traceback
-        while not stop.is_set():
-            try:
-                await self.run_once()
-                unavailable = False
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a database blip must not end the loop
-                if not is_unavailable(exc):
-                    log.exception("calendar sync round failed; retrying")
-                elif not unavailable:
-                    log.warning("calendar sync: database unavailable; retrying")
-                    unavailable = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_timer_seconds)
+        running: dict[asyncio.Task[None], calendar_sync.SyncJob] = {}
+        try:
+            while not stop.is_set():
+                try:
+                    await self._start(running)
+                    unavailable = False
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a database blip must not end the loop
+                    if not is_unavailable(exc):
+                        log.exception("calendar sync round failed; retrying")
+                    elif not unavailable:
+                        log.warning("calendar sync: database unavailable; retrying")
+                        unavailable = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_timer_seconds)
+            await asyncio.gather(*running, return_exceptions=True)  # stopping: let them end
+        finally:  # (the worker cancels this loop when it stops; a lease left ends by itself)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)

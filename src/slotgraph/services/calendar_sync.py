@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.calendars import keys, remote
@@ -95,21 +96,34 @@ async def claim_due(
     lease: timedelta,
     limit: int,
     encryption_key: str | None,
+    per_app: int | None = None,
+    skip: Collection[uuid.UUID] = (),
+    skip_apps: Collection[uuid.UUID] = (),
 ) -> list[SyncJob]:
-    """Take connections whose pull is due, with a lease (SKIP LOCKED on PostgreSQL)."""
+    """Take connections whose pull is due, with a lease (SKIP LOCKED on PostgreSQL): at most
+    `per_app` of one app (the soonest due), none of `skip` (in flight here) nor of `skip_apps`."""
+    due = [
+        CalendarConnection.pull.is_(True),
+        CalendarConnection.next_sync_at <= now,
+        or_(CalendarConnection.locked_until.is_(None), CalendarConnection.locked_until < now),
+    ]
+    if skip:
+        due.append(CalendarConnection.id.not_in(list(skip)))
+    if skip_apps:
+        due.append(CalendarConnection.app_id.not_in(list(skip_apps)))
+    if per_app is not None:  # one app's many due calendars do not take every sync slot
+        soonest = func.row_number().over(
+            partition_by=CalendarConnection.app_id,
+            order_by=(CalendarConnection.next_sync_at, CalendarConnection.id),
+        )
+        ranked = select(CalendarConnection.id, soonest.label("n")).where(*due).subquery()
+        due.append(CalendarConnection.id.in_(select(ranked.c.id).where(ranked.c.n <= per_app)))
     async with session.begin():
         rows = list(
             (
                 await session.scalars(
                     select(CalendarConnection)
-                    .where(
-                        CalendarConnection.pull.is_(True),
-                        CalendarConnection.next_sync_at <= now,
-                        or_(
-                            CalendarConnection.locked_until.is_(None),
-                            CalendarConnection.locked_until < now,
-                        ),
-                    )
+                    .where(*due)
                     .order_by(CalendarConnection.next_sync_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)

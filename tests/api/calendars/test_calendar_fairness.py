@@ -8,13 +8,17 @@ real Radicale and the worker pulls it. The CalDAV threads are 8 for every app to
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from slotgraph import syncer
 from slotgraph.calendars import remote
 from slotgraph.services import calendar_connections
 from slotgraph.worker import Worker
@@ -111,3 +115,67 @@ async def test_a_connect_waits_for_the_server_at_most_its_deadline(
         assert (r.status_code, r.json()["code"]) == (422, "calendar_unreachable"), r.text
         assert "did not answer within 1 s" in r.json()["detail"]
         assert len(peer.requests) == 1
+
+
+async def test_one_apps_due_calendars_on_a_slow_server_leave_room_for_the_others(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # A's 4 calendars are due before B's. Before: the worker's round took those 4 (its
+    # CONCURRENT_SYNCS) and waited for all of them, so B's pull waited for A's server (up to
+    # 300 s a call): B had no busy time within the bound. Now a sync is a task of its own and
+    # the worker claims at most remote.PER_APP of one app's calendars.
+    a_urls = []
+    for _ in range(syncer.CONCURRENT_SYNCS):
+        calendar = radicale.new_calendar()
+        r = await connect(cal_api, calendar, await cal_api.resource())
+        assert r.status_code == 201, r.text
+        a_urls.append(str(calendar.url))
+    cal_api.clock.advance(timedelta(seconds=1))
+    async with _other_app(cal_api, engine) as other:
+        calendar = radicale.new_calendar()
+        calendar.add_event(vevent("b-meeting", ":20240502T100000Z", ":20240502T110000Z"))
+        b_resource = await other.resource()
+        assert (await connect(other, calendar, b_resource)).status_code == 201
+        with holding() as (peer, release):
+            async with engine.begin() as conn:  # A's calendars move to a server that holds
+                for url in a_urls:
+                    await conn.execute(
+                        text("UPDATE calendar_connections SET url = :new WHERE url = :old"),
+                        {"new": peer.url, "old": url},
+                    )
+            stop = asyncio.Event()
+            with _pulled(b_resource) as b_pulled:
+                loop = asyncio.create_task(worker.calendars.run(stop))
+                try:
+                    await _seen(peer, remote.PER_APP)
+                    await asyncio.wait_for(b_pulled.wait(), BOUND)
+                    assert await busy(
+                        other, b_resource, "2024-05-02T00:00:00Z", "2024-05-03T00:00:00Z"
+                    ) == [("2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z")]
+                    # A's other 2 due calendars were not claimed: no request of theirs
+                    assert len(peer.requests) == remote.PER_APP, peer.requests
+                finally:
+                    stop.set()
+                    release.set()
+                    await asyncio.wait_for(loop, 4 * BOUND)
+
+
+@contextmanager
+def _pulled(resource: dict[str, str]) -> Iterator[asyncio.Event]:
+    """An event set when the worker logs the pull of `resource`'s calendar."""
+    loop, done = asyncio.get_running_loop(), asyncio.Event()
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if resource["resource_id"] in record.getMessage():
+                loop.call_soon_threadsafe(done.set)
+
+    logger, handler = logging.getLogger("slotgraph.calendars"), Seen()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield done
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
