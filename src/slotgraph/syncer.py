@@ -14,7 +14,7 @@ import functools
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -57,17 +57,31 @@ class CalendarSyncer:
 
     async def run_once(self) -> int:
         """Sync the calendars that are due now; returns how many were taken."""
+        jobs = await self._claim(CONCURRENT_SYNCS)
+        await asyncio.gather(*(self._sync(job) for job in jobs))
+        return len(jobs)
+
+    async def _claim(
+        self,
+        limit: int,
+        *,
+        per_app: int | None = None,
+        skip: Collection[uuid.UUID] = (),
+        skip_apps: Collection[uuid.UUID] = (),
+    ) -> list[calendar_sync.SyncJob]:
+        """Connections due now, leased to this worker (calendar_sync.claim_due)."""
         async with self.sessions() as session:
-            jobs = await calendar_sync.claim_due(
+            return await calendar_sync.claim_due(
                 session,
                 now=self.clock(),
                 worker_id=self.worker_id,
                 lease=self.lease,
-                limit=CONCURRENT_SYNCS,
+                limit=limit,
                 encryption_key=self.key,
+                per_app=per_app,
+                skip=skip,
+                skip_apps=skip_apps,
             )
-        await asyncio.gather(*(self._sync(job) for job in jobs))
-        return len(jobs)
 
     async def _sync(self, job: calendar_sync.SyncJob) -> None:
         interval = self.settings.calendar_sync_interval
@@ -139,18 +153,12 @@ class CalendarSyncer:
         if room <= 0:
             return
         per_app = Counter(job.app_id for job in running.values())
-        async with self.sessions() as session:
-            jobs = await calendar_sync.claim_due(
-                session,
-                now=self.clock(),
-                worker_id=self.worker_id,
-                lease=self.lease,
-                limit=room,
-                encryption_key=self.key,
-                per_app=remote.PER_APP,
-                skip={job.connection_id for job in running.values()},
-                skip_apps={app for app, n in per_app.items() if n >= remote.PER_APP},
-            )
+        jobs = await self._claim(
+            room,
+            per_app=remote.PER_APP,
+            skip={job.connection_id for job in running.values()},
+            skip_apps={app for app, n in per_app.items() if n >= remote.PER_APP},
+        )
         for job in jobs:
             task = asyncio.create_task(self._sync(job), name="slotgraph-calendar-sync")
             running[task] = job

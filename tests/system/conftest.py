@@ -101,6 +101,25 @@ async def subscribe(http: httpx.AsyncClient, server: Server, url: str) -> None:
     assert r.status_code == 201, r.text
 
 
+async def resource_with_calendar(
+    http: httpx.AsyncClient, server: Server, calendar_url: str, username: str, password: str
+) -> str:
+    """A resource whose calendar is `calendar_url`, pulled only (no push); its id."""
+    r = await http.post(
+        f"{server.url}/v1/resources",
+        headers=server.headers(),
+        json={"name": "Dr", "timezone": "UTC"},
+    )
+    resource: str = r.json()["resource_id"]
+    r = await http.put(
+        f"{server.url}/v1/resources/{resource}/calendar",
+        headers=server.headers(),
+        json={"url": calendar_url, "username": username, "password": password, "push": False},
+    )
+    assert r.status_code == 201, r.text
+    return resource
+
+
 def stop_server(server: Server) -> None:
     if server.process.poll() is None:
         server.process.send_signal(signal.SIGTERM)

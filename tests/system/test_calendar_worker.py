@@ -14,7 +14,13 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.radicale import PASSWORD, USER, running_radicale
-from tests.system.conftest import Server, start_server, start_worker, stop_server
+from tests.system.conftest import (
+    Server,
+    resource_with_calendar,
+    start_server,
+    start_worker,
+    stop_server,
+)
 from tests.system.test_concurrency import database_says
 
 pytestmark = pytest.mark.system
@@ -66,23 +72,7 @@ async def test_a_worker_killed_mid_pull_loses_and_duplicates_nothing(
             calendar_url = await dav.put_calendar(http, "busy", calendar_text())
             server = await start_server(url, backend, tmp_path / "api.log", "--no-worker", env=ENV)
             try:
-                r = await http.post(
-                    f"{server.url}/v1/resources",
-                    headers=server.headers(),
-                    json={"name": "Dr", "timezone": "UTC"},
-                )
-                resource = r.json()["resource_id"]
-                r = await http.put(
-                    f"{server.url}/v1/resources/{resource}/calendar",
-                    headers=server.headers(),
-                    json={
-                        "url": calendar_url,
-                        "username": USER,
-                        "password": PASSWORD,
-                        "push": False,
-                    },
-                )
-                assert r.status_code == 201, r.text
+                resource = await resource_with_calendar(http, server, calendar_url, USER, PASSWORD)
                 first = start_worker(url, tmp_path / "worker1.log", ENV)
                 leased = "SELECT locked_by, last_success_at FROM calendar_connections"
                 (row,) = await until(server, leased, 120)

@@ -14,7 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.radicale import PASSWORD, USER, running_radicale
-from tests.system.conftest import start_server, stop_server
+from tests.system.conftest import resource_with_calendar, start_server, stop_server
 from tests.system.test_concurrency import database_says
 
 pytestmark = pytest.mark.system
@@ -65,19 +65,7 @@ async def test_serve_answers_while_it_pulls_a_hostile_calendar(
             calendar_url = await dav.put_calendar(http, "hostile", calendar_text())
             server = await start_server(url, backend, tmp_path / "serve.log", env=ENV)
             try:
-                r = await http.post(
-                    f"{server.url}/v1/resources",
-                    headers=server.headers(),
-                    json={"name": "Dr", "timezone": "UTC"},
-                )
-                resource = r.json()["resource_id"]
-                body = {"url": calendar_url, "username": USER, "password": PASSWORD}
-                r = await http.put(
-                    f"{server.url}/v1/resources/{resource}/calendar",
-                    headers=server.headers(),
-                    json={**body, "push": False},
-                )
-                assert r.status_code == 201, r.text
+                resource = await resource_with_calendar(http, server, calendar_url, USER, PASSWORD)
                 slowest, deadline = 0.0, time.monotonic() + 90
                 synced = "SELECT last_success_at FROM calendar_connections"
                 while not (await database_says(server, synced))[0][0]:
