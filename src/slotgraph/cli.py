@@ -208,8 +208,10 @@ async def _app_settings(settings: Settings, app_id: str, pairs: Sequence[str]) -
             if patch is None:
                 out = await apps.get_app(session, app_id=uid)
             else:
-                out = await apps.update_settings(session, app_id=uid, data=patch)
-    except ValidationFailed as exc:  # a rule the service checks (an email template): each one
+                out = await apps.update_settings(
+                    session, app_id=uid, data=patch, max_rate_limit=settings.max_app_rate_limit
+                )
+    except ValidationFailed as exc:  # a rule the service checks (the ceiling, a template): each
         lines = "".join(f"\n  {field}: {message}" for field, message in exc.errors)
         raise SystemExit(f"invalid settings:{lines}") from None
     except NotFound as exc:

@@ -20,8 +20,12 @@ from tests.system.conftest import start_server, stop_server
 pytestmark = pytest.mark.system
 
 
-def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SLOTGRAPH_BOOTSTRAP_SECRET_KEY"}
+def cli(
+    database_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SLOTGRAPH_BOOTSTRAP_SECRET_KEY"} | (
+        env or {}
+    )
     env["SLOTGRAPH_DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "slotgraph.cli", *args],
@@ -148,6 +152,29 @@ async def test_apps_settings_show_and_set(fresh_database: tuple[str, str]) -> No
         cli(url, "apps", "settings", unknown)
     assert bad.value.stderr == f"No app {unknown}. `slotgraph apps list` shows the apps.\n"
     assert json.loads(cli(url, "apps", "settings", app_id).stdout) == changed
+
+
+async def test_apps_settings_refuses_a_rate_limit_above_the_ceiling_as_the_api_does(
+    fresh_database: tuple[str, str],
+) -> None:
+    # Before: the command stored 1,001 where the operator's ceiling is 1,000 (PUT /v1/app said
+    # 422), and the app then counted at 1,000 while its settings said 1,001.
+    _, url = fresh_database
+    cli(url, "migrate")
+    app_id = json.loads(cli(url, "apps", "create", "Shop").stdout)["app_id"]
+    ceiling = {"SLOTGRAPH_MAX_APP_RATE_LIMIT": "1000"}
+    at = cli(url, "apps", "settings", app_id, "rate_limits.public_per_minute=1000", env=ceiling)
+    assert json.loads(at.stdout)["rate_limits"]["public_per_minute"] == 1000
+    with pytest.raises(subprocess.CalledProcessError) as bad:
+        cli(url, "apps", "settings", app_id, "rate_limits.secret_per_minute=1001", env=ceiling)
+    # The same words as PUT /v1/app's 422 (tests/api/test_app_settings.py)
+    assert bad.value.stderr == (
+        "invalid settings:\n"
+        "  rate_limits.secret_per_minute: Input should be less than or equal to 1000 "
+        "(this server's ceiling)\n"
+    )
+    shown = json.loads(cli(url, "apps", "settings", app_id).stdout)
+    assert shown["rate_limits"] == {"public_per_minute": 1000, "secret_per_minute": 6000}
 
 
 def run_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

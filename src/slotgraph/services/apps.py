@@ -108,11 +108,15 @@ async def get_app(session: AsyncSession, *, app_id: uuid.UUID) -> AppOut:
         return _app_out(app)
 
 
-async def update_settings(session: AsyncSession, *, app_id: uuid.UUID, data: AppSettings) -> AppOut:
+async def update_settings(
+    session: AsyncSession, *, app_id: uuid.UUID, data: AppSettings, max_rate_limit: int
+) -> AppOut:
     """Partial update: the fields set in `data` replace the stored ones (nested ones by field).
-    Email templates an app may not use are one 422 naming each of them, in the order sent
-    (notifications/template_rules.py)."""
-    refused = [
+    A rate limit above the operator's ceiling (`max_rate_limit`, SLOTGRAPH_MAX_APP_RATE_LIMIT)
+    and email templates an app may not use are one 422 naming each of them, in the order sent
+    (notifications/template_rules.py). `PUT /v1/app` and `slotgraph apps settings` both call
+    this: neither can set what the other refuses."""
+    refused = over_ceiling(data, max_rate_limit) + [
         (f"notifications.templates.{name}", problem)
         for name, text in data.notifications.templates.items()
         if (problem := template_rules.problem(text)) is not None
@@ -127,6 +131,22 @@ async def update_settings(session: AsyncSession, *, app_id: uuid.UUID, data: App
         app.settings = merged(current, data).model_dump(mode="json")
         await session.flush()
         return _app_out(app)
+
+
+def over_ceiling(data: AppSettings, ceiling: int) -> list[tuple[str, str]]:
+    """The rate limits set in `data` above the operator's ceiling, as (field, message). A value
+    stored before a lower ceiling stays stored and counts as the ceiling (api/ratelimit.py)."""
+    if "rate_limits" not in data.model_fields_set:
+        return []
+    limits = data.rate_limits
+    return [
+        (
+            f"rate_limits.{name}",
+            f"Input should be less than or equal to {ceiling} (this server's ceiling)",
+        )
+        for name in ("public_per_minute", "secret_per_minute")
+        if name in limits.model_fields_set and getattr(limits, name) > ceiling
+    ]
 
 
 async def all_allowed_origins(session: AsyncSession) -> frozenset[str]:
