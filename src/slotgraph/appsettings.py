@@ -76,8 +76,12 @@ class RateLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    public_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
-    secret_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 6_000
+    # At most the operator's ceiling, SLOTGRAPH_MAX_APP_RATE_LIMIT: a setting of the server, not
+    # of this model, so services/apps.py `over_ceiling` checks it, and api/openapi.py writes it
+    # into the request's schema of each app it builds (a fixed `le` here said 1,000,000 while
+    # the server refused more than 60,000).
+    public_per_minute: Annotated[int, Field(ge=1)] = 600
+    secret_per_minute: Annotated[int, Field(ge=1)] = 6_000
 
 
 TemplateText = Annotated[str, Field(max_length=20_000)]

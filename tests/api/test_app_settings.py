@@ -151,3 +151,47 @@ async def test_a_rate_limit_stored_above_a_later_ceiling_counts_as_the_ceiling(
         assert answers[3].json()["code"] == "rate_limited"
         r = await http.get("/v1/app", headers=secret)
         assert r.status_code == 429  # the same key, the same count
+
+
+def _rate_limit_schemas(doc: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """The rate limits' schema as `PUT /v1/app` takes them and as `GET /v1/app` answers them."""
+
+    def resolve(ref: object) -> dict[str, object]:
+        assert isinstance(ref, dict)
+        name = str(ref["$ref"]).rsplit("/", 1)[1]
+        return dict(doc["components"]["schemas"][name])  # type: ignore[index]
+
+    put = doc["paths"]["/v1/app"]["put"]  # type: ignore[index]
+    sent = resolve(put["requestBody"]["content"]["application/json"]["schema"])
+    answer = resolve(put["responses"]["200"]["content"]["application/json"]["schema"])
+    return (
+        resolve(sent["properties"]["rate_limits"]),  # type: ignore[index]
+        resolve(answer["properties"]["rate_limits"]),  # type: ignore[index]
+    )
+
+
+@pytest.mark.parametrize("ceiling", [None, 1_000, 3_000_000])
+async def test_the_schema_states_the_ceiling_the_server_enforces(
+    engine: AsyncEngine, ceiling: int | None
+) -> None:
+    # Before: the document said `maximum: 1000000` whatever the server's ceiling (60,000 by
+    # default), and a ceiling above 1,000,000 was never reached (the model refused first).
+    await clean(engine)
+    settings = Settings(run_worker=False)
+    if ceiling is not None:
+        settings = Settings(run_worker=False, max_app_rate_limit=ceiling)
+    limit = ceiling or 60_000  # docs/operations.md: SLOTGRAPH_MAX_APP_RATE_LIMIT's default
+    http, created = await make_api(engine, Clock(), settings)
+    secret = {"Authorization": f"Bearer {created.secret_key}"}
+    async with http:
+        sent, shown = _rate_limit_schemas((await http.get("/openapi.json")).json())
+        for name in ("public_per_minute", "secret_per_minute"):
+            assert sent["properties"][name]["maximum"] == limit  # type: ignore[index]
+            assert "maximum" not in shown["properties"][name]  # type: ignore[index]
+            at = await http.put("/v1/app", json={"rate_limits": {name: limit}}, headers=secret)
+            assert at.status_code == 200, at.text
+            over = await http.put(
+                "/v1/app", json={"rate_limits": {name: limit + 1}}, headers=secret
+            )
+            assert over.status_code == 422, over.text
+            assert [e["field"] for e in over.json()["errors"]] == [f"rate_limits.{name}"]

@@ -135,7 +135,33 @@ def document(app: FastAPI) -> dict[str, Any]:
         operation = doc["paths"].get(path, {}).get(method.lower())
         if operation is not None:
             _describe(operation, path, method, dependant)
+    _rate_limit_ceiling(schemas, app.state.settings.max_app_rate_limit)
     return doc
+
+
+def _rate_limit_ceiling(schemas: dict[str, Any], ceiling: int) -> None:
+    """The operator's ceiling (`SLOTGRAPH_MAX_APP_RATE_LIMIT`) as the `maximum` of the rate
+    limits a `PUT /v1/app` may send (`RateLimitsUpdate`, used by `AppSettings`). `RateLimits`,
+    as `GET /v1/app` answers it, has none: a value stored before a lower ceiling is shown as
+    stored (and counted as the ceiling)."""
+    shown = schemas.get("RateLimits")
+    if shown is None or "AppSettings" not in schemas:
+        return
+    sent = {**shown, "title": "RateLimitsUpdate", "properties": {}}
+    for name, field in shown["properties"].items():
+        # left out of a PUT, a field keeps its value: no default
+        sent["properties"][name] = {k: v for k, v in field.items() if k != "default"}
+        sent["properties"][name]["maximum"] = ceiling
+        shown["properties"][name] = {
+            **field,
+            "description": f"At most this server's ceiling, {ceiling} "
+            "(SLOTGRAPH_MAX_APP_RATE_LIMIT); a value stored before a lower ceiling is shown "
+            "as stored and counted as the ceiling.",
+        }
+    schemas["RateLimitsUpdate"] = sent
+    schemas["AppSettings"]["properties"]["rate_limits"] = {
+        "$ref": "#/components/schemas/RateLimitsUpdate"
+    }
 
 
 def operations(app: FastAPI) -> Iterator[tuple[str, str, Dependant]]:
