@@ -4,6 +4,7 @@ bytes it managed to write, so a test sees from outside how much the client read.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -152,3 +153,34 @@ def serving(answer: Answer) -> Iterator[Hostile]:
         stop.set()
         thread.join()
         listener.close()
+
+
+@contextmanager
+def holding(then: Answer | None = None) -> Iterator[tuple[Hostile, threading.Event]]:
+    """A server that holds every request until the event is set (at most 120 s), then answers
+    `then` (by default: not XML)."""
+    release = threading.Event()
+    after = then or fixed(b"<<not xml")
+
+    def answer(line: str) -> tuple[bytes, Iterator[bytes]]:
+        release.wait(120)
+        return after(line)
+
+    with serving(answer) as peer:
+        try:
+            yield peer, release
+        finally:
+            release.set()  # the client's threads and the server's go before the next test
+
+
+async def seen(peer: Hostile, count: int, within: float) -> None:
+    """Until the server has `count` requests in hand (at most `within` seconds)."""
+    loop, reached = asyncio.get_running_loop(), asyncio.Event()
+
+    def on_request(n: int) -> None:
+        if n >= count:
+            loop.call_soon_threadsafe(reached.set)
+
+    peer.on_request = on_request
+    if len(peer.requests) < count:
+        await asyncio.wait_for(reached.wait(), within)

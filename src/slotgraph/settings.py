@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # CalDAV passwords at rest and sign feed URLs.
     encryption_key: SecretStr | None = None
     calendar_sync_interval: timedelta = timedelta(minutes=5)  # seconds or ISO 8601 (PT5M)
+    # What one pull may take, its wait for a CalDAV thread included (then it fails and is
+    # retried); a sync's lease is this plus `worker_lease_seconds` (for the write), so no other
+    # worker takes a sync still in flight (before: 60 s of lease for up to 300 s of server).
+    calendar_sync_seconds: float = Field(default=330.0, gt=0)
     # The address clients reach this server at (feed URLs); default: the request's own.
     public_url: str | None = None
     # Booking pages (docs/booking-pages.md): signs the forms' CSRF tokens when set.

@@ -51,7 +51,11 @@ class CalendarSyncer:
         self.settings = settings
         self.clock = clock
         self.worker_id = worker_id
-        self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        # A sync's lease covers the sync's deadline (`_sync`) and the write after it: a second
+        # worker never claims a sync still in flight. (60 s, the deliveries' lease, it did.)
+        self.lease = timedelta(
+            seconds=settings.calendar_sync_seconds + settings.worker_lease_seconds
+        )
         key = settings.encryption_key
         self.key = key.get_secret_value() if key else None
 
@@ -85,19 +89,18 @@ class CalendarSyncer:
 
     async def _sync(self, job: calendar_sync.SyncJob) -> None:
         interval = self.settings.calendar_sync_interval
+        seconds = self.settings.calendar_sync_seconds
         try:
-            await calendar_connections.guard_url(
-                job.account.url, allow_private=self.settings.webhook_allow_private_networks
-            )
-            pulled = await remote.call(
-                job.app_id,
-                remote.pull,
-                job.account,
-                job.sync_token,
-                allow_private=self.settings.webhook_allow_private_networks,
-            )
-        except (remote.RemoteError, ValidationFailed) as exc:
-            message = exc.detail if isinstance(exc, ValidationFailed) else str(exc)
+            async with asyncio.timeout(seconds):  # within the lease (`self.lease`)
+                pulled, expanded = await self._fetch(job)
+        except (remote.RemoteError, ValidationFailed, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                message = (
+                    f"The sync took longer than {seconds:.0f} s (the CalDAV server, or this "
+                    "app's turn at the CalDAV threads); it is retried."
+                )
+            else:
+                message = exc.detail if isinstance(exc, ValidationFailed) else str(exc)
             async with self.sessions() as session:
                 await calendar_sync.fail(
                     session,
@@ -108,9 +111,6 @@ class CalendarSyncer:
                     interval=interval,
                 )
             return
-        expanded = await remote.call(
-            job.app_id, calendar_sync.expand, pulled, timezone=job.timezone, now=self.clock()
-        )
         async with self.sessions() as session:
             report = await calendar_sync.apply(
                 session,
@@ -129,6 +129,20 @@ class CalendarSyncer:
                 report.removed,
                 len(report.conflicts),
             )
+
+    async def _fetch(
+        self, job: calendar_sync.SyncJob
+    ) -> tuple[remote.Pulled, calendar_sync.Expanded]:
+        """The changes since the job's token and their busy time (in the CalDAV threads)."""
+        allow_private = self.settings.webhook_allow_private_networks
+        await calendar_connections.guard_url(job.account.url, allow_private=allow_private)
+        pulled = await remote.call(
+            job.app_id, remote.pull, job.account, job.sync_token, allow_private=allow_private
+        )
+        expanded = await remote.call(
+            job.app_id, calendar_sync.expand, pulled, timezone=job.timezone, now=self.clock()
+        )
+        return pulled, expanded
 
     async def push(self, calendar_id: uuid.UUID, payload: str) -> Outcome:
         """The calendar channel's send, for the delivery pipeline (one claimed booking event)."""

@@ -31,6 +31,8 @@ START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta
 ENV = {
     "SLOTGRAPH_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
     "SLOTGRAPH_WORKER_LEASE_SECONDS": "3",
+    # a sync's lease is this + the lease above: the second worker takes over after 23 s
+    "SLOTGRAPH_CALENDAR_SYNC_SECONDS": "20",
     "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.2",
     "SLOTGRAPH_ENCRYPTION_KEY": Fernet.generate_key().decode(),
 }

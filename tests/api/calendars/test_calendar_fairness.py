@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
@@ -24,41 +23,10 @@ from slotgraph.services import calendar_connections
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import SETTINGS, busy, connect, vevent
 from tests.api.conftest import Api, make_api
-from tests.hostile import Answer, Hostile, fixed, serving
+from tests.hostile import holding, seen
 from tests.radicale import Radicale
 
 BOUND = 15.0  # seconds B's connect and pull may take while A's calls are held (about 0.2 s)
-
-
-@contextmanager
-def holding() -> Iterator[tuple[Hostile, threading.Event]]:
-    """A server that holds every request until the event is set, then answers not-XML."""
-    release = threading.Event()
-    then = fixed(b"<<not xml")
-
-    def answer(line: str) -> tuple[bytes, Iterator[bytes]]:
-        release.wait(120)
-        return then(line)
-
-    held: Answer = answer
-    with serving(held) as peer:
-        try:
-            yield peer, release
-        finally:
-            release.set()  # the client's threads and the server's go before the next test
-
-
-async def _seen(peer: Hostile, count: int) -> None:
-    """Until the server has `count` requests in hand."""
-    loop, reached = asyncio.get_running_loop(), asyncio.Event()
-
-    def on_request(n: int) -> None:
-        if n >= count:
-            loop.call_soon_threadsafe(reached.set)
-
-    peer.on_request = on_request
-    if len(peer.requests) < count:
-        await asyncio.wait_for(reached.wait(), BOUND)
 
 
 @asynccontextmanager
@@ -84,7 +52,7 @@ async def test_a_slow_server_of_one_app_leaves_threads_for_the_others(
                 asyncio.create_task(cal_api.put(f"/v1/resources/{r['resource_id']}/calendar", body))
                 for r in a_resources
             ]
-            await _seen(peer, remote.PER_APP)
+            await seen(peer, remote.PER_APP, BOUND)
             r = await asyncio.wait_for(connect(other, calendar, b_resource), BOUND)
             assert r.status_code == 201, r.text
             assert await asyncio.wait_for(worker.calendars.run_once(), BOUND) == 1
@@ -147,7 +115,7 @@ async def test_one_apps_due_calendars_on_a_slow_server_leave_room_for_the_others
             with _pulled(b_resource) as b_pulled:
                 loop = asyncio.create_task(worker.calendars.run(stop))
                 try:
-                    await _seen(peer, remote.PER_APP)
+                    await seen(peer, remote.PER_APP, BOUND)
                     await asyncio.wait_for(b_pulled.wait(), BOUND)
                     assert await busy(
                         other, b_resource, "2024-05-02T00:00:00Z", "2024-05-03T00:00:00Z"
