@@ -61,7 +61,9 @@ async def test_an_app_over_the_cap_from_before_is_told_how_many_to_delete(
     )
 
 
-async def test_a_history_answer_holds_the_latest_1000_changes_and_says_so(api: Api) -> None:
+async def test_a_history_answer_holds_the_latest_1000_changes_and_reads_older_ones_by_next(
+    api: Api,
+) -> None:
     # Before: every change, however many (2,000 changes: 368 KB in one answer).
     res, client = await api.resource(), await api.client()
     booking = await api.book(
@@ -88,3 +90,29 @@ async def test_a_history_answer_holds_the_latest_1000_changes_and_says_so(api: A
     assert cut["older_left_out"] is True
     assert [h["at"] for h in cut["data"]] == sorted(h["at"] for h in cut["data"])
     assert (await api.get(path)).json()["details"] == "change 999"
+    # Before: the changes left out could not be read at all. `next` reads the ones before the
+    # oldest shown (all 1,001 share one clock reading here: the order is the order made).
+    assert whole["next"] is None
+    assert cut["next"] == f"{path}/history?before={cut['data'][0]['change_id']}"
+    next_path, _, before = cut["next"].partition("?before=")
+    older = (await api.get(next_path, before=before)).json()
+    assert older["data"] == whole["data"][:1]  # the create
+    assert (older["older_left_out"], older["next"]) == (False, None)
+    every = older["data"] + cut["data"]
+    assert len({h["change_id"] for h in every}) == 1001
+    assert [h["to"] for h in every[:2]] == ["confirmed", "confirmed"]
+    middle = (await api.get(f"{path}/history", before=cut["data"][500]["change_id"])).json()
+    assert middle["data"] == every[:501]
+    assert (middle["older_left_out"], middle["next"]) == (False, None)
+    # A change of another booking, or none, is no place in this history: 422 naming `before`.
+    other = await api.book(
+        resource_id=res["resource_id"],
+        client_id=client["client_id"],
+        start_time="2024-06-04T10:00:00Z",
+        end_time="2024-06-04T11:00:00Z",
+    )
+    theirs = (await api.get(f"/v1/bookings/{other['booking_id']}/history")).json()["data"][0]
+    for before in (theirs["change_id"], "00000000-0000-0000-0000-000000000000"):
+        refused = await api.get(f"{path}/history", before=before)
+        assert refused.status_code == 422, refused.text
+        assert [e["loc"] for e in refused.json()["errors"]] == [["query", "before"]]

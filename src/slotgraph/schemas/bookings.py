@@ -129,6 +129,9 @@ class BookingCreated(BookingOut):
 
 
 class TransitionOut(BaseModel):
+    change_id: uuid.UUID = Field(
+        description="This change; `before` in the history's query reads the ones made before it."
+    )
     from_status: StatusName | None = Field(serialization_alias="from")
     action: str
     to: StatusName

@@ -25,3 +25,8 @@ class Latest(BaseModel, Generic[T]):
     older_left_out: bool = Field(
         description="true: older entries exist and are not in `data` (it holds the latest)."
     )
+    next: str | None = Field(
+        default=None,
+        description="The path that reads the entries before these (the next page back in "
+        "time), when `older_left_out`; else null.",
+    )

@@ -125,6 +125,7 @@ def booking_out_for(principal: Principal, b: Booking) -> BookingOut:
 
 def transition_out(t: BookingTransition) -> TransitionOut:
     return TransitionOut(
+        change_id=t.id,
         from_status=t.from_status,
         action=t.action,
         to=t.to_status,

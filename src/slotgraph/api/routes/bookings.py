@@ -140,13 +140,21 @@ async def cancel_booking(
 
 @router.get("/{booking_id}/history")
 async def booking_history(
-    booking_id: uuid.UUID, principal: SecretKey, session: Session
+    booking_id: uuid.UUID,
+    principal: SecretKey,
+    session: Session,
+    before: Annotated[
+        uuid.UUID | None,
+        Query(description="A `change_id`: the latest 1,000 changes made before that one."),
+    ] = None,
 ) -> Latest[TransitionOut]:
-    """The latest 1,000 changes, oldest first; `older_left_out` says whether there were more."""
+    """The latest 1,000 changes (before the change `before`, if given), oldest first;
+    `older_left_out` says whether there were more, and `next` is the path that reads them."""
     rows, left_out = await reading.booking_history(
-        session, principal=principal, booking_id=booking_id
+        session, principal=principal, booking_id=booking_id, before=before
     )
-    return Latest[TransitionOut](data=rows, older_left_out=left_out)
+    older = f"/v1/bookings/{booking_id}/history?before={rows[0].change_id}" if left_out else None
+    return Latest[TransitionOut](data=rows, older_left_out=left_out, next=older)
 
 
 @router.put("/{booking_id}/{action}")

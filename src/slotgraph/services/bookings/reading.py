@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import Booking, BookingTransition
+from slotgraph.errors import ValidationFailed
 from slotgraph.schemas import (
     BookingOut,
     Page,
@@ -79,29 +80,56 @@ async def list_bookings(
 
 # A booking's history answer holds its latest changes, at most this many, oldest first. Every
 # change writes a row and nothing bounded them (a customer token may move its booking at the
-# public rate, 600 a minute): the answer grew with them (2,000 changes: 368 KB).
+# public rate, 600 a minute): the answer grew with them (2,000 changes: 368 KB). Older ones are
+# read a page at a time with `before` (the oldest change of the page before).
 MAX_HISTORY = 1_000
 
 
 async def booking_history(
-    session: AsyncSession, *, principal: Principal, booking_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    booking_id: uuid.UUID,
+    before: uuid.UUID | None = None,
 ) -> tuple[list[TransitionOut], bool]:
-    """The latest MAX_HISTORY changes, oldest first, and whether older ones were left out."""
+    """The latest MAX_HISTORY changes (made before the change `before`, when given), oldest
+    first, and whether older ones were left out. A `before` that is not a change of this booking
+    is 422."""
+    # Several changes may share one clock reading: the creation sorts first among them, then
+    # the ids (UUIDv7, increasing) keep them in the order they were made.
+    order = (
+        BookingTransition.at,
+        BookingTransition.from_status.is_not(None),
+        BookingTransition.id,
+    )
     async with session.begin():
         await lifecycle.load_booking(session, principal.app_id, booking_id)
+        stmt = select(BookingTransition).where(BookingTransition.booking_id == booking_id)
+        if before is not None:
+            stmt = stmt.where(await _older_than(session, booking_id, before))
         rows = (
             await session.scalars(
-                select(BookingTransition)
-                .where(BookingTransition.booking_id == booking_id)
-                # Several changes may share one clock reading: the ids (UUIDv7, increasing)
-                # keep them in the order they were made. Newest first, then turned around.
-                .order_by(
-                    BookingTransition.at.desc(),
-                    BookingTransition.from_status.is_not(None).desc(),
-                    BookingTransition.id.desc(),
-                )
-                .limit(MAX_HISTORY + 1)  # one more: whether any were left out
+                # Newest first, then turned around; one more: whether any were left out.
+                stmt.order_by(*(c.desc() for c in order)).limit(MAX_HISTORY + 1)
             )
         ).all()
     kept = rows[:MAX_HISTORY]
     return [transition_out(t) for t in reversed(kept)], len(rows) > MAX_HISTORY
+
+
+async def _older_than(
+    session: AsyncSession, booking_id: uuid.UUID, change_id: uuid.UUID
+) -> ColumnElement[bool]:
+    """The changes of this booking made before the change `change_id`, in the history's order."""
+    cursor = await session.get(BookingTransition, change_id)
+    if cursor is None or cursor.booking_id != booking_id:
+        raise ValidationFailed.one(
+            "before", f"No change {change_id} in this booking's history.", where="query"
+        )
+    t = BookingTransition
+    created = t.from_status.is_(None)
+    if cursor.from_status is None:  # the creation: only creations sort before it at its time
+        same_time = and_(created, t.id < cursor.id)
+    else:
+        same_time = or_(created, t.id < cursor.id)
+    return or_(t.at < cursor.at, and_(t.at == cursor.at, same_time))
