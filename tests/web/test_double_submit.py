@@ -14,6 +14,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -213,3 +214,27 @@ async def test_a_first_send_that_runs_on_is_waited_for_two_seconds(
             "booking."
         )
     assert await _bookings(api) == []
+
+
+async def test_a_form_sent_again_shows_the_booking_after_its_due_timer_as_the_api_does(
+    api: Api,
+) -> None:
+    # An unpaid payment hold (instant_payment) times out by itself 5 minutes after it was made.
+    # Before, the replay of its form still showed it "Waiting" while GET /v1/bookings/{id} said
+    # it had not been paid in time.
+    await make_page(api, resources=1, graph="instant_payment")
+    fields = await _form(api.http, 4)  # in an hour
+    first = await api.http.post("/book/dr-berg", data=fields)
+    assert Doc(first.text).one("booking-status")["data-status"] == "tentative"
+    api.clock.advance(timedelta(minutes=10))  # past the payment's deadline, unpaid
+    again = await api.http.post("/book/dr-berg", data=fields)
+    assert _manage(again) == _manage(first)
+    shown = Doc(again.text)
+    assert shown.one("booking-status")["data-status"] == "unpaid"
+    assert shown.text("booking-status") == "Not paid in time"
+    (booking,) = await _bookings(api)
+    assert booking["status"] == "unpaid"
+    # Sent again with other details: "already sent", with the booking as it is now, too.
+    other = await api.http.post("/book/dr-berg", data={**fields, "name": "Ann Berg"})
+    assert other.status_code == 422, other.text
+    assert Doc(other.text).one("booking-status")["data-status"] == "unpaid"

@@ -30,8 +30,7 @@ from slotgraph.db.engine import exc_sqlstate
 from slotgraph.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from slotgraph.schemas import BookingCreate, BookingCreated
 from slotgraph.services import idempotency
-from slotgraph.services.bookings import creating
-from slotgraph.services.bookings.lifecycle import load_booking
+from slotgraph.services.bookings import creating, reading
 from slotgraph.services.pages import PublicPage
 from slotgraph.services.views import booking_out_for
 
@@ -138,7 +137,8 @@ async def _first_answer(
     that lock itself, not by polling: on PostgreSQL the key's advisory lock (the create's read
     takes it, services/idempotency.py), under a lock_timeout; on SQLite the write lock every
     transaction takes at BEGIN (db/engine.py), which the first send holds until it commits, so
-    its answer is there once this transaction begins."""
+    its answer is there once this transaction begins. The booking is shown as a read shows it
+    (services/bookings/reading.py `current`: its due automatic action applied)."""
     async with session.begin():
         conn = await session.connection()
         if conn.dialect.name == "postgresql":
@@ -149,10 +149,15 @@ async def _first_answer(
                 if exc.orig is None or exc_sqlstate(exc.orig) != _LOCK_TIMEOUT:
                     raise
                 raise IdempotencyKeyInFlight(idempotency.IN_FLIGHT) from None
+            # the wait's bound only: the booking's own lock (below) is waited for as a read does
+            await conn.execute(text("SET LOCAL lock_timeout = DEFAULT"))
         answered = await idempotency.answered(conn, claim, now=now)
         if answered is None:
             return None
         first = BookingCreated.model_validate_json(answered.answer.body)
-        row = await load_booking(session, view.app_id, first.booking_id)
+        # As `GET /v1/bookings/{id}` shows it: an automatic action due since (a request nobody
+        # answered before it began expires, an unpaid hold times out) applied first. Before,
+        # the replay showed the booking as stored, "Waiting" for a request that had expired.
+        row = await reading.current(session, view.app_id, first.booking_id, now=now)
         now_shown = booking_out_for(view.principal(), row).model_dump()
         return answered, BookingCreated(**now_shown, customer_token=first.customer_token)

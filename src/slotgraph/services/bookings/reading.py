@@ -27,11 +27,21 @@ async def get_booking(
 ) -> BookingOut:
     customer_tokens.check_booking(principal, booking_id)
     async with session.begin():
-        booking = await lifecycle.load_booking(session, principal.app_id, booking_id)
-        if lifecycle.due_action(booking, now):
-            booking, owner = await lifecycle.lock_for_change(session, principal.app_id, booking_id)
-            await lifecycle.apply_due_action(session, booking, owner, now=now)
+        booking = await current(session, principal.app_id, booking_id, now=now)
         return booking_out_for(principal, booking)
+
+
+async def current(
+    session: AsyncSession, app_id: uuid.UUID, booking_id: uuid.UUID, *, now: datetime
+) -> Booking:
+    """The booking as every read shows it: the automatic action due on it (a timer of its
+    graph) applied first, in the caller's transaction. `get_booking` and a booking page's
+    replayed form (services/page_once.py) read it so."""
+    booking = await lifecycle.load_booking(session, app_id, booking_id)
+    if lifecycle.due_action(booking, now):
+        booking, owner = await lifecycle.lock_for_change(session, app_id, booking_id)
+        await lifecycle.apply_due_action(session, booking, owner, now=now)
+    return booking
 
 
 async def list_bookings(
