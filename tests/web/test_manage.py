@@ -260,9 +260,13 @@ async def test_the_customer_changes_the_language_on_the_manage_page(api: Api) ->
     # without the form's CSRF token: refused, nothing changed
     no_token = {"locale": "de"}
     assert (await api.http.post(f"{manage_url}/language", data=no_token)).status_code == 403
-    # a language the pages do not speak: refused
-    fields = {**form["fields"], "locale": "fr"}
-    assert (await api.http.post(f"{manage_url}/language", data=fields)).status_code == 404
+    # a language the pages do not speak, or none: refused as what was sent (422, an error page;
+    # it was 404, as if the booking were not found)
+    for fields in ({**form["fields"], "locale": "fr"}, form["fields"]):
+        refused = await api.http.post(f"{manage_url}/language", data=fields)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("text/html")
+        assert Doc(refused.text).text("error-detail") == "Choose a language from the page."
     assert (await api.get("/v1/bookings")).json()["data"][0]["locale"] == "en"
     r = await api.http.post(f"{manage_url}/language", data={**form["fields"], "locale": "de"})
     assert r.status_code == 303, r.text

@@ -23,7 +23,8 @@ from slotgraph.appsettings import AppSettings
 from slotgraph.db.models import App, BookingPage, Resource
 from slotgraph.domain.customers import Change, allowed_changes, deadline
 from slotgraph.domain.graphs import GRAPHS
-from slotgraph.errors import NotFound, SlotUnavailable
+from slotgraph.errors import NotFound, SlotUnavailable, ValidationFailed
+from slotgraph.locales import available_locales
 from slotgraph.page_schemas import PageFields, PageOut
 from slotgraph.schemas import ActionBody, BookingOut, BookingUpdate
 from slotgraph.services import customer_tokens
@@ -32,7 +33,6 @@ from slotgraph.services.bookings import changing, lifecycle
 from slotgraph.services.common import Principal
 from slotgraph.services.pages import PublicPage, ResourceInfo, public_view
 from slotgraph.services.views import booking_out_for
-from slotgraph.web.i18n import available_locales
 
 _LONG_AGO = timedelta(days=365 * 300)
 
@@ -167,13 +167,24 @@ async def cancel(session: AsyncSession, *, token: str, now: datetime) -> Booking
     )
 
 
+class NoSuchLanguage(ValidationFailed):
+    """422 (the error page): the form named no language the pages speak. Its detail is the
+    visitor's sentence alone (translated on the page), not "locale: ..."."""
+
+    MESSAGE = "Choose a language from the page."
+
+    def __init__(self) -> None:
+        super().__init__([("locale", self.MESSAGE)])
+        self.detail = self.MESSAGE
+
+
 async def change_language(
     session: AsyncSession, *, token: str, locale: str | None, now: datetime
 ) -> BookingOut:
     """The language of this page and of the customer's emails: one the pages speak (a
     catalogue), set as the API's `PUT /v1/bookings/{id} {"locale": ...}` with the token sets it."""
     if locale not in available_locales():
-        raise NotFound("Choose a language from the page.")
+        raise NoSuchLanguage()
     principal = await _principal(session, token)
     assert principal.booking_id is not None
     return await changing.modify_booking(

@@ -2,7 +2,8 @@
 
 A locale is one file, `locales/<locale>.po` (gettext), read once at start and compiled in memory:
 no build step, nothing in the templates changes. English is the source language (the msgids);
-`en.po` exists so English is listed like any other locale. See docs/booking-pages.md.
+`en.po` exists so English is listed like any other locale. See docs/booking-pages.md. Which
+locales there are is slotgraph/locales.py's (services ask it too).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError, dates
@@ -20,8 +20,9 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-LOCALES_DIR = Path(__file__).parent / "locales"
-DEFAULT_LOCALE = "en"
+from slotgraph.locales import DEFAULT_LOCALE, LOCALES_DIR, available_locales
+
+__all__ = ["DEFAULT_LOCALE", "LOCALES_DIR", "available_locales"]  # and what is defined here
 
 
 def N_(message: str) -> str:
@@ -42,12 +43,6 @@ STATUS_WORDS = {
     "unpaid": N_("Not paid in time"),
     "completed": N_("Completed"),
 }
-
-
-@functools.cache
-def available_locales() -> tuple[str, ...]:
-    """The locales with a catalogue, e.g. ("de", "en")."""
-    return tuple(sorted(p.stem for p in LOCALES_DIR.glob("*.po")))
 
 
 # A locale's name: language, then script, territory or variant, each after "_". Babel's parser
