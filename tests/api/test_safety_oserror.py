@@ -13,9 +13,11 @@ import contextlib
 import logging
 import socket
 import struct
+from urllib.parse import unquote
 
 import httpx
 import pytest
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.api.app import create_app
@@ -57,11 +59,38 @@ async def test_an_oserror_of_the_requests_own_is_a_500_not_an_outage(
     assert not [rec for rec in caplog.records if "database unavailable" in rec.getMessage()]
 
 
+def why_not_tcp(url: URL) -> str | None:
+    """Why the reset test cannot run on this PostgreSQL URL, or None when it can: it relays TCP
+    to the database's host and port, so a URL that names a Unix socket (no host, a path as its
+    host, or `?host=/path`) has nothing to relay."""
+    host = unquote(url.host or "")
+    if not host or host.startswith("/") or "host" in url.query:
+        return (
+            f"SLOTGRAPH_TEST_POSTGRES_URL names a Unix socket ({url.render_as_string()}): this "
+            "test resets the database's TCP connections through a relay, so it needs a host and "
+            "port, e.g. postgresql://postgres@127.0.0.1:5432/test (docs/testing.md)"
+        )
+    return None
+
+
+def test_a_socket_url_is_said_to_be_why_the_reset_test_skips() -> None:
+    for socket_url in (
+        "postgresql://postgres@/test",
+        "postgresql://postgres@/test?host=/var/run/postgresql",
+        "postgresql://postgres@%2Fvar%2Frun%2Fpostgresql/test",
+    ):
+        reason = why_not_tcp(make_url(socket_url))
+        assert reason is not None and "needs a host and port" in reason, socket_url
+    assert why_not_tcp(make_url("postgresql://postgres@127.0.0.1:5432/test")) is None
+    assert why_not_tcp(make_url("postgresql://postgres@db.internal/test")) is None
+
+
 class _Proxy:
     """A TCP relay to PostgreSQL that can reset every connection through it (RST, as a failover
     or a dropped NAT entry does) and then refuse new ones."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
         self.port = port
         self.client_sides: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
@@ -71,7 +100,7 @@ class _Proxy:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
         self.client_sides.append(writer)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
@@ -97,8 +126,11 @@ async def test_a_reset_or_refused_database_connection_is_still_503(
 ) -> None:
     if api.backend != "postgresql":
         pytest.skip("a TCP reset needs a database behind a socket")
+    if (reason := why_not_tcp(engine.url)) is not None:
+        pytest.skip(reason)
     resource = await api.resource()
-    proxy = _Proxy(engine.url.port or 5432)
+    assert engine.url.host is not None
+    proxy = _Proxy(engine.url.host, engine.url.port or 5432)
     port = await proxy.start()
     url = engine.url.set(drivername="postgresql", port=port).render_as_string(hide_password=False)
     proxied = create_engine(url)
