@@ -9,17 +9,16 @@ The fetch runs in a thread (the `caldav` library blocks), outside any transactio
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 import uuid
+from asyncio import FIRST_COMPLETED
 from collections import Counter
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from slotgraph.calendars import keys, push, remote
+from slotgraph.calendars import keys, push, remote, threads
 from slotgraph.db.engine import is_unavailable, session_factory
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.errors import ValidationFailed
@@ -29,6 +28,7 @@ from slotgraph.settings import Settings
 log = logging.getLogger("slotgraph.calendars")
 
 CONCURRENT_SYNCS = 4
+SLOW_ROOM = 3  # x CONCURRENT_SYNCS: slow syncs in flight at most, beside the slots (`_Syncs`)
 
 
 async def check_encryption_key(engine: AsyncEngine, settings: Settings) -> None:
@@ -159,43 +159,33 @@ class CalendarSyncer:
             payload, target, allow_private=self.settings.webhook_allow_private_networks
         )
 
-    async def _start(self, running: dict[asyncio.Task[None], calendar_sync.SyncJob]) -> None:
+    async def _start(self, syncs: _Syncs) -> None:
         """Claim what the free sync slots take, each sync a task of its own: before, a round
         waited for all of its syncs, so one app's slow server (300 s a call) held every
-        app's pulls in this worker. An app has at most `remote.PER_APP` syncs claimed here."""
-        room = CONCURRENT_SYNCS - len(running)
+        app's pulls in this worker. An app has at most `remote.PER_APP` syncs claimed here,
+        and none while it has a slow one (`_Syncs`)."""
+        room = syncs.room()
         if room <= 0:
             return
-        per_app = Counter(job.app_id for job in running.values())
+        per_app = Counter(job.app_id for job in syncs.running.values())
         jobs = await self._claim(
             room,
             per_app=remote.PER_APP,
-            skip={job.connection_id for job in running.values()},
-            skip_apps={app for app, n in per_app.items() if n >= remote.PER_APP},
+            skip={job.connection_id for job in syncs.running.values()},
+            skip_apps={app for app, n in per_app.items() if n >= remote.PER_APP}
+            | syncs.slow_apps(),
         )
         for job in jobs:
-            task = asyncio.create_task(self._sync(job), name="slotgraph-calendar-sync")
-            running[task] = job
-            task.add_done_callback(functools.partial(self._ended, running))
-
-    @staticmethod
-    def _ended(
-        running: dict[asyncio.Task[None], calendar_sync.SyncJob], task: asyncio.Task[None]
-    ) -> None:
-        running.pop(task, None)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            if is_unavailable(exc):
-                log.warning("calendar sync: database unavailable; retrying")
-            else:
-                log.error("calendar sync failed; retrying", exc_info=exc)
+            syncs.started(asyncio.create_task(self._sync(job), name="slotgraph-calendar-sync"), job)
 
     async def run(self, stop: asyncio.Event) -> None:
         unavailable = False  # said once per outage, without a traceback
-        running: dict[asyncio.Task[None], calendar_sync.SyncJob] = {}
+        syncs = _Syncs()
         try:
             while not stop.is_set():
+                syncs.woken.clear()
                 try:
-                    await self._start(running)
+                    await self._start(syncs)
                     unavailable = False
                 except asyncio.CancelledError:
                     raise
@@ -205,10 +195,63 @@ class CalendarSyncer:
                     elif not unavailable:
                         log.warning("calendar sync: database unavailable; retrying")
                         unavailable = True
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_timer_seconds)
-            await asyncio.gather(*running, return_exceptions=True)  # stopping: let them end
+                waits = [asyncio.ensure_future(e.wait()) for e in (stop, syncs.woken)]
+                try:  # the next tick, or at once when a sync turned slow (its slot is free)
+                    await asyncio.wait(
+                        waits,
+                        timeout=self.settings.worker_timer_seconds,
+                        return_when=FIRST_COMPLETED,
+                    )
+                finally:
+                    for w in waits:
+                        w.cancel()
+            await asyncio.gather(*syncs.running, return_exceptions=True)  # stopping: let them end
         finally:  # (the worker cancels this loop when it stops; a lease left ends by itself)
-            for task in running:
+            for task in syncs.running:
                 task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.gather(*syncs.running, return_exceptions=True)
+
+
+class _Syncs:
+    """The syncs in flight in `run`: `CONCURRENT_SYNCS` hold a slot each. A sync in flight
+    `threads.SLOW_SECONDS` is slow (its server holds it): it leaves its slot (up to `SLOW_ROOM`
+    x `CONCURRENT_SYNCS` slow syncs at once), the loop claims again at once, and its app gets no
+    new sync claimed until it ends (the back of the queue). Before, four syncs of two apps whose
+    servers held them took every slot, and every other app's pulls waited up to 300 s."""
+
+    def __init__(self) -> None:
+        self.running: dict[asyncio.Task[None], calendar_sync.SyncJob] = {}
+        self.slow: set[asyncio.Task[None]] = set()
+        self.timers: dict[asyncio.Task[None], asyncio.TimerHandle] = {}
+        self.woken = asyncio.Event()  # a slot came free
+
+    def room(self) -> int:
+        in_slots = len(self.running) - len(self.slow)
+        most = (1 + SLOW_ROOM) * CONCURRENT_SYNCS - len(self.running)
+        return min(CONCURRENT_SYNCS - in_slots, most)
+
+    def slow_apps(self) -> set[uuid.UUID]:
+        return {self.running[task].app_id for task in self.slow}
+
+    def started(self, task: asyncio.Task[None], job: calendar_sync.SyncJob) -> None:
+        self.running[task] = job
+        loop = asyncio.get_running_loop()
+        self.timers[task] = loop.call_later(threads.SLOW_SECONDS, self._slow_now, task)
+        task.add_done_callback(self._ended)
+
+    def _slow_now(self, task: asyncio.Task[None]) -> None:
+        self.timers.pop(task, None)
+        if len(self.slow) < SLOW_ROOM * CONCURRENT_SYNCS:
+            self.slow.add(task)
+            self.woken.set()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self.running.pop(task, None)
+        self.slow.discard(task)
+        if (timer := self.timers.pop(task, None)) is not None:
+            timer.cancel()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            if is_unavailable(exc):
+                log.warning("calendar sync: database unavailable; retrying")
+            else:
+                log.error("calendar sync failed; retrying", exc_info=exc)

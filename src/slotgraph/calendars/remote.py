@@ -1,5 +1,5 @@
 """The CalDAV side, through the `caldav` library (no hand-written WebDAV). Blocking calls:
-the worker and the API run them in threads of their own (`call`).
+the worker and the API run them in threads of their own (`call`, threads.py).
 
 Every call starts with the SSRF guard's verdict already given by the caller (webhooks/ssrf.py);
 here the client is kept from going anywhere else: no RFC 6764 discovery, no redirects, no
@@ -8,19 +8,22 @@ proxy or .netrc from the environment.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import functools
 import importlib
 import inspect
 import time
-from collections.abc import Callable, Coroutine, Hashable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from slotgraph.calendars import threads
 from slotgraph.calendars.pull import PUSHED_MARK
+
+# Which app's calls run now, in the CalDAV threads (`call`, `THREADS`, `PER_APP`): threads.py.
+from slotgraph.calendars.threads import PER_APP as PER_APP
+from slotgraph.calendars.threads import THREADS as THREADS
+from slotgraph.calendars.threads import call as call
 from slotgraph.webhooks.ssrf import UrlNotAllowed, refuse_private
 
 if TYPE_CHECKING:
@@ -39,71 +42,7 @@ MULTIGET_BATCH = 200
 # that trickles its body a byte at a time under the read timeout held a thread for good.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
 DEADLINE_SECONDS = 300.0
-# CalDAV calls at once in a process (every app's syncs and pushes), in threads of their own:
-# in the default executor (six threads on two cores) a few servers that hang held every
-# getaddrinfo of the process, the webhook sender's for every app's receivers among them.
-THREADS = 8
-# Of which one app may hold at most this many: its further calls wait for its own turn (on the
-# event loop, holding no thread), so one app's slow server (8 calls held up to DEADLINE_SECONDS
-# each) no longer stalls every other app's pulls, pushes and connects. A call the caller gave
-# up on (a request's deadline) keeps its app's turn until its thread is done.
-PER_APP = 2
 T = TypeVar("T")
-P = ParamSpec("P")
-
-
-@functools.cache
-def _threads() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(THREADS, thread_name_prefix="slotgraph-caldav")
-
-
-class _Turns:
-    """An app's calls in flight or waiting for its turn; kept only while there are some (the
-    map is as big as the calls under way, not as the apps seen)."""
-
-    def __init__(self) -> None:
-        self.slots = asyncio.Semaphore(PER_APP)
-        self.users = 0
-
-
-_apps: dict[Hashable, _Turns] = {}
-
-
-def _leave(app: Hashable, turns: _Turns) -> None:
-    turns.users -= 1
-    if turns.users == 0 and _apps.get(app) is turns:
-        del _apps[app]
-
-
-def _done_with(app: Hashable, turns: _Turns) -> None:
-    turns.slots.release()
-    _leave(app, turns)
-
-
-async def call(app: Hashable, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run one of this module's blocking calls for `app` in the CalDAV threads, at most
-    `PER_APP` of its calls at once (with the caller's context, for its log lines)."""
-    turns = _apps.get(app) or _apps.setdefault(app, _Turns())
-    turns.users += 1
-    try:
-        await turns.slots.acquire()
-    except BaseException:
-        _leave(app, turns)
-        raise
-    loop = asyncio.get_running_loop()
-    try:
-        run = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        future = _threads().submit(run)
-    except BaseException:
-        _done_with(app, turns)
-        raise
-
-    def finished(_: object) -> None:  # in the call's thread, or here if it never started
-        with suppress(RuntimeError):  # the loop closed meanwhile: nothing left to wait
-            loop.call_soon_threadsafe(_done_with, app, turns)
-
-    future.add_done_callback(finished)
-    return await asyncio.wrap_future(future)
 
 
 class RemoteError(Exception):
@@ -203,6 +142,7 @@ def _bounded() -> type[Any]:
             self.left = MAX_ANSWER_BYTES
             self.seconds = DEADLINE_SECONDS
             self.deadline = time.monotonic() + DEADLINE_SECONDS
+            self.cut = threads.cut.get()  # set when the call is slow and keeps its slot
 
         def send(self, request: Any, **kwargs: Any) -> Any:
             self._in_time()
@@ -231,10 +171,16 @@ def _bounded() -> type[Any]:
             response._content_consumed = True
 
         def _in_time(self) -> None:
-            if time.monotonic() > self.deadline:
+            now = time.monotonic()
+            if now > self.deadline:
                 raise TooMuch(
                     f"The CalDAV server took longer than {self.seconds:.0f} s "
                     "for one call (a sync, a push or a connect's check)."
+                )
+            if self.cut is not None and self.cut.at is not None and now > self.cut.at:
+                raise TooMuch(
+                    "The CalDAV server was slow while every CalDAV thread was taken: the call "
+                    f"had {threads.SLOW_DEADLINE_SECONDS:.0f} s more once it was slow."
                 )
 
     return Bounded

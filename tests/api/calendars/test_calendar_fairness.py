@@ -8,6 +8,7 @@ real Radicale and the worker pulls it. The CalDAV threads are 8 for every app to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -122,6 +123,57 @@ async def test_one_apps_due_calendars_on_a_slow_server_leave_room_for_the_others
                     ) == [("2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z")]
                     # A's other 2 due calendars were not claimed: no request of theirs
                     assert len(peer.requests) == remote.PER_APP, peer.requests
+                finally:
+                    stop.set()
+                    release.set()
+                    await asyncio.wait_for(loop, 4 * BOUND)
+
+
+SLOW_APPS = 5  # each with PER_APP due calendars: more slow syncs than CalDAV threads and slots
+
+
+async def test_many_apps_on_slow_servers_leave_room_for_a_normal_apps_sync(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # Five apps' servers hold every request; their 10 calendars are due before B's. Before:
+    # the worker's 4 sync slots held 4 of their syncs (and the CalDAV threads 8 of their
+    # calls, first come, first served) until the servers answered (up to 300 s a call), so
+    # B's pull waited for them: not within the bound. Now a sync or a call in flight 2 s is
+    # slow and leaves its slot, and its app's next ones wait behind the other apps': B's
+    # pull ends in about 4 s (two rounds of slow syncs leaving the slots).
+    assert max(remote.THREADS, syncer.CONCURRENT_SYNCS) < SLOW_APPS * remote.PER_APP
+    slow_urls = []
+    async with contextlib.AsyncExitStack() as apps:
+        for _ in range(SLOW_APPS):
+            app = await apps.enter_async_context(_other_app(cal_api, engine))
+            for _ in range(remote.PER_APP):
+                calendar = radicale.new_calendar()
+                assert (await connect(app, calendar, await app.resource())).status_code == 201
+                slow_urls.append(str(calendar.url))
+        cal_api.clock.advance(timedelta(seconds=1))
+        calendar = radicale.new_calendar()
+        calendar.add_event(vevent("b-meeting", ":20240502T100000Z", ":20240502T110000Z"))
+        b_resource = await cal_api.resource()
+        assert (await connect(cal_api, calendar, b_resource)).status_code == 201
+        with holding() as (peer, release):
+            async with engine.begin() as conn:  # the slow apps' calendars move to the peer
+                for url in slow_urls:
+                    await conn.execute(
+                        text("UPDATE calendar_connections SET url = :new WHERE url = :old"),
+                        {"new": peer.url, "old": url},
+                    )
+            stop = asyncio.Event()
+            with _pulled(b_resource) as b_pulled:
+                loop = asyncio.create_task(worker.calendars.run(stop))
+                try:
+                    await asyncio.wait_for(b_pulled.wait(), BOUND)
+                    assert await busy(
+                        cal_api, b_resource, "2024-05-02T00:00:00Z", "2024-05-03T00:00:00Z"
+                    ) == [("2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z")]
+                    # every slow app has a sync at its server (B's was claimed after
+                    # them), more than the worker's slots at once; none twice
+                    await seen(peer, SLOW_APPS, BOUND)
+                    assert SLOW_APPS <= len(peer.requests) <= len(slow_urls), peer.requests
                 finally:
                     stop.set()
                     release.set()

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from slotgraph import logs
-from slotgraph.calendars import push, remote
+from slotgraph.calendars import push, remote, threads
 from tests.hostile import chunked, fixed, gzip_bomb, held, serving
 
 MB = 1024 * 1024
@@ -49,6 +49,24 @@ def test_a_trickled_answer_ends_at_the_deadline(monkeypatch: pytest.MonkeyPatch)
         error = _pull(peer.url)
         assert time.monotonic() - started < 10
         assert (error.kind, "took longer than 2 s" in str(error)) == ("protocol", True)
+
+
+async def test_a_slow_call_with_no_slow_thread_left_keeps_its_slot_for_a_short_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every slow thread is taken (none here): a call that turns slow keeps its slot, for
+    # SLOW_DEADLINE_SECONDS more (1 s here, 30 s by default). Before: the 300 s of any call.
+    monkeypatch.setattr(threads, "SLOW_ROOM", 0, raising=False)
+    monkeypatch.setattr(threads, "SLOW_SECONDS", 0.5, raising=False)
+    monkeypatch.setattr(threads, "SLOW_DEADLINE_SECONDS", 1.0, raising=False)
+    with serving(chunked(400, chunk=1, every=0.05)) as peer:
+        started = time.monotonic()
+        account = remote.Account(peer.url, "u", "p")
+        with pytest.raises(remote.RemoteError) as failed:
+            await remote.call(uuid.uuid4(), remote.pull, account, None, allow_private=True)
+        assert time.monotonic() - started < 10
+        assert failed.value.kind == "protocol"
+        assert "every CalDAV thread was taken" in str(failed.value)
 
 
 def test_an_answer_that_is_not_xml_is_a_protocol_error() -> None:
