@@ -22,14 +22,7 @@ import time
 import asyncpg
 
 from bench.harness import ADMIN_URL, _env, start, stop
-from bench.webhooks import _backlog, _wait_count, served
-
-
-def _cpu_ms(pid: int) -> float:
-    """User + system CPU time of a process so far, in ms (from /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+from bench.webhooks import _backlog, _wait_count, cpu_ms, served
 
 
 async def _backends(name: str) -> list[int]:
@@ -45,7 +38,7 @@ def _sum_cpu(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            total += _cpu_ms(pid)
+            total += cpu_ms(pid)
     return total
 
 
@@ -59,10 +52,10 @@ async def drain(*, sqlite: bool, events: int, trace: bool) -> None:
             await _wait_count(it.receiver, 1, 120)
             db = it.url.rsplit("/", 1)[1]
             pg = [] if sqlite else await _backends(db)
-            w0, p0, t0 = _cpu_ms(worker.pid), _sum_cpu(pg), time.time()
+            w0, p0, t0 = cpu_ms(worker.pid), _sum_cpu(pg), time.time()
             first = await _wait_count(it.receiver, 1, 1)
             last = await _wait_count(it.receiver, events, 600)
-            w1, p1 = _cpu_ms(worker.pid), _sum_cpu(pg)
+            w1, p1 = cpu_ms(worker.pid), _sum_cpu(pg)
             took = time.time() - t0
             done = await it.receiver.count() - 1  # the first arrived before t0
             print(

@@ -1,7 +1,10 @@
 """A webhook receiver in its own process (`python -m bench.receiver PORT`).
 
-POST anything: answered 200 at once, arrival noted (wall clock). GET /stats: {"count", "last"}.
-Minimal asyncio HTTP/1.1 with keep-alive, so that it is never the bottleneck being measured.
+POST anything: answered 200 at once, arrival noted (wall clock). GET: {"count", "last"}, and
+with `?at=K` also "at", the arrival time of the K-th distinct message (null before it came), so
+a bench can time any stretch of arrivals, a warm-up left out, by the same clock for the worker
+and for the floor's client. Minimal asyncio HTTP/1.1 with keep-alive, so that it is never the
+bottleneck being measured.
 """
 
 from __future__ import annotations
@@ -12,11 +15,20 @@ import sys
 import time
 
 seen: set[str] = set()
-last = 0.0
+arrivals: list[float] = []  # the arrival time of each distinct message, in order
+
+
+def _stats(target: str) -> bytes:
+    out: dict[str, float | int | None] = {"count": len(seen)}
+    out["last"] = arrivals[-1] if arrivals else 0.0
+    _, _, query = target.partition("?at=")
+    if query:
+        k = int(query)
+        out["at"] = arrivals[k - 1] if 0 < k <= len(arrivals) else None
+    return json.dumps(out).encode()
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    global last
     try:
         while True:
             head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
@@ -24,13 +36,13 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             headers = {k.lower(): v for k, _, v in (ln.partition(": ") for ln in lines[1:]) if v}
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             if lines[0].startswith("GET"):
-                out = json.dumps({"count": len(seen), "last": last}).encode()
+                out = _stats(lines[0].split(" ")[1])
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(out), out))
             else:
                 msg = headers.get("webhook-id") or body[:80].decode()
                 if msg not in seen:
                     seen.add(msg)
-                    last = time.time()
+                    arrivals.append(time.time())
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):

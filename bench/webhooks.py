@@ -1,16 +1,22 @@
 """Webhook delivery: events per second with one worker, and commit-to-first-attempt latency.
 
-Floor, measured in the same run: the same number of plain POSTs from one process to the same
-receiver, with the same concurrency (32), with the client the worker sends with (aiohttp, since
-issue 15's third pass) and, for comparison with the figures before it, with httpx. The ratio to
-the aiohttp floor says how much of what that client can send one worker delivers; the rest is
-the database round trips per delivery and the signing.
+Floor, measured in the same run under the same conditions: plain POSTs to the same receiver
+from one process pinned to the worker's core (core 1), with the client the worker sends with
+(`webhooks.sender.session`) and the same concurrency (32). Each run is a pair, the worker's
+drain and the floor back to back (which goes first alternates), each sender warmed up by
+`_WARM` messages before its timed `batch` (1,000, or 3,000 without `--quick`), both timed by
+the receiver's clock from the first timed arrival to the last; the ratio is taken per pair.
+The CPU time of both senders over the timed stretch (from /proc) is reported per message: on
+a loaded machine it says more than the wall-clock ratio. Before 2026-11-30's eighth pass the
+floor was 300 (or 1,000) POSTs from the bench's own unpinned process, cold, timed by its own
+clock (docs/benchmarks.md, "Webhooks", eighth pass).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import statistics
 import subprocess
@@ -20,7 +26,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import httpx
 
 from bench.harness import Figure, auth, database, free_port, now, start, stop, wait_ready
@@ -35,12 +40,13 @@ class _Receiver:
         self.http = http
         self.process = subprocess.Popen([sys.executable, "-m", "bench.receiver", str(port)])
 
-    async def stats(self) -> tuple[int, float]:
+    async def stats(self, at: int = 0) -> tuple[int, float, float | None]:
+        """The distinct messages so far, the last one's arrival and the `at`-th one's."""
         for _ in range(100):
             try:
-                r = await self.http.get(self.url)
+                r = await self.http.get(f"{self.url}?at={at}" if at else self.url)
                 data = r.json()
-                return int(data["count"]), float(data["last"])
+                return int(data["count"]), float(data["last"]), data.get("at")
             except httpx.TransportError:
                 await asyncio.sleep(0.05)
         raise RuntimeError("receiver not answering")
@@ -49,33 +55,65 @@ class _Receiver:
         return (await self.stats())[0]
 
 
-_CONCURRENCY = 32  # the worker's WORKER_BATCH
+_WARM = 200  # messages each sender sends before its timed stretch (connections, caches)
 
 
-async def _floor_aiohttp(url: str, batch: int, tag: str) -> float:
-    sem = asyncio.Semaphore(_CONCURRENCY)
-    connector = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def post(i: int) -> None:
-            async with sem, session.post(url, data=f"floor-{tag}-{i}".encode()) as r:
-                await r.read()
-
-        t0 = time.time()
-        await asyncio.gather(*(post(i) for i in range(batch)))
-        return batch / (time.time() - t0)
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time of a process so far, in ms (from /proc; a child not yet reaped
+    keeps its figures after it exits)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-async def _floor_httpx(http: httpx.AsyncClient, url: str, batch: int, tag: str) -> float:
-    sem = asyncio.Semaphore(_CONCURRENCY)
+@dataclass
+class Stretch:
+    """A timed stretch of arrivals: its rate (from the receiver's clock), and the sender's CPU
+    per message over it (from /proc, read as the receiver's count passed its two ends)."""
 
-    async def post(i: int) -> None:
-        async with sem:
-            await http.post(url, content=f"floor-{tag}-{i}".encode())
+    per_second: float
+    cpu_us: float
 
-    t0 = time.time()
-    await asyncio.gather(*(post(i) for i in range(batch)))
-    return batch / (time.time() - t0)
+
+async def _stretch(receiver: _Receiver, pid: int, first: int, n: int, seconds: float) -> Stretch:
+    """Arrivals `first` + 1 .. `first` + `n` (those before are the sender's warm-up), sent by
+    the process `pid`."""
+    deadline = now() + seconds
+    c0 = cpu0 = None
+    while True:
+        count, _, _ = await receiver.stats()
+        if c0 is None and count >= first:
+            c0, cpu0 = count, cpu_ms(pid)
+        if count >= first + n:
+            c1, cpu1 = count, cpu_ms(pid)
+            break
+        if now() > deadline:
+            raise TimeoutError
+        await asyncio.sleep(0.005)
+    _, _, t0 = await receiver.stats(first)
+    _, _, t1 = await receiver.stats(first + n)
+    assert t0 is not None
+    assert t1 is not None
+    assert cpu0 is not None
+    assert c0 is not None
+    return Stretch(n / (t1 - t0), (cpu1 - cpu0) / max(1, c1 - c0) * 1000)
+
+
+def _post_floor(url: str, n: int, tag: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["taskset", "-c", "1", sys.executable, "-m", "bench.post_floor", url, str(n), tag]
+    )
+
+
+async def _floor(receiver: _Receiver, warm: int, n: int, tag: str) -> Stretch:
+    """Plain POSTs from `bench/post_floor.py`, on the worker's core, with the worker's client:
+    `warm` first, then the `n` timed."""
+    before = await receiver.count()
+    client = _post_floor(receiver.url, warm + n, tag)
+    try:
+        return await _stretch(receiver, client.pid, before + warm, n, 120)
+    finally:
+        client.wait()
 
 
 async def _book(http: httpx.AsyncClient, base: str, resource: str, i: int) -> float:
@@ -121,7 +159,7 @@ async def _wait_count(receiver: _Receiver, target: int, seconds: float) -> float
     """Poll until the receiver has `target` distinct messages; returns the last arrival time."""
     deadline = now() + seconds
     while True:
-        count, last = await receiver.stats()
+        count, last, _ = await receiver.stats()
         if count >= target:
             return last
         if now() > deadline:
@@ -165,25 +203,33 @@ async def served(sqlite: bool) -> AsyncIterator[Served]:
 
 
 async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
-    batch = 300 if quick else 1000
+    """`runs` pairs, each a worker's drain and the floor back to back (the order alternating),
+    each timed over its last `batch` arrivals after a warm-up of `_WARM`; a ratio per pair."""
+    batch = 1000 if quick else 3000
     runs = 3 if quick else 5
     samples = 20 if quick else 60
-    throughput, floor, floor_httpx, latency_med, latency_p90 = [], [], [], [], []
+    throughput, floor, ratio, latency_med, latency_p90 = [], [], [], [], []
+    cpu_worker, cpu_floor = [], []
     async with served(sqlite) as it:
         url, base, h, receiver, resource = it.url, it.base, it.http, it.receiver, it.resource
         worker = None
         try:
             n = 0
-            for _ in range(runs):
-                # Throughput: a backlog of `batch` events, then one worker drains it.
-                await _backlog(h, base, resource, n, batch)
-                n += batch
+            for i in range(runs):
+                await _backlog(h, base, resource, n, _WARM + batch)
+                n += _WARM + batch
+                if i % 2:
+                    plain = await _floor(receiver, _WARM, batch, f"a{n}")
                 before = await receiver.count()
                 worker = start(["worker"], url, {"SLOTGRAPH_WORKER_TIMER_SECONDS": "3600"}, cpu=1)
-                # Timed from the first arrival to the last: worker start-up is not counted.
-                first = await _wait_count(receiver, before + 1, 60)
-                last = await _wait_count(receiver, before + batch, 600)
-                throughput.append((batch - 1) / (last - first))
+                drained = await _stretch(receiver, worker.pid, before + _WARM, batch, 600)
+                if not i % 2:
+                    plain = await _floor(receiver, _WARM, batch, f"a{n}")
+                throughput.append(drained.per_second)
+                floor.append(plain.per_second)
+                ratio.append(drained.per_second / plain.per_second)
+                cpu_worker.append(drained.cpu_us)
+                cpu_floor.append(plain.cpu_us)
                 # Latency: the worker is idle; one booking at a time.
                 lat = []
                 rng = random.Random(len(latency_med))
@@ -198,22 +244,17 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 latency_p90.append(statistics.quantiles(lat, n=10)[-1])
                 stop(worker)
                 worker = None
-
-                # Floor: the same number of plain POSTs to the same receiver, with the
-                # worker's client (aiohttp) and with httpx (the floor before the switch).
-                floor.append(await _floor_aiohttp(receiver.url, batch, f"a{n}"))
-                floor_httpx.append(await _floor_httpx(h, receiver.url, batch, f"h{n}"))
         finally:
             if worker is not None:
                 stop(worker)
-    ratio = [t / f for t, f in zip(throughput, floor, strict=True)]
-    ratio_httpx = [t / f for t, f in zip(throughput, floor_httpx, strict=True)]
+    cpu_ratio = [f / w for f, w in zip(cpu_floor, cpu_worker, strict=True)]
     return [
-        Figure("webhook events delivered / s (1 worker)", throughput, "events/s"),
-        Figure("floor: plain POSTs / s to the same receiver (aiohttp)", floor, "requests/s"),
-        Figure("floor with httpx (before the switch)", floor_httpx, "requests/s"),
-        Figure("ratio delivered / floor (aiohttp)", ratio, "x"),
-        Figure("ratio delivered / httpx floor", ratio_httpx, "x"),
+        Figure("webhook events delivered / s (1 worker, core 1)", throughput, "events/s"),
+        Figure("floor: plain POSTs / s, the worker's client on core 1", floor, "requests/s"),
+        Figure("ratio delivered / floor, per pair", ratio, "x"),
+        Figure("worker CPU per delivery", cpu_worker, "us"),
+        Figure("floor client CPU per POST", cpu_floor, "us"),
+        Figure("CPU ratio: floor client per POST / worker per delivery", cpu_ratio, "x"),
         Figure("commit -> first attempt, median (idle worker)", latency_med, "ms"),
         Figure("commit -> first attempt, p90 (idle worker)", latency_p90, "ms"),
     ]
