@@ -27,9 +27,11 @@ pytestmark = pytest.mark.system
 
 HEAD = 2.0  # SLOTGRAPH_HEADER_TIMEOUT_SECONDS in these tests
 BODY = 2.0  # SLOTGRAPH_BODY_TIMEOUT_SECONDS
+SEND = 2.0  # SLOTGRAPH_SEND_TIMEOUT_SECONDS
 LIMITS = {
     "SLOTGRAPH_HEADER_TIMEOUT_SECONDS": str(HEAD),
     "SLOTGRAPH_BODY_TIMEOUT_SECONDS": str(BODY),
+    "SLOTGRAPH_SEND_TIMEOUT_SECONDS": str(SEND),
 }
 
 
@@ -138,6 +140,72 @@ async def test_a_body_that_trickles_is_answered_408(
     if media_type == "application/problem+json":
         assert json.loads(body)["code"] == "request_timeout"
     assert took < BODY + 5, took  # the head took no time; then the body's limit
+
+
+_ESTABLISHED = 1  # Linux's TCP_ESTABLISHED, the first byte of TCP_INFO
+
+
+def _tcp_state(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+async def _largest_search(server: Server) -> str:
+    """The query of an availability search whose answer is as large as one may be (docs/
+    availability.md: 5,000 slots x 20 resources, about 4.5 MB): more than the kernel's buffers
+    take (at most 4 MB here, net.ipv4.tcp_wmem), so the rest waits in the server process."""
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    ids = []
+    async with httpx.AsyncClient(base_url=server.url, headers=auth, timeout=30) as http:
+        for n in range(20):
+            r = await http.post("/v1/resources", json={"name": f"Room {n}", "timezone": "UTC"})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["resource_id"])
+    query = "&".join(f"resource_id={i}" for i in ids)
+    return f"/v1/availability?{query}&start=2030-01-07T00:00:00Z&end=2030-03-07T00:00:00Z" + (
+        "&duration=PT15M&limit=5000"
+    )
+
+
+async def test_a_client_that_does_not_read_its_answer_is_cut_off_within_the_limit(
+    fresh_database: tuple[str, str], tmp_path: Path
+) -> None:
+    """The largest availability answer, asked for on a socket with a 4 KB receive buffer that is
+    never read. Before, the connection stayed open for as long as the client liked, the rest of
+    the answer in the server's memory (the head's and keep-alive's deadlines close it, and a
+    close waits for the buffer to drain). The connection's state is read from the client's
+    kernel (TCP_INFO), never by reading: the server's reset makes it CLOSE."""
+    loop = asyncio.get_running_loop()
+    async with serving(fresh_database, tmp_path) as server:
+        path = await _largest_search(server)
+        # A client that reads gets the whole answer.
+        auth = {"Authorization": f"Bearer {SECRET}"}
+        async with httpx.AsyncClient(timeout=60, headers=auth) as http:
+            whole = await http.get(f"{server.url}{path}")
+        assert whole.status_code == 200, whole.text
+        assert len(whole.json()["data"]) == 5000
+        assert len(whole.content) > 4_200_000
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, _address(server))
+        ask = f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET}\r\n\r\n"
+        await loop.sock_sendall(sock, ask.encode())
+        started = time.monotonic()
+        # Looked at every 0.1 s for at most SEND + 20 s: the bound only ends a test whose
+        # server never cuts the connection.
+        for _ in range(int((SEND + 20) * 10)):
+            if _tcp_state(sock) != _ESTABLISHED:
+                break
+            await asyncio.sleep(0.1)
+        took, state = time.monotonic() - started, _tcp_state(sock)
+        sock.close()
+        # The server goes on serving.
+        async with httpx.AsyncClient(timeout=30) as http:
+            assert (await http.get(f"{server.url}/healthz")).status_code == 200
+        log = server.log.read_text()
+    assert state != _ESTABLISHED, f"still open after {took:.1f} s"
+    assert SEND - 0.5 < took < SEND + 10, took
+    assert "unhandled error" not in log, log
 
 
 async def test_a_slow_client_that_finishes_in_time_is_served(

@@ -10,6 +10,12 @@ protocol is uvicorn's httptools protocol (what `slotgraph serve` runs) with two 
   `SLOTGRAPH_HEADER_TIMEOUT_SECONDS` (10); else the connection is closed, with a 408 if part
   of a head had come. uvicorn's keep-alive timeout (5 s) still closes an idle connection
   first; the deadline holds while bytes trickle in, which that timeout does not.
+- **the answer's deadline**: once an answer outruns its client (uvicorn's write buffer passes
+  its high-water mark: the kernel's buffers are full and 64 KiB more wait in the process), what
+  is written must have drained within `SLOTGRAPH_SEND_TIMEOUT_SECONDS` (30); else the
+  connection is aborted (a reset: a close would wait for the buffer to drain). A client that
+  did not read its answer held the connection, its buffered answer and its place in the count
+  below for as long as it liked. An answer that fits in the buffers costs no timer.
 - **connections per address**: at most `SLOTGRAPH_MAX_CONNECTIONS_PER_ADDRESS` (256, per server
   process; IPv6 counted per /64) open at once; one more is answered 503 and closed before it is
   read. The host itself (loopback) and the proxies named in `SLOTGRAPH_FORWARDED_ALLOW_IPS`
@@ -24,6 +30,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import socket
+import struct
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -40,6 +49,7 @@ class Bounds:
     head_seconds: float
     per_address: int  # 0: not counted
     trusted: tuple[_Network, ...] | None  # None: every address is a trusted proxy ("*")
+    send_seconds: float = 30.0
 
 
 @cache
@@ -49,6 +59,7 @@ def bounds() -> Bounds:
     settings = Settings()
     return Bounds(
         head_seconds=settings.header_timeout_seconds,
+        send_seconds=settings.send_timeout_seconds,
         per_address=settings.max_connections_per_address,
         trusted=trusted_networks(settings.forwarded_allow_ips),
     )
@@ -113,16 +124,19 @@ TOO_MANY = _answer(
     "too_many_connections",
     "Too many connections are open from your address (max_connections_per_address).",
 )
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 _OPEN: dict[str, int] = {}  # this process's connections per counted address
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with the head's deadline and the per-address count."""
+    """uvicorn's httptools protocol, with the head's and the answer's deadlines and the
+    per-address count."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._bounds = bounds()
         self._deadline: asyncio.TimerHandle | None = None
+        self._send_deadline: asyncio.TimerHandle | None = None
         self._counted: str | None = None
         self._head_begun = False
 
@@ -141,6 +155,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._disarm_send()
         self._uncount()
         super().connection_lost(exc)
 
@@ -148,6 +163,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # The connection is the WebSocket protocol's from here (when a WebSocket library is
         # installed): this protocol hears no connection_lost to uncount it.
         self._disarm()
+        self._disarm_send()
         self._uncount()
         super().handle_websocket_upgrade()
 
@@ -167,7 +183,42 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         self._head_begun = False
+        if self.transport.get_write_buffer_size() == 0:  # the last answer drained: a new clock
+            self._disarm_send()
         super().on_headers_complete()
+
+    def pause_writing(self) -> None:
+        """The answer outran the client: what is written must drain within send_seconds (the
+        clock is not restarted by a resume: a client that reads a little now and then keeps
+        an answer no longer than one that reads nothing)."""
+        super().pause_writing()
+        if self._send_deadline is None:
+            self._send_deadline = self.loop.call_later(
+                self._bounds.send_seconds, self._send_too_slow
+            )
+
+    def _disarm_send(self) -> None:
+        if self._send_deadline is not None:
+            self._send_deadline.cancel()
+            self._send_deadline = None
+
+    def _send_too_slow(self) -> None:
+        self._send_deadline = None
+        if self.transport.get_write_buffer_size() == 0:
+            return  # it drained in time (the next answer that outruns the client starts anew)
+        # A reset, not a close: a close (ours, or the head's or keep-alive's deadline) waits for
+        # the process's buffer to drain, which a client that does not read never lets happen;
+        # and an abort alone still leaves the kernel's buffer (megabytes) queued before a FIN
+        # that the client never reads either. SO_LINGER 0 makes it a reset: both are freed.
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        self.transport.abort()
+        if self.cycle is not None and not self.cycle.response_complete:
+            # its send returns at once (uvicorn hears of the abort on the loop's next turn, and a
+            # write to the closed transport in between was an error)
+            self.cycle.disconnected = True
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
