@@ -17,6 +17,9 @@ app's `allowed_origins` still gets it; over plain HTTP (a laptop) it is `SameSit
 HTTPS it is also named `__Host-sg_csrf`: a browser keeps such a cookie only if this very host set
 it over HTTPS (no `Domain`), so a sibling subdomain or a network attacker on plain HTTP cannot
 plant one, with or without SLOTGRAPH_CSRF_SECRET; a plain `sg_csrf` cookie is not read there.
+"Over HTTPS" is the request's scheme, or an `https://` SLOTGRAPH_PUBLIC_URL (`is_https`): behind
+a proxy that ends TLS without forwarding the scheme, the pages saw `http` and used the plain
+cookie. Over plain HTTP the limitation stays, and docs/security.md says what it allows.
 """
 
 from __future__ import annotations
@@ -79,8 +82,20 @@ def _valid(request: Request, token: str) -> bool:
     return bool(nonce) and hmac.compare_digest(sig, _sign(secret, nonce))
 
 
+def is_https(request: Request) -> bool:
+    """Whether visitors reach these pages over HTTPS: the request says so (`https`, or
+    X-Forwarded-Proto from a proxy named in SLOTGRAPH_FORWARDED_ALLOW_IPS), or the operator
+    does, with an `https://` SLOTGRAPH_PUBLIC_URL. The latter covers a proxy that ends TLS
+    without saying so: the pages saw `http` and used the plain cookie, which a sibling
+    subdomain can plant (module docstring)."""
+    if request.url.scheme == "https":
+        return True
+    configured = getattr(request.app.state.settings, "public_url", None) or ""
+    return configured.lower().startswith("https://")
+
+
 def cookie_name(request: Request) -> str:
-    return HOST_CSRF_COOKIE if request.url.scheme == "https" else CSRF_COOKIE
+    return HOST_CSRF_COOKIE if is_https(request) else CSRF_COOKIE
 
 
 def csrf_token(request: Request) -> str:
@@ -98,7 +113,7 @@ def csrf_token(request: Request) -> str:
 def set_csrf_cookie(request: Request, response: Response, token: str) -> None:
     if not token:
         return
-    secure = request.url.scheme == "https"
+    secure = is_https(request)
     response.set_cookie(
         cookie_name(request),
         token,
