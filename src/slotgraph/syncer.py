@@ -19,10 +19,16 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from slotgraph.calendars import keys, push, remote, threads
+from slotgraph.calendars.push import PushTarget
 from slotgraph.db.engine import is_unavailable, session_factory
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.errors import ValidationFailed
-from slotgraph.services import calendar_connections, calendar_pushes, calendar_sync
+from slotgraph.services import (
+    calendar_connections,
+    calendar_pushes,
+    calendar_removals,
+    calendar_sync,
+)
 from slotgraph.settings import Settings
 
 log = logging.getLogger("slotgraph.calendars")
@@ -153,11 +159,33 @@ class CalendarSyncer:
                 )
             except keys.KeyMissing as exc:
                 return Outcome(None, str(exc), 0, None)
+        allow_private = self.settings.webhook_allow_private_networks
+        if calendar_removals.is_removal(payload):  # a disconnect's (calendar_removals.py)
+            if target is None:
+                return Outcome(204, None, 0, "removed already")
+            return await self._remove(calendar_id, target, allow_private=allow_private)
         if target is None:
             return Outcome(None, "the calendar was disconnected", 0, None)
-        return await push.send(
-            payload, target, allow_private=self.settings.webhook_allow_private_networks
-        )
+        return await push.send(payload, target, allow_private=allow_private)
+
+    async def _remove(
+        self, calendar_id: uuid.UUID, target: PushTarget, *, allow_private: bool
+    ) -> Outcome:
+        outcome = await push.remove(target, allow_private=allow_private)
+        async with self.sessions() as session:
+            gone = await calendar_removals.finish(
+                session, calendar_id=calendar_id, now=self.clock(), failed=not outcome.ok
+            )
+        if outcome.ok:
+            log.info("calendar of resource %s: %s", target.resource_id, outcome.response_body)
+        elif gone:
+            log.warning(
+                "calendar of resource %s: the pushed events were not removed, and no attempt "
+                "is left: %s",
+                target.resource_id,
+                outcome.error,
+            )
+        return outcome
 
     async def _start(self, syncs: _Syncs) -> None:
         """Claim what the free sync slots take, each sync a task of its own: before, a round

@@ -82,3 +82,21 @@ async def send(payload: str, target: PushTarget, *, allow_private: bool) -> Outc
         return Outcome(201, None, took(), f"PUT {url}"[:2048])
     except remote.RemoteError as exc:
         return Outcome(None, f"{exc.kind}: {exc}"[:500], took(), None)
+
+
+async def remove(target: PushTarget, *, allow_private: bool) -> Outcome:
+    """A disconnect's removal (services/calendar_removals.py): delete every event slotgraph
+    pushed to the calendar. Idempotent, as a push is: one already gone counts as removed."""
+    started = time.monotonic()
+    try:
+        await check_url(target.account.url, allow_private=allow_private)
+        removed = await remote.call(
+            target.app_id, remote.remove_pushed, target.account, allow_private=allow_private
+        )
+    except UrlNotAllowed as exc:
+        return Outcome(None, f"refused: {exc}", int((time.monotonic() - started) * 1000), None)
+    except remote.RemoteError as exc:
+        took = int((time.monotonic() - started) * 1000)
+        return Outcome(None, f"{exc.kind}: {exc}"[:500], took, None)
+    took = int((time.monotonic() - started) * 1000)
+    return Outcome(204, None, took, f"removed {removed} pushed events")

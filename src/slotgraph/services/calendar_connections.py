@@ -1,7 +1,7 @@
 """CalDAV connections, the API side: connect, show, sync now, disconnect (docs/calendars.md).
 
-Talking to the CalDAV server (a probe on connect, removing pushed events on disconnect) happens
-before or after the transaction, never inside it.
+Talking to the CalDAV server (a probe on connect) happens before the transaction, never inside
+it; removing pushed events on disconnect is the worker's (calendar_removals.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from slotgraph.errors import (
     NotFound,
     ValidationFailed,
 )
-from slotgraph.services import calendar_pushes
+from slotgraph.services import calendar_pushes, calendar_removals
 from slotgraph.services.common import Principal
 from slotgraph.services.resources import load_resource, remove_blocks
 from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
@@ -117,8 +117,12 @@ async def connect(
     async with session.begin():
         await _room_for(session, principal.app_id, resource_id, lock=True)
         resource = await load_resource(session, principal.app_id, resource_id, lock=True)
+        await calendar_removals.drop_for(session, resource_id=resource.id, url=data.url, now=now)
         conn = await session.scalar(
-            select(CalendarConnection).where(CalendarConnection.resource_id == resource.id)
+            select(CalendarConnection).where(
+                CalendarConnection.resource_id == resource.id,
+                CalendarConnection.disconnected_at.is_(None),
+            )
         )
         created = conn is None
         if conn is None:
@@ -148,7 +152,11 @@ async def _room_for(
         await session.execute(select(App.id).where(App.id == app_id).with_for_update())
     rows = await session.execute(
         select(
-            func.count(), func.count().filter(CalendarConnection.resource_id == resource_id)
+            func.count(),  # those being removed too: they are rows, with pushes to come
+            func.count().filter(
+                CalendarConnection.resource_id == resource_id,
+                CalendarConnection.disconnected_at.is_(None),
+            ),
         ).where(CalendarConnection.app_id == app_id)
     )
     count, this = rows.one()
@@ -165,6 +173,7 @@ async def _load(
     stmt = select(CalendarConnection).where(
         CalendarConnection.resource_id == resource_id,
         CalendarConnection.app_id == principal.app_id,
+        CalendarConnection.disconnected_at.is_(None),  # one being removed is gone already
     )
     if lock:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
@@ -202,28 +211,17 @@ async def disconnect(
     now: datetime,
     remove_pushed: bool,
     encryption_key: str | None,
-    allow_private: bool,
 ) -> None:
     """Disconnect: pulled blocks are removed at once; pushed events stay in the calendar unless
-    `remove_pushed` (then they are deleted from it first, and a failure keeps the connection)."""
-    async with session.begin():
-        conn = await _load(session, principal, resource_id)
-        account = remote.Account(
-            conn.url, conn.username, keys.decrypt(encryption_key, conn.password_encrypted)
-        )
-    if remove_pushed:
-        await guard_url(account.url, allow_private=allow_private)
-        try:
-            await remote.call(
-                principal.app_id, remote.remove_pushed, account, allow_private=allow_private
-            )
-        except remote.RemoteError as exc:
-            raise CalendarUnreachable(
-                f"{exc} The connection is kept; try again, or disconnect without removing.",
-                reason=exc.kind,
-            ) from None
+    `remove_pushed` (then the worker deletes them, with retries: calendar_removals.py; before,
+    the request did, for up to 300 s against a slow server)."""
     async with session.begin():
         conn = await _load(session, principal, resource_id, lock=True)
+        if remove_pushed:  # the worker will need the password
+            try:
+                keys.decrypt(encryption_key, conn.password_encrypted)
+            except keys.KeyMissing as exc:
+                raise EncryptionKeyMissing(str(exc)) from None
         await remove_pulled_blocks(session, conn, now=now)
         await calendar_pushes.stop_target(session, conn, now=now)
         await session.execute(
@@ -231,7 +229,10 @@ async def disconnect(
             .where(ResourceBlock.calendar_id == conn.id)
             .values(calendar_id=None)  # history stays; the origin is in calendar_href/uid
         )
-        await session.delete(conn)
+        if remove_pushed:
+            await calendar_removals.queue(session, conn, now=now)
+        else:
+            await session.delete(conn)
 
 
 async def remove_pulled_blocks(

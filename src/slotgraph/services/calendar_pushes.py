@@ -50,7 +50,8 @@ async def wanted(
         c: str(r)
         for c, r in await session.execute(
             select(CalendarConnection.id, CalendarConnection.resource_id).where(
-                CalendarConnection.id.in_(set(calendar_targets.values()))
+                CalendarConnection.id.in_(set(calendar_targets.values())),
+                CalendarConnection.disconnected_at.is_(None),  # being removed: no pushes
             )
         )
     }

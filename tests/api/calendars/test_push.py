@@ -94,9 +94,11 @@ async def test_bookings_are_pushed_moved_and_removed(
     assert (await cal_api.delete(f"/v1/bookings/{booking['booking_id']}")).status_code == 200
     await drain(worker)
     assert set(in_calendar(calendar)) == {before["booking_id"]}
-    # disconnecting with remove_pushed takes slotgraph's events out of the calendar
+    # disconnecting with remove_pushed takes slotgraph's events out of the calendar (the
+    # worker does: test_calendar_removal.py)
     r = await cal_api.delete(f"/v1/resources/{resource['resource_id']}/calendar?remove_pushed=true")
     assert r.status_code == 204
+    await drain(worker)
     assert in_calendar(calendar) == {}
 
 

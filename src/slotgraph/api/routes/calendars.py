@@ -212,7 +212,7 @@ async def disconnect_calendar(
     remove_pushed: bool = False,
 ) -> None:
     """Disconnect. Pulled blocks are removed; pushed events stay in the calendar unless
-    `remove_pushed=true`."""
+    `remove_pushed=true` (then the worker deletes them, retried until it can)."""
     await calendar_connections.disconnect(
         session,
         principal=principal,
@@ -220,5 +220,4 @@ async def disconnect_calendar(
         now=now,
         remove_pushed=remove_pushed,
         encryption_key=_key(request),
-        allow_private=_allow_private(request),
     )

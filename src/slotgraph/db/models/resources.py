@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from slotgraph.db.models.base import Base, JSONType, new_id
@@ -80,7 +80,13 @@ class CalendarConnection(Base):
 
     __tablename__ = "calendar_connections"
     __table_args__ = (
-        Index("uq_calendar_connections_resource", "resource_id", unique=True),
+        Index(
+            "uq_calendar_connections_resource",
+            "resource_id",
+            unique=True,
+            postgresql_where=text("disconnected_at IS NULL"),
+            sqlite_where=text("disconnected_at IS NULL"),
+        ),
         Index("ix_calendar_connections_due", "next_sync_at"),
     )
 
@@ -105,3 +111,6 @@ class CalendarConnection(Base):
     locked_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set: disconnected with `remove_pushed`; kept (hidden, neither pulled nor pushed) for its
+    # account until the worker has removed the pushed events (services/calendar_removals.py).
+    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,111 @@
+"""Disconnect with `remove_pushed`, on both backends, against a real Radicale: the request
+answers at once, and the worker removes slotgraph's events from the calendar, with retries.
+Before, the request removed them itself, for up to 300 s against a slow server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.worker import Worker
+from tests.api.calendars.conftest import connect
+from tests.api.calendars.test_push import drain, in_calendar
+from tests.api.conftest import Api
+from tests.hostile import holding
+from tests.radicale import PASSWORD, Radicale
+
+BOUND = 15.0  # seconds the disconnect may take while the server holds (about 0.05 s)
+
+
+async def _pushed(api: Api, worker: Worker, radicale: Radicale) -> tuple[dict[str, Any], Any]:
+    """A resource whose calendar has one booking pushed into it."""
+    resource = await api.resource()
+    calendar = radicale.new_calendar()
+    assert (await connect(api, calendar, resource, pull=False)).status_code == 201
+    booking = await api.book(
+        resource_id=resource["resource_id"],
+        client_id=(await api.client())["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    await drain(worker)
+    assert set(in_calendar(calendar)) == {booking["booking_id"]}
+    return resource, calendar
+
+
+async def _rows(engine: AsyncEngine) -> int:
+    async with engine.begin() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM calendar_connections"))).one()[0])
+
+
+async def test_the_worker_removes_the_pushed_events_after_the_disconnect(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    resource, calendar = await _pushed(cal_api, worker, radicale)
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    r = await cal_api.delete(f"{path}?remove_pushed=true")
+    assert r.status_code == 204, r.text
+    assert (await cal_api.get(path)).status_code == 404  # disconnected at once
+    assert len(in_calendar(calendar)) == 1  # the request did not talk to the server
+    await drain(worker)
+    assert in_calendar(calendar) == {}
+    assert await _rows(engine) == 0  # nothing of the connection is kept
+
+
+async def test_a_slow_server_does_not_hold_the_disconnect(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # Before: the request removed the events itself, and waited for the server (up to 300 s;
+    # here it holds until the test ends): not within the bound.
+    resource, _ = await _pushed(cal_api, worker, radicale)
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    with holding() as (peer, _):
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE calendar_connections SET url = :u"), {"u": peer.url})
+        r = await asyncio.wait_for(cal_api.delete(f"{path}?remove_pushed=true"), BOUND)
+        assert r.status_code == 204, r.text
+        assert peer.requests == []
+        assert (await cal_api.get(path)).status_code == 404
+
+
+async def test_the_removal_is_retried_and_the_resource_may_connect_again_meanwhile(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    resource, calendar = await _pushed(cal_api, worker, radicale)
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    radicale.set_password("changed on the server")
+    try:
+        assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+        await drain(worker)  # the first attempt: refused by the server
+    finally:
+        radicale.set_password(PASSWORD)
+    assert len(in_calendar(calendar)) == 1
+    # meanwhile the resource connects another calendar: its own, pushed to as before
+    other = radicale.new_calendar()
+    assert (await connect(cal_api, other, resource, pull=False)).status_code == 201
+    await drain(worker)
+    assert len(in_calendar(other)) == 1
+    assert len(in_calendar(calendar)) == 1  # the retry is not due yet (5 s)
+    cal_api.clock.advance(timedelta(seconds=6))
+    await drain(worker)
+    assert in_calendar(calendar) == {}  # removed on the retry
+    assert len(in_calendar(other)) == 1  # the new connection's push stays
+    assert (await cal_api.get(path)).json()["status"] == "pending"  # push only: no pull yet
+    assert await _rows(engine) == 1
+
+
+async def test_connecting_the_same_calendar_again_drops_the_removal(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # The removal would delete what the new connection pushes (the same bookings again).
+    resource, calendar = await _pushed(cal_api, worker, radicale)
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
+    await drain(worker)
+    assert len(in_calendar(calendar)) == 1
+    assert await _rows(engine) == 1
