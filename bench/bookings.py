@@ -8,6 +8,9 @@ and memory.
 - Growth: the create p99 from a table of 10,000 bookings, then after filling it to 1,000,000
   (--quick: 100,000); the runs themselves add bookings, and the table says how many.
 - Memory: the peak RSS (VmHWM) of each server process after run 1 and after run 4.
+- CPU per request (PostgreSQL): of the server's processes and of the database's backends, from
+  /proc around each wrk run, divided by the requests wrk made; what the ratio is made of, which
+  the machine's load moves less than req/s.
 """
 
 from __future__ import annotations
@@ -41,21 +44,70 @@ def _wrk(url: str, script: str, seconds: int, env: dict[str, str]) -> dict[str, 
     )
     out = done.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    made = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p50 = float(re.search(r"p50_ms ([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = float(re.search(r"p99_ms ([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"wrk saw {errors.group(1)} failed requests:\n{out}\n{done.stderr}")
-    return {"rps": rps, "p50": p50, "p99": p99}
+    return {"rps": rps, "p50": p50, "p99": p99, "requests": made}
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes so far (those gone meanwhile count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def _measured(
+    conn: asyncpg.Connection | None,
+    master: subprocess.Popen[bytes],
+    script: str,
+    seconds: int,
+    env: dict[str, str],
+) -> dict[str, float]:
+    """A wrk run, and the CPU per request of the server's processes and (PostgreSQL) of the
+    database's backends but this connection's, in microseconds. Backends that the pool opened
+    or closed during the run are counted by what they used while both snapshots saw them."""
+
+    async def backends() -> list[int]:
+        if conn is None:
+            return []
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in rows]
+
+    server = [master.pid, *_children(master.pid)]
+    database = await backends()
+    before = {pid: _cpu_seconds([pid]) for pid in server + database}
+    figures = _wrk(f"http://127.0.0.1:{env['SG_PORT']}", script, seconds, env)
+    after = {pid: _cpu_seconds([pid]) for pid in server + await backends()}
+    used = {pid: after[pid] - before[pid] for pid in after if pid in before}
+    n = figures["requests"]
+    figures["server_us"] = sum(used.get(pid, 0.0) for pid in server) / n * 1e6
+    figures["database_us"] = sum(v for pid, v in used.items() if pid not in server) / n * 1e6
+    return figures
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True
+    ).stdout.split()
+    return [int(child) for child in out]
 
 
 def _peak_rss_mb(master: subprocess.Popen[bytes]) -> list[float]:
     """VmHWM of the server's worker processes (children of the uvicorn master)."""
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(master.pid)], capture_output=True, text=True
-    ).stdout.split()
     peaks = []
-    for pid in [master.pid, *map(int, out)]:
+    for pid in [master.pid, *_children(master.pid)]:
         status = Path(f"/proc/{pid}/status")
         if status.exists():
             m = re.search(r"VmHWM:\s+(\d+) kB", status.read_text())
@@ -119,15 +171,22 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 client = (
                     await http.post(f"{base}/v1/clients", headers=auth(), json={"name": "Bench"})
                 ).json()["client_id"]
-                env = {"SG_KEY": SECRET, "SG_RESOURCES": ",".join(resources), "SG_CLIENT": client}
+                env = {
+                    "SG_KEY": SECRET,
+                    "SG_RESOURCES": ",".join(resources),
+                    "SG_CLIENT": client,
+                    "SG_PORT": str(port),
+                }
                 if conn is not None:  # growth: start from 10,000 bookings (on other resources)
                     app_id = str(await conn.fetchval("SELECT app_id FROM resources LIMIT 1"))
                     fillers = await _resources(http, base, "F", 50)
                     await _filler(conn, app_id, fillers, 10_000)
                     rows["small_start"] = await conn.fetchval("SELECT count(*) FROM bookings")
                 for i in range(runs):
-                    floor.append(_wrk(base, "ping.lua", seconds, env))
-                    create.append(_wrk(base, "create.lua", seconds, {**env, "SG_RUN": str(i)}))
+                    floor.append(await _measured(conn, api, "ping.lua", seconds, env))
+                    create.append(
+                        await _measured(conn, api, "create.lua", seconds, {**env, "SG_RUN": str(i)})
+                    )
                     elapsed, statuses = await _contention(base, resources[0], client, i)
                     assert statuses == {201: 1, 409: 199}, statuses
                     contention.append(elapsed)
@@ -155,6 +214,13 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
             [c / f for c, f in zip(col(create, "rps"), col(floor, "rps"), strict=True)],
             "x",
         ),
+        Figure("server CPU per ping (both workers and the master)", col(floor, "server_us"), "us"),
+        Figure("server CPU per create", col(create, "server_us"), "us"),
+        Figure(
+            "server CPU ping / create",
+            [f / c for f, c in zip(col(floor, "server_us"), col(create, "server_us"), strict=True)],
+            "x",
+        ),
         Figure("create p50", col(create, "p50"), "ms"),
         Figure("create p99", col(create, "p99"), "ms"),
         Figure(
@@ -165,6 +231,19 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
         Figure("floor p99", col(floor, "p99"), "ms"),
         Figure("200 requests for one slot: all answered (exactly one 201)", contention, "ms"),
     ]
+    if not sqlite:
+        figures += [
+            Figure("PostgreSQL backends' CPU per ping", col(floor, "database_us"), "us"),
+            Figure("PostgreSQL backends' CPU per create", col(create, "database_us"), "us"),
+            Figure(
+                "server + PostgreSQL CPU ping / create",
+                [
+                    (f["server_us"] + f["database_us"]) / (c["server_us"] + c["database_us"])
+                    for f, c in zip(floor, create, strict=True)
+                ],
+                "x",
+            ),
+        ]
     if create_large:
         figures += [
             Figure(

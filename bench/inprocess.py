@@ -6,11 +6,13 @@ calls it (a plain HTTP scope, no client, no network), for CPU and instruction co
     .venv/bin/python -m bench.inprocess run one 500       # CPU per request after 10 warm-ups
     .venv/bin/python -m bench.inprocess run ping 0        # warm-ups only (callgrind's baseline)
 
-SCENARIO is one, many, first (bench/availability.py), ping (`GET /v1/ping`) or graphs
-(`GET /v1/graphs/instant`, no database). The app is the server's own (`serve_app`: its logging,
-its settled heap). Instructions per request, independent of the machine's load: run under
-`valgrind --tool=callgrind` with N requests and with 0, and divide the difference of the two
-"Collected" totals by N (PYTHONHASHSEED=0 for both; docs/benchmarks.md, sixth pass).
+SCENARIO is one, many, first (bench/availability.py), ping (`GET /v1/ping`), graphs
+(`GET /v1/graphs/instant`, no database) or create (`POST /v1/bookings` as bench/create.lua sends
+it, each a new slot on a resource and client the run makes first, through the app). The app
+is the server's own (`serve_app`: its logging, its settled heap). Instructions per request,
+independent of the machine's load: run under `valgrind --tool=callgrind` with N requests and
+with 0, and divide the difference of the two "Collected" totals by N
+(PYTHONHASHSEED=0 for both; docs/benchmarks.md, sixth pass).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -72,6 +75,8 @@ async def load() -> None:
 def _request(kept: dict[str, Any], scenario: str) -> tuple[str, bytes]:
     if scenario == "ping":
         return "/v1/ping", b""
+    if scenario == "create":
+        return "/v1/bookings", b""
     if scenario == "graphs":
         return "/v1/graphs/instant", b""
     return "/v1/availability", urlencode(kept["scenarios"][scenario], doseq=True).encode()
@@ -95,7 +100,13 @@ async def run(scenario: str, count: int) -> None:
     state: dict[str, Any] = {}
     path, query = _request(kept, scenario)
 
-    async def once() -> bytes:
+    async def once(method: str = "GET", at: str = path, body: bytes = b"") -> bytes:
+        headers = list(HEADERS)
+        if body:
+            headers += [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ]
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -103,24 +114,24 @@ async def run(scenario: str, count: int) -> None:
             "server": ("127.0.0.1", 8000),
             "client": ("127.0.0.1", 50000),
             "scheme": "http",
-            "method": "GET",
+            "method": method,
             "root_path": "",
-            "path": path,
-            "raw_path": path.encode(),
+            "path": at,
+            "raw_path": at.encode(),
             "query_string": query,
-            "headers": list(HEADERS),
+            "headers": headers,
             "state": dict(state),
         }
         sent: list[dict[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
         await app(scope, receive, send)
-        assert sent[0]["status"] == 200, sent
+        assert sent[0]["status"] == (201 if method == "POST" else 200), sent
         return b"".join(m.get("body", b"") for m in sent[1:])
 
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -131,21 +142,78 @@ async def run(scenario: str, count: int) -> None:
     )
     await inbox.put({"type": "lifespan.startup"})
     assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    if scenario == "create":  # a resource and a client of this run's own: no slot is taken
+        made = [
+            json.loads(await once("POST", f"/v1/{kind}", json.dumps(body).encode()))
+            for kind, body in (
+                ("resources", {"name": "create", "timezone": "UTC"}),
+                ("clients", {"name": "Bench"}),
+            )
+        ]
+        creates = _creates(made[0]["resource_id"], made[1]["client_id"])
+
+        async def request() -> bytes:
+            return await once("POST", path, next(creates))
+    else:
+
+        async def request() -> bytes:
+            return await once()
+
     for _ in range(WARM_UPS):
-        body = await once()
+        body = await request()
+    backends = await _backends(kept["url"])
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(count):
-        await once()
+        await request()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     digest = hashlib.sha256(body).hexdigest()[:16]
+    after = await _backends(kept["url"])  # with 0 too: callgrind's baseline
     if count:
+        database = sum(after[pid] - backends.get(pid, 0.0) for pid in after)
         print(
             f"{scenario}: CPU {cpu / count * 1000:.3f} ms a request, wall {wall / count * 1000:.3f}"
-            f" ms ({count} requests; answer {len(body):,} bytes, sha256 {digest}...)"
+            f" ms ({count} requests; answer {len(body):,} bytes, sha256 {digest}...); PostgreSQL"
+            f" backends' CPU {database / count * 1000:.3f} ms a request"
         )
     await inbox.put({"type": "lifespan.shutdown"})
     await outbox.get()
     await lifespan
+
+
+async def _backends(url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend on this database but the asking one's (the
+    app's pool), from /proc: PostgreSQL is on this machine."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return {pid: _cpu_seconds(pid) for (pid,) in pids}
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:  # gone meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _creates(resource: str, client: str) -> Iterator[bytes]:
+    """Bodies as bench/create.lua sends them: 15-minute slots one after another from 2040."""
+    at = datetime(2040, 1, 1, tzinfo=UTC)
+    while True:
+        end = at + timedelta(minutes=15)
+        yield (
+            f'{{"resource_id":"{resource}","client_id":"{client}",'
+            f'"start_time":"{at:%Y-%m-%dT%H:%M:%SZ}","end_time":"{end:%Y-%m-%dT%H:%M:%SZ}"}}'
+        ).encode()
+        at = end
 
 
 def main() -> None:
