@@ -1,7 +1,7 @@
 """The create path is held to its round trips (ADR 0005), and its hand-built rows to the schema.
 
-The statements are observed where they leave SQLAlchemy for the driver, so what is counted is
-what the database receives.
+The statements are observed where they leave SQLAlchemy for the driver, or where they are sent
+straight on it (tests/api/driver_calls.py), so what is counted is what the database receives.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.db.models import Base
 from tests.api.conftest import Api
+from tests.api.driver_calls import asyncpg_statements
 
 START = "2024-06-03T10:00:00Z"
 END = "2024-06-03T11:00:00Z"
@@ -71,10 +72,15 @@ async def database_calls(engine: AsyncEngine) -> AsyncIterator[list[str]]:
         "commit": commit,
         "rollback": rollback,
     }
+
+    def on_driver(sql: str) -> None:  # sent straight on asyncpg (tests/api/driver_calls.py)
+        calls.append(sql)
+
     for name, fn in hooks.items():
         event.listen(engine.sync_engine, name, fn)
     try:
-        yield calls
+        with asyncpg_statements(engine, on_driver):
+            yield calls
     finally:
         for name, fn in hooks.items():
             event.remove(engine.sync_engine, name, fn)

@@ -3,15 +3,17 @@ one unlocked read of the resource, and one statement that locks it, checks that 
 change since, and writes everything. If it changed in between, that statement writes nothing
 and the create takes the locked way, under the resource as it is now.
 
-Round trips are observed where they leave for the driver: statements at SQLAlchemy's cursor,
-BEGIN/COMMIT/ROLLBACK at asyncpg's query logger (which sees the simple-query messages).
+Round trips are observed where they leave for the driver: statements at SQLAlchemy's cursor, or
+at asyncpg's own methods for those sent straight on it (tests/api/driver_calls.py: the
+optimistic create's read and write); BEGIN/COMMIT/ROLLBACK at asyncpg's query logger (which sees
+the simple-query messages).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_
 
 from tests.api.conftest import Api
+from tests.api.driver_calls import Hook, asyncpg_statements
 
 pytestmark = pytest.mark.usefixtures("postgresql_only")
 
@@ -35,12 +38,13 @@ def postgresql_only(engine: AsyncEngine) -> None:
 
 @contextmanager
 def round_trips(
-    engine: AsyncEngine, before_statement: Callable[[str], None] = lambda _: None
+    engine: AsyncEngine, before_statement: Hook = lambda _: None
 ) -> Iterator[list[str]]:
     sent: list[str] = []
 
     def simple_query(record: Any) -> None:  # BEGIN, COMMIT, ROLLBACK, once answered
-        sent.append(record.query.split()[0].upper().rstrip(";"))
+        if not record.args:
+            sent.append(record.query.split()[0].upper().rstrip(";"))
 
     def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         dbapi_conn.driver_connection.add_query_logger(simple_query)
@@ -51,13 +55,20 @@ def round_trips(
 
     def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
         sent.append(sql.split()[0].upper())
-        before_statement(sql)
+        pending = before_statement(sql)
+        if pending is not None:
+            await_(pending)
+
+    def on_driver(sql: str) -> Awaitable[None] | None:
+        sent.append(sql.split()[0].upper())
+        return before_statement(sql)
 
     event.listen(engine.sync_engine.pool, "checkout", checkout)
     event.listen(engine.sync_engine.pool, "checkin", checkin)
     event.listen(engine.sync_engine, "before_cursor_execute", statement)
     try:
-        yield sent
+        with asyncpg_statements(engine, on_driver):
+            yield sent
     finally:
         event.remove(engine.sync_engine.pool, "checkout", checkout)
         event.remove(engine.sync_engine.pool, "checkin", checkin)
@@ -95,16 +106,14 @@ async def test_a_create_is_one_read_and_one_write(api: Api, engine: AsyncEngine)
     assert sent == ["SELECT", "WITH"]
 
 
-def changing_the_resource_before_the_write(
-    database_url: str, resource_id: str, sql: str
-) -> Callable[[str], None]:
+def changing_the_resource_before_the_write(database_url: str, resource_id: str, sql: str) -> Hook:
     """A hook that, just before the create's write goes out, changes the resource from another
     connection (committed), once."""
     done: list[bool] = []
 
-    def hook(statement: str) -> None:
+    def hook(statement: str) -> Awaitable[None] | None:
         if done or not statement.startswith("WITH gate"):
-            return
+            return None
         done.append(True)
 
         async def change() -> None:
@@ -114,7 +123,7 @@ def changing_the_resource_before_the_write(
             finally:
                 await conn.close()
 
-        await_(change())
+        return change()
 
     return hook
 

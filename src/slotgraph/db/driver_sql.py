@@ -11,9 +11,11 @@ conversions, which `execute` would apply, are applied here, and only where a typ
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import CursorResult, Select
@@ -37,6 +39,8 @@ class Prepared:
     columns: tuple[str, ...]
     results: tuple[tuple[int, Any], ...]  # (column's position, its conversion), where it has one
     converts: tuple[tuple[int, Any], ...]  # (parameter's position, its conversion), likewise
+    # A plain row type with the result columns as attributes (fetch_autocommit's rows).
+    row: Any = field(default=None, compare=False)
 
     def arguments(self, given: Mapping[str, Any]) -> tuple[Any, ...]:
         """The positional arguments for the driver: each parameter's value (`given` by name,
@@ -83,7 +87,8 @@ def prepare(stmt: ClauseElement, dialect: Dialect) -> Prepared:
     converts = tuple(
         (i, convert) for i, (_, _, convert) in enumerate(params) if convert is not None
     )
-    return Prepared(str(compiled), params, columns, results, converts)
+    row = namedtuple("Row", columns, rename=True) if columns else None
+    return Prepared(str(compiled), params, columns, results, converts, row)
 
 
 async def run(
@@ -98,6 +103,80 @@ async def run_positional(
 ) -> CursorResult[Any]:
     """Execute `prepared` on `conn` with its parameters' `values` in order (Prepared.convert)."""
     return await conn.exec_driver_sql(prepared.sql, prepared.convert(values))
+
+
+async def fetch_autocommit(
+    conn: AsyncConnection, prepared: Prepared, args: Sequence[Any]
+) -> list[Any]:
+    """PostgreSQL, a connection in autocommit: `prepared` (a SELECT) with the positional `args`,
+    straight on asyncpg. Its rows are `prepared.row`s, converted as `execute` would convert
+    them (Prepared.converted): attributes by column name, as a Row's.
+
+    Through SQLAlchemy a statement costs about 115 us of CPU more than asyncpg's own call (the
+    greenlet, the adapter's cursor and its prepared-statement cache, the execution context, the
+    result): measured in one process, 167-180 us against 54 us for the create's read (ADR 0005;
+    docs/benchmarks.md, "eighth pass"). In autocommit SQLAlchemy sends no BEGIN first, so the
+    driver's call is the whole of it; errors are handled as SQLAlchemy's (_translated)."""
+    driver = await _autocommit_driver(conn)
+    try:
+        records = await driver.fetch(prepared.sql, *args)
+    except Exception as exc:
+        raise await _translated(conn, exc) from exc
+    make = prepared.row
+    return [make(*prepared.converted(record)) for record in records]
+
+
+async def execute_autocommit(conn: AsyncConnection, prepared: Prepared, args: Sequence[Any]) -> int:
+    """PostgreSQL, a connection in autocommit: `prepared` (one INSERT, or UPDATE, DELETE) with
+    the positional `args`, straight on asyncpg (fetch_autocommit says why); the rows it wrote,
+    from the command's status as SQLAlchemy reads `rowcount` from it."""
+    driver = await _autocommit_driver(conn)
+    try:
+        status = await driver.execute(prepared.sql, *args)
+    except Exception as exc:
+        raise await _translated(conn, exc) from exc
+    counted = _ROWS.match(status or "")
+    return int(counted.group(1)) if counted else -1
+
+
+_ROWS = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
+
+
+async def _autocommit_driver(conn: AsyncConnection) -> Any:
+    raw = await conn.get_raw_connection()
+    assert conn.dialect.name == "postgresql", "asyncpg's"
+    # In a transaction SQLAlchemy would send BEGIN before the first statement: not here.
+    assert raw.dbapi_connection is not None
+    assert raw.dbapi_connection.autocommit, "autocommit"
+    return raw.driver_connection
+
+
+async def _translated(conn: AsyncConnection, exc: Exception) -> Exception:
+    """What SQLAlchemy raises for the driver's `exc` (its adapter's translation to the DB-API's
+    errors, then its own): a DBAPIError whose `orig` carries the SQLSTATE, a lost connection
+    invalidated (it leaves the pool), and the database's state answered 503
+    (engine.unavailable), as for its own statements."""
+    dialect = conn.dialect
+    raw = await conn.get_raw_connection()
+    try:
+        raw.dbapi_connection._handle_exception(exc)  # type: ignore[union-attr]
+    except dialect.loaded_dbapi.Error as dbapi_error:
+        lost = dialect.is_disconnect(dbapi_error, None, None)
+        if lost:
+            await conn.invalidate(dbapi_error)
+        if (meant := unavailable(dbapi_error, lost=lost)) is not None:
+            return meant
+        return DBAPIError.instance(
+            None,
+            None,
+            dbapi_error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            dialect=dialect,
+        )
+    except Exception as other:  # not the driver's (cancelled, a timeout): as it is
+        return other
+    return exc
 
 
 # A statement for run_sqlite: its prepared form, its parameters' values in order, and whether it

@@ -19,6 +19,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -192,7 +193,12 @@ async def lock_resources(
     if probe is not None:
         params.update(probe[1])
     conn = await session.connection()
-    rows = (await conn.execute(stmt, params)).all()
+    rows: Sequence[Any]
+    if lock:
+        rows = (await conn.execute(stmt, params)).all()
+    else:  # PostgreSQL in autocommit (the optimistic create): straight on the driver
+        prepared = _prepared(stmt, conn.dialect)
+        rows = await driver_sql.fetch_autocommit(conn, prepared, prepared.arguments(params))
     if probe is not None and rows and rows[0].probe:
         raise ClaimTaken("the claim's key is taken")
     if not rows:
@@ -202,6 +208,11 @@ async def lock_resources(
         client = await session.get(Client, client_id)
         return {}, client is not None and client.app_id == app_id
     return {r.id: r for r in rows}, bool(rows[0].client_ok)
+
+
+@functools.lru_cache(maxsize=64)
+def _prepared(stmt: Select[Any], dialect: Dialect) -> driver_sql.Prepared:
+    return driver_sql.prepare(stmt, dialect)
 
 
 # A row to insert: its table and its column values (every column with a Python default set).
@@ -266,10 +277,16 @@ async def insert_rows(
         for pick, table_rows in zip(plan.picks, by_table.values(), strict=True):
             for row in table_rows:
                 values.extend(pick(row))
-        done = await driver_sql.run_positional(conn, plan.prepared, plan.ordered(values))
-        if unless_changed is not None and not done.rowcount:
+        ordered = plan.ordered(values)
+        if unless_changed is not None:  # the optimistic create, in autocommit: on the driver
+            written = await driver_sql.execute_autocommit(
+                conn, plan.prepared, plan.prepared.convert(ordered)
+            )
+        else:
+            written = (await driver_sql.run_positional(conn, plan.prepared, ordered)).rowcount
+        if unless_changed is not None and not written:
             raise RowChanged(f"resource {unless_changed[0]} changed since it was read")
-        if claimed is not None and not done.rowcount:
+        if claimed is not None and not written:
             raise ClaimTaken("the claim's key is taken")
         return
     assert unless_changed is None, "row versions are PostgreSQL's"
