@@ -166,12 +166,22 @@ class CalendarSyncer:
             return await self._remove(calendar_id, target, allow_private=allow_private)
         if target is None:
             return Outcome(None, "the calendar was disconnected", 0, None)
-        return await push.send(payload, target, allow_private=allow_private)
+        return await push.send(
+            payload, target, allow_private=allow_private, deadline=self._send_seconds()
+        )
+
+    def _send_seconds(self) -> float:
+        """A push's or a removal's deadline (each read's timeout too, so its thread ends within
+        twice this): within the delivery's lease, so no other worker sends it meanwhile.
+        Before, a call's 300 s, under a lease of 60 s."""
+        return min(remote.DEADLINE_SECONDS, self.settings.worker_lease_seconds / 3)
 
     async def _remove(
         self, calendar_id: uuid.UUID, target: PushTarget, *, allow_private: bool
     ) -> Outcome:
-        outcome = await push.remove(target, allow_private=allow_private)
+        outcome = await push.remove(
+            target, allow_private=allow_private, deadline=self._send_seconds()
+        )
         async with self.sessions() as session:
             gone = await calendar_removals.finish(
                 session, calendar_id=calendar_id, now=self.clock(), failed=not outcome.ok

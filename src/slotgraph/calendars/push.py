@@ -53,7 +53,11 @@ def render(booking: dict[str, Any], target: PushTarget) -> bytes | None:
     return bytes(cal.to_ical())
 
 
-async def send(payload: str, target: PushTarget, *, allow_private: bool) -> Outcome:
+async def send(
+    payload: str, target: PushTarget, *, allow_private: bool, deadline: float | None = None
+) -> Outcome:
+    """One booking event's PUT or DELETE, within `deadline` seconds (each read's timeout too)
+    when given: the delivery's lease must outlast it (syncer.py `push`)."""
     started = time.monotonic()
 
     def took() -> int:
@@ -74,24 +78,37 @@ async def send(payload: str, target: PushTarget, *, allow_private: bool) -> Outc
                 target.account,
                 name,
                 allow_private=allow_private,
+                deadline=deadline,
             )
             return Outcome(204, None, took(), f"DELETE {name}")
         url = await remote.call(
-            target.app_id, remote.put_event, target.account, name, body, allow_private=allow_private
+            target.app_id,
+            remote.put_event,
+            target.account,
+            name,
+            body,
+            allow_private=allow_private,
+            deadline=deadline,
         )
         return Outcome(201, None, took(), f"PUT {url}"[:2048])
     except remote.RemoteError as exc:
         return Outcome(None, f"{exc.kind}: {exc}"[:500], took(), None)
 
 
-async def remove(target: PushTarget, *, allow_private: bool) -> Outcome:
+async def remove(
+    target: PushTarget, *, allow_private: bool, deadline: float | None = None
+) -> Outcome:
     """A disconnect's removal (services/calendar_removals.py): delete every event slotgraph
     pushed to the calendar. Idempotent, as a push is: one already gone counts as removed."""
     started = time.monotonic()
     try:
         await check_url(target.account.url, allow_private=allow_private)
         removed = await remote.call(
-            target.app_id, remote.remove_pushed, target.account, allow_private=allow_private
+            target.app_id,
+            remote.remove_pushed,
+            target.account,
+            allow_private=allow_private,
+            deadline=deadline,
         )
     except UrlNotAllowed as exc:
         return Outcome(None, f"refused: {exc}", int((time.monotonic() - started) * 1000), None)

@@ -260,33 +260,37 @@ def pull(account: Account, sync_token: str | None, *, allow_private: bool) -> Pu
         return Pulled(token, sync_token is None or emulated, changed, deleted)
 
 
-def put_event(account: Account, name: str, ics: bytes, *, allow_private: bool) -> str:
+def put_event(
+    account: Account, name: str, ics: bytes, *, allow_private: bool, deadline: float | None = None
+) -> str:
     """Create or replace the object `name` (e.g. `<booking id>.ics`); returns its URL."""
     from caldav.calendarobjectresource import Event
 
-    with _calendar(account, allow_private=allow_private) as cal:
+    with _calendar(account, allow_private=allow_private, deadline=deadline) as cal:
         url = _url(cal).join(name)
         Event(cal.client, url=url, data=ics.decode(), parent=cal).save(increase_seqno=False)
         return str(url)
 
 
-def delete_event(account: Account, name: str, *, allow_private: bool) -> None:
+def delete_event(
+    account: Account, name: str, *, allow_private: bool, deadline: float | None = None
+) -> None:
     """Remove the object `name`; one already gone counts as removed."""
     from caldav.calendarobjectresource import Event
     from caldav.lib import error
 
-    with _calendar(account, allow_private=allow_private) as cal:
+    with _calendar(account, allow_private=allow_private, deadline=deadline) as cal:
         try:
             Event(cal.client, url=_url(cal).join(name), parent=cal).delete()
         except error.NotFoundError:
             return
 
 
-def remove_pushed(account: Account, *, allow_private: bool) -> int:
+def remove_pushed(account: Account, *, allow_private: bool, deadline: float | None = None) -> int:
     """Delete every event slotgraph pushed (marked X-SLOTGRAPH-BOOKING-ID); returns how many."""
     from caldav.lib import error
 
-    with _calendar(account, allow_private=allow_private) as cal:
+    with _calendar(account, allow_private=allow_private, deadline=deadline) as cal:
         removed = 0
         for obj in _done(cal.get_objects_by_sync_token(load_objects=True)):
             if obj.data and PUSHED_MARK in str(obj.data):

@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.worker import Worker
-from tests.api.calendars.conftest import connect
+from tests.api.calendars.conftest import SETTINGS, connect
 from tests.api.calendars.test_push import drain, in_calendar
 from tests.api.conftest import Api
-from tests.hostile import holding
+from tests.hostile import chunked, holding, serving
 from tests.radicale import PASSWORD, Radicale
 
 BOUND = 15.0  # seconds the disconnect may take while the server holds (about 0.05 s)
@@ -109,3 +109,27 @@ async def test_connecting_the_same_calendar_again_drops_the_removal(
     await drain(worker)
     assert len(in_calendar(calendar)) == 1
     assert await _rows(engine) == 1
+
+
+async def test_a_removal_attempt_ends_within_the_deliverys_lease(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # A removal (as a push) is a delivery, leased for WORKER_LEASE_SECONDS (6 s here): its
+    # CalDAV call has a third of it (2 s). Before: a call's 300 s, so another worker took the
+    # removal over while it ran; here the attempt read the server's 20 s answer to its end.
+    resource, _ = await _pushed(cal_api, worker, radicale)
+    settings = SETTINGS.model_copy(update={"worker_lease_seconds": 6.0})
+    short = Worker(engine, settings, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w2")
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    with serving(chunked(400, chunk=1, every=0.05)) as peer:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE calendar_connections SET url = :u"), {"u": peer.url})
+        assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+        await asyncio.wait_for(drain(short), BOUND)
+        assert len(peer.requests) == 1
+    async with engine.begin() as conn:
+        (error,) = (
+            await conn.execute(text("SELECT error FROM delivery_attempts WHERE error IS NOT NULL"))
+        ).one()
+    assert "took longer than 2 s" in error
+    assert await _rows(engine) == 1  # kept for the retry
