@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,6 +51,9 @@ async def mail_api(engine: AsyncEngine, mailbox: Mailbox) -> AsyncIterator[Api]:
     await clean(engine)
     clock = Clock()
     http, created = await make_api(engine, clock, mail_settings(mailbox))
+    # The emails' links are https:// (BASE): a visitor who follows one comes over HTTPS, and the
+    # pages' CSRF cookie is then the Secure `__Host-` one, which a client keeps for HTTPS only.
+    http.base_url = httpx.URL("https://test")
     async with http:
         yield Api(http, created.secret_key, created.public_key, clock, engine.dialect.name)
 
