@@ -15,14 +15,21 @@ requests is followed at once by one naive run, and each ratio is taken within su
 shared machine whose load moves from second to second, a pair sees the same moment. Both are
 measured warm: each scenario runs 60 times before its pairs (PostgreSQL's kept plans, on every
 connection of the pool) and the naive way once.
+
+Each search is also measured in CPU (Linux, PostgreSQL on this machine): ours is the server's
+processes' and its pool's PostgreSQL backends' run time over the request, the naive way's this
+process's and its connection's backend's (schedstat, to the nanosecond). Wall times follow the
+machine's load and its moment; CPU per search tells a slower run from a run that waited.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -34,6 +41,35 @@ from bench.rows import BOOKING_HOLDS, BOOKINGS, insert_sql
 DAY0 = datetime(2031, 3, 3, tzinfo=UTC)  # far enough ahead of now for notice rules not to matter
 RUNS = 7
 WARM_UP = 60
+
+
+def _descendants(pid: int) -> list[int]:
+    """`pid` and the processes under it (Linux /proc; none elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found if Path(f"/proc/{pid}").exists() else []
+
+
+def _cpu_ms(pids: Iterable[int]) -> float:
+    """CPU time so far of the processes' threads in ms, to the nanosecond (schedstat): a search's
+    CPU, which the machine's load does not stretch as it stretches its wall time."""
+    ns = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                ns += int(task.read_text().split()[0])
+            except (OSError, ValueError):
+                continue
+    return ns / 1e6
 
 
 async def _timed(http: httpx.AsyncClient, url: str, params: dict[str, Any]) -> tuple[float, int]:
@@ -233,6 +269,10 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 quarter = timedelta(minutes=15)
                 results: dict[str, list[float]] = {}
                 naive: dict[str, list[float]] = {"one": [], "many": [], "first": []}
+                # CPU per search, ours (the server's processes, and the PostgreSQL backends of
+                # its pool) and the naive way's (this process, and its connection's backend)
+                cpu: dict[str, list[float]] = {}
+                naive_pids = _descendants(conn.get_server_pid())
                 naive_args = {
                     "one": ([one], 31, timedelta(minutes=30), quarter, None),
                     "many": (many, 7, timedelta(minutes=30), quarter, None),
@@ -250,15 +290,31 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                         for _ in range(WARM_UP):
                             await _timed(http, f"{base}/v1/availability", params)
                         await _naive(conn, naive_args[name][0], DAY0, *naive_args[name][1:])
+                        server = _descendants(api.pid)
+                        pool = await conn.fetch(
+                            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND pid <> pg_backend_pid()"
+                        )
+                        backends = [p for row in pool for p in _descendants(row["pid"])]
                         results[f"{name}/{phase}"] = []
+                        for key in ("server", "postgres", "naive"):
+                            cpu[f"{name}/{phase}/{key}"] = []
                         for _ in range(RUNS):
+                            s0, p0 = _cpu_ms(server), _cpu_ms(backends)
                             ours = (await _timed(http, f"{base}/v1/availability", params))[0]
+                            s1, p1 = _cpu_ms(server), _cpu_ms(backends)
                             results[f"{name}/{phase}"].append(ours)
+                            cpu[f"{name}/{phase}/server"].append(s1 - s0)
+                            cpu[f"{name}/{phase}/postgres"].append(p1 - p0)
                             if phase == "small":
                                 # right after ours: a pair sees the same moment of the machine
-                                t0 = time.perf_counter()
+                                t0, c0 = time.perf_counter(), time.process_time()
+                                n0 = _cpu_ms(naive_pids)
                                 await _naive(conn, naive_args[name][0], DAY0, *naive_args[name][1:])
                                 naive[name].append((time.perf_counter() - t0) * 1000)
+                                cpu[f"{name}/{phase}/naive"].append(
+                                    _cpu_ms(naive_pids) - n0 + (time.process_time() - c0) * 1000
+                                )
                 rows = await conn.fetchval("SELECT count(*) FROM bookings")
             await conn.close()
         finally:
@@ -285,4 +341,35 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 "x",
             ),
         ]
+        figures += _cpu_figures(name, cpu, small_rows, rows)
     return figures
+
+
+def _cpu_figures(
+    name: str, cpu: dict[str, list[float]], small_rows: int, rows: int
+) -> list[Figure]:
+    """The same searches in CPU (Linux, PostgreSQL on this machine; none elsewhere): ours is the
+    server's and its PostgreSQL backends', the naive way's this process's and its backend's."""
+    if not any(cpu[f"{name}/small/server"]) or not any(cpu[f"{name}/small/postgres"]):
+        return []
+    figures = []
+    for phase, count in (("small", small_rows), ("large", rows)):
+        server, postgres = cpu[f"{name}/{phase}/server"], cpu[f"{name}/{phase}/postgres"]
+        figures += [
+            Figure(f"{name}: CPU per search with {count:,} bookings, server", server, "ms"),
+            Figure(f"{name}: CPU per search with {count:,} bookings, PostgreSQL", postgres, "ms"),
+        ]
+    ours = [
+        a + b
+        for a, b in zip(cpu[f"{name}/small/server"], cpu[f"{name}/small/postgres"], strict=True)
+    ]
+    naive = cpu[f"{name}/small/naive"]
+    return [
+        *figures,
+        Figure(f"{name}: naive way's CPU (this process and PostgreSQL)", naive, "ms"),
+        Figure(
+            f"{name}: speed-up over naive in CPU",
+            [n / o for n, o in zip(naive, ours, strict=True)],
+            "x",
+        ),
+    ]
