@@ -28,50 +28,29 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
-from bench.harness import Figure, auth, database, free_port, start, stop, wait_ready
+from bench.harness import (
+    Figure,
+    auth,
+    cpu_ms,
+    database,
+    descendants,
+    free_port,
+    start,
+    stop,
+    wait_ready,
+)
 from bench.rows import BOOKING_HOLDS, BOOKINGS, insert_sql
 
 DAY0 = datetime(2031, 3, 3, tzinfo=UTC)  # far enough ahead of now for notice rules not to matter
 RUNS = 7
 WARM_UP = 60
-
-
-def _descendants(pid: int) -> list[int]:
-    """`pid` and the processes under it (Linux /proc; none elsewhere)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        found.append(todo.pop())
-        todo += children.get(found[-1], [])
-    return found if Path(f"/proc/{pid}").exists() else []
-
-
-def _cpu_ms(pids: Iterable[int]) -> float:
-    """CPU time so far of the processes' threads in ms, to the nanosecond (schedstat): a search's
-    CPU, which the machine's load does not stretch as it stretches its wall time."""
-    ns = 0
-    for pid in pids:
-        for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
-            try:
-                ns += int(task.read_text().split()[0])
-            except (OSError, ValueError):
-                continue
-    return ns / 1e6
 
 
 async def _timed(http: httpx.AsyncClient, url: str, params: dict[str, Any]) -> tuple[float, int]:
@@ -274,7 +253,7 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 # CPU per search, ours (the server's processes, and the PostgreSQL backends of
                 # its pool) and the naive way's (this process, and its connection's backend)
                 cpu: dict[str, list[float]] = {}
-                naive_pids = _descendants(conn.get_server_pid())
+                naive_pids = descendants(conn.get_server_pid())
                 naive_args = {
                     "one": ([one], 31, timedelta(minutes=30), quarter, None),
                     "many": (many, 7, timedelta(minutes=30), quarter, None),
@@ -292,30 +271,30 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                         for _ in range(WARM_UP):
                             await _timed(http, f"{base}/v1/availability", params)
                         await _naive(conn, naive_args[name][0], DAY0, *naive_args[name][1:])
-                        server = _descendants(api.pid)
+                        server = descendants(api.pid)
                         pool = await conn.fetch(
                             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                             " AND pid <> pg_backend_pid()"
                         )
-                        backends = [p for row in pool for p in _descendants(row["pid"])]
+                        backends = [p for row in pool for p in descendants(row["pid"])]
                         results[f"{name}/{phase}"] = []
                         naive[f"{name}/{phase}"] = []
                         for key in ("server", "postgres", "naive"):
                             cpu[f"{name}/{phase}/{key}"] = []
                         for _ in range(RUNS):
-                            s0, p0 = _cpu_ms(server), _cpu_ms(backends)
+                            s0, p0 = cpu_ms(server), cpu_ms(backends)
                             ours = (await _timed(http, f"{base}/v1/availability", params))[0]
-                            s1, p1 = _cpu_ms(server), _cpu_ms(backends)
+                            s1, p1 = cpu_ms(server), cpu_ms(backends)
                             results[f"{name}/{phase}"].append(ours)
                             cpu[f"{name}/{phase}/server"].append(s1 - s0)
                             cpu[f"{name}/{phase}/postgres"].append(p1 - p0)
                             # right after ours: a pair sees the same moment of the machine
                             t0, c0 = time.perf_counter(), time.process_time()
-                            n0 = _cpu_ms(naive_pids)
+                            n0 = cpu_ms(naive_pids)
                             await _naive(conn, naive_args[name][0], DAY0, *naive_args[name][1:])
                             naive[f"{name}/{phase}"].append((time.perf_counter() - t0) * 1000)
                             cpu[f"{name}/{phase}/naive"].append(
-                                _cpu_ms(naive_pids) - n0 + (time.process_time() - c0) * 1000
+                                cpu_ms(naive_pids) - n0 + (time.process_time() - c0) * 1000
                             )
                 rows = await conn.fetchval("SELECT count(*) FROM bookings")
             await conn.close()
