@@ -5,7 +5,8 @@ Any number of workers may share one PostgreSQL database: events and deliveries a
 `FOR UPDATE SKIP LOCKED` and a lease, so a worker that dies has its claims taken over when the
 lease runs out, and two workers make the same attempt only when a send outlasts its lease
 (delivery is at least once; docs/operations.md). The steps that touch the database are in
-worker_steps.py; this module keeps the send slots and the loops that feed them.
+worker_steps.py, one send on its channel in worker_sends.py, the slow targets in
+worker_slots.py; this module keeps the send slots and the loops that feed them.
 """
 
 from __future__ import annotations
@@ -20,23 +21,21 @@ import time
 import uuid
 from asyncio import FIRST_COMPLETED
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
-import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotgraph import logs, metrics
+from slotgraph import metrics
 from slotgraph.db.engine import is_unavailable, session_factory
 from slotgraph.domain.deliveries import Outcome
-from slotgraph.notifications.channel import FORMATS as EMAIL_FORMATS
 from slotgraph.notifications.channel import EmailChannel
 from slotgraph.services import deliveries
 from slotgraph.settings import Settings
 from slotgraph.syncer import CalendarSyncer
-from slotgraph.webhooks import sender
+from slotgraph.worker_sends import Sends
 from slotgraph.worker_slots import SLOW_ROOM, SlowTargets
-from slotgraph.worker_steps import Steps, outcome_label
+from slotgraph.worker_steps import Steps
 
 log = logging.getLogger("slotgraph.worker")
 
@@ -85,10 +84,10 @@ class Worker:
         self._freed = asyncio.Event()  # a slot came free (or claims were started)
         self._due = asyncio.Event()  # the fan-out made new deliveries
         self._unavailable = False  # said once per outage, not every 0.2 s
-        self._http: aiohttp.ClientSession | None = None  # opened by run() or run_once()
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
         self.steps = Steps(self.sessions, clock, self.id, self.lease)  # worker_steps.py
         self.emails = EmailChannel(self.sessions, settings, clock=clock)
+        self.sends = Sends(settings, emails=self.emails, calendars=self.calendars)
         self.slow = SlowTargets(  # worker_slots.py
             after=settings.worker_slow_send_seconds, most=settings.worker_slow_target_sends
         )
@@ -106,28 +105,12 @@ class Worker:
         found, born = await self._housekeeping(timers=timers, room=batch)
         claims = born + await self._claim(batch - len(born))
         if claims:
-            async with self._client():
+            async with self.sends.client():
                 await asyncio.wait(self._start(claims))
             results, self._results = self._results, []
             if results:
                 await self._record(results)
         return work + found + len(claims)
-
-    @contextlib.asynccontextmanager
-    async def _client(self) -> AsyncIterator[None]:
-        """The HTTP client for webhook sends, open for the block (unless already open)."""
-        if self._http is not None:
-            yield
-            return
-        self._http = sender.session(
-            connections=(1 + SLOW_ROOM) * self.settings.worker_batch,  # slots and slow sends
-            allow_private=self.settings.webhook_allow_private_networks,
-        )
-        try:
-            yield
-        finally:
-            await self._http.close()
-            self._http = None
 
     async def _housekeeping(
         self, *, timers: bool, room: int, limit: int = 500
@@ -335,32 +318,10 @@ class Worker:
         return found
 
     async def _send(self, claim: deliveries.Claim) -> Outcome:
-        logs.request_id.set(claim.request_id)  # this task's log lines name the request
-        if claim.calendar_id is not None:
-            return await self.calendars.push(claim.calendar_id, claim.payload)
-        if claim.format in EMAIL_FORMATS:
-            return await self.emails.send(
-                delivery_id=claim.delivery_id, format_=claim.format, payload=claim.payload
-            )
-        outcome = await self._send_webhook(claim)
-        metrics.get().webhook_attempts.labels(outcome_label(outcome)).inc()
-        return outcome
+        return await self.sends.send(claim)  # worker_sends.py
 
     async def _record(self, results: list[tuple[deliveries.Claim, Outcome]]) -> int:
         return await self.steps.record(results, self.jitter)
-
-    async def _send_webhook(self, claim: deliveries.Claim) -> Outcome:
-        assert self._http is not None, "sends run inside _client()"
-        return await sender.send(
-            self._http,
-            url=claim.url,
-            msg_id=str(claim.event_id),
-            body=claim.payload,
-            secrets_=claim.secrets,
-            allow_private=self.settings.webhook_allow_private_networks,
-            format_=claim.format,
-            request_id=claim.request_id,
-        )
 
     async def run(self) -> None:
         """Loop until `stop()`; then let in-flight sends finish (bounded) and release the rest.
@@ -372,7 +333,7 @@ class Worker:
         log.info("worker %s started", self.id)
         calendars = asyncio.create_task(self.calendars.run(self._stop), name="slotgraph-calendars")
         try:
-            async with self._client():
+            async with self.sends.client():
                 loops = [self._claiming(), self._recording(), self._looking()]
                 await asyncio.gather(*loops)
                 if unsent := list(self._ready):  # claimed, never sent: as if never taken

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -473,3 +475,31 @@ async def test_redirects_are_not_followed(api: Api, receiver: Receiver, worker: 
     assert len(receiver.requests) == 1
     log = (await api.get(f"/v1/webhooks/{endpoint['webhook_id']}/deliveries")).json()["data"]
     assert (log[0]["status_code"], log[0]["next_retry_at"] is not None) == (302, True)
+
+
+async def test_each_attempt_is_counted_by_its_outcome(
+    api: Api, receiver: Receiver, worker: Worker
+) -> None:
+    # slotgraph_webhook_attempts_total{outcome}: what an operator alerts on (docs/operations.md).
+    def counted(outcome: str) -> float:
+        text_ = generate_latest().decode()
+        for family in text_string_to_metric_families(text_):
+            for s in family.samples:
+                if s.name == "slotgraph_webhook_attempts_total" and s.labels == {
+                    "outcome": outcome
+                }:
+                    return float(s.value)
+        return 0.0
+
+    success, failed = counted("success"), counted("http_error")
+    receiver.script = [500]  # the first attempt fails, the retry succeeds
+    await hook(api, receiver.url, events=["booking.*"])
+    await one_booking(api, day=3)
+    await drain(worker)
+    assert (counted("success"), counted("http_error")) == (success, failed + 1)
+    api.clock.now += timedelta(hours=1)  # past the first retry's wait
+    await drain(worker)
+    await one_booking(api, day=4)
+    await drain(worker)
+    assert (counted("success"), counted("http_error")) == (success + 2, failed + 1)
+    assert len(receiver.requests) == 3

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -69,36 +68,34 @@ async def send(
     request_id: str | None = None,
 ) -> Outcome:
     started = time.monotonic()
-
-    def took() -> int:
-        return int((time.monotonic() - started) * 1000)
-
     try:
         check_target(url, allow_private=allow_private)
     except UrlNotAllowed as exc:
-        return Outcome(None, f"refused: {exc}", took(), None)
+        return Outcome(None, f"refused: {exc}", _since(started), None)
+    data = body.encode()
     # The signed timestamp is the real time of sending: receivers check it against their clock.
     headers: dict[str, Any]
     if format_ == timekit.FORMAT:
         headers = timekit.headers(msg_id=msg_id, body=body, secrets_=secrets_)
     else:
-        headers = signing.headers(
-            msg_id=msg_id, timestamp=datetime.now(UTC), body=body, secrets_=secrets_
-        )
+        headers = signing.headers(msg_id=msg_id, at=int(time.time()), data=data, secrets_=secrets_)
     if request_id:
         headers["x-request-id"] = request_id
     try:
-        async with http.post(
-            url, data=body.encode(), headers=headers, allow_redirects=False
-        ) as response:
+        async with http.post(url, data=data, headers=headers, allow_redirects=False) as response:
             kept = b""
             while len(kept) < BODY_KEEP and (chunk := await response.content.read(BODY_KEEP)):
                 kept += chunk
             text = kept[:BODY_KEEP].decode("utf-8", errors="replace")
-            return Outcome(response.status, None, took(), text)
+            return Outcome(response.status, None, _since(started), text)
     except UrlNotAllowed as exc:  # from the resolver: the name resolves elsewhere now
-        return Outcome(None, f"refused: {exc}", took(), None)
+        return Outcome(None, f"refused: {exc}", _since(started), None)
     except TimeoutError:
-        return Outcome(None, f"timeout after {TIMEOUT_SECONDS:.0f} s", took(), None)
+        return Outcome(None, f"timeout after {TIMEOUT_SECONDS:.0f} s", _since(started), None)
     except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
-        return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], took(), None)
+        return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], _since(started), None)
+
+
+def _since(started: float) -> int:
+    """Milliseconds since `started` (time.monotonic())."""
+    return int((time.monotonic() - started) * 1000)

@@ -15,7 +15,6 @@ import functools
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
 
 from standardwebhooks.webhooks import Webhook
 
@@ -24,10 +23,10 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def headers(*, msg_id: str, timestamp: datetime, body: str, secrets_: list[str]) -> dict[str, str]:
-    """The three headers; with several secrets (during rotation) one signature per secret."""
-    at = str(int(timestamp.timestamp()))
-    head, data = f"{msg_id}.{at}.".encode(), body.encode()
+def headers(*, msg_id: str, at: int, data: bytes, secrets_: list[str]) -> dict[str, str]:
+    """The three headers for the body `data` sent at `at` (Unix seconds); with several secrets
+    (during rotation) one signature per secret."""
+    head = f"{msg_id}.{at}.".encode()
     signatures = []
     for secret in secrets_:
         mac = _keyed(secret).copy()
@@ -37,7 +36,7 @@ def headers(*, msg_id: str, timestamp: datetime, body: str, secrets_: list[str])
     return {
         "content-type": "application/json",
         "webhook-id": msg_id,
-        "webhook-timestamp": at,
+        "webhook-timestamp": str(at),
         "webhook-signature": " ".join(signatures),
     }
 
