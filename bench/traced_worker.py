@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from slotgraph import cli
 from slotgraph.worker import Worker
+from slotgraph.worker_sends import Sends
 
 _steps: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
 _marks: dict[Any, dict[str, float]] = defaultdict(dict)
@@ -44,17 +45,17 @@ def _timed(name: str, count: Any) -> None:
 _timed("_claim", lambda out, args: len(out))
 _timed("_record", lambda out, args: len(args[0]))
 _timed("_housekeeping", lambda out, args: len(out[1]))  # deliveries born leased
-_send = Worker._send
+_send = Sends.send
 
 
-async def _traced_send(self: Worker, claim: Any) -> Any:
+async def _traced_send(self: Sends, claim: Any) -> Any:
     _marks[claim.delivery_id]["sent"] = time.perf_counter()
     out = await _send(self, claim)
     _marks[claim.delivery_id]["answered"] = time.perf_counter()
     return out
 
 
-Worker._send = _traced_send  # type: ignore[method-assign]
+Sends.send = _traced_send  # type: ignore[method-assign]
 
 
 _statements: dict[str, list[float]] = defaultdict(list)

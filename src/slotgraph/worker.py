@@ -130,7 +130,7 @@ class Worker:
         """Send each claim in a task of its own; its result goes to `_results` when it ends."""
         tasks = []
         for claim in claims:
-            task = asyncio.create_task(self._send(claim))
+            task = asyncio.create_task(self.sends.send(claim))  # worker_sends.py
             self._inflight[task] = claim
             self.slow.started(task, claim.endpoint_id, self._fill)
             task.add_done_callback(self._done)
@@ -316,9 +316,6 @@ class Worker:
             self._wait(born, until)
             self._fill()
         return found
-
-    async def _send(self, claim: deliveries.Claim) -> Outcome:
-        return await self.sends.send(claim)  # worker_sends.py
 
     async def _record(self, results: list[tuple[deliveries.Claim, Outcome]]) -> int:
         return await self.steps.record(results, self.jitter)
