@@ -3,8 +3,8 @@
 `python -m bench.drain [--sqlite] [--events N] [--trace]`: a fresh database, the API (no
 worker, core 0) and `bench/receiver.py`; N bookings make the backlog, then one `slotgraph
 worker` (core 1) drains it. Between the first and the last arrival it reads the CPU time of
-the worker and of the database's PostgreSQL backends from /proc (so the others' load on the
-machine counts less than in a wall-clock ratio), and prints per delivery. With `--trace`
+the worker and of the database's PostgreSQL backends from /proc (schedstat; so the others'
+load on the machine counts less than in a wall-clock ratio), and prints per delivery. With `--trace`
 the worker runs with `bench/traced_worker.py`, which times each loop's steps and each
 delivery's stages (claimed -> sent -> answered -> recorded) and prints them when it stops.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
@@ -21,8 +20,8 @@ import time
 
 import asyncpg
 
-from bench.harness import ADMIN_URL, _env, start, stop
-from bench.webhooks import _backlog, _wait_count, cpu_ms, served
+from bench.harness import ADMIN_URL, _env, cpu_ms, start, stop
+from bench.webhooks import _backlog, _wait_count, served
 
 
 async def _backends(name: str) -> list[int]:
@@ -32,14 +31,6 @@ async def _backends(name: str) -> list[int]:
     finally:
         await conn.close()
     return [r[0] for r in rows]
-
-
-def _sum_cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            total += cpu_ms(pid)
-    return total
 
 
 async def drain(*, sqlite: bool, events: int, trace: bool) -> None:
@@ -52,10 +43,10 @@ async def drain(*, sqlite: bool, events: int, trace: bool) -> None:
             await _wait_count(it.receiver, 1, 120)
             db = it.url.rsplit("/", 1)[1]
             pg = [] if sqlite else await _backends(db)
-            w0, p0, t0 = cpu_ms(worker.pid), _sum_cpu(pg), time.time()
+            w0, p0, t0 = cpu_ms([worker.pid]), cpu_ms(pg), time.time()
             first = await _wait_count(it.receiver, 1, 1)
             last = await _wait_count(it.receiver, events, 600)
-            w1, p1 = cpu_ms(worker.pid), _sum_cpu(pg)
+            w1, p1 = cpu_ms([worker.pid]), cpu_ms(pg)
             took = time.time() - t0
             done = await it.receiver.count() - 1  # the first arrived before t0
             print(

@@ -6,17 +6,16 @@ from one process pinned to the worker's core (core 1), with the client the worke
 drain and the floor back to back (which goes first alternates), each sender warmed up by
 `_WARM` messages before its timed `batch` (1,000, or 3,000 without `--quick`), both timed by
 the receiver's clock from the first timed arrival to the last; the ratio is taken per pair.
-The CPU time of both senders over the timed stretch (from /proc) is reported per message: on
-a loaded machine it says more than the wall-clock ratio. Before 2026-11-30's eighth pass the
-floor was 300 (or 1,000) POSTs from the bench's own unpinned process, cold, timed by its own
-clock (docs/benchmarks.md, "Webhooks", eighth pass).
+The CPU time of both senders over the timed stretch (schedstat, to the nanosecond) is reported
+per message: on a loaded machine it says more than the wall-clock ratio. Before 2026-11-30's
+eighth pass the floor was 300 (or 1,000) POSTs from the bench's own unpinned process, cold,
+timed by its own clock (docs/benchmarks.md, "Webhooks", eighth pass).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import statistics
 import subprocess
@@ -28,7 +27,17 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from bench.harness import Figure, auth, database, free_port, now, start, stop, wait_ready
+from bench.harness import (
+    Figure,
+    auth,
+    cpu_ms,
+    database,
+    free_port,
+    now,
+    start,
+    stop,
+    wait_ready,
+)
 
 
 class _Receiver:
@@ -58,18 +67,10 @@ class _Receiver:
 _WARM = 200  # messages each sender sends before its timed stretch (connections, caches)
 
 
-def cpu_ms(pid: int) -> float:
-    """User + system CPU time of a process so far, in ms (from /proc; a child not yet reaped
-    keeps its figures after it exits)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Stretch:
     """A timed stretch of arrivals: its rate (from the receiver's clock), and the sender's CPU
-    per message over it (from /proc, read as the receiver's count passed its two ends)."""
+    per message over it (schedstat, read as the receiver's count passed its two ends)."""
 
     per_second: float
     cpu_us: float
@@ -83,9 +84,9 @@ async def _stretch(receiver: _Receiver, pid: int, first: int, n: int, seconds: f
     while True:
         count, _, _ = await receiver.stats()
         if c0 is None and count >= first:
-            c0, cpu0 = count, cpu_ms(pid)
+            c0, cpu0 = count, cpu_ms([pid])
         if count >= first + n:
-            c1, cpu1 = count, cpu_ms(pid)
+            c1, cpu1 = count, cpu_ms([pid])
             break
         if now() > deadline:
             raise TimeoutError
