@@ -158,7 +158,10 @@ class CalendarSyncer:
                     session, calendar_id=calendar_id, encryption_key=self.key
                 )
             except keys.KeyMissing as exc:
-                return Outcome(None, str(exc), 0, None)
+                outcome = Outcome(None, str(exc), 0, None)
+                if calendar_removals.is_removal(payload):  # its last attempt ends it too
+                    await self._removal_tried(calendar_id, outcome)
+                return outcome
         allow_private = self.settings.webhook_allow_private_networks
         if calendar_removals.is_removal(payload):  # a disconnect's (calendar_removals.py)
             if target is None:
@@ -182,20 +185,25 @@ class CalendarSyncer:
         outcome = await push.remove(
             target, allow_private=allow_private, deadline=self._send_seconds()
         )
+        await self._removal_tried(calendar_id, outcome)
+        return outcome
+
+    async def _removal_tried(self, calendar_id: uuid.UUID, outcome: Outcome) -> None:
+        """After any attempt of a removal (one that could not even read the account too: before,
+        that kept the hidden connection for ever): done, or its last attempt failed, the
+        connection and its target go (calendar_removals.finish)."""
         async with self.sessions() as session:
             gone = await calendar_removals.finish(
                 session, calendar_id=calendar_id, now=self.clock(), failed=not outcome.ok
             )
         if outcome.ok:
-            log.info("calendar of resource %s: %s", target.resource_id, outcome.response_body)
+            log.info("calendar %s: %s", calendar_id, outcome.response_body)
         elif gone:
             log.warning(
-                "calendar of resource %s: the pushed events were not removed, and no attempt "
-                "is left: %s",
-                target.resource_id,
+                "calendar %s: the pushed events were not removed, and no attempt is left: %s",
+                calendar_id,
                 outcome.error,
             )
-        return outcome
 
     async def _start(self, syncs: _Syncs) -> None:
         """Claim what the free sync slots take, each sync a task of its own: before, a round

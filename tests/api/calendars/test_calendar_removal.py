@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from slotgraph.domain.deliveries import MAX_ATTEMPTS
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import SETTINGS, connect
 from tests.api.calendars.test_push import drain, in_calendar
@@ -133,3 +134,25 @@ async def test_a_removal_attempt_ends_within_the_deliverys_lease(
         ).one()
     assert "took longer than 2 s" in error
     assert await _rows(engine) == 1  # kept for the retry
+
+
+async def test_a_removal_whose_password_cannot_be_read_lets_the_connection_go_at_the_end(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # The worker cannot read the account (its SLOTGRAPH_ENCRYPTION_KEY unset or another):
+    # each attempt fails, and after the last one the hidden connection goes (docs/calendars.md:
+    # "until it succeeds or its last attempt fails"). Before, it stayed for ever, counted
+    # toward the app's 1,000 connections, its removal target still enabled.
+    resource, calendar = await _pushed(cal_api, worker, radicale)
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+    keyless = SETTINGS.model_copy(update={"encryption_key": None})
+    other = Worker(engine, keyless, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w3")
+    for _ in range(MAX_ATTEMPTS):
+        await drain(other)
+        cal_api.clock.advance(timedelta(hours=11))
+    async with engine.begin() as conn:
+        attempts = (await conn.execute(text("SELECT count(*) FROM delivery_attempts"))).one()[0]
+    assert attempts >= MAX_ATTEMPTS  # the push, then every attempt of the removal
+    assert len(in_calendar(calendar)) == 1  # never removed: the worker had no key
+    assert await _rows(engine) == 0
