@@ -12,7 +12,7 @@ import functools
 import importlib
 import inspect
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Collection, Coroutine, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -242,22 +242,27 @@ def pull(account: Account, sync_token: str | None, *, allow_private: bool) -> Pu
         if emulated and token == sync_token:
             return Pulled(token, False, {}, set())  # nothing changed (same ETags)
         deleted = {str(u) for u in getattr(found, "deleted_urls", set()) or set()}
-        changed = {}
-        unloaded = []
-        for obj in found:
-            url = str(obj.url)
-            if url in deleted:
-                continue
-            if obj.data:  # (the fallback listing carries the data already)
-                changed[url] = str(obj.data)
-            else:
-                unloaded.append(obj.url)
-        # One calendar-multiget REPORT per 200 objects, not a GET per object.
-        for i in range(0, len(unloaded), MULTIGET_BATCH):
-            for obj in _done(cal.multiget(unloaded[i : i + MULTIGET_BATCH])):
-                if obj.data:
-                    changed[str(obj.url)] = str(obj.data)
+        changed = {str(obj.url): str(obj.data) for obj in _loaded(cal, found, deleted)}
         return Pulled(token, sync_token is None or emulated, changed, deleted)
+
+
+def _loaded(cal: Calendar, found: Iterable[Any], deleted: Collection[str] = ()) -> list[Any]:
+    """The objects `found` (a listing) with their data, but those `deleted`: one
+    calendar-multiget REPORT per 200 objects, not a GET per object (the fallback listing
+    carries the data already)."""
+    loaded: list[Any] = []
+    unloaded: list[Any] = []
+    for obj in found:
+        if str(obj.url) in deleted:
+            continue
+        if obj.data:
+            loaded.append(obj)
+        else:
+            unloaded.append(obj.url)
+    for i in range(0, len(unloaded), MULTIGET_BATCH):
+        batch: Iterable[Any] = _done(cal.multiget(unloaded[i : i + MULTIGET_BATCH]))
+        loaded.extend(o for o in batch if o.data)
+    return loaded
 
 
 def put_event(
@@ -292,8 +297,13 @@ def remove_pushed(account: Account, *, allow_private: bool, deadline: float | No
 
     with _calendar(account, allow_private=allow_private, deadline=deadline) as cal:
         removed = 0
-        for obj in _done(cal.get_objects_by_sync_token(load_objects=True)):
-            if obj.data and PUSHED_MARK in str(obj.data):
+        # Every object's data, in a multiget per 200: before, a GET per object of the calendar
+        # (the owner's own events too) before the first delete, so a calendar of a few hundred
+        # events on a remote server outlasted a removal's deadline (20 s) at every attempt.
+        found = _done(cal.get_objects_by_sync_token(load_objects=False))
+        deleted = {str(u) for u in getattr(found, "deleted_urls", set()) or set()}
+        for obj in _loaded(cal, found, deleted):
+            if PUSHED_MARK in str(obj.data):
                 with suppress(error.NotFoundError):
                     obj.delete()
                 removed += 1
