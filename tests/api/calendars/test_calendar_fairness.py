@@ -130,6 +130,8 @@ async def test_one_apps_due_calendars_on_a_slow_server_leave_room_for_the_others
 
 
 SLOW_APPS = 5  # each with PER_APP due calendars: more slow syncs than CalDAV threads and slots
+# B's pull takes about 4 s; the bound is wide for a loaded machine (the servers hold 120 s)
+MANY_BOUND = 60.0
 
 
 async def test_many_apps_on_slow_servers_leave_room_for_a_normal_apps_sync(
@@ -166,7 +168,7 @@ async def test_many_apps_on_slow_servers_leave_room_for_a_normal_apps_sync(
             with _pulled(b_resource) as b_pulled:
                 loop = asyncio.create_task(worker.calendars.run(stop))
                 try:
-                    await asyncio.wait_for(b_pulled.wait(), BOUND)
+                    await asyncio.wait_for(b_pulled.wait(), MANY_BOUND)
                     assert await busy(
                         cal_api, b_resource, "2024-05-02T00:00:00Z", "2024-05-03T00:00:00Z"
                     ) == [("2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z")]
