@@ -44,10 +44,17 @@ def answers(draw: st.DrawFn) -> Found:
     at = draw(st.integers(EARLIEST, LATEST - 400 * 86400))
     step = draw(st.sampled_from([1, 60, 900, 1800, 3600, 86400, 7 * 3600 + 13]))
     shared = draw(st.lists(st.sampled_from(IDS), max_size=5))
+    alone = draw(st.booleans())  # one list for every slot (as one resource's search makes)
+    if alone:
+        shared = shared[:1]
     slots = []
     for _ in range(draw(st.integers(0, 60))):
         at += step * draw(st.integers(1, 400))
-        ids = shared if draw(st.booleans()) else draw(st.lists(st.sampled_from(IDS), max_size=4))
+        ids = (
+            shared
+            if alone or draw(st.booleans())
+            else draw(st.lists(st.sampled_from(IDS), max_size=4))
+        )
         slots.append((at, ids))
     length = draw(st.sampled_from([1, 900, 1800, 3600, 5400, 86400, 31 * 86400]))
     return Found(slots, length, zone)
@@ -70,7 +77,10 @@ def test_the_days_around_each_clock_change() -> None:
         ("Europe/Amsterdam", "1900-01-01"),
     ):
         t0 = int(datetime.fromisoformat(f"{first}T00:00:00+00:00").timestamp())
-        slots = [(t0 + k * 900, IDS[:2]) for k in range(3 * 96)]
-        for length in (900, 3 * 3600):
-            found = Found(slots, length, zone)
-            assert render(found) == by_orjson(found)
+        for ids in (IDS[:2], IDS[:1], []):  # one list for every slot: one resource's search
+            shared = [(t0 + k * 900, ids) for k in range(3 * 96)]
+            apart = [(t0 + k * 900, list(ids)) for k in range(3 * 96)]
+            for slots in (shared, apart):
+                for length in (900, 3 * 3600):
+                    found = Found(slots, length, zone)
+                    assert render(found) == by_orjson(found)

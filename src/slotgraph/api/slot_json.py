@@ -123,6 +123,14 @@ def render(found: Found) -> bytes:
     slots' own texts encoded at once, each list's JSON once, interleaved without a copy."""
     if not found.slots:
         return b'{"data":[]}'
+    first = found.slots[0][1]
+    if len(first) <= 1 and all([ids is first for _, ids in found.slots]):
+        # One list of at most one id for every slot (a search over one resource): its JSON
+        # between the slots' own texts, in one text encoded once (0.21 -> 0.15 ms for 341
+        # slots). A longer list repeated (many's) stays bytes, copied once.
+        between = orjson.dumps(first).decode() + "},"
+        own = _heads(found.timezone, [at for at, _ in found.slots], found.length)
+        return f'{{"data":[{between.join(own)}{between[:-1]}]}}'.encode()
     heads = "\n".join(_heads(found.timezone, [at for at, _ in found.slots], found.length))
     each = heads.encode().split(b"\n")  # no text of a time holds a line break
     listed: dict[int, bytes] = {}  # id of a list of ids -> its JSON and the slot's end
