@@ -149,9 +149,7 @@ def _rate_limit_ceiling(schemas: dict[str, Any], ceiling: int) -> None:
         return
     sent = {**shown, "title": "RateLimitsUpdate", "properties": {}}
     for name, field in shown["properties"].items():
-        # left out of a PUT, a field keeps its value: no default
-        sent["properties"][name] = {k: v for k, v in field.items() if k != "default"}
-        sent["properties"][name]["maximum"] = ceiling
+        sent["properties"][name] = {**field, "maximum": ceiling}
         shown["properties"][name] = {
             **field,
             "description": f"At most this server's ceiling, {ceiling} "
