@@ -164,12 +164,17 @@ async def driver_fetch(engine: AsyncEngine, sql: str, *args: Any) -> list[Any]:
     return rows
 
 
-def _fetch_in_greenlet(sync_engine: Engine, sql: str, args: tuple[Any, ...]) -> list[Any]:
+def _checkout(sync_engine: Engine) -> Any:
+    """A pooled connection, without a Connection around it; one that cannot be made is 503."""
     try:
-        pooled = sync_engine.raw_connection()
+        return sync_engine.raw_connection()
     except sync_engine.dialect.loaded_dbapi.Error as exc:
         # what a Connection's checkout hands the error hook: no connection, so 503
         raise (unavailable(exc, lost=True) or exc) from exc
+
+
+def _fetch_in_greenlet(sync_engine: Engine, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    pooled = _checkout(sync_engine)
     driver: Any = pooled.driver_connection
     try:
         rows: list[Any] = await_only(driver.fetch(sql, *args))
@@ -184,6 +189,33 @@ def _fetch_in_greenlet(sync_engine: Engine, sql: str, args: tuple[Any, ...]) -> 
         raise
     finally:
         pooled.close()
+
+
+@asynccontextmanager
+async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """PostgreSQL: a pooled connection's asyncpg connection in a transaction of its own,
+    committed when the block ends (rolled back if it raises): several statements in one
+    transaction without SQLAlchemy's execution around each (the worker's fan-out). One hop into
+    SQLAlchemy's greenlet to check the connection out, one to check it in. As `driver_fetch`: a
+    lost connection leaves the pool; it, a refusal, or one that cannot be made is 503. A
+    connection still in the transaction when the block ends (cancelled mid-statement) is closed,
+    never handed to the next user."""
+    pooled = await greenlet_spawn(_checkout, engine.sync_engine)
+    driver: Any = pooled.driver_connection
+    lost = False
+    try:
+        async with driver.transaction():
+            yield driver
+    except Exception as exc:
+        # an OSError here is the database's socket, as in `driver_fetch`
+        lost = driver.is_closed() or isinstance(exc, OSError)
+        if (meant := unavailable(exc, lost=lost)) is not None:
+            raise meant from exc
+        raise
+    finally:
+        if lost or driver.is_closed() or driver.is_in_transaction():
+            await greenlet_spawn(pooled.invalidate)
+        await greenlet_spawn(pooled.close)
 
 
 def is_unavailable(exc: BaseException) -> bool:

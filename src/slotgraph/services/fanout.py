@@ -19,15 +19,20 @@ same attributes from them.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Uuid, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from slotgraph.db import driver_sql
+from slotgraph.db.engine import driver_transaction
 from slotgraph.db.models import Delivery, Event, WebhookEndpoint, new_id
 from slotgraph.db.models.base import table_of
 from slotgraph.domain.webhooks import wants
@@ -60,38 +65,45 @@ class Dispatched:
     queued: int = 0  # deliveries queued pending, for a claim
 
 
+class _EventRow(NamedTuple):
+    """An event as the fan-out reads it (services/outbox.py `OutboxEvent`)."""
+
+    seq: int
+    id: uuid.UUID
+    app_id: uuid.UUID
+    type: str
+    booking_id: uuid.UUID | None
+    payload: str
+    created_at: datetime
+    request_id: str | None
+
+
+class _TargetRow(NamedTuple):
+    """A target as the fan-out reads it (services/outbox.py `Target`); `events` as the engine
+    decodes JSONB (db/engine.py), on the driver too."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    events: list[str] | None
+    created_at: datetime
+    format: str
+    calendar_id: uuid.UUID | None
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+
+
 _UNDISPATCHED = (
-    select(
-        Event.seq,
-        Event.id,
-        Event.app_id,
-        Event.type,
-        Event.booking_id,
-        Event.payload,
-        Event.created_at,
-        Event.request_id,
-    )
+    select(*(getattr(Event, name) for name in _EventRow._fields))
     .where(Event.dispatched_at.is_(None))
     .order_by(Event.seq)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
 
-_TARGETS = select(
-    WebhookEndpoint.id,
-    WebhookEndpoint.app_id,
-    WebhookEndpoint.events,
-    WebhookEndpoint.created_at,
-    WebhookEndpoint.format,
-    WebhookEndpoint.calendar_id,
-    WebhookEndpoint.url,
-    WebhookEndpoint.secret,
-    WebhookEndpoint.previous_secret,
-    WebhookEndpoint.previous_secret_expires_at,
-).where(
-    WebhookEndpoint.app_id.in_(bindparam("apps", expanding=True)),
-    WebhookEndpoint.enabled.is_(True),
-    WebhookEndpoint.deleted_at.is_(None),
+_TARGETS = select(*(getattr(WebhookEndpoint, name) for name in _TargetRow._fields)).where(
+    WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
 )
 
 _QUEUED = (
@@ -111,6 +123,12 @@ _UNDISPATCHED_IN_TURN = _UNDISPATCHED.where(
     select(func.pg_advisory_xact_lock(_FANOUT_KEY)).scalar_subquery().is_not(None)
 )
 
+_TARGETS_OF_APPS = _TARGETS.where(WebhookEndpoint.app_id.in_(bindparam("apps", expanding=True)))
+# PostgreSQL on the driver: the apps as one array
+_TARGETS_OF_ANY_APP = _TARGETS.where(
+    WebhookEndpoint.app_id == any_(bindparam("apps", type_=ARRAY(Uuid())))
+)
+
 _DISPATCHED = (
     update(table_of(Event))
     .where(Event.seq.in_(bindparam("seqs", expanding=True)))
@@ -126,8 +144,12 @@ async def dispatch(
 
     PostgreSQL: the fan-outs' turn is taken in the events' SELECT, and the deliveries, the
     events marked and the check that nothing of a booking is queued already are one statement
-    (`_FAN_OUT_IN_ONE`): four round trips with BEGIN and COMMIT. SQLite: the statements one by
-    one (one writer at a time anyway)."""
+    (`_FAN_OUT_IN_ONE`): four round trips with BEGIN and COMMIT, run on the driver (no
+    SQLAlchemy execution around them) when the session is on an engine. SQLite: the statements
+    one by one (one writer at a time anyway)."""
+    bind = session.bind
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        return await _dispatch_on_driver(session, bind, now, limit, lease)
     async with session.begin():
         conn = await session.connection()
         postgres = conn.dialect.name == "postgresql"
@@ -135,43 +157,101 @@ async def dispatch(
         events = (await conn.execute(taking, {"limit": limit})).all()
         if not events:
             return Dispatched()
-        targets = (await conn.execute(_TARGETS, {"apps": list({e.app_id for e in events})})).all()
-        calendar_wants = await calendar_pushes.wanted(session, targets, events)
-        email_wants = await emails.wanted(session, targets, events)
-        of_app: dict[uuid.UUID, list[Any]] = {}
-        for t in targets:
-            of_app.setdefault(t.app_id, []).append(t)
-        pairs = [
-            (target, event)
-            for event in events
-            for target in of_app.get(event.app_id, ())
-            if wants(
-                filters=target.events,
-                subscribed_at=target.created_at,
-                event_type=event.type,
-                event_at=event.created_at,
-            )
-            and calendar_wants(target, event)
-            and email_wants(target, event)
-        ]
+        apps = list({e.app_id for e in events})
+        targets = (await conn.execute(_TARGETS_OF_APPS, {"apps": apps})).all()
+        pairs = await _pairs(session, events, targets)
         queued = None if postgres or lease is None else await _queued(conn, pairs)
         born = _born_leased(pairs, lease, queued) if lease is not None else set()
         ids = [new_id() for _ in pairs]
         seqs = [e.seq for e in events]
         if postgres:
-            leased = await _write_in_one(conn, pairs, ids, born, seqs, lease, now)
+            args = _write_args(pairs, ids, born, seqs, lease, now)
+            leased = set((await conn.exec_driver_sql(_FAN_OUT_IN_ONE, args)).scalars())
         else:
             leased = {ids[i] for i in born}
             await _write(conn, pairs, ids, leased, seqs, lease, now)
-    # Handed to the senders only once committed: a fan-out rolled back sends nothing.
+    return await _handed(session, events, pairs, ids, leased, now)
+
+
+async def _dispatch_on_driver(
+    session: AsyncSession, engine: AsyncEngine, now: datetime, limit: int, lease: Lease | None
+) -> Dispatched:
+    """PostgreSQL: `dispatch`'s statements on one pooled connection's driver, in a transaction
+    of its own (db/engine.py `driver_transaction`). The channels' filters, which read only
+    where a calendar or an email target is among the targets, read committed rows through
+    `session` (another connection; READ COMMITTED sees the same rows, and fan-outs take turns)."""
+    taking, targeting = _on_driver(engine.dialect)
+    async with driver_transaction(engine) as driver:
+        found = await driver.fetch(taking.sql, *taking.arguments({"limit": limit}))
+        if not found:
+            return Dispatched()
+        events = [_EventRow._make(r) for r in found]
+        apps = list({e.app_id for e in events})
+        targets = [_TargetRow._make(r) for r in await driver.fetch(targeting.sql, apps)]
+        async with session.begin():
+            pairs = await _pairs(session, events, targets)
+        born = _born_leased(pairs, lease, None) if lease is not None else set()
+        ids = [new_id() for _ in pairs]
+        args = _write_args(pairs, ids, born, [e.seq for e in events], lease, now)
+        leased = {r[0] for r in await driver.fetch(_FAN_OUT_IN_ONE, *args)}
+    return await _handed(session, events, pairs, ids, leased, now)
+
+
+@functools.cache
+def _on_driver(dialect: Dialect) -> tuple[driver_sql.Prepared, driver_sql.Prepared]:
+    """PostgreSQL: the events' read in turn (given the limit) and the targets' (given the
+    apps, an array), as driver SQL."""
+    events = driver_sql.prepare(_UNDISPATCHED_IN_TURN, dialect)
+    targets = driver_sql.prepare(_TARGETS_OF_ANY_APP, dialect)
+    assert {name for name, value, _ in events.params if value is None} == {"limit"}
+    assert [name for name, _, _ in targets.params] == ["apps"]
+    return events, targets
+
+
+async def _pairs(
+    session: AsyncSession, events: Sequence[Any], targets: Sequence[Any]
+) -> list[tuple[Any, Any]]:
+    """(target, event) for every target that wants an event, in event order: its filter and
+    subscription time (domain/webhooks.py `wants`), and the calendar and email channels' own
+    filters (which read only where such a target is among `targets`)."""
+    calendar_wants = await calendar_pushes.wanted(session, targets, events)
+    email_wants = await emails.wanted(session, targets, events)
+    of_app: dict[uuid.UUID, list[Any]] = {}
+    for t in targets:
+        of_app.setdefault(t.app_id, []).append(t)
+    return [
+        (target, event)
+        for event in events
+        for target in of_app.get(event.app_id, ())
+        if wants(
+            filters=target.events,
+            subscribed_at=target.created_at,
+            event_type=event.type,
+            event_at=event.created_at,
+        )
+        and calendar_wants(target, event)
+        and email_wants(target, event)
+    ]
+
+
+async def _handed(
+    session: AsyncSession,
+    events: Sequence[Any],
+    pairs: Sequence[tuple[Any, Any]],
+    ids: list[uuid.UUID],
+    leased: set[uuid.UUID],
+    now: datetime,
+) -> Dispatched:
+    """What the fan-out hands to the senders, once committed (a fan-out rolled back sends
+    nothing): the claims of the deliveries born `leased`."""
     rows = [
         (
-            *(ids[i], 1, event.id, target.id, event.payload, event.request_id),
+            *(id_, 1, event.id, target.id, event.payload, event.request_id),
             *(target.url, target.secret, target.previous_secret),
             *(target.previous_secret_expires_at, target.format, target.calendar_id),
         )
-        for i, (target, event) in enumerate(pairs)
-        if ids[i] in leased
+        for id_, (target, event) in zip(ids, pairs, strict=True)
+        if id_ in leased
     ]
     claims = await claims_of(session, rows, now) if rows else []
     return Dispatched(len(events), claims, len(pairs) - len(claims))
@@ -232,17 +312,16 @@ async def _write(
     await conn.execute(_DISPATCHED, {"seqs": seqs, "now": now})
 
 
-async def _write_in_one(
-    conn: Any,
+def _write_args(
     pairs: Sequence[tuple[Any, Any]],
     ids: list[uuid.UUID],
     born: set[int],
     seqs: list[int],
     lease: Lease | None,
     now: datetime,
-) -> set[uuid.UUID]:
-    """PostgreSQL: `_FAN_OUT_IN_ONE`; returns the ids born leased."""
-    args = (
+) -> tuple[Any, ...]:
+    """PostgreSQL: `_FAN_OUT_IN_ONE`'s arguments."""
+    return (
         ids,
         [t.app_id for t, _ in pairs],
         [t.id for t, _ in pairs],
@@ -255,7 +334,6 @@ async def _write_in_one(
         lease.until if lease else None,
         lease.worker_id if lease else None,
     )
-    return set((await conn.exec_driver_sql(_FAN_OUT_IN_ONE, args)).scalars())
 
 
 # The deliveries as arrays ($1-$7: id, app, target, event, its seq, booking, whether it may be
