@@ -170,7 +170,8 @@ async def finish(
     async with session.begin():
         conn = await session.connection()
         if succeeded := [(c.delivery_id, c.attempt) for c, o, _ in plans if o.ok]:
-            given = {"worker": worker_id, "pairs": succeeded, "now": now}
+            ids = [id_ for id_, _ in succeeded]
+            given = {"worker": worker_id, "ids": ids, "pairs": succeeded, "now": now}
             settled.update(await conn.scalars(sql.settle_succeeded(), given))
             ok = {c.endpoint_id for c, o, _ in plans if o.ok and c.delivery_id in settled}
             await conn.execute(sql.ended_streaks(), {"ids": list(ok), "now": now})

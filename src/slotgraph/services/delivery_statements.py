@@ -129,10 +129,13 @@ def to_send() -> Select[*tuple[Any, ...]]:
 
 @functools.cache
 def settle_succeeded() -> Update:
-    """Succeeded: the deliveries `pairs` (id, attempt) still leased by `worker`; returns ids."""
+    """Succeeded: the deliveries `pairs` (id, attempt) still leased by `worker`; returns ids.
+    SQLite: the ids (`ids`, those of `pairs`) are looked up by their key; a row value IN list
+    alone (`(id, attempts) IN (VALUES ...)`) scanned the whole table at every record."""
     return (
         update(table_of(Delivery))
         .where(
+            Delivery.id.in_(bindparam("ids", expanding=True)),
             Delivery.locked_by == bindparam("worker", type_=String),
             tuple_(Delivery.id, Delivery.attempts).in_(bindparam("pairs", expanding=True)),
         )

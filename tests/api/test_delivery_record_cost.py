@@ -1,0 +1,91 @@
+"""Recording a batch of sent deliveries costs the batch, not the table: the deliveries kept
+(every one ever made, succeeded or failed) are not read to find the batch's."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.db.engine import session_factory
+from slotgraph.db.models import Delivery, WebhookEndpoint
+from slotgraph.db.models.base import table_of
+from slotgraph.domain.deliveries import Outcome
+from slotgraph.services import deliveries, fanout
+from tests.api.conftest import Api
+
+KEPT = 5_000  # deliveries of the past, succeeded
+BATCH = 4  # recorded at once
+
+
+async def test_a_record_does_not_read_the_deliveries_kept(api: Api, engine: AsyncEngine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's instruction count; PostgreSQL joins the batch on the key")
+    r = await api.post("/v1/webhooks", {"url": "https://example.com/hook"})
+    assert r.status_code == 201, r.text
+    target = uuid.UUID(r.json()["webhook_id"])
+    resource, client = await api.resource(), await api.client()
+    for day in range(1, BATCH + 1):
+        await api.book(
+            resource_id=resource["resource_id"],
+            client_id=client["client_id"],
+            start_time=f"2024-06-{day:02d}T10:00:00Z",
+            end_time=f"2024-06-{day:02d}T11:00:00Z",
+            notify=False,
+        )
+    now = api.clock.now
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        lease = fanout.Lease("w", now + timedelta(minutes=1), room=10)
+        claims = (await fanout.dispatch(session, now=now, lease=lease)).claims
+    assert len(claims) == BATCH
+    async with engine.begin() as conn:
+        app_id = await conn.scalar(
+            select(WebhookEndpoint.app_id).where(WebhookEndpoint.id == target)
+        )
+        past = now - timedelta(days=1)
+        rows = [
+            {
+                **{"id": uuid.uuid4(), "app_id": app_id, "endpoint_id": target},
+                **{"event_id": uuid.uuid4(), "event_seq": 1_000_000 + i, "booking_id": None},
+                **{"status": "succeeded", "attempts": 1, "next_attempt_at": None},
+                **{"locked_until": None, "locked_by": None, "created_at": past, "updated_at": past},
+            }
+            for i in range(KEPT)
+        ]
+        await conn.execute(insert(table_of(Delivery)), rows)
+    steps = 0
+
+    def counted() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    async with engine.connect() as conn:  # SQLite: the process's one connection
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+        db = raw._conn
+    db.set_progress_handler(counted, 100)
+    try:
+        async with sessions() as session:
+            ok = Outcome(status_code=200, error=None, duration_ms=5, response_body=None)
+            lost = await deliveries.finish(
+                session,
+                results=[(c, ok) for c in claims],
+                now=now,
+                worker_id="w",
+                jitter=lambda: 0.0,
+            )
+    finally:
+        db.set_progress_handler(None, 100)
+    assert lost == []
+    async with sessions() as session:
+        statuses = await session.scalars(
+            select(Delivery.status).where(Delivery.id.in_([c.delivery_id for c in claims]))
+        )
+    assert list(statuses) == ["succeeded"] * BATCH
+    # Reading past the kept rows: 155 steps of 100 instructions; the batch's own work: 6.
+    assert steps < 30, steps
