@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from slotgraph.db.engine import driver_connection
+from slotgraph.db.engine import driver_fetch
 from slotgraph.db.models import Delivery, WebhookEndpoint, new_id
 from slotgraph.db.models.base import table_of
 from slotgraph.domain.deliveries import Outcome, next_retry_at
@@ -92,9 +92,8 @@ async def claim(
     given["skip"] = list(skip)
     rows: Sequence[Any] = []
     if engine := _postgres_engine(session):
-        prepared = sql.claim_prepared(engine.dialect)
-        async with driver_connection(engine) as driver:
-            found = await driver.fetch(prepared.sql, *prepared.arguments(given))
+        prepared = sql.claim_prepared(engine.dialect, skipping=bool(skip))
+        found = await driver_fetch(engine, prepared.sql, *prepared.arguments(given))
         rows = [prepared.converted(r) for r in found]
     else:
         async with session.begin():
@@ -230,28 +229,23 @@ async def _finish_in_one(
     """PostgreSQL: settle and log the batch in one statement (`SETTLE_IN_ONE`), on the driver
     when all succeeded (its own transaction, one round trip); with failures, in a transaction
     that also carries what they do to their targets (`_after_failure`)."""
-    columns: list[list[object]] = [[] for _ in range(11)]
-    for c, o, retry_at in plans:
-        status = "succeeded" if o.ok else "pending" if retry_at else "failed"
-        row = (
-            c.delivery_id,
-            c.attempt,
-            new_id(),
-            c.endpoint_id,
-            c.event_id,
-            status,
-            retry_at,
-            o.status_code,
-            o.error,
-            o.duration_ms,
-            o.response_body,
-        )
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    args = (*columns, now, worker_id)
+    args = (
+        [c.delivery_id for c, _, _ in plans],
+        [c.attempt for c, _, _ in plans],
+        [new_id() for _ in plans],
+        [c.endpoint_id for c, _, _ in plans],
+        [c.event_id for c, _, _ in plans],
+        ["succeeded" if o.ok else "pending" if r else "failed" for _, o, r in plans],
+        [r for _, _, r in plans],
+        [o.status_code for _, o, _ in plans],
+        [o.error for _, o, _ in plans],
+        [o.duration_ms for _, o, _ in plans],
+        [o.response_body for _, o, _ in plans],
+        now,
+        worker_id,
+    )
     if all(o.ok for _, o, _ in plans):
-        async with driver_connection(engine) as driver:
-            return {r[0] for r in await driver.fetch(sql.SETTLE_IN_ONE, *args)}
+        return {r[0] for r in await driver_fetch(engine, sql.SETTLE_IN_ONE, *args)}
     async with session.begin():
         conn = await session.connection()
         settled = set((await conn.exec_driver_sql(sql.SETTLE_IN_ONE, args)).scalars())

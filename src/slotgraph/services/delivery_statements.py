@@ -29,6 +29,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     tuple_,
     update,
 )
@@ -50,47 +51,19 @@ PENDING: ColumnElement[str] = literal_column("'pending'")
 
 
 @functools.cache
-def take_due(*, postgres: bool) -> Update:
+def take_due(*, postgres: bool, skipping: bool = False) -> Update:
     """Lease up to `limit` due deliveries to `worker` until `until`, counting the attempt, in one
     UPDATE ... RETURNING: due at `now`, not leased (or the lease ran out), the target enabled,
     and no earlier pending delivery of the same booking to the same target (the order per
     booking: it is the first pending one), and not to one of the targets `skip` (the worker's
     slow ones, worker_slots.py: an array on PostgreSQL, a list expanded on SQLite). PostgreSQL
     locks the picked rows with SKIP LOCKED, so workers never pick the same row; SQLite has one
-    writer at a time."""
-    due, earlier = aliased(Delivery), aliased(Delivery)
+    writer at a time.
+
+    `skipping` (PostgreSQL, `skip` not empty): the due rows are picked per target
+    (`_pick_per_target`), so the skipped targets' backlogs are never read."""
     now = bindparam("now", type_=UTCDateTime)
-    # The oldest pending delivery of the booking to the target, as a subquery per due row: it
-    # is always run on ix_deliveries_order, whatever the table held when the plan was made (as
-    # NOT EXISTS, a generic plan made on a nearly empty table joined every due row with every
-    # pending one).
-    first_pending = (
-        select(func.min(earlier.event_seq))
-        .where(
-            earlier.endpoint_id == due.endpoint_id,
-            earlier.booking_id == due.booking_id,
-            earlier.status == PENDING,
-        )
-        .scalar_subquery()
-    )
-    pick = (
-        select(due.id)
-        .join(WebhookEndpoint, WebhookEndpoint.id == due.endpoint_id)
-        .where(
-            due.status == PENDING,
-            due.next_attempt_at <= now,
-            or_(due.locked_until.is_(None), due.locked_until < now),
-            WebhookEndpoint.enabled.is_(True),
-            WebhookEndpoint.deleted_at.is_(None),
-            or_(due.booking_id.is_(None), due.event_seq == first_pending),
-            due.endpoint_id != all_(bindparam("skip", type_=ARRAY(Uuid())))
-            if postgres
-            else due.endpoint_id.not_in(bindparam("skip", expanding=True)),
-        )
-        .order_by(due.next_attempt_at, due.event_seq)
-        .limit(bindparam("limit", type_=Integer))
-        .with_for_update(skip_locked=True, of=due)
-    )
+    pick = _pick_per_target(now) if skipping else _pick(now, postgres=postgres)
     return (
         update(table_of(Delivery))
         .where(Delivery.id.in_(pick))
@@ -108,6 +81,106 @@ def take_due(*, postgres: bool) -> Update:
             Delivery.next_attempt_at,
             Delivery.event_seq,
         )
+    )
+
+
+def _due(due: Any, now: ColumnElement[Any]) -> tuple[ColumnElement[bool], ...]:
+    """What makes the delivery `due` (an alias of Delivery) due at `now`: pending, its time
+    come, not leased (or the lease ran out), and the first pending one of its booking to its
+    target (the order per booking)."""
+    earlier = aliased(Delivery)
+    # The oldest pending delivery of the booking to the target, as a subquery per due row: it
+    # is always run on ix_deliveries_order, whatever the table held when the plan was made (as
+    # NOT EXISTS, a generic plan made on a nearly empty table joined every due row with every
+    # pending one).
+    first_pending = (
+        select(func.min(earlier.event_seq))
+        .where(
+            earlier.endpoint_id == due.endpoint_id,
+            earlier.booking_id == due.booking_id,
+            earlier.status == PENDING,
+        )
+        .scalar_subquery()
+    )
+    return (
+        due.status == PENDING,
+        due.next_attempt_at <= now,
+        or_(due.locked_until.is_(None), due.locked_until < now),
+        or_(due.booking_id.is_(None), due.event_seq == first_pending),
+    )
+
+
+# LIMIT 1 written in (a parameter would leave a generic plan guessing the limit)
+_ONE: ColumnElement[int] = literal_column("1")
+
+_TARGET_LIVE = (WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None))
+
+
+def _pick(now: ColumnElement[Any], *, postgres: bool) -> Select[*tuple[Any, ...]]:
+    """The due rows in the order they are due, on ix_deliveries_due: the soonest first."""
+    due = aliased(Delivery)
+    return (
+        select(due.id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == due.endpoint_id)
+        .where(
+            *_due(due, now),
+            *_TARGET_LIVE,
+            due.endpoint_id != all_(bindparam("skip", type_=ARRAY(Uuid())))
+            if postgres
+            else due.endpoint_id.not_in(bindparam("skip", expanding=True)),
+        )
+        .order_by(due.next_attempt_at, due.event_seq)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(skip_locked=True, of=due)
+    )
+
+
+def _pick_per_target(now: ColumnElement[Any]) -> Select[*tuple[Any, ...]]:
+    """PostgreSQL, while targets are skipped: the targets with pending deliveries, one step of
+    ix_deliveries_order each (a loose scan: a skipped target's backlog is stepped over, not
+    read), then each target's due rows in the order they are due (ix_deliveries_due_per_target,
+    up to `limit` each), the soonest `limit` of them. `_pick` on ix_deliveries_due would read
+    every due row of a skipped target that is due before the rows it takes: 15.8 ms against
+    0.49 ms a claim with 20,000 of them."""
+    step = aliased(Delivery)
+    first = (
+        select(step.endpoint_id)
+        .where(step.status == PENDING)
+        .order_by(step.endpoint_id)
+        .limit(_ONE)
+        .subquery()
+    )
+    targets = select(first.c.endpoint_id).cte("targets", recursive=True)
+    after = (
+        select(step.endpoint_id)
+        .where(step.status == PENDING, step.endpoint_id > targets.c.endpoint_id)
+        .order_by(step.endpoint_id)
+        .limit(_ONE)
+        .scalar_subquery()
+    )
+    targets = targets.union_all(
+        select(after.label("endpoint_id")).where(targets.c.endpoint_id.is_not(None))
+    )
+    due = aliased(Delivery)
+    of_target = (
+        select(due.id, due.next_attempt_at, due.event_seq)
+        .where(due.endpoint_id == targets.c.endpoint_id, *_due(due, now))
+        .order_by(due.next_attempt_at, due.event_seq)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+        .lateral("of_target")
+    )
+    return (
+        select(of_target.c.id)
+        .select_from(targets)
+        .join(WebhookEndpoint, WebhookEndpoint.id == targets.c.endpoint_id)
+        .join(of_target, true())
+        .where(
+            *_TARGET_LIVE,
+            targets.c.endpoint_id != all_(bindparam("skip", type_=ARRAY(Uuid()))),
+        )
+        .order_by(of_target.c.next_attempt_at, of_target.c.event_seq)
+        .limit(bindparam("limit", type_=Integer))
     )
 
 
@@ -186,11 +259,11 @@ _TO_SEND = (
 
 
 @functools.cache
-def claim_in_one() -> Select[*tuple[Any, ...]]:
+def claim_in_one(*, skipping: bool = False) -> Select[*tuple[Any, ...]]:
     """PostgreSQL: `take_due` and what to send where, in one statement (one round trip, its own
     transaction): the leased rows joined with their events' payloads and their targets, in the
     order they are due."""
-    taken = take_due(postgres=True).cte("taken")
+    taken = take_due(postgres=True, skipping=skipping).cte("taken")
     e = WebhookEndpoint
     return (
         select(taken.c.id, taken.c.attempts, taken.c.event_id, taken.c.endpoint_id, *_TO_SEND)
@@ -201,8 +274,8 @@ def claim_in_one() -> Select[*tuple[Any, ...]]:
 
 
 @functools.cache
-def claim_prepared(dialect: Dialect) -> driver_sql.Prepared:
-    prepared = driver_sql.prepare(claim_in_one(), dialect)
+def claim_prepared(dialect: Dialect, *, skipping: bool = False) -> driver_sql.Prepared:
+    prepared = driver_sql.prepare(claim_in_one(skipping=skipping), dialect)
     given = {name for name, value, _ in prepared.params if value is None}
     assert given == {"now", "until", "worker", "limit", "skip"}, given
     return prepared

@@ -84,6 +84,15 @@ class Delivery(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        # a claim while targets are skipped as slow (services/delivery_statements.py)
+        Index(
+            "ix_deliveries_due_per_target",
+            "endpoint_id",
+            "next_attempt_at",
+            "event_seq",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
         Index(
             "ix_deliveries_order",
             "endpoint_id",
