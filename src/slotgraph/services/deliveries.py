@@ -98,7 +98,12 @@ async def claim(
     else:
         async with session.begin():
             conn = await session.connection()
-            ids = [r.id for r in await conn.execute(sql.take_due(postgres=False), given)]
+            ids = [
+                r.id
+                for r in await conn.execute(
+                    sql.take_due(postgres=False, skipping=bool(skip)), given
+                )
+            ]
             if ids:
                 rows = (await conn.execute(sql.to_send(), {"ids": ids})).all()
     return await claims_of(session, rows, now)
