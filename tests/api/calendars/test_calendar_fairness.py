@@ -106,12 +106,7 @@ async def test_one_apps_due_calendars_on_a_slow_server_leave_room_for_the_others
         b_resource = await other.resource()
         assert (await connect(other, calendar, b_resource)).status_code == 201
         with holding() as (peer, release):
-            async with engine.begin() as conn:  # A's calendars move to a server that holds
-                for url in a_urls:
-                    await conn.execute(
-                        text("UPDATE calendar_connections SET url = :new WHERE url = :old"),
-                        {"new": peer.url, "old": url},
-                    )
+            await _move(engine, a_urls, peer.url)  # A's calendars: to a server that holds
             stop = asyncio.Event()
             with _pulled(b_resource) as b_pulled:
                 loop = asyncio.create_task(worker.calendars.run(stop))
@@ -158,12 +153,7 @@ async def test_many_apps_on_slow_servers_leave_room_for_a_normal_apps_sync(
         b_resource = await cal_api.resource()
         assert (await connect(cal_api, calendar, b_resource)).status_code == 201
         with holding() as (peer, release):
-            async with engine.begin() as conn:  # the slow apps' calendars move to the peer
-                for url in slow_urls:
-                    await conn.execute(
-                        text("UPDATE calendar_connections SET url = :new WHERE url = :old"),
-                        {"new": peer.url, "old": url},
-                    )
+            await _move(engine, slow_urls, peer.url)  # the slow apps' calendars
             stop = asyncio.Event()
             with _pulled(b_resource) as b_pulled:
                 loop = asyncio.create_task(worker.calendars.run(stop))
@@ -180,6 +170,16 @@ async def test_many_apps_on_slow_servers_leave_room_for_a_normal_apps_sync(
                     stop.set()
                     release.set()
                     await asyncio.wait_for(loop, 4 * BOUND)
+
+
+async def _move(engine: AsyncEngine, urls: list[str], to: str) -> None:
+    """The connections of the calendars at `urls` now point at `to` (a server that holds)."""
+    async with engine.begin() as conn:
+        for url in urls:
+            await conn.execute(
+                text("UPDATE calendar_connections SET url = :new WHERE url = :old"),
+                {"new": to, "old": url},
+            )
 
 
 @contextmanager
