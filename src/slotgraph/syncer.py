@@ -152,21 +152,22 @@ class CalendarSyncer:
 
     async def push(self, calendar_id: uuid.UUID, payload: str) -> Outcome:
         """The calendar channel's send, for the delivery pipeline (one claimed booking event)."""
+        removal = calendar_removals.is_removal(payload)  # a disconnect's (calendar_removals.py)
         async with self.sessions() as session:
             try:
                 target = await calendar_pushes.push_target(
-                    session, calendar_id=calendar_id, encryption_key=self.key
+                    session, calendar_id=calendar_id, encryption_key=self.key, removal=removal
                 )
             except keys.KeyMissing as exc:
                 outcome = Outcome(None, str(exc), 0, None)
-                if calendar_removals.is_removal(payload):  # its last attempt ends it too
+                if removal:  # its last attempt ends it too
                     await self._removal_tried(calendar_id, outcome)
                 return outcome
         allow_private = self.settings.webhook_allow_private_networks
-        if calendar_removals.is_removal(payload):  # a disconnect's (calendar_removals.py)
+        if removal:
             if target is None:
                 return Outcome(204, None, 0, "removed already")
-            return await self._remove(calendar_id, target, allow_private=allow_private)
+            return await self._remove(calendar_id, payload, target, allow_private=allow_private)
         if target is None:
             return Outcome(None, "the calendar was disconnected", 0, None)
         return await push.send(
@@ -180,11 +181,16 @@ class CalendarSyncer:
         return min(remote.DEADLINE_SECONDS, self.settings.worker_lease_seconds / 3)
 
     async def _remove(
-        self, calendar_id: uuid.UUID, target: PushTarget, *, allow_private: bool
+        self, calendar_id: uuid.UUID, payload: str, target: PushTarget, *, allow_private: bool
     ) -> Outcome:
-        outcome = await push.remove(
-            target, allow_private=allow_private, deadline=self._send_seconds()
-        )
+        async with self.sessions() as session, session.begin():
+            flying = await calendar_removals.pushes_in_flight(session, payload, now=self.clock())
+        if flying:  # a failed attempt, retried (the first retry in 5 s; a lease is 60 s)
+            outcome = Outcome(None, f"waiting for {flying} pushes in flight", 0, None)
+        else:
+            outcome = await push.remove(
+                target, allow_private=allow_private, deadline=self._send_seconds()
+            )
         await self._removal_tried(calendar_id, outcome)
         return outcome
 

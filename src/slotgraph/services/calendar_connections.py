@@ -223,14 +223,14 @@ async def disconnect(
             except keys.KeyMissing as exc:
                 raise EncryptionKeyMissing(str(exc)) from None
         await remove_pulled_blocks(session, conn, now=now)
-        await calendar_pushes.stop_target(session, conn, now=now)
+        pushes = await calendar_pushes.stop_target(session, conn, now=now)
         await session.execute(
             update(ResourceBlock)
             .where(ResourceBlock.calendar_id == conn.id)
             .values(calendar_id=None)  # history stays; the origin is in calendar_href/uid
         )
         if remove_pushed:
-            await calendar_removals.queue(session, conn, now=now)
+            await calendar_removals.queue(session, conn, now=now, pushes=pushes)
         else:
             await session.delete(conn)
 

@@ -175,22 +175,32 @@ async def _backfill(
     session.add_all(new_delivery(target, e, now) for e in events if e.id not in have)
 
 
-async def stop_target(session: AsyncSession, conn: CalendarConnection, *, now: datetime) -> None:
+async def stop_target(
+    session: AsyncSession, conn: CalendarConnection, *, now: datetime
+) -> uuid.UUID | None:
     """Disconnecting: the target stops (its pending pushes are never sent) and lets go of the
-    connection; its log stays."""
+    connection; its log stays. Returns its id (a removal waits for its pushes in flight)."""
     target = await session.scalar(
         select(WebhookEndpoint).where(WebhookEndpoint.calendar_id == conn.id)
     )
-    if target is not None:
-        target.enabled, target.deleted_at, target.updated_at = False, now, now
-        target.calendar_id = None
-        target.description = f"calendar push (disconnected from resource {conn.resource_id})"
+    if target is None:
+        return None
+    target.enabled, target.deleted_at, target.updated_at = False, now, now
+    target.calendar_id = None
+    target.description = f"calendar push (disconnected from resource {conn.resource_id})"
+    return target.id
 
 
 async def push_target(
-    session: AsyncSession, *, calendar_id: uuid.UUID, encryption_key: str | None
+    session: AsyncSession,
+    *,
+    calendar_id: uuid.UUID,
+    encryption_key: str | None,
+    removal: bool = False,
 ) -> PushTarget | None:
-    """Where a claimed push goes, read at send time. None: disconnected meanwhile."""
+    """Where a claimed push (or, `removal`, a disconnect's removal) goes, read at send time.
+    None: disconnected meanwhile (a push claimed before a disconnect and read after it is not
+    sent: the removal may have listed the calendar already)."""
     async with session.begin():
         row = (
             await session.execute(
@@ -199,7 +209,7 @@ async def push_target(
                 .where(CalendarConnection.id == calendar_id)
             )
         ).first()
-    if row is None:
+    if row is None or (row[0].disconnected_at is not None and not removal):
         return None
     conn, shows_details = row
     password = keys.decrypt(encryption_key, conn.password_encrypted)

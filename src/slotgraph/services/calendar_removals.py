@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import CalendarConnection, Delivery, WebhookEndpoint
@@ -32,8 +32,15 @@ def is_removal(payload: str) -> bool:
     return bool(orjson.loads(payload).get("type") == REMOVAL)
 
 
-async def queue(session: AsyncSession, conn: CalendarConnection, *, now: datetime) -> None:
-    """In the disconnect's transaction: hide the connection and queue its removal."""
+async def queue(
+    session: AsyncSession,
+    conn: CalendarConnection,
+    *,
+    now: datetime,
+    pushes: uuid.UUID | None,
+) -> None:
+    """In the disconnect's transaction: hide the connection and queue its removal (`pushes`:
+    the connection's push target, stopped, whose pushes in flight the removal waits for)."""
     conn.disconnected_at, conn.updated_at = now, now
     conn.pull, conn.push = False, False
     conn.locked_until, conn.locked_by = None, None
@@ -54,12 +61,37 @@ async def queue(session: AsyncSession, conn: CalendarConnection, *, now: datetim
         app_id=conn.app_id,
         type_=REMOVAL,
         booking_id=None,
-        data={"resource_id": str(conn.resource_id), "remove_pushed": True},
+        data={
+            "resource_id": str(conn.resource_id),
+            "remove_pushed": True,
+            "push_target_id": str(pushes) if pushes else None,
+        },
         now=now,
     )
     event.dispatched_at = now  # for this target only: not a webhook event
     await session.flush()
     session.add(new_delivery(target, event, now))
+
+
+async def pushes_in_flight(session: AsyncSession, payload: str, *, now: datetime) -> int:
+    """How many pushes of the disconnected connection are still claimed (leased) now. A push
+    claimed before the disconnect may PUT until its lease ends (its send's deadline is within
+    it: syncer.py `_send_seconds`); a removal that listed the calendar before that PUT left
+    the event there for good. So the removal waits for them (its attempt fails, and is
+    retried); pushes read after the disconnect are not sent (calendar_pushes.push_target)."""
+    target_id = orjson.loads(payload)["data"].get("push_target_id")
+    if target_id is None:
+        return 0
+    return int(
+        await session.scalar(
+            select(func.count()).where(
+                Delivery.endpoint_id == uuid.UUID(target_id),
+                Delivery.status == "pending",
+                Delivery.locked_until > now,
+            )
+        )
+        or 0
+    )
 
 
 async def finish(

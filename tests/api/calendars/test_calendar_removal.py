@@ -5,6 +5,9 @@ Before, the request removed them itself, for up to 300 s against a slow server."
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -113,6 +116,62 @@ async def test_connecting_the_same_calendar_again_drops_the_removal(
     await drain(worker)
     assert len(in_calendar(calendar)) == 1
     assert await _rows(engine) == 1
+
+
+@contextmanager
+def _gated_puts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Every push's PUT waits for `release`, once it has set `entered` (in its CalDAV thread)."""
+    entered, release = threading.Event(), threading.Event()
+    put = remote.put_event
+
+    def gated(*args: Any, **kwargs: Any) -> str:
+        entered.set()
+        assert release.wait(BOUND)
+        return put(*args, **kwargs)
+
+    monkeypatch.setattr(remote, "put_event", gated)
+    try:
+        yield entered, release
+    finally:
+        release.set()
+
+
+async def test_a_push_in_flight_at_the_disconnect_lands_before_the_removal(
+    cal_api: Api,
+    engine: AsyncEngine,
+    radicale: Radicale,
+    worker: Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A push claimed before the disconnect, its PUT still on its way. Before: the removal
+    # listed the calendar at once (the event not there yet), and the PUT landed after it, left
+    # for good. Now the removal waits for the pushes in flight (its attempt is retried).
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
+    await drain(worker)
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    other = Worker(engine, SETTINGS, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w2")
+    with _gated_puts(monkeypatch) as (entered, release):
+        booking = await cal_api.book(
+            resource_id=resource["resource_id"],
+            client_id=(await cal_api.client())["client_id"],
+            start_time="2024-05-02T10:00:00Z",
+            end_time="2024-05-02T11:00:00Z",
+        )
+        flying = asyncio.create_task(worker.run_once())
+        assert await asyncio.to_thread(entered.wait, BOUND)
+        assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+        await drain(other)  # the removal's first attempt, the push still in flight
+        release.set()
+        await asyncio.wait_for(flying, BOUND)
+    assert set(in_calendar(calendar)) == {booking["booking_id"]}  # the push has landed
+    cal_api.clock.advance(timedelta(seconds=6))
+    await drain(other)
+    assert in_calendar(calendar) == {}
+    assert await _rows(engine) == 0
 
 
 async def test_a_removal_attempt_ends_within_the_deliverys_lease(
