@@ -20,6 +20,9 @@ import icalendar
 MAX_OBJECT_BYTES = 1_000_000
 MAX_OCCURRENCES = 2_000
 PUSHED_MARK = "X-SLOTGRAPH-BOOKING-ID"
+# Which connection pushed it: a disconnect's removal deletes only its own connection's (or
+# unmarked, older) pushes, and only as it listed them (calendars/remote.py remove_pushed).
+CONNECTION_MARK = "X-SLOTGRAPH-CONNECTION-ID"
 
 # Bounds on the work of expanding recurrences. dateutil steps from DTSTART through every period
 # of a rule's FREQ (times each value of its BY parts) up to the horizon's end or its COUNT-th

@@ -19,7 +19,7 @@ import orjson
 from icalendar import Calendar
 
 from slotgraph.calendars import ical, remote
-from slotgraph.calendars.pull import PUSHED_MARK
+from slotgraph.calendars.pull import CONNECTION_MARK, PUSHED_MARK
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
 
@@ -30,6 +30,7 @@ class PushTarget:
     app_id: uuid.UUID  # whose turn at the CalDAV threads (remote.PER_APP)
     resource_id: uuid.UUID
     shows_details: bool
+    connection_id: uuid.UUID | None = None  # marked on what it pushes (CONNECTION_MARK)
 
 
 def render(booking: dict[str, Any], target: PushTarget) -> bytes | None:
@@ -50,6 +51,8 @@ def render(booking: dict[str, Any], target: PushTarget) -> bytes | None:
     cal = Calendar.from_ical(ical.single_event(event, shows_details=target.shows_details))
     for vevent in cal.walk("VEVENT"):
         vevent.add(PUSHED_MARK.lower(), booking["booking_id"])
+        if target.connection_id is not None:
+            vevent.add(CONNECTION_MARK.lower(), str(target.connection_id))
     return bytes(cal.to_ical())
 
 
@@ -98,8 +101,9 @@ async def send(
 async def remove(
     target: PushTarget, *, allow_private: bool, deadline: float | None = None
 ) -> Outcome:
-    """A disconnect's removal (services/calendar_removals.py): delete every event slotgraph
-    pushed to the calendar. Idempotent, as a push is: one already gone counts as removed."""
+    """A disconnect's removal (services/calendar_removals.py): delete every event the
+    connection pushed to the calendar. Idempotent, as a push is: one already gone counts as
+    removed."""
     started = time.monotonic()
     try:
         await check_url(target.account.url, allow_private=allow_private)
@@ -107,6 +111,7 @@ async def remove(
             target.app_id,
             remote.remove_pushed,
             target.account,
+            connection_id=target.connection_id,
             allow_private=allow_private,
             deadline=deadline,
         )

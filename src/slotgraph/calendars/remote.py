@@ -12,13 +12,14 @@ import functools
 import importlib
 import inspect
 import time
+import uuid
 from collections.abc import Collection, Coroutine, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from slotgraph.calendars import threads
-from slotgraph.calendars.pull import PUSHED_MARK
+from slotgraph.calendars.pull import CONNECTION_MARK, PUSHED_MARK
 
 # Which app's calls run now, in the CalDAV threads (`call`, `THREADS`, `PER_APP`): threads.py.
 from slotgraph.calendars.threads import PER_APP as PER_APP
@@ -291,8 +292,17 @@ def delete_event(
             return
 
 
-def remove_pushed(account: Account, *, allow_private: bool, deadline: float | None = None) -> int:
-    """Delete every event slotgraph pushed (marked X-SLOTGRAPH-BOOKING-ID); returns how many."""
+def remove_pushed(
+    account: Account,
+    *,
+    allow_private: bool,
+    deadline: float | None = None,
+    connection_id: uuid.UUID | None = None,
+) -> int:
+    """Delete every event slotgraph pushed (marked X-SLOTGRAPH-BOOKING-ID) for `connection_id`
+    (marked X-SLOTGRAPH-CONNECTION-ID, or unmarked: pushed before the mark); returns how many.
+    Each DELETE is conditional on the object's ETag as listed: the same calendar connected
+    again meanwhile pushes its events anew (another mark, another ETag), and they stay."""
     from caldav.lib import error
 
     with _calendar(account, allow_private=allow_private, deadline=deadline) as cal:
@@ -303,8 +313,18 @@ def remove_pushed(account: Account, *, allow_private: bool, deadline: float | No
         found = _done(cal.get_objects_by_sync_token(load_objects=False))
         deleted = {str(u) for u in getattr(found, "deleted_urls", set()) or set()}
         for obj in _loaded(cal, found, deleted):
-            if PUSHED_MARK in str(obj.data):
-                with suppress(error.NotFoundError):
-                    obj.delete()
+            if not _pushed_by(str(obj.data), connection_id):
+                continue
+            etag = obj.etag if obj.etag and not obj.etag.startswith("W/") else None
+            with suppress(error.NotFoundError, error.ETagMismatchError):
+                obj.delete(if_match=etag or False)
                 removed += 1
         return removed
+
+
+def _pushed_by(data: str, connection_id: uuid.UUID | None) -> bool:
+    if PUSHED_MARK not in data:
+        return False
+    if connection_id is None or CONNECTION_MARK not in data:
+        return True
+    return f"{CONNECTION_MARK}:{connection_id}" in data

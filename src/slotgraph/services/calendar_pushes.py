@@ -218,6 +218,7 @@ async def push_target(
         app_id=conn.app_id,
         resource_id=conn.resource_id,
         shows_details=shows_details,
+        connection_id=conn.id,
     )
 
 

@@ -174,6 +174,44 @@ async def test_a_push_in_flight_at_the_disconnect_lands_before_the_removal(
     assert await _rows(engine) == 0
 
 
+async def test_a_removal_in_flight_leaves_the_pushes_of_the_calendar_connected_again(
+    cal_api: Api,
+    engine: AsyncEngine,
+    radicale: Radicale,
+    worker: Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The removal has listed the calendar when the same calendar is connected again and its
+    # bookings pushed anew. Before: it deleted what it had listed, the new connection's push
+    # of the same object too. Now it deletes only its connection's events, as listed (ETag).
+    resource, calendar = await _pushed(cal_api, worker, radicale)
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    listed, release = threading.Event(), threading.Event()
+    loaded = remote._loaded
+
+    def gated(*args: Any, **kwargs: Any) -> list[Any]:
+        found = loaded(*args, **kwargs)
+        if not listed.is_set():
+            listed.set()
+            assert release.wait(BOUND)
+        return found
+
+    monkeypatch.setattr(remote, "_loaded", gated)
+    other = Worker(engine, SETTINGS, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w2")
+    try:
+        assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+        removing = asyncio.create_task(drain(other))
+        assert await asyncio.to_thread(listed.wait, BOUND)
+        assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
+        await drain(worker)  # the new connection pushes the booking again
+    finally:
+        release.set()
+    await asyncio.wait_for(removing, BOUND)
+    assert len(in_calendar(calendar)) == 1
+    assert (await cal_api.get(path)).status_code == 200
+    assert await _rows(engine) == 1
+
+
 async def test_a_removal_attempt_ends_within_the_deliverys_lease(
     cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
 ) -> None:
