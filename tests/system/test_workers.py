@@ -148,7 +148,10 @@ async def test_two_workers_deliver_everything_once_and_survive_a_kill(
         server, "SELECT status, COUNT(*) FROM deliveries GROUP BY status"
     )
     assert dict((s, n) for s, n in statuses) == {"succeeded": 800}
-    assert len(duplicates) <= 32  # at most the batch the killed worker held in flight
+    # At most what docs/operations.md promises for a kill -9: the sends on the wire (one
+    # WORKER_BATCH, 32 by default) and the answers waiting for the recorder (two batches); no
+    # send here is slow (50 ms), so none is in flight beyond the slots.
+    assert len(duplicates) <= 3 * 32
     assert workers[1].returncode == 0, (tmp_path / "worker1.log").read_text()
 
 
