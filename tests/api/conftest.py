@@ -128,3 +128,16 @@ async def other_api(api: Api, engine: AsyncEngine) -> AsyncIterator[Api]:
     http, created = await make_api(engine, api.clock)
     async with http:
         yield Api(http, created.secret_key, created.public_key, api.clock, api.backend)
+
+
+async def book_days(api: Api, days: int) -> None:
+    """One booking a day from 1 June 2024: one `booking.confirmed` event each."""
+    resource, client = await api.resource(), await api.client()
+    for day in range(1, days + 1):
+        await api.book(
+            resource_id=resource["resource_id"],
+            client_id=client["client_id"],
+            start_time=f"2024-06-{day:02d}T10:00:00Z",
+            end_time=f"2024-06-{day:02d}T11:00:00Z",
+            notify=False,  # webhooks only
+        )

@@ -18,7 +18,7 @@ from slotgraph.db.engine import session_factory
 from slotgraph.db.models import Delivery, WebhookEndpoint
 from slotgraph.db.models.base import table_of
 from slotgraph.services import deliveries, fanout
-from tests.api.conftest import Api
+from tests.api.conftest import Api, book_days
 
 BOOKINGS = 3  # the other target's due deliveries
 
@@ -34,15 +34,7 @@ async def targets_and_backlog(
     r = await api.post("/v1/webhooks", {"url": "https://example.com/fast"})
     assert r.status_code == 201, r.text
     fast = uuid.UUID(r.json()["webhook_id"])
-    resource, client = await api.resource(), await api.client()
-    for day in range(1, BOOKINGS + 1):
-        await api.book(
-            resource_id=resource["resource_id"],
-            client_id=client["client_id"],
-            start_time=f"2024-06-{day:02d}T10:00:00Z",
-            end_time=f"2024-06-{day:02d}T11:00:00Z",
-            notify=False,
-        )
+    await book_days(api, BOOKINGS)
     async with session_factory(engine)() as session:
         assert (await fanout.dispatch(session, now=api.clock.now)).queued == BOOKINGS
     at = api.clock.now - timedelta(hours=1)

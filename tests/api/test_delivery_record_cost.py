@@ -16,7 +16,7 @@ from slotgraph.db.models import Delivery, WebhookEndpoint
 from slotgraph.db.models.base import table_of
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.services import deliveries, fanout
-from tests.api.conftest import Api
+from tests.api.conftest import Api, book_days
 
 KEPT = 5_000  # deliveries of the past, succeeded
 BATCH = 4  # recorded at once
@@ -28,15 +28,7 @@ async def test_a_record_does_not_read_the_deliveries_kept(api: Api, engine: Asyn
     r = await api.post("/v1/webhooks", {"url": "https://example.com/hook"})
     assert r.status_code == 201, r.text
     target = uuid.UUID(r.json()["webhook_id"])
-    resource, client = await api.resource(), await api.client()
-    for day in range(1, BATCH + 1):
-        await api.book(
-            resource_id=resource["resource_id"],
-            client_id=client["client_id"],
-            start_time=f"2024-06-{day:02d}T10:00:00Z",
-            end_time=f"2024-06-{day:02d}T11:00:00Z",
-            notify=False,
-        )
+    await book_days(api, BATCH)
     now = api.clock.now
     sessions = session_factory(engine)
     async with sessions() as session:

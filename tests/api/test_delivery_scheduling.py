@@ -16,7 +16,7 @@ from slotgraph.db.engine import session_factory
 from slotgraph.db.models import Delivery, DeliveryAttempt
 from slotgraph.services import fanout
 from slotgraph.worker import Worker
-from tests.api.conftest import TEST_SETTINGS, Api
+from tests.api.conftest import TEST_SETTINGS, Api, book_days
 from tests.receiver import Receiver, running_receiver
 
 BATCH = 4  # concurrent sends: the fast endpoint gets three times as many events
@@ -32,19 +32,6 @@ def slow() -> Iterator[Receiver]:
 def fast() -> Iterator[Receiver]:
     with running_receiver() as r:
         yield r
-
-
-async def book_days(api: Api, days: int) -> None:
-    """One booking a day from 1 June 2024: one `booking.confirmed` event each."""
-    resource, client = await api.resource(), await api.client()
-    for day in range(1, days + 1):
-        await api.book(
-            resource_id=resource["resource_id"],
-            client_id=client["client_id"],
-            start_time=f"2024-06-{day:02d}T10:00:00Z",
-            end_time=f"2024-06-{day:02d}T11:00:00Z",
-            notify=False,  # webhooks only
-        )
 
 
 async def test_a_slow_endpoint_does_not_stall_deliveries_to_a_fast_one(
