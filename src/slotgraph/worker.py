@@ -232,7 +232,7 @@ class Worker:
             self._due.clear()
             if not await self._guarded(self._take(room)):
                 # Nothing due: until the fan-out finds some. While a slow target is skipped,
-                # a claim walks its due backlog: polled at most every `worker_slow_send_seconds`.
+                # its due deliveries wait for it: claimed again after `worker_slow_send_seconds`.
                 blocked = self.slow.blocked()
                 await self._pause(self._due, self.slow.after if blocked else None)
 
