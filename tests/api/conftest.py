@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -141,3 +142,24 @@ async def book_days(api: Api, days: int) -> None:
             end_time=f"2024-06-{day:02d}T11:00:00Z",
             notify=False,  # webhooks only
         )
+
+
+@asynccontextmanager
+async def sqlite_steps(engine: AsyncEngine) -> AsyncIterator[list[int]]:
+    """Counts SQLite's work while the block runs, in steps of 100 virtual-machine instructions
+    (its progress handler): `[steps]`, read after the block. SQLite only: the process's one
+    connection."""
+    counted = [0]
+
+    def step() -> int:
+        counted[0] += 1
+        return 0
+
+    async with engine.connect() as conn:
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+    db = raw._conn
+    db.set_progress_handler(step, 100)
+    try:
+        yield counted
+    finally:
+        db.set_progress_handler(None, 100)

@@ -18,7 +18,7 @@ from slotgraph.db.engine import session_factory
 from slotgraph.db.models import Delivery, WebhookEndpoint
 from slotgraph.db.models.base import table_of
 from slotgraph.services import deliveries, fanout
-from tests.api.conftest import Api, book_days
+from tests.api.conftest import Api, book_days, sqlite_steps
 
 BOOKINGS = 3  # the other target's due deliveries
 
@@ -53,19 +53,24 @@ async def targets_and_backlog(
     return slow, fast
 
 
-async def test_a_claim_skipping_a_target_takes_the_others_due_deliveries(
-    api: Api, engine: AsyncEngine
-) -> None:
-    slow, fast = await targets_and_backlog(api, engine, 500)
+async def claim_skipping(api: Api, engine: AsyncEngine, skipped: uuid.UUID) -> list[Any]:
+    """One claim of up to 10 deliveries that skips `skipped`, as a worker's would."""
     async with session_factory(engine)() as session:
-        claims = await deliveries.claim(
+        return await deliveries.claim(
             session,
             now=api.clock.now,
             worker_id="w",
             lease=timedelta(minutes=1),
             limit=10,
-            skip=[slow],
+            skip=[skipped],
         )
+
+
+async def test_a_claim_skipping_a_target_takes_the_others_due_deliveries(
+    api: Api, engine: AsyncEngine
+) -> None:
+    slow, fast = await targets_and_backlog(api, engine, 500)
+    claims = await claim_skipping(api, engine, slow)
     assert [c.endpoint_id for c in claims] == [fast] * BOOKINGS
     assert len({c.event_id for c in claims}) == BOOKINGS
 
@@ -118,32 +123,12 @@ async def test_sqlite_a_claim_skipping_a_target_does_not_read_its_backlog(
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite's instruction count; PostgreSQL's buffers below")
     slow, fast = await targets_and_backlog(api, engine, 5_000)
-    steps = 0
-
-    def counted() -> int:
-        nonlocal steps
-        steps += 1
-        return 0
-
-    async with engine.connect() as conn:  # SQLite: the process's one connection
-        db = (await conn.get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
-    db.set_progress_handler(counted, 100)
-    try:
-        async with session_factory(engine)() as session:
-            claims = await deliveries.claim(
-                session,
-                now=api.clock.now,
-                worker_id="w",
-                lease=timedelta(minutes=1),
-                limit=10,
-                skip=[slow],
-            )
-    finally:
-        db.set_progress_handler(None, 100)
+    async with sqlite_steps(engine) as steps:
+        claims = await claim_skipping(api, engine, slow)
     assert [c.endpoint_id for c in claims] == [fast] * BOOKINGS
     # Reading past the backlog on ix_deliveries_due: 354 steps of 100 instructions; per
     # target: 7.
-    assert steps < 30, steps
+    assert steps[0] < 30, steps
 
 
 async def test_a_claim_skipping_a_target_does_not_read_its_backlog(
@@ -155,15 +140,7 @@ async def test_a_claim_skipping_a_target_does_not_read_its_backlog(
     async with engine.begin() as conn:
         await conn.exec_driver_sql("ANALYZE deliveries")
     with claims_sent(engine) as sent:
-        async with session_factory(engine)() as session:
-            claims = await deliveries.claim(
-                session,
-                now=api.clock.now,
-                worker_id="w",
-                lease=timedelta(minutes=1),
-                limit=10,
-                skip=[slow],
-            )
+        claims = await claim_skipping(api, engine, slow)
     assert [c.endpoint_id for c in claims] == [fast] * BOOKINGS
     assert len(sent) == 1
     # The same statement again (it takes nothing now: the others' are leased). On
