@@ -109,6 +109,24 @@ async def wanted(
     return wants
 
 
+def calendar_target(
+    conn: CalendarConnection, *, now: datetime, events: list[str], description: str, enabled: bool
+) -> WebhookEndpoint:
+    """A delivery target of the connection's (its pushes, or a removal): a webhook endpoint
+    row tied to the calendar, which the worker sends through the calendar's channel."""
+    return WebhookEndpoint(
+        app_id=conn.app_id,
+        url=conn.url,
+        events=events,
+        description=description,
+        enabled=enabled,
+        secret="cal_" + secrets.token_hex(16),  # unused: nothing is signed
+        created_at=now,
+        updated_at=now,
+        calendar_id=conn.id,
+    )
+
+
 async def set_target(session: AsyncSession, conn: CalendarConnection, *, now: datetime) -> None:
     """Create, switch on or off the connection's push target; a target switched on gets the
     resource's current holding bookings queued (their latest event), ending from now on."""
@@ -120,16 +138,8 @@ async def set_target(session: AsyncSession, conn: CalendarConnection, *, now: da
     if target is None:
         if not conn.push:
             return
-        target = WebhookEndpoint(
-            app_id=conn.app_id,
-            url=conn.url,
-            events=["booking.*"],
-            description="calendar push",
-            enabled=False,
-            secret="cal_" + secrets.token_hex(16),  # unused: nothing is signed
-            created_at=now,
-            updated_at=now,
-            calendar_id=conn.id,
+        target = calendar_target(
+            conn, now=now, events=["booking.*"], description="calendar push", enabled=False
         )
         session.add(target)
         await session.flush()

@@ -12,7 +12,6 @@ connected again), for its account, until the removal succeeds or its last attemp
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import datetime
 
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import CalendarConnection, Delivery, WebhookEndpoint
 from slotgraph.domain.deliveries import MAX_ATTEMPTS
+from slotgraph.services import calendar_pushes
 from slotgraph.services.outbox import new_delivery, record_event
 
 REMOVAL = "calendar.disconnected"  # the event; its target wants nothing else
@@ -44,16 +44,12 @@ async def queue(
     conn.disconnected_at, conn.updated_at = now, now
     conn.pull, conn.push = False, False
     conn.locked_until, conn.locked_by = None, None
-    target = WebhookEndpoint(
-        app_id=conn.app_id,
-        url=conn.url,
+    target = calendar_pushes.calendar_target(
+        conn,
+        now=now,
         events=[REMOVAL],
         description=f"calendar removal (disconnected from resource {conn.resource_id})",
         enabled=True,
-        secret="cal_" + secrets.token_hex(16),  # unused: nothing is signed
-        created_at=now,
-        updated_at=now,
-        calendar_id=conn.id,
     )
     session.add(target)
     event = record_event(
