@@ -6,6 +6,7 @@ raise them without knowing about HTTP otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -195,10 +196,22 @@ class ValidationFailed(SlotgraphError):
     code = "validation_error"
     title = "Validation failed"
 
-    def __init__(self, errors: list[tuple[str, str]], *, where: str = "body") -> None:
+    def __init__(
+        self,
+        errors: list[tuple[str, str]],
+        *,
+        where: str = "body",
+        types: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
         self.errors = errors
         self.where = where  # the part of the request the fields are in: body, query, path
+        # each field's error type, as pydantic names it (`less_than_equal`); a rule of ours that
+        # has no pydantic name is pydantic's `value_error` (what a validator's ValueError gets)
+        self.types = dict(types or {})
+
+    def type_of(self, field: str) -> str:
+        return self.types.get(field, "value_error")
 
     @classmethod
     def one(cls, field: str, message: str, *, where: str = "body") -> ValidationFailed:

@@ -121,7 +121,28 @@ async def test_the_operator_caps_an_apps_rate_limits(engine: AsyncEngine) -> Non
         assert r.status_code == 422, r.text
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["code"] == "validation_error"
-        assert [e["field"] for e in r.json()["errors"]] == ["rate_limits.secret_per_minute"]
+        # The same entry as every other 422's, pydantic's type included (the schema's `le`
+        # gave `less_than_equal` before the ceiling moved to services/apps.py, which dropped it)
+        assert r.json()["errors"] == [
+            {
+                "field": "rate_limits.secret_per_minute",
+                "loc": ["body", "rate_limits", "secret_per_minute"],
+                "message": "Input should be less than or equal to 1000 (this server's ceiling)",
+                "type": "less_than_equal",
+            }
+        ]
+        under = {"rate_limits": {"public_per_minute": 0}}  # the schema's own bound: ge=1
+        r = await http.put("/v1/app", json=under, headers=secret)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [
+            {
+                "field": "rate_limits.public_per_minute",
+                "loc": ["body", "rate_limits", "public_per_minute"],
+                "message": "Input should be greater than or equal to 1",
+                "type": "greater_than_equal",
+            }
+        ]
+        r = await http.put("/v1/app", json=over, headers=secret)
         assert r.json()["detail"] == (
             "rate_limits.secret_per_minute: Input should be less than or equal to 1000 "
             "(this server's ceiling)"

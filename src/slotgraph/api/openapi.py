@@ -67,7 +67,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["field", "loc", "message"],
+                "required": ["field", "loc", "message", "type"],
                 "properties": {
                     "field": {"type": "string"},
                     "loc": {"type": "array", "items": {"type": ["string", "integer"]}},

@@ -119,7 +119,8 @@ def error_for(path: str, exc: SlotgraphError, query: Collection[str] = ()) -> Re
     extra = dict(exc.extra)
     if isinstance(exc, ValidationFailed):
         extra["errors"] = [
-            {"field": f, "loc": _loc(exc, f, query), "message": m} for f, m in exc.errors
+            {"field": f, "loc": _loc(exc, f, query), "message": m, "type": exc.type_of(f)}
+            for f, m in exc.errors
         ]
     return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers, extra=extra)
 

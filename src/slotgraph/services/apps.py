@@ -116,13 +116,14 @@ async def update_settings(
     and email templates an app may not use are one 422 naming each of them, in the order sent
     (notifications/template_rules.py). `PUT /v1/app` and `slotgraph apps settings` both call
     this: neither can set what the other refuses."""
-    refused = over_ceiling(data, max_rate_limit) + [
+    above = over_ceiling(data, max_rate_limit)
+    refused = above + [
         (f"notifications.templates.{name}", problem)
         for name, text in data.notifications.templates.items()
         if (problem := template_rules.problem(text)) is not None
     ]
-    if refused:
-        raise ValidationFailed(refused)
+    if refused:  # the ceiling's type is the one pydantic gives a `le` bound
+        raise ValidationFailed(refused, types=dict.fromkeys(dict(above), "less_than_equal"))
     async with session.begin():
         app = await session.get(App, app_id, with_for_update=True)
         if app is None:
