@@ -211,3 +211,28 @@ async def test_a_keyed_booking_over_an_overdue_payment_hold_takes_the_slot(api: 
     old = (await api.get(f"/v1/bookings/{unpaid['booking_id']}")).json()
     assert old["status"] not in ("tentative", "confirmed")  # timed out by the retry
     assert await count_bookings(api) == 2
+
+
+async def test_a_retry_after_the_start_replays_the_booking(api: Api) -> None:
+    # The public key may not book a start that has passed (409 in_the_past): a retry of a
+    # create it made before the start gets that create's answer, not the refusal.
+    resource = await api.resource()
+    body = {
+        "resource_id": resource["resource_id"],
+        "customer": {"name": "Ann", "email": "ann@example.com"},
+        "start_time": "2024-05-01T10:00:00Z",  # in an hour
+        "end_time": "2024-05-01T11:00:00Z",
+    }
+    public = api.as_key(api.public_key)
+    first = await send(public, "POST", "/v1/bookings", body, key="k-late")
+    assert first.status_code == 201, first.text
+    api.clock.advance(timedelta(hours=2))  # past the start; the answer is kept 24 h
+    again = await send(public, "POST", "/v1/bookings", body, key="k-late")
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    # Without the key (or with another) it is a new request, and the start has passed.
+    refused = await send(public, "POST", "/v1/bookings", body, key="k-late-2")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == "The start time has passed."
+    assert await count_bookings(api) == 1

@@ -238,3 +238,20 @@ async def test_a_form_sent_again_shows_the_booking_after_its_due_timer_as_the_ap
     other = await api.http.post("/book/dr-berg", data={**fields, "name": "Ann Berg"})
     assert other.status_code == 422, other.text
     assert Doc(other.text).one("booking-status")["data-status"] == "unpaid"
+
+
+async def test_a_form_sent_again_after_the_start_shows_its_booking(api: Api) -> None:
+    # The first free time starts now; a reload of the confirmation an hour later, after that
+    # start, is still the same form: its booking, not "the start time has passed".
+    await make_page(api, resources=2)
+    fields = await _form(api.http)
+    first = await api.http.post("/book/dr-berg", data=fields)
+    api.clock.advance(timedelta(hours=1))
+    again = await api.http.post("/book/dr-berg", data=fields)
+    assert _manage(again) == _manage(first)
+    assert len(await _bookings(api)) == 1
+    # Another form for the same time, after its start: refused, as before.
+    other = await _form(api.http)
+    late = await api.http.post("/book/dr-berg", data={**other, "start": fields["start"]})
+    assert late.status_code == 409, late.text
+    assert len(await _bookings(api)) == 1

@@ -291,6 +291,14 @@ async def answered(conn: AsyncConnection, claim: Claim, *, now: datetime) -> Ans
     return Answered(Stored(row.status_code, dict(row.headers), row.body), row.fingerprint)
 
 
+async def is_answered(session: AsyncSession, claim: Claim, *, now: datetime) -> bool:
+    """Whether the key has a live answer, from any request (the caller that replays it compares
+    the fingerprints). Takes no lock; in a transaction of its own on `session`."""
+    async with session.begin():
+        conn = await session.connection()
+        return await answered(conn, claim, now=now) is not None
+
+
 async def prune(session: AsyncSession, *, now: datetime) -> None:
     """Forget answers older than 24 h (the worker's timers call this)."""
     async with session.begin():

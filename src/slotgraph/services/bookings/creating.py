@@ -17,10 +17,7 @@ from slotgraph.domain.rules import (
     check_start_for_key,
 )
 from slotgraph.domain.shape import booking_shape_errors
-from slotgraph.errors import (
-    NotFound,
-    ValidationFailed,
-)
+from slotgraph.errors import NotFound, SlotgraphError, ValidationFailed
 from slotgraph.schemas import BookingCreate, BookingCreated
 from slotgraph.services import access, customer_tokens, idempotency
 from slotgraph.services.bookings import lifecycle, placing
@@ -99,14 +96,23 @@ async def _made(
     page_id: uuid.UUID | None,
     answer: Answer | None,
 ) -> _Made:
-    access.check_booking(principal, data)
-    # Its fields as they are (extra="forbid": nothing else there); dict(data) iterates the
-    # model, 5.8 us of a create's CPU for the same mapping (docs/benchmarks.md, eighth pass).
-    errors = booking_shape_errors(data.graph, data.__dict__)
-    if errors:
-        raise ValidationFailed(errors)
-    if data.start_time is not None:
-        check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
+    try:
+        access.check_booking(principal, data)
+        # Its fields as they are (extra="forbid": nothing else there); dict(data) iterates the
+        # model, 5.8 us of a create's CPU for the same mapping (docs/benchmarks.md, eighth pass).
+        errors = booking_shape_errors(data.graph, data.__dict__)
+        if errors:
+            raise ValidationFailed(errors)
+        if data.start_time is not None:
+            check_start_for_key(key_kind=principal.kind, start=data.start_time, now=now)
+    except SlotgraphError:
+        # A keyed request sent again (a retry, a reload of a page's form) after its start has
+        # passed: its answer is replayed, as it would be had the create got as far as its read.
+        # Looked up here, on the refusal's way only: a create that passes pays nothing for it.
+        keyed = idempotency.keyed(session) if answer is not None else None
+        if keyed is not None and await idempotency.is_answered(session, keyed.claim, now=now):
+            raise idempotency.KeyTaken from None
+        raise
     origin = _Origin(page_id, data.locale)
     return await _create_checked(session, principal, data, now, origin, answer)
 
