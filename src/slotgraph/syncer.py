@@ -167,7 +167,7 @@ class CalendarSyncer:
         if removal:
             if target is None:
                 return Outcome(204, None, 0, "removed already")
-            return await self._remove(calendar_id, payload, target, allow_private=allow_private)
+            return await self._remove(calendar_id, target, allow_private=allow_private)
         if target is None:
             return Outcome(None, "the calendar was disconnected", 0, None)
         return await push.send(
@@ -181,11 +181,13 @@ class CalendarSyncer:
         return min(remote.DEADLINE_SECONDS, self.settings.worker_lease_seconds / 3)
 
     async def _remove(
-        self, calendar_id: uuid.UUID, payload: str, target: PushTarget, *, allow_private: bool
+        self, calendar_id: uuid.UUID, target: PushTarget, *, allow_private: bool
     ) -> Outcome:
         async with self.sessions() as session, session.begin():
-            flying = await calendar_removals.pushes_in_flight(session, payload, now=self.clock())
-        if flying:  # a failed attempt, retried (the first retry in 5 s; a lease is 60 s)
+            flying = await calendar_removals.pushes_in_flight(
+                session, calendar_id, now=self.clock()
+            )
+        if flying:  # only when the processes' clocks disagree (calendar_removals.disconnected)
             outcome = Outcome(None, f"waiting for {flying} pushes in flight", 0, None)
         else:
             outcome = await push.remove(

@@ -223,15 +223,16 @@ async def disconnect(
             except keys.KeyMissing as exc:
                 raise EncryptionKeyMissing(str(exc)) from None
         await remove_pulled_blocks(session, conn, now=now)
-        pushes = await calendar_pushes.stop_target(session, conn, now=now)
+        pushes = await calendar_pushes.stop_target(session, conn, now=now, keep=remove_pushed)
         await session.execute(
             update(ResourceBlock)
             .where(ResourceBlock.calendar_id == conn.id)
             .values(calendar_id=None)  # history stays; the origin is in calendar_href/uid
         )
-        if remove_pushed:
-            await calendar_removals.queue(session, conn, now=now, pushes=pushes)
-        else:
+        await calendar_removals.disconnected(
+            session, conn, now=now, remove_pushed=remove_pushed, pushes=pushes
+        )
+        if not remove_pushed:
             await session.delete(conn)
 
 

@@ -186,17 +186,21 @@ async def _backfill(
 
 
 async def stop_target(
-    session: AsyncSession, conn: CalendarConnection, *, now: datetime
+    session: AsyncSession, conn: CalendarConnection, *, now: datetime, keep: bool = False
 ) -> uuid.UUID | None:
-    """Disconnecting: the target stops (its pending pushes are never sent) and lets go of the
-    connection; its log stays. Returns its id (a removal waits for its pushes in flight)."""
+    """Disconnecting: the target stops (its pending pushes are never sent); its log stays. It
+    lets go of the connection, or, `keep`, stays tied to the hidden connection until its
+    removal ends (which waits for its pushes in flight: calendar_removals.py). Returns its id."""
     target = await session.scalar(
-        select(WebhookEndpoint).where(WebhookEndpoint.calendar_id == conn.id)
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.calendar_id == conn.id, WebhookEndpoint.deleted_at.is_(None)
+        )
     )
     if target is None:
         return None
     target.enabled, target.deleted_at, target.updated_at = False, now, now
-    target.calendar_id = None
+    if not keep:
+        target.calendar_id = None
     target.description = f"calendar push (disconnected from resource {conn.resource_id})"
     return target.id
 
@@ -237,7 +241,9 @@ async def push_state(
 ) -> tuple[dict[str, int], DeliveryAttempt | None]:
     """Counts of the connection's pushes by status, and the latest attempt if it failed."""
     target_id = await session.scalar(
-        select(WebhookEndpoint.id).where(WebhookEndpoint.calendar_id == conn.id)
+        select(WebhookEndpoint.id).where(
+            WebhookEndpoint.calendar_id == conn.id, WebhookEndpoint.deleted_at.is_(None)
+        )
     )
     if target_id is None:
         return {}, None

@@ -1,13 +1,19 @@
-"""Disconnect with `remove_pushed`: the worker deletes the events slotgraph pushed, not the
-request (docs/calendars.md).
+"""A disconnect's event, and with `remove_pushed` the worker's removal of the events slotgraph
+pushed (docs/calendars.md).
 
-Before, the request itself talked to the calendar's server, for up to 300 s (a CalDAV call's
-deadline) against a slow one. Now the request disconnects at once and queues the removal as a
-delivery of the delivery pipeline (services/deliveries.py): a target of its own (a
-`webhook_endpoints` row with `calendar_id`, wanting only `REMOVAL`), one event, one delivery,
-claimed with a lease, logged per attempt and retried on the webhook schedule. The connection
-stays, hidden (`disconnected_at`: neither shown, pulled nor pushed, and its resource may be
-connected again), for its account, until the removal succeeds or its last attempt fails.
+Every disconnect emits `calendar.disconnected` (`resource_id`, `remove_pushed`): a webhook event
+like any other (docs/webhooks.md), and shown by `GET /v1/events`. Before, it was written only
+with `remove_pushed`, kept from webhooks, and carried an internal id (the stopped push target's),
+which `GET /v1/events` showed.
+
+With `remove_pushed`, the request disconnects at once and queues the removal as a delivery of
+the delivery pipeline (services/deliveries.py): a target of its own (a `webhook_endpoints` row
+with `calendar_id`, wanting only `REMOVAL`; the fan-out never gives it an event), that one
+event, one delivery, claimed with a lease, logged per attempt and retried on the webhook
+schedule. The connection stays, hidden (`disconnected_at`: neither shown, pulled nor pushed, and
+its resource may be connected again), for its account, until the removal succeeds or its last
+attempt fails. Its push target, stopped, stays tied to it (`calendar_id`, `deleted_at` set) as
+long: that is how the removal finds the pushes it waits for.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import uuid
 from datetime import datetime
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import CalendarConnection, Delivery, WebhookEndpoint
@@ -24,7 +30,7 @@ from slotgraph.domain.deliveries import MAX_ATTEMPTS
 from slotgraph.services import calendar_pushes
 from slotgraph.services.outbox import new_delivery, record_event
 
-REMOVAL = "calendar.disconnected"  # the event; its target wants nothing else
+REMOVAL = "calendar.disconnected"  # the event; the removal's target wants nothing else
 
 
 def is_removal(payload: str) -> bool:
@@ -32,15 +38,27 @@ def is_removal(payload: str) -> bool:
     return bool(orjson.loads(payload).get("type") == REMOVAL)
 
 
-async def queue(
+async def disconnected(
     session: AsyncSession,
     conn: CalendarConnection,
     *,
     now: datetime,
+    remove_pushed: bool,
     pushes: uuid.UUID | None,
 ) -> None:
-    """In the disconnect's transaction: hide the connection and queue its removal (`pushes`:
-    the connection's push target, stopped, whose pushes in flight the removal waits for)."""
+    """In the disconnect's transaction: the event `calendar.disconnected` (public fields only:
+    webhooks get it), and with `remove_pushed` the connection hidden and its removal queued
+    (`pushes`: the connection's push target, stopped, still tied to it)."""
+    event = record_event(
+        session,
+        app_id=conn.app_id,
+        type_=REMOVAL,
+        booking_id=None,
+        data={"resource_id": str(conn.resource_id), "remove_pushed": remove_pushed},
+        now=now,
+    )
+    if not remove_pushed:
+        return
     conn.disconnected_at, conn.updated_at = now, now
     conn.pull, conn.push = False, False
     conn.locked_until, conn.locked_by = None, None
@@ -52,36 +70,45 @@ async def queue(
         enabled=True,
     )
     session.add(target)
-    event = record_event(
-        session,
-        app_id=conn.app_id,
-        type_=REMOVAL,
-        booking_id=None,
-        data={
-            "resource_id": str(conn.resource_id),
-            "remove_pushed": True,
-            "push_target_id": str(pushes) if pushes else None,
-        },
-        now=now,
-    )
-    event.dispatched_at = now  # for this target only: not a webhook event
     await session.flush()
-    session.add(new_delivery(target, event, now))
+    removal = new_delivery(target, event, now)
+    # Due when the pushes claimed before now can no longer PUT (their leases' end): waiting
+    # for them is not an attempt. Before, the removal was due at once, and each attempt that
+    # found a push still leased failed and was retried (5 s, 5 min, ...): a push held in
+    # flight used up the removal's attempts.
+    removal.next_attempt_at = max([now, *await _leases(session, pushes, now=now)])
+    session.add(removal)
 
 
-async def pushes_in_flight(session: AsyncSession, payload: str, *, now: datetime) -> int:
-    """How many pushes of the disconnected connection are still claimed (leased) now. A push
-    claimed before the disconnect may PUT until its lease ends (its send's deadline is within
-    it: syncer.py `_send_seconds`); a removal that listed the calendar before that PUT left
-    the event there for good. So the removal waits for them (its attempt fails, and is
-    retried); pushes read after the disconnect are not sent (calendar_pushes.push_target)."""
-    target_id = orjson.loads(payload)["data"].get("push_target_id")
-    if target_id is None:
-        return 0
+async def _leases(
+    session: AsyncSession, pushes: uuid.UUID | None, *, now: datetime
+) -> list[datetime]:
+    """The ends of the leases of the pushes in flight (claimed, not yet recorded). Every pending
+    push is locked (PostgreSQL; SQLite: the disconnect holds the write lock), so a claim being
+    written is waited for and read as it commits; a claim that commits after this transaction
+    reads the connection as disconnected and sends nothing (calendar_pushes.push_target)."""
+    if pushes is None:
+        return []
+    leases = await session.scalars(
+        select(Delivery.locked_until)
+        .where(Delivery.endpoint_id == pushes, Delivery.status == "pending")
+        .with_for_update()
+    )
+    return [lease for lease in leases if lease is not None and lease > now]
+
+
+async def pushes_in_flight(session: AsyncSession, calendar_id: uuid.UUID, *, now: datetime) -> int:
+    """How many pushes of the disconnected connection are still claimed (leased) now. The
+    removal is due when they end (`disconnected`), so this is 0 unless the clocks of the
+    processes disagree; then the attempt fails and is retried (a PUT after the removal's
+    listing would stay in the calendar for good)."""
+    stopped = select(WebhookEndpoint.id).where(
+        WebhookEndpoint.calendar_id == calendar_id, WebhookEndpoint.deleted_at.is_not(None)
+    )
     return int(
         await session.scalar(
             select(func.count()).where(
-                Delivery.endpoint_id == uuid.UUID(target_id),
+                Delivery.endpoint_id.in_(stopped.scalar_subquery()),
                 Delivery.status == "pending",
                 Delivery.locked_until > now,
             )
@@ -94,14 +121,10 @@ async def finish(
     session: AsyncSession, *, calendar_id: uuid.UUID, now: datetime, failed: bool = False
 ) -> bool:
     """After an attempt: the removal done (or, `failed`, its last attempt failed), the hidden
-    connection and its target go. Returns whether they went (a failed attempt with retries
+    connection and its targets go. Returns whether they went (a failed attempt with retries
     left keeps them)."""
     async with session.begin():
-        target = await session.scalar(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.calendar_id == calendar_id)
-            .with_for_update()
-        )
+        target = await session.scalar(_removal_target(calendar_id).with_for_update())
         if target is None:
             return True
         if failed:
@@ -129,10 +152,16 @@ async def drop_for(
         )
     )
     for calendar_id in list(hidden):
-        target = await session.scalar(
-            select(WebhookEndpoint).where(WebhookEndpoint.calendar_id == calendar_id)
+        await _end(
+            session, await session.scalar(_removal_target(calendar_id)), calendar_id, now=now
         )
-        await _end(session, target, calendar_id, now=now)
+
+
+def _removal_target(calendar_id: uuid.UUID) -> Select[WebhookEndpoint]:
+    """The hidden connection's removal target (its stopped push target has `deleted_at`)."""
+    return select(WebhookEndpoint).where(
+        WebhookEndpoint.calendar_id == calendar_id, WebhookEndpoint.deleted_at.is_(None)
+    )
 
 
 async def _end(
@@ -142,11 +171,16 @@ async def _end(
     *,
     now: datetime,
 ) -> None:
-    """The removal's target stops (its log stays) and the hidden connection goes."""
+    """The removal's target stops (its log stays), the stopped push target lets go of the
+    connection, and the hidden connection goes."""
     if target is not None:
         target.enabled, target.deleted_at, target.updated_at = False, now, now
-        target.calendar_id = None
-        await session.flush()
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.calendar_id == calendar_id)
+        .values(calendar_id=None)
+        .execution_options(synchronize_session="fetch")
+    )
     conn = await session.get(CalendarConnection, calendar_id)
     if conn is not None and conn.disconnected_at is not None:
         await session.delete(conn)

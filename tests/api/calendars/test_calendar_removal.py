@@ -147,6 +147,19 @@ def _gated_puts(
         release.set()
 
 
+async def _removal_attempts(engine: AsyncEngine) -> list[tuple[int | None, str | None]]:
+    """The removal's attempts as logged: (status code, error), in order."""
+    async with engine.begin() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT a.status_code, a.error FROM delivery_attempts a"
+                " JOIN events e ON e.id = a.event_id"
+                " WHERE e.type = 'calendar.disconnected' ORDER BY a.attempt"
+            )
+        )
+        return [(code, error) for code, error in rows]
+
+
 async def test_a_push_in_flight_at_the_disconnect_lands_before_the_removal(
     cal_api: Api,
     engine: AsyncEngine,
@@ -154,9 +167,11 @@ async def test_a_push_in_flight_at_the_disconnect_lands_before_the_removal(
     worker: Worker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A push claimed before the disconnect, its PUT still on its way. Before: the removal
+    # A push claimed before the disconnect, its PUT still on its way. Before, the removal
     # listed the calendar at once (the event not there yet), and the PUT landed after it, left
-    # for good. Now the removal waits for the pushes in flight (its attempt is retried).
+    # for good. Then it waited for the pushes in flight by failing its attempt: a push held
+    # past the first retry (5 s) used up two of its 8 attempts. Now the removal is due when
+    # the leases of the pushes in flight end (60 s), and waiting is not an attempt.
     resource = await cal_api.resource()
     calendar = radicale.new_calendar()
     assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
@@ -173,13 +188,19 @@ async def test_a_push_in_flight_at_the_disconnect_lands_before_the_removal(
         flying = asyncio.create_task(worker.run_once())
         assert await asyncio.to_thread(entered.wait, BOUND)
         assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
-        await drain(other)  # the removal's first attempt, the push still in flight
+        await drain(other)  # the push still in flight: the removal is not due
+        cal_api.clock.advance(timedelta(seconds=6))  # past the first retry's wait
+        await drain(other)
+        cal_api.clock.advance(timedelta(seconds=30))
+        await drain(other)
+        assert await _removal_attempts(engine) == []
         release.set()
         await asyncio.wait_for(flying, BOUND)
     assert set(in_calendar(calendar)) == {booking["booking_id"]}  # the push has landed
-    cal_api.clock.advance(timedelta(seconds=6))
+    cal_api.clock.advance(timedelta(seconds=SETTINGS.worker_lease_seconds))  # its lease ends
     await drain(other)
     assert in_calendar(calendar) == {}
+    assert await _removal_attempts(engine) == [(204, None)]  # one attempt, its first
     assert await _rows(engine) == 0
 
 

@@ -1,0 +1,105 @@
+"""`calendar.disconnected`, on both backends, against a real Radicale and a real webhook receiver:
+every disconnect is a signed webhook event, and its public payload carries public fields only.
+
+Before, it was written only with `remove_pushed`, never sent to webhooks ("every state change
+fires a signed webhook"), and `GET /v1/events` showed `push_target_id`, the id of an internal
+delivery target."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from standardwebhooks.webhooks import Webhook
+
+from slotgraph.worker import Worker
+from tests.api.calendars.conftest import connect
+from tests.api.calendars.test_push import drain, in_calendar
+from tests.api.conftest import Api
+from tests.radicale import Radicale
+from tests.receiver import Receiver, running_receiver
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as r:
+        yield r
+
+
+@pytest.mark.parametrize("remove_pushed", [True, False])
+async def test_a_disconnect_is_a_signed_webhook_event(
+    cal_api: Api, radicale: Radicale, worker: Worker, receiver: Receiver, remove_pushed: bool
+) -> None:
+    r = await cal_api.post("/v1/webhooks", {"url": receiver.url, "events": ["calendar.*"]})
+    assert r.status_code == 201, r.text
+    secret = r.json()["secret"]
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
+    await cal_api.book(
+        resource_id=resource["resource_id"],
+        client_id=(await cal_api.client())["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    await drain(worker)
+    assert receiver.requests == []  # booking.* is not calendar.*
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    flag = "true" if remove_pushed else "false"
+    assert (await cal_api.delete(f"{path}?remove_pushed={flag}")).status_code == 204
+    await drain(worker)
+
+    (received,) = receiver.requests
+    Webhook(secret).verify(received.body, received.headers)  # raises if not signed with it
+    assert received.json["type"] == "calendar.disconnected"
+    assert received.json["data"] == {
+        "resource_id": resource["resource_id"],
+        "remove_pushed": remove_pushed,
+    }
+    assert len(in_calendar(calendar)) == (0 if remove_pushed else 1)
+
+
+async def test_the_events_list_shows_no_internal_ids(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
+    booking = await cal_api.book(
+        resource_id=resource["resource_id"],
+        client_id=(await cal_api.client())["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    await drain(worker)
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+    async with engine.begin() as conn:  # read while the removal is queued: its rows exist
+        internal = {
+            str(i)
+            for (i,) in await conn.execute(
+                text(
+                    "SELECT id FROM webhook_endpoints UNION ALL SELECT id FROM deliveries"
+                    " UNION ALL SELECT id FROM calendar_connections"
+                )
+            )
+        }
+    assert len(internal) >= 4  # the push target, the removal's, a delivery each, the connection
+
+    r = await cal_api.get("/v1/events", type="calendar.disconnected")
+    assert r.status_code == 200, r.text
+    (event,) = r.json()["data"]
+    assert event["payload"]["data"] == {
+        "resource_id": resource["resource_id"],
+        "remove_pushed": True,
+    }
+    shown = set(UUID.findall((await cal_api.get("/v1/events")).text))
+    assert booking["booking_id"] in shown
+    assert shown & internal == set()
+    await drain(worker)
+    assert in_calendar(calendar) == {}  # the worker still found the pushes it removes
