@@ -1,7 +1,10 @@
 """The dependencies go one way: the ways in (api/, web/, cli) call services; services and the
 domain import no way in. (Before, services/page_manage.py imported web.i18n for the list of
-languages; slotgraph/locales.py holds it now.) The domain is pure, so it imports no services and
-no database either. Read from the source with `ast`, every import of a module, nested ones too."""
+languages; slotgraph/locales.py holds it now.) Nor through another module: services import
+notifications/, which imported web.i18n (slotgraph/i18n.py now), and deliveries imported the
+`timekit` webhook's renderer, which imported the /v2 adapter (slotgraph/timekit_shape.py now).
+The domain is pure, so it imports no services and no database either. Read from the source with
+`ast`, every import of a module, nested ones too."""
 
 from __future__ import annotations
 
@@ -42,6 +45,49 @@ def imports(source: str, package: str) -> list[tuple[int, str]]:
     return found
 
 
+def _modules() -> dict[str, Path]:
+    """Every module of the package by its dotted name (a package by its own name)."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def import_graph(sources: dict[str, tuple[str, str]]) -> dict[str, set[str]]:
+    """module -> the modules of `sources` it imports ({name: (source, package)}). Importing
+    `a.b.c` runs `a` and `a.b` first, so a module imports its parents' packages too, and so does
+    every module its own package (what `import slotgraph.services.x` runs)."""
+
+    def with_parents(name: str) -> set[str]:
+        parts = name.split(".")
+        return {".".join(parts[:n]) for n in range(1, len(parts) + 1)} & sources.keys()
+
+    graph = {}
+    for name, (source, package) in sources.items():
+        edges = set().union(*(with_parents(m) for _, m in imports(source, package)))
+        graph[name] = (edges | with_parents(package)) - {name}
+    return graph
+
+
+def reached(graph: dict[str, set[str]], start: str, prefixes: tuple[str, ...]) -> list[str]:
+    """The shortest chain of imports from `start` to a module under `prefixes`, or []."""
+    came_from: dict[str, str] = {start: ""}
+    queue = [start]
+    for module in queue:  # breadth first: the shortest chain is the one to read
+        for other in sorted(graph.get(module, ())):
+            if other in came_from:
+                continue
+            came_from[other] = module
+            if _refused(other, prefixes):
+                chain = [other]
+                while came_from[chain[-1]]:
+                    chain.append(came_from[chain[-1]])
+                return chain[::-1]
+            queue.append(other)
+    return []
+
+
 def _refused(module: str, prefixes: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
 
@@ -57,6 +103,51 @@ def test_a_layer_imports_no_way_in(layer: str) -> None:
         if _refused(module, FORBIDDEN[layer])
     ]
     assert wrong == []
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_a_layer_reaches_no_way_in_through_another_module(layer: str) -> None:
+    # Before: services imported notifications/, whose render, channel, ics and kinds imported
+    # web.i18n, so a service reached the pages' code in two steps; the direct check saw nothing.
+    modules = _modules()
+    sources = {name: (path.read_text(), _package(path)) for name, path in modules.items()}
+    graph = import_graph(sources)
+    prefix = f"slotgraph.{layer}"
+    own = sorted(name for name in modules if name == prefix or name.startswith(prefix + "."))
+    assert len(own) > 3, layer
+    chains = {name: reached(graph, name, FORBIDDEN[layer]) for name in own}
+    assert {name: " -> ".join(chain) for name, chain in chains.items() if chain} == {}
+
+
+def test_the_transitive_check_sees_a_way_in_two_steps_away() -> None:
+    # A service that imports a way out, which imports a way in inside a function: found, with
+    # the chain; one that imports only its neighbour and the domain is not.
+    package = {"slotgraph": "slotgraph"} | {
+        f"slotgraph.{p}": f"slotgraph.{p}" for p in ("services", "notifications", "web", "domain")
+    }
+    modules = {
+        "slotgraph.services.a": "from slotgraph.notifications import render\n",
+        "slotgraph.services.b": "from . import c\nfrom slotgraph.domain import x\n",
+        "slotgraph.services.c": "import slotgraph.domain.x\n",
+        "slotgraph.notifications.render": "def f():\n    from ..web import i18n\n",
+        "slotgraph.web.i18n": "",
+        "slotgraph.domain.x": "",
+    }
+    graph = import_graph(
+        {name: ("", name) for name in package}
+        | {name: (source, name.rpartition(".")[0]) for name, source in modules.items()}
+    )
+    assert reached(graph, "slotgraph.services.a", WAYS_IN) == [
+        "slotgraph.services.a",
+        "slotgraph.notifications.render",
+        "slotgraph.web",  # `from ..web import i18n` runs the package first
+    ]
+    assert reached(graph, "slotgraph.notifications.render", ("slotgraph.web.i18n",)) == [
+        "slotgraph.notifications.render",
+        "slotgraph.web.i18n",
+    ]
+    assert reached(graph, "slotgraph.services.b", WAYS_IN) == []
+    assert "slotgraph.domain.x" in graph["slotgraph.services.c"]
 
 
 def test_the_check_sees_imports_of_a_way_in() -> None:

@@ -3,7 +3,7 @@
 Here, outside the ways in, so a service can ask which languages there are (the manage page's
 language change, services/page_manage.py) without importing the pages' code: services import
 no way in (tests/test_import_direction.py). How a catalogue is read, compiled and used to
-format dates is web/i18n.py's.
+format dates is slotgraph/i18n.py's.
 """
 
 from __future__ import annotations

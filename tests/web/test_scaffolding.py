@@ -15,16 +15,16 @@ from babel.messages.pofile import read_po
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
+from slotgraph import i18n
 from slotgraph.api.app import create_app
 from slotgraph.errors import NotFound
 from slotgraph.settings import Settings
-from slotgraph.web import i18n
 from slotgraph.web.forms import read_form
 from slotgraph.web.routing import WebRoute
 from slotgraph.web.security import CSRF_COOKIE, check_csrf
 from slotgraph.web.templating import render
 
-WEB = Path(i18n.__file__).parent
+WEB = Path(i18n.LOCALES_DIR).parent
 
 
 def _app(settings: Settings) -> FastAPI:

@@ -25,6 +25,7 @@ from babel.dates import format_datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from slotgraph import i18n
 from slotgraph.appsettings import AppSettings
 from slotgraph.db.models import App, Booking, Client, Event, Resource, WebhookEndpoint, new_id
 from slotgraph.domain.deliveries import Outcome
@@ -37,7 +38,6 @@ from slotgraph.schemas.fields import is_one_address
 from slotgraph.services import customer_tokens
 from slotgraph.services.outbox import OutboxEvent, Target
 from slotgraph.settings import Settings
-from slotgraph.web import i18n
 
 log = logging.getLogger("slotgraph.mail")
 FORMATS = kinds.FORMATS

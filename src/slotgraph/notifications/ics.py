@@ -13,9 +13,9 @@ from typing import Literal
 
 from icalendar import Calendar, vCalAddress, vText
 
+from slotgraph import i18n
 from slotgraph.calendars.ical import PRODID, BookingEvent, booking_vevent
 from slotgraph.schemas import BookingOut
-from slotgraph.web import i18n
 
 IcsMethod = Literal["REQUEST", "CANCEL", "PUBLISH"]
 CONTENT_TYPE = "text/calendar"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from slotgraph.web.i18n import N_
+from slotgraph.i18n import N_
 
 Audience = Literal["customer", "owner"]
 Method = Literal["REQUEST", "CANCEL"]

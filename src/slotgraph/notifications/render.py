@@ -34,8 +34,8 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from slotgraph import i18n
 from slotgraph.notifications import template_rules
-from slotgraph.web import i18n
 
 log = logging.getLogger(__name__)
 

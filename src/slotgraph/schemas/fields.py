@@ -13,7 +13,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from slotgraph.domain.graphs import GRAPHS
-from slotgraph.web.i18n import is_known_locale
+from slotgraph.i18n import is_known_locale
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_META_BYTES = 16_384

@@ -3,8 +3,8 @@
 A way in like api/: each route reads a form or a query, calls one service and renders one template.
 No booking rule lives here. The pieces:
 
-- `i18n.py`: translation catalogues (`locales/<locale>.po`, read at start, no build step) and
-  date/time formatting with Babel in a page's locale.
+- `locales/<locale>.po`: the translation catalogues, read at start (no build step) by
+  slotgraph/i18n.py, which formats dates and times with Babel too (the emails use it as well).
 - `templating.py`: one Jinja2 environment per locale (autoescaped) and `render()`, which sets
   the security headers and the CSRF cookie on every page.
 - `security.py`: the CSRF double-submit cookie and the security headers (CSP, frame-ancestors).

@@ -21,13 +21,13 @@ from starlette.responses import Response
 from slotgraph.api.deps import Now, Session
 from slotgraph.domain.availability import iso
 from slotgraph.errors import IdempotencyKeyInFlight
+from slotgraph.i18n import N_
 from slotgraph.schemas import BookingOut
 from slotgraph.services import page_answers as pa
 from slotgraph.services import page_bookings as pb
 from slotgraph.services.page_once import SentBefore, StillSending, new_submission
 from slotgraph.services.pages import PublicPage
 from slotgraph.web.forms import read_form
-from slotgraph.web.i18n import N_
 from slotgraph.web.routing import WebRoute
 from slotgraph.web.security import check_csrf
 from slotgraph.web.templating import render

@@ -22,12 +22,12 @@ from slotgraph.api.deps import Now, Session
 from slotgraph.domain.availability import iso
 from slotgraph.domain.graphs import GRAPHS
 from slotgraph.errors import Conflict
+from slotgraph.i18n import N_, available_locales, catalogue_for
 from slotgraph.notifications.ics import CONTENT_TYPE, booking_ics
 from slotgraph.services import page_bookings as pb
 from slotgraph.services import page_manage as pm
 from slotgraph.web.book import links, page_context, public_base, show, taken_page, week_context
 from slotgraph.web.forms import read_form
-from slotgraph.web.i18n import N_, available_locales, catalogue_for
 from slotgraph.web.routing import WebRoute
 from slotgraph.web.security import check_csrf
 

@@ -16,9 +16,9 @@ from starlette.responses import RedirectResponse, Response
 
 from slotgraph.api.deps import Now, Session
 from slotgraph.errors import Conflict
+from slotgraph.i18n import N_
 from slotgraph.services import customer_tokens as tokens
 from slotgraph.web.forms import read_form
-from slotgraph.web.i18n import N_
 from slotgraph.web.routing import WebRoute
 from slotgraph.web.security import check_csrf
 from slotgraph.web.templating import render

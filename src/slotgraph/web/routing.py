@@ -16,9 +16,9 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from slotgraph import i18n
 from slotgraph.errors import SlotgraphError
-from slotgraph.web import i18n
-from slotgraph.web.i18n import N_
+from slotgraph.i18n import N_
 from slotgraph.web.security import load_csrf_secret
 from slotgraph.web.templating import STATIC_DIR, STATIC_PREFIX, render
 

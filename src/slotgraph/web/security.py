@@ -34,8 +34,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from slotgraph.errors import Forbidden
+from slotgraph.i18n import N_
 from slotgraph.services.instance import read_instance_secret
-from slotgraph.web.i18n import N_
 
 CSRF_COOKIE = "sg_csrf"  # over plain HTTP; over HTTPS: HOST_CSRF_COOKIE
 HOST_CSRF_COOKIE = "__Host-" + CSRF_COOKIE

@@ -1,6 +1,6 @@
 """Rendering a page: one autoescaped Jinja2 environment per locale, and the headers every page
 carries. Templates hold loops and formatting only; every string a visitor reads goes through
-`{% trans %}` / `_()` and so through the locale's catalogue (i18n.py)."""
+`{% trans %}` / `_()` and so through the locale's catalogue (slotgraph/i18n.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,27 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from slotgraph.web import i18n
+from slotgraph import i18n
+from slotgraph.i18n import N_
 from slotgraph.web.security import CSRF_FIELD, csrf_token, security_headers, set_csrf_cookie
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PREFIX = "/static"
+
+# A booking's state, as a visitor reads it (templates: `_(status_words[...])`).
+STATUS_WORDS = {
+    "confirmed": N_("Confirmed"),
+    "tentative": N_("Waiting"),
+    "paid": N_("Paid"),
+    "cancelled": N_("Cancelled"),
+    "cancelled_by_customer": N_("Cancelled by you"),
+    "cancelled_by_owner": N_("Cancelled by the provider"),
+    "declined": N_("Declined"),
+    "expired": N_("Expired"),
+    "unpaid": N_("Not paid in time"),
+    "completed": N_("Completed"),
+}
 
 
 @functools.cache
@@ -35,7 +50,7 @@ def environment(locale: str) -> Environment:
     )
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.globals["static"] = lambda name: f"{STATIC_PREFIX}/{name}"
-    env.globals["status_words"] = i18n.STATUS_WORDS
+    env.globals["status_words"] = STATUS_WORDS
     return env
 
 

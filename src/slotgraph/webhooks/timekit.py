@@ -24,11 +24,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.api.timekit.booking_table import booking as timekit_booking
 from slotgraph.db.models import Client, Resource
 from slotgraph.schemas import BookingOut
 from slotgraph.services.paged import Related
 from slotgraph.services.views import client_out, resource_out
+from slotgraph.timekit_shape import booking as timekit_booking
 
 FORMAT = "timekit"
 INCLUDE = frozenset({"attributes", "event", "customers", "user"})

@@ -1,4 +1,5 @@
-"""Bookings: Timekit's fields -> slotgraph's (the translation table), and back.
+"""Bookings: Timekit's fields -> slotgraph's (the translation table); the way back, a booking in
+Timekit's shape, is slotgraph/timekit_shape.py's (the `timekit` webhook renders it too).
 
 `IN` is the whole translation of a create request: each Timekit path on the left lands on the
 slotgraph path on the right (`meta.timekit.*` keeps what slotgraph has no column for). Its tests
@@ -11,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,10 +19,8 @@ from slotgraph.api.timekit import times
 from slotgraph.api.timekit.common import TimekitInput, parse, validation_failed
 from slotgraph.domain.graphs import SEAT_GRAPHS
 from slotgraph.errors import ValidationFailed
-from slotgraph.schemas import BookingCreate, BookingOut
-from slotgraph.services.paged import Related
-
-RESERVED = "timekit"  # the key in a booking's meta that holds Timekit-only fields
+from slotgraph.schemas import BookingCreate
+from slotgraph.timekit_shape import RESERVED
 
 IN: dict[str, str] = {
     "graph": "graph",
@@ -171,74 +169,3 @@ def timekit_names() -> Iterator[None]:
         yield
     except ValidationFailed as exc:
         raise ValidationFailed([(OUT_NAMES.get(f, f), m) for f, m in exc.errors]) from exc
-
-
-def booking(
-    b: BookingOut, related: Related, zone: ZoneInfo, include: frozenset[str]
-) -> dict[str, Any]:
-    """slotgraph's booking in Timekit's shape; `include` adds the related parts asked for."""
-    tk: dict[str, Any] = b.meta.get(RESERVED, {}) if isinstance(b.meta.get(RESERVED), dict) else {}
-    resource = related.resources.get(b.resource_id)
-    out: dict[str, Any] = {
-        "id": str(b.booking_id),
-        "graph": b.graph,
-        "state": b.status,
-        "completed": b.completed,
-        "available_actions": b.available_actions,
-        "possible_actions": b.available_actions,
-        "created_at": times.out(b.created_at, zone),
-        "updated_at": times.out(b.updated_at, zone),
-        "meta": {k: v for k, v in b.meta.items() if k != RESERVED},
-        "resource": {"id": str(b.resource_id), "name": resource.name if resource else None},
-    }
-    if tk.get("project_id"):
-        out["project"] = {"id": tk["project_id"]}
-    if b.owner_booking_id is not None:
-        out["related"] = {"owner_booking_id": str(b.owner_booking_id)}
-    event = {
-        "start": times.out(b.start_time, zone),
-        "end": times.out(b.end_time, zone),
-        "what": tk.get("what", ""),
-        "where": tk.get("where", ""),
-        "description": b.details or "",
-    }
-    if "attributes" in include:
-        attributes: dict[str, Any] = {"event_info": event}
-        if b.max_seats is not None:
-            attributes["group_booking"] = {
-                "max_seats": b.max_seats,
-                "current_seats": b.seats_taken,
-                "seats_left": b.seats_left,
-            }
-        if b.payment_due_at is not None or b.payment_id is not None:
-            attributes["payment"] = {
-                "due_at": times.out(b.payment_due_at, zone),
-                "payment_id": b.payment_id,
-            }
-        out["attributes"] = attributes
-    if "event" in include:
-        out["event"] = {"id": str(b.booking_id), **event, "all_day": False}
-    if "customers" in include:
-        client = related.clients.get(b.client_id) if b.client_id else None
-        out["customers"] = (
-            [
-                {
-                    "id": str(client.client_id),
-                    "name": client.name,
-                    "email": client.email,
-                    "phone": client.phone or "",
-                    "timezone": client.timezone,
-                    **tk.get("customer", {}),
-                }
-            ]
-            if client
-            else []
-        )
-    if "user" in include and resource is not None:
-        out["user"] = {
-            "id": str(resource.resource_id),
-            "name": resource.name,
-            "email": resource.email,
-            "timezone": resource.timezone,
-        }
-    return out

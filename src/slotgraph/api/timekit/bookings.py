@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotgraph import timekit_shape
 from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
 from slotgraph.api.timekit import booking_table, times
 from slotgraph.api.timekit.common import Includes, Pages, TimekitInput, Zone, parse, wrap
@@ -65,7 +66,7 @@ def search_filters(search: str | None) -> Filters:
         elif key == "customer.name":
             found["customer_name"] = value.replace("%", "").replace("*", "%")
         elif key == "project.id":
-            found["meta"].append(((booking_table.RESERVED, "project_id"), value))
+            found["meta"].append(((timekit_shape.RESERVED, "project_id"), value))
         elif key == "completed" and value in ("true", "false"):
             found["completed"] = value == "true"
         elif key.startswith("meta.") and len(key) > 5:
@@ -100,7 +101,7 @@ class Call:
         """Bookings in Timekit's shape (two queries for their customers and resources)."""
         rel = await paged.related(self.session, principal=self.principal, bookings=rows)
         parts = self.include if include is None else include
-        return [booking_table.booking(b, rel, self.zone, parts) for b in rows]
+        return [timekit_shape.booking(b, rel, self.zone, parts) for b in rows]
 
     async def one(self, out: BookingOut) -> dict[str, Any]:
         return wrap((await self.shown([out]))[0])

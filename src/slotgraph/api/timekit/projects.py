@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
+from slotgraph import timekit_shape
 from slotgraph.api.deps import AnyKey, Now, SecretKey, Session, key_from_header
-from slotgraph.api.timekit import constraints, times
+from slotgraph.api.timekit import constraints
 from slotgraph.api.timekit.common import Pages, TimekitInput, Zone, parse, wrap
 from slotgraph.services import projects
 from slotgraph.services.common import Principal
@@ -56,8 +57,8 @@ def project(p: ProjectOut, zone: Any) -> dict[str, Any]:
         "slug": p.slug,
         "resources": [str(r) for r in p.resource_ids],
         **{k: p.settings.get(k, [] if k == "availability_constraints" else {}) for k in SETTINGS},
-        "created_at": times.out(p.created_at, zone),
-        "updated_at": times.out(p.updated_at, zone),
+        "created_at": timekit_shape.iso_in(p.created_at, zone),
+        "updated_at": timekit_shape.iso_in(p.updated_at, zone),
     }
 
 

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
+from slotgraph import timekit_shape
 from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
-from slotgraph.api.timekit import constraints, times
+from slotgraph.api.timekit import constraints
 from slotgraph.api.timekit.common import Pages, TimekitInput, Zone, parse, wrap
 from slotgraph.schemas import ResourceCreate, ResourceOut, ResourceUpdate
 from slotgraph.services import paged, resources
@@ -73,8 +74,8 @@ def resource(r: ResourceOut, zone: Any) -> dict[str, Any]:
         "timezone": r.timezone,
         "meta": r.meta,
         "availability_constraints": constraints.from_weekly_hours(r.weekly_hours),
-        "created_at": times.out(r.created_at, zone),
-        "updated_at": times.out(r.updated_at, zone),
+        "created_at": timekit_shape.iso_in(r.created_at, zone),
+        "updated_at": timekit_shape.iso_in(r.updated_at, zone),
     }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from slotgraph.bounds import LATEST, RANGE, in_range
 from slotgraph.errors import ValidationFailed
@@ -108,8 +107,3 @@ def each(*parsers: Callable[[], datetime]) -> list[datetime]:
     if errors:
         raise ValidationFailed(errors)
     return values
-
-
-def out(at: datetime | None, zone: ZoneInfo) -> str | None:
-    """A timestamp as Timekit answers it: ISO 8601 with the offset of the wanted zone."""
-    return None if at is None else at.astimezone(zone).isoformat()

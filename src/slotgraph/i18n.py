@@ -1,9 +1,11 @@
-"""Translations and locale-aware formatting for the pages.
+"""Translations and locale-aware formatting, for the pages (web/) and the emails (notifications/).
 
-A locale is one file, `locales/<locale>.po` (gettext), read once at start and compiled in memory:
-no build step, nothing in the templates changes. English is the source language (the msgids);
-`en.po` exists so English is listed like any other locale. See docs/booking-pages.md. Which
-locales there are is slotgraph/locales.py's (services ask it too).
+Here, outside the ways in: the emails are rendered by what services call, and services reach no
+way in, not even through another module (tests/test_import_direction.py; this was web/i18n.py).
+A locale is one file, `web/locales/<locale>.po` (gettext), read once at start and compiled in
+memory: no build step, nothing in the templates changes. English is the source language (the
+msgids); `en.po` exists so English is listed like any other locale. See docs/booking-pages.md.
+Which locales there are is slotgraph/locales.py's (services ask it too).
 """
 
 from __future__ import annotations
@@ -28,21 +30,6 @@ __all__ = ["DEFAULT_LOCALE", "LOCALES_DIR", "available_locales"]  # and what is 
 def N_(message: str) -> str:
     """Marks a string in Python code for the catalogue; it is translated where it is shown."""
     return message
-
-
-# A booking's state, as a visitor reads it (templates: `_(status_words[...])`).
-STATUS_WORDS = {
-    "confirmed": N_("Confirmed"),
-    "tentative": N_("Waiting"),
-    "paid": N_("Paid"),
-    "cancelled": N_("Cancelled"),
-    "cancelled_by_customer": N_("Cancelled by you"),
-    "cancelled_by_owner": N_("Cancelled by the provider"),
-    "declined": N_("Declined"),
-    "expired": N_("Expired"),
-    "unpaid": N_("Not paid in time"),
-    "completed": N_("Completed"),
-}
 
 
 # A locale's name: language, then script, territory or variant, each after "_". Babel's parser
