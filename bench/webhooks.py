@@ -21,10 +21,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import asyncpg
 import httpx
 
 from bench.harness import (
@@ -69,24 +71,45 @@ _WARM = 200  # messages each sender sends before its timed stretch (connections,
 
 @dataclass
 class Stretch:
-    """A timed stretch of arrivals: its rate (from the receiver's clock), and the sender's CPU
-    per message over it (schedstat, read as the receiver's count passed its two ends)."""
+    """A timed stretch of arrivals: its rate (from the receiver's clock), the sender's CPU per
+    message over it (schedstat, read as the receiver's count passed its two ends: all the
+    worker's processes, its sender child included), and the same for the other processes that
+    share the machine during it ("receiver", "postgres": the backends of the bench's database)."""
 
     per_second: float
     cpu_us: float
+    others: dict[str, float]
 
 
-async def _stretch(receiver: _Receiver, pid: int, first: int, n: int, seconds: float) -> Stretch:
-    """Arrivals `first` + 1 .. `first` + `n` (those before are the sender's warm-up), sent by
-    the process `pid`."""
+Pids = Callable[[], Awaitable[dict[str, list[int]]]]
+
+
+def _family(pid: int) -> list[int]:
+    """`pid` and its children, grandchildren included (a worker's sender child)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        with contextlib.suppress(OSError):
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+    return out
+
+
+def _cpu(pids: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    return {name: {p: cpu_ms([p]) for p in group} for name, group in pids.items()}
+
+
+async def _stretch(receiver: _Receiver, pids: Pids, first: int, n: int, seconds: float) -> Stretch:
+    """Arrivals `first` + 1 .. `first` + `n` (those before are the sender's warm-up); `pids`
+    names the processes whose CPU is read ("sender" and any others)."""
     deadline = now() + seconds
     c0 = cpu0 = None
     while True:
         count, _, _ = await receiver.stats()
         if c0 is None and count >= first:
-            c0, cpu0 = count, cpu_ms([pid])
+            c0, cpu0 = count, _cpu(await pids())
         if count >= first + n:
-            c1, cpu1 = count, cpu_ms([pid])
+            c1, cpu1 = count, _cpu(await pids())
             break
         if now() > deadline:
             raise TimeoutError
@@ -97,7 +120,45 @@ async def _stretch(receiver: _Receiver, pid: int, first: int, n: int, seconds: f
     assert t1 is not None
     assert cpu0 is not None
     assert c0 is not None
-    return Stretch(n / (t1 - t0), (cpu1 - cpu0) / max(1, c1 - c0) * 1000)
+    per = {  # a process started within the stretch counts from its start
+        name: sum(ms - cpu0.get(name, {}).get(p, 0.0) for p, ms in group.items())
+        / max(1, c1 - c0)
+        * 1000
+        for name, group in cpu1.items()
+    }
+    sender = per.pop("sender")
+    return Stretch(n / (t1 - t0), sender, per)
+
+
+def _pids(sender: int, receiver: _Receiver, url: str) -> Pids:
+    """The processes a stretch reads: the sender's (the worker, or the floor's client) with its
+    children, its main process alone ("main": a worker's coordinator), the receiver, and the
+    bench database's PostgreSQL backends."""
+
+    async def read() -> dict[str, list[int]]:
+        return {
+            "sender": _family(sender),
+            "main": [sender],
+            "receiver": [receiver.process.pid],
+            "postgres": await _backends(url),
+        }
+
+    return read
+
+
+async def _backends(url: str) -> list[int]:
+    """The PostgreSQL backends of the bench's database (the API's and the worker's pools)."""
+    if url.startswith("sqlite"):
+        return []
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows]
 
 
 def _post_floor(url: str, n: int, tag: str) -> subprocess.Popen[bytes]:
@@ -106,13 +167,13 @@ def _post_floor(url: str, n: int, tag: str) -> subprocess.Popen[bytes]:
     )
 
 
-async def _floor(receiver: _Receiver, warm: int, n: int, tag: str) -> Stretch:
+async def _floor(receiver: _Receiver, url: str, warm: int, n: int, tag: str) -> Stretch:
     """Plain POSTs from `bench/post_floor.py`, on the worker's core, with the worker's client:
     `warm` first, then the `n` timed."""
     before = await receiver.count()
     client = _post_floor(receiver.url, warm + n, tag)
     try:
-        return await _stretch(receiver, client.pid, before + warm, n, 120)
+        return await _stretch(receiver, _pids(client.pid, receiver, url), before + warm, n, 120)
     finally:
         client.wait()
 
@@ -210,7 +271,8 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
     runs = 3 if quick else 5
     samples = 20 if quick else 60
     throughput, floor, ratio, latency_med, latency_p90 = [], [], [], [], []
-    cpu_worker, cpu_floor = [], []
+    cpu_worker, cpu_floor, cpu_main, cpu_pg = [], [], [], []
+    cpu_recv, cpu_recv_floor = [], []
     async with served(sqlite) as it:
         url, base, h, receiver, resource = it.url, it.base, it.http, it.receiver, it.resource
         worker = None
@@ -220,17 +282,23 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 await _backlog(h, base, resource, n, _WARM + batch)
                 n += _WARM + batch
                 if i % 2:
-                    plain = await _floor(receiver, _WARM, batch, f"a{n}")
+                    plain = await _floor(receiver, url, _WARM, batch, f"a{n}")
                 before = await receiver.count()
                 worker = start(["worker"], url, {"SLOTGRAPH_WORKER_TIMER_SECONDS": "3600"}, cpu=1)
-                drained = await _stretch(receiver, worker.pid, before + _WARM, batch, 600)
+                drained = await _stretch(
+                    receiver, _pids(worker.pid, receiver, url), before + _WARM, batch, 600
+                )
                 if not i % 2:
-                    plain = await _floor(receiver, _WARM, batch, f"a{n}")
+                    plain = await _floor(receiver, url, _WARM, batch, f"a{n}")
                 throughput.append(drained.per_second)
                 floor.append(plain.per_second)
                 ratio.append(drained.per_second / plain.per_second)
                 cpu_worker.append(drained.cpu_us)
                 cpu_floor.append(plain.cpu_us)
+                cpu_main.append(drained.others["main"])
+                cpu_pg.append(drained.others["postgres"])
+                cpu_recv.append(drained.others["receiver"])
+                cpu_recv_floor.append(plain.others["receiver"])
                 # Latency: the worker is idle; one booking at a time.
                 lat = []
                 rng = random.Random(len(latency_med))
@@ -253,7 +321,11 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
         Figure("webhook events delivered / s (1 worker, core 1)", throughput, "events/s"),
         Figure("floor: plain POSTs / s, the worker's client on core 1", floor, "requests/s"),
         Figure("ratio delivered / floor, per pair", ratio, "x"),
-        Figure("worker CPU per delivery", cpu_worker, "us"),
+        Figure("worker CPU per delivery, all its processes", cpu_worker, "us"),
+        Figure("  of which the worker's main process (the coordinator)", cpu_main, "us"),
+        Figure("PostgreSQL backends' CPU per delivery (the bench database's)", cpu_pg, "us"),
+        Figure("receiver CPU per delivery", cpu_recv, "us"),
+        Figure("receiver CPU per floor POST", cpu_recv_floor, "us"),
         Figure("floor client CPU per POST", cpu_floor, "us"),
         Figure("CPU ratio: floor client per POST / worker per delivery", cpu_ratio, "x"),
         Figure("commit -> first attempt, median (idle worker)", latency_med, "ms"),
