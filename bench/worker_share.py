@@ -97,7 +97,7 @@ async def share(events: int, runs: int) -> None:
         f"deliveries/s bound, one worker on core 1: {1e6 / max(worker, core0):,.0f}; "
         f"split (coordinator on core 0, sender on core 1, no pipe): "
         f"{1e6 / max(core0 + rest, worker - rest):,.0f}; "
-        f"either, unpinned on 2 cores: {2e6 / (core0 + worker):,.0f}"
+        f"split, neither pinned, no pipe: {2e6 / (core0 + worker):,.0f}"
     )
 
 
