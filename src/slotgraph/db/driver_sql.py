@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import CursorResult, Select
 from sqlalchemy.engine import Dialect
@@ -26,6 +26,8 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from slotgraph.db.engine import unavailable
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,25 +187,32 @@ Step = tuple[Prepared, list[Any], bool]
 
 
 async def run_sqlite(conn: AsyncConnection, steps: Sequence[Step]) -> bool:
-    """SQLite: run `steps` in order in one call to the driver's thread; False if a step that
-    must return a row did not (then none after it ran).
+    """SQLite: run `steps` in order in one call to the driver's thread (`call_sqlite`); False
+    if a step that must return a row did not (then none after it ran). The create's writes (one
+    INSERT per table, and an Idempotency-Key's answer) are one hop here. (SQLAlchemy's cursor
+    events do not see these statements; SQLite's trace callback does:
+    tests/api/test_create_path.py.)
+    """
+    run = [(p.sql, p.convert(values), must) for p, values, must in steps]
+    return await call_sqlite(conn, _run_steps, run)
+
+
+async def call_sqlite(conn: AsyncConnection, work: Callable[..., T], *args: Any) -> T:
+    """SQLite: `work(db, *args)` in one call to the driver's thread, `db` being the connection's
+    sqlite3 connection, in `conn`'s transaction; its result.
 
     aiosqlite runs every call of its connection on a thread of its own, and a statement through
     SQLAlchemy is three or four of them (a cursor, the statement, its rows, closing the cursor),
     each a hop from the event loop to that thread and back. Inside a transaction, which holds
-    the process's one connection (ADR 0008), those hops were most of a write's time: the
-    create's writes (one INSERT per table, and an Idempotency-Key's answer) are one hop here.
-    As through SQLAlchemy, a refusal by the database is a DBAPIError, and a database that cannot
-    take the work (locked, full, read-only, lost) is 503 (engine.unavailable). (SQLAlchemy's
-    cursor events do not see these statements; SQLite's trace callback does:
-    tests/api/test_create_path.py.)
+    the process's one connection (ADR 0008), those hops were most of a write's time. As through
+    SQLAlchemy, a refusal by the database is a DBAPIError, and a database that cannot take the
+    work (locked, full, read-only, lost) is 503 (engine.unavailable).
     """
     dialect = conn.dialect
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
-    run = [(p.sql, p.convert(values), must) for p, values, must in steps]
     try:
-        completed: bool = await driver._execute(_run_steps, driver, run)
+        result: T = await driver._execute(work, driver._conn, *args)
     except dialect.loaded_dbapi.Error as exc:
         # What SQLAlchemy's error handling does for its own statements, which this call
         # bypasses: a lost connection leaves the pool, and the engine's rule says which errors
@@ -216,12 +225,11 @@ async def run_sqlite(conn: AsyncConnection, steps: Sequence[Step]) -> bool:
         raise DBAPIError.instance(
             None, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
         ) from exc
-    return completed
+    return result
 
 
-def _run_steps(driver: Any, steps: list[tuple[str, tuple[Any, ...], bool]]) -> bool:
+def _run_steps(db: sqlite3.Connection, steps: list[tuple[str, tuple[Any, ...], bool]]) -> bool:
     """On aiosqlite's thread: run the steps, up to one that must return a row and does not."""
-    db: sqlite3.Connection = driver._conn
     for sql, args, must_return in steps:
         cursor = db.execute(sql, args)
         try:

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -37,16 +36,17 @@ from slotgraph.domain.deliveries import Outcome, next_retry_at
 from slotgraph.domain.webhooks import should_disable, signing_secrets
 from slotgraph.notifications import channel as emails
 from slotgraph.services import delivery_statements as sql
+from slotgraph.services import sqlite_deliveries
 from slotgraph.services.outbox import record_event
 from slotgraph.services.views import webhook_out
 from slotgraph.webhook_schemas import DeliveryOut
 from slotgraph.webhooks import timekit
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """One leased attempt: what to send (`payload`, the event's bytes) and where (`url`,
-    signed with `secrets`)."""
+    signed with `secrets`). A named tuple, built for every delivery: 2 us against 4.6 for the
+    frozen dataclass it was (ten fields, each set through object.__setattr__)."""
 
     delivery_id: uuid.UUID
     attempt: int
@@ -126,18 +126,11 @@ async def claims_of(session: AsyncSession, rows: Sequence[Any], now: datetime) -
             secrets = secrets_of[target] = signing_secrets(
                 secret=secret, previous=previous, previous_expires_at=expires_at, now=now
             )
+        if format_ == timekit.FORMAT:
+            payload = bodies[event_id]
         claims.append(
             Claim(
-                delivery_id=id_,
-                attempt=attempt,
-                event_id=event_id,
-                endpoint_id=target,
-                payload=bodies[event_id] if format_ == timekit.FORMAT else payload,
-                url=url,
-                secrets=secrets,
-                format=format_,
-                request_id=request_id,
-                calendar_id=calendar,
+                id_, attempt, event_id, target, payload, url, secrets, format_, request_id, calendar
             )
         )
     return claims
@@ -153,8 +146,10 @@ async def finish(
 ) -> list[Claim]:
     """Log a batch of attempts and decide what comes next for each, in one transaction.
 
-    Successes, the common case, are one UPDATE for the whole batch, failures one each (with
-    their retry time), where the claim is still ours; the attempts are one INSERT. A success
+    Each attempt is settled where the claim is still ours (a failure with its retry time) and
+    logged: on PostgreSQL one statement for the batch (`SETTLE_IN_ONE`); on SQLite the failures
+    one by one, then the successes and the log in one call on its thread
+    (services/sqlite_deliveries.py). A success
     touches its target's row only if it was failing, so concurrent deliveries to one target do
     not queue on it. Returns the claims whose lease ran out before this (another worker may
     have taken them over): their attempt is logged, nothing else is changed.
@@ -172,13 +167,6 @@ async def finish(
         return [c for c, _, _ in plans if c.delivery_id not in settled]
     settled = set()
     async with session.begin():
-        conn = await session.connection()
-        if succeeded := [(c.delivery_id, c.attempt) for c, o, _ in plans if o.ok]:
-            ids = [id_ for id_, _ in succeeded]
-            given = {"worker": worker_id, "ids": ids, "pairs": succeeded, "now": now}
-            settled.update(await conn.scalars(sql.settle_succeeded(), given))
-            ok = {c.endpoint_id for c, o, _ in plans if o.ok and c.delivery_id in settled}
-            await conn.execute(sql.ended_streaks(), {"ids": list(ok), "now": now})
         for claim_, outcome, retry_at in plans:
             if outcome.ok:
                 continue
@@ -201,26 +189,27 @@ async def finish(
             if mine is not None:
                 settled.add(mine)
                 await _after_failure(session, claim_.endpoint_id, outcome, now)
-        await conn.execute(
-            sql.log_attempts(),
-            [
-                {
-                    "id": new_id(),
-                    "delivery_id": c.delivery_id,
-                    "endpoint_id": c.endpoint_id,
-                    "event_id": c.event_id,
-                    "attempt": c.attempt,
-                    "at": now,
-                    "status_code": o.status_code,
-                    "error": o.error,
-                    "duration_ms": o.duration_ms,
-                    "response_body": o.response_body,
-                    "next_retry_at": retry_at if c.delivery_id in settled else None,
-                    "worker_id": worker_id,
-                }
-                for c, o, retry_at in plans
-            ],
+        # the successes and the log in one call on SQLite's thread (a success's log has no
+        # retry time, so the log does not wait for what the successes settle)
+        succeeded = [c for c, o, _ in plans if o.ok]
+        logged = [
+            (
+                *(new_id(), c.delivery_id, c.endpoint_id, c.event_id, c.attempt, now),
+                *(o.status_code, o.error, o.duration_ms, o.response_body),
+                retry_at if c.delivery_id in settled else None,
+                worker_id,
+            )
+            for c, o, retry_at in plans
+        ]
+        conn = await session.connection()
+        done = await sqlite_deliveries.record(
+            conn,
+            [(c.delivery_id, c.endpoint_id, c.attempt) for c in succeeded],
+            logged,
+            now,
+            worker_id,
         )
+        settled.update(succeeded[i].delivery_id for i in done)
     return [c for c, _, _ in plans if c.delivery_id not in settled]
 
 

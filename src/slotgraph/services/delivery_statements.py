@@ -7,7 +7,8 @@ session's connection (Core, not the ORM's execution path) with its values as par
 
 On PostgreSQL a claim and a record are one statement each (`claim_in_one`, `SETTLE_IN_ONE`),
 run as driver SQL on asyncpg (db/driver_sql.py): one round trip and no SQLAlchemy execution
-per batch. SQLite, which has no UPDATE in a WITH and no arrays, runs the statements above.
+per batch. SQLite, which has no UPDATE in a WITH and no arrays, claims with the statements
+above; its record is services/sqlite_deliveries.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import functools
 from typing import Any
 
 from sqlalchemy import (
-    Insert,
     Integer,
     Select,
     String,
@@ -25,12 +25,10 @@ from sqlalchemy import (
     all_,
     bindparam,
     func,
-    insert,
     literal_column,
     or_,
     select,
     true,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -39,7 +37,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from slotgraph.db import driver_sql
-from slotgraph.db.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from slotgraph.db.models import Delivery, Event, WebhookEndpoint
 from slotgraph.db.models.base import table_of
 from slotgraph.db.types import UTCDateTime
 
@@ -211,47 +209,6 @@ def to_send() -> Select[*tuple[Any, ...]]:
         .where(Delivery.id.in_(bindparam("ids", expanding=True)))
         .order_by(Delivery.next_attempt_at, Delivery.event_seq)
     )
-
-
-@functools.cache
-def settle_succeeded() -> Update:
-    """Succeeded: the deliveries `pairs` (id, attempt) still leased by `worker`; returns ids.
-    SQLite: the ids (`ids`, those of `pairs`) are looked up by their key; a row value IN list
-    alone (`(id, attempts) IN (VALUES ...)`) scanned the whole table at every record."""
-    return (
-        update(table_of(Delivery))
-        .where(
-            Delivery.id.in_(bindparam("ids", expanding=True)),
-            Delivery.locked_by == bindparam("worker", type_=String),
-            tuple_(Delivery.id, Delivery.attempts).in_(bindparam("pairs", expanding=True)),
-        )
-        .values(
-            status="succeeded",
-            next_attempt_at=None,
-            locked_until=None,
-            locked_by=None,
-            updated_at=bindparam("now", type_=UTCDateTime),
-        )
-        .returning(Delivery.id)
-    )
-
-
-@functools.cache
-def ended_streaks() -> Update:
-    """A success ends its target's failing streak: the targets `ids` that were failing."""
-    return (
-        update(table_of(WebhookEndpoint))
-        .where(
-            WebhookEndpoint.id.in_(bindparam("ids", expanding=True)),
-            WebhookEndpoint.failing_since.is_not(None),
-        )
-        .values(failing_since=None, last_success_at=bindparam("now", type_=UTCDateTime))
-    )
-
-
-@functools.cache
-def log_attempts() -> Insert:
-    return insert(table_of(DeliveryAttempt))
 
 
 # What a claim sends where: the event's payload and request id, the target's URL, secrets (as

@@ -26,21 +26,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Uuid, any_, bindparam, func, insert, select, update
+from sqlalchemy import Uuid, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from slotgraph.db import driver_sql
 from slotgraph.db.engine import driver_transaction
-from slotgraph.db.models import Delivery, Event, WebhookEndpoint, new_id
-from slotgraph.db.models.base import table_of
+from slotgraph.db.models import Event, WebhookEndpoint, new_id
 from slotgraph.domain.webhooks import wants
 from slotgraph.notifications import channel as emails
-from slotgraph.services import calendar_pushes
+from slotgraph.services import calendar_pushes, sqlite_deliveries
 from slotgraph.services.deliveries import Claim, claims_of
-from slotgraph.services.delivery_statements import PENDING
-from slotgraph.services.outbox import delivery_row
 
 # pg_advisory_xact_lock's key for "a fan-out is writing deliveries" (any fixed number: no other
 # advisory lock in slotgraph uses it).
@@ -106,16 +103,6 @@ _TARGETS = select(*(getattr(WebhookEndpoint, name) for name in _TargetRow._field
     WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
 )
 
-_QUEUED = (
-    select(Delivery.endpoint_id, Delivery.booking_id)
-    .where(
-        Delivery.status == PENDING,
-        Delivery.endpoint_id.in_(bindparam("targets", expanding=True)),
-        Delivery.booking_id.in_(bindparam("bookings", expanding=True)),
-    )
-    .group_by(Delivery.endpoint_id, Delivery.booking_id)
-)
-
 # PostgreSQL: the fan-outs' turn (`_FANOUT_KEY`), taken before the events are read: a one-time
 # filter, evaluated before the scan. The next statements' snapshots see the previous fan-out's
 # deliveries; an event it marked meanwhile is skipped (FOR UPDATE re-reads a row changed since).
@@ -129,12 +116,6 @@ _TARGETS_OF_ANY_APP = _TARGETS.where(
     WebhookEndpoint.app_id == any_(bindparam("apps", type_=ARRAY(Uuid())))
 )
 
-_DISPATCHED = (
-    update(table_of(Event))
-    .where(Event.seq.in_(bindparam("seqs", expanding=True)))
-    .values(dispatched_at=bindparam("now"))
-)
-
 
 async def dispatch(
     session: AsyncSession, *, now: datetime, limit: int = 500, lease: Lease | None = None
@@ -145,8 +126,9 @@ async def dispatch(
     PostgreSQL: the fan-outs' turn is taken in the events' SELECT, and the deliveries, the
     events marked and the check that nothing of a booking is queued already are one statement
     (`_FAN_OUT_IN_ONE`): four round trips with BEGIN and COMMIT, run on the driver (no
-    SQLAlchemy execution around them) when the session is on an engine. SQLite: the statements
-    one by one (one writer at a time anyway)."""
+    SQLAlchemy execution around them) when the session is on an engine. SQLite: the reads
+    through the session, then the order rule's check, the deliveries and the events' mark in
+    one call on its thread (services/sqlite_deliveries.py; one writer at a time anyway)."""
     bind = session.bind
     if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
         return await _dispatch_on_driver(session, bind, now, limit, lease)
@@ -160,16 +142,23 @@ async def dispatch(
         apps = list({e.app_id for e in events})
         targets = (await conn.execute(_TARGETS_OF_APPS, {"apps": apps})).all()
         pairs = await _pairs(session, events, targets)
-        queued = None if postgres or lease is None else await _queued(conn, pairs)
-        born = _born_leased(pairs, lease, queued) if lease is not None else set()
         ids = [new_id() for _ in pairs]
         seqs = [e.seq for e in events]
         if postgres:
+            born = _born_leased(pairs, lease, None) if lease is not None else set()
             args = _write_args(pairs, ids, born, seqs, lease, now)
             leased = set((await conn.exec_driver_sql(_FAN_OUT_IN_ONE, args)).scalars())
         else:
+            born = await sqlite_deliveries.fan_out(
+                conn,
+                pairs,
+                ids,
+                seqs,
+                None if lease is None else functools.partial(_born_leased, pairs, lease),
+                None if lease is None else (lease.until, lease.worker_id),
+                now,
+            )
             leased = {ids[i] for i in born}
-            await _write(conn, pairs, ids, leased, seqs, lease, now)
     return await _handed(session, events, pairs, ids, leased, now)
 
 
@@ -277,39 +266,6 @@ def _born_leased(
             seen.add(key)
         born.add(i)
     return born
-
-
-async def _queued(conn: Any, pairs: Sequence[tuple[Any, Any]]) -> set[tuple[Any, Any]]:
-    """SQLite: the (target, booking) pairs among `pairs` with a pending delivery already."""
-    bookings = list({e.booking_id for _, e in pairs if e.booking_id is not None})
-    if not bookings:
-        return set()
-    given = {"targets": list({t.id for t, _ in pairs}), "bookings": bookings}
-    return {(t, b) for t, b in await conn.execute(_QUEUED, given)}
-
-
-async def _write(
-    conn: Any,
-    pairs: Sequence[tuple[Any, Any]],
-    ids: list[uuid.UUID],
-    leased: set[uuid.UUID],
-    seqs: list[int],
-    lease: Lease | None,
-    now: datetime,
-) -> None:
-    """SQLite: the deliveries in one INSERT, the events marked in one UPDATE."""
-    rows = []
-    for id_, (target, event) in zip(ids, pairs, strict=True):
-        row = delivery_row(target, event, now)
-        row["id"] = id_
-        if lease is not None and id_ in leased:
-            row.update(attempts=1, locked_until=lease.until, locked_by=lease.worker_id)
-        else:
-            row.update(locked_until=None, locked_by=None)
-        rows.append(row)
-    if rows:
-        await conn.execute(insert(table_of(Delivery)), rows)
-    await conn.execute(_DISPATCHED, {"seqs": seqs, "now": now})
 
 
 def _write_args(

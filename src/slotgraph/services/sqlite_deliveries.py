@@ -1,0 +1,182 @@
+"""SQLite: the fan-out's write and the record's, each in one call on aiosqlite's thread.
+
+Through SQLAlchemy a statement is three or four hops between the event loop and aiosqlite's
+thread, and every row's values go through the execution context: about 90 us of CPU a delivery
+for each of the two steps (docs/benchmarks.md, eighth pass). Here a step's statements run in
+one call (db/driver_sql.py `call_sqlite`) inside the caller's transaction, which holds the
+process's one connection (ADR 0008): plain tuples, many rows per statement (`executemany`),
+converted by the columns' own bind processors (taken from statements SQLAlchemy compiles once),
+a batch's constants (its time, its lease) once a batch and a target's or an event's ids once a
+fan-out. The rules are the same as on PostgreSQL (services/fanout.py, services/deliveries.py
+`finish`): what may be born leased, what a success settles, what is logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert
+from sqlalchemy.engine import Dialect
+
+from slotgraph.db import driver_sql
+from slotgraph.db.models import Delivery, DeliveryAttempt
+from slotgraph.db.models.base import table_of
+
+_DELIVERY = (
+    *("id", "app_id", "endpoint_id", "event_id", "event_seq", "booking_id", "status"),
+    *("attempts", "next_attempt_at", "locked_until", "locked_by", "created_at", "updated_at"),
+)
+_ATTEMPT = (
+    *("id", "delivery_id", "endpoint_id", "event_id", "attempt", "at", "status_code", "error"),
+    *("duration_ms", "response_body", "next_retry_at", "worker_id"),
+)
+
+# The (target, booking) pairs with a pending delivery already, given the targets and bookings
+# (the placeholders filled in per call: `_queued`)
+_QUEUED = (
+    "SELECT endpoint_id, booking_id FROM deliveries WHERE status = 'pending'"
+    " AND endpoint_id IN ({targets}) AND booking_id IN ({bookings})"
+    " GROUP BY endpoint_id, booking_id"
+)
+_MARK = "UPDATE events SET dispatched_at = ? WHERE seq = ?"
+
+# A success, where the claim is still ours (looked up by its key: the record's cost does not grow
+# with the deliveries kept, tests/api/test_delivery_record_cost.py)
+_SUCCEEDED = (
+    "UPDATE deliveries SET status = 'succeeded', next_attempt_at = NULL, locked_until = NULL,"
+    " locked_by = NULL, updated_at = ? WHERE id = ? AND attempts = ? AND locked_by = ?"
+)
+# ... and its target's failing streak ended
+_STREAK_ENDED = (
+    "UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = ?"
+    " WHERE id = ? AND failing_since IS NOT NULL"
+)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    insert_deliveries: str
+    insert_attempts: str
+    uuid: Callable[[uuid.UUID], str]  # a Uuid column's bind processor
+    time: Callable[[datetime | None], Any]  # a UTCDateTime column's
+
+
+@functools.cache
+def _statements(dialect: Dialect) -> _Statements:
+    deliveries = _prepared(table_of(Delivery), _DELIVERY, dialect)
+    attempts = _prepared(table_of(DeliveryAttempt), _ATTEMPT, dialect)
+    convert = {name: c for name, _, c in deliveries.params}
+    return _Statements(deliveries.sql, attempts.sql, convert["id"], convert["next_attempt_at"])
+
+
+def _prepared(table: Any, columns: tuple[str, ...], dialect: Dialect) -> driver_sql.Prepared:
+    prepared = driver_sql.prepare(insert(table).values({c: bindparam(c) for c in columns}), dialect)
+    assert tuple(name for name, _, _ in prepared.params) == columns
+    assert set(columns) == set(table.c.keys()), "every column written"
+    return prepared
+
+
+async def fan_out(
+    conn: Any,
+    pairs: Sequence[tuple[Any, Any]],
+    ids: list[uuid.UUID],
+    seqs: list[int],
+    born_of: Callable[[set[tuple[uuid.UUID, uuid.UUID]] | None], set[int]] | None,
+    lease: tuple[datetime, str] | None,
+    now: datetime,
+) -> set[int]:
+    """Write the deliveries of `pairs` (target, event) with the `ids`, and mark the events
+    `seqs` dispatched, in one call. `born_of` (with a lease) says which positions in `pairs` are
+    born leased, given the (target, booking) pairs that have a pending delivery already (read in
+    the same call); those take attempt 1 and `lease` (its end, its worker). Returns them."""
+    s = _statements(conn.dialect)
+    until, worker = (s.time(lease[0]), lease[1]) if lease is not None else (None, None)
+    at = s.time(now)
+    hexes: dict[uuid.UUID, str] = {}
+
+    def hex_of(id_: uuid.UUID) -> str:
+        if (h := hexes.get(id_)) is None:
+            h = hexes[id_] = s.uuid(id_)
+        return h
+
+    rows = [
+        (
+            *(s.uuid(id_), hex_of(t.app_id), hex_of(t.id), hex_of(e.id), e.seq),
+            None if e.booking_id is None else hex_of(e.booking_id),
+        )
+        for id_, (t, e) in zip(ids, pairs, strict=True)
+    ]
+    queried = None
+    if born_of is not None and (bookings := {e.booking_id for _, e in pairs} - {None}):
+        queried = ([hex_of(t) for t in {t.id for t, _ in pairs}], [hex_of(b) for b in bookings])
+
+    def write(db: sqlite3.Connection) -> set[int]:
+        born: set[int] = set()
+        if born_of is not None:
+            born = born_of(_queued(db, *queried) if queried else set())
+        db.executemany(
+            s.insert_deliveries,
+            [
+                (*row, "pending", 1, at, until, worker, at, at)
+                if i in born
+                else (*row, "pending", 0, at, None, None, at, at)
+                for i, row in enumerate(rows)
+            ],
+        )
+        db.executemany(_MARK, [(at, seq) for seq in seqs])
+        return born
+
+    return await driver_sql.call_sqlite(conn, write)
+
+
+def _queued(
+    db: sqlite3.Connection, targets: list[str], bookings: list[str]
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    sql = _QUEUED.format(
+        targets=", ".join("?" * len(targets)), bookings=", ".join("?" * len(bookings))
+    )
+    return {(uuid.UUID(t), uuid.UUID(b)) for t, b in db.execute(sql, (*targets, *bookings))}
+
+
+async def record(
+    conn: Any,
+    succeeded: Sequence[tuple[uuid.UUID, uuid.UUID, int]],
+    attempts: Sequence[tuple[Any, ...]],
+    now: datetime,
+    worker_id: str,
+) -> list[int]:
+    """Settle the `succeeded` (delivery, target, attempt) still leased by `worker_id`, end
+    their targets' failing streaks, and log the `attempts` (DeliveryAttempt's columns in
+    order, ids and times not yet converted), in one call. Returns the positions in
+    `succeeded` that were settled."""
+    s = _statements(conn.dialect)
+    at = s.time(now)
+    u, t = s.uuid, s.time
+    settling = [(at, u(d), attempt, worker_id) for d, _, attempt in succeeded]
+    target_hex = [u(target) for _, target, _ in succeeded]
+    logged = [
+        (u(a[0]), u(a[1]), u(a[2]), u(a[3]), a[4], t(a[5]), *a[6:10], t(a[10]), a[11])
+        for a in attempts
+    ]
+
+    def write(db: sqlite3.Connection) -> list[int]:
+        settled = []
+        cursor = db.cursor()
+        try:
+            for i, values in enumerate(settling):
+                if cursor.execute(_SUCCEEDED, values).rowcount == 1:
+                    settled.append(i)
+        finally:
+            cursor.close()
+        targets = {target_hex[i] for i in settled}
+        db.executemany(_STREAK_ENDED, [(at, target) for target in sorted(targets)])
+        db.executemany(s.insert_attempts, logged)
+        return settled
+
+    return await driver_sql.call_sqlite(conn, write)
