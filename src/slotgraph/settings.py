@@ -73,9 +73,13 @@ class Settings(BaseSettings):
     # many connections open from one address (per process; loopback and proxies not counted).
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     body_timeout_seconds: float = Field(default=30.0, gt=0)
-    # An answer that outran its client (uvicorn's write buffer full) must have drained within
-    # this, else the connection is aborted: a client that does not read held it for ever.
+    # An answer that outran its client (uvicorn's write buffer full) must move: in each stretch
+    # of send_timeout_seconds at least send_min_bytes_per_second x that many bytes must leave
+    # the process, and it must have drained within send_max_seconds of outrunning it; else the
+    # connection is reset (a client that does not read held it for ever).
     send_timeout_seconds: float = Field(default=30.0, gt=0)
+    send_min_bytes_per_second: int = Field(default=16 * 1024, ge=0)
+    send_max_seconds: float = Field(default=300.0, gt=0)
     max_connections_per_address: int = Field(default=256, ge=0)  # 0: not counted
     # Rate limits (the numbers are app settings): counted in Redis when set (shared by every
     # process), else in this process, in at most this many counters (about 6 MB).

@@ -27,11 +27,14 @@ pytestmark = pytest.mark.system
 
 HEAD = 2.0  # SLOTGRAPH_HEADER_TIMEOUT_SECONDS in these tests
 BODY = 2.0  # SLOTGRAPH_BODY_TIMEOUT_SECONDS
-SEND = 2.0  # SLOTGRAPH_SEND_TIMEOUT_SECONDS
+SEND = 2.0  # SLOTGRAPH_SEND_TIMEOUT_SECONDS: a stretch
+RATE = 256 * 1024  # SLOTGRAPH_SEND_MIN_BYTES_PER_SECOND
 LIMITS = {
     "SLOTGRAPH_HEADER_TIMEOUT_SECONDS": str(HEAD),
     "SLOTGRAPH_BODY_TIMEOUT_SECONDS": str(BODY),
     "SLOTGRAPH_SEND_TIMEOUT_SECONDS": str(SEND),
+    "SLOTGRAPH_SEND_MIN_BYTES_PER_SECOND": str(RATE),
+    "SLOTGRAPH_SEND_MAX_SECONDS": "60",
 }
 
 
@@ -206,6 +209,133 @@ async def test_a_client_that_does_not_read_its_answer_is_cut_off_within_the_limi
     assert state != _ESTABLISHED, f"still open after {took:.1f} s"
     assert SEND - 0.5 < took < SEND + 10, took
     assert "unhandled error" not in log, log
+
+
+async def _ask(server: Server, path: str, *, receive_buffer: int, times: int = 1) -> socket.socket:
+    """A socket whose receive buffer is about `receive_buffer` bytes, that asked for `path`
+    (`times` requests at once: pipelined) and has read nothing yet."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, _address(server))
+    ask = f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET}\r\n\r\n"
+    await loop.sock_sendall(sock, ask.encode() * times)
+    return sock
+
+
+def _answers(received: bytes | bytearray) -> int:
+    """How many whole answers `received` holds."""
+    rest, whole = bytes(received), 0
+    while (end := rest.find(b"\r\n\r\n")) >= 0:
+        length = int(_answer(rest[: end + 4])[1]["content-length"])
+        if len(rest) < end + 4 + length:
+            break
+        rest, whole = rest[end + 4 + length :], whole + 1
+    return whole
+
+
+async def _read_at(
+    sock: socket.socket, rate: int, bound: float, answers: int = 1
+) -> tuple[int, float, bool]:
+    """Reads `answers` answers at `rate` bytes a second, counted from its first byte on the test's
+    clock (a turn that comes late reads what it is owed, so the rate holds on a loaded machine),
+    until it has all come or the server cut the connection: (bytes read, seconds from the first
+    byte, cut). `bound` only ends a test whose server neither finishes nor cuts."""
+    received = bytearray()
+    first: float | None = None
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        owed = 4096 if first is None else int(rate * (time.monotonic() - first)) - len(received)
+        while owed > 0:
+            try:
+                chunk = sock.recv(min(owed, 65536), socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:  # closed: after the whole answer, or cut
+                took = time.monotonic() - (first or time.monotonic())
+                return len(received), took, _answers(received) < answers
+            first = first or time.monotonic()
+            received += chunk
+            owed -= len(chunk)
+        if _answers(received) == answers:
+            return len(received), time.monotonic() - (first or 0.0), False
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"neither finished nor cut after {bound} s: {len(received)} bytes")
+
+
+@pytest.mark.parametrize(
+    ("reads", "least", "longest", "asked", "cut_after"),
+    [
+        # Two answers asked at once, 8.7 MB read in about 8.3 s: served. The kernel's send
+        # buffer (up to 4 MB here) holds the first one's rest while the second waits in the
+        # process for far longer than a stretch (the first rule's cut: 2 s after it outran).
+        (4 * RATE, RATE, 60, 2, None),
+        (RATE // 4, RATE, 60, 1, SEND),  # under the minimum: reset at the first stretch's end
+        # Over the minimum, but slower than the total allows (slow enough that the kernel's
+        # send buffer, which takes what the process holds, does not take it all by then).
+        (64 * 1024, 32 * 1024, 5, 1, 5.0),
+    ],
+    ids=["above-the-minimum", "below-the-minimum", "past-the-total"],
+)
+async def test_a_client_that_reads_slowly_is_served_at_the_minimum_rate_within_the_total(
+    fresh_database: tuple[str, str],
+    tmp_path: Path,
+    reads: int,
+    least: int,
+    longest: int,
+    asked: int,
+    cut_after: float | None,
+) -> None:
+    """The largest availability answer (about 4.3 MB), read at a steady rate. Before, an
+    answer had to drain within one stretch (SEND) whatever the client read: one reading 1 MB/s
+    was cut here (after 30 s, about 150 KB/s, by default)."""
+    env = {
+        "SLOTGRAPH_SEND_MIN_BYTES_PER_SECOND": str(least),
+        "SLOTGRAPH_SEND_MAX_SECONDS": str(longest),
+    }
+    async with serving(fresh_database, tmp_path, **env) as server:
+        path = await _largest_search(server)
+        sock = await _ask(server, path, receive_buffer=65536, times=asked)
+        read, took, cut = await _read_at(sock, reads, 60, asked)
+        sock.close()
+        async with httpx.AsyncClient(timeout=30) as http:  # the server goes on serving
+            assert (await http.get(f"{server.url}/healthz")).status_code == 200
+        log = server.log.read_text()
+    assert '"level":"error"' not in log, log
+    if cut_after is None:
+        assert not cut, f"cut after {took:.1f} s, {read} bytes read"
+        assert read > 8_400_000
+        assert took > 3 * SEND, took
+    else:
+        assert cut, f"served in {took:.1f} s"
+        assert read < 4_200_000
+        assert cut_after - 0.5 < took < cut_after + 5, took
+
+
+async def test_a_reset_under_pipelining_logs_no_error(
+    fresh_database: tuple[str, str], tmp_path: Path
+) -> None:
+    """Three requests for the largest answer sent at once, none read. uvicorn keeps only the last
+    request it parsed: the reset marked that queued one as gone, and the answer being sent
+    wrote to the aborted transport (uvloop's RuntimeError, logged with its traceback as an
+    error in the ASGI application)."""
+    async with serving(fresh_database, tmp_path) as server:
+        path = await _largest_search(server)
+        sock = await _ask(server, path, receive_buffer=4096, times=3)
+        for _ in range(int((SEND + 20) * 10)):  # the bound only ends a test that never cuts
+            if _tcp_state(sock) != _ESTABLISHED:
+                break
+            await asyncio.sleep(0.1)
+        state = _tcp_state(sock)
+        sock.close()
+        async with httpx.AsyncClient(timeout=30) as http:
+            assert (await http.get(f"{server.url}/healthz")).status_code == 200
+        log = server.log.read_text()
+    assert state != _ESTABLISHED
+    assert '"level":"error"' not in log, log
 
 
 async def test_a_slow_client_that_finishes_in_time_is_served(

@@ -10,12 +10,15 @@ protocol is uvicorn's httptools protocol (what `slotgraph serve` runs) with two 
   `SLOTGRAPH_HEADER_TIMEOUT_SECONDS` (10); else the connection is closed, with a 408 if part
   of a head had come. uvicorn's keep-alive timeout (5 s) still closes an idle connection
   first; the deadline holds while bytes trickle in, which that timeout does not.
-- **the answer's deadline**: once an answer outruns its client (uvicorn's write buffer passes
-  its high-water mark: the kernel's buffers are full and 64 KiB more wait in the process), what
-  is written must have drained within `SLOTGRAPH_SEND_TIMEOUT_SECONDS` (30); else the
-  connection is aborted (a reset: a close would wait for the buffer to drain). A client that
-  did not read its answer held the connection, its buffered answer and its place in the count
-  below for as long as it liked. An answer that fits in the buffers costs no timer.
+- **the answer's minimum rate**: once an answer outruns its client (uvicorn's write buffer
+  passes its high-water mark: the kernel's buffers are full and 64 KiB more wait in the
+  process), each stretch of `SLOTGRAPH_SEND_TIMEOUT_SECONDS` (30) must move at least
+  `SLOTGRAPH_SEND_MIN_BYTES_PER_SECOND` (16 KiB) a second of it out of the process, and all of
+  it must have left within `SLOTGRAPH_SEND_MAX_SECONDS` (300); else the connection is reset (a
+  close would wait for the buffer to drain). A client that did not read its answer held the
+  connection, its buffered answer and its place in the count below for as long as it liked;
+  one reading a byte a second is reset after the first stretch, one reading just fast enough
+  after the total. An answer that fits in the buffers costs no timer.
 - **connections per address**: at most `SLOTGRAPH_MAX_CONNECTIONS_PER_ADDRESS` (256, per server
   process; IPv6 counted per /64) open at once; one more is answered 503 and closed before it is
   read. The host itself (loopback) and the proxies named in `SLOTGRAPH_FORWARDED_ALLOW_IPS`
@@ -49,7 +52,9 @@ class Bounds:
     head_seconds: float
     per_address: int  # 0: not counted
     trusted: tuple[_Network, ...] | None  # None: every address is a trusted proxy ("*")
-    send_seconds: float = 30.0
+    send_seconds: float = 30.0  # a stretch
+    send_min_rate: int = 16 * 1024  # bytes a second, averaged over a stretch
+    send_max_seconds: float = 300.0
 
 
 @cache
@@ -60,6 +65,8 @@ def bounds() -> Bounds:
     return Bounds(
         head_seconds=settings.header_timeout_seconds,
         send_seconds=settings.send_timeout_seconds,
+        send_min_rate=settings.send_min_bytes_per_second,
+        send_max_seconds=settings.send_max_seconds,
         per_address=settings.max_connections_per_address,
         trusted=trusted_networks(settings.forwarded_allow_ips),
     )
@@ -125,11 +132,13 @@ TOO_MANY = _answer(
     "Too many connections are open from your address (max_connections_per_address).",
 )
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None)  # Linux's
+_ACKED_AT = 120  # tcpi_bytes_acked's offset in Linux's struct tcp_info (since Linux 4.1)
 _OPEN: dict[str, int] = {}  # this process's connections per counted address
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with the head's and the answer's deadlines and the
+    """uvicorn's httptools protocol, with the head's deadline, the answer's minimum rate and the
     per-address count."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -137,6 +146,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._bounds = bounds()
         self._deadline: asyncio.TimerHandle | None = None
         self._send_deadline: asyncio.TimerHandle | None = None
+        self._send_started = 0.0  # when the answer outran the client (the total's clock)
+        self._level = 0  # the write buffer's size when last looked at
+        self._moved = 0  # bytes that left the process in this stretch
+        self._acked: int | None = None  # the client's kernel's count when the stretch began
+        self._running: Any = None  # the request whose answer is being sent (uvicorn's cycle)
         self._counted: str | None = None
         self._head_begun = False
 
@@ -187,25 +201,72 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._disarm_send()
         super().on_headers_complete()
 
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        # uvicorn keeps only the last request it parsed (`self.cycle`): with pipelining, that is
+        # one still queued, not the one whose answer is being sent.
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
+
     def pause_writing(self) -> None:
-        """The answer outran the client: what is written must drain within send_seconds (the
-        clock is not restarted by a resume: a client that reads a little now and then keeps
-        an answer no longer than one that reads nothing)."""
+        """The answer outran the client: from now on it must move (see _send_check)."""
         super().pause_writing()
+        self._look()
         if self._send_deadline is None:
-            self._send_deadline = self.loop.call_later(
-                self._bounds.send_seconds, self._send_too_slow
-            )
+            self._send_started = self.loop.time()
+            self._moved, self._acked = 0, self._kernel_acked()
+            self._send_deadline = self.loop.call_later(self._bounds.send_seconds, self._send_check)
+
+    def resume_writing(self) -> None:
+        self._look()
+        super().resume_writing()
+
+    def _kernel_acked(self) -> int | None:
+        """The bytes the client has acknowledged on this connection, from the kernel (Linux's
+        TCP_INFO `tcpi_bytes_acked`), or None where it does not say. What the client took,
+        whatever sits in the kernel's send buffer: the process's buffer alone moves in bursts
+        of up to a third of that buffer (megabytes), the kernel's wake-ups."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is None or _TCP_INFO is None:
+            return None
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _ACKED_AT + 8)
+        except OSError:
+            return None
+        return int(struct.unpack_from("Q", info, _ACKED_AT)[0]) if len(info) > _ACKED_AT else None
+
+    def _look(self) -> None:
+        """Where the kernel does not count (_kernel_acked), what left the write buffer since it
+        was last looked at. Looked at when it outruns the client (just after a write), when it
+        drains (before the next write) and at each stretch's end: uvicorn writes nothing while it
+        is paused, so a fall in size is what the client took. (A write between a resume and the
+        next look hides the bytes that left just before it: the count errs low, never high.)"""
+        size = self.transport.get_write_buffer_size()
+        self._moved += max(0, self._level - size)
+        self._level = size
 
     def _disarm_send(self) -> None:
         if self._send_deadline is not None:
             self._send_deadline.cancel()
             self._send_deadline = None
 
-    def _send_too_slow(self) -> None:
+    def _send_check(self) -> None:
+        """A stretch's end: the answer drained (the next one that outruns the client starts
+        anew), or it moved at least the minimum and is within its total, or it is reset."""
         self._send_deadline = None
+        self._look()
         if self.transport.get_write_buffer_size() == 0:
-            return  # it drained in time (the next answer that outruns the client starts anew)
+            return
+        b = self._bounds
+        left = self._send_started + b.send_max_seconds - self.loop.time()
+        acked = self._kernel_acked()
+        moved = self._moved if acked is None or self._acked is None else acked - self._acked
+        if moved < b.send_min_rate * b.send_seconds or left <= 0:
+            self._reset()
+            return
+        self._moved, self._acked = 0, acked
+        self._send_deadline = self.loop.call_later(min(b.send_seconds, left), self._send_check)
+
+    def _reset(self) -> None:
         # A reset, not a close: a close (ours, or the head's or keep-alive's deadline) waits for
         # the process's buffer to drain, which a client that does not read never lets happen;
         # and an abort alone still leaves the kernel's buffer (megabytes) queued before a FIN
@@ -215,10 +276,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             with suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         self.transport.abort()
-        if self.cycle is not None and not self.cycle.response_complete:
-            # its send returns at once (uvicorn hears of the abort on the loop's next turn, and a
-            # write to the closed transport in between was an error)
-            self.cycle.disconnected = True
+        # The answer being sent, and any request queued behind it (pipelining), is told at once:
+        # its send returns without writing (uvicorn hears of the abort only on the loop's next
+        # turn, and a write to the aborted transport in between raised RuntimeError, logged as
+        # an error in the ASGI application).
+        for cycle in (self._running, self.cycle, *(c for c, _ in self.pipeline)):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
