@@ -11,6 +11,9 @@ the blocks. Figures:
   availability, 0 / with blocks - GET /v1/availability of that resource over 31 days
                           (30-minute slots), server time (Server-Timing), before the calendar is
                           connected and after the pull: the pull's effect on search latency.
+  CalDAV turn, N waiting - CPU of one call's end and the next call's start in the CalDAV
+                          threads' bookkeeping (calendars/threads.py, no thread run), with N
+                          calls of one app waiting behind its share (`turn_us`).
 
 Ratios are against a baseline of the same run: the incremental syncs against the full pull, the
 availability with blocks against the same search with none.
@@ -31,6 +34,7 @@ from tests.radicale import PASSWORD, USER, running_radicale
 
 from bench.harness import Figure, database
 from slotgraph.api.app import create_app
+from slotgraph.calendars import threads
 from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.db.migrate import migrate
 from slotgraph.services import apps
@@ -153,6 +157,8 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                 await engine.dispose()
     base_full = statistics.median(full)
     base_search = statistics.median(search_empty)
+    idle = [await turn_us(0) for _ in range(runs)]
+    crowded = [await turn_us(10_000) for _ in range(runs)]
     return [
         Figure("pulled blocks (occurrences of 2,000 events)", blocks, "blocks"),
         Figure("full pull", full, "ms"),
@@ -166,7 +172,29 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
             [s / base_search for s in search_full],
             "x",
         ),
+        Figure("CalDAV turn, none waiting (CPU)", idle, "us"),
+        Figure("CalDAV turn, 10,000 of one app waiting (CPU)", crowded, "us"),
+        Figure(
+            "CalDAV turn, 10,000 waiting / none",
+            [c / statistics.median(idle) for c in crowded],
+            "x",
+        ),
     ]
+
+
+async def turn_us(waiting: int, turns: int = 3_000) -> float:
+    """CPU microseconds per turn: a call ends and its app's next call starts, while app A has
+    `waiting` calls queued behind its share (2 running) and 6 other apps hold the other slots.
+    Before the heaps (calendars/threads.py), each start walked every waiting call."""
+    lanes = threads._Lanes()
+    for _ in range(waiting + 2):
+        lanes.enter("A")
+    running = [lanes.enter(f"B{i}") for i in range(6)]
+    started = time.process_time()
+    for k in range(turns):
+        lanes.end(running.pop(0))
+        running.append(lanes.enter(f"B{k % 6}"))
+    return (time.process_time() - started) / turns * 1e6
 
 
 def _change(calendar_url: str) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import heapq
 import time
 import weakref
 from collections import deque
@@ -66,8 +67,10 @@ def _threads() -> ThreadPoolExecutor:
 class _Call:
     app: Hashable
     granted: asyncio.Future[None]
+    seq: int  # its place in the order of arrival
     cut: Cut = field(default_factory=Cut)
     started: bool = False
+    gone: bool = False  # its caller gave up before its turn
     in_slot: bool = False
     slow: bool = False
     timer: asyncio.TimerHandle | None = None
@@ -78,39 +81,80 @@ class _App:
     running: int = 0  # calls in flight (slots or slow threads)
     slow: int = 0  # of which slow
     waiting: int = 0
+    queue: deque[_Call] = field(default_factory=deque)  # its waiting calls, in order
 
     @property
     def share(self) -> int:
         return 1 if self.slow else PER_APP
 
+    def next(self) -> _Call | None:
+        """The call it would start now; None: none waits, or its share is used up. (Calls
+        given up are dropped here, when they reach the front, not searched for.)"""
+        while self.queue and self.queue[0].gone:
+            self.queue.popleft()
+        return self.queue[0] if self.queue and self.running < self.share else None
+
 
 class _Lanes:
-    """One event loop's calls: in the slots, slow, and waiting (in order)."""
+    """One event loop's calls: in the slots, slow, and waiting.
+
+    Which call starts next: the first to arrive among the apps that may start one (a call
+    waiting, their share not used up), apps without a slow call first. Those apps are offered
+    in two heaps (without, with a slow call), by the arrival of the call each would start: every
+    change of an app (a call arrives, starts, turns slow, ends, is given up) offers it again,
+    and an offer that no longer holds is dropped when it comes up. So a start costs O(log n)
+    amortised. Before, every admission walked the whole queue of waiting calls, twice: one
+    app's thousands of calls waiting behind its share were walked at each start of any call."""
 
     def __init__(self) -> None:
         self.in_slots = 0
         self.slow = 0  # slow calls that left their slot
         self.apps: dict[Hashable, _App] = {}  # kept while the app has calls, no longer
-        self.waiting: deque[_Call] = deque()
+        self.ready: tuple[list[tuple[int, Hashable]], ...] = ([], [])  # by: has a slow call
+        self.arrived = 0
 
     def enter(self, app: Hashable) -> _Call:
-        call = _Call(app, asyncio.get_running_loop().create_future())
-        self.apps.setdefault(app, _App()).waiting += 1
-        self.waiting.append(call)
+        self.arrived += 1
+        call = _Call(app, asyncio.get_running_loop().create_future(), self.arrived)
+        lane = self.apps.setdefault(app, _App())
+        lane.waiting += 1
+        lane.queue.append(call)
+        self._offer(app, lane)
         self._admit()
         return call
 
+    def _offer(self, key: Hashable, app: _App) -> None:
+        """`app` may start a call: into its heap. A heap grown past twice the apps (stale
+        offers) is built again from the apps, so it stays O(apps) and costs O(1) amortised."""
+        call = app.next()
+        if call is None:
+            return
+        slow = bool(app.slow)
+        heap = self.ready[slow]
+        heapq.heappush(heap, (call.seq, key))
+        if len(heap) > 2 * len(self.apps) + 16:
+            heap[:] = [
+                (c.seq, k)
+                for k, a in self.apps.items()
+                if bool(a.slow) == slow and (c := a.next()) is not None
+            ]
+            heapq.heapify(heap)
+
     def _admit(self) -> None:
         """Start waiting calls while a slot is free: the calls of apps without a slow call
-        first, in order; then slow apps'."""
-        for slow_apps in (False, True):
-            for call in list(self.waiting):
-                if self.in_slots >= THREADS:
-                    return
-                app = self.apps[call.app]
-                if bool(app.slow) == slow_apps and app.running < app.share:
-                    self.waiting.remove(call)
-                    self._start(call, app)
+        first, in order of arrival; then slow apps'."""
+        for slow, heap in enumerate(self.ready):
+            while heap and self.in_slots < THREADS:
+                seq, key = heapq.heappop(heap)
+                app = self.apps.get(key)
+                if app is None or bool(app.slow) != slow:
+                    continue  # stale: gone, or offered in the other heap since
+                call = app.next()
+                if call is None or call.seq != seq:
+                    continue  # stale: that call started or was given up
+                app.queue.popleft()
+                self._start(call, app)
+                self._offer(key, app)
 
     def _start(self, call: _Call, app: _App) -> None:
         app.waiting -= 1
@@ -125,7 +169,9 @@ class _Lanes:
     def _slow_now(self, call: _Call) -> None:
         call.timer = None
         call.slow = True
-        self.apps[call.app].slow += 1
+        app = self.apps[call.app]
+        app.slow += 1
+        self._offer(call.app, app)  # to the back: the slow apps' heap
         if self.slow < SLOW_ROOM * THREADS:
             self.slow += 1
             self.in_slots -= 1
@@ -138,9 +184,13 @@ class _Lanes:
         """The caller stopped waiting for its turn (cancelled)."""
         if call.started:
             return  # its thread was not started: `end` is called by `call`
-        self.waiting.remove(call)
+        call.gone = True  # dropped from its app's queue when it reaches the front
         app = self.apps[call.app]
         app.waiting -= 1
+        if not app.waiting:
+            app.queue.clear()
+        else:
+            self._offer(call.app, app)  # its next call, if this one was first
         self._forget(call.app, app)
 
     def end(self, call: _Call) -> None:
@@ -155,6 +205,7 @@ class _Lanes:
         if call.slow:
             app.slow -= 1
         self._forget(call.app, app)
+        self._offer(call.app, app)
         self._admit()
 
     def _forget(self, key: Hashable, app: _App) -> None:
