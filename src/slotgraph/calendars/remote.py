@@ -302,7 +302,13 @@ def remove_pushed(
     """Delete every event slotgraph pushed (marked X-SLOTGRAPH-BOOKING-ID) for `connection_id`
     (marked X-SLOTGRAPH-CONNECTION-ID, or unmarked: pushed before the mark); returns how many.
     Each DELETE is conditional on the object's ETag as listed: the same calendar connected
-    again meanwhile pushes its events anew (another mark, another ETag), and they stay."""
+    again meanwhile pushes its events anew (another mark, another ETag), and they stay.
+
+    A server that lists no strong ETag (a weak one, `W/"..."`, never matches `If-Match`; GMX
+    sends those) gets an unconditional DELETE, so the object is read again just before it
+    (`_still_ours`): one pushed anew meanwhile carries the new connection's mark and stays.
+    Before, it was deleted on the listing's word, which may be a whole removal (20 s) old.
+    What remains there is the time between that read and the DELETE: one round trip."""
     from caldav.lib import error
 
     with _calendar(account, allow_private=allow_private, deadline=deadline) as cal:
@@ -317,9 +323,17 @@ def remove_pushed(
                 continue
             etag = obj.etag if obj.etag and not obj.etag.startswith("W/") else None
             with suppress(error.NotFoundError, error.ETagMismatchError):
+                if etag is None and not _still_ours(obj, connection_id):
+                    continue
                 obj.delete(if_match=etag or False)
                 removed += 1
         return removed
+
+
+def _still_ours(obj: Any, connection_id: uuid.UUID | None) -> bool:
+    """The object read again (a GET): still pushed by `connection_id`? (NotFoundError: gone.)"""
+    _done(obj.load())
+    return _pushed_by(str(obj.data), connection_id)
 
 
 def _pushed_by(data: str, connection_id: uuid.UUID | None) -> bool:
