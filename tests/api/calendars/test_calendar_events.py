@@ -8,13 +8,16 @@ delivery target."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
+from slotgraph.db.migrate import migrate
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import connect
 from tests.api.calendars.test_push import drain, in_calendar
@@ -103,3 +106,59 @@ async def test_the_events_list_shows_no_internal_ids(
     assert shown & internal == set()
     await drain(worker)
     assert in_calendar(calendar) == {}  # the worker still found the pushes it removes
+
+
+async def test_an_upgrade_takes_the_internal_id_out_of_the_events_already_written(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # A removal queued by the code before migration 0017: its event carries push_target_id,
+    # and the stopped push target has let go of the connection. The upgrade takes the id out
+    # of the event and ties the target to the hidden connection again (the removal waits for
+    # its pushes in flight through it).
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
+    await cal_api.book(
+        resource_id=resource["resource_id"],
+        client_id=(await cal_api.client())["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    await drain(worker)
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+    stopped = (
+        "SELECT id, calendar_id FROM webhook_endpoints WHERE description LIKE 'calendar push%'"
+    )
+    try:
+        await migrate(engine, "0016")
+        async with engine.begin() as conn:
+            (target, tied) = (await conn.execute(text(stopped))).one()
+            assert tied is None  # let go, as the code before 0017 left it
+            (event_id, payload) = (
+                await conn.execute(
+                    text("SELECT id, payload FROM events WHERE type = 'calendar.disconnected'")
+                )
+            ).one()
+            old = orjson.loads(payload)
+            old["data"]["push_target_id"] = str(uuid.UUID(str(target)))
+            await conn.execute(
+                text("UPDATE events SET payload = :p WHERE id = :e"),
+                {"p": orjson.dumps(old).decode(), "e": event_id},
+            )
+    finally:
+        await migrate(engine, "head")
+
+    r = await cal_api.get("/v1/events", type="calendar.disconnected")
+    assert r.status_code == 200, r.text
+    assert r.json()["data"][0]["payload"]["data"] == {
+        "resource_id": resource["resource_id"],
+        "remove_pushed": True,
+    }
+    async with engine.begin() as conn:
+        (_, tied) = (await conn.execute(text(stopped))).one()
+        (hidden,) = (await conn.execute(text("SELECT id FROM calendar_connections"))).one()
+    assert tied is not None
+    assert uuid.UUID(str(tied)) == uuid.UUID(str(hidden))
+    await drain(worker)
+    assert in_calendar(calendar) == {}
