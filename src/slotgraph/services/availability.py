@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -30,13 +30,10 @@ from slotgraph.domain.combine import Points, Slots, merged_slots
 from slotgraph.domain.rules import check_booking_window, payment_overdue_sql
 from slotgraph.errors import BookingWindowClosed, ValidationFailed
 from slotgraph.schemas import GroupSlot
-from slotgraph.services.busy import (
-    load_busy,
-    load_resources,
-    rules_of,
-)
+from slotgraph.services.busy import load_busy, load_resources
 from slotgraph.services.common import Principal
 from slotgraph.services.merged_busy import BusyMicros, load_merged
+from slotgraph.services.search_rules import SearchRules, key_of_values, search_rules
 
 # The bounds of one search (docs/availability.md; its window: bounds.MAX_WINDOW). Each is
 # answered with a 422 naming it.
@@ -72,10 +69,10 @@ def _validate(q: SlotSearch, limit: int) -> None:
         raise ValidationFailed(errors)
 
 
-def _check_work(q: SlotSearch, resources: Sequence[ResourceRow]) -> None:
+def _check_work(q: SlotSearch, rules: Sequence[SearchRules]) -> None:
     """Every resource's grid over the window, together, may have at most MAX_CANDIDATES starts."""
     window = q.end - q.start
-    candidates = sum(window // (q.step or r.slot_step) for r in resources)
+    candidates = sum(window // (q.step or r.rules.slot_step) for r in rules)
     if candidates > MAX_CANDIDATES:
         raise ValidationFailed.one(
             "step",
@@ -89,31 +86,36 @@ def _check_work(q: SlotSearch, resources: Sequence[ResourceRow]) -> None:
 
 
 def _free_points(
-    resources: list[ResourceRow], busy: BusyMicros, q: SlotSearch, *, now: datetime, past_ok: bool
+    resources: list[ResourceRow],
+    rules: list[SearchRules],
+    busy: BusyMicros,
+    q: SlotSearch,
+    *,
+    now: datetime,
+    past_ok: bool,
 ) -> list[Iterator[Points]]:
     """Each resource's free grid starts, as lazy streams of runs (nothing is made until read)."""
     streams = []
-    opened: dict[str, list[tuple[int, int]]] = {}  # hours -> opening, for this search
+    opened: dict[object, list[tuple[int, int]]] = {}  # hours -> opening, for this search
     extra = [(wc.micros(x), wc.micros(y)) for x, y in q.extra_busy]
-    for r in resources:
-        rules = overlay.restrict(rules_of(r), mask=q.mask, min_buffer=q.min_buffer)
-        if not past_ok and rules.min_notice is None:
-            # What may be booked may be offered: the public key never books a start that has
-            # passed (domain.rules.check_start_for_key), so it is not offered one either.
-            rules = replace(rules, min_notice=timedelta(0))
+    narrowed = q.mask is not None or q.min_buffer is not None
+    for r, found in zip(resources, rules, strict=True):
+        # What may be booked may be offered: a public key is not offered a start that has passed
+        own = found.rules if past_ok else found.public
+        if narrowed:
+            own = overlay.restrict(own, mask=q.mask, min_buffer=q.min_buffer)
         spans = [*busy[r.id], *extra] if extra else busy[r.id]
-        hours = f"{r.timezone} {r.weekly_hours} {r.exceptions}"
-        if hours not in opened:
-            opened[hours] = av.opening_seconds(rules, q.start, q.end)
+        if found.hours not in opened:
+            opened[found.hours] = av.opening_seconds(own, q.start, q.end)
         starts = av.free_seconds(
-            rules,
+            own,
             window=(q.start, q.end),
             duration=q.duration,
             busy=spans,
             now=now,
-            opened=opened[hours],
+            opened=opened[found.hours],
         )
-        streams.append(av.slot_runs(rules, starts, q.step))
+        streams.append(av.slot_runs(own, starts, q.step))
     return streams
 
 
@@ -168,11 +170,13 @@ async def _load(
             min_buffer=q.min_buffer,
             ignore_booking=q.ignore_booking,
         )
-        _check_work(q, resources)
+        rules = [search_rules(r.rule_key) for r in resources]
+        _check_work(q, rules)
     else:
         async with session.begin():
             resources = await load_resources(session, principal.app_id, q.resource_ids)
-            _check_work(q, resources)
+            rules = [search_rules(key_of_values(r)) for r in resources]
+            _check_work(q, rules)
             reach = q.min_buffer or timedelta(0)
             held = await load_busy(
                 session,
@@ -185,7 +189,8 @@ async def _load(
             busy = {
                 rid: [(wc.micros(x), wc.micros(y)) for x, y in spans] for rid, spans in held.items()
             }
-    return resources, _free_points(resources, busy, q, now=now, past_ok=principal.kind == "secret")
+    past_ok = principal.kind == "secret"
+    return resources, _free_points(resources, rules, busy, q, now=now, past_ok=past_ok)
 
 
 def largest_limit(resource_count: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Select, bindparam, func, or_, select
@@ -22,45 +22,13 @@ from slotgraph.db.types import UTCDateTime
 from slotgraph.domain import availability as av
 from slotgraph.domain.rules import payment_overdue_sql
 from slotgraph.errors import ValidationFailed
+from slotgraph.services.search_rules import RULE_COLUMNS, rules_from
 
 R = TypeVar("R")
-# The columns `rules_of` reads (a search loads only these, and the id, of each resource).
-RULE_COLUMNS = (
-    "timezone",
-    "weekly_hours",
-    "exceptions",
-    "buffer_before",
-    "buffer_after",
-    "min_notice",
-    "max_advance",
-    "min_duration",
-    "max_duration",
-    "slot_step",
-)
 
 
 def rules_of(resource: Resource | ResourceRow) -> av.Rules:
-    def hours(pairs: list[list[str]]) -> list[tuple[time, time | None]]:
-        return [
-            (time.fromisoformat(a), None if b == "24:00" else time.fromisoformat(b))
-            for a, b in pairs
-        ]
-
-    weekly = None
-    if resource.weekly_hours is not None:
-        weekly = {day: hours(pairs) for day, pairs in resource.weekly_hours.items()}
-    return av.Rules(
-        timezone=resource.timezone,
-        weekly_hours=weekly,
-        exceptions={date.fromisoformat(e["date"]): hours(e["hours"]) for e in resource.exceptions},
-        buffer_before=resource.buffer_before,
-        buffer_after=resource.buffer_after,
-        min_notice=resource.min_notice,
-        max_advance=resource.max_advance,
-        min_duration=resource.min_duration,
-        max_duration=resource.max_duration,
-        slot_step=resource.slot_step,
-    )
+    return rules_from(*(getattr(resource, name) for name in RULE_COLUMNS))
 
 
 @functools.cache

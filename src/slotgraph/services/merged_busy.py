@@ -22,9 +22,11 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Select,
+    Text,
     Uuid,
     any_,
     bindparam,
+    cast,
     func,
     literal_column,
     or_,
@@ -42,10 +44,12 @@ from slotgraph.db.models import Booking, BookingHold, Resource
 from slotgraph.db.types import UTCDateTime
 from slotgraph.domain import availability as av
 from slotgraph.domain.rules import payment_overdue_sql
-from slotgraph.services.busy import RULE_COLUMNS, in_order
+from slotgraph.services.busy import in_order
+from slotgraph.services.search_rules import RULE_COLUMNS, RuleKey, key_of_text
 
 # Each resource's busy spans in epoch microseconds, [lo, hi): what the search computes with.
 BusyMicros = dict[uuid.UUID, list[av.Micros]]
+_AS_TEXT = ("weekly_hours", "exceptions")  # read as text (services/search_rules.py)
 
 
 @functools.cache
@@ -98,7 +102,11 @@ def _load_in_one_statement(ignoring: bool = False, single: bool = False) -> Sele
     )
     pairs = func.string_agg(bounds, literal_column("''::bytea"), type_=NullType())
     spans = select(pairs).correlate(resource).scalar_subquery()
-    needed = [resource.c[name] for name in ("id", *RULE_COLUMNS)]
+    # The JSON columns as their text: it keys the rules built from them (services/search_rules.py)
+    needed = [
+        cast(resource.c[name], Text).label(name) if name in _AS_TEXT else resource.c[name]
+        for name in ("id", *RULE_COLUMNS)
+    ]
     which = (
         resource.c.id == bindparam("id", type_=Uuid())
         if single
@@ -139,12 +147,13 @@ def _prepared(dialect: Dialect, ignoring: bool, single: bool) -> driver_sql.Prep
 
 @dataclass(frozen=True, slots=True)
 class _Found:
-    """A resource as a search reads it: its id, the columns of its rules, its busy spans."""
+    """A resource as a search reads it: its id, the columns of its rules (the JSON ones as
+    text), its busy spans."""
 
     id: uuid.UUID
     timezone: str
-    weekly_hours: dict[str, list[list[str]]] | None
-    exceptions: list[dict[str, Any]]
+    weekly_hours: str | None
+    exceptions: str
     buffer_before: timedelta
     buffer_after: timedelta
     min_notice: timedelta | None
@@ -153,6 +162,21 @@ class _Found:
     max_duration: timedelta | None
     slot_step: timedelta
     busy: bytes | None
+
+    @property
+    def rule_key(self) -> RuleKey:
+        return key_of_text(
+            self.timezone,
+            self.weekly_hours,
+            self.exceptions,
+            self.buffer_before,
+            self.buffer_after,
+            self.min_notice,
+            self.max_advance,
+            self.min_duration,
+            self.max_duration,
+            self.slot_step,
+        )
 
 
 async def load_merged(
