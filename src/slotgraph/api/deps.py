@@ -50,8 +50,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         return
     keyed = getattr(request.state, "idempotency_keyed", None)
     sessions = request.app.state.sessions
-    async with sessions() if keyed is None else sessions(info={KEYED: keyed}) as session:
+    session = sessions() if keyed is None else sessions(info={KEYED: keyed})
+    try:
         yield session
+    finally:
+        # A session the route never used (no transaction, no objects: an availability search
+        # on PostgreSQL reads on the driver) holds nothing to close; closing it cost a greenlet
+        # hop, 20-50 us a request.
+        if session.in_transaction() or session.identity_map:
+            await session.close()
 
 
 Session = Annotated[AsyncSession, Depends(get_session)]
