@@ -129,6 +129,7 @@ async def test_a_reset_or_refused_database_connection_is_still_503(
     if (reason := why_not_tcp(engine.url)) is not None:
         pytest.skip(reason)
     resource = await api.resource()
+    client = await api.client()
     assert engine.url.host is not None
     proxy = _Proxy(engine.url.host, engine.url.port or 5432)
     port = await proxy.start()
@@ -142,20 +143,39 @@ async def test_a_reset_or_refused_database_connection_is_still_503(
         "end": "2024-05-21T00:00:00Z",
         "duration": "PT30M",
     }
+    # A plain create: its two statements go straight to asyncpg on a pooled connection
+    # (db/driver_sql.py autocommit), outside SQLAlchemy's error hook.
+    create = {
+        "resource_id": resource["resource_id"],
+        "client_id": client["client_id"],
+        "start_time": "2024-05-20T10:00:00Z",
+        "end_time": "2024-05-20T11:00:00Z",
+    }
+    # A plain create: its two statements go straight to asyncpg on a pooled connection
+    # (db/driver_sql.py autocommit), outside SQLAlchemy's error hook.
+    create = {
+        "resource_id": resource["resource_id"],
+        "client_id": client["client_id"],
+        "start_time": "2024-05-20T10:00:00Z",
+        "end_time": "2024-05-20T11:00:00Z",
+    }
     caplog.set_level(logging.INFO)
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://test"
         ) as http:
             before = await http.get("/v1/availability", params=search, headers=headers)
+            made = await http.post("/v1/bookings", json=create, headers=headers)
             proxy.reset_all()
             during = [
+                await http.post("/v1/bookings", json=create, headers=headers),
                 await http.get("/v1/availability", params=search, headers=headers),
                 await http.get("/v1/resources", headers=headers),
             ]
     finally:
         await proxied.dispose()
     assert before.status_code == 200, before.text
+    assert made.status_code == 201, made.text
     for r in during:
         assert r.status_code == 503, r.text
         assert r.json()["code"] == "database_unavailable"

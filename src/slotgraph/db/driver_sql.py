@@ -14,18 +14,20 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import CursorResult, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
-from slotgraph.db.engine import unavailable
+from slotgraph.db.engine import checkout, unavailable
 
 T = TypeVar("T")
 
@@ -107,36 +109,68 @@ async def run_positional(
     return await conn.exec_driver_sql(prepared.sql, prepared.convert(values))
 
 
-async def fetch_autocommit(
-    conn: AsyncConnection, prepared: Prepared, args: Sequence[Any]
-) -> list[Any]:
-    """PostgreSQL, a connection in autocommit: `prepared` (a SELECT) with the positional `args`,
-    straight on asyncpg. Its rows are `prepared.row`s, converted as `execute` would convert
-    them (Prepared.converted): attributes by column name, as a Row's.
+@dataclass(frozen=True, slots=True)
+class Autocommit:
+    """PostgreSQL: a pooled connection checked out without a transaction (`autocommit`), for
+    statements that each commit by themselves, sent straight on its asyncpg connection."""
+
+    pooled: Any  # the pool's connection (no SQLAlchemy Connection around it)
+    driver: Any  # its asyncpg connection
+    dialect: Dialect
+
+
+@asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[Autocommit]:
+    """PostgreSQL: a pooled connection for `fetch_autocommit` and `execute_autocommit` (the
+    optimistic create, ADR 0005), checked out and in with one hop into SQLAlchemy's greenlet
+    each, and no Connection or ORM session around it: a session, its `begin()` and a connection
+    in AUTOCOMMIT cost 142-149 us of CPU with nothing sent (docs/benchmarks.md, eighth pass).
+
+    Nothing begins a transaction on it, so each statement commits by itself. As through
+    SQLAlchemy, a lost connection leaves the pool (also one cancelled mid-statement, or left in
+    a transaction), and the database's state is 503 (engine.unavailable)."""
+    pooled = await greenlet_spawn(checkout, engine.sync_engine)
+    driver = pooled.driver_connection
+    broken = True
+    try:
+        yield Autocommit(pooled, driver, engine.dialect)
+        broken = False
+    except OSError as exc:  # the database's socket: the block's only I/O is on `driver`
+        raise (unavailable(exc, lost=True) or exc) from exc
+    except Exception:
+        broken = False
+        raise
+    finally:
+        if pooled.is_valid and (broken or driver.is_closed() or driver.is_in_transaction()):
+            await greenlet_spawn(pooled.invalidate)
+        await greenlet_spawn(pooled.close)
+
+
+async def fetch_autocommit(on: Autocommit, prepared: Prepared, args: Sequence[Any]) -> list[Any]:
+    """`prepared` (a SELECT) with the positional `args`, straight on asyncpg. Its rows are
+    `prepared.row`s, converted as `execute` would convert them (Prepared.converted): attributes
+    by column name, as a Row's.
 
     Through SQLAlchemy a statement costs about 115 us of CPU more than asyncpg's own call (the
     greenlet, the adapter's cursor and its prepared-statement cache, the execution context, the
     result): measured in one process, 167-180 us against 54 us for the create's read (ADR 0005;
-    docs/benchmarks.md, "eighth pass"). In autocommit SQLAlchemy sends no BEGIN first, so the
-    driver's call is the whole of it; errors are handled as SQLAlchemy's (_translated)."""
-    driver = await _autocommit_driver(conn)
+    docs/benchmarks.md, "eighth pass"). Errors are handled as SQLAlchemy's (_translated)."""
     try:
-        records = await driver.fetch(prepared.sql, *args)
+        records = await on.driver.fetch(prepared.sql, *args)
     except Exception as exc:
-        raise await _translated(conn, exc) from exc
+        raise await _translated(on, exc) from exc
     make = prepared.row
     return [make(*prepared.converted(record)) for record in records]
 
 
-async def execute_autocommit(conn: AsyncConnection, prepared: Prepared, args: Sequence[Any]) -> int:
-    """PostgreSQL, a connection in autocommit: `prepared` (one INSERT, or UPDATE, DELETE) with
-    the positional `args`, straight on asyncpg (fetch_autocommit says why); the rows it wrote,
-    from the command's status as SQLAlchemy reads `rowcount` from it."""
-    driver = await _autocommit_driver(conn)
+async def execute_autocommit(on: Autocommit, prepared: Prepared, args: Sequence[Any]) -> int:
+    """`prepared` (one INSERT, or UPDATE, DELETE) with the positional `args`, straight on
+    asyncpg (fetch_autocommit says why); the rows it wrote, from the command's status as
+    SQLAlchemy reads `rowcount` from it."""
     try:
-        status = await driver.execute(prepared.sql, *args)
+        status = await on.driver.execute(prepared.sql, *args)
     except Exception as exc:
-        raise await _translated(conn, exc) from exc
+        raise await _translated(on, exc) from exc
     counted = _ROWS.match(status or "")
     return int(counted.group(1)) if counted else -1
 
@@ -144,28 +178,18 @@ async def execute_autocommit(conn: AsyncConnection, prepared: Prepared, args: Se
 _ROWS = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
 
 
-async def _autocommit_driver(conn: AsyncConnection) -> Any:
-    raw = await conn.get_raw_connection()
-    assert conn.dialect.name == "postgresql", "asyncpg's"
-    # In a transaction SQLAlchemy would send BEGIN before the first statement: not here.
-    assert raw.dbapi_connection is not None
-    assert raw.dbapi_connection.autocommit, "autocommit"
-    return raw.driver_connection
-
-
-async def _translated(conn: AsyncConnection, exc: Exception) -> Exception:
+async def _translated(on: Autocommit, exc: Exception) -> Exception:
     """What SQLAlchemy raises for the driver's `exc` (its adapter's translation to the DB-API's
     errors, then its own): a DBAPIError whose `orig` carries the SQLSTATE, a lost connection
     invalidated (it leaves the pool), and the database's state answered 503
     (engine.unavailable), as for its own statements."""
-    dialect = conn.dialect
-    raw = await conn.get_raw_connection()
+    dialect = on.dialect
     try:
-        raw.dbapi_connection._handle_exception(exc)  # type: ignore[union-attr]
+        on.pooled.dbapi_connection._handle_exception(exc)
     except dialect.loaded_dbapi.Error as dbapi_error:
         lost = dialect.is_disconnect(dbapi_error, None, None)
-        if lost:
-            await conn.invalidate(dbapi_error)
+        if lost and on.pooled.is_valid:
+            await greenlet_spawn(on.pooled.invalidate, dbapi_error)
         if (meant := unavailable(dbapi_error, lost=lost)) is not None:
             return meant
         return DBAPIError.instance(

@@ -164,7 +164,7 @@ async def driver_fetch(engine: AsyncEngine, sql: str, *args: Any) -> list[Any]:
     return rows
 
 
-def _checkout(sync_engine: Engine) -> Any:
+def checkout(sync_engine: Engine) -> Any:
     """A pooled connection, without a Connection around it; one that cannot be made is 503."""
     try:
         return sync_engine.raw_connection()
@@ -174,7 +174,7 @@ def _checkout(sync_engine: Engine) -> Any:
 
 
 def _fetch_in_greenlet(sync_engine: Engine, sql: str, args: tuple[Any, ...]) -> list[Any]:
-    pooled = _checkout(sync_engine)
+    pooled = checkout(sync_engine)
     driver: Any = pooled.driver_connection
     try:
         rows: list[Any] = await_only(driver.fetch(sql, *args))
@@ -200,7 +200,7 @@ async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[Any]:
     lost connection leaves the pool; it, a refusal, or one that cannot be made is 503. A
     connection still in the transaction when the block ends (cancelled mid-statement) is closed,
     never handed to the next user."""
-    pooled = await greenlet_spawn(_checkout, engine.sync_engine)
+    pooled = await greenlet_spawn(checkout, engine.sync_engine)
     driver: Any = pooled.driver_connection
     lost = False
     try:

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from slotgraph.db import driver_sql, insert_plans
 from slotgraph.db.insert_plans import RESOURCE_VERSION
@@ -158,7 +158,7 @@ async def lock_resources(
     *,
     hold: bool,
     client_id: uuid.UUID | None = None,
-    lock: bool = True,
+    optimistic: driver_sql.Autocommit | None = None,
     probe: Probe | None = None,
 ) -> tuple[dict[uuid.UUID, ResourceRow], bool]:
     """Load and row-lock resources of `app_id`, in id order; and whether `client_id` exists.
@@ -171,9 +171,11 @@ async def lock_resources(
     id order, so waits cannot form a cycle. On SQLite no lock is rendered: BEGIN IMMEDIATE
     already serialises writers.
 
-    `lock=False` (PostgreSQL, one resource): read without a lock, with the row's version in
-    `row_version`. The caller's write then locks the row itself and checks that version
-    (`insert_rows(..., unless_changed=...)`), so what it decided from the row still holds.
+    `optimistic` (PostgreSQL, one resource: the optimistic create's connection, ADR 0005): read
+    on it without a lock, with the row's version in `row_version`. The caller's write then
+    locks the row itself and checks that version (`insert_rows(..., unless_changed=...)`), so
+    what it decided from the row still holds. No row found: RowChanged (the locked way, in the
+    session, says what is missing).
 
     The client check rides along in the same statement: one round trip fewer per booking. So
     does `probe` (a claim's key, e.g. an Idempotency-Key): if it is true, ClaimTaken.
@@ -186,19 +188,20 @@ async def lock_resources(
         hold=hold,
         with_client=client_id is not None,
         one=one,
-        lock=lock,
+        lock=optimistic is None,
         probe=None if probe is None else probe[0],
     )
     params = {"id": wanted[0], "ids": wanted, "app_id": app_id, "client_id": client_id}
     if probe is not None:
         params.update(probe[1])
-    conn = await session.connection()
     rows: Sequence[Any]
-    if lock:
-        rows = (await conn.execute(stmt, params)).all()
+    if optimistic is None:
+        rows = (await (await session.connection()).execute(stmt, params)).all()
     else:  # PostgreSQL in autocommit (the optimistic create): straight on the driver
-        prepared = _prepared(stmt, conn.dialect)
-        rows = await driver_sql.fetch_autocommit(conn, prepared, prepared.arguments(params))
+        prepared = _prepared(stmt, optimistic.dialect)
+        rows = await driver_sql.fetch_autocommit(optimistic, prepared, prepared.arguments(params))
+        if not rows:
+            raise RowChanged(f"no resource {wanted[0]} to book optimistically")
     if probe is not None and rows and rows[0].probe:
         raise ClaimTaken("the claim's key is taken")
     if not rows:
@@ -239,6 +242,7 @@ async def insert_rows(
     *,
     unless_changed: Unchanged | None = None,
     claim: Claim | None = None,
+    optimistic: driver_sql.Autocommit | None = None,
 ) -> None:
     """INSERT new rows, in order (parents first), without the unit of work.
 
@@ -251,7 +255,8 @@ async def insert_rows(
     `unless_changed=(resource_id, version)` (PostgreSQL): the statement first locks that
     resource row FOR NO KEY UPDATE, as lock_resources(hold=True) would, and inserts every row
     only if the row is still at `version`; otherwise it inserts nothing and raises RowChanged.
-    One statement is atomic, so it needs no transaction of its own.
+    One statement is atomic, so it needs no transaction of its own: it is sent on the
+    `optimistic` connection (the read's, lock_resources), where it commits by itself.
 
     `claim` (a row and its conflict rule, e.g. an Idempotency-Key's answer) is written first
     (after the lock, with `unless_changed`), and every other row only if the claim's row was:
@@ -268,28 +273,35 @@ async def insert_rows(
     if claim is not None:
         (claim_table, given), rule = claim
         claimed, claim_values = (claim_table, tuple(given), rule), list(given.values())
-    conn = await session.connection()
-    if conn.dialect.name == "postgresql":
+    assert (optimistic is None) == (unless_changed is None), "a gated write is optimistic"
+    conn: AsyncConnection | None = None
+    if optimistic is not None:
+        dialect = optimistic.dialect
+    else:
+        conn = await session.connection()
+        dialect = conn.dialect
+    if dialect.name == "postgresql":
         plan = insert_plans.insert_plan(
-            conn.dialect, shape, gated=unless_changed is not None, claim=claimed
+            dialect, shape, gated=unless_changed is not None, claim=claimed
         )
         values = [*(unless_changed or ()), *claim_values]
         for pick, table_rows in zip(plan.picks, by_table.values(), strict=True):
             for row in table_rows:
                 values.extend(pick(row))
         ordered = plan.ordered(values)
-        if unless_changed is not None:  # the optimistic create, in autocommit: on the driver
+        if optimistic is not None:  # the optimistic create, in autocommit: on the driver
             written = await driver_sql.execute_autocommit(
-                conn, plan.prepared, plan.prepared.convert(ordered)
+                optimistic, plan.prepared, plan.prepared.convert(ordered)
             )
         else:
+            assert conn is not None
             written = (await driver_sql.run_positional(conn, plan.prepared, ordered)).rowcount
         if unless_changed is not None and not written:
             raise RowChanged(f"resource {unless_changed[0]} changed since it was read")
         if claimed is not None and not written:
             raise ClaimTaken("the claim's key is taken")
         return
-    assert unless_changed is None, "row versions are PostgreSQL's"
+    assert conn is not None, "row versions are PostgreSQL's"
     steps: list[driver_sql.Step] = []
     if claimed is not None:
         steps.append((insert_plans.claim_plan(conn.dialect, *claimed).prepared, claim_values, True))

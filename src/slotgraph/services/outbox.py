@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from slotgraph import logs, metrics
-from slotgraph.db import queries
+from slotgraph.db import driver_sql, queries
 from slotgraph.db.models import (
     BOOKING_TRANSITIONS,
     EVENTS,
@@ -44,13 +44,16 @@ async def record_change(
     unless_changed: queries.Unchanged | None = None,
     published: str | None = None,
     claim: queries.Claim | None = None,
+    optimistic: driver_sql.Autocommit | None = None,
 ) -> None:
     """Write the history row and the event `booking.<status>` (or `event_type`) for a change.
 
     `new_rows` (a new booking and its holds) are written first, in the same round trip; with
     `unless_changed`, all of it or nothing, and with `claim` only if the claim's row is written
     too (queries.insert_rows). `published`: booking_out(booking) as JSON, if the caller has
-    rendered it already (the create answers with the same text).
+    rendered it already (the create answers with the same text). `optimistic`: the connection
+    of the optimistic create, where the one statement commits by itself (so it is counted
+    here, not at the session's commit).
     """
     if published is None:
         published = booking_out(booking).model_dump_json()
@@ -82,7 +85,11 @@ async def record_change(
         [*new_rows, (BOOKING_TRANSITIONS, transition), (EVENTS, event)],
         unless_changed=unless_changed,
         claim=claim,
+        optimistic=optimistic,
     )
+    if optimistic is not None:  # committed
+        metrics.record_changes([(booking.graph, action)])
+        return
     session.sync_session.info.setdefault("changes", []).append((booking.graph, action))
 
 

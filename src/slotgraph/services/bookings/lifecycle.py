@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.bounds import MAX_BOOKING_LENGTH
-from slotgraph.db import queries
+from slotgraph.db import driver_sql, queries
 from slotgraph.db.models import BOOKING_HOLDS, Booking, BookingHold, new_id
 from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
@@ -293,17 +293,24 @@ async def lock_bookable(
     will_hold: bool,
     field: str = "resource_id",
     client_id: uuid.UUID | None = None,
-    lock: bool = True,
+    optimistic: driver_sql.Autocommit | None = None,
     probe: queries.Probe | None = None,
 ) -> list[ResourceRow]:
     """The resources in the given order, locked (queries.lock_resources), none archived.
 
     `will_hold`: the transaction will write active holds on them. `client_id`, if given, must exist
-    too; it is checked first, in the same statement. `lock=False`: read with their version
-    instead, for a write that checks it (queries.insert_rows). `probe`: queries.lock_resources.
+    too; it is checked first, in the same statement. `optimistic`: read on that connection with
+    their version instead, for a write that checks it (queries.insert_rows). `probe`:
+    queries.lock_resources.
     """
     found, client_ok = await queries.lock_resources(
-        session, app_id, ids, hold=will_hold, client_id=client_id, lock=lock, probe=probe
+        session,
+        app_id,
+        ids,
+        hold=will_hold,
+        client_id=client_id,
+        optimistic=optimistic,
+        probe=probe,
     )
     # Every unknown id at once: a person fixes them all in one go.
     errors = [] if client_ok else [("client_id", "no such client")]

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db import queries
+from slotgraph.db import driver_sql, queries
 from slotgraph.db.models import Booking, BookingHold
 from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
@@ -47,7 +47,7 @@ async def place_new(
     holds_now: bool,
     now: datetime,
     check_overlap: bool,
-    lock: bool = True,
+    optimistic: driver_sql.Autocommit | None = None,
     probe: queries.Probe | None = None,
 ) -> Placed:
     """Choose the resource(s) of a new booking (`booking_id`, over `data`'s time; `holds_now`:
@@ -59,9 +59,9 @@ async def place_new(
     see cannot change before the commit. Without `check_overlap`, a single resource (or `all`) is
     not checked for overlaps here: the caller relies on the exclusion constraint.
 
-    `lock=False` (one resource, no overlap check): read it without a lock; `unchanged` is the
-    (resource id, version) that the write must still find. `probe` rides on the read of the
-    resources (queries.lock_resources).
+    `optimistic` (one resource, no overlap check): read it on that connection without a lock;
+    `unchanged` is the (resource id, version) that the write must still find. `probe` rides on
+    the read of the resources (queries.lock_resources).
     """
     assert data.start_time is not None
     assert data.end_time is not None
@@ -74,11 +74,11 @@ async def place_new(
         will_hold=holds_now,
         field="resource_ids" if data.resource_ids else "resource_id",
         client_id=data.client_id,
-        lock=lock,
+        optimistic=optimistic,
         probe=probe,
     )
     unchanged = None
-    if not lock:
+    if optimistic is not None:
         assert len(resources) == 1, "optimistic: one resource"
         assert not check_overlap, "optimistic: the constraint is the check"
         unchanged = (resources[0].id, resources[0].row_version)
