@@ -9,7 +9,7 @@ import re
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import iter_route_contexts
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -128,3 +128,29 @@ async def test_every_path_is_answered_as_by_the_routers_own_loop(engine: AsyncEn
                 ), (method, path)
                 if not path.startswith("/metrics"):  # counts the requests just made
                     assert one.content == other.content, (method, path)
+
+
+async def test_routes_added_after_the_first_request_are_found() -> None:
+    """The index is kept between requests: a route added later (a router included, a route
+    added to an included router, a route added to the app) must still be answered. (A path
+    that no candidate matches at all goes to the router's own loop, so most stale indexes would
+    still answer; one that offers a route for the path but not the method would not.)"""
+    app = create_app(TEST_SETTINGS)
+    late = APIRouter(prefix="/late")
+
+    async def answer() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    app.add_api_route("/late-four", answer)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        assert (await http.get("/late-four")).status_code == 200  # the index is built
+        # Another method on that path: a stale index offers only the GET route, which matches
+        # the path but not the method (405), and looks no further.
+        app.add_api_route("/late-four", answer, methods=["POST"])
+        assert (await http.post("/late-four")).status_code == 200
+        late.add_api_route("/one", answer)
+        app.include_router(late)
+        assert (await http.get("/late/one")).status_code == 200
+        late.add_api_route("/one", answer, methods=["POST"])  # to a router included already
+        assert (await http.post("/late/one")).status_code == 200
