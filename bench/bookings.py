@@ -9,8 +9,8 @@ and memory.
   (--quick: 100,000); the runs themselves add bookings, and the table says how many.
 - Memory: the peak RSS (VmHWM) of each server process after run 1 and after run 4.
 - CPU per request (PostgreSQL): of the server's processes and of the database's backends, from
-  /proc around each wrk run, divided by the requests wrk made; what the ratio is made of, which
-  the machine's load moves less than req/s.
+  /proc around each wrk run (harness.cpu_ms, to the nanosecond), divided by the requests wrk
+  made; what the ratio is made of, which the machine's load moves less than req/s.
 """
 
 from __future__ import annotations
@@ -28,7 +28,18 @@ import asyncpg
 import httpx
 
 from bench.availability import _filler
-from bench.harness import SECRET, Figure, auth, col, database, free_port, start, stop, wait_ready
+from bench.harness import (
+    SECRET,
+    Figure,
+    auth,
+    col,
+    cpu_ms,
+    database,
+    free_port,
+    start,
+    stop,
+    wait_ready,
+)
 
 HERE = Path(__file__).parent
 
@@ -53,18 +64,6 @@ def _wrk(url: str, script: str, seconds: int, env: dict[str, str]) -> dict[str, 
     return {"rps": rps, "p50": p50, "p99": p99, "requests": made}
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes so far (those gone meanwhile count 0)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 async def _measured(
     conn: asyncpg.Connection | None,
     master: subprocess.Popen[bytes],
@@ -87,13 +86,13 @@ async def _measured(
 
     server = [master.pid, *_children(master.pid)]
     database = await backends()
-    before = {pid: _cpu_seconds([pid]) for pid in server + database}
+    before = {pid: cpu_ms([pid]) for pid in server + database}
     figures = _wrk(f"http://127.0.0.1:{env['SG_PORT']}", script, seconds, env)
-    after = {pid: _cpu_seconds([pid]) for pid in server + await backends()}
+    after = {pid: cpu_ms([pid]) for pid in server + await backends()}
     used = {pid: after[pid] - before[pid] for pid in after if pid in before}
     n = figures["requests"]
-    figures["server_us"] = sum(used.get(pid, 0.0) for pid in server) / n * 1e6
-    figures["database_us"] = sum(v for pid, v in used.items() if pid not in server) / n * 1e6
+    figures["server_us"] = sum(used.get(pid, 0.0) for pid in server) / n * 1e3
+    figures["database_us"] = sum(v for pid, v in used.items() if pid not in server) / n * 1e3
     return figures
 
 

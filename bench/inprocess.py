@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from bench.harness import cpu_ms
+
 # One database per engineer on a shared machine: SLOTGRAPH_INPROCESS_DB=slotgraph_<you>_inprocess
 NAME = os.environ.get("SLOTGRAPH_INPROCESS_DB", "slotgraph_inprocess")
 KEPT = Path(tempfile.gettempdir()) / f"{NAME}.json"  # the URL and the scenarios
@@ -193,15 +195,7 @@ async def _backends(url: str) -> dict[int, float]:
         )
     finally:
         await conn.close()
-    return {pid: _cpu_seconds(pid) for (pid,) in pids}
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:  # gone meanwhile
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return {pid: cpu_ms([pid]) / 1000 for (pid,) in pids}
 
 
 def _creates(resource: str, client: str) -> Iterator[bytes]:

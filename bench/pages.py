@@ -17,7 +17,6 @@ the search.
 
 from __future__ import annotations
 
-import os
 import statistics
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from bench.harness import Figure, auth, now, one_server
+from bench.harness import Figure, auth, cpu_ms, now, one_server
 
 RESOURCES = 10
 WEEKS = 4
@@ -41,13 +40,6 @@ async def _timed(http: httpx.AsyncClient, url: str, **kw: Any) -> tuple[float, f
     took = (now() - t) * 1000
     assert r.status_code == 200, r.text[:500]
     return float(r.headers["server-timing"].split("dur=")[1]), took
-
-
-def cpu_ms(pid: int) -> float:
-    """CPU time (user + system) the process has used so far, in ms (from /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def mondays() -> list[date]:
@@ -167,10 +159,10 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
                     {"params": _query(ids, weeks[1], 7), "headers": auth()},
                 ),
             ):
-                before = cpu_ms(api.pid)
+                before = cpu_ms([api.pid])
                 for _ in range(per_round * 2):
                     await _timed(http, url, **kw)
-                series[key].append((cpu_ms(api.pid) - before) / (per_round * 2))
+                series[key].append((cpu_ms([api.pid]) - before) / (per_round * 2))
     ratio = [p / a for p, a in zip(series["week"], series["api"], strict=True)]
     return [
         Figure(
