@@ -91,7 +91,7 @@ def _deep_size(value: object, seen: set[int] | None = None) -> int:
 
 def _key(weekly: dict[str, list[list[str]]] | None, exceptions: list[dict[str, Any]]) -> Any:
     zero = timedelta(0)
-    return search_rules.key_of_text(
+    return (  # the rule columns as the models hold them, the JSON ones as text
         "Europe/Oslo",
         None if weekly is None else json.dumps(weekly),
         json.dumps(exceptions),
@@ -137,5 +137,5 @@ def test_the_cache_stays_within_its_bytes() -> None:
     assert made[0] not in cache.entries  # the least recently used went first
     huge = _key(None, [{"date": f"2025-01-{d:02d}", "hours": []} for d in range(1, 29)] * 8)
     assert search_rules.entry_bytes(huge) * 8 > 40_000
-    assert cache.get(huge).rules.timezone == "Europe/Oslo"  # built, answered, not kept
+    assert cache.get(huge).own.timezone == "Europe/Oslo"  # built, answered, not kept
     assert huge not in cache.entries

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.bounds import window_error
 from slotgraph.db.models import Booking
-from slotgraph.db.queries import ResourceRow
 from slotgraph.domain import availability as av
 from slotgraph.domain import overlay
 from slotgraph.domain import wallclock as wc
@@ -32,8 +31,8 @@ from slotgraph.errors import BookingWindowClosed, ValidationFailed
 from slotgraph.schemas import GroupSlot
 from slotgraph.services.busy import load_busy, load_resources
 from slotgraph.services.common import Principal
-from slotgraph.services.merged_busy import BusyMicros, load_merged
-from slotgraph.services.search_rules import SearchRules, key_of_values, search_rules
+from slotgraph.services.merged_busy import BusyMicros, SearchedResource, load_merged
+from slotgraph.services.search_rules import key_of_values, search_rules
 
 # The bounds of one search (docs/availability.md; its window: bounds.MAX_WINDOW). Each is
 # answered with a 422 naming it.
@@ -69,10 +68,10 @@ def _validate(q: SlotSearch, limit: int) -> None:
         raise ValidationFailed(errors)
 
 
-def _check_work(q: SlotSearch, rules: Sequence[SearchRules]) -> None:
+def _check_work(q: SlotSearch, resources: Sequence[SearchedResource]) -> None:
     """Every resource's grid over the window, together, may have at most MAX_CANDIDATES starts."""
     window = q.end - q.start
-    candidates = sum(window // (q.step or r.rules.slot_step) for r in rules)
+    candidates = sum(window // (q.step or r.rules.own.slot_step) for r in resources)
     if candidates > MAX_CANDIDATES:
         raise ValidationFailed.one(
             "step",
@@ -86,8 +85,7 @@ def _check_work(q: SlotSearch, rules: Sequence[SearchRules]) -> None:
 
 
 def _free_points(
-    resources: list[ResourceRow],
-    rules: list[SearchRules],
+    resources: list[SearchedResource],
     busy: BusyMicros,
     q: SlotSearch,
     *,
@@ -99,9 +97,10 @@ def _free_points(
     opened: dict[object, list[tuple[int, int]]] = {}  # hours -> opening, for this search
     extra = [(wc.micros(x), wc.micros(y)) for x, y in q.extra_busy]
     narrowed = q.mask is not None or q.min_buffer is not None
-    for r, found in zip(resources, rules, strict=True):
+    for r in resources:
+        found = r.rules
         # What may be booked may be offered: a public key is not offered a start that has passed
-        own = found.rules if past_ok else found.public
+        own = found.own if past_ok else found.public
         if narrowed:
             own = overlay.restrict(own, mask=q.mask, min_buffer=q.min_buffer)
         spans = [*busy[r.id], *extra] if extra else busy[r.id]
@@ -153,7 +152,7 @@ class FoundSlot:
 
 async def _load(
     session: AsyncSession, principal: Principal, q: SlotSearch, *, now: datetime
-) -> tuple[list[ResourceRow], list[Iterator[Points]]]:
+) -> tuple[list[SearchedResource], list[Iterator[Points]]]:
     """Load the resources and what keeps them busy, check the work is bounded, then the starts.
 
     PostgreSQL: one statement (one snapshot, so no transaction to open and close: one round
@@ -170,17 +169,16 @@ async def _load(
             min_buffer=q.min_buffer,
             ignore_booking=q.ignore_booking,
         )
-        rules = [search_rules(r.rule_key) for r in resources]
-        _check_work(q, rules)
+        _check_work(q, resources)
     else:
         async with session.begin():
-            resources = await load_resources(session, principal.app_id, q.resource_ids)
-            rules = [search_rules(key_of_values(r)) for r in resources]
-            _check_work(q, rules)
+            rows = await load_resources(session, principal.app_id, q.resource_ids)
+            resources = [SearchedResource(r.id, search_rules(key_of_values(r))) for r in rows]
+            _check_work(q, resources)
             reach = q.min_buffer or timedelta(0)
             held = await load_busy(
                 session,
-                resources,
+                rows,
                 q.start - reach,
                 q.end + reach,
                 now=now,
@@ -190,7 +188,7 @@ async def _load(
                 rid: [(wc.micros(x), wc.micros(y)) for x, y in spans] for rid, spans in held.items()
             }
     past_ok = principal.kind == "secret"
-    return resources, _free_points(resources, rules, busy, q, now=now, past_ok=past_ok)
+    return resources, _free_points(resources, busy, q, now=now, past_ok=past_ok)
 
 
 def largest_limit(resource_count: int) -> int:

@@ -14,9 +14,8 @@ import sys
 import uuid
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     DateTime,
@@ -45,7 +44,7 @@ from slotgraph.db.types import UTCDateTime
 from slotgraph.domain import availability as av
 from slotgraph.domain.rules import payment_overdue_sql
 from slotgraph.services.busy import in_order
-from slotgraph.services.search_rules import RULE_COLUMNS, RuleKey, key_of_text
+from slotgraph.services.search_rules import RULE_COLUMNS, RuleKey, SearchRules, search_rules
 
 # Each resource's busy spans in epoch microseconds, [lo, hi): what the search computes with.
 BusyMicros = dict[uuid.UUID, list[av.Micros]]
@@ -141,42 +140,21 @@ def _prepared(dialect: Dialect, ignoring: bool, single: bool) -> driver_sql.Prep
     assert given == {"app_id", "id" if single else "ids", "start", "end", "extra", "now"} | (
         {"ignore"} if ignoring else set()
     )
-    assert prepared.columns == tuple(f.name for f in fields(_Found)), prepared.columns
+    assert prepared.columns == ("id", *RULE_COLUMNS, "busy"), prepared.columns
     return prepared
 
 
-@dataclass(frozen=True, slots=True)
-class _Found:
-    """A resource as a search reads it: its id, the columns of its rules (the JSON ones as
-    text), its busy spans."""
+class SearchedResource(NamedTuple):
+    """A resource as a search reads it: its id and its rules (services/search_rules.py)."""
 
     id: uuid.UUID
-    timezone: str
-    weekly_hours: str | None
-    exceptions: str
-    buffer_before: timedelta
-    buffer_after: timedelta
-    min_notice: timedelta | None
-    max_advance: timedelta | None
-    min_duration: timedelta | None
-    max_duration: timedelta | None
-    slot_step: timedelta
-    busy: bytes | None
+    rules: SearchRules
 
-    @property
-    def rule_key(self) -> RuleKey:
-        return key_of_text(
-            self.timezone,
-            self.weekly_hours,
-            self.exceptions,
-            self.buffer_before,
-            self.buffer_after,
-            self.min_notice,
-            self.max_advance,
-            self.min_duration,
-            self.max_duration,
-            self.slot_step,
-        )
+
+def _rule_columns(prepared: driver_sql.Prepared, key: RuleKey) -> RuleKey:
+    """The rule columns of a row as the models hold them (durations as `timedelta`), from the
+    row as read: what the cache builds rules from when it has no entry for them."""
+    return tuple(prepared.converted([None, *key])[1:])  # at the row's positions: the id first
 
 
 async def load_merged(
@@ -189,7 +167,7 @@ async def load_merged(
     now: datetime,
     min_buffer: timedelta | None,
     ignore_booking: uuid.UUID | None,
-) -> tuple[list[Any], BusyMicros]:
+) -> tuple[list[SearchedResource], BusyMicros]:
     """PostgreSQL: the resources (in the order asked; 422 for one not found) and the union of
     each one's holds that could touch a slot in [start, end), in one statement, without a
     transaction.
@@ -218,10 +196,12 @@ async def load_merged(
         rows: Sequence[Any] = await driver_fetch(session.bind, prepared.sql, *args)
     else:  # a session on a connection of its caller's: read in the caller's transaction
         rows = (await (await session.connection()).exec_driver_sql(prepared.sql, args)).all()
-    found: dict[Any, _Found] = {}
-    for row in rows:
-        resource = _Found(*prepared.converted(row))
-        found[resource.id] = resource
-    resources = in_order(found, ids)
-    busy: BusyMicros = {r.id: _spans(r.busy) for r in resources}
+    # Each row's rule columns as read (the JSON ones as text, durations as seconds) are the key
+    # of its rules: converted only when the cache has none for them.
+    decode = functools.partial(_rule_columns, prepared)
+    found = {row[0]: row for row in rows}
+    resources, busy = [], {}
+    for row in in_order(found, ids):
+        resources.append(SearchedResource(row[0], search_rules(tuple(row[1:-1]), decode)))
+        busy[row[0]] = _spans(row[-1])
     return resources, busy

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, time, timedelta
 from typing import Any
@@ -49,20 +50,13 @@ RuleKey = tuple[Any, ...]
 
 @dataclass(frozen=True, slots=True)
 class SearchRules:
-    """What a search reads of one resource's rules: as they are (a secret key's search), with
+    """What a search reads of one resource's rules: its own (a secret key's search), with
     a start that has passed never offered (a public key's), and its hours' identity (resources
     with the same zone and hours share one opening computation)."""
 
-    rules: av.Rules
+    own: av.Rules
     public: av.Rules
     hours: tuple[str, str | None, str]
-
-
-def key_of_text(
-    timezone: str, weekly_hours: str | None, exceptions: str | None, *durations: Any
-) -> RuleKey:
-    """The key of rule columns read with their JSON as text (PostgreSQL's `::text`)."""
-    return (timezone, weekly_hours, exceptions, *durations)
 
 
 def key_of_values(resource: Any) -> RuleKey:
@@ -89,13 +83,13 @@ class _Cache:
         self.entries: OrderedDict[RuleKey, tuple[SearchRules, int]] = OrderedDict()
         self.lock = threading.Lock()  # the bench's and the tests' threads share the module
 
-    def get(self, key: RuleKey) -> SearchRules:
+    def get(self, key: RuleKey, decode: Callable[[RuleKey], RuleKey] | None = None) -> SearchRules:
         with self.lock:
             found = self.entries.get(key)
             if found is not None:
                 self.entries.move_to_end(key)
                 return found[0]
-        made = _build(key)
+        made = _build(key if decode is None else decode(key))
         size = entry_bytes(key)
         if size * 8 > self.budget:
             return made
@@ -123,9 +117,11 @@ def entry_bytes(key: RuleKey) -> int:
 _CACHE = _Cache(RULES_CACHE_BYTES)
 
 
-def search_rules(key: RuleKey) -> SearchRules:
-    """The rules of a resource whose rule columns are `key` (key_of_text / key_of_values)."""
-    return _CACHE.get(key)
+def search_rules(key: RuleKey, decode: Callable[[RuleKey], RuleKey] | None = None) -> SearchRules:
+    """The rules of a resource whose rule columns are `key`: as the models hold them
+    (`key_of_values`), or as read (PostgreSQL's row: the JSON as text, the durations as
+    seconds), which `decode` turns into the former when the rules have to be built."""
+    return _CACHE.get(key, decode)
 
 
 def _build(key: RuleKey) -> SearchRules:
