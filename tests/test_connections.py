@@ -4,9 +4,21 @@ named proxies are not counted (every visitor behind a proxy comes from its addre
 
 from __future__ import annotations
 
-import pytest
+import inspect
+import socket
+import sys
 
-from slotgraph.api.connections import Bounds, address_key, trusted_networks
+import pytest
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from slotgraph.api.connections import (
+    BoundedHttpToolsProtocol,
+    Bounds,
+    acked_bytes,
+    address_key,
+    tcp_info_option,
+    trusted_networks,
+)
 
 BOUNDS = Bounds(
     head_seconds=10, per_address=64, trusted=trusted_networks("10.0.0.0/8, 192.0.2.7, unix:x")
@@ -39,3 +51,56 @@ def test_counted_as(address: str, counted_as: str | None) -> None:
 
 def test_every_proxy_trusted_counts_no_one() -> None:
     assert address_key("203.0.113.5", Bounds(10, 64, trusted_networks("*"))) is None
+
+
+def test_the_kernels_count_is_read_only_where_its_struct_is_linuxs() -> None:
+    # FreeBSD defines TCP_INFO too, with another struct tcp_info: Linux's offset is not its count
+    assert tcp_info_option("freebsd14") is None
+    assert tcp_info_option("darwin") is None
+    assert tcp_info_option("win32") is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's TCP_INFO")
+def test_the_kernels_count_is_the_bytes_the_peer_acknowledged() -> None:
+    """What `acked_bytes` reads is the count of bytes the other end took, in Linux's struct
+    (it counts the handshake's SYN too: the difference is the data): a wrong offset reads
+    another field (tcpi_max_pacing_rate before it, tcpi_bytes_received after it)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    sender = socket.create_connection(listener.getsockname())
+    receiver, _ = listener.accept()
+    with listener, sender, receiver:
+        sent = acked_bytes(sender)
+        assert sent is not None
+        sender.sendall(b"x" * 300_000)
+        got = 0
+        while got < 300_000:
+            got += len(receiver.recv(65536))
+        # an answer carries the acknowledgement of all that came before it: once it is read,
+        # the sender's kernel has counted it (no waiting on the clock)
+        receiver.sendall(b"!")
+        assert sender.recv(1) == b"!"
+        assert acked_bytes(sender) == sent + 300_000
+
+
+def test_the_protocol_overrides_methods_uvicorn_still_has() -> None:
+    """Nine of uvicorn's methods are overridden (ADR 0012), one of them private: an upgrade that
+    renames one leaves the override never called, silently (the pipelined reset's error came
+    back, tests/system/test_slow_clients.py). This fails first, and names it."""
+    overridden = {
+        "connection_made",
+        "connection_lost",
+        "handle_websocket_upgrade",
+        "on_message_begin",
+        "on_headers_complete",
+        "on_response_complete",
+        "pause_writing",
+        "resume_writing",
+        "_start_asgi_task",
+    }
+    ours = {name for name in vars(BoundedHttpToolsProtocol) if not name.startswith("__")}
+    assert {name for name in ours if hasattr(HttpToolsProtocol, name)} == overridden
+    assert list(inspect.signature(HttpToolsProtocol._start_asgi_task).parameters) == [
+        "self",
+        "cycle",
+        "app",
+    ]

@@ -35,6 +35,7 @@ import ipaddress
 import json
 import socket
 import struct
+import sys
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
@@ -132,9 +133,30 @@ TOO_MANY = _answer(
     "Too many connections are open from your address (max_connections_per_address).",
 )
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
-_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None)  # Linux's
 _ACKED_AT = 120  # tcpi_bytes_acked's offset in Linux's struct tcp_info (since Linux 4.1)
+
+
+def tcp_info_option(platform: str = sys.platform) -> int | None:
+    """TCP_INFO where its struct is Linux's. FreeBSD has the option too, with a layout of its
+    own: what stands at Linux's offset there is no count of acknowledged bytes, and read as one
+    it decides whether a slow reader is reset."""
+    return getattr(socket, "TCP_INFO", None) if platform.startswith("linux") else None
+
+
+_TCP_INFO = tcp_info_option()
 _OPEN: dict[str, int] = {}  # this process's connections per counted address
+
+
+def acked_bytes(sock: Any) -> int | None:
+    """The bytes the peer has acknowledged on `sock` (Linux's `tcpi_bytes_acked`), or None
+    where the kernel does not say (another system, or a kernel whose struct stops before it)."""
+    if _TCP_INFO is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _ACKED_AT + 8)
+    except OSError:
+        return None
+    return int(struct.unpack_from("Q", info, _ACKED_AT)[0]) if len(info) >= _ACKED_AT + 8 else None
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -226,13 +248,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         whatever sits in the kernel's send buffer: the process's buffer alone moves in bursts
         of up to a third of that buffer (megabytes), the kernel's wake-ups."""
         sock = self.transport.get_extra_info("socket")
-        if sock is None or _TCP_INFO is None:
-            return None
-        try:
-            info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _ACKED_AT + 8)
-        except OSError:
-            return None
-        return int(struct.unpack_from("Q", info, _ACKED_AT)[0]) if len(info) > _ACKED_AT else None
+        return None if sock is None else acked_bytes(sock)
 
     def _look(self) -> None:
         """Where the kernel does not count (_kernel_acked), what left the write buffer since it
