@@ -126,21 +126,27 @@ async def dispatch(
     PostgreSQL: the fan-outs' turn is taken in the events' SELECT, and the deliveries, the
     events marked and the check that nothing of a booking is queued already are one statement
     (`_FAN_OUT_IN_ONE`): four round trips with BEGIN and COMMIT, run on the driver (no
-    SQLAlchemy execution around them) when the session is on an engine. SQLite: the reads
-    through the session, then the order rule's check, the deliveries and the events' mark in
-    one call on its thread (services/sqlite_deliveries.py; one writer at a time anyway)."""
+    SQLAlchemy execution around them) when the session is on an engine. SQLite: the reads in
+    one call on its thread, then the order rule's check, the deliveries and the events' mark in
+    another (services/sqlite_deliveries.py; one writer at a time anyway)."""
     bind = session.bind
     if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
         return await _dispatch_on_driver(session, bind, now, limit, lease)
     async with session.begin():
         conn = await session.connection()
         postgres = conn.dialect.name == "postgresql"
-        taking = _UNDISPATCHED_IN_TURN if postgres else _UNDISPATCHED
-        events = (await conn.execute(taking, {"limit": limit})).all()
+        events: Sequence[Any]
+        targets: Sequence[Any]
+        if postgres:
+            events = (await conn.execute(_UNDISPATCHED_IN_TURN, {"limit": limit})).all()
+            apps = list({e.app_id for e in events})
+            targets = (await conn.execute(_TARGETS_OF_APPS, {"apps": apps})).all() if apps else []
+        else:
+            events, targets = await sqlite_deliveries.undispatched(
+                conn, _sqlite_reads(conn.dialect), limit
+            )
         if not events:
             return Dispatched()
-        apps = list({e.app_id for e in events})
-        targets = (await conn.execute(_TARGETS_OF_APPS, {"apps": apps})).all()
         pairs = await _pairs(session, events, targets)
         ids = [new_id() for _ in pairs]
         seqs = [e.seq for e in events]
@@ -184,6 +190,20 @@ async def _dispatch_on_driver(
         args = _write_args(pairs, ids, born, [e.seq for e in events], lease, now)
         leased = {r[0] for r in await driver.fetch(_FAN_OUT_IN_ONE, *args)}
     return await _handed(session, events, pairs, ids, leased, now)
+
+
+@functools.cache
+def _sqlite_reads(dialect: Dialect) -> sqlite_deliveries.Reads:
+    """SQLite: the events' read (given the limit) and one app's targets' (given the app's id as
+    stored, straight from the events' rows)."""
+    events = driver_sql.prepare(_UNDISPATCHED, dialect)
+    targets = driver_sql.prepare(
+        _TARGETS.where(WebhookEndpoint.app_id == bindparam("app")), dialect
+    )
+    assert events.columns == _EventRow._fields
+    assert targets.columns == _TargetRow._fields
+    assert [name for name, _, _ in targets.params] == ["app"]
+    return sqlite_deliveries.Reads(events, targets, _EventRow._make, _TargetRow._make)
 
 
 @functools.cache

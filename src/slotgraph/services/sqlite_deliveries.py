@@ -60,6 +60,36 @@ _STREAK_ENDED = (
 
 
 @dataclass(frozen=True)
+class Reads:
+    """The fan-out's reads (services/fanout.py): the undispatched events (given `limit`), one
+    app's targets (given `app`), and the rows they are read as."""
+
+    events: driver_sql.Prepared
+    targets: driver_sql.Prepared
+    event_row: Callable[[list[Any]], Any]
+    target_row: Callable[[list[Any]], Any]
+
+
+async def undispatched(conn: Any, reads: Reads, limit: int) -> tuple[list[Any], list[Any]]:
+    """Up to `limit` undispatched events, oldest first, and the live targets of their apps,
+    in one call, converted as SQLAlchemy converts them (ids, times, JSON)."""
+    app_at = reads.events.columns.index("app_id")
+
+    def read(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+        events = db.execute(reads.events.sql, reads.events.arguments({"limit": limit})).fetchall()
+        targets = []
+        for app in dict.fromkeys(e[app_at] for e in events):  # as stored: no conversion
+            targets += db.execute(reads.targets.sql, (app,)).fetchall()
+        return events, targets
+
+    events, targets = await driver_sql.call_sqlite(conn, read)
+    return (
+        [reads.event_row(reads.events.converted(r)) for r in events],
+        [reads.target_row(reads.targets.converted(r)) for r in targets],
+    )
+
+
+@dataclass(frozen=True)
 class _Statements:
     insert_deliveries: str
     insert_attempts: str
