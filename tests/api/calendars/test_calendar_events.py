@@ -83,8 +83,8 @@ async def test_the_events_list_shows_no_internal_ids(
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
     async with engine.begin() as conn:  # read while the removal is queued: its rows exist
-        internal = {
-            str(i)
+        internal = {  # as the API writes them (SQLite's column holds 32 hex digits, no dashes)
+            str(uuid.UUID(str(i)))
             for (i,) in await conn.execute(
                 text(
                     "SELECT id FROM webhook_endpoints UNION ALL SELECT id FROM deliveries"
