@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from slotgraph.db.engine import driver_fetch
 from slotgraph.db.models import Delivery, WebhookEndpoint, new_id
@@ -162,10 +162,15 @@ async def finish(
         if not outcome.ok and outcome.status_code != 410:
             retry_at = next_retry_at(claim_.attempt, now, jitter())
         plans.append((claim_, outcome, retry_at))
-    if engine := _postgres_engine(session):
-        settled = await _finish_in_one(session, engine, plans, now, worker_id)
+    if session.sync_session.get_bind().dialect.name == "postgresql":
+        settled = await _finish_in_one(session, _postgres_engine(session), plans, now, worker_id)
         return [c for c, _, _ in plans if c.delivery_id not in settled]
     settled = set()
+    if isinstance(session.bind, AsyncEngine) and all(o.ok for _, o, _ in plans):
+        # all succeeded, the common case: the whole transaction in one call on SQLite's thread
+        async with session.bind.connect() as conn:
+            await _record_on_sqlite(conn, plans, settled, now, worker_id, transaction=True)
+        return [c for c, _, _ in plans if c.delivery_id not in settled]
     async with session.begin():
         for claim_, outcome, retry_at in plans:
             if outcome.ok:
@@ -189,40 +194,50 @@ async def finish(
             if mine is not None:
                 settled.add(mine)
                 await _after_failure(session, claim_.endpoint_id, outcome, now)
-        # the successes and the log in one call on SQLite's thread (a success's log has no
-        # retry time, so the log does not wait for what the successes settle)
-        succeeded = [c for c, o, _ in plans if o.ok]
-        logged = [
-            (
-                *(new_id(), c.delivery_id, c.endpoint_id, c.event_id, c.attempt, now),
-                *(o.status_code, o.error, o.duration_ms, o.response_body),
-                retry_at if c.delivery_id in settled else None,
-                worker_id,
-            )
-            for c, o, retry_at in plans
-        ]
         conn = await session.connection()
-        done = await sqlite_deliveries.record(
-            conn,
-            [(c.delivery_id, c.endpoint_id, c.attempt) for c in succeeded],
-            logged,
-            now,
+        await _record_on_sqlite(conn, plans, settled, now, worker_id, transaction=False)
+    return [c for c, _, _ in plans if c.delivery_id not in settled]
+
+
+async def _record_on_sqlite(
+    conn: AsyncConnection,
+    plans: list[tuple[Claim, Outcome, datetime | None]],
+    settled: set[uuid.UUID],
+    now: datetime,
+    worker_id: str,
+    *,
+    transaction: bool,
+) -> None:
+    """SQLite: the successes settled (added to `settled`, which holds the failures settled) and
+    every attempt logged, in one call on its thread (services/sqlite_deliveries.py); a
+    success's log has no retry time, so the log does not wait for what the successes settle.
+    `transaction`: the call is the whole transaction (a connection not in one)."""
+    succeeded = [c for c, o, _ in plans if o.ok]
+    logged = [
+        (
+            *(new_id(), c.delivery_id, c.endpoint_id, c.event_id, c.attempt, now),
+            *(o.status_code, o.error, o.duration_ms, o.response_body),
+            retry_at if c.delivery_id in settled else None,
             worker_id,
         )
-        settled.update(succeeded[i].delivery_id for i in done)
-    return [c for c, _, _ in plans if c.delivery_id not in settled]
+        for c, o, retry_at in plans
+    ]
+    keys = [(c.delivery_id, c.endpoint_id, c.attempt) for c in succeeded]
+    done = await sqlite_deliveries.record(conn, keys, logged, now, worker_id, transaction)
+    settled.update(succeeded[i].delivery_id for i in done)
 
 
 async def _finish_in_one(
     session: AsyncSession,
-    engine: AsyncEngine,
+    engine: AsyncEngine | None,
     plans: list[tuple[Claim, Outcome, datetime | None]],
     now: datetime,
     worker_id: str,
 ) -> set[uuid.UUID]:
     """PostgreSQL: settle and log the batch in one statement (`SETTLE_IN_ONE`), on the driver
-    when all succeeded (its own transaction, one round trip); with failures, in a transaction
-    that also carries what they do to their targets (`_after_failure`)."""
+    when all succeeded and the session is on an `engine` (its own transaction, one round trip);
+    otherwise in the session's transaction, which also carries what failures do to their
+    targets (`_after_failure`)."""
     args = (
         [c.delivery_id for c, _, _ in plans],
         [c.attempt for c, _, _ in plans],
@@ -238,7 +253,7 @@ async def _finish_in_one(
         now,
         worker_id,
     )
-    if all(o.ok for _, o, _ in plans):
+    if engine is not None and all(o.ok for _, o, _ in plans):
         return {r[0] for r in await driver_fetch(engine, sql.SETTLE_IN_ONE, *args)}
     async with session.begin():
         conn = await session.connection()

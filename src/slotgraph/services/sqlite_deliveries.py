@@ -180,11 +180,15 @@ async def record(
     attempts: Sequence[tuple[Any, ...]],
     now: datetime,
     worker_id: str,
+    transaction: bool,
 ) -> list[int]:
     """Settle the `succeeded` (delivery, target, attempt) still leased by `worker_id`, end
     their targets' failing streaks, and log the `attempts` (DeliveryAttempt's columns in
     order, ids and times not yet converted), in one call. Returns the positions in
-    `succeeded` that were settled."""
+    `succeeded` that were settled. `transaction`: the call is the whole transaction, from
+    BEGIN IMMEDIATE (as the engine begins every one, db/engine.py) to COMMIT, on a connection
+    not in one (checked out of the pool: the process's one connection, ADR 0008); otherwise a
+    step of the caller's."""
     s = _statements(conn.dialect)
     at = s.time(now)
     u, t = s.uuid, s.time
@@ -194,6 +198,16 @@ async def record(
         (u(a[0]), u(a[1]), u(a[2]), u(a[3]), a[4], t(a[5]), *a[6:10], t(a[10]), a[11])
         for a in attempts
     ]
+
+    def write_in_transaction(db: sqlite3.Connection) -> list[int]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            settled = write(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return settled
 
     def write(db: sqlite3.Connection) -> list[int]:
         settled = []
@@ -209,4 +223,4 @@ async def record(
         db.executemany(s.insert_attempts, logged)
         return settled
 
-    return await driver_sql.call_sqlite(conn, write)
+    return await driver_sql.call_sqlite(conn, write_in_transaction if transaction else write)
