@@ -315,6 +315,29 @@ async def test_a_client_that_reads_slowly_is_served_at_the_minimum_rate_within_t
         assert cut_after - 0.5 < took < cut_after + 5, took
 
 
+async def test_a_total_shorter_than_a_stretch_still_holds(
+    fresh_database: tuple[str, str], tmp_path: Path
+) -> None:
+    """SLOTGRAPH_SEND_MAX_SECONDS under SLOTGRAPH_SEND_TIMEOUT_SECONDS (2 s, a stretch of 8 s):
+    a client reading over the minimum is reset at the total, not at the first stretch's end
+    (it was: 8 s)."""
+    env = {
+        "SLOTGRAPH_SEND_TIMEOUT_SECONDS": "8",
+        "SLOTGRAPH_SEND_MIN_BYTES_PER_SECOND": str(32 * 1024),
+        "SLOTGRAPH_SEND_MAX_SECONDS": "2",
+    }
+    async with serving(fresh_database, tmp_path, **env) as server:
+        path = await _largest_search(server)
+        sock = await _ask(server, path, receive_buffer=65536)
+        read, took, cut = await _read_at(sock, 64 * 1024, 60)
+        sock.close()
+        log = server.log.read_text()
+    assert '"level":"error"' not in log, log
+    assert cut, f"served in {took:.1f} s"
+    assert read < 4_200_000
+    assert 1.5 < took < 6, took
+
+
 async def test_a_reset_under_pipelining_logs_no_error(
     fresh_database: tuple[str, str], tmp_path: Path
 ) -> None:

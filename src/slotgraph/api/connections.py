@@ -236,7 +236,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._send_deadline is None:
             self._send_started = self.loop.time()
             self._moved, self._acked = 0, self._kernel_acked()
-            self._send_deadline = self.loop.call_later(self._bounds.send_seconds, self._send_check)
+            b = self._bounds  # a total shorter than a stretch ends the first one
+            self._send_deadline = self.loop.call_later(
+                min(b.send_seconds, b.send_max_seconds), self._send_check
+            )
 
     def resume_writing(self) -> None:
         self._look()
