@@ -322,7 +322,7 @@ async def run(*, sqlite: bool, quick: bool) -> list[Figure]:
         Figure("floor: plain POSTs / s, the worker's client on core 1", floor, "requests/s"),
         Figure("ratio delivered / floor, per pair", ratio, "x"),
         Figure("worker CPU per delivery, all its processes", cpu_worker, "us"),
-        Figure("  of which the worker's main process (the coordinator)", cpu_main, "us"),
+        Figure("  of which its main process", cpu_main, "us"),
         Figure("PostgreSQL backends' CPU per delivery (the bench database's)", cpu_pg, "us"),
         Figure("receiver CPU per delivery", cpu_recv, "us"),
         Figure("receiver CPU per floor POST", cpu_recv_floor, "us"),
