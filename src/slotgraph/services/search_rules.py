@@ -27,7 +27,7 @@ from slotgraph.domain import availability as av
 RULES_CACHE_BYTES = 1 << 20  # per process
 # An entry's size, estimated high: its key, the parsed hours (a pair "09:00","17:00" is 17
 # characters of JSON and about 250 bytes of tuples and times) and the two Rules objects.
-# tests/services/test_search_rules.py measures real entries against it.
+# tests/api/test_search_rules.py measures real entries against it.
 _ENTRY_BYTES = 3_000
 _BYTES_PER_CHARACTER = 24
 

@@ -3,7 +3,7 @@ Timekit's shape, is slotgraph/timekit_shape.py's (the `timekit` webhook renders 
 
 `IN` is the whole translation of a create request: each Timekit path on the left lands on the
 slotgraph path on the right (`meta.timekit.*` keeps what slotgraph has no column for). Its tests
-(tests/timekit/test_tables.py) state the expected translation independently.
+(tests/api/test_timekit_tables.py) state the expected translation independently.
 """
 
 from __future__ import annotations
