@@ -1,9 +1,10 @@
-"""What one connection may hold before it has sent a request (docs/security.md, ADR 0012).
+"""What one connection may hold: before it has sent a request, and while its answer is sent
+(docs/security.md, ADR 0012).
 
 uvicorn bounds neither how long a request's head may take to arrive nor how many connections
 one address may keep open: a client that sends half a head, or connects and sends nothing,
 held its socket for as long as it liked, and enough of them used up the process's files. This
-protocol is uvicorn's httptools protocol (what `slotgraph serve` runs) with two bounds added:
+protocol is uvicorn's httptools protocol (what `slotgraph serve` runs) with three bounds added:
 
 - **the head's deadline**: from the moment a connection is accepted, and again from the end of
   each answer on a kept-alive connection, the next request's head must be complete within
