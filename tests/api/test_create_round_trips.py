@@ -11,10 +11,11 @@ the simple-query messages).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -36,10 +37,10 @@ def postgresql_only(engine: AsyncEngine) -> None:
         pytest.skip("round trips and row versions are PostgreSQL's; SQLite is in-process")
 
 
-@contextmanager
-def round_trips(
+@asynccontextmanager
+async def round_trips(
     engine: AsyncEngine, before_statement: Hook = lambda _: None
-) -> Iterator[list[str]]:
+) -> AsyncIterator[list[str]]:
     sent: list[str] = []
 
     def simple_query(record: Any) -> None:  # BEGIN, COMMIT, ROLLBACK, once answered
@@ -69,6 +70,10 @@ def round_trips(
     try:
         with asyncpg_statements(engine, on_driver):
             yield sent
+        # asyncpg calls its query loggers one turn of the loop after the query (call_soon): let
+        # those scheduled by now run (a COMMIT just before the answer was not logged yet when
+        # nothing else awaited after it).
+        await asyncio.sleep(0)
     finally:
         event.remove(engine.sync_engine.pool, "checkout", checkout)
         event.remove(engine.sync_engine.pool, "checkin", checkin)
@@ -101,7 +106,7 @@ async def counts(database_url: str, resource_id: str) -> tuple[int, int, int]:
 
 async def test_a_create_is_one_read_and_one_write(api: Api, engine: AsyncEngine) -> None:
     body = await setup(api)
-    with round_trips(engine) as sent:
+    async with round_trips(engine) as sent:
         await api.book(**body, start_time="2024-06-03T10:00:00Z", end_time="2024-06-03T11:00:00Z")
     assert sent == ["SELECT", "WITH"]
 
@@ -137,7 +142,7 @@ async def test_a_resource_changed_meanwhile_is_booked_once_the_locked_way(
         body["resource_id"],
         "UPDATE resources SET name = name || ' (renamed)' WHERE id = $1",
     )
-    with round_trips(engine, hook) as sent:
+    async with round_trips(engine, hook) as sent:
         r = await api.post(
             "/v1/bookings",
             {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"},
@@ -159,7 +164,7 @@ async def test_a_resource_archived_meanwhile_takes_no_booking(
         body["resource_id"],
         "UPDATE resources SET archived_at = now() WHERE id = $1",
     )
-    with round_trips(engine, hook):
+    async with round_trips(engine, hook):
         r = await api.post(
             "/v1/bookings",
             {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"},
@@ -200,7 +205,7 @@ async def test_a_keyed_create_is_one_read_and_one_write(
         {**slot, "start_time": "2024-06-03T07:00:00Z", "end_time": "2024-06-03T08:00:00Z"},
         "warm",
     )
-    with round_trips(engine) as sent:
+    async with round_trips(engine) as sent:
         first = await keyed_post(api, slot, "k-fast")
     assert first.status_code == 201, first.text
     assert sent == ["SELECT", "WITH"]
@@ -227,7 +232,7 @@ async def test_a_key_used_meanwhile_by_another_request_writes_nothing(
         " created_at, expires_at) VALUES ($1, 'k-taken', repeat('0', 64), 201, '{}', '{}',"
         " now(), now() + interval '1 day')",
     )
-    with round_trips(engine, hook):
+    async with round_trips(engine, hook):
         r = await keyed_post(
             api,
             {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"},
@@ -248,7 +253,7 @@ async def test_a_keyed_create_on_a_resource_changed_meanwhile_commits_with_its_a
         "UPDATE resources SET name = name || ' (renamed)' WHERE id = $1",
     )
     slot = {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"}
-    with round_trips(engine, hook) as sent:
+    async with round_trips(engine, hook) as sent:
         first = await keyed_post(api, slot, "k-changed")
     assert first.status_code == 201, first.text
     # The write wrote nothing; the create goes on the locked way, in a transaction whose read
@@ -269,7 +274,7 @@ async def test_a_refused_create_is_explained_without_a_lock(api: Api, engine: As
     body = await setup(api)
     slot = {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"}
     await api.book(**slot)
-    with round_trips(engine) as sent:
+    async with round_trips(engine) as sent:
         r = await api.post("/v1/bookings", slot)
     assert (r.status_code, r.json()["code"]) == (409, "slot_unavailable"), r.text
     assert "already booked" in r.json()["detail"]
@@ -279,7 +284,7 @@ async def test_a_refused_create_is_explained_without_a_lock(api: Api, engine: As
         {"start_time": "2024-06-03T12:00:00Z", "end_time": "2024-06-03T13:00:00Z"},
     )
     assert block.status_code == 201, block.text
-    with round_trips(engine) as sent:
+    async with round_trips(engine) as sent:
         r = await api.post(
             "/v1/bookings",
             {**body, "start_time": "2024-06-03T12:30:00Z", "end_time": "2024-06-03T13:30:00Z"},
@@ -296,7 +301,7 @@ async def test_an_overdue_payment_hold_in_the_way_is_timed_out_the_locked_way(
     slot = {**body, "start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T11:00:00Z"}
     held = await api.book(graph="instant_payment", **slot)
     api.clock.advance(timedelta(minutes=5))  # its payment is due now
-    with round_trips(engine) as sent:
+    async with round_trips(engine) as sent:
         r = await api.post("/v1/bookings", slot)
     assert r.status_code == 201, r.text
     # Refused, and the plain read sees only an overdue hold: the locked way times it out.
