@@ -202,7 +202,11 @@ class CalendarSyncer:
         connection and its target go (calendar_removals.finish)."""
         async with self.sessions() as session:
             gone = await calendar_removals.finish(
-                session, calendar_id=calendar_id, now=self.clock(), failed=not outcome.ok
+                session,
+                calendar_id=calendar_id,
+                now=self.clock(),
+                failed=not outcome.ok,
+                error=outcome.error,
             )
         if outcome.ok:
             log.info("calendar %s: %s", calendar_id, outcome.response_body)

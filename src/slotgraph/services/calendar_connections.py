@@ -30,7 +30,7 @@ from slotgraph.errors import (
     NotFound,
     ValidationFailed,
 )
-from slotgraph.services import calendar_pushes, calendar_removals
+from slotgraph.services import calendar_events, calendar_pushes, calendar_removals
 from slotgraph.services.common import Principal
 from slotgraph.services.resources import load_resource, remove_blocks
 from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
@@ -140,6 +140,16 @@ async def connect(
         conn.updated_at = now
         await session.flush()
         await calendar_pushes.set_target(session, conn, now=now)
+        calendar_events.emit(
+            session,
+            conn,
+            calendar_events.CONNECTED,
+            now=now,
+            url=conn.url,
+            push=conn.push,
+            pull=conn.pull,
+            replaced=not created,
+        )
         return await _out(session, conn, now=now), created
 
 

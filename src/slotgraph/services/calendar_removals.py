@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import CalendarConnection, Delivery, WebhookEndpoint
 from slotgraph.domain.deliveries import MAX_ATTEMPTS
-from slotgraph.services import calendar_pushes
+from slotgraph.services import calendar_events, calendar_pushes
 from slotgraph.services.outbox import new_delivery, record_event
 
-REMOVAL = "calendar.disconnected"  # the event; the removal's target wants nothing else
+REMOVAL = calendar_events.DISCONNECTED  # the event; the removal's target wants nothing else
 
 
 def is_removal(payload: str) -> bool:
@@ -118,11 +118,18 @@ async def pushes_in_flight(session: AsyncSession, calendar_id: uuid.UUID, *, now
 
 
 async def finish(
-    session: AsyncSession, *, calendar_id: uuid.UUID, now: datetime, failed: bool = False
+    session: AsyncSession,
+    *,
+    calendar_id: uuid.UUID,
+    now: datetime,
+    failed: bool = False,
+    error: str | None = None,
 ) -> bool:
-    """After an attempt: the removal done (or, `failed`, its last attempt failed), the hidden
-    connection and its targets go. Returns whether they went (a failed attempt with retries
-    left keeps them)."""
+    """After an attempt: the removal done (or, `failed`, its last attempt failed, with
+    `error`), the hidden connection and its targets go, and the event
+    `calendar.removal_succeeded` (or `calendar.removal_failed`) says so, in the same
+    transaction. Returns whether they went (a failed attempt with retries left keeps them).
+    Before, the end was a log line of the worker only."""
     async with session.begin():
         target = await session.scalar(_removal_target(calendar_id).with_for_update())
         if target is None:
@@ -135,6 +142,18 @@ async def finish(
             )
             if attempts is not None and attempts < MAX_ATTEMPTS:
                 return False
+        conn = await session.get(CalendarConnection, calendar_id)
+        if conn is not None:
+            if failed:
+                calendar_events.emit(
+                    session,
+                    conn,
+                    calendar_events.REMOVAL_FAILED,
+                    now=now,
+                    error=(error or "")[:500] or None,
+                )
+            else:
+                calendar_events.emit(session, conn, calendar_events.REMOVAL_SUCCEEDED, now=now)
         await _end(session, target, calendar_id, now=now)
         return True
 

@@ -29,6 +29,7 @@ from slotgraph.db.models import (
     Resource,
     ResourceBlock,
 )
+from slotgraph.services import calendar_events
 from slotgraph.services.calendar_connections import remove_pulled_blocks
 from slotgraph.services.outbox import record_event
 from slotgraph.services.resources import block_hold, bookings_under, remove_blocks
@@ -206,6 +207,7 @@ async def fail(
             asked = _asked_meanwhile(conn, job)
             _failed(conn, message, now=now, interval=interval)
             conn.next_sync_at = asked or conn.next_sync_at
+            calendar_events.sync_failed(session, conn, now=now)
 
 
 async def apply(
@@ -267,6 +269,7 @@ async def apply(
         if pulled.full:
             conn.last_full_sync_at = now
         conn.last_success_at = now
+        calendar_events.sync_succeeded(session, conn, now=now)
         conn.failures = 0
         conn.last_error = "; ".join(errors)[:500] or None
         conn.last_error_at = now if errors else None
@@ -370,7 +373,7 @@ async def _flag_conflicts(
             record_event(
                 session,
                 app_id=conn.app_id,
-                type_="calendar.conflict",
+                type_=calendar_events.CONFLICT,
                 booking_id=booking_id,
                 data={
                     "resource_id": str(conn.resource_id),

@@ -51,13 +51,19 @@ async def test_a_disconnect_is_a_signed_webhook_event(
         end_time="2024-05-02T11:00:00Z",
     )
     await drain(worker)
-    assert receiver.requests == []  # booking.* is not calendar.*
+    # booking.* is not calendar.*; the connect is (test_calendar_state_events.py)
+    assert [r.json["type"] for r in receiver.requests] == ["calendar.connected"]
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     flag = "true" if remove_pushed else "false"
     assert (await cal_api.delete(f"{path}?remove_pushed={flag}")).status_code == 204
     await drain(worker)
 
-    (received,) = receiver.requests
+    ended = ["calendar.removal_succeeded"] if remove_pushed else []  # the removal's end
+    assert sorted(r.json["type"] for r in receiver.requests[1:]) == [
+        "calendar.disconnected",
+        *ended,
+    ]
+    (received,) = [r for r in receiver.requests if r.json["type"] == "calendar.disconnected"]
     Webhook(secret).verify(received.body, received.headers)  # raises if not signed with it
     assert received.json["type"] == "calendar.disconnected"
     assert received.json["data"] == {
