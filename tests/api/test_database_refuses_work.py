@@ -8,7 +8,8 @@ Each failure is made for real on a database of the test's own, never mocked:
   one batch on the driver's thread (driver_sql.run_sqlite, ADR 0008), are refused.
 - PostgreSQL, read-only (as a standby is after a failover): `default_transaction_read_only` on the
   database; the create's INSERT is refused with SQLSTATE 25006.
-- SQLite, busy: another connection holds the write lock past the app's busy timeout.
+- SQLite, busy: another connection holds the write lock past the app's busy timeout (a create,
+  and the worker's record of successes, a whole transaction in one call on the driver's thread).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,12 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotgraph.db.engine import create_engine
+from slotgraph.db.engine import create_engine, session_factory
 from slotgraph.db.migrate import migrate
-from tests.api.conftest import Api, Clock, make_api
+from slotgraph.domain.deliveries import Outcome
+from slotgraph.errors import DatabaseBusy
+from slotgraph.services import deliveries, fanout
+from tests.api.conftest import Api, Clock, book_days, make_api
 from tests.conftest import (
     BACKENDS,
     TABLES,
@@ -180,3 +185,54 @@ async def test_a_create_while_another_process_holds_sqlites_write_lock_is_503_bu
         other.close()
     assert await rows(fresh.engine) == before
     await api.book(**body)
+
+
+@pytest.mark.parametrize("fresh", ["sqlite"], indirect=True)
+async def test_a_record_while_another_process_holds_sqlites_write_lock_is_busy_and_kept(
+    fresh: Fresh,
+) -> None:
+    """The worker's record of successes, one call on SQLite's thread from BEGIN IMMEDIATE to
+    COMMIT (services/sqlite_deliveries.py), is refused as the engine refuses (DatabaseBusy)
+    and writes nothing: the deliveries stay leased, no attempt is logged, and the same record
+    goes through once the lock is let go."""
+    api = fresh.api
+    r = await api.post("/v1/webhooks", {"url": "https://example.com/hook"})
+    assert r.status_code == 201, r.text
+    await book_days(api, 2)
+    now = api.clock.now
+    sessions = session_factory(fresh.engine)
+    async with sessions() as session:
+        lease = fanout.Lease("w", now + timedelta(minutes=1), room=10)
+        claims = (await fanout.dispatch(session, now=now, lease=lease)).claims
+    assert len(claims) == 2
+    ok = Outcome(status_code=200, error=None, duration_ms=5, response_body=None)
+    results = [(c, ok) for c in claims]
+    before = await rows(fresh.engine)
+    async with fresh.engine.connect() as conn:  # the app's one connection: wait 0.2 s, not 30
+        await conn.exec_driver_sql("PRAGMA busy_timeout = 200")
+    path = make_url(fresh.url).database
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's transaction, holding the lock
+        async with sessions() as session:
+            with pytest.raises(DatabaseBusy):
+                await deliveries.finish(
+                    session, results=results, now=now, worker_id="w", jitter=lambda: 0.0
+                )
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert await rows(fresh.engine) == before
+    async with fresh.engine.connect() as conn:
+        leased = await conn.exec_driver_sql(
+            "SELECT count(*) FROM deliveries WHERE status = 'pending' AND locked_by = 'w'"
+        )
+        assert leased.scalar_one() == 2
+    async with sessions() as session:
+        lost = await deliveries.finish(
+            session, results=results, now=now, worker_id="w", jitter=lambda: 0.0
+        )
+    assert lost == []
+    after = await rows(fresh.engine)
+    assert after["delivery_attempts"] == before["delivery_attempts"] + 2
