@@ -3,11 +3,12 @@
 Building `av.Rules` from a resource's columns (converting the row, parsing its weekly hours and
 exceptions, the public key's notice, the hours' text) cost a search 13-20 us per resource, every
 time; a look-up costs 1.3 us. Here it is done once per distinct *content*: the key is the rule
-columns themselves, the JSON ones as their text, the durations as read (ADR 0015). Two rows with the same columns have the same rules, so a changed
-resource has another key and can never be answered from an older entry, whichever process or
-connection changed it, and whatever its `version` says: nothing here trusts a counter or a
-clock. The cache is per process, least recently used first out, bounded in bytes
-(`RULES_CACHE_BYTES`); an entry too large for an eighth of it is built and not kept.
+columns themselves, the JSON ones as their text, the durations as read (ADR 0015). Two rows
+with the same columns have the same rules, so a changed resource has another key and can never
+be answered from an older entry, whichever process or connection changed it, and whatever its
+`version` says: nothing here trusts a counter or a clock. The cache is per process, least
+recently used first out, bounded in bytes (`RULES_CACHE_BYTES`); an entry too large for an
+eighth of it is built and not kept.
 """
 
 from __future__ import annotations
