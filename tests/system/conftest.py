@@ -186,3 +186,22 @@ async def servers(
         finally:
             for srv in started:
                 stop_server(srv)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def two_servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[list[Server]]:
+    """Two server processes on one fresh database (each backend), shared by a module's tests:
+    what one process changes, the other must see."""
+    backend: str = request.param
+    tmp_path = tmp_path_factory.mktemp(f"two-servers-{backend}")
+    async with _database(backend, tmp_path) as url:
+        started: list[Server] = []
+        try:
+            for i in range(2):  # one after the other: the first migrates and bootstraps
+                started.append(await start_server(url, backend, tmp_path / f"server{i}.log"))
+            yield started
+        finally:
+            for srv in started:
+                stop_server(srv)

@@ -8,13 +8,12 @@ and nothing it sent is stored. With `require_if_match` on, a change without `If-
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.system.conftest import Server, _database, start_server, stop_server
+from tests.system.conftest import Server
 from tests.system.test_concurrency import setup
 
 pytestmark = pytest.mark.system
@@ -22,24 +21,9 @@ pytestmark = pytest.mark.system
 EDITORS = 12  # concurrent clients, spread over the two processes
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-async def two_servers(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[list[Server]]:
-    """Two processes on one fresh database, shared by this module's tests: each test edits its
-    own resource and booking, and every edit sends `If-Match`, so one test's `require_if_match`
-    changes nothing for the other."""
-    backend: str = request.param
-    tmp_path = tmp_path_factory.mktemp(f"if-match-{backend}")
-    async with _database(backend, tmp_path) as url:
-        started: list[Server] = []
-        try:
-            for i in range(2):  # one after the other: the first migrates and bootstraps
-                started.append(await start_server(url, backend, tmp_path / f"server{i}.log"))
-            yield started
-        finally:
-            for srv in started:
-                stop_server(srv)
+# The module's tests share two processes on one fresh database (conftest.two_servers): each
+# test edits its own resource and booking, and every edit sends `If-Match`, so one test's
+# `require_if_match` changes nothing for the other.
 
 
 async def edit_at_once(

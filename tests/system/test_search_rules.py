@@ -3,35 +3,17 @@ made through one process is read by the next search on the other at once, on bot
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.system.conftest import Server, _database, start_server, stop_server
+from tests.system.conftest import Server
 
 pytestmark = pytest.mark.system
 
 THURSDAY = {"start": "2031-05-01T00:00:00Z", "end": "2031-05-02T00:00:00Z", "duration": "PT1H"}
 SEARCHES = 6  # per process and rules: a PostgreSQL server has two workers, each its own cache
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-async def two_servers(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[list[Server]]:
-    backend: str = request.param
-    tmp_path = tmp_path_factory.mktemp(f"search-rules-{backend}")
-    async with _database(backend, tmp_path) as url:
-        started: list[Server] = []
-        try:
-            for i in range(2):  # one after the other: the first migrates and bootstraps
-                started.append(await start_server(url, backend, tmp_path / f"server{i}.log"))
-            yield started
-        finally:
-            for srv in started:
-                stop_server(srv)
 
 
 async def offered(http: httpx.AsyncClient, server: Server, resource_id: str) -> set[str]:
