@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -161,6 +162,23 @@ async def test_a_create_the_database_cannot_store_is_503_and_writes_nothing(fres
     ]
 
 
+@asynccontextmanager
+async def sqlite_write_lock_held(fresh: Fresh) -> AsyncIterator[None]:
+    """For the block, another process's transaction holds SQLite's write lock; the app's one
+    connection waits 0.2 s for it, not 30."""
+    async with fresh.engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA busy_timeout = 200")
+    path = make_url(fresh.url).database
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
 @pytest.mark.parametrize("fresh", ["sqlite"], indirect=True)
 async def test_a_create_while_another_process_holds_sqlites_write_lock_is_503_busy(
     fresh: Fresh,
@@ -170,19 +188,10 @@ async def test_a_create_while_another_process_holds_sqlites_write_lock_is_503_bu
     api = fresh.api
     body = await booking_body(api)
     before = await rows(fresh.engine)
-    async with fresh.engine.connect() as conn:  # the app's one connection: wait 0.2 s, not 30
-        await conn.exec_driver_sql("PRAGMA busy_timeout = 200")
-    path = make_url(fresh.url).database
-    assert path is not None
-    other = sqlite3.connect(path, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")  # another process's transaction, holding the lock
+    async with sqlite_write_lock_held(fresh):
         r = await api.post("/v1/bookings", body)
         assert_503(r, "database_busy")
         assert r.headers["retry-after"] == "1"
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
     assert await rows(fresh.engine) == before
     await api.book(**body)
 
@@ -208,21 +217,11 @@ async def test_a_record_while_another_process_holds_sqlites_write_lock_is_busy_a
     ok = Outcome(status_code=200, error=None, duration_ms=5, response_body=None)
     results = [(c, ok) for c in claims]
     before = await rows(fresh.engine)
-    async with fresh.engine.connect() as conn:  # the app's one connection: wait 0.2 s, not 30
-        await conn.exec_driver_sql("PRAGMA busy_timeout = 200")
-    path = make_url(fresh.url).database
-    assert path is not None
-    other = sqlite3.connect(path, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")  # another process's transaction, holding the lock
-        async with sessions() as session:
-            with pytest.raises(DatabaseBusy):
-                await deliveries.finish(
-                    session, results=results, now=now, worker_id="w", jitter=lambda: 0.0
-                )
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
+    async with sqlite_write_lock_held(fresh), sessions() as session:
+        with pytest.raises(DatabaseBusy):
+            await deliveries.finish(
+                session, results=results, now=now, worker_id="w", jitter=lambda: 0.0
+            )
     assert await rows(fresh.engine) == before
     async with fresh.engine.connect() as conn:
         leased = await conn.exec_driver_sql(

@@ -85,3 +85,38 @@ async def free_at(api: Api, resource: dict[str, Any], start: str) -> bool:
     )
     assert r.status_code == 200, r.text
     return any(s["start_time"] == start for s in r.json()["data"])
+
+
+async def drain(worker: Worker) -> None:
+    """Worker cycles until nothing is left to do now."""
+    for _ in range(20):
+        if not await worker.run_once():
+            return
+    raise AssertionError("the worker kept finding work")
+
+
+def in_calendar(calendar: Calendar) -> dict[str, Any]:
+    """UID -> VEVENT of every object in the calendar, read as a calendar program would."""
+    found = {}
+    for obj in calendar.get_events():
+        for component in obj.icalendar_instance.walk("VEVENT"):
+            found[str(component["UID"])] = component
+    return found
+
+
+async def pushed_one(
+    api: Api, worker: Worker, calendar: Calendar, **kw: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new resource connected to `calendar` (push only, unless `kw` says otherwise) and one
+    booking of it pushed there by the worker: the resource and the booking."""
+    resource = await api.resource()
+    assert (await connect(api, calendar, resource, **({"pull": False} | kw))).status_code == 201
+    booking = await api.book(
+        resource_id=resource["resource_id"],
+        client_id=(await api.client())["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    await drain(worker)
+    assert set(in_calendar(calendar)) == {booking["booking_id"]}
+    return resource, booking

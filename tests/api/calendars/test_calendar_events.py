@@ -19,8 +19,7 @@ from standardwebhooks.webhooks import Webhook
 
 from slotgraph.db.migrate import migrate
 from slotgraph.worker import Worker
-from tests.api.calendars.conftest import connect
-from tests.api.calendars.test_push import drain, in_calendar
+from tests.api.calendars.conftest import drain, in_calendar, pushed_one
 from tests.api.conftest import Api
 from tests.radicale import Radicale
 from tests.receiver import Receiver, running_receiver
@@ -41,16 +40,8 @@ async def test_a_disconnect_is_a_signed_webhook_event(
     r = await cal_api.post("/v1/webhooks", {"url": receiver.url, "events": ["calendar.*"]})
     assert r.status_code == 201, r.text
     secret = r.json()["secret"]
-    resource = await cal_api.resource()
     calendar = radicale.new_calendar()
-    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
-    await cal_api.book(
-        resource_id=resource["resource_id"],
-        client_id=(await cal_api.client())["client_id"],
-        start_time="2024-05-02T10:00:00Z",
-        end_time="2024-05-02T11:00:00Z",
-    )
-    await drain(worker)
+    resource, _ = await pushed_one(cal_api, worker, calendar)
     # booking.* is not calendar.*; the connect is (test_calendar_state_events.py)
     assert [r.json["type"] for r in receiver.requests] == ["calendar.connected"]
     path = f"/v1/resources/{resource['resource_id']}/calendar"
@@ -76,16 +67,8 @@ async def test_a_disconnect_is_a_signed_webhook_event(
 async def test_the_events_list_shows_no_internal_ids(
     cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
 ) -> None:
-    resource = await cal_api.resource()
     calendar = radicale.new_calendar()
-    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
-    booking = await cal_api.book(
-        resource_id=resource["resource_id"],
-        client_id=(await cal_api.client())["client_id"],
-        start_time="2024-05-02T10:00:00Z",
-        end_time="2024-05-02T11:00:00Z",
-    )
-    await drain(worker)
+    resource, booking = await pushed_one(cal_api, worker, calendar)
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
     async with engine.begin() as conn:  # read while the removal is queued: its rows exist
@@ -121,16 +104,8 @@ async def test_an_upgrade_takes_the_internal_id_out_of_the_events_already_writte
     # and the stopped push target has let go of the connection. The upgrade takes the id out
     # of the event and ties the target to the hidden connection again (the removal waits for
     # its pushes in flight through it).
-    resource = await cal_api.resource()
     calendar = radicale.new_calendar()
-    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
-    await cal_api.book(
-        resource_id=resource["resource_id"],
-        client_id=(await cal_api.client())["client_id"],
-        start_time="2024-05-02T10:00:00Z",
-        end_time="2024-05-02T11:00:00Z",
-    )
-    await drain(worker)
+    resource, _ = await pushed_one(cal_api, worker, calendar)
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
     stopped = (

@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph.calendars import remote
 from slotgraph.domain.deliveries import MAX_ATTEMPTS
 from slotgraph.worker import Worker
-from tests.api.calendars.conftest import SETTINGS, connect, vevent
-from tests.api.calendars.test_push import drain, in_calendar
+from tests.api.calendars.conftest import SETTINGS, connect, drain, in_calendar, pushed_one, vevent
 from tests.api.conftest import Api
 from tests.hostile import chunked, holding, serving
 from tests.radicale import PASSWORD, USER, Radicale
@@ -30,17 +29,8 @@ BOUND = 15.0  # seconds the disconnect may take while the server holds (about 0.
 
 async def _pushed(api: Api, worker: Worker, radicale: Radicale) -> tuple[dict[str, Any], Any]:
     """A resource whose calendar has one booking pushed into it."""
-    resource = await api.resource()
     calendar = radicale.new_calendar()
-    assert (await connect(api, calendar, resource, pull=False)).status_code == 201
-    booking = await api.book(
-        resource_id=resource["resource_id"],
-        client_id=(await api.client())["client_id"],
-        start_time="2024-05-02T10:00:00Z",
-        end_time="2024-05-02T11:00:00Z",
-    )
-    await drain(worker)
-    assert set(in_calendar(calendar)) == {booking["booking_id"]}
+    resource, _ = await pushed_one(api, worker, calendar)
     return resource, calendar
 
 

@@ -20,9 +20,8 @@ from standardwebhooks.webhooks import Webhook
 
 from slotgraph.domain.deliveries import MAX_ATTEMPTS
 from slotgraph.worker import Worker
-from tests.api.calendars.conftest import connect
+from tests.api.calendars.conftest import connect, drain, in_calendar, pushed_one
 from tests.api.calendars.test_calendar_events import UUID
-from tests.api.calendars.test_push import drain, in_calendar
 from tests.api.conftest import Api
 from tests.radicale import PASSWORD, Radicale
 from tests.receiver import Receiver, running_receiver
@@ -115,17 +114,8 @@ async def test_connecting_a_calendar_is_a_signed_webhook_event(
 async def _pushed_and_disconnected(api: Api, worker: Worker, radicale: Radicale) -> Any:
     """A resource whose calendar got one booking pushed, then was disconnected with
     remove_pushed (the removal queued, not yet run): the resource and its calendar."""
-    resource = await api.resource()
     calendar = radicale.new_calendar()
-    assert (await connect(api, calendar, resource, pull=False)).status_code == 201
-    await api.book(
-        resource_id=resource["resource_id"],
-        client_id=(await api.client())["client_id"],
-        start_time="2024-05-02T10:00:00Z",
-        end_time="2024-05-02T11:00:00Z",
-    )
-    await drain(worker)
-    assert len(in_calendar(calendar)) == 1
+    resource, _ = await pushed_one(api, worker, calendar)
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     assert (await api.delete(f"{path}?remove_pushed=true")).status_code == 204
     return resource, calendar

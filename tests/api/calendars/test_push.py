@@ -8,32 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import icalendar
-from caldav.collection import Calendar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.db.engine import session_factory
 from slotgraph.services import deliveries, fanout
 from slotgraph.worker import Worker
-from tests.api.calendars.conftest import SETTINGS, connect
+from tests.api.calendars.conftest import SETTINGS, connect, drain, in_calendar
 from tests.api.conftest import Api
 from tests.radicale import PASSWORD, Radicale, running_radicale
-
-
-async def drain(worker: Worker) -> None:
-    """Worker cycles until nothing is left to do now."""
-    for _ in range(20):
-        if not await worker.run_once():
-            return
-    raise AssertionError("the worker kept finding work")
-
-
-def in_calendar(calendar: Calendar) -> dict[str, Any]:
-    """UID -> VEVENT of every object in the calendar, read as a calendar program would."""
-    found = {}
-    for obj in calendar.get_events():
-        for component in obj.icalendar_instance.walk("VEVENT"):
-            found[str(component["UID"])] = component
-    return found
 
 
 async def test_bookings_are_pushed_moved_and_removed(

@@ -23,8 +23,7 @@ from caldav.collection import Calendar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.worker import Worker
-from tests.api.calendars.conftest import SETTINGS, connect
-from tests.api.calendars.test_push import drain, in_calendar
+from tests.api.calendars.conftest import SETTINGS, connect, drain, in_calendar, pushed_one
 from tests.api.conftest import Api
 from tests.radicale import Radicale
 
@@ -125,18 +124,8 @@ async def test_a_removal_in_flight_leaves_the_new_pushes_where_etags_are_weak(
 ) -> None:
     calendar = radicale.new_calendar()
     with weak_proxy(radicale) as proxy:
-        resource = await cal_api.resource()
         url = proxy.calendar_url(calendar)
-        body = {"url": url, "pull": False}
-        assert (await connect(cal_api, calendar, resource, **body)).status_code == 201
-        booking = await cal_api.book(
-            resource_id=resource["resource_id"],
-            client_id=(await cal_api.client())["client_id"],
-            start_time="2024-05-02T10:00:00Z",
-            end_time="2024-05-02T11:00:00Z",
-        )
-        await drain(worker)
-        assert set(in_calendar(calendar)) == {booking["booking_id"]}
+        resource, booking = await pushed_one(cal_api, worker, calendar, url=url)
         etags = await asyncio.to_thread(_listed_etags, proxy, calendar)
         assert len(etags) == 1
         assert str(etags[0]).startswith('W/"'), etags  # weak, as GMX sends them
@@ -149,7 +138,8 @@ async def test_a_removal_in_flight_leaves_the_new_pushes_where_etags_are_weak(
         try:
             assert await asyncio.to_thread(proxy.listed.wait, BOUND)  # it has listed
             # the same calendar connected again: its booking pushed anew, by the new connection
-            assert (await connect(cal_api, calendar, resource, **body)).status_code == 201
+            again = await connect(cal_api, calendar, resource, url=url, pull=False)
+            assert again.status_code == 201
             await drain(worker)
         finally:
             proxy.release.set()
@@ -163,17 +153,8 @@ async def test_a_removal_still_deletes_its_own_events_where_etags_are_weak(
 ) -> None:
     calendar = radicale.new_calendar()
     with weak_proxy(radicale) as proxy:
-        resource = await cal_api.resource()
-        body = {"url": proxy.calendar_url(calendar), "pull": False}
-        assert (await connect(cal_api, calendar, resource, **body)).status_code == 201
-        await cal_api.book(
-            resource_id=resource["resource_id"],
-            client_id=(await cal_api.client())["client_id"],
-            start_time="2024-05-02T10:00:00Z",
-            end_time="2024-05-02T11:00:00Z",
-        )
-        await drain(worker)
-        assert len(in_calendar(calendar)) == 1
+        url = proxy.calendar_url(calendar)
+        resource, _ = await pushed_one(cal_api, worker, calendar, url=url)
         path = f"/v1/resources/{resource['resource_id']}/calendar"
         assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
         await drain(worker)
