@@ -120,3 +120,16 @@ async def pushed_one(
     await drain(worker)
     assert set(in_calendar(calendar)) == {booking["booking_id"]}
     return resource, booking
+
+
+async def disconnected(
+    api: Api, worker: Worker, radicale: Radicale
+) -> tuple[dict[str, Any], Calendar, dict[str, Any]]:
+    """A resource whose new calendar got one booking pushed, then was disconnected with
+    remove_pushed (204; the removal queued, not yet run): the resource, the calendar, the
+    booking."""
+    calendar = radicale.new_calendar()
+    resource, booking = await pushed_one(api, worker, calendar)
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    assert (await api.delete(f"{path}?remove_pushed=true")).status_code == 204
+    return resource, calendar, booking

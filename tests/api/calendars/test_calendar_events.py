@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 
 from slotgraph.db.migrate import migrate
 from slotgraph.worker import Worker
-from tests.api.calendars.conftest import drain, in_calendar, pushed_one
+from tests.api.calendars.conftest import disconnected, drain, in_calendar, pushed_one
 from tests.api.conftest import Api
 from tests.radicale import Radicale
 from tests.receiver import Receiver, running_receiver
@@ -67,10 +67,7 @@ async def test_a_disconnect_is_a_signed_webhook_event(
 async def test_the_events_list_shows_no_internal_ids(
     cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
 ) -> None:
-    calendar = radicale.new_calendar()
-    resource, booking = await pushed_one(cal_api, worker, calendar)
-    path = f"/v1/resources/{resource['resource_id']}/calendar"
-    assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+    resource, calendar, booking = await disconnected(cal_api, worker, radicale)
     async with engine.begin() as conn:  # read while the removal is queued: its rows exist
         internal = {  # as the API writes them (SQLite's column holds 32 hex digits, no dashes)
             str(uuid.UUID(str(i)))
@@ -104,10 +101,7 @@ async def test_an_upgrade_takes_the_internal_id_out_of_the_events_already_writte
     # and the stopped push target has let go of the connection. The upgrade takes the id out
     # of the event and ties the target to the hidden connection again (the removal waits for
     # its pushes in flight through it).
-    calendar = radicale.new_calendar()
-    resource, _ = await pushed_one(cal_api, worker, calendar)
-    path = f"/v1/resources/{resource['resource_id']}/calendar"
-    assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+    resource, calendar, _ = await disconnected(cal_api, worker, radicale)
     stopped = (
         "SELECT id, calendar_id FROM webhook_endpoints WHERE description LIKE 'calendar push%'"
     )

@@ -19,7 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph.calendars import remote
 from slotgraph.domain.deliveries import MAX_ATTEMPTS
 from slotgraph.worker import Worker
-from tests.api.calendars.conftest import SETTINGS, connect, drain, in_calendar, pushed_one, vevent
+from tests.api.calendars.conftest import (
+    SETTINGS,
+    connect,
+    disconnected,
+    drain,
+    in_calendar,
+    pushed_one,
+    vevent,
+)
 from tests.api.conftest import Api
 from tests.hostile import chunked, holding, serving
 from tests.radicale import PASSWORD, USER, Radicale
@@ -32,17 +40,6 @@ async def _pushed(api: Api, worker: Worker, radicale: Radicale) -> tuple[dict[st
     calendar = radicale.new_calendar()
     resource, _ = await pushed_one(api, worker, calendar)
     return resource, calendar
-
-
-async def _disconnected(
-    cal_api: Api, worker: Worker, radicale: Radicale
-) -> tuple[dict[str, Any], Any, str]:
-    """A resource whose pushed calendar was just disconnected with remove_pushed (204): the
-    resource, its calendar and the connection's path; the removal is queued, not yet run."""
-    resource, calendar = await _pushed(cal_api, worker, radicale)
-    path = f"/v1/resources/{resource['resource_id']}/calendar"
-    assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
-    return resource, calendar, path
 
 
 async def _rows(engine: AsyncEngine) -> int:
@@ -110,7 +107,7 @@ async def test_connecting_the_same_calendar_again_drops_the_removal(
     cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
 ) -> None:
     # The removal would delete what the new connection pushes (the same bookings again).
-    resource, calendar, _path = await _disconnected(cal_api, worker, radicale)
+    resource, calendar, _ = await disconnected(cal_api, worker, radicale)
     assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
     await drain(worker)
     assert len(in_calendar(calendar)) == 1
@@ -263,7 +260,7 @@ async def test_a_removal_whose_password_cannot_be_read_lets_the_connection_go_at
     # each attempt fails, and after the last one the hidden connection goes (docs/calendars.md:
     # "until it succeeds or its last attempt fails"). Before, it stayed for ever, counted
     # toward the app's 1,000 connections, its removal target still enabled.
-    _resource, calendar, _path = await _disconnected(cal_api, worker, radicale)
+    _resource, calendar, _ = await disconnected(cal_api, worker, radicale)
     keyless = SETTINGS.model_copy(update={"encryption_key": None})
     other = Worker(engine, keyless, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w3")
     for _ in range(MAX_ATTEMPTS):

@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import Webhook
 
 from slotgraph.domain.deliveries import MAX_ATTEMPTS
 from slotgraph.worker import Worker
-from tests.api.calendars.conftest import connect, drain, in_calendar, pushed_one
+from tests.api.calendars.conftest import connect, disconnected, drain, in_calendar
 from tests.api.calendars.test_calendar_events import UUID
 from tests.api.conftest import Api
 from tests.radicale import PASSWORD, Radicale
@@ -111,23 +111,13 @@ async def test_connecting_a_calendar_is_a_signed_webhook_event(
     assert PASSWORD not in r.text
 
 
-async def _pushed_and_disconnected(api: Api, worker: Worker, radicale: Radicale) -> Any:
-    """A resource whose calendar got one booking pushed, then was disconnected with
-    remove_pushed (the removal queued, not yet run): the resource and its calendar."""
-    calendar = radicale.new_calendar()
-    resource, _ = await pushed_one(api, worker, calendar)
-    path = f"/v1/resources/{resource['resource_id']}/calendar"
-    assert (await api.delete(f"{path}?remove_pushed=true")).status_code == 204
-    return resource, calendar
-
-
 async def test_a_removal_done_is_a_signed_webhook_event(
     cal_api: Api, radicale: Radicale, worker: Worker, receiver: Receiver
 ) -> None:
     secret = await _subscribed(
         cal_api, receiver, "calendar.removal_succeeded", "calendar.removal_failed"
     )
-    resource, calendar = await _pushed_and_disconnected(cal_api, worker, radicale)
+    resource, calendar, _ = await disconnected(cal_api, worker, radicale)
     await drain(worker)
     assert in_calendar(calendar) == {}
     expected = [("calendar.removal_succeeded", {"resource_id": resource["resource_id"]})]
@@ -141,7 +131,7 @@ async def test_a_removal_whose_last_attempt_failed_is_a_signed_webhook_event(
     secret = await _subscribed(
         cal_api, receiver, "calendar.removal_succeeded", "calendar.removal_failed"
     )
-    resource, calendar = await _pushed_and_disconnected(cal_api, worker, radicale)
+    resource, calendar, _ = await disconnected(cal_api, worker, radicale)
     radicale.set_password("changed on the server")
     try:
         for attempt in range(MAX_ATTEMPTS):
