@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, insert
 from sqlalchemy.engine import Dialect
 
@@ -37,11 +38,14 @@ _ATTEMPT = (
     *("duration_ms", "response_body", "next_retry_at", "worker_id"),
 )
 
-# The (target, booking) pairs with a pending delivery already, given the targets and bookings
-# (the placeholders filled in per call: `_queued`)
+# The (target, booking) pairs with a pending delivery already, given the targets and the
+# bookings as two JSON arrays: one text for any number of either (one `?` each would meet
+# SQLite's limit on variables, and make a statement per count in the statement cache), still
+# looked up in ix_deliveries_order.
 _QUEUED = (
     "SELECT endpoint_id, booking_id FROM deliveries WHERE status = 'pending'"
-    " AND endpoint_id IN ({targets}) AND booking_id IN ({bookings})"
+    " AND endpoint_id IN (SELECT value FROM json_each(?))"
+    " AND booking_id IN (SELECT value FROM json_each(?))"
     " GROUP BY endpoint_id, booking_id"
 )
 _MARK = "UPDATE events SET dispatched_at = ? WHERE seq = ?"
@@ -168,10 +172,8 @@ async def fan_out(
 def _queued(
     db: sqlite3.Connection, targets: list[str], bookings: list[str]
 ) -> set[tuple[uuid.UUID, uuid.UUID]]:
-    sql = _QUEUED.format(
-        targets=", ".join("?" * len(targets)), bookings=", ".join("?" * len(bookings))
-    )
-    return {(uuid.UUID(t), uuid.UUID(b)) for t, b in db.execute(sql, (*targets, *bookings))}
+    found = db.execute(_QUEUED, (orjson.dumps(targets).decode(), orjson.dumps(bookings).decode()))
+    return {(uuid.UUID(t), uuid.UUID(b)) for t, b in found}
 
 
 async def record(
