@@ -73,7 +73,9 @@ def _sign(secret: bytes, nonce: str) -> str:
 
 
 def _valid(request: Request, token: str) -> bool:
-    if not token or len(token) > _MAX_TOKEN:
+    # A cookie or field is any text a browser (or a script) sends: compare_digest raises
+    # TypeError on a str that is not ASCII, which was a 500 on every page.
+    if not token or len(token) > _MAX_TOKEN or not token.isascii():
         return False
     secret = _secret(request)
     if secret is None:
@@ -129,7 +131,7 @@ def check_csrf(request: Request, form: dict[str, str]) -> None:
     """Raise CsrfRefused unless the form's token matches the cookie (and its signature)."""
     cookie = request.cookies.get(cookie_name(request), "")
     sent = form.get(CSRF_FIELD, "")
-    if not (cookie and sent and hmac.compare_digest(cookie, sent) and _valid(request, sent)):
+    if not (_valid(request, sent) and hmac.compare_digest(cookie.encode(), sent.encode())):
         raise CsrfRefused(
             N_("The form has expired or did not come from this site; reload the page.")
         )
