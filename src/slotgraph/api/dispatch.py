@@ -20,6 +20,9 @@ tests/api/test_dispatch.py adds routes after the first request and checks they a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
 from fastapi import FastAPI
 from fastapi.routing import (
     APIRouter,
@@ -46,6 +49,25 @@ def _counted_mark_routes_changed(self: APIRouter) -> None:
 
 
 APIRouter._mark_routes_changed = _counted_mark_routes_changed  # type: ignore[method-assign]
+T = TypeVar("T")
+
+
+class FromRoutes(Generic[T]):
+    """A table built from the app's routes (this index, the guard's and the idempotency
+    middleware's tables): built at the first request and again whenever any router's routes
+    have changed since, so a route added later is in it (one comparison a request)."""
+
+    def __init__(self) -> None:
+        self._value: T | None = None
+        self._changes = -1
+
+    def get(self, build: Callable[[], T]) -> T:
+        changes = _changes[0]
+        if self._value is None or changes != self._changes:
+            self._value, self._changes = build(), changes
+        return self._value
+
+
 Key = tuple[str, str | None] | str  # (first, second or None), (first, ANY), or ANY
 
 
@@ -123,14 +145,10 @@ class PrefixDispatch:
 
     def __init__(self, router: APIRouter) -> None:
         self.router = router
-        self._index: _Index | None = None
-        self._changes = -1
+        self._index: FromRoutes[_Index] = FromRoutes()
 
     def candidates(self, route_path: str) -> list[BaseRoute]:
-        changes = _changes[0]
-        if self._index is None or changes != self._changes:
-            self._index, self._changes = _Index(list(self.router.routes)), changes
-        return self._index.candidates(route_path)
+        return self._index.get(lambda: _Index(list(self.router.routes))).candidates(route_path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         router = self.router

@@ -52,6 +52,7 @@ from slotgraph.api.deps import (
     require_secret,
     require_secret_or_customer,
 )
+from slotgraph.api.dispatch import FromRoutes
 from slotgraph.api.problems import error_for
 from slotgraph.api.ratelimit import Limiter
 from slotgraph.api.timekit.errors import is_timekit
@@ -133,19 +134,21 @@ class Guard:
         self.max_body = max_body_bytes
         self.max_depth = max_json_depth
         self.body_seconds = body_timeout_seconds
-        self._table: list[tuple[re.Pattern[str], frozenset[str], Need, bool, bool]] | None = None
+        self._table: FromRoutes[list[tuple[re.Pattern[str], frozenset[str], Need, bool, bool]]]
+        self._table = FromRoutes()
 
     def route(self, method: str, path: str) -> tuple[Need, bool, bool]:
         """The key a route needs ("none" for no route: the router answers 404), whether it is
         a web page (whose errors are HTML), and whether its callers are counted per address as
         visitors (`counts_visitors`)."""
-        if self._table is None:  # built at the first request, when every route is included
-            self._table = [
+        table = self._table.get(
+            lambda: [
                 (p, m, need, isinstance(r, WebRoute), counts_visitors(r, need))
                 for p, m, r in route_table(self.root)
                 for need in (route_need(r),)
             ]
-        for pattern, methods, need, web, visitors in self._table:
+        )
+        for pattern, methods, need, web, visitors in table:
             if method in methods and pattern.match(path):
                 return need, web, visitors
         return "none", False, False

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slotgraph.api.deps import client_ip, get_caller
+from slotgraph.api.dispatch import FromRoutes
 from slotgraph.api.guard import header, replay_body, route_table
 from slotgraph.api.problems import slotgraph_error
 from slotgraph.errors import BadRequest, IdempotencyKeyInFlight, SlotgraphError
@@ -62,15 +63,15 @@ def _storable(status: int, body: bytes) -> bool:
 class Idempotency:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._table: list[tuple[re.Pattern[str], frozenset[str], APIRoute]] | None = None
+        self._table: FromRoutes[list[tuple[re.Pattern[str], frozenset[str], APIRoute]]]
+        self._table = FromRoutes()
 
     def _routed(self, scope: Scope) -> APIRoute | None:
         """The route that answers this method on this path, if any (the first that matches, as
-        the router tries them; the table is built at the first request, when all are included)."""
-        if self._table is None:
-            self._table = route_table(scope["app"])
+        the router tries them; the table is built again when a route is added)."""
+        table = self._table.get(lambda: route_table(scope["app"]))
         method, path = scope["method"], scope["path"]
-        for pattern, methods, route in self._table:
+        for pattern, methods, route in table:
             if method in methods and pattern.match(path):
                 return route
         return None
