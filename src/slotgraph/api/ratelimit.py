@@ -27,6 +27,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 
+from slotgraph.api.addresses import visitor
 from slotgraph.errors import RateLimited
 from slotgraph.services.common import Principal
 
@@ -155,7 +156,7 @@ class Limiter:
         else:
             # The public key, or a customer token (no key: its booking), per client address.
             item = RateLimitItemPerMinute(min(limits.public_per_minute, self.max_per_minute))
-            who = (str(principal.key_id or principal.booking_id), client_ip[:64])
+            who = (str(principal.key_id or principal.booking_id), visitor(client_ip))
         try:
             allowed = await self.strategy.hit(item, *who)
             if allowed:
@@ -181,7 +182,7 @@ class Limiter:
         `bad_key_limit` unknown keys in the last minute, unless `key` was valid within
         KNOWN_SECONDS (None: a credential that cannot be a key). True: let through only because
         it was known (a failure then forgets it)."""
-        address = client_ip[:64]
+        address = visitor(client_ip)
         try:
             if await self.strategy.test(self.bad_keys, "bad_key", address):
                 return False
@@ -202,7 +203,7 @@ class Limiter:
     async def lookup_failed(self, client_ip: str, key: str | None, *, was_known: bool) -> None:
         """Count an unknown key (or a malformed credential) against its address."""
         try:
-            await self.strategy.hit(self.bad_keys, "bad_key", client_ip[:64])
+            await self.strategy.hit(self.bad_keys, "bad_key", visitor(client_ip))
             if was_known and key is not None:
                 await self.storage.clear(_known(key))  # revoked since: no longer vouched for
         except StorageError as exc:
