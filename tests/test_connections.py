@@ -83,12 +83,13 @@ def test_the_kernels_count_is_the_bytes_the_peer_acknowledged() -> None:
 
 
 def test_the_protocol_overrides_methods_uvicorn_still_has() -> None:
-    """Nine of uvicorn's methods are overridden (ADR 0012), one of them private: an upgrade that
+    """Ten of uvicorn's methods are overridden (ADR 0012), one of them private: an upgrade that
     renames one leaves the override never called, silently (the pipelined reset's error came
     back, tests/system/test_slow_readers.py). This fails first, and names it."""
     overridden = {
         "connection_made",
         "connection_lost",
+        "data_received",
         "handle_websocket_upgrade",
         "on_message_begin",
         "on_headers_complete",

@@ -4,7 +4,7 @@
 uvicorn bounds neither how long a request's head may take to arrive nor how many connections
 one address may keep open: a client that sends half a head, or connects and sends nothing,
 held its socket for as long as it liked, and enough of them used up the process's files. This
-protocol is uvicorn's httptools protocol (what `slotgraph serve` runs) with three bounds added:
+protocol is uvicorn's httptools protocol (what `slotgraph serve` runs) with four bounds added:
 
 - **the head's deadline**: from the moment a connection is accepted, and again from the end of
   each answer on a kept-alive connection, the next request's head must be complete within
@@ -25,6 +25,12 @@ protocol is uvicorn's httptools protocol (what `slotgraph serve` runs) with thre
   read. The host itself (loopback) and the proxies named in `SLOTGRAPH_FORWARDED_ALLOW_IPS`
   are not counted: every visitor behind a proxy comes from its address.
 
+- **the head's size**: at most `MAX_HEAD_BYTES` (64 KiB: the request line and every header);
+  past it the answer is 431 and the connection is closed. httptools joins a header's pieces
+  (and uvicorn the URL's) with `bytes +=`, a copy of all that came before at every read: a
+  head of 44 MB in 10 s held the event loop, every request of the process waiting (a
+  `/healthz` took 10.8 s), and the whole head in memory until the deadline.
+
 The body's deadline is the guard's (api/guard.py `read_body`, `SLOTGRAPH_BODY_TIMEOUT_SECONDS`):
 it answers 408 problem+json in the API's own shape.
 """
@@ -44,6 +50,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from slotgraph.api.addresses import visitor
 from slotgraph.settings import Settings
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -97,9 +104,7 @@ def address_key(address: str, bounds: Bounds) -> str | None:
         ip = ip.ipv4_mapped  # an IPv4 client of a dual-stack socket: not a /64 shared by all
     if bounds.trusted is None or ip.is_loopback or any(ip in n for n in bounds.trusted):
         return None
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
+    return visitor(str(ip))  # IPv6: its /64, as the rate limits count it
 
 
 def _answer(status: int, reason: str, code: str, detail: str) -> bytes:
@@ -127,6 +132,14 @@ HEAD_TIMEOUT = _answer(
     "request_timeout",
     "The request's head did not arrive in time (the server's header_timeout_seconds).",
 )
+HEAD_TOO_LARGE = _answer(
+    431,
+    "Request Header Fields Too Large",
+    "headers_too_large",
+    "The request line and headers may be at most 65536 bytes.",
+)
+MAX_HEAD_BYTES = 64 * 1024
+LINGER_SECONDS = 2.0
 TOO_MANY = _answer(
     503,
     "Service Unavailable",
@@ -176,6 +189,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._running: Any = None  # the request whose answer is being sent (uvicorn's cycle)
         self._counted: str | None = None
         self._head_begun = False
+        self._head_bytes = 0  # of the head being read, after the read it began in
+        self._head_refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -213,8 +228,32 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 _OPEN.pop(self._counted, None)
             self._counted = None
 
+    def data_received(self, data: bytes) -> None:
+        # Counted after the read that began the head (its bytes before the head are the last
+        # request's), so a head may reach MAX_HEAD_BYTES and one read more (256 KiB at most).
+        if self._head_refused:
+            return  # what comes after the 431 is read and dropped until the close
+        continuing = self._head_begun
+        super().data_received(data)
+        if continuing and self._head_begun and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse_head()
+
+    def _refuse_head(self) -> None:
+        """431, then our side of the connection shut; the rest the client sends is dropped for
+        LINGER_SECONDS, then it is closed (closed at once, with the client's bytes unread, the
+        kernel sends a reset and the client loses the answer)."""
+        self._head_refused = True
+        self._disarm()
+        self.transport.write(HEAD_TOO_LARGE)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
     def on_message_begin(self) -> None:
         self._head_begun = True
+        self._head_bytes = 0
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
