@@ -37,3 +37,67 @@ async def test_a_csrf_cookie_or_field_that_is_not_ascii_is_a_page_not_a_500(api:
             assert sent.status_code == 403, (cookie, field)
             assert "text/html" in sent.headers["content-type"]
     assert (await api.get("/v1/bookings")).json()["data"] == []
+
+
+ODD_QUERIES = [
+    "tz=localtime",
+    "tz=Factory",
+    "tz=posix/Europe/Oslo",
+    "tz=../../etc/passwd",
+    "tz=tzdata.zi",
+    "tz=iso3166.tab",
+    "tz=Europe/Oslo%0D%0ASet-Cookie:x=y",
+    "tz=" + "A" * 5000,
+    "week=9999-99-99",
+    "week=0001-01-01",
+    "week=%C3%A9",
+    "duration=P99999Y",
+    "duration=%F0%9F%98%80",
+    "fragment=week&tz=Pacific/Chatham",
+]
+ODD_STARTS = [
+    "start=2030-01-07T10:00:00%2B99:00",
+    "start=%C3%A9",
+    "start=2199-12-31T23:59:00Z&duration=PT60M",
+    "start=2030-01-07T10:00:00.999999999Z",
+    "start=%2B2030-01-07T10:00:00Z",
+    "start=2030-W02-1T10:00Z",
+    "start=2030-01-07T10:00:00-23:59",
+    "start=2030-01-07T10:00:00Z&seat=not-an-id",
+]
+
+
+async def test_odd_page_queries_answer_a_page(api: Api) -> None:
+    """Zones zoneinfo reads but lists nowhere, dates out of range, durations no page offers:
+    a page, or an error page (2026-11-30: each answered so, none a 500)."""
+    await make_page(api)
+    for query in ODD_QUERIES:
+        r = await api.http.get(f"/book/dr-berg?{query}")
+        assert r.status_code == 200, (query, r.status_code)
+        assert "Set-Cookie:x" not in str(r.headers)
+    for query in ODD_STARTS:
+        r = await api.http.get(f"/book/dr-berg/time?{query}")
+        assert r.status_code in (200, 404, 409), (query, r.status_code)
+        assert "text/html" in r.headers["content-type"]
+
+
+async def test_a_forms_submission_on_another_apps_page_shows_nothing_of_the_first(
+    api: Api, other_api: Api
+) -> None:
+    """The submission keys a form per page: sent to another app's page, it books there anew
+    and the first booking's manage link is not shown."""
+    await make_page(api)
+    await make_page(other_api, slug="elsewhere")
+    async with httpx.AsyncClient(transport=api.http._transport, base_url="http://test") as b:
+        fields = await _fields(b)
+        first = await b.post("/book/dr-berg", data=fields)
+        assert first.status_code == 201
+        link = Doc(first.text).all("manage-link")[0]["href"]
+        other_form = Doc((await b.get("/book/elsewhere")).text).all("time")[0]["href"]
+        other = Doc((await b.get(other_form)).text).form("booking-form")["fields"]
+        again = await b.post(
+            "/book/elsewhere",
+            data={**other, "submission": fields["submission"], "name": "Ann", "email": "a@x.org"},
+        )
+    assert again.status_code == 201, again.text
+    assert link not in again.text
