@@ -191,6 +191,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_begun = False
         self._head_bytes = 0  # of the head being read, after the read it began in
         self._head_refused = False
+        self._began_in_read = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -229,13 +230,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._counted = None
 
     def data_received(self, data: bytes) -> None:
-        # Counted after the read that began the head (its bytes before the head are the last
-        # request's), so a head may reach MAX_HEAD_BYTES and one read more (256 KiB at most).
+        # Only a read that is all head counts: one that began a head also held the bytes before
+        # it (the last request's, pipelined), so a head may reach MAX_HEAD_BYTES and one read
+        # more (256 KiB at most) before it is refused.
         if self._head_refused:
             return  # what comes after the 431 is read and dropped until the close
-        continuing = self._head_begun
+        self._began_in_read = False
         super().data_received(data)
-        if continuing and self._head_begun and not self.transport.is_closing():
+        if self._head_begun and not self._began_in_read and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse_head()
@@ -253,6 +255,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._head_begun = True
+        self._began_in_read = True
         self._head_bytes = 0
         super().on_message_begin()
 
