@@ -15,11 +15,11 @@ protocol is uvicorn's httptools protocol (what `slotgraph serve` runs) with four
   passes its high-water mark: the kernel's buffers are full and 64 KiB more wait in the
   process), each stretch of `SLOTGRAPH_SEND_TIMEOUT_SECONDS` (30) must move at least
   `SLOTGRAPH_SEND_MIN_BYTES_PER_SECOND` (16 KiB) a second of it out of the process, and all of
-  it must have left within `SLOTGRAPH_SEND_MAX_SECONDS` (300); else the connection is reset (a
-  close would wait for the buffer to drain). A client that did not read its answer held the
-  connection, its buffered answer and its place in the count below for as long as it liked;
-  one reading a byte a second is reset after the first stretch, one reading just fast enough
-  after the total. An answer that fits in the buffers costs no timer.
+  it must have left within `SLOTGRAPH_SEND_MAX_SECONDS` (300; each pipelined answer its own);
+  else the connection is reset (a close would wait for the buffer to drain). A client that
+  did not read its answer held the connection, its buffered answer and its place in the count
+  below for as long as it liked; one reading a byte a second is reset after the first stretch,
+  one reading just fast enough after the total. An answer that fits in the buffers costs no timer.
 - **connections per address**: at most `SLOTGRAPH_MAX_CONNECTIONS_PER_ADDRESS` (256, per server
   process; IPv6 counted per /64) open at once; one more is answered 503 and closed before it is
   read. The host itself (loopback) and the proxies named in `SLOTGRAPH_FORWARDED_ALLOW_IPS`
@@ -183,6 +183,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._send_deadline: asyncio.TimerHandle | None = None
         self._send_started = 0.0  # when the answer outran the client (the total's clock)
+        self._sending: Any = None  # the request whose answer the total's clock is for
+        self._stretch_started = 0.0
         self._level = 0  # the write buffer's size when last looked at
         self._moved = 0  # bytes that left the process in this stretch
         self._acked: int | None = None  # the client's kernel's count when the stretch began
@@ -277,12 +279,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().pause_writing()
         self._look()
         if self._send_deadline is None:
-            self._send_started = self.loop.time()
+            self._send_started = self._stretch_started = self.loop.time()
             self._moved, self._acked = 0, self._kernel_acked()
             b = self._bounds  # a total shorter than a stretch ends the first one
             self._send_deadline = self.loop.call_later(
                 min(b.send_seconds, b.send_max_seconds), self._send_check
             )
+        elif self._running is not self._sending:
+            # A pipelined answer, written once the one before it left the process (uvicorn
+            # waits for the buffer to drain before an answer's first write): its own total,
+            # as on a connection that asks again once its answer came. The stretch goes on
+            # (the client's rate is the connection's).
+            self._send_started = self.loop.time()
+        self._sending = self._running
 
     def resume_writing(self) -> None:
         self._look()
@@ -319,13 +328,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.get_write_buffer_size() == 0:
             return
         b = self._bounds
-        left = self._send_started + b.send_max_seconds - self.loop.time()
+        now = self.loop.time()
+        left = self._send_started + b.send_max_seconds - now
+        # A stretch cut short by a total that a pipelined answer then restarted owes its length's
+        # share of the minimum only.
+        owed = b.send_min_rate * min(b.send_seconds, now - self._stretch_started)
         acked = self._kernel_acked()
         moved = self._moved if acked is None or self._acked is None else acked - self._acked
-        if moved < b.send_min_rate * b.send_seconds or left <= 0:
+        if moved < owed or left <= 0:
             self._reset()
             return
-        self._moved, self._acked = 0, acked
+        self._moved, self._acked, self._stretch_started = 0, acked, now
         self._send_deadline = self.loop.call_later(min(b.send_seconds, left), self._send_check)
 
     def _reset(self) -> None:
