@@ -85,7 +85,7 @@ def test_a_socket_url_is_said_to_be_why_the_reset_test_skips() -> None:
     assert why_not_tcp(make_url("postgresql://postgres@db.internal/test")) is None
 
 
-class _Proxy:
+class Relay:
     """A TCP relay to PostgreSQL that can reset every connection through it (RST, as a failover
     or a dropped NAT entry does) and then refuse new ones."""
 
@@ -115,10 +115,15 @@ class _Proxy:
     def reset_all(self) -> None:
         assert self.server is not None
         self.server.close()  # new connections: refused
+        self.reset_open()
+
+    def reset_open(self) -> None:
+        """Reset every connection relayed so far; new ones still go through."""
         for writer in self.client_sides:
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()
+        self.client_sides.clear()
 
 
 async def test_a_reset_or_refused_database_connection_is_still_503(
@@ -131,7 +136,7 @@ async def test_a_reset_or_refused_database_connection_is_still_503(
     resource = await api.resource()
     client = await api.client()
     assert engine.url.host is not None
-    proxy = _Proxy(engine.url.host, engine.url.port or 5432)
+    proxy = Relay(engine.url.host, engine.url.port or 5432)
     port = await proxy.start()
     url = engine.url.set(drivername="postgresql", port=port).render_as_string(hide_password=False)
     proxied = create_engine(url)
@@ -142,14 +147,6 @@ async def test_a_reset_or_refused_database_connection_is_still_503(
         "start": "2024-05-20T00:00:00Z",
         "end": "2024-05-21T00:00:00Z",
         "duration": "PT30M",
-    }
-    # A plain create: its two statements go straight to asyncpg on a pooled connection
-    # (db/driver_sql.py autocommit), outside SQLAlchemy's error hook.
-    create = {
-        "resource_id": resource["resource_id"],
-        "client_id": client["client_id"],
-        "start_time": "2024-05-20T10:00:00Z",
-        "end_time": "2024-05-20T11:00:00Z",
     }
     # A plain create: its two statements go straight to asyncpg on a pooled connection
     # (db/driver_sql.py autocommit), outside SQLAlchemy's error hook.

@@ -128,14 +128,20 @@ async def autocommit(engine: AsyncEngine) -> AsyncIterator[Autocommit]:
 
     Nothing begins a transaction on it, so each statement commits by itself. As through
     SQLAlchemy, a lost connection leaves the pool (also one cancelled mid-statement, or left in
-    a transaction), and the database's state is 503 (engine.unavailable)."""
+    a transaction), and the database's state is 503 (engine.unavailable). asyncpg reports a lost
+    connection as its own error (translated in `_translated`), its socket's OSError only as the
+    cause; an OSError raised here with the connection still open is the block's own, a fault
+    (500), as elsewhere (tests/api/test_create_cut_short.py)."""
     pooled = await greenlet_spawn(checkout, engine.sync_engine)
     driver = pooled.driver_connection
     broken = True
     try:
         yield Autocommit(pooled, driver, engine.dialect)
         broken = False
-    except OSError as exc:  # the database's socket: the block's only I/O is on `driver`
+    except OSError as exc:
+        if not driver.is_closed():  # not the database's socket: the block's own (a fault, 500)
+            broken = False
+            raise
         raise (unavailable(exc, lost=True) or exc) from exc
     except Exception:
         broken = False

@@ -100,6 +100,11 @@ def _unavailable_on_disconnect(ctx: ExceptionContext) -> BaseException | None:
     checkout connects afresh: the server recovers by itself when the database is back.
     """
     exc = ctx.original_exception
+    if not isinstance(exc, Exception):
+        # A cancellation (the request's task: a server shutting down with it in flight) is not
+        # the database's fault, and must go on as itself: made a 503 here, the task answered
+        # instead of ending cancelled. SQLAlchemy still drops the connection it interrupted.
+        return None
     if isinstance(exc, OSError) and not ctx.is_disconnect:
         # Raised while a statement runs (the driver let it through untranslated): the database's
         # socket failed. Marked a disconnect, SQLAlchemy drops the connection from the pool.
