@@ -235,3 +235,28 @@ async def test_a_record_while_another_process_holds_sqlites_write_lock_is_busy_a
     assert lost == []
     after = await rows(fresh.engine)
     assert after["delivery_attempts"] == before["delivery_attempts"] + 2
+
+
+@pytest.mark.parametrize("fresh", ["sqlite"], indirect=True)
+async def test_a_fan_out_while_another_process_holds_sqlites_write_lock_is_busy_and_writes_nothing(
+    fresh: Fresh,
+) -> None:
+    """The worker's fan-out, one call on SQLite's thread from BEGIN IMMEDIATE to COMMIT
+    (services/sqlite_deliveries.py `dispatch`), is refused as the engine refuses (DatabaseBusy)
+    and writes nothing; the same fan-out goes through once the lock is let go."""
+    api = fresh.api
+    r = await api.post("/v1/webhooks", {"url": "https://example.com/hook"})
+    assert r.status_code == 201, r.text
+    await book_days(api, 2)
+    now = api.clock.now
+    sessions = session_factory(fresh.engine)
+    lease = fanout.Lease("w", now + timedelta(minutes=1), room=10)
+    before = await rows(fresh.engine)
+    async with sqlite_write_lock_held(fresh), sessions() as session:
+        with pytest.raises(DatabaseBusy):
+            await fanout.dispatch(session, now=now, lease=lease)
+    assert await rows(fresh.engine) == before
+    async with sessions() as session:
+        fanned = await fanout.dispatch(session, now=now, lease=lease)
+    assert (fanned.events, len(fanned.claims)) == (2, 2)
+    assert (await rows(fresh.engine))["deliveries"] == before["deliveries"] + 2

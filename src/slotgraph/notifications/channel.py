@@ -76,15 +76,22 @@ class _Parsed:
     moved: bool
 
 
-async def wanted(
-    session: AsyncSession, targets: Sequence[Target], events: Sequence[OutboxEvent]
-) -> Callable[[Target, OutboxEvent], bool]:
-    """The dispatch filter for email targets (other targets: always true): the app sends this
-    audience email, the booking says `notify`, there is an address, and the event is one that
-    kinds.py sends an email for."""
-    audience_of = {t.id: kinds.AUDIENCE_OF[t.format] for t in targets if t.format in kinds.FORMATS}
+def wanted_without_reads(
+    targets: Sequence[Target], events: Sequence[OutboxEvent]
+) -> Callable[[Target, OutboxEvent], bool] | None:
+    """`wanted`'s filter where it reads nothing: no email target among `targets`, or no
+    event's booking asks for emails; None where it must read (the fan-out on SQLite runs
+    without a session where it need not: services/fanout.py)."""
+    audience_of = {t.id for t in targets if t.format in kinds.FORMATS}
     if not audience_of:
         return lambda target, event: True
+    if not _parsed(events):  # no booking asks for emails: no lookups (the rule is in `wants`)
+        return lambda target, event: target.id not in audience_of
+    return None
+
+
+def _parsed(events: Sequence[OutboxEvent]) -> dict[uuid.UUID, _Parsed]:
+    """The events whose booking asks for emails, their booking and action."""
     parsed: dict[uuid.UUID, _Parsed] = {}
     for e in events:
         if e.booking_id is None or not e.type.startswith("booking."):
@@ -93,8 +100,19 @@ async def wanted(
         booking = data.get("booking")
         if isinstance(booking, dict) and booking.get("notify"):
             parsed[e.id] = _Parsed(booking, data.get("action"), False)
-    if not parsed:  # no booking asks for emails: no lookups (the rule is in `wants` below)
-        return lambda target, event: target.id not in audience_of
+    return parsed
+
+
+async def wanted(
+    session: AsyncSession, targets: Sequence[Target], events: Sequence[OutboxEvent]
+) -> Callable[[Target, OutboxEvent], bool]:
+    """The dispatch filter for email targets (other targets: always true): the app sends this
+    audience email, the booking says `notify`, there is an address, and the event is one that
+    kinds.py sends an email for."""
+    if (plain := wanted_without_reads(targets, events)) is not None:
+        return plain
+    audience_of = {t.id: kinds.AUDIENCE_OF[t.format] for t in targets if t.format in kinds.FORMATS}
+    parsed = _parsed(events)
     updated = [e for e in events if e.type == "booking.updated" and e.id in parsed]
     for e in updated:
         before = await session.scalar(

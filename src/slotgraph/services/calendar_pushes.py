@@ -37,15 +37,26 @@ from slotgraph.services.outbox import OutboxEvent, Target, new_delivery
 BACKFILL_MAX = 5_000
 
 
+def wanted_without_reads(
+    targets: Sequence[Target],
+) -> Callable[[Target, OutboxEvent], bool] | None:
+    """`wanted`'s filter where it reads nothing: no calendar target among `targets`; None
+    otherwise (the fan-out on SQLite runs without a session where it need not:
+    services/fanout.py)."""
+    if any(t.calendar_id is not None for t in targets):
+        return None
+    return lambda target, event: True
+
+
 async def wanted(
     session: AsyncSession, targets: Sequence[Target], events: Sequence[OutboxEvent]
 ) -> Callable[[Target, OutboxEvent], bool]:
     """The dispatch filter for calendar targets (webhook targets: always true). Call it in
     event order: a booking pushed by an earlier event keeps its later ones (a move away, a
     cancel) going to the same calendar."""
+    if (plain := wanted_without_reads(targets)) is not None:
+        return plain
     calendar_targets = {t.id: t.calendar_id for t in targets if t.calendar_id is not None}
-    if not calendar_targets:
-        return lambda target, event: True
     resource_of = {
         c: str(r)
         for c, r in await session.execute(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -126,12 +126,18 @@ async def dispatch(
     PostgreSQL: the fan-outs' turn is taken in the events' SELECT, and the deliveries, the
     events marked and the check that nothing of a booking is queued already are one statement
     (`_FAN_OUT_IN_ONE`): four round trips with BEGIN and COMMIT, run on the driver (no
-    SQLAlchemy execution around them) when the session is on an engine. SQLite: the reads in
-    one call on its thread, then the order rule's check, the deliveries and the events' mark in
-    another (services/sqlite_deliveries.py; one writer at a time anyway)."""
+    SQLAlchemy execution around them) when the session is on an engine. SQLite: all of it,
+    BEGIN IMMEDIATE to COMMIT, in one call on aiosqlite's thread (`_dispatch_on_sqlite`), unless
+    the channels' filters must read (a calendar target, or an email target and a booking that
+    asks for emails): then in the session's transaction, the reads in one call and the order
+    rule's check, the deliveries and the events' mark in another (services/sqlite_deliveries.py;
+    one writer at a time anyway)."""
     bind = session.bind
-    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
-        return await _dispatch_on_driver(session, bind, now, limit, lease)
+    if isinstance(bind, AsyncEngine):
+        if bind.dialect.name == "postgresql":
+            return await _dispatch_on_driver(session, bind, now, limit, lease)
+        if (done := await _dispatch_on_sqlite(session, bind, now, limit, lease)) is not None:
+            return done
     async with session.begin():
         conn = await session.connection()
         postgres = conn.dialect.name == "postgresql"
@@ -156,13 +162,7 @@ async def dispatch(
             leased = set((await conn.exec_driver_sql(_FAN_OUT_IN_ONE, args)).scalars())
         else:
             born = await sqlite_deliveries.fan_out(
-                conn,
-                pairs,
-                ids,
-                seqs,
-                None if lease is None else functools.partial(_born_leased, pairs, lease),
-                None if lease is None else (lease.until, lease.worker_id),
-                now,
+                conn, pairs, ids, seqs, _born_of(lease), _lease_of(lease), now
             )
             leased = {ids[i] for i in born}
     return await _handed(session, events, pairs, ids, leased, now)
@@ -190,6 +190,43 @@ async def _dispatch_on_driver(
         args = _write_args(pairs, ids, born, [e.seq for e in events], lease, now)
         leased = {r[0] for r in await driver.fetch(_FAN_OUT_IN_ONE, *args)}
     return await _handed(session, events, pairs, ids, leased, now)
+
+
+async def _dispatch_on_sqlite(
+    session: AsyncSession, engine: AsyncEngine, now: datetime, limit: int, lease: Lease | None
+) -> Dispatched | None:
+    """SQLite: `dispatch` in one call on aiosqlite's thread, its transaction from BEGIN
+    IMMEDIATE to COMMIT included (services/sqlite_deliveries.py `dispatch`), on the pool's one
+    connection (ADR 0008). None, having written nothing, where a calendar or an email target is
+    among the targets: their filters read through the session (`dispatch` then fans out the
+    session's way)."""
+    async with engine.connect() as conn:
+        found = await sqlite_deliveries.dispatch(
+            conn,
+            _sqlite_reads(engine.dialect),
+            limit,
+            _pairs_without_reads,
+            _born_of(lease),
+            _lease_of(lease),
+            now,
+        )
+    if found is None:
+        return None
+    events, pairs, ids, born = found
+    if not events:
+        return Dispatched()
+    return await _handed(session, events, pairs, ids, {ids[i] for i in born}, now)
+
+
+def _born_of(lease: Lease | None) -> sqlite_deliveries.BornOf | None:
+    """SQLite: the order rule given the pairs and what is queued already (`_born_leased`)."""
+    if lease is None:
+        return None
+    return lambda pairs, queued: _born_leased(pairs, lease, queued)
+
+
+def _lease_of(lease: Lease | None) -> tuple[datetime, str] | None:
+    return None if lease is None else (lease.until, lease.worker_id)
 
 
 @functools.cache
@@ -225,6 +262,26 @@ async def _pairs(
     filters (which read only where such a target is among `targets`)."""
     calendar_wants = await calendar_pushes.wanted(session, targets, events)
     email_wants = await emails.wanted(session, targets, events)
+    return _pairs_wanted(events, targets, calendar_wants, email_wants)
+
+
+def _pairs_without_reads(
+    events: Sequence[Any], targets: Sequence[Any]
+) -> list[tuple[Any, Any]] | None:
+    """`_pairs` where the channels' filters need not read the database; otherwise None."""
+    calendar_wants = calendar_pushes.wanted_without_reads(targets)
+    email_wants = emails.wanted_without_reads(targets, events)
+    if calendar_wants is None or email_wants is None:
+        return None
+    return _pairs_wanted(events, targets, calendar_wants, email_wants)
+
+
+def _pairs_wanted(
+    events: Sequence[Any],
+    targets: Sequence[Any],
+    calendar_wants: Callable[[Any, Any], bool],
+    email_wants: Callable[[Any, Any], bool],
+) -> list[tuple[Any, Any]]:
     of_app: dict[uuid.UUID, list[Any]] = {}
     for t in targets:
         of_app.setdefault(t.app_id, []).append(t)

@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, insert
 from sqlalchemy.engine import Dialect
 
 from slotgraph.db import driver_sql
-from slotgraph.db.models import Delivery, DeliveryAttempt
+from slotgraph.db.models import Delivery, DeliveryAttempt, new_id
 from slotgraph.db.models.base import table_of
 
 _DELIVERY = (
@@ -74,23 +74,79 @@ class Reads:
     target_row: Callable[[list[Any]], Any]
 
 
+Pair = tuple[Any, Any]  # (target, event), as read
+Queued = set[tuple[uuid.UUID, uuid.UUID]]  # (target, booking) with a pending delivery already
+BornOf = Callable[[list[Pair], Queued], set[int]]  # the order rule: the positions born leased
+
+
+async def dispatch(
+    conn: Any,
+    reads: Reads,
+    limit: int,
+    pairs_of: Callable[[list[Any], list[Any]], list[Pair] | None],
+    born_of: BornOf | None,
+    lease: tuple[datetime, str] | None,
+    now: datetime,
+) -> tuple[list[Any], list[Pair], list[uuid.UUID], set[int]] | None:
+    """The whole fan-out in one call, from BEGIN IMMEDIATE (as the engine begins every
+    transaction, db/engine.py) to COMMIT, on `conn`, a connection not in a transaction (checked
+    out of the pool: the process's one connection, ADR 0008): up to `limit` undispatched
+    events and their apps' targets read, `pairs_of` them (target, event) each given a new id,
+    written as deliveries (`_write`: `born_of` and `lease` as there), the events marked
+    dispatched. Returns the events, the pairs, their ids and the positions born leased; None,
+    rolled back, where `pairs_of` says None (its channels' filters must read the database:
+    the caller's way through its session instead).
+
+    `pairs_of` and `born_of` run on aiosqlite's thread: they neither await nor touch the event
+    loop (the rules are pure; `new_id` takes its own lock)."""
+    s = _statements(conn.dialect)
+
+    def run(db: sqlite3.Connection) -> tuple[Any, ...] | None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            done = fan_out_on(db)
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("ROLLBACK" if done is None else "COMMIT")
+        return done
+
+    def fan_out_on(db: sqlite3.Connection) -> tuple[Any, ...] | None:
+        events, targets = _read(db, reads, limit)
+        if not events:
+            return [], [], [], set()
+        event_rows = [reads.event_row(reads.events.converted(r)) for r in events]
+        target_rows = [reads.target_row(reads.targets.converted(r)) for r in targets]
+        pairs = pairs_of(event_rows, target_rows)
+        if pairs is None:
+            return None
+        ids = [new_id() for _ in pairs]
+        seqs = [e.seq for e in event_rows]
+        born = _write(db, s, pairs, ids, seqs, born_of, lease, now)
+        return event_rows, pairs, ids, born
+
+    return await driver_sql.call_sqlite(conn, run)
+
+
 async def undispatched(conn: Any, reads: Reads, limit: int) -> tuple[list[Any], list[Any]]:
     """Up to `limit` undispatched events, oldest first, and the live targets of their apps,
     in one call, converted as SQLAlchemy converts them (ids, times, JSON)."""
-    app_at = reads.events.columns.index("app_id")
-
-    def read(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
-        events = db.execute(reads.events.sql, reads.events.arguments({"limit": limit})).fetchall()
-        targets = []
-        for app in dict.fromkeys(e[app_at] for e in events):  # as stored: no conversion
-            targets += db.execute(reads.targets.sql, (app,)).fetchall()
-        return events, targets
-
-    events, targets = await driver_sql.call_sqlite(conn, read)
+    events, targets = await driver_sql.call_sqlite(conn, _read, reads, limit)
     return (
         [reads.event_row(reads.events.converted(r)) for r in events],
         [reads.target_row(reads.targets.converted(r)) for r in targets],
     )
+
+
+def _read(db: sqlite3.Connection, reads: Reads, limit: int) -> tuple[list[Any], list[Any]]:
+    """On aiosqlite's thread: the events' rows and their apps' targets', as stored."""
+    app_at = reads.events.columns.index("app_id")
+    events = db.execute(reads.events.sql, reads.events.arguments({"limit": limit})).fetchall()
+    targets = []
+    for app in dict.fromkeys(e[app_at] for e in events):  # as stored: no conversion
+        targets += db.execute(reads.targets.sql, (app,)).fetchall()
+    return events, targets
 
 
 @dataclass(frozen=True)
@@ -118,18 +174,32 @@ def _prepared(table: Any, columns: tuple[str, ...], dialect: Dialect) -> driver_
 
 async def fan_out(
     conn: Any,
-    pairs: Sequence[tuple[Any, Any]],
+    pairs: list[Pair],
     ids: list[uuid.UUID],
     seqs: list[int],
-    born_of: Callable[[set[tuple[uuid.UUID, uuid.UUID]] | None], set[int]] | None,
+    born_of: BornOf | None,
     lease: tuple[datetime, str] | None,
     now: datetime,
 ) -> set[int]:
-    """Write the deliveries of `pairs` (target, event) with the `ids`, and mark the events
-    `seqs` dispatched, in one call. `born_of` (with a lease) says which positions in `pairs` are
-    born leased, given the (target, booking) pairs that have a pending delivery already (read in
-    the same call); those take attempt 1 and `lease` (its end, its worker). Returns them."""
+    """`_write` in one call, a step of the caller's transaction."""
     s = _statements(conn.dialect)
+    return await driver_sql.call_sqlite(conn, _write, s, pairs, ids, seqs, born_of, lease, now)
+
+
+def _write(
+    db: sqlite3.Connection,
+    s: _Statements,
+    pairs: list[Pair],
+    ids: list[uuid.UUID],
+    seqs: list[int],
+    born_of: BornOf | None,
+    lease: tuple[datetime, str] | None,
+    now: datetime,
+) -> set[int]:
+    """On aiosqlite's thread: write the deliveries of `pairs` (target, event) with the `ids`,
+    and mark the events `seqs` dispatched. `born_of` (with a lease) says which positions in
+    `pairs` are born leased, given the (target, booking) pairs that have a pending delivery
+    already (read here); those take attempt 1 and `lease` (its end, its worker). Returns them."""
     until, worker = (s.time(lease[0]), lease[1]) if lease is not None else (None, None)
     at = s.time(now)
     hexes: dict[uuid.UUID, str] = {}
@@ -146,32 +216,27 @@ async def fan_out(
         )
         for id_, (t, e) in zip(ids, pairs, strict=True)
     ]
-    queried = None
-    if born_of is not None and (bookings := {e.booking_id for _, e in pairs} - {None}):
-        queried = ([hex_of(t) for t in {t.id for t, _ in pairs}], [hex_of(b) for b in bookings])
-
-    def write(db: sqlite3.Connection) -> set[int]:
-        born: set[int] = set()
-        if born_of is not None:
-            born = born_of(_queued(db, *queried) if queried else set())
-        db.executemany(
-            s.insert_deliveries,
-            [
-                (*row, "pending", 1, at, until, worker, at, at)
-                if i in born
-                else (*row, "pending", 0, at, None, None, at, at)
-                for i, row in enumerate(rows)
-            ],
-        )
-        db.executemany(_MARK, [(at, seq) for seq in seqs])
-        return born
-
-    return await driver_sql.call_sqlite(conn, write)
+    born: set[int] = set()
+    if born_of is not None:
+        queued: Queued = set()
+        if bookings := {e.booking_id for _, e in pairs} - {None}:
+            targets = [hex_of(t) for t in {t.id for t, _ in pairs}]
+            queued = _queued(db, targets, [hex_of(b) for b in bookings])
+        born = born_of(pairs, queued)
+    db.executemany(
+        s.insert_deliveries,
+        [
+            (*row, "pending", 1, at, until, worker, at, at)
+            if i in born
+            else (*row, "pending", 0, at, None, None, at, at)
+            for i, row in enumerate(rows)
+        ],
+    )
+    db.executemany(_MARK, [(at, seq) for seq in seqs])
+    return born
 
 
-def _queued(
-    db: sqlite3.Connection, targets: list[str], bookings: list[str]
-) -> set[tuple[uuid.UUID, uuid.UUID]]:
+def _queued(db: sqlite3.Connection, targets: list[str], bookings: list[str]) -> Queued:
     found = db.execute(_QUEUED, (orjson.dumps(targets).decode(), orjson.dumps(bookings).decode()))
     return {(uuid.UUID(t), uuid.UUID(b)) for t, b in found}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 
@@ -37,9 +38,14 @@ _pool = b""
 _at = _POOL_SIZE
 
 
+# Ids are also drawn on aiosqlite's thread (the SQLite fan-out: services/sqlite_deliveries.py):
+# one draw at a time, so no two take the same tail or time.
+_lock = threading.Lock()
+
+
 def _drop_pool() -> None:
-    global _pool, _at
-    _pool, _at = b"", _POOL_SIZE
+    global _pool, _at, _lock
+    _pool, _at, _lock = b"", _POOL_SIZE, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_drop_pool)
@@ -59,14 +65,15 @@ def new_id() -> uuid.UUID:
     and the record each take one a delivery).
     """
     global _last_v7, _pool, _at
-    if _at == _POOL_SIZE:
-        _pool, _at = os.urandom(_POOL_SIZE), 0
-    tail = int.from_bytes(_pool[_at : _at + 10]) >> 6  # 74 random bits
-    _at += 10
-    value = ((time.time_ns() // 1_000_000) << 74) | tail
-    if value <= _last_v7:
-        value = _last_v7 + 1
-    _last_v7 = value
+    with _lock:
+        if _at == _POOL_SIZE:
+            _pool, _at = os.urandom(_POOL_SIZE), 0
+        tail = int.from_bytes(_pool[_at : _at + 10]) >> 6  # 74 random bits
+        _at += 10
+        value = ((time.time_ns() // 1_000_000) << 74) | tail
+        if value <= _last_v7:
+            value = _last_v7 + 1
+        _last_v7 = value
     id_ = _new_uuid(uuid.UUID)
     _set(
         id_,
