@@ -7,12 +7,13 @@ calls it (a plain HTTP scope, no client, no network), for CPU and instruction co
     .venv/bin/python -m bench.inprocess run ping 0        # warm-ups only (callgrind's baseline)
 
 SCENARIO is one, many, first (bench/availability.py), ping (`GET /v1/ping`), graphs
-(`GET /v1/graphs/instant`, no database) or create (`POST /v1/bookings` as bench/create.lua sends
-it, each a new slot on a resource and client the run makes first, through the app). The app
-is the server's own (`serve_app`: its logging, its settled heap). Instructions per request,
-independent of the machine's load: run under `valgrind --tool=callgrind` with N requests and
-with 0, and divide the difference of the two "Collected" totals by N
-(PYTHONHASHSEED=0 for both; docs/benchmarks.md, sixth pass).
+(`GET /v1/graphs/instant`, no database), create (`POST /v1/bookings` as bench/create.lua sends
+it, each a new slot on a resource and client the run makes first, through the app) or
+create-sqlite (the same on a SQLite file of the run's own, made and migrated as `serve` makes
+it, removed at the end; needs no `load`). The app is the server's own (`serve_app`: its
+logging, its settled heap). Instructions per request, independent of the machine's load: run
+under `valgrind --tool=callgrind` with N requests and with 0, and divide the difference of the
+two "Collected" totals by N (PYTHONHASHSEED=0 for both; docs/benchmarks.md, sixth pass).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -30,12 +32,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.harness import cpu_ms
+from bench.harness import SECRET, cpu_ms
 
 # One database per engineer on a shared machine: SLOTGRAPH_INPROCESS_DB=slotgraph_<you>_inprocess
 NAME = os.environ.get("SLOTGRAPH_INPROCESS_DB", "slotgraph_inprocess")
 KEPT = Path(tempfile.gettempdir()) / f"{NAME}.json"  # the URL and the scenarios
 WARM_UPS = 10
+SQLITE_CREATE = "create-sqlite"
 HEADERS = [  # as httpx sends them in `bench availability`
     (b"host", b"127.0.0.1:8000"),
     (b"user-agent", b"python-httpx/0.28.1"),
@@ -85,7 +88,13 @@ def _request(kept: dict[str, Any], scenario: str) -> tuple[str, bytes]:
 
 
 async def run(scenario: str, count: int) -> None:
-    kept = json.loads(KEPT.read_text())
+    sqlite = scenario == SQLITE_CREATE
+    if sqlite:  # a file of this run's own
+        own = tempfile.mkdtemp(prefix="sg-inprocess-")
+        kept = {"url": f"sqlite:///{own}/bench.db"}
+        scenario = "create"
+    else:
+        kept = json.loads(KEPT.read_text())
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="sg-inprocess-"))
     os.environ.update(
         SLOTGRAPH_DATABASE_URL=kept["url"],
@@ -94,6 +103,15 @@ async def run(scenario: str, count: int) -> None:
     )
     from slotgraph.api import deps
     from slotgraph.api.app import serve_app
+
+    if sqlite:  # migrated, and the bench's key, as `serve` does before it starts the app
+        from slotgraph.cli import _bootstrap
+        from slotgraph.settings import Settings
+
+        os.environ.update(
+            SLOTGRAPH_BOOTSTRAP_SECRET_KEY=SECRET, SLOTGRAPH_MAX_APP_RATE_LIMIT="1000000"
+        )
+        await _bootstrap(Settings())
 
     # Under valgrind a request takes 50-100 times as long: the 30-second key cache would expire
     # among the measured requests and add a key lookup to them (docs/benchmarks.md, sixth pass).
@@ -144,6 +162,9 @@ async def run(scenario: str, count: int) -> None:
     )
     await inbox.put({"type": "lifespan.startup"})
     assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    if sqlite:  # the limits at their maximum, as bench.harness.wait_ready sets them for `load`
+        most = {"rate_limits": {"public_per_minute": 1_000_000, "secret_per_minute": 1_000_000}}
+        await once("PUT", "/v1/app", json.dumps(most).encode())
     if scenario == "create":  # a resource and a client of this run's own: no slot is taken
         made = [
             json.loads(await once("POST", f"/v1/{kind}", json.dumps(body).encode()))
@@ -163,23 +184,30 @@ async def run(scenario: str, count: int) -> None:
 
     for _ in range(WARM_UPS):
         body = await request()
-    backends = await _backends(kept["url"])
+    backends = {} if sqlite else await _backends(kept["url"])
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(count):
         await request()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     digest = hashlib.sha256(body).hexdigest()[:16]
-    after = await _backends(kept["url"])  # with 0 too: callgrind's baseline
+    after = {} if sqlite else await _backends(kept["url"])  # with 0 too: callgrind's baseline
     if count:
         database = sum(after[pid] - backends.get(pid, 0.0) for pid in after)
         print(
-            f"{scenario}: CPU {cpu / count * 1000:.3f} ms a request, wall {wall / count * 1000:.3f}"
-            f" ms ({count} requests; answer {len(body):,} bytes, sha256 {digest}...); PostgreSQL"
-            f" backends' CPU {database / count * 1000:.3f} ms a request"
+            f"{SQLITE_CREATE if sqlite else scenario}: CPU {cpu / count * 1000:.3f} ms a request,"
+            f" wall {wall / count * 1000:.3f} ms ({count} requests; answer {len(body):,} bytes,"
+            f" sha256 {digest}...)"
+            + (
+                ""
+                if sqlite
+                else f"; PostgreSQL backends' CPU {database * 1000 / count:.3f} ms a request"
+            )
         )
     await inbox.put({"type": "lifespan.shutdown"})
     await outbox.get()
     await lifespan
+    if sqlite:
+        shutil.rmtree(own)
 
 
 async def _backends(url: str) -> dict[int, float]:
