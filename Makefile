@@ -34,7 +34,12 @@ lint: $(STAMP)
 # one worker, tests/conftest.py). `pytest -p no:xdist ...` runs them in one process.
 XDIST := -n auto
 
+# Every test process imports src/ afresh (server, worker and CLI processes: a few hundred a run),
+# and where PYTHONDONTWRITEBYTECODE is set (as on the CI machine) each compiled all of src/ again:
+# about 10 % of an import's CPU (docs/testing.md). compileall writes the bytecode once; Python
+# still reads it with the variable set.
 test: lint $(NPM_TESTS)
+	$(BIN)/python -m compileall -q -x node_modules src tests
 	$(BIN)/python -m slotgraph.docgen --check
 	$(BIN)/pytest -q $(XDIST)
 
