@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text as sa_text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from slotgraph.db.engine import session_factory
 from slotgraph.db.models import Delivery, WebhookEndpoint
@@ -66,3 +67,49 @@ async def test_a_record_does_not_read_the_deliveries_kept(api: Api, engine: Asyn
     assert list(statuses) == ["succeeded"] * BATCH
     # Reading past the kept rows: 155 steps of 100 instructions; the batch's own work: 6.
     assert steps[0] < 30, steps
+
+
+# How many times each table was read in the transaction so far (PostgreSQL's own counters).
+_READS = sa_text(
+    "SELECT relname, seq_scan + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables"
+    " WHERE relname IN ('webhook_endpoints', 'deliveries')"
+)
+
+
+async def test_a_fan_out_and_its_record_check_no_row_they_point_at(
+    api: Api, engine: AsyncEngine
+) -> None:
+    """The fan-out writes its deliveries and the record its attempts without a lookup per row
+    of what they point at (the target, the delivery: migration 0018, ADR 0016): the fan-out
+    reads the targets when it reads them, not once more a delivery, and the record looks the
+    deliveries of its batch up to settle them (one scan, or one a delivery at most) and the
+    targets once (a success ends a failing streak). A foreign key's check would read the
+    target for every delivery and every attempt, and the delivery again for its attempt."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's per-transaction table counters")
+    r = await api.post("/v1/webhooks", {"url": "https://example.com/hook"})
+    assert r.status_code == 201, r.text
+    await book_days(api, BATCH)
+    now = api.clock.now
+    async with engine.connect() as conn:
+        await conn.begin()
+        async with AsyncSession(bind=conn) as session:
+            lease = fanout.Lease("w", now + timedelta(minutes=1), room=10)
+            claims = (await fanout.dispatch(session, now=now, lease=lease)).claims
+            assert len(claims) == BATCH
+            fanned = dict((await conn.execute(_READS)).all())
+            ok = Outcome(status_code=200, error=None, duration_ms=5, response_body=None)
+            lost = await deliveries.finish(
+                session,
+                results=[(c, ok) for c in claims],
+                now=now,
+                worker_id="w",
+                jitter=lambda: 0.0,
+            )
+            assert lost == []
+            recorded = dict((await conn.execute(_READS)).all())
+        await conn.rollback()
+    assert fanned["webhook_endpoints"] < BATCH, fanned  # the targets' reads, not one a delivery
+    settling = recorded["deliveries"] - fanned.get("deliveries", 0)
+    assert settling <= BATCH, (fanned, recorded)  # the batch's rows found, each at most once
+    assert recorded["webhook_endpoints"] - fanned["webhook_endpoints"] < BATCH, (fanned, recorded)
