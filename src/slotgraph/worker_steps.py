@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.notifications import reminders
-from slotgraph.services import deliveries, fanout, health, idempotency
+from slotgraph.services import calendar_removals, deliveries, fanout, health, idempotency
 from slotgraph.services.bookings.timers import run_timers
 
 log = logging.getLogger("slotgraph.worker")
@@ -102,6 +102,9 @@ class Steps:
                 claim.delivery_id,
                 claim.attempt,
             )
+        if calendars := {c.endpoint_id for c, _ in results if c.calendar_id is not None}:
+            async with self.sessions() as session:  # a removal waiting for these pushes starts
+                await calendar_removals.pushes_ended(session, targets=calendars, now=self.clock())
         return len(results)
 
 

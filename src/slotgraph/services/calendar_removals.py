@@ -19,10 +19,11 @@ long: that is how the removal finds the pushes it waits for.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db.models import CalendarConnection, Delivery, WebhookEndpoint
@@ -72,36 +73,87 @@ async def disconnected(
     session.add(target)
     await session.flush()
     removal = new_delivery(target, event, now)
-    # Due when the pushes claimed before now can no longer PUT (their leases' end): waiting
-    # for them is not an attempt. Before, the removal was due at once, and each attempt that
-    # found a push still leased failed and was retried (5 s, 5 min, ...): a push held in
-    # flight used up the removal's attempts.
-    removal.next_attempt_at = max([now, *await _leases(session, pushes, now=now)])
+    # Due when the pushes claimed before now can no longer PUT (their leases' end), or as soon
+    # as the last of them is recorded (`pushes_ended`): waiting for them is not an attempt.
+    # Before, the removal was due at once, and each attempt that found a push still leased
+    # failed and was retried (5 s, 5 min, ...): a push held in flight used up its attempts.
+    removal.next_attempt_at = max(now, await _lease_end(session, pushes, now=now) or now)
     session.add(removal)
 
 
-async def _leases(
+async def _lease_end(
     session: AsyncSession, pushes: uuid.UUID | None, *, now: datetime
-) -> list[datetime]:
-    """The ends of the leases of the pushes in flight (claimed, not yet recorded). Every pending
-    push is locked (PostgreSQL; SQLite: the disconnect holds the write lock), so a claim being
-    written is waited for and read as it commits; a claim that commits after this transaction
-    reads the connection as disconnected and sends nothing (calendar_pushes.push_target)."""
+) -> datetime | None:
+    """When the last lease of the pushes in flight (claimed, not yet recorded) ends, as
+    committed: one aggregate, no row locked. Before, every pending push of the connection was
+    locked (FOR UPDATE) and read, so a claim being written was waited for: a request whose work
+    grew with the backlog (a backfill queues up to 5,000 pushes, each change of a booking one
+    more). A claim that commits after this read and before the disconnect does is not counted
+    here; its push, if it PUTs, is still leased when the removal starts, and that attempt
+    waits for it (`pushes_in_flight`). A claim that commits after the disconnect reads the
+    connection as disconnected and sends nothing (calendar_pushes.push_target)."""
     if pushes is None:
-        return []
-    leases = await session.scalars(
-        select(Delivery.locked_until)
-        .where(Delivery.endpoint_id == pushes, Delivery.status == "pending")
-        .with_for_update()
+        return None
+    return await session.scalar(
+        select(func.max(Delivery.locked_until)).where(
+            Delivery.endpoint_id == pushes,
+            Delivery.status == "pending",
+            Delivery.locked_until > now,
+        )
     )
-    return [lease for lease in leases if lease is not None and lease > now]
+
+
+async def pushes_ended(
+    session: AsyncSession, *, targets: Collection[uuid.UUID], now: datetime
+) -> int:
+    """After the worker recorded deliveries to calendar `targets`: a removal waiting for the
+    pushes of its (hidden) connection is due now when none of them is leased any more. Before,
+    it waited for the end of their leases (60 s after the disconnect) even when the push in
+    flight ended at once. Only a stopped push target (`deleted_at`) tied to a hidden connection
+    counts: not a live connection's pushes, nor the removal itself (a failed attempt keeps its
+    retry time). One query when none of them is (the usual case). Returns how many removals
+    were made due."""
+    async with session.begin():
+        hidden = list(
+            await session.scalars(
+                select(WebhookEndpoint.calendar_id)
+                .join(CalendarConnection, CalendarConnection.id == WebhookEndpoint.calendar_id)
+                .where(
+                    WebhookEndpoint.id.in_(sorted(targets)),
+                    WebhookEndpoint.deleted_at.is_not(None),
+                    CalendarConnection.disconnected_at.is_not(None),
+                )
+                .distinct()
+            )
+        )
+        made = 0
+        for calendar_id in hidden:
+            if calendar_id is None or await pushes_in_flight(session, calendar_id, now=now):
+                continue
+            target = select(WebhookEndpoint.id).where(
+                WebhookEndpoint.calendar_id == calendar_id, WebhookEndpoint.deleted_at.is_(None)
+            )
+            done = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.endpoint_id.in_(target.scalar_subquery()),
+                    Delivery.status == "pending",
+                    Delivery.next_attempt_at > now,
+                    or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
+                )
+                .values(next_attempt_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            made += done.rowcount  # type: ignore[attr-defined]
+        return made
 
 
 async def pushes_in_flight(session: AsyncSession, calendar_id: uuid.UUID, *, now: datetime) -> int:
     """How many pushes of the disconnected connection are still claimed (leased) now. The
-    removal is due when they end (`disconnected`), so this is 0 unless the clocks of the
-    processes disagree; then the attempt fails and is retried (a PUT after the removal's
-    listing would stay in the calendar for good)."""
+    removal is due when they end or are recorded (`disconnected`, `pushes_ended`), so this is 0
+    unless a claim committed in the instant of the disconnect (`_lease_end`) or the clocks of
+    the processes disagree; then the attempt fails and is retried, brought forward when the
+    push is recorded (a PUT after the removal's listing would stay in the calendar for good)."""
     stopped = select(WebhookEndpoint.id).where(
         WebhookEndpoint.calendar_id == calendar_id, WebhookEndpoint.deleted_at.is_not(None)
     )

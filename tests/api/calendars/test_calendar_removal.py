@@ -5,6 +5,7 @@ Before, the request removed them itself, for up to 300 s against a slow server."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,8 +158,9 @@ async def test_a_push_in_flight_at_the_disconnect_lands_before_the_removal(
     # A push claimed before the disconnect, its PUT still on its way. Before, the removal
     # listed the calendar at once (the event not there yet), and the PUT landed after it, left
     # for good. Then it waited for the pushes in flight by failing its attempt: a push held
-    # past the first retry (5 s) used up two of its 8 attempts. Now the removal is due when
-    # the leases of the pushes in flight end (60 s), and waiting is not an attempt.
+    # past the first retry (5 s) used up two of its 8 attempts. Then it was due when the
+    # leases of the pushes in flight ended (60 s), even when the push had ended long before.
+    # Now it is due once the last of them is recorded, and waiting is not an attempt.
     resource = await cal_api.resource()
     calendar = radicale.new_calendar()
     assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
@@ -184,10 +186,76 @@ async def test_a_push_in_flight_at_the_disconnect_lands_before_the_removal(
         release.set()
         await asyncio.wait_for(flying, BOUND)
     assert set(in_calendar(calendar)) == {booking["booking_id"]}  # the push has landed
-    cal_api.clock.advance(timedelta(seconds=SETTINGS.worker_lease_seconds))  # its lease ends
-    await drain(other)
+    await drain(other)  # at once: its lease had 24 s left
     assert in_calendar(calendar) == {}
     assert await _removal_attempts(engine) == [(204, None)]  # one attempt, its first
+    assert await _rows(engine) == 0
+
+
+async def test_a_push_whose_worker_died_holds_the_removal_until_its_lease_ends(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # Nobody records a push whose worker died mid-send: it may still PUT (a thread on its way)
+    # until its lease ends, so the removal waits that long, and no longer.
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
+    await drain(worker)
+    await cal_api.book(
+        resource_id=resource["resource_id"],
+        client_id=(await cal_api.client())["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    _, _, born = await worker.steps.housekeeping(timers=False, room=10, limit=500)
+    pushes = [c for c in born if c.calendar_id is not None]
+    assert len(pushes) == 1  # claimed (leased to w1), then w1 died
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+    other = Worker(engine, SETTINGS, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w2")
+    cal_api.clock.advance(timedelta(seconds=SETTINGS.worker_lease_seconds - 1))
+    await drain(other)
+    assert await _removal_attempts(engine) == []
+    cal_api.clock.advance(timedelta(seconds=2))
+    await drain(other)
+    assert await _removal_attempts(engine) == [(204, None)]
+    assert await _rows(engine) == 0
+
+
+async def test_a_disconnect_does_not_wait_for_a_claim_of_a_pending_push(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # Before, the disconnect locked every pending push of the connection (a backfill queues up
+    # to 5,000, every booking change one more): its work grew with the backlog, and it waited
+    # for any claim being written. PostgreSQL: another transaction holds one pending push's
+    # row, as a worker's claim does until it commits; before, the disconnect waited for it
+    # (here until the bound). SQLite has no row locks: a claim holds the write lock, which
+    # every write waits for; there the test checks the same answers.
+    resource = await cal_api.resource()
+    client_id = (await cal_api.client())["client_id"]
+    for day in range(2, 6):
+        await cal_api.book(
+            resource_id=resource["resource_id"],
+            client_id=client_id,
+            start_time=f"2024-05-0{day}T10:00:00Z",
+            end_time=f"2024-05-0{day}T11:00:00Z",
+        )
+    calendar = radicale.new_calendar()
+    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    assert (await cal_api.get(path)).json()["counts"]["pending_pushes"] == 4  # the backfill
+    async with contextlib.AsyncExitStack() as stack:
+        if cal_api.backend == "postgresql":
+            claiming = await stack.enter_async_context(engine.begin())
+            await claiming.execute(
+                text("SELECT id FROM deliveries WHERE status = 'pending' LIMIT 1 FOR UPDATE")
+            )
+        r = await asyncio.wait_for(cal_api.delete(f"{path}?remove_pushed=true"), BOUND)
+        assert r.status_code == 204, r.text
+        assert (await cal_api.get(path)).status_code == 404
+    await drain(worker)
+    assert await _removal_attempts(engine) == [(204, None)]  # due at once: nothing in flight
+    assert in_calendar(calendar) == {}  # the pending pushes were never sent
     assert await _rows(engine) == 0
 
 
