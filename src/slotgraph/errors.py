@@ -126,6 +126,16 @@ class NotModified(SlotgraphError):
     title = "Not modified"
 
 
+def none_match(etag: str, if_none_match: str | None) -> bool:
+    """Whether `If-None-Match` names the current `etag` (then 304): `*`, or the tag compared
+    weakly (RFC 9110 13.1.2), so `W/"x"` matches `"x"`. A proxy that compresses answers (nginx
+    with gzip) weakens the ETags it passes on, and clients send back what they were given."""
+    if not if_none_match:
+        return False
+    given = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in given or etag.removeprefix("W/") in given
+
+
 class PreconditionFailed(SlotgraphError):
     """412: `If-Match` named a version that is no longer the stored one."""
 

@@ -119,6 +119,20 @@ async def test_etag_and_if_none_match(api: Api) -> None:
     assert len(events(changed.content)) == 1
 
 
+async def test_if_none_match_compares_weakly_and_takes_a_star(api: Api) -> None:
+    # RFC 9110 13.1.2: If-None-Match compares weakly. nginx with gzip (the usual proxy in
+    # front of an ASGI server) passes the ETag on as W/"...", and calendar programs send that
+    # back. Before, the feed matched only the strong tag as written: behind such a proxy every
+    # subscriber's refresh (each 15 minutes) rendered the whole feed again.
+    resource = await api.resource()
+    path = await feed_path(api, resource)
+    etag = (await fetch(api, path)).headers["etag"]
+    for given in (f"W/{etag}", f'"other", W/{etag}', "*"):
+        same = await fetch(api, path, **{"If-None-Match": given})
+        assert (same.status_code, same.content) == (304, b""), given
+    assert (await fetch(api, path, **{"If-None-Match": 'W/"other"'})).status_code == 200
+
+
 async def test_rotate_kills_the_old_url_at_once(api: Api, other_api: Api) -> None:
     resource = await api.resource()
     old = await feed_path(api, resource)

@@ -15,7 +15,7 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.api.ratelimit import Limiter
-from slotgraph.errors import Forbidden, NotModified, Unauthenticated
+from slotgraph.errors import Forbidden, NotModified, Unauthenticated, none_match
 from slotgraph.services import apps, customer_tokens
 from slotgraph.services.common import FOREIGN_TAG, Principal
 from slotgraph.services.common import IfMatch as IfMatchValue
@@ -237,10 +237,9 @@ class Tagger:
         answer 304 Not Modified instead."""
         tag = f'"{version}"'
         self.response.headers["ETag"] = tag
-        if self.request.method in ("GET", "HEAD"):
-            given = _etags(self.request.headers.get("if-none-match", ""))
-            if "*" in given or tag in given or f"W/{tag}" in given:
-                raise NotModified("Not modified.", etag=tag)
+        given = self.request.headers.get("if-none-match")
+        if self.request.method in ("GET", "HEAD") and none_match(tag, given):
+            raise NotModified("Not modified.", etag=tag)
 
 
 async def get_tagger(

@@ -15,7 +15,7 @@ from slotgraph.bounds import window_error
 from slotgraph.calendars import ical, keys
 from slotgraph.db.models import Booking, BookingHold, Resource
 from slotgraph.domain.availability import merge
-from slotgraph.errors import NotFound, ValidationFailed
+from slotgraph.errors import NotFound, ValidationFailed, none_match
 from slotgraph.schemas import ResourceOut
 from slotgraph.services import access
 from slotgraph.services.busy import load_busy, load_resources
@@ -137,7 +137,7 @@ async def render_feed(
             f"{start.date()}|{count}|{last.isoformat() if last else ''}|{versions}"
         )
         etag = '"' + hashlib.sha256(state.encode()).hexdigest()[:32] + '"'
-        if if_none_match and etag in {t.strip() for t in if_none_match.split(",")}:
+        if none_match(etag, if_none_match):  # before: W/"..." and * never matched
             return Feed(etag, None)
         rows = (
             await session.execute(
