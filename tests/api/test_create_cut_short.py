@@ -320,3 +320,46 @@ async def test_a_create_cancelled_while_it_waits_for_sqlites_write_lock_leaves_n
     assert _whole_or_nothing(before, await _rows(engine)) == 1  # the one created after
     pool: Any = engine.sync_engine.pool
     assert pool.checkedout() == 0
+
+
+async def test_a_keyed_create_cancelled_while_it_waits_for_a_lock_ends_cancelled(
+    engine: AsyncEngine, api: Api
+) -> None:
+    """PostgreSQL, through SQLAlchemy (a create with an Idempotency-Key runs in the transaction
+    the middleware opens): the task cancelled while the write waits for a lock ends cancelled,
+    the lock's wait goes with the connection, nothing is written (not the booking, not the
+    key's answer), and the same key then creates. (It passed before the engine's hook let
+    cancellations through too: on PostgreSQL the hook did not see this one; SQLite's test
+    above is the one that fails without it.)"""
+    _postgresql(api)
+    url = _url(engine.url)
+    body = await _body(api)
+    before = await _rows(engine)
+    locker = await asyncpg.connect(url)
+    try:
+        await locker.execute("BEGIN; LOCK TABLE bookings IN SHARE MODE")
+        headers = {"Authorization": f"Bearer {api.key}", "Idempotency-Key": "cut-short"}
+        task = asyncio.create_task(api.http.post("/v1/bookings", json=body, headers=headers))
+        waiting = None
+        for _ in range(3000):  # looked at every 10 ms, for 30 s at most
+            waiting = await locker.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if waiting is not None or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert waiting is not None, (await task).text if task.done() else "never waited"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        if locker.is_in_transaction():
+            await locker.execute("ROLLBACK")
+        await locker.close()
+    await _gone(url, waiting)
+    pool: Any = engine.sync_engine.pool
+    assert pool.checkedout() == 0
+    assert await _rows(engine) == before
+    again = await api.http.post("/v1/bookings", json=body, headers=headers)
+    assert again.status_code == 201, again.text
