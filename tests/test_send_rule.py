@@ -47,15 +47,17 @@ class _SmallBuffers(BoundedHttpToolsProtocol):
 
 @asynccontextmanager
 async def _serving(
-    monkeypatch: pytest.MonkeyPatch, size: int, total: float
+    monkeypatch: pytest.MonkeyPatch, size: int, total: float, pieces: int = 1
 ) -> AsyncIterator[tuple[str, int]]:
-    """A server of `size`-byte answers with the rule's settings, on this test's loop."""
-    body = b"x" * size
+    """A server of `size`-byte answers (sent in `pieces` writes) with the rule's settings, on
+    this test's loop."""
+    piece = b"x" * (size // pieces)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        head = [(b"content-length", str(size).encode())]
+        head = [(b"content-length", str(len(piece) * pieces).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": head})
-        await send({"type": "http.response.body", "body": body})
+        for i in range(pieces):
+            await send({"type": "http.response.body", "body": piece, "more_body": i < pieces - 1})
 
     bounds = Bounds(
         head_seconds=60,

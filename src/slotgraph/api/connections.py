@@ -247,9 +247,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse_head(self) -> None:
         """431, then our side of the connection shut; the rest the client sends is dropped for
         LINGER_SECONDS, then it is closed (closed at once, with the client's bytes unread, the
-        kernel sends a reset and the client loses the answer)."""
+        kernel sends a reset and the client loses the answer). Behind an answer still being sent
+        (pipelining) the connection is reset instead: a 431 written now would land inside that
+        answer's length (tests/test_head_bound_pipelined.py)."""
         self._head_refused = True
         self._disarm()
+        if self._running is not None and not self._running.response_complete:
+            self._reset()
+            return
         self.transport.write(HEAD_TOO_LARGE)
         if self.transport.can_write_eof():
             self.transport.write_eof()
