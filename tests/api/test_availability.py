@@ -202,6 +202,10 @@ async def test_search_any_and_all(api: Api) -> None:
     ]
     both = await slots(api, **params, mode="all")
     assert [s["start_time"][11:13] for s in both] == ["10"]
+    # Dates in mode=all: every Thursday shares 10:00 (read a day at a time, combine.free_dates)
+    month = {**params, "end": "2024-05-17T00:00:00Z"}
+    found = await api.get("/v1/availability/dates", **month, mode="all")
+    assert found.json()["data"] == ["2024-05-02", "2024-05-09", "2024-05-16"]
 
 
 async def test_search_validation(api: Api) -> None:

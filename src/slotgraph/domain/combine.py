@@ -13,6 +13,9 @@ days; see `domain.wallclock`). A search over a hundred resources lists tens of t
   cut out;
 - "all": the first resource's starts, each looked up in the others.
 
+`free_dates` answers which local dates hold such a start, skipping the rest of a date once one is
+found (in "all", every stream seeks past it), so its work follows the runs and the days.
+
 In "any", no resource can contribute more than `limit` starts to the first `limit`, so no stream
 is read further than that: the work is at most resources x limit, whatever the window.
 """
@@ -21,9 +24,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
 from itertools import chain, compress, islice, pairwise
 from math import gcd
 from typing import TypeVar
+
+from slotgraph.domain import wallclock as wc
 
 T = TypeVar("T")
 Points = Sequence[int]  # ascending epoch seconds
@@ -137,17 +143,58 @@ def _common(per_resource: Sequence[Iterable[Points]], everyone: list[T], limit: 
 
 
 class _Cursor:
-    """Membership in an ascending stream of runs, for ascending queries."""
+    """Seeks in an ascending stream of runs, for ascending queries."""
 
     def __init__(self, chunks: Iterator[Points]) -> None:
         self._chunks = chunks
         self._run: Points = ()
 
-    def has(self, t: int) -> bool:
+    def seek(self, t: int) -> int | None:
+        """The first start at or after `t` (None: the stream has no more)."""
         while not self._run or self._run[-1] < t:
             nxt = next(self._chunks, None)
             if nxt is None:
-                return False
+                return None
             self._run = nxt
-        i = bisect_left(self._run, t)
-        return i < len(self._run) and self._run[i] == t
+        return self._run[bisect_left(self._run, t)]
+
+    def has(self, t: int) -> bool:
+        return self.seek(t) == t
+
+
+def free_dates(per_resource: Sequence[Iterable[Points]], zone: str, *, mode: str) -> list[date]:
+    """The local dates (in `zone`) holding a start at which any one (mode "any") or every one
+    ("all") resource is free, ascending. Once a date is found, the rest of it is skipped."""
+    if mode == "all" and len(per_resource) > 1:
+        return _common_dates(per_resource, zone)
+    found: set[date] = set()
+    for chunks in per_resource:
+        for run in chunks:
+            i = 0
+            while i < len(run):
+                on = wc.local_date(zone, run[i])
+                found.add(on)
+                i = bisect_left(run, wc.day(zone, on).end, i)
+    return sorted(found)
+
+
+def _common_dates(per_resource: Sequence[Iterable[Points]], zone: str) -> list[date]:
+    """Leapfrog: raise `t` to each stream's next start in turn until all agree on it (a common
+    start), then jump to the next local midnight. Each seek is a bisection in a run, so a busy
+    stretch or the rest of a found date costs one step, not one per start."""
+    cursors = [_Cursor(iter(chunks)) for chunks in per_resource]
+    found: list[date] = []
+    t = cursors[0].seek(-(1 << 62))
+    while t is not None:
+        for c in cursors:
+            at = c.seek(t)
+            if at is None:
+                return found
+            if at != t:
+                t = at
+                break
+        else:
+            on = wc.local_date(zone, t)
+            found.append(on)
+            t = wc.day(zone, on).end
+    return found

@@ -7,7 +7,6 @@ same two queries as one resource and one day.
 from __future__ import annotations
 
 import uuid
-from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -25,7 +24,7 @@ from slotgraph.db.models import Booking
 from slotgraph.domain import availability as av
 from slotgraph.domain import overlay
 from slotgraph.domain import wallclock as wc
-from slotgraph.domain.combine import Points, Slots, merged_slots
+from slotgraph.domain.combine import Points, Slots, free_dates, merged_slots
 from slotgraph.domain.rules import check_booking_window, payment_overdue_sql
 from slotgraph.errors import BookingWindowClosed, ValidationFailed
 from slotgraph.schemas import GroupSlot
@@ -242,24 +241,13 @@ async def dates(
 ) -> list[date]:
     """The local dates (in the query's `timezone`) with at least one slot.
 
-    Each stream is read a day at a time: after a start is found, the rest of its local date is
-    skipped, so the work is the number of free runs and days, not the number of starts.
+    Each stream is read a day at a time (`combine.free_dates`): after a start is found, the rest
+    of its local date is skipped, in "all" mode too, so the work follows the free runs and days,
+    not the starts.
     """
     _validate(query, 1)
     _, streams = await _load(session, principal, query, now=now)
-    zone = query.timezone
-    if query.mode == "all" and len(streams) > 1:
-        points = merged_slots(streams, range(len(streams)), mode="all", limit=MAX_CANDIDATES)
-        return list(dict.fromkeys(wc.local_date(zone, at) for at, _ in points))
-    found: set[date] = set()
-    for stream in streams:
-        for run in stream:
-            i = 0
-            while i < len(run):
-                on = wc.local_date(zone, run[i])
-                found.add(on)
-                i = bisect_left(run, wc.day(zone, on).end, i)
-    return sorted(found)
+    return free_dates(streams, query.timezone, mode=query.mode)
 
 
 async def groups(
