@@ -3,10 +3,12 @@ private one unless allowed."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from slotgraph.webhooks import sender
+from slotgraph.webhooks import sender, signing
 from slotgraph.webhooks.ssrf import UrlNotAllowed
 from tests.receiver import running_receiver
 
@@ -68,3 +70,39 @@ async def test_a_send_to_an_allowed_private_address_arrives_signed() -> None:
     assert arrived.headers["webhook-id"] == "msg_2"
     # Verified with the reference library, as a receiver would (it raises if the signature fails).
     assert Webhook(secret).verify(arrived.body, arrived.headers) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("answer", "kept"),
+    [
+        (b"content-length: 0\r\n\r\n", ""),
+        (b"content-length: 5\r\n\r\nshort", "short"),
+        # Longer than the 2 KB kept, and in two writes: the first 2,048 characters are kept.
+        (b"content-length: 5000\r\n\r\n" + b"a" * 1500, "a" * 1500 + "b" * 548),
+        (b"transfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", "abcde"),
+    ],
+)
+async def test_an_answer_s_first_2_kb_are_kept(answer: bytes, kept: str) -> None:
+    async def answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\n" + answer)
+        await writer.drain()
+        if b"5000" in answer:
+            writer.write(b"b" * 3500)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answering, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    async with server, sender.session(connections=1, allow_private=True) as http:
+        outcome = await sender.send(
+            http,
+            url=url,
+            msg_id="msg_1",
+            body="{}",
+            secrets_=[signing.new_secret()],
+            allow_private=True,
+        )
+    assert (outcome.status_code, outcome.error, outcome.response_body) == (200, None, kept)

@@ -83,8 +83,12 @@ async def send(
         headers["x-request-id"] = request_id
     try:
         async with http.post(url, data=data, headers=headers, allow_redirects=False) as response:
-            kept = b""
-            while len(kept) < BODY_KEEP and (chunk := await response.content.read(BODY_KEEP)):
+            # Read until 2 KB are kept or the answer ends, with no read past its end (one
+            # await a send less; none for an empty answer, whose end is known at its head).
+            content, kept = response.content, b""
+            while len(kept) < BODY_KEEP and not content.at_eof():
+                if not (chunk := await content.read(BODY_KEEP)):
+                    break
                 kept += chunk
             text = kept[:BODY_KEEP].decode("utf-8", errors="replace")
             return Outcome(response.status, None, _since(started), text)
