@@ -91,8 +91,9 @@ class SlowTargets:
             self._slow[target] -= 1
             if not self._slow[target]:
                 del self._slow[target]
-        self._sends[target] -= 1
-        if not self._sends[target]:
+        if left := self._sends[target] - 1:  # (each lookup hashes the id: 0.4 us a uuid.UUID)
+            self._sends[target] = left
+        else:
             del self._sends[target]
 
     def blocked(self) -> list[uuid.UUID]:
@@ -118,17 +119,16 @@ class SlowTargets:
         picked: Counter[uuid.UUID] = Counter()
         while ready and len(found) < most:
             claim = ready.popleft()
-            if until[claim.delivery_id] <= now:
-                del until[claim.delivery_id]
+            if (lease_ends := until.pop(claim.delivery_id)) <= now:
                 expired.append(claim)
                 continue
             target = claim.endpoint_id
             if self._slow and target in self._slow:
                 if self._sends[target] + picked[target] >= self.most:
+                    until[claim.delivery_id] = lease_ends  # it waits on
                     kept.append(claim)
                     continue
                 picked[target] += 1
-            del until[claim.delivery_id]
             found.append(claim)
         ready.extendleft(reversed(kept))
         return found, expired
