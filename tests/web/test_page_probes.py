@@ -101,3 +101,17 @@ async def test_a_forms_submission_on_another_apps_page_shows_nothing_of_the_firs
         )
     assert again.status_code == 201, again.text
     assert link not in again.text
+
+
+async def test_head_answers_as_get_without_a_body(api: Api) -> None:
+    """HEAD /book/{slug} answered 405 (a link checker or a proxy's probe): a page answers HEAD
+    with GET's status and headers and no body (RFC 9110 9.3.2), its errors too."""
+    await make_page(api)
+    async with httpx.AsyncClient(transport=api.http._transport, base_url="http://test") as b:
+        for path in ("/book/dr-berg", "/book/no-such-page"):
+            got = await b.get(path)
+            head = await b.head(path)
+            assert head.status_code == got.status_code, path
+            assert head.content == b"", path
+            assert head.headers["content-type"] == got.headers["content-type"]
+            assert head.headers["content-length"] == str(len(got.content))

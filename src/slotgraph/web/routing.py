@@ -50,7 +50,13 @@ def error_page(request: Request, exc: SlotgraphError) -> Response:
 
 
 class WebRoute(APIRoute):
-    """A route whose errors are HTML pages (error.html), never JSON."""
+    """A route whose errors are HTML pages (error.html), never JSON. A page answers HEAD as it
+    answers GET, with the same status and headers and no body (RFC 9110 9.3.2)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if self.methods and "GET" in self.methods:
+            self.methods.add("HEAD")
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -58,13 +64,24 @@ class WebRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 await load_csrf_secret(request.app)
-                return await handler(request)
+                response = await handler(request)
             except SlotgraphError as exc:
                 if exc.status >= 500:
                     raise
-                return error_page(request, exc)
+                response = error_page(request, exc)
+            if request.method == "HEAD":
+                return _headers_only(response)
+            return response
 
         return handle
+
+
+def _headers_only(response: Response) -> Response:
+    """The answer to HEAD: GET's status and headers (its Content-Length too), no body."""
+    bare = Response(status_code=response.status_code)
+    bare.raw_headers = list(response.raw_headers)
+    bare.background = response.background
+    return bare
 
 
 class Static(StaticFiles):
