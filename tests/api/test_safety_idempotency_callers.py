@@ -106,3 +106,29 @@ async def test_one_visitor_does_not_get_anothers_customer_token(api: Api) -> Non
         again = await keyed(ann, api.public_key, "POST", "/v1/bookings", body, idem="k-1")
         assert (again.status_code, again.json()) == (201, first.json())
     assert await count_bookings(api) == 1
+
+
+async def test_a_visitor_is_who_the_rate_limit_counts(api: Api) -> None:
+    """One rule for who a visitor is (slotgraph/addresses.py): an IPv6 host's retry from its next
+    address in the same /64 is the same visitor, replayed, as the rate limits count it; another
+    /64 is another visitor. Before, the full address told callers apart: the retry got a 422."""
+    resource = await api.resource()
+    body = {
+        "resource_id": resource["resource_id"],
+        **SLOT,
+        "customer": {"name": "Ann", "email": "ann@example.com"},
+    }
+    async with (
+        from_ip(api, "2001:db8:7:9:1:2:3:4") as ann,
+        from_ip(api, "2001:db8:7:9:abcd::1") as ann_later,
+        from_ip(api, "2001:db8:7:a:1:2:3:4") as neighbour,
+    ):
+        first = await keyed(ann, api.public_key, "POST", "/v1/bookings", body, idem="k-6")
+        assert first.status_code == 201, first.text
+        again = await keyed(ann_later, api.public_key, "POST", "/v1/bookings", body, idem="k-6")
+        assert (again.status_code, again.json()) == (201, first.json())
+        assert again.headers["idempotent-replayed"] == "true"
+        other = await keyed(neighbour, api.public_key, "POST", "/v1/bookings", body, idem="k-6")
+        assert other.status_code == 422, other.text
+        assert other.json()["code"] == "idempotency_key_reused"
+    assert await count_bookings(api) == 1

@@ -3,7 +3,7 @@
 An IPv6 host is given a /64 at least and may send each request from another of its 2^64
 addresses. The limits counted the address itself: from rotating addresses of one /64, the
 public key's 600 a minute and the 20 unknown keys a minute per address did not limit at all.
-Now an IPv6 address counts as its /64 (api/addresses.py), as the connections per address did.
+Now an IPv6 address counts as its /64 (slotgraph/addresses.py), as the connections per address did.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotgraph.api.addresses import visitor
+from slotgraph.addresses import visitor
 from slotgraph.services import apps
 from tests.api.conftest import Clock, make_api
 from tests.api.test_safety_bad_keys import LIMIT, SETTINGS, Net, bearer

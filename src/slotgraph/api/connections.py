@@ -50,7 +50,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from slotgraph.api.addresses import visitor
+from slotgraph.addresses import visitor
 from slotgraph.settings import Settings
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -27,7 +27,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 
-from slotgraph.api.addresses import visitor
+from slotgraph.addresses import visitor
 from slotgraph.errors import RateLimited
 from slotgraph.services.common import Principal
 

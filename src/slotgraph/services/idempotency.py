@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from slotgraph.addresses import visitor
 from slotgraph.db.models import IdempotencyKey, table_of
 from slotgraph.db.queries import NewRow, Probe
 from slotgraph.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
@@ -116,14 +117,14 @@ def caller(principal: Principal, client_ip: str) -> str:
     customer token, for a visitor with the public key their booking's token. So the same key and
     body from another caller are another request (422 `idempotency_key_reused`), never a replay:
     the public key never reads the secret key's answer, a customer token never the secret key's
-    view of its booking, and one visitor (the public key from another address, as the rate limit
-    counts them) never another's token. The secret key's callers are its own servers: "" keeps
-    its fingerprints as they were."""
+    view of its booking, and one visitor (the public key from another `visitor`: an IPv4 address
+    or an IPv6 /64, as the rate limits count them) never another's token. The secret key's
+    callers are its own servers: "" keeps its fingerprints as they were."""
     if principal.kind == "secret":
         return ""
     if principal.kind == "customer":
         return f"customer {principal.booking_id}"
-    return f"public {principal.key_id} {client_ip[:64]}"
+    return f"public {principal.key_id} {visitor(client_ip)}"
 
 
 def fingerprint(method: str, path: str, query: str, body: bytes, caller: str = "") -> str:

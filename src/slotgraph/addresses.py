@@ -1,5 +1,6 @@
-"""Who a client address stands for, wherever visitors are counted: the rate limits and the
-bad-key limit (api/ratelimit.py) and the connections per address (api/connections.py).
+"""Who a client address stands for, wherever visitors are told apart: the rate limits and the
+bad-key limit (api/ratelimit.py), the connections per address (api/connections.py) and whose an
+idempotent answer is (services/idempotency.py `caller`). Pure, so services may import it.
 
 An IPv4 address is one visitor (or one NAT). An IPv6 host is given a /64 at least (SLAAC, a
 home router's prefix) and may send from any of its 2^64 addresses, a new one per request if it
