@@ -56,21 +56,24 @@ PAYLOAD = json.dumps(
     }
 )
 SECRET = signing.new_secret()
-Way = Callable[[aiohttp.ClientSession, str, int], Awaitable[None]]
+Way = Callable[[aiohttp.ClientSession, str, int], Awaitable[float]]
 
 
-async def floor(http: aiohttp.ClientSession, url: str, n: int) -> None:
+async def floor(http: aiohttp.ClientSession, url: str, n: int) -> float:
     sem = asyncio.Semaphore(BATCH)
+    t0 = time.process_time()
 
     async def post(i: int) -> None:
         async with sem, http.post(url, data=f"floor-x-{i}".encode()) as r:
             await r.read()
 
     await asyncio.gather(*(post(i) for i in range(n)))
+    return time.process_time() - t0
 
 
-async def send(http: aiohttp.ClientSession, url: str, n: int) -> None:
+async def send(http: aiohttp.ClientSession, url: str, n: int) -> float:
     sem = asyncio.Semaphore(BATCH)
+    t0 = time.process_time()
 
     async def one() -> None:
         async with sem:
@@ -86,6 +89,7 @@ async def send(http: aiohttp.ClientSession, url: str, n: int) -> None:
             assert outcome.status_code == 200, outcome
 
     await asyncio.gather(*(one() for _ in range(n)))
+    return time.process_time() - t0
 
 
 def _worker(directory: str) -> Worker:
@@ -94,8 +98,9 @@ def _worker(directory: str) -> Worker:
     return Worker(engine, settings, clock=lambda: datetime.now(UTC))
 
 
-async def worker(w: Worker, url: str, n: int) -> None:
-    """`n` claims waiting for the worker's slots; ends when all are "recorded"."""
+async def worker(w: Worker, url: str, n: int) -> float:
+    """`n` claims waiting for the worker's slots; ends when all are "recorded". The claims are
+    built before the clock starts (the database's rows, in the worker)."""
     w._stop.clear()
     done = 0
 
@@ -112,11 +117,13 @@ async def worker(w: Worker, url: str, n: int) -> None:
         Claim(uuid.uuid4(), 1, uuid.uuid4(), target, PAYLOAD, url, [SECRET], "standard", "r")
         for _ in range(n)
     ]
+    t0 = time.process_time()
     async with w.sends.client():
         w._wait(claims, datetime.now(UTC) + timedelta(hours=1))
         w._fill()
         await w._recording()
     assert done == n, done
+    return time.process_time() - t0
 
 
 async def run(n: int, rounds: int, url: str, directory: str) -> None:
@@ -132,9 +139,7 @@ async def run(n: int, rounds: int, url: str, directory: str) -> None:
             await way(http, url, 300)  # connections, caches
         for r in range(rounds):
             for name, way in ways if r % 2 == 0 else ways[::-1]:
-                t0 = time.process_time()
-                await way(http, url, n)
-                cpu[name].append((time.process_time() - t0) / n * 1e6)
+                cpu[name].append(await way(http, url, n) / n * 1e6)
     floor_us = statistics.median(cpu["floor"])
     print(f"load {os.getloadavg()[0]:.1f}; CPU per request, {rounds} rounds of {n}:")
     for name, values in cpu.items():
