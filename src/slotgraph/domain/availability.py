@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from slotgraph.domain import wallclock as wc
 from slotgraph.domain.combine import Points
-from slotgraph.errors import Conflict
+from slotgraph.errors import Conflict, SlotgraphError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ZERO = timedelta(0)
@@ -59,6 +59,15 @@ class TooFarAhead(Conflict):
 class DurationOutOfRange(Conflict):
     code = "duration_out_of_range"
     title = "Duration out of range"
+
+
+class DurationNotWholeMinutes(SlotgraphError):
+    status = 422
+    code = "duration_not_whole_minutes"
+    title = "Duration not in whole minutes"
+
+
+MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -308,8 +317,16 @@ def rfc3339(at: datetime, *, round_up: bool = False) -> str:
 
 
 def check_booking(rules: Rules, *, start: datetime, end: datetime, now: datetime) -> None:
-    """Raise the rule a booking of [start, end) breaks, if any. Overlaps are checked elsewhere."""
+    """Raise the rule a booking of [start, end) breaks, if any. Overlaps are checked elsewhere.
+
+    A booking under the rules lasts whole minutes, at least one (as calendars and the slot grid,
+    whose steps are whole minutes, count time): a 1-microsecond booking was accepted before."""
     duration = end - start
+    if duration < MINUTE or duration % MINUTE:
+        raise DurationNotWholeMinutes(
+            "A booking under the resource's rules lasts whole minutes, at least PT1M "
+            "(`override_rules`, with the secret key, allows any length)."
+        )
     if (rules.min_duration is not None and duration < rules.min_duration) or (
         rules.max_duration is not None and duration > rules.max_duration
     ):
