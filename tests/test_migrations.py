@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.db.engine import create_engine
 from slotgraph.db.migrate import migrate
+from slotgraph.db.models import App, Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from tests.conftest import BACKENDS, create_postgres_database, drop_postgres_database
 
 ROWS = [
@@ -96,3 +100,50 @@ async def test_upgrade_with_data_then_down_and_up(empty_engine: AsyncEngine) -> 
     async with empty_engine.connect() as conn:
         count = (await conn.execute(text("SELECT COUNT(*) FROM booking_holds"))).scalar()
     assert count == 1
+
+
+async def test_an_upgrade_keeps_deliveries_and_their_attempts(empty_engine: AsyncEngine) -> None:
+    """0018 takes the foreign keys off deliveries and attempts; on SQLite that rebuilds both
+    tables with foreign keys enforced, so a database holding an attempt of a delivery must come
+    through whole (rebuilding `deliveries` first failed there: FOREIGN KEY constraint failed)."""
+    await migrate(empty_engine, "0017")
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    app, endpoint, event, delivery, attempt = (uuid.UUID(int=n) for n in range(11, 16))
+    common = {"app_id": app, "created_at": now}
+    rows: list[tuple[Any, dict[str, Any]]] = [
+        (App, {"id": app, "name": "a", "created_at": now}),
+        (
+            WebhookEndpoint,
+            common
+            | {"id": endpoint, "url": "https://e.test/h", "secret": "s"}
+            | {"updated_at": now},
+        ),
+        (Event, common | {"id": event, "seq": 1, "type": "booking.created", "payload": "{}"}),
+        (
+            Delivery,
+            common
+            | {"id": delivery, "endpoint_id": endpoint, "event_id": event}
+            | {"event_seq": 1, "status": "succeeded", "attempts": 1, "updated_at": now},
+        ),
+        (
+            DeliveryAttempt,
+            {"id": attempt, "delivery_id": delivery, "endpoint_id": endpoint}
+            | {"event_id": event, "attempt": 1, "at": now, "status_code": 200, "duration_ms": 5}
+            | {"worker_id": "w"},
+        ),
+    ]
+    async with empty_engine.begin() as conn:
+        for model, values in rows:
+            await conn.execute(insert(model.__table__).values(**values))
+    await migrate(empty_engine, "head")
+    async with empty_engine.connect() as conn:
+        joined = (
+            await conn.execute(
+                select(Delivery.status, DeliveryAttempt.status_code).join(
+                    DeliveryAttempt, DeliveryAttempt.delivery_id == Delivery.id
+                )
+            )
+        ).all()
+    assert [tuple(r) for r in joined] == [("succeeded", 200)]
+    await migrate(empty_engine, "0017")  # and down again: the keys come back over the same rows
+    await migrate(empty_engine, "head")
