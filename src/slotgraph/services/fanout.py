@@ -14,34 +14,34 @@ worker's claim. On PostgreSQL fan-outs take turns (a transaction-level advisory 
 workers' fan-outs never both find "nothing queued" for one booking and lease two of its events.
 
 Events and targets are read as rows, not ORM objects; the channels' filters (`wanted`) read the
-same attributes from them.
+same attributes from them. The rows and the statements are services/fanout_statements.py's.
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Uuid, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from slotgraph.db import driver_sql
 from slotgraph.db.engine import driver_transaction
-from slotgraph.db.models import Event, WebhookEndpoint, new_id
+from slotgraph.db.models import new_id
 from slotgraph.domain.webhooks import wants
 from slotgraph.notifications import channel as emails
 from slotgraph.services import calendar_pushes, sqlite_deliveries
 from slotgraph.services.deliveries import Claim, claims_of
-
-# pg_advisory_xact_lock's key for "a fan-out is writing deliveries" (any fixed number: no other
-# advisory lock in slotgraph uses it).
-_FANOUT_KEY = 7401731525
+from slotgraph.services.fanout_statements import (
+    FAN_OUT_IN_ONE,
+    TARGETS_OF_APPS,
+    UNDISPATCHED_IN_TURN,
+    EventRow,
+    TargetRow,
+    on_driver,
+    sqlite_reads,
+)
 
 
 @dataclass(frozen=True)
@@ -62,61 +62,6 @@ class Dispatched:
     queued: int = 0  # deliveries queued pending, for a claim
 
 
-class _EventRow(NamedTuple):
-    """An event as the fan-out reads it (services/outbox.py `OutboxEvent`)."""
-
-    seq: int
-    id: uuid.UUID
-    app_id: uuid.UUID
-    type: str
-    booking_id: uuid.UUID | None
-    payload: str
-    created_at: datetime
-    request_id: str | None
-
-
-class _TargetRow(NamedTuple):
-    """A target as the fan-out reads it (services/outbox.py `Target`); `events` as the engine
-    decodes JSONB (db/engine.py), on the driver too."""
-
-    id: uuid.UUID
-    app_id: uuid.UUID
-    events: list[str] | None
-    created_at: datetime
-    format: str
-    calendar_id: uuid.UUID | None
-    url: str
-    secret: str
-    previous_secret: str | None
-    previous_secret_expires_at: datetime | None
-
-
-_UNDISPATCHED = (
-    select(*(getattr(Event, name) for name in _EventRow._fields))
-    .where(Event.dispatched_at.is_(None))
-    .order_by(Event.seq)
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
-)
-
-_TARGETS = select(*(getattr(WebhookEndpoint, name) for name in _TargetRow._fields)).where(
-    WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
-)
-
-# PostgreSQL: the fan-outs' turn (`_FANOUT_KEY`), taken before the events are read: a one-time
-# filter, evaluated before the scan. The next statements' snapshots see the previous fan-out's
-# deliveries; an event it marked meanwhile is skipped (FOR UPDATE re-reads a row changed since).
-_UNDISPATCHED_IN_TURN = _UNDISPATCHED.where(
-    select(func.pg_advisory_xact_lock(_FANOUT_KEY)).scalar_subquery().is_not(None)
-)
-
-_TARGETS_OF_APPS = _TARGETS.where(WebhookEndpoint.app_id.in_(bindparam("apps", expanding=True)))
-# PostgreSQL on the driver: the apps as one array
-_TARGETS_OF_ANY_APP = _TARGETS.where(
-    WebhookEndpoint.app_id == any_(bindparam("apps", type_=ARRAY(Uuid())))
-)
-
-
 async def dispatch(
     session: AsyncSession, *, now: datetime, limit: int = 500, lease: Lease | None = None
 ) -> Dispatched:
@@ -125,13 +70,13 @@ async def dispatch(
 
     PostgreSQL: the fan-outs' turn is taken in the events' SELECT, and the deliveries, the
     events marked and the check that nothing of a booking is queued already are one statement
-    (`_FAN_OUT_IN_ONE`): four round trips with BEGIN and COMMIT, run on the driver (no
-    SQLAlchemy execution around them) when the session is on an engine. SQLite: all of it,
-    BEGIN IMMEDIATE to COMMIT, in one call on aiosqlite's thread (`_dispatch_on_sqlite`), unless
-    the channels' filters must read (a calendar target, or an email target and a booking that
-    asks for emails): then in the session's transaction, the reads in one call and the order
-    rule's check, the deliveries and the events' mark in another (services/sqlite_deliveries.py;
-    one writer at a time anyway)."""
+    (services/fanout_statements.py `FAN_OUT_IN_ONE`): four round trips with BEGIN and COMMIT,
+    run on the driver (no SQLAlchemy execution around them) when the session is on an engine.
+    SQLite: all of it, BEGIN IMMEDIATE to COMMIT, in one call on aiosqlite's thread
+    (`_dispatch_on_sqlite`), unless the channels' filters must read (a calendar target, or an
+    email target and a booking that asks for emails): then in the session's transaction, the
+    reads in one call and the order rule's check, the deliveries and the events' mark in another
+    (services/sqlite_deliveries.py; one writer at a time anyway)."""
     bind = session.bind
     if isinstance(bind, AsyncEngine):
         if bind.dialect.name == "postgresql":
@@ -144,12 +89,12 @@ async def dispatch(
         events: Sequence[Any]
         targets: Sequence[Any]
         if postgres:
-            events = (await conn.execute(_UNDISPATCHED_IN_TURN, {"limit": limit})).all()
+            events = (await conn.execute(UNDISPATCHED_IN_TURN, {"limit": limit})).all()
             apps = list({e.app_id for e in events})
-            targets = (await conn.execute(_TARGETS_OF_APPS, {"apps": apps})).all() if apps else []
+            targets = (await conn.execute(TARGETS_OF_APPS, {"apps": apps})).all() if apps else []
         else:
             events, targets = await sqlite_deliveries.undispatched(
-                conn, _sqlite_reads(conn.dialect), limit
+                conn, sqlite_reads(conn.dialect), limit
             )
         if not events:
             return Dispatched()
@@ -159,7 +104,7 @@ async def dispatch(
         if postgres:
             born = _born_leased(pairs, lease, None) if lease is not None else set()
             args = _write_args(pairs, ids, born, seqs, lease, now)
-            leased = set((await conn.exec_driver_sql(_FAN_OUT_IN_ONE, args)).scalars())
+            leased = set((await conn.exec_driver_sql(FAN_OUT_IN_ONE, args)).scalars())
         else:
             born = await sqlite_deliveries.fan_out(
                 conn, pairs, ids, seqs, _born_of(lease), _lease_of(lease), now
@@ -175,20 +120,20 @@ async def _dispatch_on_driver(
     of its own (db/engine.py `driver_transaction`). The channels' filters, which read only
     where a calendar or an email target is among the targets, read committed rows through
     `session` (another connection; READ COMMITTED sees the same rows, and fan-outs take turns)."""
-    taking, targeting = _on_driver(engine.dialect)
+    taking, targeting = on_driver(engine.dialect)
     async with driver_transaction(engine) as driver:
         found = await driver.fetch(taking.sql, *taking.arguments({"limit": limit}))
         if not found:
             return Dispatched()
-        events = [_EventRow._make(r) for r in found]
+        events = [EventRow._make(r) for r in found]
         apps = list({e.app_id for e in events})
-        targets = [_TargetRow._make(r) for r in await driver.fetch(targeting.sql, apps)]
+        targets = [TargetRow._make(r) for r in await driver.fetch(targeting.sql, apps)]
         async with session.begin():
             pairs = await _pairs(session, events, targets)
         born = _born_leased(pairs, lease, None) if lease is not None else set()
         ids = [new_id() for _ in pairs]
         args = _write_args(pairs, ids, born, [e.seq for e in events], lease, now)
-        leased = {r[0] for r in await driver.fetch(_FAN_OUT_IN_ONE, *args)}
+        leased = {r[0] for r in await driver.fetch(FAN_OUT_IN_ONE, *args)}
     return await _handed(session, events, pairs, ids, leased, now)
 
 
@@ -203,7 +148,7 @@ async def _dispatch_on_sqlite(
     async with engine.connect() as conn:
         found = await sqlite_deliveries.dispatch(
             conn,
-            _sqlite_reads(engine.dialect),
+            sqlite_reads(engine.dialect),
             limit,
             _pairs_without_reads,
             _born_of(lease),
@@ -227,31 +172,6 @@ def _born_of(lease: Lease | None) -> sqlite_deliveries.BornOf | None:
 
 def _lease_of(lease: Lease | None) -> tuple[datetime, str] | None:
     return None if lease is None else (lease.until, lease.worker_id)
-
-
-@functools.cache
-def _sqlite_reads(dialect: Dialect) -> sqlite_deliveries.Reads:
-    """SQLite: the events' read (given the limit) and one app's targets' (given the app's id as
-    stored, straight from the events' rows)."""
-    events = driver_sql.prepare(_UNDISPATCHED, dialect)
-    targets = driver_sql.prepare(
-        _TARGETS.where(WebhookEndpoint.app_id == bindparam("app")), dialect
-    )
-    assert events.columns == _EventRow._fields
-    assert targets.columns == _TargetRow._fields
-    assert [name for name, _, _ in targets.params] == ["app"]
-    return sqlite_deliveries.Reads(events, targets, _EventRow._make, _TargetRow._make)
-
-
-@functools.cache
-def _on_driver(dialect: Dialect) -> tuple[driver_sql.Prepared, driver_sql.Prepared]:
-    """PostgreSQL: the events' read in turn (given the limit) and the targets' (given the
-    apps, an array), as driver SQL."""
-    events = driver_sql.prepare(_UNDISPATCHED_IN_TURN, dialect)
-    targets = driver_sql.prepare(_TARGETS_OF_ANY_APP, dialect)
-    assert {name for name, value, _ in events.params if value is None} == {"limit"}
-    assert [name for name, _, _ in targets.params] == ["apps"]
-    return events, targets
 
 
 async def _pairs(
@@ -353,7 +273,7 @@ def _write_args(
     lease: Lease | None,
     now: datetime,
 ) -> tuple[Any, ...]:
-    """PostgreSQL: `_FAN_OUT_IN_ONE`'s arguments."""
+    """PostgreSQL: `FAN_OUT_IN_ONE`'s arguments."""
     return (
         ids,
         [t.app_id for t, _ in pairs],
@@ -367,37 +287,3 @@ def _write_args(
         lease.until if lease else None,
         lease.worker_id if lease else None,
     )
-
-
-# The deliveries as arrays ($1-$7: id, app, target, event, its seq, booking, whether it may be
-# born leased), `now` ($8), the events' seqs to mark dispatched ($9), the lease's end ($10) and
-# worker ($11). A delivery that may be born leased is, unless a pending delivery of its booking
-# to its target is queued already (committed before this statement: fan-outs take turns).
-# Returns the ids born leased.
-_FAN_OUT_IN_ONE = """
-WITH o AS (
-    SELECT * FROM unnest(
-        $1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::uuid[], $7::bool[]
-    ) AS o(id, app_id, endpoint_id, event_id, event_seq, booking_id, may_lease)
-),
-marked AS (
-    UPDATE events SET dispatched_at = $8 WHERE seq = ANY($9::bigint[])
-),
-inserted AS (
-    INSERT INTO deliveries (id, app_id, endpoint_id, event_id, event_seq, booking_id, status,
-        attempts, next_attempt_at, locked_until, locked_by, created_at, updated_at)
-    SELECT o.id, o.app_id, o.endpoint_id, o.event_id, o.event_seq, o.booking_id, 'pending',
-        CASE WHEN b.born THEN 1 ELSE 0 END, $8,
-        CASE WHEN b.born THEN $10::timestamptz END, CASE WHEN b.born THEN $11::varchar END,
-        $8, $8
-    FROM o CROSS JOIN LATERAL (
-        SELECT o.may_lease AND (o.booking_id IS NULL OR NOT EXISTS (
-            SELECT FROM deliveries AS d
-            WHERE d.status = 'pending' AND d.endpoint_id = o.endpoint_id
-              AND d.booking_id = o.booking_id
-        )) AS born
-    ) AS b
-    RETURNING id, locked_by
-)
-SELECT id FROM inserted WHERE locked_by IS NOT NULL
-"""

@@ -1,0 +1,134 @@
+"""What the fan-out (services/fanout.py) reads and writes: the events and targets as rows, the
+statements that read them (SQLAlchemy, and prepared as driver SQL for PostgreSQL's driver and
+SQLite's one call), and PostgreSQL's one write (`FAN_OUT_IN_ONE`)."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import Uuid, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+
+from slotgraph.db import driver_sql
+from slotgraph.db.models import Event, WebhookEndpoint
+from slotgraph.services import sqlite_deliveries
+
+# pg_advisory_xact_lock's key for "a fan-out is writing deliveries" (any fixed number: no other
+# advisory lock in slotgraph uses it).
+FANOUT_KEY = 7401731525
+
+
+class EventRow(NamedTuple):
+    """An event as the fan-out reads it (services/outbox.py `OutboxEvent`)."""
+
+    seq: int
+    id: uuid.UUID
+    app_id: uuid.UUID
+    type: str
+    booking_id: uuid.UUID | None
+    payload: str
+    created_at: datetime
+    request_id: str | None
+
+
+class TargetRow(NamedTuple):
+    """A target as the fan-out reads it (services/outbox.py `Target`); `events` as the engine
+    decodes JSONB (db/engine.py), on the driver too."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    events: list[str] | None
+    created_at: datetime
+    format: str
+    calendar_id: uuid.UUID | None
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+
+
+UNDISPATCHED = (
+    select(*(getattr(Event, name) for name in EventRow._fields))
+    .where(Event.dispatched_at.is_(None))
+    .order_by(Event.seq)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+TARGETS = select(*(getattr(WebhookEndpoint, name) for name in TargetRow._fields)).where(
+    WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
+)
+
+# PostgreSQL: the fan-outs' turn (`FANOUT_KEY`), taken before the events are read: a one-time
+# filter, evaluated before the scan. The next statements' snapshots see the previous fan-out's
+# deliveries; an event it marked meanwhile is skipped (FOR UPDATE re-reads a row changed since).
+UNDISPATCHED_IN_TURN = UNDISPATCHED.where(
+    select(func.pg_advisory_xact_lock(FANOUT_KEY)).scalar_subquery().is_not(None)
+)
+
+TARGETS_OF_APPS = TARGETS.where(WebhookEndpoint.app_id.in_(bindparam("apps", expanding=True)))
+# PostgreSQL on the driver: the apps as one array
+TARGETS_OF_ANY_APP = TARGETS.where(
+    WebhookEndpoint.app_id == any_(bindparam("apps", type_=ARRAY(Uuid())))
+)
+
+
+@functools.cache
+def sqlite_reads(dialect: Dialect) -> sqlite_deliveries.Reads:
+    """SQLite: the events' read (given the limit) and one app's targets' (given the app's id as
+    stored, straight from the events' rows)."""
+    events = driver_sql.prepare(UNDISPATCHED, dialect)
+    targets = driver_sql.prepare(TARGETS.where(WebhookEndpoint.app_id == bindparam("app")), dialect)
+    assert events.columns == EventRow._fields
+    assert targets.columns == TargetRow._fields
+    assert [name for name, _, _ in targets.params] == ["app"]
+    return sqlite_deliveries.Reads(events, targets, EventRow._make, TargetRow._make)
+
+
+@functools.cache
+def on_driver(dialect: Dialect) -> tuple[driver_sql.Prepared, driver_sql.Prepared]:
+    """PostgreSQL: the events' read in turn (given the limit) and the targets' (given the
+    apps, an array), as driver SQL."""
+    events = driver_sql.prepare(UNDISPATCHED_IN_TURN, dialect)
+    targets = driver_sql.prepare(TARGETS_OF_ANY_APP, dialect)
+    assert {name for name, value, _ in events.params if value is None} == {"limit"}
+    assert [name for name, _, _ in targets.params] == ["apps"]
+    return events, targets
+
+
+# The deliveries as arrays ($1-$7: id, app, target, event, its seq, booking, whether it may be
+# born leased), `now` ($8), the events' seqs to mark dispatched ($9), the lease's end ($10) and
+# worker ($11). A delivery that may be born leased is, unless a pending delivery of its booking
+# to its target is queued already (committed before this statement: fan-outs take turns).
+# Returns the ids born leased.
+FAN_OUT_IN_ONE = """
+WITH o AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::uuid[], $7::bool[]
+    ) AS o(id, app_id, endpoint_id, event_id, event_seq, booking_id, may_lease)
+),
+marked AS (
+    UPDATE events SET dispatched_at = $8 WHERE seq = ANY($9::bigint[])
+),
+inserted AS (
+    INSERT INTO deliveries (id, app_id, endpoint_id, event_id, event_seq, booking_id, status,
+        attempts, next_attempt_at, locked_until, locked_by, created_at, updated_at)
+    SELECT o.id, o.app_id, o.endpoint_id, o.event_id, o.event_seq, o.booking_id, 'pending',
+        CASE WHEN b.born THEN 1 ELSE 0 END, $8,
+        CASE WHEN b.born THEN $10::timestamptz END, CASE WHEN b.born THEN $11::varchar END,
+        $8, $8
+    FROM o CROSS JOIN LATERAL (
+        SELECT o.may_lease AND (o.booking_id IS NULL OR NOT EXISTS (
+            SELECT FROM deliveries AS d
+            WHERE d.status = 'pending' AND d.endpoint_id = o.endpoint_id
+              AND d.booking_id = o.booking_id
+        )) AS born
+    ) AS b
+    RETURNING id, locked_by
+)
+SELECT id FROM inserted WHERE locked_by IS NOT NULL
+"""
