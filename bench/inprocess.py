@@ -105,13 +105,13 @@ async def run(scenario: str, count: int) -> None:
     from slotgraph.api.app import serve_app
 
     if sqlite:  # migrated, and the bench's key, as `serve` does before it starts the app
-        from slotgraph.cli import _bootstrap
+        from slotgraph.cli_commands import bootstrap
         from slotgraph.settings import Settings
 
         os.environ.update(
             SLOTGRAPH_BOOTSTRAP_SECRET_KEY=SECRET, SLOTGRAPH_MAX_APP_RATE_LIMIT="1000000"
         )
-        await _bootstrap(Settings())
+        await bootstrap(Settings())
 
     # Under valgrind a request takes 50-100 times as long: the 30-second key cache would expire
     # among the measured requests and add a key lookup to them (docs/benchmarks.md, sixth pass).

@@ -15,7 +15,13 @@ import pytest
 
 SRC = Path(__file__).parent.parent / "src"
 PACKAGE = SRC / "slotgraph"
-WAYS_IN = ("slotgraph.api", "slotgraph.web", "slotgraph.cli", "slotgraph.cli_help")
+WAYS_IN = (
+    "slotgraph.api",
+    "slotgraph.web",
+    "slotgraph.cli",
+    "slotgraph.cli_commands",
+    "slotgraph.cli_help",
+)
 FORBIDDEN = {
     "services": WAYS_IN,
     "domain": (*WAYS_IN, "slotgraph.services", "slotgraph.db"),

@@ -1,367 +1,20 @@
 """The command line: `slotgraph serve | worker | migrate | apps create NAME | apps list |
-apps settings APP_ID` (README.md, "Command line")."""
+apps settings APP_ID` (README.md, "Command line"): the parser and the entry point; the commands
+are cli_commands.py's."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from slotgraph import logs
 from slotgraph.cli_help import DESCRIPTION, EPILOG, command
 from slotgraph.settings import Settings
 
-if TYPE_CHECKING:
-    from slotgraph.appsettings import AppSettings
-    from slotgraph.services import apps
-
-# Each command imports what it uses, in its own function: `slotgraph --help` and a command's
-# parser need none of it, and `serve --workers N` children import this module again before the
-# app (docs/testing.md, "Process starts": --help went from 1.7-1.8 s of CPU to 0.7 s).
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-async def _migrate(settings: Settings) -> None:
-    from slotgraph.db.engine import create_engine
-    from slotgraph.db.migrate import migrate
-
-    engine = create_engine(settings.database_url, settings)
-    try:
-        await migrate(engine)
-    finally:
-        await engine.dispose()
-
-
-async def _bootstrap(settings: Settings) -> apps.CreatedApp | str | None:
-    """Migrate, then make sure one app exists (BOOTSTRAP_SECRET_KEY fixes its secret key): the
-    app made now, or what to tell the person who set a BOOTSTRAP_SECRET_KEY that is not a key of
-    the existing apps (it is read on the first start only)."""
-    from slotgraph.db.engine import create_engine, session_factory
-    from slotgraph.db.migrate import migrate
-    from slotgraph.services import apps
-
-    engine = create_engine(settings.database_url, settings)
-    secret = settings.bootstrap_secret_key
-    try:
-        await migrate(engine)
-        sessions = session_factory(engine)
-        async with sessions() as session:
-            if await apps.count_apps(session):
-                if secret and not await apps.authenticate(session, key=secret.get_secret_value()):
-                    return _bootstrap_key_unused(settings)
-                return None
-            return await apps.create_tenant(
-                session,
-                name="default",
-                now=_now(),
-                secret_key=secret.get_secret_value() if secret else None,
-            )
-    finally:
-        await engine.dispose()
-
-
-def _bootstrap_key_unused(settings: Settings) -> str:
-    import shlex
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-
-    url = make_url(settings.database_url)
-    start_afresh = "use an empty database"
-    if url.get_backend_name() == "sqlite":
-        # The database is the file and, in WAL mode, its -wal and -shm beside it (what a server
-        # killed leaves); nothing else: ./data/mail holds emails already written, and may stay.
-        db = Path(url.database or "").resolve()
-        files = " ".join(shlex.quote(f"{db}{end}") for end in ("", "-wal", "-shm"))
-        start_afresh = (
-            f"stop the server, remove {db} and its -wal and -shm files if there are any "
-            f"(rm -f {files})"
-        )
-    return (
-        "slotgraph: SLOTGRAPH_BOOTSTRAP_SECRET_KEY is not a key of any app in "
-        f"{_where(settings)}, so requests with it get 401. It is read on the first start "
-        "only, to create the first app, and this database has apps already. Use the secret "
-        "key printed on its first start, make another app with `slotgraph apps create NAME`, "
-        f"or, to begin again with your key, {start_afresh} and start again."
-    )
-
-
-def _where(settings: Settings) -> str:
-    """The database, as a person would look for it (no password)."""
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite":
-        return f"the SQLite file {Path(url.database or '').resolve()}"
-    return f"the PostgreSQL database {url.render_as_string(hide_password=True)}"
-
-
-def _require_database(settings: Settings, *, migrated: bool = True) -> None:
-    """Commands that work on data never create a database: they say which one they looked for,
-    and what to do when it is missing or not migrated, instead of a traceback."""
-    import asyncio
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import DBAPIError
-
-    from slotgraph.db.migrate import head_revision
-    from slotgraph.errors import DatabaseUnavailable
-    from slotgraph.settings import DEFAULT_DATABASE_URL
-
-    url = make_url(settings.database_url)
-    configured = "SLOTGRAPH_DATABASE_URL" in os.environ
-    how = (
-        "SLOTGRAPH_DATABASE_URL says so"
-        if configured
-        else f"SLOTGRAPH_DATABASE_URL is not set, so the default {DEFAULT_DATABASE_URL} is "
-        f"taken in the current folder ({Path.cwd()})"
-    )
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        raise SystemExit(
-            f"slotgraph: there is no database at {_where(settings)} ({how}).\n"
-            "Run the command in the folder where `slotgraph serve` keeps its data, or set "
-            "SLOTGRAPH_DATABASE_URL to the database to use (sqlite:////absolute/path/slotgraph.db "
-            "or postgresql://...). `slotgraph migrate` creates a new one."
-        )
-    try:
-        revision = asyncio.run(_revision(settings))
-    except (DatabaseUnavailable, DBAPIError, OSError) as exc:
-        reason = exc.__cause__ or exc
-        raise SystemExit(
-            f"slotgraph: cannot open {_where(settings)} ({how}): {reason}\n"
-            "Check that it exists and that this machine may connect to it."
-        ) from None
-    if migrated and revision != head_revision():
-        state = f"at migration {revision}" if revision else "empty (never migrated)"
-        raise SystemExit(
-            f"slotgraph: {_where(settings)} is {state}; this version needs {head_revision()}.\n"
-            "Run `slotgraph migrate` with the same SLOTGRAPH_DATABASE_URL first."
-        )
-
-
-async def _revision(settings: Settings) -> str | None:
-    from slotgraph.db.engine import create_engine
-    from slotgraph.db.migrate import current_revision
-
-    engine = create_engine(settings.database_url, settings)
-    try:
-        return await current_revision(engine)
-    finally:
-        await engine.dispose()
-
-
-async def _create_tenant(settings: Settings, name: str) -> apps.CreatedApp:
-    from slotgraph.db.engine import create_engine, session_factory
-    from slotgraph.services import apps
-
-    engine = create_engine(settings.database_url, settings)
-    try:
-        async with session_factory(engine)() as session:
-            return await apps.create_tenant(session, name=name, now=_now())
-    finally:
-        await engine.dispose()
-
-
-async def _list_apps(settings: Settings) -> list[dict[str, object]]:
-    from slotgraph.db.engine import create_engine, session_factory
-    from slotgraph.services import apps
-
-    engine = create_engine(settings.database_url, settings)
-    try:
-        async with session_factory(engine)() as session:
-            rows = await apps.list_apps(session)
-    finally:
-        await engine.dispose()
-    return [
-        {
-            "app_id": str(app.id),
-            "name": app.name,
-            "created_at": app.created_at.isoformat(),
-            "keys": [
-                {
-                    "key_id": str(k.id),
-                    "kind": k.kind,
-                    "prefix": k.prefix,
-                    "revoked": bool(k.revoked_at),
-                }
-                for k in keys
-            ],
-        }
-        for app, keys in rows
-    ]
-
-
-def _settings_patch(pairs: Sequence[str]) -> AppSettings:
-    """`NAME=VALUE` pairs (VALUE is JSON, or else a plain string; `a.b=` sets a nested field)."""
-    import json
-    from typing import Any
-
-    from pydantic import ValidationError
-
-    from slotgraph.appsettings import AppSettings
-
-    patch: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"expected NAME=VALUE, got {pair!r}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        *parents, leaf = name.split(".")
-        node = patch
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    try:
-        return AppSettings.model_validate(patch)
-    except ValidationError as exc:
-        raise SystemExit(f"invalid settings:\n{exc}") from None
-
-
-async def _app_settings(settings: Settings, app_id: str, pairs: Sequence[str]) -> str:
-    import uuid
-
-    from slotgraph.db.engine import create_engine, session_factory
-    from slotgraph.errors import NotFound, ValidationFailed
-    from slotgraph.services import apps
-
-    try:
-        uid = uuid.UUID(app_id)
-    except ValueError:
-        raise SystemExit(f"not an app id: {app_id!r}") from None
-    patch = _settings_patch(pairs) if pairs else None
-    engine = create_engine(settings.database_url, settings)
-    try:
-        async with session_factory(engine)() as session:
-            if patch is None:
-                out = await apps.get_app(session, app_id=uid)
-            else:
-                out = await apps.update_settings(
-                    session, app_id=uid, data=patch, max_rate_limit=settings.max_app_rate_limit
-                )
-    except ValidationFailed as exc:  # a rule the service checks (the ceiling, a template): each
-        lines = "".join(f"\n  {field}: {message}" for field, message in exc.errors)
-        raise SystemExit(f"invalid settings:{lines}") from None
-    except NotFound as exc:
-        raise SystemExit(f"{exc.detail} `slotgraph apps list` shows the apps.") from None
-    finally:
-        await engine.dispose()
-    return out.model_dump_json(indent=2)
-
-
-async def _worker(settings: Settings) -> None:
-    """Run the worker until SIGTERM or SIGINT, then stop gracefully."""
-    # Imported here, not at the top: `serve --workers N` children re-import this module before
-    # they answer uvicorn's 5-second health check, and the worker's imports are the heaviest.
-    import asyncio
-    import signal
-
-    from slotgraph import heap, metrics
-    from slotgraph.db.engine import create_engine
-    from slotgraph.db.migrate import migrate
-    from slotgraph.syncer import check_encryption_key
-    from slotgraph.worker import Worker
-
-    engine = create_engine(settings.database_url, settings)
-    await migrate(engine)
-    await check_encryption_key(engine, settings)
-    if settings.worker_metrics_port:
-        metrics.serve_http(settings.worker_metrics_port, settings.host)
-    worker = Worker(engine, settings, clock=_now)
-    heap.settle_the_heap()  # as serve's app does: no full collection walks the start-up's objects
-    task = asyncio.create_task(worker.run())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when="FIRST_COMPLETED")
-    await worker.stop(task)
-    await engine.dispose()
-
-
-def _created_json(created: apps.CreatedApp) -> str:
-    import json
-
-    return json.dumps(
-        {
-            "app_id": str(created.app_id),
-            "name": created.name,
-            "secret_key": created.secret_key,
-            "public_key": created.public_key,
-        },
-        indent=2,
-    )
-
-
-def serve(args: argparse.Namespace, settings: Settings) -> None:
-    import asyncio
-    import tempfile
-
-    import uvicorn
-
-    from slotgraph.metrics import MULTIPROC_ENV
-
-    if args.no_worker:
-        # The app factory reads settings from the environment in each server process.
-        os.environ["SLOTGRAPH_RUN_WORKER"] = "false"
-    host = args.host or settings.host
-    port = args.port or settings.port
-    # The app's settings are read again in each server process (and by the in-process worker,
-    # whose emails link to http://HOST:PORT unless SLOTGRAPH_PUBLIC_URL is set): `--host` and
-    # `--port` must reach them, or `serve --port 8020` mailed links to port 8000.
-    os.environ["SLOTGRAPH_HOST"], os.environ["SLOTGRAPH_PORT"] = host, str(port)
-    # prometheus-client's multiprocess mode: every server process writes its samples here, and
-    # /metrics adds them up. Set before any process imports the library (slotgraph.metrics).
-    if not os.environ.get(MULTIPROC_ENV):
-        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="slotgraph-metrics-")
-    created = asyncio.run(_bootstrap(settings))
-    if isinstance(created, str):
-        print(created, file=sys.stderr, flush=True)
-    elif created is not None:
-        print("Created the default app. Keys are shown once; keep them safe:", file=sys.stderr)
-        print(_created_json(created), file=sys.stderr, flush=True)
-    uvicorn.run(
-        "slotgraph.api.app:serve_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=args.workers,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # logs.configure() in each process: JSON lines with request ids
-        access_log=False,
-        loop="uvloop",
-        # uvicorn's httptools protocol with a deadline for a request's head and a bound on the
-        # connections one address keeps open (api/connections.py; the body's deadline is the
-        # guard's): uvicorn has neither, and a client that never finished its head held its
-        # connection for as long as it liked (docs/security.md, ADR 0012).
-        http="slotgraph.api.connections:BoundedHttpToolsProtocol",
-        # The client address the rate limits count (docs/security.md): the connection's, unless
-        # a proxy is named. uvicorn's own default trusts X-Forwarded-For from 127.0.0.1, so any
-        # client on this host, or behind a proxy that passes the header on unchanged (a TCP
-        # proxy, a tunnel), chose its address with every request and was never limited.
-        timeout_graceful_shutdown=settings.shutdown_seconds,
-        proxy_headers=settings.forwarded_allow_ips is not None,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        # With --workers, uvicorn kills a worker process that has not answered its health check
-        # within this many seconds, and starts another. Its default, 5 s, is shorter than an
-        # import of the app takes on a busy machine, where workers were killed and restarted
-        # without end and the server never answered.
-        timeout_worker_healthcheck=WORKER_START_SECONDS,
-    )
-
-
-WORKER_START_SECONDS = 60
+# The parser and the entry point; what each command does is cli_commands.py's, imported once the
+# arguments are parsed (`slotgraph --help` needs none of it), and each of its commands imports
+# what it uses in its own function.
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -407,24 +60,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     import asyncio
     import json
 
+    from slotgraph import cli_commands as commands
+
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     if args.command == "serve":
-        serve(args, settings)
+        commands.serve(args, settings)
     elif args.command == "worker":
-        _require_database(settings, migrated=False)
-        asyncio.run(_worker(settings))
+        commands.require_database(settings, migrated=False)
+        asyncio.run(commands.run_worker(settings))
     elif args.command == "migrate":
-        asyncio.run(_migrate(settings))
+        asyncio.run(commands.migrate_database(settings))
         print("database is at head", file=sys.stderr)
     elif args.command == "apps":
-        _require_database(settings)
+        commands.require_database(settings)
     if args.command == "apps" and args.apps_command == "create":
-        print(_created_json(asyncio.run(_create_tenant(settings, args.name))))
+        print(commands.created_json(asyncio.run(commands.create_tenant(settings, args.name))))
     elif args.command == "apps" and args.apps_command == "list":
-        print(json.dumps(asyncio.run(_list_apps(settings)), indent=2))
+        print(json.dumps(asyncio.run(commands.list_apps(settings)), indent=2))
     elif args.command == "apps" and args.apps_command == "settings":
-        print(asyncio.run(_app_settings(settings, args.app_id, args.pairs)))
+        print(asyncio.run(commands.app_settings(settings, args.app_id, args.pairs)))
 
 
 if __name__ == "__main__":
