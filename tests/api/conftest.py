@@ -131,17 +131,23 @@ async def other_api(api: Api, engine: AsyncEngine) -> AsyncIterator[Api]:
         yield Api(http, created.secret_key, created.public_key, api.clock, api.backend)
 
 
+async def book_day(api: Api, resource: dict[str, Any], client: dict[str, Any], day: int) -> str:
+    """An hour booked on 2024-06-<day>, webhooks only (no emails): its booking id."""
+    booked = await api.book(
+        resource_id=resource["resource_id"],
+        client_id=client["client_id"],
+        start_time=f"2024-06-{day:02d}T10:00:00Z",
+        end_time=f"2024-06-{day:02d}T11:00:00Z",
+        notify=False,
+    )
+    return str(booked["booking_id"])
+
+
 async def book_days(api: Api, days: int) -> None:
     """One booking a day from 1 June 2024: one `booking.confirmed` event each."""
     resource, client = await api.resource(), await api.client()
     for day in range(1, days + 1):
-        await api.book(
-            resource_id=resource["resource_id"],
-            client_id=client["client_id"],
-            start_time=f"2024-06-{day:02d}T10:00:00Z",
-            end_time=f"2024-06-{day:02d}T11:00:00Z",
-            notify=False,  # webhooks only
-        )
+        await book_day(api, resource, client, day)
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from slotgraph.db.engine import session_factory
 from slotgraph.db.models import Delivery, DeliveryAttempt
 from slotgraph.services import fanout
 from slotgraph.worker import Worker
-from tests.api.conftest import TEST_SETTINGS, Api, book_days
+from tests.api.conftest import TEST_SETTINGS, Api, book_day, book_days
 from tests.receiver import Receiver, running_receiver
 
 BATCH = 4  # concurrent sends: the fast endpoint gets three times as many events
@@ -249,14 +249,7 @@ async def test_a_booking_s_event_is_not_born_leased_while_an_earlier_one_is_queu
     resource, client = await api.resource(), await api.client()
 
     async def book(day: int) -> str:
-        booked = await api.book(
-            resource_id=resource["resource_id"],
-            client_id=client["client_id"],
-            start_time=f"2024-06-{day:02d}T10:00:00Z",
-            end_time=f"2024-06-{day:02d}T11:00:00Z",
-            notify=False,
-        )
-        return str(booked["booking_id"])
+        return await book_day(api, resource, client, day)
 
     sessions = session_factory(engine)
     lease = fanout.Lease("a", api.clock.now + timedelta(seconds=60), room=32)

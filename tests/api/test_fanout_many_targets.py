@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph.db.engine import session_factory
 from slotgraph.db.models import Delivery
 from slotgraph.services import fanout
-from tests.api.conftest import Api
+from tests.api.conftest import Api, book_day
 
 TARGETS = 40
 VARIABLES = 32  # SQLite's limit on a statement's variables during the fan-outs: < TARGETS
@@ -51,14 +51,7 @@ async def test_the_order_rule_holds_for_more_targets_than_a_statement_has_variab
     resource, client = await api.resource(), await api.client()
 
     async def book(day: int) -> str:
-        booked = await api.book(
-            resource_id=resource["resource_id"],
-            client_id=client["client_id"],
-            start_time=f"2024-06-{day:02d}T10:00:00Z",
-            end_time=f"2024-06-{day:02d}T11:00:00Z",
-            notify=False,
-        )
-        return str(booked["booking_id"])
+        return await book_day(api, resource, client, day)
 
     sessions = session_factory(engine)
     lease = fanout.Lease("a", api.clock.now + timedelta(seconds=60), room=10 * TARGETS)
