@@ -264,10 +264,26 @@ async def test_an_oserror_in_the_create_is_an_outage_only_when_its_connection_is
         if lost:
             await _terminate(_url(engine.url), pid)
 
-    async with _before(engine, "write", then, raising=fault, lost_first=lost) as pids:
-        r = await api.post("/v1/bookings", body)
-    assert await _rows(engine) == before
+    fate: dict[str, list[int]] = {"checkin": [], "invalidate": [], "close": []}
+
+    def seen(name: str) -> Callable[..., None]:
+        def record(dbapi_conn: Any, *_: Any) -> None:
+            if dbapi_conn is not None:
+                fate[name].append(dbapi_conn.driver_connection.get_server_pid())
+
+        return record
+
     pool: Any = engine.sync_engine.pool
+    listeners = [(name, seen(name)) for name in fate]
+    for name, fn in listeners:
+        event.listen(pool, name, fn)
+    try:
+        async with _before(engine, "write", then, raising=fault, lost_first=lost) as pids:
+            r = await api.post("/v1/bookings", body)
+    finally:
+        for name, fn in listeners:
+            event.remove(pool, name, fn)
+    assert await _rows(engine) == before
     assert pool.checkedout() == 0
     async with _before(engine, "write", _nothing) as after:
         again = await api.post("/v1/bookings", body)
@@ -277,7 +293,10 @@ async def test_an_oserror_in_the_create_is_an_outage_only_when_its_connection_is
         assert pids[-1] not in after
     else:
         assert (r.status_code, r.json()["code"]) == (500, "internal_error"), r.text
-        assert after == [pids[-1]]  # the same connection, kept
+        # the same connection, back in the pool (which one the next checkout takes is the
+        # pool's order, not this rule: asserting that failed once in CI)
+        assert pids[-1] in fate["checkin"], fate
+        assert pids[-1] not in fate["invalidate"] + fate["close"], fate
 
 
 async def test_a_create_cancelled_while_it_waits_for_sqlites_write_lock_leaves_nothing(
