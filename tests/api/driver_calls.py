@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -92,3 +93,13 @@ def asyncpg_statements(engine: AsyncEngine, on_statement: Hook) -> Iterator[None
         event.remove(engine.sync_engine.pool, "checkin", checkin)
         for driver in held.values():
             _unhook(driver, on_statement)
+
+
+async def terminate_backend(url: str, pid: int) -> None:
+    """Ends PostgreSQL backend `pid` from another connection (asyncpg's URL), and returns once it
+    is gone (pg_terminate_backend waits up to 10 s for it)."""
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT pg_terminate_backend($1, 10000)", pid) is True
+    finally:
+        await conn.close()

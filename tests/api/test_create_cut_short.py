@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph.api.app import create_app
 from slotgraph.db.engine import create_engine
 from tests.api.conftest import TEST_SETTINGS, Api
-from tests.api.driver_calls import asyncpg_statements
+from tests.api.driver_calls import asyncpg_statements, terminate_backend
 from tests.api.test_safety_oserror import Relay, why_not_tcp
 from tests.conftest import TABLES
 
@@ -103,12 +103,23 @@ def _postgresql(api: Api) -> None:
         pytest.skip("SQLite's create runs in the session's transaction: no connection to lose")
 
 
-async def _terminate(url: str, pid: int) -> None:
-    conn = await asyncpg.connect(url)
+@asynccontextmanager
+async def _locker(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """Another connection, to hold a lock the create waits for; rolled back and closed after."""
+    locker = await asyncpg.connect(url)
     try:
-        assert await conn.fetchval("SELECT pg_terminate_backend($1, 10000)", pid) is True
+        yield locker
     finally:
-        await conn.close()
+        if locker.is_in_transaction():
+            await locker.execute("ROLLBACK")
+        await locker.close()
+
+
+async def _cancelled(task: asyncio.Task[Any]) -> None:
+    """Cancels the request's task, as uvicorn does at shutdown, and sees it end cancelled."""
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 def _url(url: URL) -> str:
@@ -137,7 +148,7 @@ async def test_a_create_whose_connection_is_lost_is_503_writes_nothing_and_leave
         if lost == "reset":
             relay.reset_open()
         else:
-            await _terminate(_url(engine.url), pid)
+            await terminate_backend(_url(engine.url), pid)
 
     try:
         async with httpx.AsyncClient(
@@ -213,8 +224,7 @@ async def test_a_create_cancelled_while_its_write_waits_leaves_the_pool_and_a_wh
     url = _url(engine.url)
     body = await _body(api)
     before = await _rows(engine)
-    locker = await asyncpg.connect(url)
-    try:
+    async with _locker(url) as locker:
         blocked: list[int] = []
 
         reached = asyncio.Event()
@@ -231,13 +241,7 @@ async def test_a_create_cancelled_while_its_write_waits_leaves_the_pool_and_a_wh
             waiting.cancel()
             assert blocked, (await task).text
             await _waiting_on_a_lock(url, blocked[0])
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-    finally:
-        if locker.is_in_transaction():
-            await locker.execute("ROLLBACK")
-        await locker.close()
+            await _cancelled(task)
     await _gone(url, blocked[0])  # the cancelled connection is not kept
     pool: Any = engine.sync_engine.pool
     assert pool.checkedout() == 0
@@ -262,7 +266,7 @@ async def test_an_oserror_in_the_create_is_an_outage_only_when_its_connection_is
 
     async def then(pid: int) -> None:
         if lost:
-            await _terminate(_url(engine.url), pid)
+            await terminate_backend(_url(engine.url), pid)
 
     fate: dict[str, list[int]] = {"checkin": [], "invalidate": [], "close": []}
 
@@ -326,9 +330,7 @@ async def test_a_create_cancelled_while_it_waits_for_sqlites_write_lock_leaves_n
     try:
         task = asyncio.create_task(api.post("/v1/bookings", body))
         assert await asyncio.to_thread(begun.wait, 30)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await _cancelled(task)
     finally:
         other.execute("ROLLBACK")
         other.close()
@@ -354,8 +356,7 @@ async def test_a_keyed_create_cancelled_while_it_waits_for_a_lock_ends_cancelled
     url = _url(engine.url)
     body = await _body(api)
     before = await _rows(engine)
-    locker = await asyncpg.connect(url)
-    try:
+    async with _locker(url) as locker:
         await locker.execute("BEGIN; LOCK TABLE bookings IN SHARE MODE")
         headers = {"Authorization": f"Bearer {api.key}", "Idempotency-Key": "cut-short"}
         task = asyncio.create_task(api.http.post("/v1/bookings", json=body, headers=headers))
@@ -369,13 +370,7 @@ async def test_a_keyed_create_cancelled_while_it_waits_for_a_lock_ends_cancelled
                 break
             await asyncio.sleep(0.01)
         assert waiting is not None, (await task).text if task.done() else "never waited"
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    finally:
-        if locker.is_in_transaction():
-            await locker.execute("ROLLBACK")
-        await locker.close()
+        await _cancelled(task)
     await _gone(url, waiting)
     pool: Any = engine.sync_engine.pool
     assert pool.checkedout() == 0

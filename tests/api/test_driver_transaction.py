@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.db.engine import create_engine, driver_transaction
 from slotgraph.errors import DatabaseUnavailable
+from tests.api.driver_calls import terminate_backend
 
 
 @pytest.fixture
@@ -33,15 +34,6 @@ async def pg(engine: AsyncEngine, database_urls: dict[str, str]) -> AsyncIterato
         yield url
     finally:
         await conn.execute("DROP TABLE IF EXISTS driver_tx_probe")
-        await conn.close()
-
-
-async def _kill(url: str, pid: int) -> None:
-    """Ends backend `pid` from another connection, and returns once it is gone."""
-    conn = await asyncpg.connect(url)
-    try:
-        assert await conn.fetchval("SELECT pg_terminate_backend($1, 10000)", pid) is True
-    finally:
         await conn.close()
 
 
@@ -61,7 +53,7 @@ async def _write_then_lose(engine: AsyncEngine, url: str, killed: str, pids: lis
     async with driver_transaction(engine) as driver:
         pids.append(driver.get_server_pid())
         await driver.execute(INSERT, uuid.uuid4(), 1)
-        await _kill(url, pids[0])
+        await terminate_backend(url, pids[0])
         if killed == "before the second statement":
             await driver.execute(INSERT, uuid.uuid4(), 2)
 
