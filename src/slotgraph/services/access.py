@@ -9,7 +9,9 @@ this module holds the rules inside those routes, which every way in (/v1 and /v2
 - the answer to its booking never carries the client's id (an email that matches a client links
   the booking to that client, and says nothing about it);
 - it reads a resource's public fields only: no `email` (not in a free/busy calendar either),
-  and `meta` only when `meta.public` is `true`.
+  and `meta` only when `meta.public` is `true`;
+- it never sees an archived resource: archived means withdrawn (`include_archived=true` is 403,
+  an archived resource's id is 404, as if it had never been).
 """
 
 from __future__ import annotations
@@ -68,6 +70,22 @@ def resource_answer(principal: Principal, out: ResourceOut) -> ResourceOut:
         return out
     shown = out.meta if out.meta.get("public") is True else {}
     return out.model_copy(update={"email": None, "meta": shown, "feed_url": None})
+
+
+def check_include_archived(principal: Principal, include_archived: bool) -> None:
+    """Archived resources are listed to the secret key only (403 for the public key: asked for,
+    refused plainly rather than left out without a word)."""
+    if include_archived and principal.kind != "secret":
+        raise Forbidden(
+            "include_archived needs the secret key: an archived resource is withdrawn, and the "
+            "public key sees live resources only."
+        )
+
+
+def sees_resource(principal: Principal, *, archived: bool) -> bool:
+    """Whether the caller may see a resource at all: the public key never sees an archived one
+    (its id answers 404, as an unknown one does)."""
+    return principal.kind == "secret" or not archived
 
 
 def resource_email(principal: Principal, email: str | None) -> str | None:

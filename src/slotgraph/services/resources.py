@@ -66,6 +66,8 @@ async def get_resource(
 ) -> ResourceOut:
     async with session.begin():
         row = await load_resource(session, principal.app_id, resource_id)
+        if not access.sees_resource(principal, archived=row.archived_at is not None):
+            raise NotFound(f"No resource {resource_id}.")
         return access.resource_answer(principal, resource_out(row))
 
 
@@ -79,6 +81,7 @@ async def list_resources(
     limit: int,
     cursor: str | None,
 ) -> Page[ResourceOut]:
+    access.check_include_archived(principal, include_archived)
     stmt = select(Resource).where(Resource.app_id == principal.app_id)
     if kind is not None:
         stmt = stmt.where(Resource.kind == kind)

@@ -1,0 +1,75 @@
+"""An archived resource is withdrawn: the public (browser) key never sees it (docs/security.md,
+"What each key may do"). Listing with `include_archived=true` is the secret key's (403 for the
+public key, not silently left out), and an archived resource's id answers the public key 404, on
+/v1 and /v2 alike, as an id that never was. The secret key sees it as before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import Api
+from tests.api.test_timekit import v2
+
+
+def assert_problem(r: Any, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == code
+
+
+async def _one_live_one_archived(api: Api) -> tuple[str, str]:
+    live = (await api.resource(name="Dr. Live"))["resource_id"]
+    gone = (await api.resource(name="Dr. Gone"))["resource_id"]
+    r = await api.delete(f"/v1/resources/{gone}")
+    assert r.status_code == 200, r.text
+    assert r.json()["archived"] is True
+    return live, gone
+
+
+async def test_the_public_key_may_not_list_archived_resources(api: Api) -> None:
+    live, gone = await _one_live_one_archived(api)
+    public = api.as_key(api.public_key)
+
+    r = await public.get("/v1/resources", include_archived="true")
+    assert_problem(r, 403, "forbidden")
+    assert "include_archived" in r.json()["detail"]
+    assert "Dr. Gone" not in r.text
+
+    # Without it, the live one only, as before.
+    r = await public.get("/v1/resources")
+    assert r.status_code == 200, r.text
+    assert [x["resource_id"] for x in r.json()["data"]] == [live]
+    r = await public.get("/v1/resources", include_archived="false")
+    assert [x["resource_id"] for x in r.json()["data"]] == [live]
+
+    # The secret key lists both.
+    r = await api.get("/v1/resources", include_archived="true")
+    assert r.status_code == 200, r.text
+    assert {x["resource_id"] for x in r.json()["data"]} == {live, gone}
+
+
+async def test_an_archived_resource_is_not_found_by_the_public_key(api: Api) -> None:
+    live, gone = await _one_live_one_archived(api)
+    public = api.as_key(api.public_key)
+    unknown = "00000000-0000-0000-0000-000000000000"
+
+    for path in (f"/v1/resources/{gone}", f"/v1/resources/{gone}/availability"):
+        r = await public.get(path)
+        assert_problem(r, 404, "not_found")
+        assert "Dr. Gone" not in r.text
+        # Exactly as an id that never was (the detail names the id asked for).
+        never = await public.get(path.replace(gone, unknown))
+        assert never.status_code == 404
+        assert r.json()["detail"].replace(gone, unknown) == never.json()["detail"]
+    r = await v2(api, "GET", f"/resources/{gone}", key=api.public_key)
+    assert r.status_code == 404, r.text
+    assert "Dr. Gone" not in r.text
+
+    # The live one is still there for it; the archived one for the secret key.
+    assert (await public.get(f"/v1/resources/{live}")).status_code == 200
+    assert (await v2(api, "GET", f"/resources/{live}", key=api.public_key)).status_code == 200
+    mine = await api.get(f"/v1/resources/{gone}")
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["archived"] is True
+    assert (await api.get(f"/v1/resources/{gone}/availability")).status_code == 200
+    assert (await v2(api, "GET", f"/resources/{gone}")).status_code == 200
