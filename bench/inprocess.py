@@ -88,14 +88,31 @@ def _request(kept: dict[str, Any], scenario: str) -> tuple[str, bytes]:
 
 
 async def run(scenario: str, count: int) -> None:
-    sqlite = scenario == SQLITE_CREATE
-    if sqlite:  # a file of this run's own
-        own = tempfile.mkdtemp(prefix="sg-inprocess-")
+    """`_run`, with the folders it needs made for it and removed afterwards, even when it fails:
+    the SQLite file's (create-sqlite) and the metrics' (unless PROMETHEUS_MULTIPROC_DIR names
+    one already). Before, each run left a metrics folder in the temporary directory."""
+    made: list[str] = []
+    try:
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            made.append(tempfile.mkdtemp(prefix="sg-inprocess-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = made[-1]
+        own = None
+        if scenario == SQLITE_CREATE:  # a file of this run's own
+            own = tempfile.mkdtemp(prefix="sg-inprocess-")
+            made.append(own)
+        await _run(scenario, count, own)
+    finally:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _run(scenario: str, count: int, own: str | None) -> None:
+    sqlite = own is not None
+    if own is not None:
         kept = {"url": f"sqlite:///{own}/bench.db"}
         scenario = "create"
     else:
         kept = json.loads(KEPT.read_text())
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="sg-inprocess-"))
     os.environ.update(
         SLOTGRAPH_DATABASE_URL=kept["url"],
         SLOTGRAPH_RUN_WORKER="false",
@@ -206,8 +223,6 @@ async def run(scenario: str, count: int) -> None:
     await inbox.put({"type": "lifespan.shutdown"})
     await outbox.get()
     await lifespan
-    if sqlite:
-        shutil.rmtree(own)
 
 
 async def _backends(url: str) -> dict[int, float]:
