@@ -316,13 +316,18 @@ def rfc3339(at: datetime, *, round_up: bool = False) -> str:
 # -- checking one booking ------------------------------------------------------------------------
 
 
-def check_booking(rules: Rules, *, start: datetime, end: datetime, now: datetime) -> None:
+def check_booking(
+    rules: Rules, *, start: datetime, end: datetime, now: datetime, length_kept: bool = False
+) -> None:
     """Raise the rule a booking of [start, end) breaks, if any. Overlaps are checked elsewhere.
 
     A booking under the rules lasts whole minutes, at least one (as calendars and the slot grid,
-    whose steps are whole minutes, count time): a 1-microsecond booking was accepted before."""
+    whose steps are whole minutes, count time): a 1-microsecond booking was accepted before.
+    That is judged when a length is set: a move that keeps the booking's length (`length_kept`;
+    a length `override_rules` allowed) is not refused for it, as its customer could not change
+    it. The resource's own rules (min_duration, max_duration, ...) are checked on every move."""
     duration = end - start
-    if duration < MINUTE or duration % MINUTE:
+    if not length_kept and (duration < MINUTE or duration % MINUTE):
         raise DurationNotWholeMinutes(
             "A booking under the resource's rules lasts whole minutes, at least PT1M "
             "(`override_rules`, with the secret key, allows any length)."

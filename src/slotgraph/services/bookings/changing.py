@@ -175,6 +175,7 @@ async def _modify(
         field = "end_time" if "end_time" in changes else "start_time"
         raise ValidationFailed.one(field, "end_time must be after start_time")
     moved = (start, end, resource_id) != (booking.start_time, booking.end_time, booking.resource_id)
+    length_kept = end - start == booking.end_time - booking.start_time
     changed = [
         f
         for f in ("resource_id", "start_time", "end_time", "details", "meta", "locale")
@@ -195,7 +196,9 @@ async def _modify(
         )
         if not override_rules:
             for r in resources:
-                av.check_booking(rules_of(r), start=start, end=end, now=now)
+                av.check_booking(
+                    rules_of(r), start=start, end=end, now=now, length_kept=length_kept
+                )
         await lifecycle.replace_holds(session, booking, resources, active=holds, now=now)
         booking.remind_at = remind_at(start=start, reminder=booking.reminder, now=now)
     booking.version += 1
