@@ -153,7 +153,7 @@ class PreconditionRequired(SlotgraphError):
 
 
 class ConcurrentUpdate(Conflict):
-    """PostgreSQL: a deadlock, serialisation failure or lock timeout; nothing was written."""
+    """PostgreSQL: a deadlock or serialisation failure; nothing was written."""
 
     code = "concurrent_update"
 
@@ -189,7 +189,8 @@ class DatabaseUnavailable(SlotgraphError):
 
 
 class DatabaseBusy(DatabaseUnavailable):
-    """SQLite: another process held the write lock for the whole busy timeout (30 s): 503."""
+    """SQLite: another process held the write lock for the whole busy timeout (30 s);
+    PostgreSQL: another transaction held a lock past `db_lock_timeout_seconds` (10 s): 503."""
 
     code = "database_busy"
     title = "Service Unavailable"

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
     db_connect_timeout_seconds: float = 5.0  # a database that does not answer is 503 after this
     db_pool_timeout_seconds: float = 30.0  # waiting for a free pooled connection
+    # PostgreSQL: the longest a statement waits for a lock another transaction holds (a psql
+    # session left in a transaction, a manual LOCK TABLE); then 503 database_busy. 0: no limit.
+    db_lock_timeout_seconds: float = 10.0
     log_format: LogFormat = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
     metrics_token: SecretStr | None = None  # if set, /metrics wants `Authorization: Bearer <it>`
     worker_metrics_port: int | None = None  # `slotgraph worker` serves /metrics on this port

@@ -184,7 +184,7 @@ async def test_a_create_while_another_process_holds_sqlites_write_lock_is_503_bu
     fresh: Fresh,
 ) -> None:
     """SQLite only: PostgreSQL has no database-wide write lock (a row lock held past
-    `lock_timeout` is 409 concurrent_update, docs/api.md)."""
+    `lock_timeout` is 503 database_busy too: tests/system/test_bad_days_locks.py)."""
     api = fresh.api
     body = await booking_body(api)
     before = await rows(fresh.engine)

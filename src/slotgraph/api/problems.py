@@ -30,7 +30,8 @@ from slotgraph.errors import (
 log = logging.getLogger("slotgraph.api")
 
 PROBLEM = "application/problem+json"
-_RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock timeout
+# serialization, deadlock (a lock held past lock_timeout is 503 database_busy: db/engine.py)
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthenticated",

@@ -56,9 +56,15 @@ def create_engine(url: str, settings: Settings | None = None) -> AsyncEngine:
         # jit off: with a million bookings the planner's cost estimates pass jit_above_cost, and
         # PostgreSQL spent 23 of a 24 ms search compiling it, on every execution (the plan
         # itself: 2.5 ms). Our statements are short and indexed; JIT only costs them.
+        # lock_timeout: a lock another client holds (a psql session left in a transaction) made
+        # every request of its resource wait as long as it was held, each on a pooled connection:
+        # 20 such requests took every request's connection (docs/operations.md, "Bad days").
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
-            "server_settings": {"jit": "off"},
+            "server_settings": {
+                "jit": "off",
+                "lock_timeout": f"{round(settings.db_lock_timeout_seconds * 1000)}ms",
+            },
         },
         hide_parameters=True,  # errors and logs never carry the values (names, emails, phones)
         **_JSON,
@@ -90,6 +96,7 @@ _UNAVAILABLE_SQLSTATES = ("08", "57P", "53", "25006")
 # the statement: another process holds the write lock (BUSY, LOCKED), and the file cannot be
 # written (IOERR, FULL, READONLY, CANTOPEN). CORRUPT and NOTADB are not: no retry mends them.
 _SQLITE_BUSY = frozenset({5, 6})
+_LOCK_TIMEOUT = "55P03"  # PostgreSQL's lock_not_available: a lock held past lock_timeout
 _SQLITE_UNAVAILABLE = frozenset({8, 10, 13, 14})
 
 
@@ -117,11 +124,13 @@ def unavailable(exc: BaseException, *, lost: bool = False) -> DatabaseUnavailabl
     """What a driver's error means when the database, not the statement, is at fault: a lost
     connection or one that cannot be made (`lost`), a refusal (`_UNAVAILABLE_SQLSTATES`), a
     SQLite file that cannot be written is 503 database_unavailable; SQLite's write lock held
-    past the busy timeout is 503 database_busy. None: the statement's own error. The one rule
-    for every way a statement reaches the driver (this engine's hook, driver_sql.run_sqlite)."""
+    past the busy timeout, and a PostgreSQL lock held past lock_timeout (55P03: another client's
+    lock, not a conflict of this request's), are 503 database_busy. None: the statement's own
+    error. The one rule for every way a statement reaches the driver (this engine's hook,
+    driver_sql.run_sqlite)."""
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
-    if primary in _SQLITE_BUSY:
+    if primary in _SQLITE_BUSY or exc_sqlstate(exc) == _LOCK_TIMEOUT:
         return DatabaseBusy()
     if primary in _SQLITE_UNAVAILABLE or exc_sqlstate(exc) == "25006":
         return DatabaseUnavailable("The database cannot store changes right now; try again later.")

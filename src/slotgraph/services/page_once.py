@@ -23,11 +23,9 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.engine import exc_sqlstate
-from slotgraph.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
+from slotgraph.errors import DatabaseBusy, IdempotencyKeyInFlight, IdempotencyKeyReused
 from slotgraph.schemas import BookingCreate, BookingCreated
 from slotgraph.services import idempotency
 from slotgraph.services.bookings import creating, reading
@@ -41,7 +39,6 @@ _SENT = {"customer", "details", "meta", "start_time", "end_time", "owner_booking
 # A second send that finds the first still running waits for it this long at most (a create
 # takes milliseconds).
 _WAIT = "2s"
-_LOCK_TIMEOUT = "55P03"
 SENT_BEFORE = (
     "This form was already sent, with other details. Nothing was changed: the booking below is "
     "the one it made."
@@ -145,9 +142,7 @@ async def _first_answer(
             await conn.execute(text(f"SET LOCAL lock_timeout = '{_WAIT}'"))
             try:
                 await idempotency.wait_for(conn, claim)
-            except DBAPIError as exc:
-                if exc.orig is None or exc_sqlstate(exc.orig) != _LOCK_TIMEOUT:
-                    raise
+            except DatabaseBusy:  # its lock_timeout (55P03, db/engine.py `unavailable`)
                 raise IdempotencyKeyInFlight(idempotency.IN_FLIGHT) from None
             # the wait's bound only: the booking's own lock (below) is waited for as a read does
             await conn.execute(text("SET LOCAL lock_timeout = DEFAULT"))

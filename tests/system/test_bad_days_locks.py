@@ -1,0 +1,125 @@
+"""Bad days: another PostgreSQL client holds a lock for long (docs/operations.md, "Bad days").
+
+A psql session left in a transaction after `SELECT ... FOR UPDATE` on a resource (or a manual
+`LOCK TABLE`, a migration run by hand): before `SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS`, every
+request on that resource waited as long as the lock was held, each on a pooled connection, and
+once they held every connection of the pool, requests that touch nothing locked (another
+resource, a list) waited for the pool and answered 503 too: one forgotten session took the whole
+API down. Now a request that waits past the lock timeout is `503 database_busy` with
+`Retry-After`, and frees its connection.
+
+PostgreSQL only: SQLite has one write lock for the whole file, and another process holding it is
+already 503 `database_busy` after the busy timeout (tests/api/test_database_refuses_work.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.system.conftest import Server, start_server, stop_server
+
+pytestmark = pytest.mark.system
+
+# Two server processes (start_server's PostgreSQL default) with two connections each: four
+# requests on the locked resource hold every connection while they wait.
+ENV = {
+    "SLOTGRAPH_DB_POOL_SIZE": "2",
+    "SLOTGRAPH_DB_MAX_OVERFLOW": "0",
+    "SLOTGRAPH_DB_POOL_TIMEOUT_SECONDS": "15",
+    "SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "1",
+}
+
+
+async def resource(http: httpx.AsyncClient, server: Server, name: str) -> str:
+    r = await http.post(
+        f"{server.url}/v1/resources",
+        headers=server.headers(),
+        json={"name": name, "timezone": "UTC"},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["resource_id"])
+
+
+def booking(resource_id: str, hour: int) -> dict[str, object]:
+    return {
+        "resource_id": resource_id,
+        "start_time": f"2031-01-02T{hour:02d}:00:00Z",
+        "end_time": f"2031-01-02T{hour:02d}:30:00Z",
+        "customer": {"name": "Ann", "email": "ann@example.com"},
+    }
+
+
+async def test_a_lock_held_by_another_client_is_503_busy_and_the_rest_of_the_api_serves(
+    tmp_path: Path,
+) -> None:
+    url = await create_postgres_database("slotgraph_baddays")
+    server: Server | None = None
+    try:
+        server = await start_server(url, "postgresql", tmp_path / "server.log", env=ENV)
+        async with httpx.AsyncClient(timeout=60) as http:
+            locked = await resource(http, server, "Locked")
+            other = await resource(http, server, "Other")
+            holder = await asyncpg.connect(url)
+            try:
+                await holder.execute("BEGIN")
+                await holder.execute(
+                    "SELECT 1 FROM resources WHERE id = $1 FOR UPDATE", uuid.UUID(locked)
+                )
+                waiting = [
+                    asyncio.create_task(
+                        http.post(
+                            f"{server.url}/v1/bookings",
+                            headers=server.headers(),
+                            json=booking(locked, hour),
+                        )
+                    )
+                    for hour in range(8)
+                ]
+                await asyncio.sleep(0.5)  # they hold the pools' connections, waiting on the lock
+                beside = await asyncio.gather(
+                    *(
+                        http.post(
+                            f"{server.url}/v1/bookings",
+                            headers=server.headers(),
+                            json=booking(other, hour),
+                        )
+                        for hour in range(4)
+                    ),
+                    http.get(f"{server.url}/v1/resources", headers=server.headers()),
+                )
+                refused = await asyncio.wait_for(asyncio.gather(*waiting), 30)
+            finally:
+                await holder.close()  # ends its transaction: the lock is let go
+
+            assert [r.status_code for r in beside] == [201, 201, 201, 201, 200], [
+                r.text for r in beside
+            ]
+            for r in refused:
+                assert r.status_code == 503, r.text
+                assert r.headers["content-type"] == "application/problem+json"
+                assert r.json()["code"] == "database_busy"
+                assert int(r.headers["retry-after"]) > 0
+
+            # the lock let go, the same bookings go through
+            again = await http.post(
+                f"{server.url}/v1/bookings", headers=server.headers(), json=booking(locked, 0)
+            )
+            assert again.status_code == 201, again.text
+            listed = await http.get(
+                f"{server.url}/v1/bookings",
+                headers=server.headers(),
+                params={"resource_id": locked},
+            )
+            assert len(listed.json()["data"]) == 1  # nothing of the refused ones was written
+        assert "Traceback" not in server.log.read_text()
+    finally:
+        if server is not None:
+            stop_server(server)
+        await drop_postgres_database(url)
