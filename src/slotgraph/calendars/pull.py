@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-# Bounds on one calendar object: a daily event over a year is 366 occurrences.
+# Bounds on one calendar object: a daily event over a year is 366 occurrences. Past
+# MAX_OCCURRENCES the earliest are kept (the horizon starts a day back: the nearest ones), and
+# how many later ones were left out is said in the connection's `last_error`.
 MAX_OBJECT_BYTES = 1_000_000
 MAX_OCCURRENCES = 2_000
 PUSHED_MARK = "X-SLOTGRAPH-BOOKING-ID"
@@ -74,6 +76,24 @@ class Busy:
     uid: str
     start: datetime  # UTC
     end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectBusy:
+    """What one calendar object keeps busy: the earliest `MAX_OCCURRENCES`, ordered by start,
+    and how many later ones were `left_out`."""
+
+    busy: list[Busy]
+    left_out: int = 0
+
+    def note(self) -> str | None:
+        """What `last_error` says of the occurrences left out, if any."""
+        if not self.left_out:
+            return None
+        return (
+            f"{self.left_out:,} busy times after {self.busy[-1].start:%Y-%m-%dT%H:%MZ} were left "
+            f"out (at most {MAX_OCCURRENCES:,} per calendar object, the earliest kept)"
+        )
 
 
 def _instant(value: date | datetime, zone: ZoneInfo) -> datetime:
@@ -165,9 +185,13 @@ def _check_steps(
 
 def busy_in(
     ics: str, *, zone: ZoneInfo, horizon: tuple[datetime, datetime], budget: Budget
-) -> list[Busy]:
-    """The busy intervals of one calendar object within the horizon, ordered by start; the
-    expansion's steps are taken from the pull's `budget`."""
+) -> ObjectBusy:
+    """The busy intervals of one calendar object within the horizon, ordered by start, the
+    earliest `MAX_OCCURRENCES` of them; the expansion's steps are taken from the pull's
+    `budget`. Before, the first 2,000 in the library's order were kept (series by series, an
+    occurrence where its RECURRENCE-ID was), so a far occurrence moved to next week was lost,
+    and nothing said so. Sorting all costs little beside the expansion, whose list is whole
+    already (an object of 1 MB of single events: 2.6-2.9 s of CPU before, measured with it)."""
     import recurring_ical_events  # on first use: it is slow to import, and only the worker pulls
 
     if len(ics) > MAX_OBJECT_BYTES:
@@ -181,9 +205,7 @@ def busy_in(
     except (ValueError, KeyError, TypeError) as exc:
         raise BadObject(f"not readable iCalendar: {exc}"[:200]) from exc
     out = []
-    for count, event in enumerate(occurrences):
-        if count >= MAX_OCCURRENCES:
-            break
+    for event in occurrences:
         if PUSHED_MARK in event:
             continue
         if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
@@ -194,4 +216,5 @@ def busy_in(
         if span is None:
             continue
         out.append(Busy(str(event.get("UID", "")), *span))
-    return sorted(out, key=lambda b: (b.start, b.end))
+    out.sort(key=lambda b: (b.start, b.end))
+    return ObjectBusy(out[:MAX_OCCURRENCES], max(0, len(out) - MAX_OCCURRENCES))

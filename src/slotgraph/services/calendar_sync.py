@@ -75,10 +75,14 @@ def expand(pulled: remote.Pulled, *, timezone: str, now: datetime) -> Expanded:
     errors = []
     for href, ics in pulled.changed.items():
         try:
-            wanted[href] = busy_in(ics, zone=zone, horizon=horizon, budget=steps)
+            found = busy_in(ics, zone=zone, horizon=horizon, budget=steps)
         except BadObject as exc:
             errors.append(f"{href}: {exc}")
             wanted[href] = []
+            continue
+        wanted[href] = found.busy
+        if note := found.note():
+            errors.append(f"{href}: {note}")
     return Expanded(timezone, wanted, errors)
 
 

@@ -160,3 +160,41 @@ async def test_a_pull_is_expanded_off_the_event_loop(
     state = (await cal_api.get(f"/v1/resources/{resource['resource_id']}/calendar")).json()
     assert (state["last_error"], state["counts"]["pulled_blocks"]) == (None, 0)
     assert max(gaps) < 1.5, sorted(gaps)[-5:]  # under 0.5 s on a machine not loaded
+
+
+async def test_past_its_bound_an_object_keeps_its_earliest_busy_times_and_says_so(
+    cal_api: Api, radicale: Radicale, worker: Worker
+) -> None:
+    # Eight 10-minute slots a day (08:00 to 15:00 UTC) from 1 May 2024, and the one of 1 March
+    # 2025 at 09:00 moved to 8 May 2024, 16:30-17:00: 2,929 busy times within the horizon (1 May
+    # 2024 to 2 May 2025, 08:00), at most 2,000 kept. The earliest 2,000 are the 1,992 of 1 May to
+    # 4 January, the moved one and seven of 5 January. Before: the first 2,000 in the library's
+    # order (the moved one where its RECURRENCE-ID is, in March), so 8 May 16:30 was free, and
+    # last_error said nothing.
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    series = vevent(
+        "office-hours",
+        ":20240501T080000Z",
+        ":20240501T081000Z",
+        "RRULE:FREQ=DAILY;BYHOUR=8,9,10,11,12,13,14,15",
+    )
+    moved = vevent("office-hours", ":20240508T163000Z", ":20240508T170000Z")
+    moved = moved.replace("DTSTART", "RECURRENCE-ID:20250301T090000Z\r\nDTSTART", 1)
+    calendar.add_event(series.replace("END:VCALENDAR\r\n", moved[moved.index("BEGIN:VEVENT") :]))
+    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    state, _ = await _synced(cal_api, worker, resource)
+    slots = [(f"T{h:02}:00:00Z", f"T{h:02}:10:00Z") for h in range(8, 16)]
+    may_8 = [(f"2024-05-08{s}", f"2024-05-08{e}") for s, e in slots]
+    assert await busy(cal_api, resource, "2024-05-08T00:00:00Z", "2024-05-09T00:00:00Z") == [
+        *may_8,
+        ("2024-05-08T16:30:00Z", "2024-05-08T17:00:00Z"),
+    ]
+    assert await busy(cal_api, resource, "2025-01-05T00:00:00Z", "2025-01-07T00:00:00Z") == [
+        (f"2025-01-05{s}", f"2025-01-05{e}") for s, e in slots[:7]
+    ]
+    assert state["counts"]["pulled_blocks"] == 2_000
+    assert state["last_error"].endswith(
+        ".ics: 929 busy times after 2025-01-05T14:00Z were left out (at most 2,000 per calendar "
+        "object, the earliest kept)"
+    ), state
