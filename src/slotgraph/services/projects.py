@@ -3,6 +3,10 @@
 A project names resources and carries the widget's settings (`booking`, `availability`,
 `availability_constraints`, `customer_fields`, `ui`) as opaque JSON: the adapter reads the parts it
 translates (api/timekit), the widget reads the rest. Projects are archived, never erased.
+
+A booking names its project in `meta.timekit.project_id` (the /v2 adapter's `project_id`): with
+the public key only a live project of its app, and only what that project offers
+(`check_public_booking`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import Project, Resource
+from slotgraph.db.models import Booking, Project, Resource
+from slotgraph.domain.graphs import SEAT_GRAPHS
 from slotgraph.errors import Conflict, NotFound, ValidationFailed
+from slotgraph.schemas import BookingCreate
 from slotgraph.services.common import Principal
 from slotgraph.services.paged import counted
+from slotgraph.timekit_shape import RESERVED
 
 MAX_SETTINGS_BYTES = 64_000  # Timekit's own limit for a request's JSON
 MAX_RESOURCES = 200
@@ -207,3 +214,93 @@ async def archive_project(
         project.archived_at = now
         project.updated_at = now
         return _out(project)
+
+
+PROJECT_FIELD = f"meta.{RESERVED}.project_id"
+
+
+def _ids(values: Any) -> set[uuid.UUID]:
+    """The ids in a list of opaque JSON (a project's settings): what is not an id is no id."""
+    found: set[uuid.UUID] = set()
+    for value in values if isinstance(values, list) else []:
+        try:
+            found.add(uuid.UUID(value))
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return found
+
+
+def offered(project: Project) -> tuple[set[uuid.UUID], str | None]:
+    """What a project offers a visitor: its resources (`resources`, and `availability.resources`
+    when it sets them: what its widget shows, api/timekit/projects.py `for_widget`), and the
+    graph it books (`booking.graph`), if it names one."""
+    settings = project.settings if isinstance(project.settings, dict) else {}
+    availability = settings.get("availability")
+    booking = settings.get("booking")
+    resources = _ids(project.resource_ids)
+    if isinstance(availability, dict):
+        resources |= _ids(availability.get("resources"))
+    graph = booking.get("graph") if isinstance(booking, dict) else None
+    return resources, graph if isinstance(graph, str) else None
+
+
+async def check_public_booking(
+    session: AsyncSession, *, principal: Principal, data: BookingCreate
+) -> None:
+    """A booking the public key makes in a project's name (`meta.timekit.project_id`, what /v2
+    calls `project_id`) names a live project of its app, in that project's graph (if it names
+    one), on one of its resources; a seat, in a class of the project (the class names it, or
+    its resource is the project's). Else 422 naming the field. Before, any id was kept, so a
+    visitor could file a booking under any project (its search, its webhooks' `project`).
+
+    The secret key's bookings are the owner's own and are not checked. A read of its own: the
+    project is only a label on the booking, so one archived in between does no harm."""
+    reserved = data.meta.get(RESERVED)
+    if principal.kind == "secret" or not isinstance(reserved, dict) or "project_id" not in reserved:
+        return
+    given = reserved["project_id"]
+    try:
+        project_id = uuid.UUID(given) if isinstance(given, str) else None
+    except ValueError:
+        project_id = None
+    async with session.begin():
+        project = None
+        if project_id is not None:
+            project = await session.scalar(
+                select(Project).where(
+                    Project.id == project_id,
+                    Project.app_id == principal.app_id,
+                    Project.archived_at.is_(None),
+                )
+            )
+        if project is None:
+            raise ValidationFailed.one(PROJECT_FIELD, "no such project")
+        resources, graph = offered(project)
+        if graph is not None and data.graph != graph:
+            raise ValidationFailed.one("graph", f"project {project_id} books {graph} bookings")
+        if data.graph in SEAT_GRAPHS:
+            if data.owner_booking_id is None:
+                return  # the create says what is missing
+            owner = (
+                await session.execute(
+                    select(Booking.resource_id, Booking.meta).where(
+                        Booking.id == data.owner_booking_id, Booking.app_id == principal.app_id
+                    )
+                )
+            ).first()
+            if owner is None:
+                return  # the create answers for an unknown class
+            labels = owner.meta.get(RESERVED) if isinstance(owner.meta, dict) else None
+            named = isinstance(labels, dict) and labels.get("project_id") == str(project_id)
+            if not named and owner.resource_id not in resources:
+                raise ValidationFailed.one(
+                    "owner_booking_id", f"not a class of project {project_id}"
+                )
+            return
+        asked = [data.resource_id] if data.resource_id is not None else data.resource_ids or []
+        field = "resource_id" if data.resource_id is not None else "resource_ids"
+        outside = [str(r) for r in asked if r not in resources]
+        if outside:
+            raise ValidationFailed.one(
+                field, f"not a resource of project {project_id}: {', '.join(outside)}"
+            )

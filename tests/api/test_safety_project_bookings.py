@@ -1,0 +1,148 @@
+"""A booking made with the public (widget) key in a project's name (/v2 `project_id`, kept in
+the booking's `meta.timekit.project_id`; /v1 can write that too) names a live project of the
+key's app, in the project's graph, on one of its resources; a seat, in a class of the project.
+Else 422 naming the field, and nothing is booked (docs/security.md, docs/migrating-from-timekit.md).
+Before, any id was kept: a visitor could file a booking under another project (the owner's
+`project.id:` search, the webhooks' `project`) or under an id of another app. The secret key's
+bookings are the owner's own and stay unchecked. Both backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import Api
+from tests.api.test_timekit import MONDAY, customer, resource, v2
+
+
+async def project(api: Api, slug: str, **fields: Any) -> str:
+    r = await v2(api, "POST", "/projects", {"name": slug, "slug": slug, **fields})
+    assert r.status_code == 201, r.text
+    return str(r.json()["data"]["id"])
+
+
+def visit(resource_id: str, hour: int, **more: Any) -> dict[str, Any]:
+    """A booking as the widget sends it: its `booking` settings merged in."""
+    return {
+        "resource_id": resource_id,
+        "graph": "instant",
+        "start": f"{MONDAY}T{hour:02}:00:00+02:00",
+        "end": f"{MONDAY}T{hour:02}:30:00+02:00",
+        "customer": customer(hour),
+        **more,
+    }
+
+
+def assert_422(r: Any, field: str) -> None:
+    """A 422 naming `field` only: in Timekit's shape on /v2, as problem+json on /v1."""
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    if r.url.path.startswith("/v2/"):
+        assert list(errors) == [field], r.text
+    else:
+        assert r.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in errors] == [field], r.text
+
+
+async def booked(api: Api) -> list[dict[str, Any]]:
+    return list((await v2(api, "GET", "/bookings")).json()["data"])
+
+
+async def test_the_widget_books_in_its_own_project(api: Api) -> None:
+    a, b = (await resource(api))["id"], (await resource(api, name="Other"))["id"]
+    p = await project(api, "p", resources=[a], booking={"graph": "instant"})
+    # Resources its widget shows through `availability.resources` are its own too.
+    q = await project(api, "q", availability={"resources": [b]})
+    for rid, pid, hour in ((a, p, 9), (b, q, 10)):
+        r = await v2(api, "POST", "/bookings", visit(rid, hour, project_id=pid), key=api.public_key)
+        assert r.status_code == 201, r.text
+        assert r.json()["data"]["project"] == {"id": pid}
+    found = await v2(api, "GET", "/bookings", search=f"project.id:{p}")
+    assert [x["resource"]["id"] for x in found.json()["data"]] == [a]
+
+
+async def test_no_other_project_and_nothing_outside_it(api: Api, other_api: Api) -> None:
+    a, b = (await resource(api))["id"], (await resource(api, name="Other"))["id"]
+    p = await project(api, "p", resources=[a], booking={"graph": "confirm_decline"})
+    gone = await project(api, "gone", resources=[a, b])
+    assert (await v2(api, "DELETE", f"/projects/{gone}")).status_code == 200
+    theirs = await project(other_api, "theirs", resources=[(await resource(other_api))["id"]])
+    public = api.public_key
+    cases = [  # (the body, the field its 422 names)
+        (visit(a, 9, project_id=theirs), "project_id"),  # another app's
+        (visit(a, 9, project_id=gone), "project_id"),  # archived
+        (visit(a, 9, project_id="00000000-0000-0000-0000-000000000000"), "project_id"),
+        (visit(b, 9, project_id=p, graph="confirm_decline"), "resource_id"),  # not its resource
+        (visit(a, 9, project_id=p), "graph"),  # the project books confirm_decline
+    ]
+    for body, field in cases:
+        assert_422(await v2(api, "POST", "/bookings", body, key=public), field)
+    assert await booked(api) == []
+    # What the project offers is booked.
+    r = await v2(
+        api, "POST", "/bookings", visit(a, 9, project_id=p, graph="confirm_decline"), key=public
+    )
+    assert r.status_code == 201, r.text
+
+
+async def test_v1_cannot_write_the_label_either(api: Api, other_api: Api) -> None:
+    a = (await resource(api))["id"]
+    theirs = await project(other_api, "theirs")
+    public = api.as_key(api.public_key)
+    body = {
+        "resource_id": a,
+        "start_time": f"{MONDAY}T10:00:00+02:00",
+        "end_time": f"{MONDAY}T10:30:00+02:00",
+        "customer": {"name": "Ann", "email": "ann@example.com"},
+    }
+    for given in (theirs, "not an id", 7, {"id": theirs}):
+        r = await public.post("/v1/bookings", {**body, "meta": {"timekit": {"project_id": given}}})
+        assert_422(r, "meta.timekit.project_id")
+    assert await booked(api) == []
+    # Other labels under `timekit` are the visitor's own words, as `details` are.
+    r = await public.post("/v1/bookings", {**body, "meta": {"timekit": {"what": "A chat"}}})
+    assert r.status_code == 201, r.text
+
+
+async def test_the_secret_key_labels_its_bookings_as_it_likes(api: Api, other_api: Api) -> None:
+    a = (await resource(api))["id"]
+    theirs = await project(other_api, "theirs")
+    r = await v2(api, "POST", "/bookings", visit(a, 9, project_id=theirs))
+    assert r.status_code == 201, r.text
+    assert r.json()["data"]["project"] == {"id": theirs}
+
+
+async def test_a_seat_in_a_class_of_the_project(api: Api) -> None:
+    studio, hall = (await resource(api))["id"], (await resource(api, name="Hall"))["id"]
+    yoga = await project(api, "yoga", booking={"graph": "group_customer"})  # no resources
+    rooms = await project(api, "rooms", resources=[hall])
+
+    async def klass(rid: str, hour: int, **more: Any) -> str:
+        r = await v2(
+            api,
+            "POST",
+            "/bookings",
+            {**visit(rid, hour, **more), "graph": "group_owner", "settings": {"max_seats": 5}},
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["data"]["id"])
+
+    labelled = await klass(studio, 16, project_id=yoga)  # the widget lists it under yoga
+    plain = await klass(hall, 18)
+
+    async def seat(owner: str, pid: str) -> Any:
+        body = {
+            "graph": "group_customer",
+            "related": {"owner_booking_id": owner},
+            "customer": customer(3),
+            "project_id": pid,
+        }
+        return await v2(api, "POST", "/bookings", body, key=api.public_key)
+
+    assert_422(await seat(plain, yoga), "related.owner_booking_id")  # not yoga's class
+    assert_422(await seat(labelled, rooms), "related.owner_booking_id")  # nor rooms'
+    assert {b["graph"] for b in await booked(api)} == {"group_owner"}  # no seat taken
+    r = await seat(labelled, yoga)  # the class names the project
+    assert r.status_code == 201, r.text
+    assert r.json()["data"]["project"] == {"id": yoga}
+    r = await seat(plain, rooms)  # the class is on a resource of the project
+    assert r.status_code == 201, r.text
