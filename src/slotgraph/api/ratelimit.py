@@ -19,17 +19,19 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
-from redis.asyncio import ConnectionPool
 
 from slotgraph.addresses import visitor
 from slotgraph.errors import RateLimited
 from slotgraph.services.common import Principal
+
+if TYPE_CHECKING:
+    from redis.asyncio import ConnectionPool
 
 log = logging.getLogger("slotgraph.ratelimit")
 _WARN_EVERY = 60.0
@@ -126,6 +128,10 @@ class Limiter:
                 bad_key_limit=bad_key_limit,
                 max_per_minute=max_per_minute,
             )
+        # redis-py only where it is used: a tenth of a second of every server start, and most
+        # servers count in memory.
+        from redis.asyncio import ConnectionPool
+
         # Our own pool, with short timeouts: a Redis that hangs must not hang requests.
         pool = ConnectionPool.from_url(
             redis_url.removeprefix("async+"),

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.migrate import head_revision
 from slotgraph.db.models import Delivery, Event, WorkerHeartbeat
 from slotgraph.domain.availability import rfc3339
 
@@ -39,6 +38,10 @@ async def readiness(
         out.check("database", False, error=f"{type(exc).__name__}: {exc}"[:300])
         return out
     out.check("database", True)
+    # On the first /readyz, not at start: alembic (with mako and pygments) is a tenth of what a
+    # server child imports, and only the supervisor, which migrates, needs it before then.
+    from slotgraph.db.migrate import head_revision
+
     head = head_revision()
     out.check("migrations", revision == head, current=revision, head=head)
     fresh = last_beat is not None and now - last_beat <= worker_max_age

@@ -1,0 +1,100 @@
+"""A server process imports what it uses at start, not what it may use later: a process start is
+mostly its imports (docs/testing.md, "Process starts"), and the suite starts a few hundred. Each
+library named here was imported by every server process whether or not it was used, and is now
+imported where it is used: alembic by the migrations and the first /readyz, redis-py by a limiter
+that counts in Redis.
+
+The child does what a `serve --workers N` child does (uvicorn imports `serve_app` and runs the
+app's start, whose worker loops), on a migrated database of each backend, answers /healthz, and
+says which of the libraries it holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from slotgraph.db.engine import create_engine
+from slotgraph.db.migrate import migrate
+from tests.conftest import BACKENDS
+from tests.system.conftest import _database
+
+pytestmark = pytest.mark.system
+
+NOT_AT_START = ("alembic", "mako", "pygments", "redis")
+
+CHILD = """
+import asyncio, json, sys
+
+from sqlalchemy import func, select
+
+from slotgraph.api.app import serve_app
+from slotgraph.db.models import WorkerHeartbeat
+
+
+async def healthz(app) -> int:
+    # one request through the app's ASGI interface (httpx would bring pygments and click)
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/healthz", "raw_path": b"/healthz", "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"test")], "client": ("127.0.0.1", 4000),
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)
+    return sent[0]["status"]
+
+
+async def main() -> None:
+    app = serve_app()
+    async with app.router.lifespan_context(app):
+        for _ in range(600):  # until the worker has looped once (its heartbeat), at most 60 s
+            async with app.state.sessions() as session:
+                if await session.scalar(select(func.count()).select_from(WorkerHeartbeat)):
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise SystemExit("the worker never looped")
+        assert await healthz(app) == 200
+    print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(params=BACKENDS)
+async def migrated(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    async with _database(request.param, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+        yield url
+
+
+def test_a_server_process_imports_no_library_it_has_not_used(migrated: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        env={**os.environ, "SLOTGRAPH_DATABASE_URL": migrated, "SLOTGRAPH_LOG_LEVEL": "warning"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout.splitlines()[-1]))
+    assert {"slotgraph", "fastapi", "sqlalchemy"} <= loaded
+    assert sorted(loaded & set(NOT_AT_START)) == []
