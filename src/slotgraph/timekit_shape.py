@@ -39,15 +39,15 @@ def booking(
         "meta": {k: v for k, v in b.meta.items() if k != RESERVED},
         "resource": {"id": str(b.resource_id), "name": resource.name if resource else None},
     }
-    if tk.get("project_id"):
+    if isinstance(tk.get("project_id"), str) and tk["project_id"]:
         out["project"] = {"id": tk["project_id"]}
     if b.owner_booking_id is not None:
         out["related"] = {"owner_booking_id": str(b.owner_booking_id)}
     event = {
         "start": iso_in(b.start_time, zone),
         "end": iso_in(b.end_time, zone),
-        "what": tk.get("what", ""),
-        "where": tk.get("where", ""),
+        "what": _text(tk.get("what")),
+        "where": _text(tk.get("where")),
         "description": b.details or "",
     }
     if "attributes" in include:
@@ -71,12 +71,12 @@ def booking(
         out["customers"] = (
             [
                 {
+                    **_extra(tk.get("customer")),
                     "id": str(client.client_id),
                     "name": client.name,
                     "email": client.email,
                     "phone": client.phone or "",
                     "timezone": client.timezone,
-                    **tk.get("customer", {}),
                 }
             ]
             if client
@@ -90,3 +90,18 @@ def booking(
             "timezone": resource.timezone,
         }
     return out
+
+
+# `meta.timekit` is written by the /v2 adapter, but a booking's meta is the caller's JSON: /v1
+# (either key) may write anything under it. What is read from it is what the adapter writes; a
+# value of another type is left out, never a 500 for every /v2 list and timekit webhook it is in.
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _extra(value: object) -> dict[str, Any]:
+    """A customer's fields the adapter keeps (`voip`, `comment`, a widget's own), under the
+    client's own: a booking's meta never passes for its client's id, name or email."""
+    return value if isinstance(value, dict) else {}

@@ -94,12 +94,26 @@ async def test_v1_cannot_write_the_label_either(api: Api, other_api: Api) -> Non
         "end_time": f"{MONDAY}T10:30:00+02:00",
         "customer": {"name": "Ann", "email": "ann@example.com"},
     }
-    for given in (theirs, "not an id", 7, {"id": theirs}):
+    mine = await project(api, "mine", resources=[a])
+    # Another app's, no id at all, and our own in another spelling than /v2's (which its search
+    # and the widget would not find).
+    spellings = (mine.upper(), "urn:uuid:" + mine, "{" + mine + "}", mine.replace("-", ""))
+    for given in (theirs, "not an id", 7, {"id": theirs}, None, *spellings):
         r = await public.post("/v1/bookings", {**body, "meta": {"timekit": {"project_id": given}}})
         assert_422(r, "meta.timekit.project_id")
     assert await booked(api) == []
     # Other labels under `timekit` are the visitor's own words, as `details` are.
     r = await public.post("/v1/bookings", {**body, "meta": {"timekit": {"what": "A chat"}}})
+    assert r.status_code == 201, r.text
+    r = await public.post(
+        "/v1/bookings",
+        {
+            **body,
+            "start_time": f"{MONDAY}T11:00:00+02:00",
+            "end_time": f"{MONDAY}T11:30:00+02:00",
+            "meta": {"timekit": {"project_id": mine}},
+        },
+    )
     assert r.status_code == 201, r.text
 
 
@@ -146,3 +160,46 @@ async def test_a_seat_in_a_class_of_the_project(api: Api) -> None:
     assert r.json()["data"]["project"] == {"id": yoga}
     r = await seat(plain, rooms)  # the class is on a resource of the project
     assert r.status_code == 201, r.text
+
+
+async def test_what_v1_writes_under_timekit_never_breaks_v2(api: Api) -> None:
+    """`meta.timekit` is the adapter's, but /v1 writes a booking's meta as given: a visitor's
+    `{"customer": "x"}` there made every /v2 answer and list that held the booking a 500 (and
+    each timekit webhook of it fail), and `{"customer": {"id": ..., "email": ...}}` passed for
+    the booking's client in /v2's `customers`."""
+    a = (await resource(api))["id"]
+    public = api.as_key(api.public_key)
+    shapes = [
+        {"customer": "x"},
+        {"customer": [1, 2]},
+        {"customer": {"id": "someone-else", "email": "ceo@example.com", "voip": "ok"}},
+        {"what": {"a": 1}, "where": [1]},
+    ]
+    made = []
+    for hour, labels in enumerate(shapes, start=9):
+        r = await public.post(
+            "/v1/bookings",
+            {
+                "resource_id": a,
+                "start_time": f"{MONDAY}T{hour:02}:00:00+02:00",
+                "end_time": f"{MONDAY}T{hour:02}:30:00+02:00",
+                "customer": {"name": "Vi", "email": "vi@example.com"},
+                "meta": {"timekit": labels},
+            },
+        )
+        assert r.status_code == 201, r.text
+        made.append(r.json()["booking_id"])
+    listed = await v2(api, "GET", "/bookings", include="customers,attributes,event")
+    assert listed.status_code == 200, listed.text
+    assert len(listed.json()["data"]) == len(shapes)
+    shown = []
+    for bid in made:
+        r = await v2(api, "GET", f"/bookings/{bid}", include="customers,attributes,event")
+        assert r.status_code == 200, r.text
+        shown.append(r.json()["data"])
+    client_id = (await api.get(f"/v1/bookings/{made[0]}")).json()["client_id"]
+    for data in shown:
+        (who,) = data["customers"]
+        assert (who["id"], who["name"], who["email"]) == (client_id, "Vi", "vi@example.com")
+        assert (data["event"]["what"], data["event"]["where"]) == ("", "")
+    assert shown[2]["customers"][0]["voip"] == "ok"  # a field the adapter keeps is still shown

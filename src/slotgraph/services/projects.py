@@ -259,9 +259,11 @@ async def check_public_booking(
     if principal.kind == "secret" or not isinstance(reserved, dict) or "project_id" not in reserved:
         return
     given = reserved["project_id"]
-    try:
+    try:  # as /v2 writes it: its search (`project.id:`) and the widget's match that text only
         project_id = uuid.UUID(given) if isinstance(given, str) else None
     except ValueError:
+        project_id = None
+    if str(project_id) != given:
         project_id = None
     async with session.begin():
         project = None
