@@ -188,7 +188,7 @@ class CalendarSyncer:
                 session, calendar_id, now=self.clock()
             )
         if flying:  # only when the processes' clocks disagree (calendar_removals.disconnected)
-            outcome = Outcome(None, f"waiting for {flying} pushes in flight", 0, None)
+            outcome = Outcome(None, calendar_removals.waiting(flying), 0, None)
         else:
             outcome = await push.remove(
                 target, allow_private=allow_private, deadline=self._send_seconds()

@@ -23,15 +23,22 @@ from collections.abc import Collection
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Exists, Select, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import CalendarConnection, Delivery, WebhookEndpoint
+from slotgraph.db.models import CalendarConnection, Delivery, DeliveryAttempt, WebhookEndpoint
 from slotgraph.domain.deliveries import MAX_ATTEMPTS
 from slotgraph.services import calendar_events, calendar_pushes
 from slotgraph.services.outbox import new_delivery, record_event
 
 REMOVAL = calendar_events.DISCONNECTED  # the event; the removal's target wants nothing else
+# The error of an attempt that found pushes of the connection still in flight: a wait, which
+# `pushes_ended` cuts short, not a failure of the server, whose backoff it keeps.
+WAITING = "waiting for "
+
+
+def waiting(pushes: int) -> str:
+    return f"{WAITING}{pushes} pushes in flight"
 
 
 def is_removal(payload: str) -> bool:
@@ -111,8 +118,8 @@ async def pushes_ended(
     it waited for the end of their leases (60 s after the disconnect) even when the push in
     flight ended at once. Only a stopped push target (`deleted_at`) tied to a hidden connection
     counts: not a live connection's pushes, nor the removal itself (a failed attempt keeps its
-    retry time). One query when none of them is (the usual case). Returns how many removals
-    were made due."""
+    retry time, and so does one whose last attempt failed at the server). One query when none
+    of them is (the usual case). Returns how many removals were made due."""
     async with session.begin():
         hidden = list(
             await session.scalars(
@@ -140,12 +147,25 @@ async def pushes_ended(
                     Delivery.status == "pending",
                     Delivery.next_attempt_at > now,
                     or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
+                    or_(Delivery.attempts == 0, _last_attempt_waited()),
                 )
                 .values(next_attempt_at=now, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
             made += done.rowcount  # type: ignore[attr-defined]
         return made
+
+
+def _last_attempt_waited() -> Exists:
+    """The removal's last attempt found pushes in flight (`waiting`). One that failed at the
+    server keeps its backoff: before, a push recorded after it (its lease had ended, so the
+    attempt did not wait for it) made the removal due at once, a retry's 5 min cut short."""
+    return exists().where(
+        DeliveryAttempt.endpoint_id == Delivery.endpoint_id,
+        DeliveryAttempt.delivery_id == Delivery.id,
+        DeliveryAttempt.attempt == Delivery.attempts,
+        DeliveryAttempt.error.startswith(WAITING, autoescape=True),
+    )
 
 
 async def pushes_in_flight(session: AsyncSession, calendar_id: uuid.UUID, *, now: datetime) -> int:

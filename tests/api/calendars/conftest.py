@@ -7,14 +7,18 @@ worker is driven by the test clock. Expected busy times are written out by hand.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from caldav.collection import Calendar
 from cryptography.fernet import Fernet
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from slotgraph.calendars import remote
 from slotgraph.settings import Settings
 from slotgraph.worker import Worker
 from tests.api.conftest import Api, make_api
@@ -133,3 +137,39 @@ async def disconnected(
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     assert (await api.delete(f"{path}?remove_pushed=true")).status_code == 204
     return resource, calendar, booking
+
+
+GATE_SECONDS = 15.0  # how long a gated PUT waits for its release at most
+
+
+@contextmanager
+def gated_puts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Every push's PUT waits for `release`, once it has set `entered` (in its CalDAV thread)."""
+    entered, release = threading.Event(), threading.Event()
+    put = remote.put_event
+
+    def gated(*args: Any, **kwargs: Any) -> str:
+        entered.set()
+        assert release.wait(GATE_SECONDS)
+        return put(*args, **kwargs)
+
+    monkeypatch.setattr(remote, "put_event", gated)
+    try:
+        yield entered, release
+    finally:
+        release.set()
+
+
+async def removal_attempts(engine: AsyncEngine) -> list[tuple[int | None, str | None]]:
+    """The removal's attempts as logged: (status code, error), in order."""
+    async with engine.begin() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT a.status_code, a.error FROM delivery_attempts a"
+                " JOIN events e ON e.id = a.event_id"
+                " WHERE e.type = 'calendar.disconnected' ORDER BY a.attempt"
+            )
+        )
+        return [(code, error) for code, error in rows]

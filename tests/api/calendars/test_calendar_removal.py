@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -18,15 +16,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.calendars import remote
-from slotgraph.domain.deliveries import MAX_ATTEMPTS
+from slotgraph.domain.deliveries import MAX_ATTEMPTS, Outcome
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import (
     SETTINGS,
     connect,
     disconnected,
     drain,
+    gated_puts,
     in_calendar,
     pushed_one,
+    removal_attempts,
     vevent,
 )
 from tests.api.conftest import Api
@@ -115,39 +115,6 @@ async def test_connecting_the_same_calendar_again_drops_the_removal(
     assert await _rows(engine) == 1
 
 
-@contextmanager
-def _gated_puts(
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[tuple[threading.Event, threading.Event]]:
-    """Every push's PUT waits for `release`, once it has set `entered` (in its CalDAV thread)."""
-    entered, release = threading.Event(), threading.Event()
-    put = remote.put_event
-
-    def gated(*args: Any, **kwargs: Any) -> str:
-        entered.set()
-        assert release.wait(BOUND)
-        return put(*args, **kwargs)
-
-    monkeypatch.setattr(remote, "put_event", gated)
-    try:
-        yield entered, release
-    finally:
-        release.set()
-
-
-async def _removal_attempts(engine: AsyncEngine) -> list[tuple[int | None, str | None]]:
-    """The removal's attempts as logged: (status code, error), in order."""
-    async with engine.begin() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT a.status_code, a.error FROM delivery_attempts a"
-                " JOIN events e ON e.id = a.event_id"
-                " WHERE e.type = 'calendar.disconnected' ORDER BY a.attempt"
-            )
-        )
-        return [(code, error) for code, error in rows]
-
-
 async def test_a_push_in_flight_at_the_disconnect_lands_before_the_removal(
     cal_api: Api,
     engine: AsyncEngine,
@@ -167,7 +134,7 @@ async def test_a_push_in_flight_at_the_disconnect_lands_before_the_removal(
     await drain(worker)
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     other = Worker(engine, SETTINGS, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w2")
-    with _gated_puts(monkeypatch) as (entered, release):
+    with gated_puts(monkeypatch) as (entered, release):
         booking = await cal_api.book(
             resource_id=resource["resource_id"],
             client_id=(await cal_api.client())["client_id"],
@@ -182,13 +149,13 @@ async def test_a_push_in_flight_at_the_disconnect_lands_before_the_removal(
         await drain(other)
         cal_api.clock.advance(timedelta(seconds=30))
         await drain(other)
-        assert await _removal_attempts(engine) == []
+        assert await removal_attempts(engine) == []
         release.set()
         await asyncio.wait_for(flying, BOUND)
     assert set(in_calendar(calendar)) == {booking["booking_id"]}  # the push has landed
     await drain(other)  # at once: its lease had 24 s left
     assert in_calendar(calendar) == {}
-    assert await _removal_attempts(engine) == [(204, None)]  # one attempt, its first
+    assert await removal_attempts(engine) == [(204, None)]  # one attempt, its first
     assert await _rows(engine) == 0
 
 
@@ -215,10 +182,10 @@ async def test_a_push_whose_worker_died_holds_the_removal_until_its_lease_ends(
     other = Worker(engine, SETTINGS, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w2")
     cal_api.clock.advance(timedelta(seconds=SETTINGS.worker_lease_seconds - 1))
     await drain(other)
-    assert await _removal_attempts(engine) == []
+    assert await removal_attempts(engine) == []
     cal_api.clock.advance(timedelta(seconds=2))
     await drain(other)
-    assert await _removal_attempts(engine) == [(204, None)]
+    assert await removal_attempts(engine) == [(204, None)]
     assert await _rows(engine) == 0
 
 
@@ -254,7 +221,7 @@ async def test_a_disconnect_does_not_wait_for_a_claim_of_a_pending_push(
         assert r.status_code == 204, r.text
         assert (await cal_api.get(path)).status_code == 404
     await drain(worker)
-    assert await _removal_attempts(engine) == [(204, None)]  # due at once: nothing in flight
+    assert await removal_attempts(engine) == [(204, None)]  # due at once: nothing in flight
     assert in_calendar(calendar) == {}  # the pending pushes were never sent
     assert await _rows(engine) == 0
 
@@ -366,3 +333,47 @@ def test_a_removal_reads_the_calendar_in_a_few_requests(
     assert remote.remove_pushed(account, allow_private=True) == 1
     assert len(requests) < 10, requests[:20]
     assert set(in_calendar(calendar)) == {f"own-{n}" for n in range(200)}
+
+
+async def test_a_push_recorded_late_does_not_cut_short_a_failed_removals_backoff(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # The push in flight at the disconnect outlives its lease (its worker stalled): the removal
+    # starts when the lease ends and fails at the server twice (the password changed there):
+    # retried in 5 s, then in 5 min. The stalled worker then records its push. Before, that
+    # made the removal due at once (its third attempt 5 min early, and so on for each push
+    # recorded late); a wait for pushes is cut short, a failure's backoff is kept.
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
+    await drain(worker)
+    await cal_api.book(
+        resource_id=resource["resource_id"],
+        client_id=(await cal_api.client())["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    _, _, born = await worker.steps.housekeeping(timers=False, room=10, limit=500)
+    (push,) = [c for c in born if c.calendar_id is not None]  # leased to w1, which stalls
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    other = Worker(engine, SETTINGS, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w2")
+    radicale.set_password("changed on the server")
+    try:
+        assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
+        cal_api.clock.advance(timedelta(seconds=SETTINGS.worker_lease_seconds + 1))
+        await drain(other)
+        cal_api.clock.advance(timedelta(seconds=6))
+        await drain(other)
+        refused = (None, "auth: The server refused the username or password (401/403).")
+        assert await removal_attempts(engine) == [refused, refused]
+        late = Outcome(None, "the calendar was disconnected", 0, None)
+        await worker.steps.record([(push, late)], jitter=lambda: 0.0)
+        await drain(other)
+        assert len(await removal_attempts(engine)) == 2  # the next is due in 5 min
+    finally:
+        radicale.set_password(PASSWORD)
+    cal_api.clock.advance(timedelta(minutes=5, seconds=1))
+    await drain(other)
+    assert (await removal_attempts(engine))[2:] == [(204, None)]
+    assert in_calendar(calendar) == {}
+    assert await _rows(engine) == 0
