@@ -7,9 +7,10 @@ behind the same address as an attacker keeps working.
 The `limits` library counts, with its sliding-window counter (two counters per caller and
 minute, the previous one weighted by how much of it is still inside the last 60 s). The counts
 live in this process by default, in a store bounded in keys (so in bytes: every key is short);
-with `SLOTGRAPH_REDIS_URL` they live in Redis, shared by every process and machine. A store that
-does not answer lets requests through (with one warning a minute): a limiter outage never takes
-the API down.
+with `SLOTGRAPH_REDIS_URL` they live in Redis, shared by every process and machine. A Redis that
+does not answer (one warning a minute) is left alone for `_SHARED_RETRY_SECONDS`, and meanwhile
+each process counts in its own bounded store, as without Redis: a limiter outage never takes
+the API down, nor slows every request by Redis' timeout, nor lifts the limits.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -36,6 +38,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("slotgraph.ratelimit")
 _WARN_EVERY = 60.0
 _REDIS_TIMEOUT = 0.5  # seconds
+# After Redis failed to answer, it is asked again this much later; meanwhile each process counts
+# in its own store. Before, every request asked it, and waited its timeout: 0.5-1.5 s a request
+# added while Redis hung, and nothing was limited (docs/operations.md, "Bad days").
+_SHARED_RETRY_SECONDS = 5.0
+_T = TypeVar("_T")
 KNOWN_SECONDS = 24 * 3600  # how long a key that was valid may still be looked up from anywhere
 
 
@@ -103,10 +110,17 @@ class Limiter:
         *,
         bad_key_limit: int = 20,
         max_per_minute: int = 60_000,
+        local_keys: int = 20_000,
     ) -> None:
         self.storage = storage
         self.strategy = SlidingWindowCounterRateLimiter(storage)
         self.pool = pool
+        # Where counting goes while the shared store (Redis) does not answer: this process.
+        self.local: tuple[SlidingWindowCounterRateLimiter, Storage] = (self.strategy, storage)
+        if pool is not None:
+            fallback = BoundedMemoryStorage(local_keys)
+            self.local = (SlidingWindowCounterRateLimiter(fallback), fallback)
+        self._shared_down_until = 0.0
         self.bad_keys = RateLimitItemPerMinute(bad_key_limit)
         # The operator's ceiling (`max_app_rate_limit`): an app's value stored before it was
         # set counts as the ceiling.
@@ -146,15 +160,20 @@ class Limiter:
             key_prefix="slotgraph",
             **options,
         )
-        return cls(storage, pool, bad_key_limit=bad_key_limit, max_per_minute=max_per_minute)
+        return cls(
+            storage,
+            pool,
+            bad_key_limit=bad_key_limit,
+            max_per_minute=max_per_minute,
+            local_keys=memory_keys,
+        )
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.aclose()
 
     async def check(self, principal: Principal, client_ip: str) -> Verdict | None:
-        """Count one request; raise RateLimited if it is one too many. None: not counted (the
-        store did not answer)."""
+        """Count one request; raise RateLimited if it is one too many."""
         limits = principal.settings.rate_limits
         if principal.kind == "secret":
             item = RateLimitItemPerMinute(min(limits.secret_per_minute, self.max_per_minute))
@@ -163,13 +182,14 @@ class Limiter:
             # The public key, or a customer token (no key: its booking), per client address.
             item = RateLimitItemPerMinute(min(limits.public_per_minute, self.max_per_minute))
             who = (str(principal.key_id or principal.booking_id), visitor(client_ip))
-        try:
-            allowed = await self.strategy.hit(item, *who)
-            if allowed:
+
+        async def count(strategy: SlidingWindowCounterRateLimiter, _: Storage) -> Any:
+            if await strategy.hit(item, *who):
                 return None
-            stats = await self.strategy.get_window_stats(item, *who)
-        except StorageError as exc:
-            self._warn(exc)
+            return await strategy.get_window_stats(item, *who)
+
+        stats = await self._counted(count)
+        if stats is None:
             return None
         verdict = Verdict(
             limit=item.amount,
@@ -189,15 +209,17 @@ class Limiter:
         KNOWN_SECONDS (None: a credential that cannot be a key). True: let through only because
         it was known (a failure then forgets it)."""
         address = visitor(client_ip)
-        try:
-            if await self.strategy.test(self.bad_keys, "bad_key", address):
+
+        async def look(strategy: SlidingWindowCounterRateLimiter, storage: Storage) -> Any:
+            if await strategy.test(self.bad_keys, "bad_key", address):
                 return False
-            if key is not None and await self.storage.get(_known(key)):
+            if key is not None and await storage.get(_known(key)):
                 return True
-            stats = await self.strategy.get_window_stats(self.bad_keys, "bad_key", address)
-        except StorageError as exc:
-            self._warn(exc)
-            return False
+            return await strategy.get_window_stats(self.bad_keys, "bad_key", address)
+
+        stats = await self._counted(look)
+        if isinstance(stats, bool):
+            return stats
         reset = max(1, math.ceil(stats.reset_time - time.time()))
         verdict = Verdict(limit=self.bad_keys.amount, remaining=0, reset_seconds=reset)
         raise RateLimited(
@@ -208,25 +230,45 @@ class Limiter:
 
     async def lookup_failed(self, client_ip: str, key: str | None, *, was_known: bool) -> None:
         """Count an unknown key (or a malformed credential) against its address."""
-        try:
-            await self.strategy.hit(self.bad_keys, "bad_key", visitor(client_ip))
+
+        async def count(strategy: SlidingWindowCounterRateLimiter, storage: Storage) -> None:
+            await strategy.hit(self.bad_keys, "bad_key", visitor(client_ip))
             if was_known and key is not None:
-                await self.storage.clear(_known(key))  # revoked since: no longer vouched for
-        except StorageError as exc:
-            self._warn(exc)
+                await storage.clear(_known(key))  # revoked since: no longer vouched for
+
+        await self._counted(count)
 
     async def lookup_succeeded(self, key: str) -> None:
         """Remember that `key` was valid, so an address over the bad-key limit may still use it."""
-        try:
-            await self.storage.incr(_known(key), KNOWN_SECONDS)
-        except StorageError as exc:
-            self._warn(exc)
+
+        async def remember(_: SlidingWindowCounterRateLimiter, storage: Storage) -> None:
+            await storage.incr(_known(key), KNOWN_SECONDS)
+
+        await self._counted(remember)
+
+    async def _counted(
+        self, work: Callable[[SlidingWindowCounterRateLimiter, Storage], Awaitable[_T]]
+    ) -> _T:
+        """`work` on the shared store; on this process's own while the shared one is let
+        alone after it failed to answer (and for the request that found it so)."""
+        if self.local[1] is not self.storage and time.monotonic() >= self._shared_down_until:
+            try:
+                return await work(self.strategy, self.storage)
+            except StorageError as exc:
+                self._warn(exc)
+                self._shared_down_until = time.monotonic() + _SHARED_RETRY_SECONDS
+        return await work(*self.local)
 
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()
         if now - self._warned >= _WARN_EVERY:
             self._warned = now
-            log.warning("rate limit store unavailable, not limiting: %s", exc)
+            log.warning(
+                "rate limit store unavailable, counting in this process; asked again every "
+                "%.0f s: %s",
+                _SHARED_RETRY_SECONDS,
+                exc,
+            )
 
 
 def _known(key: str) -> str:
