@@ -73,3 +73,31 @@ async def test_an_archived_resource_is_not_found_by_the_public_key(api: Api) -> 
     assert mine.json()["archived"] is True
     assert (await api.get(f"/v1/resources/{gone}/availability")).status_code == 200
     assert (await v2(api, "GET", f"/resources/{gone}")).status_code == 200
+
+
+async def test_an_archived_resource_drops_out_of_its_projects(api: Api) -> None:
+    """A /v2 project named it: its widget's availability then named it too, and every visitor's
+    search of the project was a 422 "no such resource" from the moment it was archived."""
+    live = (await api.resource(name="Dr. Live"))["resource_id"]
+    gone = (await api.resource(name="Dr. Gone"))["resource_id"]
+    r = await v2(api, "POST", "/projects", {"name": "P", "slug": "p", "resources": [live, gone]})
+    assert r.status_code == 201, r.text
+    pid = r.json()["data"]["id"]
+    assert (await api.delete(f"/v1/resources/{gone}")).status_code == 200
+
+    embed = await v2(api, "GET", f"/projects/embed/{pid}", key=api.public_key)
+    assert embed.status_code == 200, embed.text
+    assert embed.json()["data"]["availability"]["resources"] == [live]
+    found = await v2(
+        api,
+        "POST",
+        "/availability",
+        {"project_id": pid, "from": "2024-05-06T08:00:00Z", "to": "2024-05-06T12:00:00Z"},
+        key=api.public_key,
+    )
+    assert found.status_code == 200, found.text
+    named = {x["id"] for slot in found.json()["data"] for x in slot["resources"]}
+    assert named == {live}
+    for path in (f"/projects/{pid}", "/projects"):
+        shown = (await v2(api, "GET", path)).json()["data"]
+        assert (shown[0] if isinstance(shown, list) else shown)["resources"] == [live]

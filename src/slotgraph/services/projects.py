@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -62,12 +63,14 @@ class ProjectOut:
     updated_at: datetime
 
 
-def _out(p: Project) -> ProjectOut:
+def _out(p: Project, live: set[uuid.UUID] | None = None) -> ProjectOut:
+    """`live`: the project's resources not archived (`_live`); None: all are (just checked)."""
+    ids = [uuid.UUID(r) for r in p.resource_ids]
     return ProjectOut(
         project_id=p.id,
         name=p.name,
         slug=p.slug,
-        resource_ids=[uuid.UUID(r) for r in p.resource_ids],
+        resource_ids=ids if live is None else [r for r in ids if r in live],
         settings=p.settings,
         archived=p.archived_at is not None,
         created_at=p.created_at,
@@ -101,6 +104,24 @@ async def _check(session: AsyncSession, app_id: uuid.UUID, data: ProjectData) ->
             errors.append(("resources", f"no such resource: {', '.join(missing)}"))
     if errors:
         raise ValidationFailed(errors)
+
+
+async def _live(
+    session: AsyncSession, app_id: uuid.UUID, rows: Sequence[Project]
+) -> set[uuid.UUID]:
+    """The resources of `rows` that are not archived. An archived resource is withdrawn: it
+    drops out of every project that names it (its widget's availability named it, and every
+    visitor's search was a 422 "no such resource" from the moment it was archived)."""
+    ids = {uuid.UUID(r) for p in rows for r in p.resource_ids}
+    if not ids:
+        return set()
+    return set(
+        await session.scalars(
+            select(Resource.id).where(
+                Resource.app_id == app_id, Resource.id.in_(ids), Resource.archived_at.is_(None)
+            )
+        )
+    )
 
 
 async def _flush(session: AsyncSession) -> None:
@@ -163,7 +184,8 @@ async def get_project(
 ) -> ProjectOut:
     """One live project, by id or by slug (the widget's embed and hosted forms)."""
     async with session.begin():
-        return _out(await _load(session, principal.app_id, project_id=project_id, slug=slug))
+        project = await _load(session, principal.app_id, project_id=project_id, slug=slug)
+        return _out(project, await _live(session, principal.app_id, [project]))
 
 
 async def list_projects(
@@ -175,7 +197,8 @@ async def list_projects(
         rows, total = await counted(
             session, Project, live, (Project.created_at, Project.id), limit, offset
         )
-        return [_out(p) for p in rows], total
+        kept = await _live(session, principal.app_id, rows)
+        return [_out(p, kept) for p in rows], total
 
 
 async def update_project(
@@ -202,7 +225,7 @@ async def update_project(
             project.settings = merged
         project.updated_at = now
         await _flush(session)
-        return _out(project)
+        return _out(project, await _live(session, principal.app_id, [project]))
 
 
 async def archive_project(
