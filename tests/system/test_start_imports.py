@@ -1,8 +1,8 @@
 """A server process imports what it uses at start, not what it may use later: a process start is
 mostly its imports (docs/testing.md, "Process starts"), and the suite starts a few hundred. Each
 library named here was imported by every server process whether or not it was used, and is now
-imported where it is used: alembic by the migrations and the first /readyz, redis-py by a limiter
-that counts in Redis.
+imported where it is used: alembic by the migrations and the first /readyz, aiohttp (with attrs)
+by the worker's first webhook send, redis-py by a limiter that counts in Redis.
 
 The child does what a `serve --workers N` child does (uvicorn imports `serve_app` and runs the
 app's start, whose worker loops), on a migrated database of each backend, answers /healthz, and
@@ -26,7 +26,7 @@ from tests.system.conftest import _database
 
 pytestmark = pytest.mark.system
 
-NOT_AT_START = ("alembic", "mako", "pygments", "redis")
+NOT_AT_START = ("alembic", "mako", "pygments", "aiohttp", "attr", "redis")
 
 CHILD = """
 import asyncio, json, sys
