@@ -17,7 +17,7 @@ from slotgraph.api.deps import AnyKey, Now, SecretKey, Session
 from slotgraph.api.timekit import booking_table, times
 from slotgraph.api.timekit.common import Includes, Pages, TimekitInput, Zone, parse, wrap
 from slotgraph.domain.graphs import ALL_ACTIONS
-from slotgraph.errors import NotFound, ValidationFailed
+from slotgraph.errors import Forbidden, NotFound, ValidationFailed
 from slotgraph.schemas import ActionBody, BookingOut, BookingUpdate
 from slotgraph.services import paged
 from slotgraph.services.bookings import changing, creating, reading
@@ -159,6 +159,7 @@ async def list_groups(
     filters = search_filters(search)
     extra: dict[str, Any] = {"graphs": ["group_owner"]}
     if call.principal.kind != "secret":
+        _check_public_search(filters)
         extra |= {"states": ["confirmed"], "starts_after": call.now}
     filters = Filters(**{**filters.__dict__, **extra})
     rows, total = await paged.search_bookings(
@@ -183,6 +184,25 @@ async def show_group(booking_id: uuid.UUID, call: AnyCall) -> dict[str, Any]:
         raise NotFound(f"No group booking {booking_id}.")
     shown = await call.shown([out], _class_parts(call))
     return wrap(_public(call.principal, shown[0]))
+
+
+# What the public key may search classes by: what it is shown of them (never their customers,
+# nor their meta but the project's id).
+PUBLIC_SEARCH_KEYS = ("graph", "state", "resource.id", "project.id", "completed")
+
+
+def _check_public_search(filters: Filters) -> None:
+    """A search by what the public key is not shown would tell it what it is not shown, one
+    guess at a time: `customer.name:A*` spelt out a class's customer, `meta.phone:555...`
+    confirmed its private meta. 403 rather than an empty answer: the search is not the key's."""
+    hidden = [
+        ".".join(path) for path, _ in filters.meta if path != (timekit_shape.RESERVED, "project_id")
+    ]
+    if filters.customer_email is not None or filters.customer_name is not None or hidden:
+        raise Forbidden(
+            "The public key searches classes by what it is shown of them: "
+            f"{', '.join(PUBLIC_SEARCH_KEYS)}; customers and meta need the secret key."
+        )
 
 
 def _class_parts(call: Call) -> frozenset[str]:
