@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotgraph.services import projects
 from tests.api.conftest import Api
+from tests.api.test_fanout_many_targets import TARGETS, few_variables
 from tests.api.test_timekit import v2
 
 
@@ -101,3 +106,25 @@ async def test_an_archived_resource_drops_out_of_its_projects(api: Api) -> None:
     for path in (f"/projects/{pid}", "/projects"):
         shown = (await v2(api, "GET", path)).json()["data"]
         assert (shown[0] if isinstance(shown, list) else shown)["resources"] == [live]
+
+
+async def test_a_page_of_projects_names_more_resources_than_a_statement_has_variables(
+    api: Api, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which of a page's resources are live is asked in batches: a page of 200 projects names up
+    to 40,000 resources, past SQLite's 32,766 variables a statement. Here the connection takes 32
+    and the batch is 16; 40 resources over 4 projects, one archived, all shown but it."""
+    monkeypatch.setattr(projects, "LIVE_BATCH", 16)
+    ids = [(await api.resource(name=f"R{i}"))["resource_id"] for i in range(TARGETS)]
+    for n in range(4):
+        part = ids[n * 10 : (n + 1) * 10]
+        r = await v2(
+            api, "POST", "/projects", {"name": f"P{n}", "slug": f"p{n}", "resources": part}
+        )
+        assert r.status_code == 201, r.text
+    assert (await api.delete(f"/v1/resources/{ids[25]}")).status_code == 200
+    async with few_variables(engine):
+        r = await v2(api, "GET", "/projects", limit="200")
+    assert r.status_code == 200, r.text
+    shown = [rid for p in r.json()["data"] for rid in p["resources"]]
+    assert shown == ids[:25] + ids[26:]

@@ -33,6 +33,7 @@ from slotgraph.timekit_shape import RESERVED
 
 MAX_SETTINGS_BYTES = 64_000  # Timekit's own limit for a request's JSON
 MAX_RESOURCES = 200
+LIVE_BATCH = 1_000  # ids a statement asks about: SQLite takes at most 32,766 variables
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 
@@ -112,16 +113,19 @@ async def _live(
     """The resources of `rows` that are not archived. An archived resource is withdrawn: it
     drops out of every project that names it (its widget's availability named it, and every
     visitor's search was a 422 "no such resource" from the moment it was archived)."""
-    ids = {uuid.UUID(r) for p in rows for r in p.resource_ids}
-    if not ids:
-        return set()
-    return set(
-        await session.scalars(
-            select(Resource.id).where(
-                Resource.app_id == app_id, Resource.id.in_(ids), Resource.archived_at.is_(None)
+    ids = sorted({uuid.UUID(r) for p in rows for r in p.resource_ids})
+    live: set[uuid.UUID] = set()
+    for at in range(0, len(ids), LIVE_BATCH):  # a page of 200 projects names up to 40,000
+        live.update(
+            await session.scalars(
+                select(Resource.id).where(
+                    Resource.app_id == app_id,
+                    Resource.id.in_(ids[at : at + LIVE_BATCH]),
+                    Resource.archived_at.is_(None),
+                )
             )
         )
-    )
+    return live
 
 
 async def _flush(session: AsyncSession) -> None:
