@@ -269,6 +269,7 @@ async def run_worker(settings: Settings) -> None:
     from slotgraph import heap, metrics
     from slotgraph.db.engine import create_engine
     from slotgraph.db.migrate import migrate
+    from slotgraph.dbclock import DatabaseClock
     from slotgraph.syncer import check_encryption_key
     from slotgraph.worker import Worker
 
@@ -277,7 +278,7 @@ async def run_worker(settings: Settings) -> None:
     await check_encryption_key(engine, settings)
     if settings.worker_metrics_port:
         metrics.serve_http(settings.worker_metrics_port, settings.host)
-    worker = Worker(engine, settings, clock=_now)
+    worker = Worker(engine, settings, clock=DatabaseClock(engine))  # the database's time
     heap.settle_the_heap()  # as serve's app does: no full collection walks the start-up's objects
     task = asyncio.create_task(worker.run())
     stop = asyncio.Event()

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import metrics
 from slotgraph.db.engine import is_unavailable, session_factory
+from slotgraph.dbclock import DatabaseClock
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.notifications.channel import EmailChannel
 from slotgraph.services import deliveries
@@ -70,6 +71,8 @@ class Worker:
         self._paced = engine.dialect.name == "postgresql"
         self.settings = settings
         self.clock = clock
+        # The database's clock (dbclock.py) is measured again with each round of timers.
+        self._measure = clock.measure if isinstance(clock, DatabaseClock) else None
         self.jitter = jitter
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
@@ -286,6 +289,8 @@ class Worker:
             timers = time.monotonic() >= next_timers
             if timers:
                 next_timers = time.monotonic() + self.settings.worker_timer_seconds
+            if timers and self._measure is not None:
+                await self._guarded(self._measure())
             room = self._room(_AHEAD)
             limit = min(500, max(room, batch)) if self._paced else 500
             with metrics.timed(loop_duration):
@@ -328,6 +333,8 @@ class Worker:
         records the results as they come in, one fans out and runs the timers. A claim never
         waits for a record, nor a record for a claim."""
         log.info("worker %s started", self.id)
+        if self._measure is not None:  # before any lease or timer is written with it
+            await self._guarded(self._measure())
         calendars = asyncio.create_task(self.calendars.run(self._stop), name="slotgraph-calendars")
         try:
             async with self.sends.client():

@@ -31,6 +31,7 @@ from slotgraph.api.routes import (
 )
 from slotgraph.api.timekit.router import router as timekit_router
 from slotgraph.db.engine import create_engine, session_factory
+from slotgraph.dbclock import DatabaseClock
 from slotgraph.heap import settle_the_heap
 from slotgraph.settings import Settings
 from slotgraph.syncer import check_encryption_key
@@ -61,7 +62,9 @@ def create_app(
         await check_encryption_key(eng, settings)
         worker = task = None
         if settings.run_worker:
-            worker = Worker(eng, settings, clock=clock)
+            # the real clock: the worker keeps the database's time (dbclock.py); a test's, as given
+            worker_clock = DatabaseClock(eng) if clock is utc_now else clock
+            worker = Worker(eng, settings, clock=worker_clock)
             task = asyncio.create_task(worker.run(), name="slotgraph-worker")
         if settle_heap:
             settle_the_heap()

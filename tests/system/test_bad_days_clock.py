@@ -1,0 +1,105 @@
+"""Bad days: a worker on a machine whose clock runs an hour ahead (docs/operations.md, "Bad days").
+
+The worker decides when a payment hold has timed out. Before, it took the time from its own
+machine: started with a clock an hour ahead, it timed out at once a hold the API had given 30
+minutes (the customer lost the slot and was told so), and its heartbeat, an hour in the future,
+would keep `/readyz` green for an hour after it stopped. Now a worker keeps the database's time
+(`slotgraph/dbclock.py`): it measures its offset from PostgreSQL's clock and says it in a warning.
+
+The machine's clock is moved for the worker's process only, as its own clock would be: every
+`datetime.now()` in it answers an hour later (the process starts with `datetime.datetime`
+replaced before anything imports it). PostgreSQL only: with SQLite every process that opens the
+file runs on its machine and shares its clock, so there is no other clock to keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.system.conftest import Server, start_server, stop_server
+from tests.system.test_concurrency import database_says
+
+pytestmark = pytest.mark.system
+
+AHEAD = """
+import datetime, sys
+class _Ahead(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return super().now(tz) + datetime.timedelta(hours=1)
+datetime.datetime = _Ahead
+from slotgraph.cli import main
+sys.argv = ["slotgraph", "worker"]
+main()
+"""
+
+
+def worker_an_hour_ahead(database_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SLOTGRAPH_DATABASE_URL": database_url, "SLOTGRAPH_LOG_LEVEL": "info"}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", AHEAD], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+async def test_a_worker_an_hour_ahead_times_out_no_hold_early(tmp_path: Path) -> None:
+    url = await create_postgres_database("slotgraph_baddays")
+    server: Server | None = None
+    worker = None
+    try:
+        server = await start_server(url, "postgresql", tmp_path / "server.log", "--no-worker")
+        async with httpx.AsyncClient(timeout=30) as http:
+            r = await http.post(
+                f"{server.url}/v1/resources",
+                headers=server.headers(),
+                json={"name": "Room", "timezone": "UTC"},
+            )
+            hold = await http.post(
+                f"{server.url}/v1/bookings",
+                headers=server.headers(),
+                json={
+                    "graph": "instant_payment",
+                    "payment_timeout": "PT30M",
+                    "resource_id": r.json()["resource_id"],
+                    "start_time": "2031-01-02T10:00:00Z",
+                    "end_time": "2031-01-02T11:00:00Z",
+                    "customer": {"name": "Ann", "email": "ann@example.com"},
+                },
+            )
+            assert hold.status_code == 201, hold.text
+            assert hold.json()["status"] == "tentative"
+
+            worker = worker_an_hour_ahead(url, tmp_path / "worker.log")
+            # Its first heartbeat comes after its first round of timers (worker_steps.py).
+            for _ in range(600):
+                beats = await database_says(
+                    server, "SELECT beat_at - clock_timestamp() FROM worker_heartbeats"
+                )
+                if beats:
+                    break
+                assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+                await asyncio.sleep(0.1)
+            assert beats, "no heartbeat"
+            now = await http.get(
+                f"{server.url}/v1/bookings/{hold.json()['booking_id']}", headers=server.headers()
+            )
+            assert now.json()["status"] == "tentative", now.json()  # still 30 minutes to pay
+            assert abs(beats[0][0]) < timedelta(minutes=1), beats  # the database's time
+        log = (tmp_path / "worker.log").read_text()
+        assert "this machine's clock is +3600" in log, log
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        if server is not None:
+            stop_server(server)
+        await drop_postgres_database(url)
