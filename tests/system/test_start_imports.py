@@ -2,7 +2,9 @@
 mostly its imports (docs/testing.md, "Process starts"), and the suite starts a few hundred. Each
 library named here was imported by every server process whether or not it was used, and is now
 imported where it is used: alembic by the migrations and the first /readyz, aiohttp (with attrs)
-by the worker's first webhook send, redis-py by a limiter that counts in Redis.
+by the worker's first webhook send, redis-py by a limiter that counts in Redis, Jinja2 by the first
+page or email (or a change of the email templates), icalendar by the first feed, push, pull or
+.ics, aiosmtplib by the first email over SMTP.
 
 The child does what a `serve --workers N` child does (uvicorn imports `serve_app` and runs the
 app's start, whose worker loops), on a migrated database of each backend, answers /healthz, and
@@ -26,7 +28,10 @@ from tests.system.conftest import _database
 
 pytestmark = pytest.mark.system
 
-NOT_AT_START = ("alembic", "mako", "pygments", "aiohttp", "attr", "redis")
+NOT_AT_START = (
+    *("alembic", "mako", "pygments", "aiohttp", "attr", "redis"),
+    *("jinja2", "markupsafe", "icalendar", "dateutil", "aiosmtplib"),
+)
 
 CHILD = """
 import asyncio, json, sys

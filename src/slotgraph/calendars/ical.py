@@ -10,10 +10,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from icalendar import Calendar, Event, FreeBusy
+from typing import TYPE_CHECKING
 
 from slotgraph import __version__
+
+# icalendar (with dateutil) is imported by the first feed, push or .ics, not by every server and
+# worker at its start: most never render one (docs/testing.md).
+if TYPE_CHECKING:
+    from icalendar import Calendar, Event
 
 PRODID = f"-//slotgraph//slotgraph {__version__}//EN"
 BUSY = "Busy"
@@ -35,6 +39,8 @@ class BookingEvent:
 
 
 def _calendar(name: str | None = None) -> Calendar:
+    from icalendar import Calendar
+
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -52,6 +58,8 @@ def ical_status(state: str) -> str:
 
 
 def booking_vevent(b: BookingEvent, *, shows_details: bool, cancelled: bool = False) -> Event:
+    from icalendar import Event
+
     event = Event()
     event.add("uid", str(b.booking_id))
     event.add("dtstamp", b.updated_at)
@@ -102,6 +110,8 @@ def freebusy(
     resources: Iterable[BusyOf], *, start: datetime, end: datetime, stamp: datetime
 ) -> bytes:
     """One VFREEBUSY per resource (RFC 5545 3.6.4), busy periods in UTC."""
+    from icalendar import FreeBusy
+
     cal = _calendar()
     cal.add("method", "PUBLISH")
     for r in resources:

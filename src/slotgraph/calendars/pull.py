@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import icalendar
+if TYPE_CHECKING:
+    import icalendar
 
 # Bounds on one calendar object: a daily event over a year is 366 occurrences. Past
 # MAX_OCCURRENCES the earliest are kept (the horizon starts a day back: the nearest ones), and
@@ -192,7 +194,9 @@ def busy_in(
     occurrence where its RECURRENCE-ID was), so a far occurrence moved to next week was lost,
     and nothing said so. Sorting all costs little beside the expansion, whose list is whole
     already (an object of 1 MB of single events: 2.6-2.9 s of CPU before, measured with it)."""
-    import recurring_ical_events  # on first use: it is slow to import, and only the worker pulls
+    # On first use: slow to import (icalendar too, and only the worker pulls).
+    import icalendar
+    import recurring_ical_events
 
     if len(ics) > MAX_OBJECT_BYTES:
         raise BadObject(f"larger than {MAX_OBJECT_BYTES} bytes")

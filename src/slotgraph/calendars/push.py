@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from icalendar import Calendar
 
 from slotgraph.calendars import ical, remote
 from slotgraph.calendars.pull import CONNECTION_MARK, PUSHED_MARK
@@ -48,6 +47,8 @@ def render(booking: dict[str, Any], target: PushTarget) -> bytes | None:
         created_at=datetime.fromisoformat(booking["created_at"]),
         updated_at=datetime.fromisoformat(booking["updated_at"]),
     )
+    from icalendar import Calendar  # imported by ical.single_event above
+
     cal = Calendar.from_ical(ical.single_event(event, shows_details=target.shows_details))
     for vevent in cal.walk("VEVENT"):
         vevent.add(PUSHED_MARK.lower(), booking["booking_id"])

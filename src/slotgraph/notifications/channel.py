@@ -29,8 +29,7 @@ from slotgraph import i18n
 from slotgraph.appsettings import AppSettings
 from slotgraph.db.models import App, Booking, Client, Event, Resource, WebhookEndpoint, new_id
 from slotgraph.domain.deliveries import Outcome
-from slotgraph.notifications import kinds, render
-from slotgraph.notifications.ics import CONTENT_TYPE, booking_ics
+from slotgraph.notifications import kinds
 from slotgraph.notifications.subject import Subject
 from slotgraph.notifications.transport import transport
 from slotgraph.schemas import BookingOut
@@ -221,6 +220,11 @@ class EmailChannel:
         return await self.transport.send(message, name=name)
 
     async def compose(self, *, format_: str, payload: str) -> EmailMessage | None:
+        # Jinja2 (render) and icalendar (ics) from the first email, not at every start: the
+        # worker runs in every server process, and most never send an email (docs/testing.md).
+        from slotgraph.notifications import render
+        from slotgraph.notifications.ics import CONTENT_TYPE, booking_ics
+
         audience = kinds.AUDIENCE_OF[format_]
         event = orjson.loads(payload)
         data = event["data"]

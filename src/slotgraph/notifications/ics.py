@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from icalendar import Calendar, vCalAddress, vText
-
 from slotgraph import i18n
 from slotgraph.calendars.ical import PRODID, BookingEvent, booking_vevent
 from slotgraph.schemas import BookingOut
@@ -37,6 +35,8 @@ def booking_ics(
 ) -> bytes:
     """One booking as a calendar with `method`. `PUBLISH` suits a download ("add to
     calendar"); emails use REQUEST and CANCEL, which name an organizer and the attendee."""
+    from icalendar import Calendar, vCalAddress, vText  # by the first .ics (calendars/ical.py)
+
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")

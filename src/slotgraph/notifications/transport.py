@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import aiosmtplib
-
 from slotgraph.domain.deliveries import Outcome
 
 log = logging.getLogger("slotgraph.mail")
@@ -71,6 +69,8 @@ class SmtpTransport:
         self.timeout = timeout
 
     async def send(self, message: EmailMessage, *, name: str) -> Outcome:
+        import aiosmtplib  # by the first email over SMTP, not at every worker's start
+
         started = time.monotonic()
         s = self.smtp
         whole = asyncio.timeout(self.timeout * EMAIL_TIMEOUTS)

@@ -15,7 +15,6 @@ from slotgraph.appsettings import AppOut, AppSettings, merged
 from slotgraph.db.models import ApiKey, App
 from slotgraph.errors import NotFound, ValidationFailed
 from slotgraph.notifications import channel as emails
-from slotgraph.notifications import template_rules
 from slotgraph.services.common import KeyKind, Principal
 
 _PREFIX: dict[KeyKind, str] = {"secret": "sk_", "public": "pk_"}
@@ -116,6 +115,9 @@ async def update_settings(
     and email templates an app may not use are one 422 naming each of them, in the order sent
     (notifications/template_rules.py). `PUT /v1/app` and `slotgraph apps settings` both call
     this: neither can set what the other refuses."""
+    # Jinja2 (which parses the templates) only here: most processes never change settings.
+    from slotgraph.notifications import template_rules
+
     above = over_ceiling(data, max_rate_limit)
     refused = above + [
         (f"notifications.templates.{name}", problem)

@@ -7,16 +7,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from slotgraph import i18n
 from slotgraph.i18n import N_
 from slotgraph.web.security import CSRF_FIELD, csrf_token, security_headers, set_csrf_cookie
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -39,7 +41,10 @@ STATUS_WORDS = {
 
 @functools.cache
 def environment(locale: str) -> Environment:
-    """The environment for a catalogue (few: one per .po file), with its translations."""
+    """The environment for a catalogue (few: one per .po file), with its translations. Jinja2
+    is imported by the first page, not by every process at its start (docs/testing.md)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=select_autoescape(default=True, default_for_string=True),
