@@ -103,3 +103,27 @@ def test_a_server_process_imports_no_library_it_has_not_used(migrated: str) -> N
     loaded = set(json.loads(done.stdout.splitlines()[-1]))
     assert {"slotgraph", "fastapi", "sqlalchemy"} <= loaded
     assert sorted(loaded & set(NOT_AT_START)) == []
+
+
+HELP = """
+import json, runpy, sys
+
+sys.argv = ["slotgraph", "--help"]
+try:
+    runpy.run_module("slotgraph.cli", run_name="__main__")
+except SystemExit:
+    pass
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_the_command_lines_help_imports_no_database_and_no_web_framework() -> None:
+    """`slotgraph --help` (and a mistyped command) parse arguments only: no SQLAlchemy (which
+    slotgraph/logs.py imported for an isinstance check), no FastAPI."""
+    done = subprocess.run(
+        [sys.executable, "-c", HELP], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "usage: slotgraph" in done.stdout
+    loaded = set(json.loads(done.stdout.splitlines()[-1]))
+    assert "slotgraph" in loaded
+    assert sorted(loaded & {"sqlalchemy", "fastapi", "starlette", "alembic"}) == []
