@@ -184,3 +184,26 @@ async def test_every_wrong_constraint_and_time_is_named_in_one_422(api: Api) -> 
     errors = assert_timekit(r, 422, "validation_error")["errors"]
     assert sorted(errors) == ["end", "resource_id", "start"]
     assert errors["end"] == ["the timestamp needs an offset, e.g. +02:00 or Z"]
+
+
+async def test_extra_customer_fields_too_large_are_named_customer(api: Api) -> None:
+    """A customer's fields beyond name, email, phone and timezone are kept in the booking's
+    meta (docs/migrating-from-timekit.md); too many of them made a 422 naming `meta`, which the
+    client had not sent. A `meta` of the client's own too large is still `meta`."""
+    res = await resource(api)
+    body = {
+        "resource_id": res["id"],
+        "start": "2024-05-06T10:00:00+02:00",
+        "end": "2024-05-06T10:30:00+02:00",
+        "customer": {"name": "Ann", "email": "ann@example.com"},
+    }
+    many = {**body["customer"], **{f"field{i}": "v" * 5 for i in range(2000)}}
+    r = await v2(api, "POST", "/bookings", {**body, "customer": many}, key=api.public_key)
+    assert list(assert_timekit(r, 422, "validation_error")["errors"]) == ["customer"]
+    big = {"notes": "n" * 20_000}
+    r = await v2(api, "POST", "/bookings", {**body, "meta": big}, key=api.public_key)
+    assert list(assert_timekit(r, 422, "validation_error")["errors"]) == ["meta"]
+    r = await v2(
+        api, "POST", "/bookings", {**body, "meta": big, "customer": many}, key=api.public_key
+    )
+    assert list(assert_timekit(r, 422, "validation_error")["errors"]) == ["meta"]

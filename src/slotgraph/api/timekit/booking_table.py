@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from slotgraph.api.timekit import times
 from slotgraph.api.timekit.common import TimekitInput, parse, validation_failed
 from slotgraph.domain.graphs import SEAT_GRAPHS
 from slotgraph.errors import ValidationFailed
 from slotgraph.schemas import BookingCreate
+from slotgraph.schemas.fields import Meta
 from slotgraph.timekit_shape import RESERVED
 
 IN: dict[str, str] = {
@@ -48,6 +49,7 @@ OUT_NAMES = {ours: theirs for theirs, ours in IN.items()} | {
 }
 
 Short = Annotated[str, Field(max_length=500)]
+_META: TypeAdapter[dict[str, Any]] = TypeAdapter(Meta)  # the one rule of a booking's meta
 
 
 class Customer(BaseModel):
@@ -136,11 +138,28 @@ def booking_create(body: Any) -> BookingCreate:
         created = BookingCreate.model_validate(ours)
     except ValidationError as exc:
         named = {field for field, _ in bad}
-        more = validation_failed(exc, OUT_NAMES).errors
+        more = [_kept_by_us(tk, e) for e in validation_failed(exc, OUT_NAMES).errors]
         raise ValidationFailed(bad + [e for e in more if e[0] not in named]) from None
     if bad:
         raise ValidationFailed(bad)
     return created
+
+
+def _kept_by_us(tk: BookingIn, error: tuple[str, str]) -> tuple[str, str]:
+    """`meta` refused while the client's own `meta` passes: what the adapter keeps there (a
+    customer's fields beyond name, email, phone and timezone: `what`, `where` and `project_id`
+    are short) made it too large, so the answer names `customer`, which the client sent."""
+    extra = tk.customer.model_extra if tk.customer is not None else None
+    if error[0] != "meta" or not extra:
+        return error
+    try:
+        _META.validate_python(tk.meta or {})
+    except ValidationError:
+        return error
+    return "customer", (
+        "its fields beyond name, email, phone and timezone are kept in the booking's meta, "
+        "and make it too large: " + error[1]
+    )
 
 
 def _times_errors(body: Any) -> list[tuple[str, str]]:
