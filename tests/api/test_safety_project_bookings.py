@@ -115,6 +115,16 @@ async def test_v1_cannot_write_the_label_either(api: Api, other_api: Api) -> Non
         },
     )
     assert r.status_code == 201, r.text
+    # A pool: every resource of it must be the project's.
+    b = (await resource(api, name="Other"))["id"]
+    pool = {k: v for k, v in body.items() if k != "resource_id"}
+    labels = {"timekit": {"project_id": mine}}
+    at = {"start_time": f"{MONDAY}T12:00:00+02:00", "end_time": f"{MONDAY}T12:30:00+02:00"}
+    r = await public.post("/v1/bookings", {**pool, **at, "resource_ids": [a, b], "meta": labels})
+    assert_422(r, "resource_ids")
+    assert b not in {x["resource"]["id"] for x in await booked(api)}
+    r = await public.post("/v1/bookings", {**pool, **at, "resource_ids": [a], "meta": labels})
+    assert r.status_code == 201, r.text
 
 
 async def test_the_secret_key_labels_its_bookings_as_it_likes(api: Api, other_api: Api) -> None:
