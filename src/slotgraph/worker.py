@@ -51,6 +51,11 @@ _RECORDS = 2
 _AHEAD = 6
 _FAN_OUT = 4
 
+# How an outage is said (`_guarded`): again after this long while it lasts; over once no step
+# has failed for this long.
+_SAY_AGAIN = 60.0
+_BACK_AFTER = 10.0
+
 
 class Worker:
     def __init__(
@@ -86,7 +91,12 @@ class Worker:
         self._sent = asyncio.Event()  # a send finished: a result to record
         self._freed = asyncio.Event()  # a slot came free (or claims were started)
         self._due = asyncio.Event()  # the fan-out made new deliveries
-        self._unavailable = False  # said once per outage, not every 0.2 s
+        # An outage is said once (again after `_SAY_AGAIN` s while it lasts), and its end once
+        # no step has failed for `_BACK_AFTER` s: a database that serves reads but refuses
+        # writes (full, read-only) failed some steps and passed others, and each pass said
+        # "back" and the next failure "unavailable" again (340 lines in 40 s).
+        self._unavailable = False
+        self._said_at = self._failed_at = 0.0
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
         self.steps = Steps(self.sessions, clock, self.id, self.lease)  # worker_steps.py
         self.emails = EmailChannel(self.sessions, settings, clock=clock)
@@ -198,13 +208,15 @@ class Worker:
             raise
         except Exception as exc:
             if is_unavailable(exc):
-                if not self._unavailable:
+                self._failed_at = now = time.monotonic()
+                if not self._unavailable or now - self._said_at >= _SAY_AGAIN:
                     log.warning("worker %s: database unavailable; retrying", self.id)
+                    self._said_at = now
                 self._unavailable = True
             else:
                 log.exception("worker cycle failed; retrying")
             return 0
-        if self._unavailable:
+        if self._unavailable and time.monotonic() - self._failed_at >= _BACK_AFTER:
             log.info("worker %s: the database is back", self.id)
             self._unavailable = False
         return done

@@ -1,0 +1,102 @@
+"""Bad days: a database that serves reads but refuses writes, under a real `slotgraph worker`
+(docs/operations.md, "Bad days").
+
+A full disk, a read-only file, a standby after a failover: the worker's writing steps fail
+while its reading ones pass. Before, each pass logged "the database is back" and the next failure
+"database unavailable; retrying" again: with SQLite's file read-only, 340 lines in 40 s; on
+PostgreSQL (`default_transaction_read_only`) a pair every round of timers. Now the outage is said
+once (again each minute while it lasts), and its end once, when no step has failed for 10 s.
+
+PostgreSQL only: SQLite's ways to refuse writes and serve reads need root (a full or read-only
+file system) or wait 30 s per refusal (another process's write lock); the rule is the worker's
+own, the same for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import create_postgres_database, drop_postgres_database, postgres_url
+from tests.system.conftest import start_server, stop_server
+
+pytestmark = pytest.mark.system
+
+UNAVAILABLE = "database unavailable; retrying"
+BACK = "the database is back"
+
+
+async def set_read_only(url: str, read_only: bool) -> None:
+    """Every new session of the database is read-only (or not), and the old ones are ended."""
+    name = make_url(url).database
+    admin = await asyncpg.connect(postgres_url())
+    try:
+        await admin.execute(
+            f'ALTER DATABASE "{name}" SET default_transaction_read_only = '
+            + ("on" if read_only else "off")
+        )
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+    finally:
+        await admin.close()
+
+
+def said(log: Path, line: str) -> int:
+    return sum(
+        line in entry for entry in log.read_text().splitlines() if "slotgraph.worker" in entry
+    )
+
+
+async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path) -> None:
+    url = await create_postgres_database("slotgraph_baddays")
+    log = tmp_path / "worker.log"
+    worker = None
+    try:
+        server = await start_server(url, "postgresql", tmp_path / "server.log", "--no-worker")
+        stop_server(server)  # it migrated the database; the worker is what is watched
+        env = {
+            **os.environ,
+            "SLOTGRAPH_DATABASE_URL": url,
+            "SLOTGRAPH_LOG_LEVEL": "info",
+            "SLOTGRAPH_LOG_FORMAT": "text",
+            "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5",  # a round of timers (reads too) twice a second
+        }
+        with log.open("ab") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "slotgraph.cli", "worker"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 90
+        while "started" not in log.read_text():
+            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.1)
+
+        await set_read_only(url, True)
+        while said(log, UNAVAILABLE) == 0:
+            assert time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(8)  # sixteen rounds of timers, every one refused its writes
+        assert (said(log, UNAVAILABLE), said(log, BACK)) == (1, 0), log.read_text()
+
+        await set_read_only(url, False)
+        while said(log, BACK) == 0:
+            assert time.monotonic() < deadline + 30, log.read_text()
+            await asyncio.sleep(0.2)
+        assert (said(log, UNAVAILABLE), said(log, BACK)) == (1, 1), log.read_text()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        await set_read_only(url, False)
+        await drop_postgres_database(url)
