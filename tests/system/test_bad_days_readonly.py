@@ -79,7 +79,8 @@ async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path
             )
         deadline = time.monotonic() + 90
         while "started" not in log.read_text():
-            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
             await asyncio.sleep(0.1)
 
         await set_read_only(url, True)
