@@ -35,7 +35,7 @@ async def readiness(
             revision = await session.scalar(text("SELECT version_num FROM alembic_version"))
             last_beat = await session.scalar(select(func.max(WorkerHeartbeat.beat_at)))
     except Exception as exc:  # any failure to answer is "not ready", with its reason
-        out.check("database", False, error=f"{type(exc).__name__}: {exc}"[:300])
+        out.check("database", False, error=_reason(exc, within_seconds))
         return out
     out.check("database", True)
     # On the first /readyz, not at start: alembic (with mako and pygments) is a tenth of what a
@@ -82,3 +82,22 @@ async def outbox_lag(session: AsyncSession, *, now: datetime) -> float:
         )
     oldest = min((t for t in (undispatched, pending) if t is not None), default=None)
     return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+
+
+def _reason(exc: Exception, within_seconds: float) -> str:
+    """Why the database did not answer, for `/readyz` (no key: no values, no addresses). An
+    outage names the driver's error it came from (`TooManyConnectionsError`,
+    `ConnectionRefusedError`, ...): "cannot be reached" alone did not say that max_connections
+    was exhausted (docs/operations.md, "Bad days")."""
+    if isinstance(exc, TimeoutError):
+        return (
+            f"TimeoutError: no answer within {within_seconds:g} s (a slow database, or every "
+            "pooled connection of this process in use)"
+        )
+    reason = f"{type(exc).__name__}: {exc}"
+    root: BaseException = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if root is not exc:
+        reason += f" ({type(root).__name__})"
+    return reason[:300]
