@@ -190,7 +190,8 @@ class DatabaseUnavailable(SlotgraphError):
 
 class DatabaseBusy(DatabaseUnavailable):
     """SQLite: another process held the write lock for the whole busy timeout (30 s);
-    PostgreSQL: another transaction held a lock past `db_lock_timeout_seconds` (10 s): 503."""
+    PostgreSQL: another transaction held a lock past `db_lock_timeout_seconds` (10 s), or a
+    statement ran past the operator's statement_timeout: 503."""
 
     code = "database_busy"
     title = "Service Unavailable"

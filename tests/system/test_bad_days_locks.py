@@ -1,4 +1,5 @@
-"""Bad days: another PostgreSQL client holds a lock for long (docs/operations.md, "Bad days").
+"""Bad days: another PostgreSQL client holds a lock for long, or a statement outlasts the
+operator's statement_timeout (docs/operations.md, "Bad days").
 
 A psql session left in a transaction after `SELECT ... FOR UPDATE` on a resource (or a manual
 `LOCK TABLE`, a migration run by hand): before `SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS`, every
@@ -21,8 +22,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.conftest import create_postgres_database, drop_postgres_database, postgres_url
 from tests.system.conftest import Server, start_server, stop_server
 
 pytestmark = pytest.mark.system
@@ -122,4 +124,46 @@ async def test_a_lock_held_by_another_client_is_503_busy_and_the_rest_of_the_api
     finally:
         if server is not None:
             stop_server(server)
+        await drop_postgres_database(url)
+
+
+async def test_a_statement_past_the_operators_statement_timeout_is_503_busy(
+    tmp_path: Path,
+) -> None:
+    """An operator's `statement_timeout` on the database (a common production guard) cancels a
+    statement that runs too long (57014). Before, that was a 500 internal_error with a traceback
+    in the log; now it is 503 database_busy with Retry-After, as the lock timeout is. Made
+    certain with a statement that waits on a held lock, with slotgraph's own lock timeout off
+    (3 s: the migrations at start run under it too, each in milliseconds)."""
+    url = await create_postgres_database("slotgraph_baddays")
+    server: Server | None = None
+    admin = await asyncpg.connect(postgres_url())
+    try:
+        name = make_url(url).database
+        await admin.execute(f'ALTER DATABASE "{name}" SET statement_timeout = 3000')
+        env = {"SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "0"}
+        server = await start_server(url, "postgresql", tmp_path / "server.log", env=env)
+        async with httpx.AsyncClient(timeout=60) as http:
+            locked = await resource(http, server, "Locked")
+            holder = await asyncpg.connect(url)
+            try:
+                await holder.execute("BEGIN")
+                await holder.execute(
+                    "SELECT 1 FROM resources WHERE id = $1 FOR UPDATE", uuid.UUID(locked)
+                )
+                r = await http.post(
+                    f"{server.url}/v1/bookings", headers=server.headers(), json=booking(locked, 1)
+                )
+            finally:
+                await holder.close()
+            assert r.status_code == 503, r.text
+            assert r.json()["code"] == "database_busy"
+            assert int(r.headers["retry-after"]) > 0
+        log = server.log.read_text()
+        assert "statement timeout" in log, log
+        assert "Traceback" not in log, log
+    finally:
+        if server is not None:
+            stop_server(server)
+        await admin.close()
         await drop_postgres_database(url)

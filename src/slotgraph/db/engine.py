@@ -96,7 +96,10 @@ _UNAVAILABLE_SQLSTATES = ("08", "57P", "53", "25006")
 # the statement: another process holds the write lock (BUSY, LOCKED), and the file cannot be
 # written (IOERR, FULL, READONLY, CANTOPEN). CORRUPT and NOTADB are not: no retry mends them.
 _SQLITE_BUSY = frozenset({5, 6})
-_LOCK_TIMEOUT = "55P03"  # PostgreSQL's lock_not_available: a lock held past lock_timeout
+# PostgreSQL refused to finish the work in the time it allows: a lock held past lock_timeout
+# (55P03, lock_not_available), a statement past the operator's statement_timeout or cancelled by
+# pg_cancel_backend (57014, query_canceled; our own cancellations end the task instead).
+_TOO_LONG = ("55P03", "57014")
 _SQLITE_UNAVAILABLE = frozenset({8, 10, 13, 14})
 
 
@@ -124,13 +127,14 @@ def unavailable(exc: BaseException, *, lost: bool = False) -> DatabaseUnavailabl
     """What a driver's error means when the database, not the statement, is at fault: a lost
     connection or one that cannot be made (`lost`), a refusal (`_UNAVAILABLE_SQLSTATES`), a
     SQLite file that cannot be written is 503 database_unavailable; SQLite's write lock held
-    past the busy timeout, and a PostgreSQL lock held past lock_timeout (55P03: another client's
-    lock, not a conflict of this request's), are 503 database_busy. None: the statement's own
+    past the busy timeout, a PostgreSQL lock held past lock_timeout (55P03: another client's
+    lock, not a conflict of this request's) and a statement cancelled (57014: statement_timeout),
+    are 503 database_busy. None: the statement's own
     error. The one rule for every way a statement reaches the driver (this engine's hook,
     driver_sql.run_sqlite)."""
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
-    if primary in _SQLITE_BUSY or exc_sqlstate(exc) == _LOCK_TIMEOUT:
+    if primary in _SQLITE_BUSY or exc_sqlstate(exc) in _TOO_LONG:
         return DatabaseBusy()
     if primary in _SQLITE_UNAVAILABLE or exc_sqlstate(exc) == "25006":
         return DatabaseUnavailable("The database cannot store changes right now; try again later.")
