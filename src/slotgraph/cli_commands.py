@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from slotgraph.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from slotgraph.appsettings import AppSettings
     from slotgraph.services import apps
 
@@ -28,13 +30,39 @@ def _now() -> datetime:
 
 async def migrate_database(settings: Settings) -> None:
     from slotgraph.db.engine import create_engine
-    from slotgraph.db.migrate import migrate
 
     engine = create_engine(settings.database_url, settings)
     try:
-        await migrate(engine)
+        await _migrate(engine, settings)
     finally:
         await engine.dispose()
+
+
+async def _migrate(engine: AsyncEngine, settings: Settings) -> None:
+    """Migrate (`migrate`, `serve` and `worker` do first). A lock that another session holds on
+    a table a migration changes, past the lock timeout, is a message naming the database and
+    what to do, not a traceback: all migrations are one transaction, so nothing was changed."""
+    from slotgraph.db.engine import SQLITE_WAIT_SECONDS
+    from slotgraph.db.migrate import migrate
+    from slotgraph.errors import DatabaseBusy
+
+    try:
+        await migrate(engine)
+    except DatabaseBusy:
+        if engine.dialect.name == "postgresql":
+            held = (
+                f"for {settings.db_lock_timeout_seconds:g} s (SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS) "
+                "for a lock another session holds on one of its tables (a long transaction, a "
+                "pg_dump, a session idle in transaction: see pg_stat_activity)"
+            )
+            then = "once it ends, or with a larger SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS"
+        else:
+            held = f"{SQLITE_WAIT_SECONDS} s for another process to let go of the file's write lock"
+            then = "once that process is done"
+        raise SystemExit(
+            f"slotgraph: the migration of {_where(settings)} waited {held}; nothing was "
+            f"changed. Run it again {then}."
+        ) from None
 
 
 async def bootstrap(settings: Settings) -> apps.CreatedApp | str | None:
@@ -42,13 +70,12 @@ async def bootstrap(settings: Settings) -> apps.CreatedApp | str | None:
     app made now, or what to tell the person who set a BOOTSTRAP_SECRET_KEY that is not a key of
     the existing apps (it is read on the first start only)."""
     from slotgraph.db.engine import create_engine, session_factory
-    from slotgraph.db.migrate import migrate
     from slotgraph.services import apps
 
     engine = create_engine(settings.database_url, settings)
     secret = settings.bootstrap_secret_key
     try:
-        await migrate(engine)
+        await _migrate(engine, settings)
         sessions = session_factory(engine)
         async with sessions() as session:
             if await apps.count_apps(session):
@@ -268,13 +295,12 @@ async def run_worker(settings: Settings) -> None:
 
     from slotgraph import heap, metrics
     from slotgraph.db.engine import create_engine
-    from slotgraph.db.migrate import migrate
     from slotgraph.dbclock import DatabaseClock
     from slotgraph.syncer import check_encryption_key
     from slotgraph.worker import Worker
 
     engine = create_engine(settings.database_url, settings)
-    await migrate(engine)
+    await _migrate(engine, settings)
     await check_encryption_key(engine, settings)
     if settings.worker_metrics_port:
         metrics.serve_http(settings.worker_metrics_port, settings.host)

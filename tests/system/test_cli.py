@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from slotgraph.db.engine import create_engine
+from slotgraph.db.migrate import current_revision, head_revision, migrate
 from tests.system.conftest import start_server, stop_server
 
 pytestmark = pytest.mark.system
@@ -265,3 +269,48 @@ def test_the_bootstrap_message_says_what_to_remove_and_that_is_enough(
     (app,) = json.loads(cli(url, "apps", "list").stdout)
     assert "sk_tour" in {k["prefix"] for k in app["keys"]}  # the tour's key is the app's now
     assert mail.read_text() == "kept"
+
+
+async def test_a_migration_kept_waiting_by_another_sessions_lock_says_so_and_changes_nothing(
+    fresh_database: tuple[str, str],
+) -> None:
+    # Another session holds a lock on the table the newest migration changes (PostgreSQL: a
+    # long transaction reading `deliveries`, as pg_dump does; SQLite: a process holding the
+    # write lock). Past the lock timeout (PostgreSQL: SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS; SQLite:
+    # its busy timeout, 30 s) `migrate` says what kept it waiting, not a traceback, and the
+    # database is still at the migration before; once the session ends it goes through.
+    backend, url = fresh_database
+    before = f"{int(head_revision() or 0) - 1:04d}"
+    engine = create_engine(url)
+    try:
+        await migrate(engine, before)
+    finally:
+        await engine.dispose()
+    env = os.environ | {"SLOTGRAPH_DATABASE_URL": url, "SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "1"}
+    command = [sys.executable, "-m", "slotgraph.cli", "migrate"]
+    if backend == "postgresql":
+        holder = await asyncpg.connect(url)
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT count(*) FROM deliveries")
+    else:
+        file = sqlite3.connect(make_url(url).database or "", isolation_level=None)
+        file.execute("BEGIN IMMEDIATE")
+    try:
+        kept = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        if backend == "postgresql":
+            await holder.close()
+        else:
+            file.close()
+    assert kept.returncode == 1, kept.stderr
+    assert "Traceback" not in kept.stderr, kept.stderr
+    assert "slotgraph: the migration of" in kept.stderr, kept.stderr
+    assert "nothing was changed" in kept.stderr, kept.stderr
+    engine = create_engine(url)
+    try:
+        assert await current_revision(engine) == before
+    finally:
+        await engine.dispose()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "database is at head" in done.stderr
