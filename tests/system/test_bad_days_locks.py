@@ -29,8 +29,10 @@ from tests.system.conftest import Server, start_server, stop_server
 
 pytestmark = pytest.mark.system
 
-# Two server processes (start_server's PostgreSQL default) with two connections each: four
+# One server process (start_server's PostgreSQL default is two, and which of them accepts a
+# connection is the kernel's choice) with two connections, and no worker to take one: two
 # requests on the locked resource hold every connection while they wait.
+SERVE = ("--workers", "1", "--no-worker")
 ENV = {
     "SLOTGRAPH_DB_POOL_SIZE": "2",
     "SLOTGRAPH_DB_MAX_OVERFLOW": "0",
@@ -49,6 +51,24 @@ async def resource(http: httpx.AsyncClient, server: Server, name: str) -> str:
     return str(r.json()["resource_id"])
 
 
+async def waiting_on_a_lock(url: str, count: str) -> None:
+    """Until `count` of the database's sessions wait for a lock (asked on a connection of its
+    own: a transaction sees pg_stat_activity as it was at its first look)."""
+    watcher = await asyncpg.connect(url)
+    try:
+        for _ in range(600):
+            waiting = await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting >= int(count):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{waiting} sessions wait for the lock, not {count}")
+    finally:
+        await watcher.close()
+
+
 def booking(resource_id: str, hour: int) -> dict[str, object]:
     return {
         "resource_id": resource_id,
@@ -64,7 +84,7 @@ async def test_a_lock_held_by_another_client_is_503_busy_and_the_rest_of_the_api
     url = await create_postgres_database("slotgraph_baddays")
     server: Server | None = None
     try:
-        server = await start_server(url, "postgresql", tmp_path / "server.log", env=ENV)
+        server = await start_server(url, "postgresql", tmp_path / "server.log", *SERVE, env=ENV)
         async with httpx.AsyncClient(timeout=60) as http:
             locked = await resource(http, server, "Locked")
             other = await resource(http, server, "Other")
@@ -84,7 +104,7 @@ async def test_a_lock_held_by_another_client_is_503_busy_and_the_rest_of_the_api
                     )
                     for hour in range(8)
                 ]
-                await asyncio.sleep(0.5)  # they hold the pools' connections, waiting on the lock
+                await waiting_on_a_lock(url, ENV["SLOTGRAPH_DB_POOL_SIZE"])  # the whole pool
                 beside = await asyncio.gather(
                     *(
                         http.post(
