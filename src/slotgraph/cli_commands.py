@@ -40,29 +40,41 @@ async def migrate_database(settings: Settings) -> None:
 
 async def _migrate(engine: AsyncEngine, settings: Settings) -> None:
     """Migrate (`migrate`, `serve` and `worker` do first). A lock that another session holds on
-    a table a migration changes, past the lock timeout, is a message naming the database and
-    what to do, not a traceback: all migrations are one transaction, so nothing was changed."""
+    a table a migration changes, past the lock timeout, or a statement cancelled (the role's
+    statement_timeout) is a message naming the database and what to do, not a traceback: all
+    migrations are one transaction, so nothing was changed."""
     from slotgraph.db.engine import SQLITE_WAIT_SECONDS
     from slotgraph.db.migrate import migrate
     from slotgraph.errors import DatabaseBusy
 
     try:
         await migrate(engine)
-    except DatabaseBusy:
-        if engine.dialect.name == "postgresql":
-            held = (
-                f"for {settings.db_lock_timeout_seconds:g} s (SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS) "
-                "for a lock another session holds on one of its tables (a long transaction, a "
-                "pg_dump, a session idle in transaction: see pg_stat_activity)"
+    except DatabaseBusy as exc:
+        if _cancelled(exc):  # 57014: the role's statement_timeout, or pg_cancel_backend
+            what = "was cancelled by PostgreSQL (the role's statement_timeout, or an operator)"
+            then = "with a role or session whose statement_timeout allows it"
+        elif engine.dialect.name == "postgresql":
+            what = (
+                f"waited {settings.db_lock_timeout_seconds:g} s (SLOTGRAPH_DB_LOCK_TIMEOUT_"
+                "SECONDS) for a lock another session holds on one of its tables (a long "
+                "transaction, a pg_dump, a session idle in transaction: see pg_stat_activity)"
             )
             then = "once it ends, or with a larger SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS"
         else:
-            held = f"{SQLITE_WAIT_SECONDS} s for another process to let go of the file's write lock"
+            what = f"waited {SQLITE_WAIT_SECONDS} s for another process to let go of the write lock"
             then = "once that process is done"
         raise SystemExit(
-            f"slotgraph: the migration of {_where(settings)} waited {held}; nothing was "
-            f"changed. Run it again {then}."
+            f"slotgraph: the migration of {_where(settings)} {what}; nothing was changed. "
+            f"Run it again {then}."
         ) from None
+
+
+def _cancelled(exc: BaseException) -> bool:
+    """Whether the driver's error under `exc` is PostgreSQL's query_canceled (57014)."""
+    cause: BaseException | None = exc
+    while cause is not None and getattr(cause, "sqlstate", None) != "57014":
+        cause = cause.__cause__ or cause.__context__
+    return cause is not None
 
 
 async def bootstrap(settings: Settings) -> apps.CreatedApp | str | None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from slotgraph.db.engine import create_engine
 from slotgraph.db.migrate import current_revision, head_revision, migrate
+from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.system.conftest import start_server, stop_server
 
 pytestmark = pytest.mark.system
@@ -314,3 +315,36 @@ async def test_a_migration_kept_waiting_by_another_sessions_lock_says_so_and_cha
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "database is at head" in done.stderr
+
+
+async def test_a_migration_cancelled_by_the_roles_statement_timeout_says_so() -> None:
+    # PostgreSQL only (SQLite has no statement_timeout): the database's own setting cancels the
+    # migration's statements; `migrate` says that, not that it waited for a lock.
+    url = await create_postgres_database("slotgraph_system")
+    try:
+        before = f"{int(head_revision() or 0) - 1:04d}"
+        engine = create_engine(url)
+        try:
+            await migrate(engine, before)
+        finally:
+            await engine.dispose()
+        database = make_url(url).database
+        admin = await asyncpg.connect(url)
+        try:
+            await admin.execute(f'ALTER DATABASE "{database}" SET statement_timeout = 1')
+            env = os.environ | {"SLOTGRAPH_DATABASE_URL": url}
+            command = [sys.executable, "-m", "slotgraph.cli", "migrate"]
+            cut = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+            await admin.execute(f'ALTER DATABASE "{database}" RESET statement_timeout')
+        finally:
+            await admin.close()
+        assert cut.returncode == 1, cut.stderr
+        assert "Traceback" not in cut.stderr, cut.stderr
+        assert "was cancelled by PostgreSQL (the role's statement_timeout" in cut.stderr, cut.stderr
+        engine = create_engine(url)
+        try:
+            assert await current_revision(engine) == before
+        finally:
+            await engine.dispose()
+    finally:
+        await drop_postgres_database(url)
