@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import create_postgres_database, drop_postgres_database
-from tests.system.conftest import Server, start_server, stop_server
+from tests.system.conftest import SECRET, Server, free_port, start_server, stop_server
 from tests.system.test_concurrency import database_says
 
 pytestmark = pytest.mark.system
@@ -102,4 +102,88 @@ async def test_a_worker_an_hour_ahead_times_out_no_hold_early(tmp_path: Path) ->
             worker.wait(timeout=30)
         if server is not None:
             stop_server(server)
+        await drop_postgres_database(url)
+
+
+OFF = """
+import datetime, sys
+class _Off(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return super().now(tz) + datetime.timedelta(hours={hours})
+datetime.datetime = _Off
+from slotgraph.cli import main
+sys.argv = ["slotgraph", "serve", "--port", "{port}", "--workers", "1"]
+main()
+"""
+
+
+@pytest.mark.parametrize("hours", [-1, 1], ids=["behind", "ahead"])
+async def test_a_lone_serve_with_its_clock_an_hour_off_keeps_holds_and_readyz_right(
+    tmp_path: Path, hours: int
+) -> None:
+    # One `serve` (its worker in-process), its machine's clock an hour off the database's: its
+    # requests and its worker read one clock. Its worker on the database's time made every hold
+    # unpaid at once (behind: the deadline, its clock plus 30 minutes, was half an hour past
+    # by the database's) and /readyz 503 for good (ahead: each heartbeat an hour old).
+    url = await create_postgres_database("slotgraph_baddays")
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "SLOTGRAPH_DATABASE_URL": url,
+        "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": SECRET,
+        "SLOTGRAPH_LOG_LEVEL": "warning",
+    }
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", OFF.format(hours=hours, port=port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", url, "postgresql", process, log)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for _ in range(900):
+                assert process.poll() is None, log.read_text()
+                try:
+                    if (await http.get(f"{server.url}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            r = await http.post(
+                f"{server.url}/v1/resources",
+                headers=server.headers(),
+                json={"name": "Room", "timezone": "UTC"},
+            )
+            hold = await http.post(
+                f"{server.url}/v1/bookings",
+                headers=server.headers(),
+                json={
+                    "graph": "instant_payment",
+                    "payment_timeout": "PT30M",
+                    "resource_id": r.json()["resource_id"],
+                    "start_time": "2031-01-02T10:00:00Z",
+                    "end_time": "2031-01-02T11:00:00Z",
+                    "customer": {"name": "Ann", "email": "ann@example.com"},
+                },
+            )
+            assert hold.status_code == 201, hold.text
+            first = await database_says(server, "SELECT max(beat_at) FROM worker_heartbeats")
+            # A round of timers after the hold was made: its heartbeat is written after it.
+            for _ in range(600):
+                beat = await database_says(server, "SELECT max(beat_at) FROM worker_heartbeats")
+                if beat[0][0] is not None and beat != first:
+                    break
+                await asyncio.sleep(0.1)
+            assert beat != first, "no round of timers"
+            now = await http.get(
+                f"{server.url}/v1/bookings/{hold.json()['booking_id']}", headers=server.headers()
+            )
+            assert now.json()["status"] == "tentative", now.json()  # still 30 minutes to pay
+            ready = await http.get(f"{server.url}/readyz")
+            assert ready.status_code == 200, ready.text
+    finally:
+        stop_server(server)
         await drop_postgres_database(url)

@@ -31,7 +31,6 @@ from slotgraph.api.routes import (
 )
 from slotgraph.api.timekit.router import router as timekit_router
 from slotgraph.db.engine import create_engine, session_factory
-from slotgraph.dbclock import DatabaseClock
 from slotgraph.heap import settle_the_heap
 from slotgraph.settings import Settings
 from slotgraph.syncer import check_encryption_key
@@ -62,9 +61,11 @@ def create_app(
         await check_encryption_key(eng, settings)
         worker = task = None
         if settings.run_worker:
-            # the real clock: the worker keeps the database's time (dbclock.py); a test's, as given
-            worker_clock = DatabaseClock(eng) if clock is utc_now else clock
-            worker = Worker(eng, settings, clock=worker_clock)
+            # The API's own clock, as the requests beside it read it: a hold's deadline is this
+            # clock plus its timeout, and /readyz compares heartbeats with it. On the database's
+            # time (dbclock.py, as `slotgraph worker` is) a machine an hour behind had every
+            # payment hold unpaid within seconds, and one an hour ahead /readyz 503 for good.
+            worker = Worker(eng, settings, clock=clock)
             task = asyncio.create_task(worker.run(), name="slotgraph-worker")
         if settle_heap:
             settle_the_heap()
