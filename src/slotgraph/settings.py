@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = 30.0  # waiting for a free pooled connection
     # PostgreSQL: the longest a statement waits for a lock another transaction holds (a psql
     # session left in a transaction, a manual LOCK TABLE); then 503 database_busy. 0: no limit.
-    db_lock_timeout_seconds: float = 10.0
+    # PostgreSQL refuses every connection with a value outside 0 to 2^31-1 ms (a negative one
+    # was 503 "cannot be reached" on every request): refused here, at start, by name.
+    db_lock_timeout_seconds: float = Field(default=10.0, ge=0, le=2_147_483)
     log_format: LogFormat = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
     metrics_token: SecretStr | None = None  # if set, /metrics wants `Authorization: Bearer <it>`
     worker_metrics_port: int | None = None  # `slotgraph worker` serves /metrics on this port

@@ -348,3 +348,19 @@ async def test_a_migration_cancelled_by_the_roles_statement_timeout_says_so() ->
             await engine.dispose()
     finally:
         await drop_postgres_database(url)
+
+
+def test_a_lock_timeout_postgresql_refuses_is_refused_by_name(
+    fresh_database: tuple[str, str],
+) -> None:
+    # PostgreSQL takes lock_timeout from 0 to 2^31-1 ms and refuses every connection that asks
+    # for another: a negative SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS was "The database cannot be
+    # reached" from every command and request. Now it is refused at start, naming the setting,
+    # on both backends (a setting that is wrong on one is wrong on the other).
+    _, url = fresh_database
+    env = os.environ | {"SLOTGRAPH_DATABASE_URL": url, "SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "-1"}
+    command = [sys.executable, "-m", "slotgraph.cli", "migrate"]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0, refused.stderr
+    assert "db_lock_timeout_seconds" in refused.stderr, refused.stderr
+    assert "greater than or equal to 0" in refused.stderr, refused.stderr
