@@ -147,3 +147,50 @@ async def test_an_upgrade_keeps_deliveries_and_their_attempts(empty_engine: Asyn
     assert [tuple(r) for r in joined] == [("succeeded", 200)]
     await migrate(empty_engine, "0017")  # and down again: the keys come back over the same rows
     await migrate(empty_engine, "head")
+
+
+async def test_an_upgrade_queues_the_undispatched_events(empty_engine: AsyncEngine) -> None:
+    """0019 moves the fan-out's queue from a mark on `events` to `events_undispatched`: an event
+    not yet fanned out before the upgrade is queued by it, a new one is queued as it is written
+    (a trigger) unless it was written dispatched (a `webhook.test`), and a downgrade marks
+    what was fanned out meanwhile and keeps the rest unmarked."""
+    await migrate(empty_engine, "0018")
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    app = uuid.UUID(int=21)
+
+    async def add(seq: int, dispatched: bool) -> None:
+        values = {
+            **{"id": uuid.UUID(int=100 + seq), "seq": seq, "app_id": app, "created_at": now},
+            **{"type": "booking.created", "payload": "{}"},
+            **{"dispatched_at": now if dispatched else None},
+        }
+        async with empty_engine.begin() as conn:
+            await conn.execute(insert(Event.__table__).values(**values))
+
+    async def queued() -> list[int]:
+        async with empty_engine.connect() as conn:
+            rows = await conn.execute(text("SELECT seq FROM events_undispatched ORDER BY seq"))
+            return [r[0] for r in rows]
+
+    async def undispatched() -> list[int]:
+        async with empty_engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT seq FROM events WHERE dispatched_at IS NULL ORDER BY seq")
+            )
+            return [r[0] for r in rows]
+
+    async with empty_engine.begin() as conn:
+        await conn.execute(insert(App.__table__).values(id=app, name="a", created_at=now))
+    await add(1, dispatched=True)
+    await add(2, dispatched=False)
+    await migrate(empty_engine, "head")
+    assert await queued() == [2]
+    await add(3, dispatched=False)
+    await add(4, dispatched=True)  # a webhook.test: its delivery is written with it
+    assert await queued() == [2, 3]
+    async with empty_engine.begin() as conn:  # a fan-out takes 2 off the queue
+        await conn.execute(text("DELETE FROM events_undispatched WHERE seq = 2"))
+    await migrate(empty_engine, "0018")
+    assert await undispatched() == [3]
+    await migrate(empty_engine, "head")
+    assert await queued() == [3]

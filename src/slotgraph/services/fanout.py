@@ -35,8 +35,8 @@ from slotgraph.services import calendar_pushes, sqlite_deliveries
 from slotgraph.services.deliveries import Claim, claims_of
 from slotgraph.services.fanout_statements import (
     FAN_OUT_IN_ONE,
+    TAKE_IN_TURN,
     TARGETS_OF_APPS,
-    UNDISPATCHED_IN_TURN,
     EventRow,
     TargetRow,
     on_driver,
@@ -68,14 +68,16 @@ async def dispatch(
     """Fan up to `limit` new events out into deliveries, one per target that wants them; with
     `lease`, the ones the order rule allows (up to its room) born leased (the module's doc).
 
-    PostgreSQL: the fan-outs' turn is taken in the events' SELECT, and the deliveries, the
-    events marked and the check that nothing of a booking is queued already are one statement
-    (services/fanout_statements.py `FAN_OUT_IN_ONE`): four round trips with BEGIN and COMMIT,
-    run on the driver (no SQLAlchemy execution around them) when the session is on an engine.
-    SQLite: all of it, BEGIN IMMEDIATE to COMMIT, in one call on aiosqlite's thread
-    (`_dispatch_on_sqlite`), unless the channels' filters must read (a calendar target, or an
-    email target and a booking that asks for emails): then in the session's transaction, the
-    reads in one call and the order rule's check, the deliveries and the events' mark in another
+    The events come off their queue (`events_undispatched`, ADR 0017) in the fan-out's
+    transaction: a fan-out rolled back leaves them queued. PostgreSQL: the fan-outs' turn is
+    taken in the statement that takes them (services/fanout_statements.py `TAKE_IN_TURN`), and
+    the deliveries and the check that nothing of a booking is queued already are one statement
+    (`FAN_OUT_IN_ONE`): four round trips with BEGIN and COMMIT, run on the driver (no
+    SQLAlchemy execution around them) when the session is on an engine. SQLite: all of it,
+    BEGIN IMMEDIATE to COMMIT, in one call on aiosqlite's thread (`_dispatch_on_sqlite`),
+    unless the channels' filters must read (a calendar target, or an email target and a
+    booking that asks for emails): then in the session's transaction, the reads in one call and
+    the order rule's check, the deliveries and the events taken off the queue in another
     (services/sqlite_deliveries.py; one writer at a time anyway)."""
     bind = session.bind
     if isinstance(bind, AsyncEngine):
@@ -89,7 +91,8 @@ async def dispatch(
         events: Sequence[Any]
         targets: Sequence[Any]
         if postgres:
-            events = (await conn.execute(UNDISPATCHED_IN_TURN, {"limit": limit})).all()
+            taken = await conn.exec_driver_sql(TAKE_IN_TURN, (limit,))
+            events = [EventRow._make(r) for r in taken]
             apps = list({e.app_id for e in events})
             targets = (await conn.execute(TARGETS_OF_APPS, {"apps": apps})).all() if apps else []
         else:
@@ -100,12 +103,12 @@ async def dispatch(
             return Dispatched()
         pairs = await _pairs(session, events, targets)
         ids = [new_id() for _ in pairs]
-        seqs = [e.seq for e in events]
         if postgres:
             born = _born_leased(pairs, lease, None) if lease is not None else set()
-            args = _write_args(pairs, ids, born, seqs, lease, now)
+            args = _write_args(pairs, ids, born, lease, now)
             leased = set((await conn.exec_driver_sql(FAN_OUT_IN_ONE, args)).scalars())
         else:
+            seqs = [e.seq for e in events]
             born = await sqlite_deliveries.fan_out(
                 conn, pairs, ids, seqs, _born_of(lease), _lease_of(lease), now
             )
@@ -120,9 +123,9 @@ async def _dispatch_on_driver(
     of its own (db/engine.py `driver_transaction`). The channels' filters, which read only
     where a calendar or an email target is among the targets, read committed rows through
     `session` (another connection; READ COMMITTED sees the same rows, and fan-outs take turns)."""
-    taking, targeting = on_driver(engine.dialect)
+    targeting = on_driver(engine.dialect)
     async with driver_transaction(engine) as driver:
-        found = await driver.fetch(taking.sql, *taking.arguments({"limit": limit}))
+        found = await driver.fetch(TAKE_IN_TURN, limit)
         if not found:
             return Dispatched()
         events = [EventRow._make(r) for r in found]
@@ -132,7 +135,7 @@ async def _dispatch_on_driver(
             pairs = await _pairs(session, events, targets)
         born = _born_leased(pairs, lease, None) if lease is not None else set()
         ids = [new_id() for _ in pairs]
-        args = _write_args(pairs, ids, born, [e.seq for e in events], lease, now)
+        args = _write_args(pairs, ids, born, lease, now)
         leased = {r[0] for r in await driver.fetch(FAN_OUT_IN_ONE, *args)}
     return await _handed(session, events, pairs, ids, leased, now)
 
@@ -269,7 +272,6 @@ def _write_args(
     pairs: Sequence[tuple[Any, Any]],
     ids: list[uuid.UUID],
     born: set[int],
-    seqs: list[int],
     lease: Lease | None,
     now: datetime,
 ) -> tuple[Any, ...]:
@@ -283,7 +285,6 @@ def _write_args(
         [e.booking_id for _, e in pairs],
         [i in born for i in range(len(pairs))],
         now,
-        seqs,
         lease.until if lease else None,
         lease.worker_id if lease else None,
     )

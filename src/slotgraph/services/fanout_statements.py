@@ -1,6 +1,7 @@
 """What the fan-out (services/fanout.py) reads and writes: the events and targets as rows, the
 statements that read them (SQLAlchemy, and prepared as driver SQL for PostgreSQL's driver and
-SQLite's one call), and PostgreSQL's one write (`FAN_OUT_IN_ONE`)."""
+SQLite's one call), PostgreSQL's take of the queued events (`TAKE_IN_TURN`) and its one write
+(`FAN_OUT_IN_ONE`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import uuid
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Uuid, any_, bindparam, func, select
+from sqlalchemy import Uuid, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
 from slotgraph.db import driver_sql
-from slotgraph.db.models import Event, WebhookEndpoint
+from slotgraph.db.models import Event, UndispatchedEvent, WebhookEndpoint
 from slotgraph.services import sqlite_deliveries
 
 # pg_advisory_xact_lock's key for "a fan-out is writing deliveries" (any fixed number: no other
@@ -51,24 +52,38 @@ class TargetRow(NamedTuple):
     previous_secret_expires_at: datetime | None
 
 
+# SQLite: the queued events, oldest first (the queue is events_undispatched, ADR 0017)
 UNDISPATCHED = (
     select(*(getattr(Event, name) for name in EventRow._fields))
-    .where(Event.dispatched_at.is_(None))
-    .order_by(Event.seq)
+    .join(UndispatchedEvent, UndispatchedEvent.seq == Event.seq)
+    .order_by(UndispatchedEvent.seq)
     .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
 )
 
 TARGETS = select(*(getattr(WebhookEndpoint, name) for name in TargetRow._fields)).where(
     WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
 )
 
-# PostgreSQL: the fan-outs' turn (`FANOUT_KEY`), taken before the events are read: a one-time
-# filter, evaluated before the scan. The next statements' snapshots see the previous fan-out's
-# deliveries; an event it marked meanwhile is skipped (FOR UPDATE re-reads a row changed since).
-UNDISPATCHED_IN_TURN = UNDISPATCHED.where(
-    select(func.pg_advisory_xact_lock(FANOUT_KEY)).scalar_subquery().is_not(None)
+# PostgreSQL: up to $1 queued events taken off the queue (deleted: the fan-out's own
+# transaction writes their deliveries, or puts them back by rolling back), oldest first, as
+# EventRow. The fan-outs' turn (`FANOUT_KEY`) is taken first: a one-time filter, evaluated
+# before the scan. The next statements' snapshots see the previous fan-out's deliveries; a
+# queued row it took meanwhile is skipped (FOR UPDATE re-reads a row changed since: deleted, it
+# is gone). The queued rows and then the events are looked up by their keys as an array: index
+# scans whatever a generic plan guessed of the queue's size (`seq IN (...)` hashed the whole
+# queue, a scan of the backlog each fan-out).
+TAKE_IN_TURN = """
+WITH taken AS (
+    DELETE FROM events_undispatched WHERE seq = ANY(ARRAY(
+        SELECT seq FROM events_undispatched
+        WHERE (SELECT pg_advisory_xact_lock({key})) IS NOT NULL
+        ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+    ))
+    RETURNING seq
 )
+SELECT {columns} FROM events
+WHERE seq = ANY(ARRAY(SELECT seq FROM taken)) ORDER BY seq
+""".format(key=FANOUT_KEY, columns=", ".join(EventRow._fields))
 
 TARGETS_OF_APPS = TARGETS.where(WebhookEndpoint.app_id.in_(bindparam("apps", expanding=True)))
 # PostgreSQL on the driver: the apps as one array
@@ -90,20 +105,17 @@ def sqlite_reads(dialect: Dialect) -> sqlite_deliveries.Reads:
 
 
 @functools.cache
-def on_driver(dialect: Dialect) -> tuple[driver_sql.Prepared, driver_sql.Prepared]:
-    """PostgreSQL: the events' read in turn (given the limit) and the targets' (given the
-    apps, an array), as driver SQL."""
-    events = driver_sql.prepare(UNDISPATCHED_IN_TURN, dialect)
+def on_driver(dialect: Dialect) -> driver_sql.Prepared:
+    """PostgreSQL: the targets' read (given the apps, an array), as driver SQL."""
     targets = driver_sql.prepare(TARGETS_OF_ANY_APP, dialect)
-    assert {name for name, value, _ in events.params if value is None} == {"limit"}
     assert [name for name, _, _ in targets.params] == ["apps"]
-    return events, targets
+    return targets
 
 
 # The deliveries as arrays ($1-$7: id, app, target, event, its seq, booking, whether it may be
-# born leased), `now` ($8), the events' seqs to mark dispatched ($9), the lease's end ($10) and
-# worker ($11). A delivery that may be born leased is, unless a pending delivery of its booking
-# to its target is queued already (committed before this statement: fan-outs take turns).
+# born leased), `now` ($8), the lease's end ($9) and worker ($10). A delivery that may be born
+# leased is, unless a pending delivery of its booking to its target is queued already
+# (committed before this statement: fan-outs take turns).
 # Returns the ids born leased.
 FAN_OUT_IN_ONE = """
 WITH o AS (
@@ -111,15 +123,12 @@ WITH o AS (
         $1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::uuid[], $7::bool[]
     ) AS o(id, app_id, endpoint_id, event_id, event_seq, booking_id, may_lease)
 ),
-marked AS (
-    UPDATE events SET dispatched_at = $8 WHERE seq = ANY($9::bigint[])
-),
 inserted AS (
     INSERT INTO deliveries (id, app_id, endpoint_id, event_id, event_seq, booking_id, status,
         attempts, next_attempt_at, locked_until, locked_by, created_at, updated_at)
     SELECT o.id, o.app_id, o.endpoint_id, o.event_id, o.event_seq, o.booking_id, 'pending',
         CASE WHEN b.born THEN 1 ELSE 0 END, $8,
-        CASE WHEN b.born THEN $10::timestamptz END, CASE WHEN b.born THEN $11::varchar END,
+        CASE WHEN b.born THEN $9::timestamptz END, CASE WHEN b.born THEN $10::varchar END,
         $8, $8
     FROM o CROSS JOIN LATERAL (
         SELECT o.may_lease AND (o.booking_id IS NULL OR NOT EXISTS (

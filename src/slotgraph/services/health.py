@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import Delivery, Event, WorkerHeartbeat
+from slotgraph.db.models import Delivery, Event, UndispatchedEvent, WorkerHeartbeat
 from slotgraph.domain.availability import rfc3339
 
 HEARTBEAT_KEEP = timedelta(days=1)
@@ -73,7 +73,9 @@ async def outbox_lag(session: AsyncSession, *, now: datetime) -> float:
     """Age in seconds of the oldest event not yet delivered everywhere it should go (0: none)."""
     async with session.begin():
         undispatched = await session.scalar(
-            select(func.min(Event.created_at)).where(Event.dispatched_at.is_(None))
+            select(func.min(Event.created_at)).join(
+                UndispatchedEvent, UndispatchedEvent.seq == Event.seq
+            )
         )
         pending = await session.scalar(
             select(func.min(Event.created_at))

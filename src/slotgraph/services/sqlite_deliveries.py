@@ -48,7 +48,8 @@ _QUEUED = (
     " AND booking_id IN (SELECT value FROM json_each(?))"
     " GROUP BY endpoint_id, booking_id"
 )
-_MARK = "UPDATE events SET dispatched_at = ? WHERE seq = ?"
+# The events fanned out, off their queue (ADR 0017)
+_TAKEN = "DELETE FROM events_undispatched WHERE seq = ?"
 
 # A success, where the claim is still ours (looked up by its key: the record's cost does not grow
 # with the deliveries kept, tests/api/test_delivery_record_cost.py)
@@ -92,8 +93,8 @@ async def dispatch(
     transaction, db/engine.py) to COMMIT, on `conn`, a connection not in a transaction (checked
     out of the pool: the process's one connection, ADR 0008): up to `limit` undispatched
     events and their apps' targets read, `pairs_of` them (target, event) each given a new id,
-    written as deliveries (`_write`: `born_of` and `lease` as there), the events marked
-    dispatched. Returns the events, the pairs, their ids and the positions born leased; None,
+    written as deliveries (`_write`: `born_of` and `lease` as there), the events taken off
+    their queue. Returns the events, the pairs, their ids and the positions born leased; None,
     rolled back, where `pairs_of` says None (its channels' filters must read the database:
     the caller's way through its session instead).
 
@@ -197,7 +198,7 @@ def _write(
     now: datetime,
 ) -> set[int]:
     """On aiosqlite's thread: write the deliveries of `pairs` (target, event) with the `ids`,
-    and mark the events `seqs` dispatched. `born_of` (with a lease) says which positions in
+    and take the events `seqs` off their queue. `born_of` (with a lease) says which positions in
     `pairs` are born leased, given the (target, booking) pairs that have a pending delivery
     already (read here); those take attempt 1 and `lease` (its end, its worker). Returns them."""
     until, worker = (s.time(lease[0]), lease[1]) if lease is not None else (None, None)
@@ -232,7 +233,7 @@ def _write(
             for i, row in enumerate(rows)
         ],
     )
-    db.executemany(_MARK, [(at, seq) for seq in seqs])
+    db.executemany(_TAKEN, [(seq,) for seq in seqs])
     return born
 
 

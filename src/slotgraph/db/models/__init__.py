@@ -26,7 +26,14 @@ from slotgraph.db.models.bookings import (
 )
 from slotgraph.db.models.clients import Client
 from slotgraph.db.models.instance import InstanceSecret, WorkerHeartbeat
-from slotgraph.db.models.outbox import EVENTS, Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from slotgraph.db.models.outbox import (
+    EVENTS,
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    UndispatchedEvent,
+    WebhookEndpoint,
+)
 from slotgraph.db.models.pages import BookingPage, Project
 from slotgraph.db.models.resources import CalendarConnection, Resource, ResourceBlock
 
@@ -56,6 +63,7 @@ __all__ = [
     "Project",
     "Resource",
     "ResourceBlock",
+    "UndispatchedEvent",
     "WebhookEndpoint",
     "WorkerHeartbeat",
     "new_id",

@@ -20,12 +20,6 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_app_seq", "app_id", "seq"),
         Index("ix_events_booking_seq", "booking_id", "seq"),
-        Index(
-            "ix_events_undispatched",
-            "seq",
-            postgresql_where=text("dispatched_at IS NULL"),
-            sqlite_where=text("dispatched_at IS NULL"),
-        ),
     )
 
     # `seq` orders events (per booking, the order they happened); `id` is the public id.
@@ -38,10 +32,26 @@ class Event(Base):
     booking_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bookings.id"))
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Set when the worker has created this event's deliveries (one per matching endpoint).
+    # Set at insert: this event's deliveries are written with it (`webhook.test`), so it is
+    # not queued for the fan-out. Unset: a trigger queues it in `events_undispatched`
+    # (UndispatchedEvent). Before migration 0019 the fan-out set it; since then it leaves the
+    # row as written (ADR 0017).
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The X-Request-Id of the request that caused the event (None for the worker's timers).
     request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class UndispatchedEvent(Base):
+    """The fan-out's queue: one row per event not yet fanned out, put there by a trigger on
+    `events` in the event's own transaction (migration 0019) and deleted by the fan-out that
+    writes its deliveries. An event row is then written once and never updated: marking it
+    dispatched copied the whole row (its payload) and wrote four index entries (ADR 0017)."""
+
+    __tablename__ = "events_undispatched"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
 
 
 class WebhookEndpoint(Base):
