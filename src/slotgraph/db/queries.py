@@ -67,11 +67,14 @@ async def overlapping_holds(
     return (await conn.execute(_OVERLAPPING, params)).all()
 
 
-async def lock_bookings(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Booking]:
+async def lock_bookings(
+    session: AsyncSession, ids: Sequence[uuid.UUID], *, skip_locked: bool = False
+) -> list[Booking]:
     """Load bookings with a row lock, in id order (a fixed order cannot deadlock).
 
     `populate_existing` refreshes objects already in the session with the locked row's values.
     On SQLite FOR UPDATE is not rendered; there the whole transaction already holds the lock.
+    `skip_locked` (PostgreSQL): leave out the bookings another transaction has locked.
     """
     if not ids:
         return []
@@ -79,7 +82,7 @@ async def lock_bookings(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list
         select(Booking)
         .where(Booking.id.in_(sorted(set(ids))))
         .order_by(Booking.id)
-        .with_for_update()
+        .with_for_update(skip_locked=skip_locked)
         .execution_options(populate_existing=True)
     )
     return list((await session.scalars(stmt)).all())

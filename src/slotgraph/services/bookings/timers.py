@@ -37,9 +37,14 @@ _AUTOMATIC = _declared(automatic=True)
 
 async def run_timers(session: AsyncSession, *, now: datetime, limit: int = 500) -> int:
     """The worker's timers, all apps: every timer of every graph that is due (at most `limit`
-    bookings per timer). Returns how many bookings moved."""
+    bookings per timer). Returns how many bookings moved. A booking another transaction has
+    locked (a request changing it, a psql session) is left for the next round: waiting for it
+    held up every other timer and the worker's fan-out of new events behind it, as long as the
+    lock was held (docs/operations.md, "Bad days")."""
     async with session.begin():
-        return await _apply(session, _ALL, automatic=False, now=now, app_id=None, limit=limit)
+        return await _apply(
+            session, _ALL, automatic=False, now=now, app_id=None, limit=limit, skip_locked=True
+        )
 
 
 async def apply_all_due(
@@ -57,9 +62,11 @@ async def _apply(
     now: datetime,
     app_id: uuid.UUID | None,
     limit: int,
+    skip_locked: bool = False,
 ) -> int:
     """Find the bookings due under `timers`, lock them all at once (in the global lock order),
-    and move each by the timer that is still due under its lock."""
+    and move each by the timer that is still due under its lock; with `skip_locked`, only those
+    no other transaction holds (nor their class)."""
     due: list[Row[uuid.UUID, uuid.UUID | None]] = []
     for timer, graphs in timers:
         stmt = select(Booking.id, Booking.owner_booking_id).where(
@@ -70,7 +77,7 @@ async def _apply(
             stmt = stmt.where(Booking.app_id == app_id)
         stmt = stmt.order_by(getattr(Booking, timer.at)).limit(limit)
         due.extend((await session.execute(stmt)).all())
-    owners, locked = await _lock_with_owners(session, due)
+    owners, locked = await _lock_with_owners(session, due, skip_locked=skip_locked)
     moved = 0
     for booking in locked:
         owner = owners.get(booking.owner_booking_id) if booking.owner_booking_id else None
@@ -83,11 +90,18 @@ async def _apply(
 
 
 async def _lock_with_owners(
-    session: AsyncSession, rows: Sequence[Row[uuid.UUID, uuid.UUID | None]]
+    session: AsyncSession,
+    rows: Sequence[Row[uuid.UUID, uuid.UUID | None]],
+    *,
+    skip_locked: bool = False,
 ) -> tuple[dict[uuid.UUID, Booking], list[Booking]]:
-    """Lock the classes of these bookings, then the bookings: the global lock order."""
+    """Lock the classes of these bookings, then the bookings: the global lock order. With
+    `skip_locked`, a booking whose class was skipped is skipped too."""
     if not rows:
         return {}, []
     owner_ids = [r[1] for r in rows if r[1] is not None]
-    owners = {o.id: o for o in await queries.lock_bookings(session, owner_ids)}
-    return owners, await queries.lock_bookings(session, [r[0] for r in rows])
+    owners = {
+        o.id: o for o in await queries.lock_bookings(session, owner_ids, skip_locked=skip_locked)
+    }
+    ids = [r[0] for r in rows if r[1] is None or r[1] in owners]
+    return owners, await queries.lock_bookings(session, ids, skip_locked=skip_locked)
