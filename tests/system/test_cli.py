@@ -275,11 +275,12 @@ def test_the_bootstrap_message_says_what_to_remove_and_that_is_enough(
 async def test_a_migration_kept_waiting_by_another_sessions_lock_says_so_and_changes_nothing(
     fresh_database: tuple[str, str],
 ) -> None:
-    # Another session holds a lock on the table the newest migration changes (PostgreSQL: a
-    # long transaction reading `deliveries`, as pg_dump does; SQLite: a process holding the
-    # write lock). Past the lock timeout (PostgreSQL: SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS; SQLite:
-    # its busy timeout, 30 s) `migrate` says what kept it waiting, not a traceback, and the
-    # database is still at the migration before; once the session ends it goes through.
+    # Another session holds a lock every migration needs (PostgreSQL: the row of
+    # alembic_version, which each migration updates, whatever tables it changes; SQLite: a
+    # process holding the write lock). Past the lock timeout (PostgreSQL:
+    # SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS; SQLite: its busy timeout, 30 s) `migrate` says what
+    # kept it waiting, not a traceback, and the database is still at the migration before;
+    # once the session ends it goes through.
     backend, url = fresh_database
     before = f"{int(head_revision() or 0) - 1:04d}"
     engine = create_engine(url)
@@ -292,7 +293,7 @@ async def test_a_migration_kept_waiting_by_another_sessions_lock_says_so_and_cha
     if backend == "postgresql":
         holder = await asyncpg.connect(url)
         await holder.execute("BEGIN")
-        await holder.execute("SELECT count(*) FROM deliveries")
+        await holder.execute("SELECT version_num FROM alembic_version FOR UPDATE")
     else:
         file = sqlite3.connect(make_url(url).database or "", isolation_level=None)
         file.execute("BEGIN IMMEDIATE")
@@ -319,7 +320,9 @@ async def test_a_migration_kept_waiting_by_another_sessions_lock_says_so_and_cha
 
 async def test_a_migration_cancelled_by_the_roles_statement_timeout_says_so() -> None:
     # PostgreSQL only (SQLite has no statement_timeout): the database's own setting cancels the
-    # migration's statements; `migrate` says that, not that it waited for a lock.
+    # migration's statement; `migrate` says that, not that it waited for a lock. The statement
+    # is made to last: it waits for alembic_version's row, held by another session, with
+    # slotgraph's own lock timeout off.
     url = await create_postgres_database("slotgraph_system")
     try:
         before = f"{int(head_revision() or 0) - 1:04d}"
@@ -331,10 +334,17 @@ async def test_a_migration_cancelled_by_the_roles_statement_timeout_says_so() ->
         database = make_url(url).database
         admin = await asyncpg.connect(url)
         try:
-            await admin.execute(f'ALTER DATABASE "{database}" SET statement_timeout = 1')
-            env = os.environ | {"SLOTGRAPH_DATABASE_URL": url}
+            # for the sessions from now on (not this one)
+            await admin.execute(f'ALTER DATABASE "{database}" SET statement_timeout = 1000')
+            await admin.execute("BEGIN")
+            await admin.execute("SELECT version_num FROM alembic_version FOR UPDATE")
+            env = os.environ | {
+                "SLOTGRAPH_DATABASE_URL": url,
+                "SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "0",
+            }
             command = [sys.executable, "-m", "slotgraph.cli", "migrate"]
             cut = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+            await admin.execute("ROLLBACK")
             await admin.execute(f'ALTER DATABASE "{database}" RESET statement_timeout')
         finally:
             await admin.close()
