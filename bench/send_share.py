@@ -1,7 +1,9 @@
 """The worker's send against the floor's plain POST, in one process: what a send costs itself.
 
-`python -m bench.send_share [--n N] [--rounds R]`: `bench/receiver.py` on core 0, and in this
-process, pinned to core 1, one client (`webhooks.sender.session`, as the worker and
+`python -m bench.send_share [--n N] [--rounds R] [--loop uvloop|asyncio]`: `bench/receiver.py`
+on core 0, and in this process, pinned to core 1, on the worker's event loop (uvloop, the command
+line's `cli_commands.run`; `--loop asyncio`: asyncio's default loop, the worker's before issue
+15's eleventh pass), one client (`webhooks.sender.session`, as the worker and
 `bench/post_floor.py` make it) sending N requests 32 at a time (`WORKER_BATCH`) three ways, in
 R rounds whose order alternates: `floor`, the floor's plain POST (a 10-byte body, no headers,
 `bench/post_floor.py`); `send`, `webhooks.sender.send` (an event's 1.4 KB body, signed, its
@@ -31,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 from bench.harness import free_port
+from slotgraph import cli_commands
 from slotgraph.db.engine import create_engine
 from slotgraph.services.deliveries import Claim
 from slotgraph.settings import Settings
@@ -141,7 +144,8 @@ async def run(n: int, rounds: int, url: str, directory: str) -> None:
             for name, way in ways if r % 2 == 0 else ways[::-1]:
                 cpu[name].append(await way(http, url, n) / n * 1e6)
     floor_us = statistics.median(cpu["floor"])
-    print(f"load {os.getloadavg()[0]:.1f}; CPU per request, {rounds} rounds of {n}:")
+    loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    print(f"{loop}, load {os.getloadavg()[0]:.1f}; CPU per request, {rounds} rounds of {n}:")
     for name, values in cpu.items():
         each = " ".join(f"{v:.0f}" for v in values)
         median = statistics.median(values)
@@ -152,6 +156,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the event loop: the worker's (uvloop, cli_commands.run) or asyncio's default",
+    )
     args = parser.parse_args()
     port = free_port()
     receiver = subprocess.Popen(
@@ -165,7 +175,8 @@ def main() -> None:
             time.sleep(0.01)
         os.sched_setaffinity(0, {1})
         with tempfile.TemporaryDirectory() as directory:
-            asyncio.run(run(args.n, args.rounds, f"http://127.0.0.1:{port}/hook", directory))
+            shares = run(args.n, args.rounds, f"http://127.0.0.1:{port}/hook", directory)
+            (cli_commands.run if args.loop == "uvloop" else asyncio.run)(shares)
     finally:
         receiver.terminate()
         receiver.wait()

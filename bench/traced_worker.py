@@ -109,7 +109,8 @@ def _report() -> None:
 atexit.register(_report)
 
 if __name__ == "__main__":
-    if os.environ.get("SLOTGRAPH_BENCH_PROFILE"):  # cProfile, CPU time: the top functions
+    if out := os.environ.get("SLOTGRAPH_BENCH_PROFILE"):  # cProfile, CPU time: the top parts
+        # (a value ending in .prof: the whole profile is written there too, for pstats)
         import cProfile
         import pstats
 
@@ -120,6 +121,8 @@ if __name__ == "__main__":
         finally:
             profile.disable()
             stats = pstats.Stats(profile)
+            if out.endswith(".prof"):
+                stats.dump_stats(out)
             by_part: dict[str, float] = defaultdict(float)
             for (path, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
                 part = path.split("site-packages/")[-1].split("/")[0]

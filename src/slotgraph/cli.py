@@ -57,10 +57,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
 
     args = parser.parse_args(argv)
-    import asyncio
     import json
 
     from slotgraph import cli_commands as commands
+    from slotgraph.cli_commands import run
 
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
@@ -68,18 +68,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         commands.serve(args, settings)
     elif args.command == "worker":
         commands.require_database(settings, migrated=False)
-        asyncio.run(commands.run_worker(settings))
+        run(commands.run_worker(settings))
     elif args.command == "migrate":
-        asyncio.run(commands.migrate_database(settings))
+        run(commands.migrate_database(settings))
         print("database is at head", file=sys.stderr)
     elif args.command == "apps":
         commands.require_database(settings)
     if args.command == "apps" and args.apps_command == "create":
-        print(commands.created_json(asyncio.run(commands.create_tenant(settings, args.name))))
+        print(commands.created_json(run(commands.create_tenant(settings, args.name))))
     elif args.command == "apps" and args.apps_command == "list":
-        print(json.dumps(asyncio.run(commands.list_apps(settings)), indent=2))
+        print(json.dumps(run(commands.list_apps(settings)), indent=2))
     elif args.command == "apps" and args.apps_command == "settings":
-        print(asyncio.run(commands.app_settings(settings, args.app_id, args.pairs)))
+        print(run(commands.app_settings(settings, args.app_id, args.pairs)))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from slotgraph.settings import Settings
 
@@ -22,6 +22,20 @@ if TYPE_CHECKING:
 # parser need none of it (cli.py imports this module only once the arguments are parsed), and
 # `serve --workers N` children import cli.py again before the app (docs/testing.md, "Process
 # starts": --help went from 1.7-1.8 s of CPU to 0.7 s).
+
+
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """How the command line runs a coroutine, every command's: on uvloop, the loop `serve` gives
+    uvicorn (`loop="uvloop"` below), so `slotgraph worker` runs on the loop the worker inside
+    `serve` runs on. The worker's client (aiohttp) and PostgreSQL's driver (asyncpg) spend much of
+    their CPU in the loop's transports and callbacks (docs/benchmarks.md, "Webhooks", eleventh
+    pass; ADR 0014). The floor's client (bench/post_floor.py) runs on it too."""
+    import uvloop
+
+    return uvloop.run(main)
 
 
 def _now() -> datetime:
@@ -145,7 +159,6 @@ def _where(settings: Settings) -> str:
 def require_database(settings: Settings, *, migrated: bool = True) -> None:
     """Commands that work on data never create a database: they say which one they looked for,
     and what to do when it is missing or not migrated, instead of a traceback."""
-    import asyncio
     from pathlib import Path
 
     from sqlalchemy.engine import make_url
@@ -171,7 +184,7 @@ def require_database(settings: Settings, *, migrated: bool = True) -> None:
             "or postgresql://...). `slotgraph migrate` creates a new one."
         )
     try:
-        revision = asyncio.run(_revision(settings))
+        revision = run(_revision(settings))
     except (DatabaseUnavailable, DBAPIError, OSError) as exc:
         reason = exc.__cause__ or exc
         raise SystemExit(
@@ -241,7 +254,6 @@ async def list_apps(settings: Settings) -> list[dict[str, object]]:
 def _settings_patch(pairs: Sequence[str]) -> AppSettings:
     """`NAME=VALUE` pairs (VALUE is JSON, or else a plain string; `a.b=` sets a nested field)."""
     import json
-    from typing import Any
 
     from pydantic import ValidationError
 
@@ -343,7 +355,6 @@ def created_json(created: apps.CreatedApp) -> str:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> None:
-    import asyncio
     import tempfile
 
     import uvicorn
@@ -363,7 +374,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     # /metrics adds them up. Set before any process imports the library (slotgraph.metrics).
     if not os.environ.get(MULTIPROC_ENV):
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="slotgraph-metrics-")
-    created = asyncio.run(bootstrap(settings))
+    created = run(bootstrap(settings))
     if isinstance(created, str):
         print(created, file=sys.stderr, flush=True)
     elif created is not None:

@@ -344,7 +344,8 @@ class Worker:
         free up (up to `WORKER_BATCH` sends in flight, as many claims waiting for a slot), one
         records the results as they come in, one fans out and runs the timers. A claim never
         waits for a record, nor a record for a claim."""
-        log.info("worker %s started", self.id)
+        loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # uvloop or asyncio
+        log.info("worker %s started on %s", self.id, loop)
         if self._measure is not None:  # before any lease or timer is written with it
             await self._guarded(self._measure())
         calendars = asyncio.create_task(self.calendars.run(self._stop), name="slotgraph-calendars")

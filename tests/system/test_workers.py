@@ -186,7 +186,9 @@ async def test_sigterm_releases_what_it_cannot_finish_in_time(
             stopped = time.monotonic() - sent
     finally:
         stop_server(server)
-    assert worker.returncode == 0, (tmp_path / "worker.log").read_text()
+    said = (tmp_path / "worker.log").read_text()
+    assert worker.returncode == 0, said
+    assert " started on uvloop" in said  # the loop `serve` runs its worker on (cli_commands.run)
     assert stopped < 25  # long before the receiver would have answered
     rows = await database_says(server, "SELECT status, attempts, locked_by FROM deliveries")
     assert [(r[0], r[1], r[2]) for r in rows] == [("pending", 0, None)]  # released, not lost
