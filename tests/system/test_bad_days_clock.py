@@ -51,6 +51,29 @@ def worker_an_hour_ahead(database_url: str, log: Path) -> subprocess.Popen[bytes
         )
 
 
+async def payment_hold(http: httpx.AsyncClient, server: Server) -> httpx.Response:
+    """A booking held for 30 minutes until it is paid, on a new resource."""
+    r = await http.post(
+        f"{server.url}/v1/resources",
+        headers=server.headers(),
+        json={"name": "Room", "timezone": "UTC"},
+    )
+    hold = await http.post(
+        f"{server.url}/v1/bookings",
+        headers=server.headers(),
+        json={
+            "graph": "instant_payment",
+            "payment_timeout": "PT30M",
+            "resource_id": r.json()["resource_id"],
+            "start_time": "2031-01-02T10:00:00Z",
+            "end_time": "2031-01-02T11:00:00Z",
+            "customer": {"name": "Ann", "email": "ann@example.com"},
+        },
+    )
+    assert hold.status_code == 201, hold.text
+    return hold
+
+
 async def test_a_worker_an_hour_ahead_times_out_no_hold_early(tmp_path: Path) -> None:
     url = await create_postgres_database("slotgraph_baddays")
     server: Server | None = None
@@ -58,24 +81,7 @@ async def test_a_worker_an_hour_ahead_times_out_no_hold_early(tmp_path: Path) ->
     try:
         server = await start_server(url, "postgresql", tmp_path / "server.log", "--no-worker")
         async with httpx.AsyncClient(timeout=30) as http:
-            r = await http.post(
-                f"{server.url}/v1/resources",
-                headers=server.headers(),
-                json={"name": "Room", "timezone": "UTC"},
-            )
-            hold = await http.post(
-                f"{server.url}/v1/bookings",
-                headers=server.headers(),
-                json={
-                    "graph": "instant_payment",
-                    "payment_timeout": "PT30M",
-                    "resource_id": r.json()["resource_id"],
-                    "start_time": "2031-01-02T10:00:00Z",
-                    "end_time": "2031-01-02T11:00:00Z",
-                    "customer": {"name": "Ann", "email": "ann@example.com"},
-                },
-            )
-            assert hold.status_code == 201, hold.text
+            hold = await payment_hold(http, server)
             assert hold.json()["status"] == "tentative"
 
             worker = worker_an_hour_ahead(url, tmp_path / "worker.log")
@@ -152,24 +158,7 @@ async def test_a_lone_serve_with_its_clock_an_hour_off_keeps_holds_and_readyz_ri
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-            r = await http.post(
-                f"{server.url}/v1/resources",
-                headers=server.headers(),
-                json={"name": "Room", "timezone": "UTC"},
-            )
-            hold = await http.post(
-                f"{server.url}/v1/bookings",
-                headers=server.headers(),
-                json={
-                    "graph": "instant_payment",
-                    "payment_timeout": "PT30M",
-                    "resource_id": r.json()["resource_id"],
-                    "start_time": "2031-01-02T10:00:00Z",
-                    "end_time": "2031-01-02T11:00:00Z",
-                    "customer": {"name": "Ann", "email": "ann@example.com"},
-                },
-            )
-            assert hold.status_code == 201, hold.text
+            hold = await payment_hold(http, server)
             first = await database_says(server, "SELECT max(beat_at) FROM worker_heartbeats")
             # A round of timers after the hold was made: its heartbeat is written after it.
             for _ in range(600):

@@ -272,6 +272,17 @@ def test_the_bootstrap_message_says_what_to_remove_and_that_is_enough(
     assert mail.read_text() == "kept"
 
 
+async def at_the_migration_before_the_newest(url: str) -> str:
+    """Migrate the database at `url` to the migration before the newest; that one's name."""
+    before = f"{int(head_revision() or 0) - 1:04d}"
+    engine = create_engine(url)
+    try:
+        await migrate(engine, before)
+    finally:
+        await engine.dispose()
+    return before
+
+
 async def test_a_migration_kept_waiting_by_another_sessions_lock_says_so_and_changes_nothing(
     fresh_database: tuple[str, str],
 ) -> None:
@@ -282,12 +293,7 @@ async def test_a_migration_kept_waiting_by_another_sessions_lock_says_so_and_cha
     # kept it waiting, not a traceback, and the database is still at the migration before;
     # once the session ends it goes through.
     backend, url = fresh_database
-    before = f"{int(head_revision() or 0) - 1:04d}"
-    engine = create_engine(url)
-    try:
-        await migrate(engine, before)
-    finally:
-        await engine.dispose()
+    before = await at_the_migration_before_the_newest(url)
     env = os.environ | {"SLOTGRAPH_DATABASE_URL": url, "SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "1"}
     command = [sys.executable, "-m", "slotgraph.cli", "migrate"]
     if backend == "postgresql":
@@ -325,12 +331,7 @@ async def test_a_migration_cancelled_by_the_roles_statement_timeout_says_so() ->
     # slotgraph's own lock timeout off.
     url = await create_postgres_database("slotgraph_system")
     try:
-        before = f"{int(head_revision() or 0) - 1:04d}"
-        engine = create_engine(url)
-        try:
-            await migrate(engine, before)
-        finally:
-            await engine.dispose()
+        before = await at_the_migration_before_the_newest(url)
         database = make_url(url).database
         admin = await asyncpg.connect(url)
         try:
