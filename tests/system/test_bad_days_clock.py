@@ -139,6 +139,7 @@ async def test_a_lone_serve_with_its_clock_an_hour_off_keeps_holds_and_readyz_ri
         "SLOTGRAPH_DATABASE_URL": url,
         "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": SECRET,
         "SLOTGRAPH_LOG_LEVEL": "warning",
+        "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5",
     }
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -159,14 +160,17 @@ async def test_a_lone_serve_with_its_clock_an_hour_off_keeps_holds_and_readyz_ri
                     pass
                 await asyncio.sleep(0.1)
             hold = await payment_hold(http, server)
-            first = await database_says(server, "SELECT max(beat_at) FROM worker_heartbeats")
-            # A round of timers after the hold was made: its heartbeat is written after it.
+            # A whole round of timers after the hold was made: each round's heartbeat is written
+            # after its timers, so the second heartbeat from now ends a round begun after it.
+            beats = [await database_says(server, "SELECT max(beat_at) FROM worker_heartbeats")]
             for _ in range(600):
                 beat = await database_says(server, "SELECT max(beat_at) FROM worker_heartbeats")
-                if beat[0][0] is not None and beat != first:
+                if beat[0][0] is not None and beat != beats[-1]:
+                    beats.append(beat)
+                if len(beats) == 3:
                     break
                 await asyncio.sleep(0.1)
-            assert beat != first, "no round of timers"
+            assert len(beats) == 3, "no whole round of timers"
             now = await http.get(
                 f"{server.url}/v1/bookings/{hold.json()['booking_id']}", headers=server.headers()
             )
