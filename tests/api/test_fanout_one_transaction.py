@@ -102,3 +102,38 @@ async def test_a_fan_out_whose_write_fails_writes_nothing_and_the_next_one_goes_
     async with sessions() as session:
         fanned = await fanout.dispatch(session, now=now, lease=lease)
     assert (fanned.events, len(fanned.claims)) == (2, 2)
+
+
+async def test_an_event_an_older_worker_fanned_out_is_not_fanned_out_again(
+    api: Api, engine: AsyncEngine
+) -> None:
+    """During a rolling upgrade past migration 0019 a worker of the older version marks the
+    events it fans out (`dispatched_at`) and leaves them queued: a new worker takes them off the
+    queue without writing their deliveries again (which collide with the older one's and fail
+    the whole fan-out, every time it takes them)."""
+    r = await api.post("/v1/webhooks", {"url": "https://example.com/hook"})
+    assert r.status_code == 201, r.text
+    target = uuid.UUID(r.json()["webhook_id"])
+    await book_days(api, 3)
+    now = api.clock.now
+    async with engine.begin() as conn:  # the older worker's fan-out of the first event
+        first = (await conn.execute(select(Event).order_by(Event.seq).limit(1))).one()
+        await conn.execute(
+            Event.__table__.update().where(Event.seq == first.seq).values(dispatched_at=now)
+        )
+        await conn.execute(
+            insert(table_of(Delivery)).values(
+                **{"id": uuid.uuid4(), "app_id": first.app_id, "endpoint_id": target},
+                **{"event_id": first.id, "event_seq": first.seq, "booking_id": first.booking_id},
+                **{"status": "succeeded", "attempts": 1, "next_attempt_at": None},
+                **{"created_at": now, "updated_at": now},
+            )
+        )
+    lease = fanout.Lease("w", now + timedelta(minutes=1), room=10)
+    async with session_factory(engine)() as session:
+        fanned = await fanout.dispatch(session, now=now, lease=lease)
+    assert (fanned.events, len(fanned.claims)) == (2, 2)
+    assert first.id not in {c.event_id for c in fanned.claims}
+    async with engine.begin() as conn:
+        assert await conn.scalar(select(func.count()).select_from(UndispatchedEvent)) == 0
+        assert await conn.scalar(select(func.count()).select_from(Delivery)) == 3

@@ -52,10 +52,12 @@ class TargetRow(NamedTuple):
     previous_secret_expires_at: datetime | None
 
 
-# SQLite: the queued events, oldest first (the queue is events_undispatched, ADR 0017)
+# SQLite: the queued events, oldest first (the queue is events_undispatched, ADR 0017), but not
+# one marked dispatched (`TAKE_IN_TURN` says why; sqlite_deliveries.py takes those off first)
 UNDISPATCHED = (
     select(*(getattr(Event, name) for name in EventRow._fields))
     .join(UndispatchedEvent, UndispatchedEvent.seq == Event.seq)
+    .where(Event.dispatched_at.is_(None))
     .order_by(UndispatchedEvent.seq)
     .limit(bindparam("limit"))
 )
@@ -69,7 +71,10 @@ TARGETS = select(*(getattr(WebhookEndpoint, name) for name in TargetRow._fields)
 # EventRow. The fan-outs' turn (`FANOUT_KEY`) is taken first: a one-time filter, evaluated
 # before the scan. The next statements' snapshots see the previous fan-out's deliveries; a
 # queued row it took meanwhile is skipped (FOR UPDATE re-reads a row changed since: deleted, it
-# is gone). The queued rows and then the events are looked up by their keys as an array: index
+# is gone). An event marked dispatched is taken off the queue but not fanned out: a worker of a
+# version before migration 0019, still running after it, fanned it out and marked it (its
+# deliveries would collide with theirs, and fail every fan-out that took it). The queued rows
+# and then the events are looked up by their keys as an array: index
 # scans whatever a generic plan guessed of the queue's size (`seq IN (...)` hashed the whole
 # queue, a scan of the backlog each fan-out).
 TAKE_IN_TURN = """
@@ -82,7 +87,7 @@ WITH taken AS (
     RETURNING seq
 )
 SELECT {columns} FROM events
-WHERE seq = ANY(ARRAY(SELECT seq FROM taken)) ORDER BY seq
+WHERE seq = ANY(ARRAY(SELECT seq FROM taken)) AND dispatched_at IS NULL ORDER BY seq
 """.format(key=FANOUT_KEY, columns=", ".join(EventRow._fields))
 
 TARGETS_OF_APPS = TARGETS.where(WebhookEndpoint.app_id.in_(bindparam("apps", expanding=True)))

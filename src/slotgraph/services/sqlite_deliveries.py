@@ -50,6 +50,13 @@ _QUEUED = (
 )
 # The events fanned out, off their queue (ADR 0017)
 _TAKEN = "DELETE FROM events_undispatched WHERE seq = ?"
+# ... and, before the read, the first `?` queued that are marked dispatched already: fanned out by
+# a worker of a version before migration 0019 (services/fanout_statements.py `TAKE_IN_TURN`)
+_MARKED = (
+    "DELETE FROM events_undispatched WHERE seq IN (SELECT e.seq FROM events AS e"
+    " WHERE e.seq IN (SELECT seq FROM events_undispatched ORDER BY seq LIMIT ?)"
+    " AND e.dispatched_at IS NOT NULL)"
+)
 
 # A success, where the claim is still ours (looked up by its key: the record's cost does not grow
 # with the deliveries kept, tests/api/test_delivery_record_cost.py)
@@ -141,8 +148,10 @@ async def undispatched(conn: Any, reads: Reads, limit: int) -> tuple[list[Any], 
 
 
 def _read(db: sqlite3.Connection, reads: Reads, limit: int) -> tuple[list[Any], list[Any]]:
-    """On aiosqlite's thread: the events' rows and their apps' targets', as stored."""
+    """On aiosqlite's thread: the events' rows and their apps' targets', as stored (the
+    caller's transaction: the queued events marked dispatched are taken off first)."""
     app_at = reads.events.columns.index("app_id")
+    db.execute(_MARKED, (limit,))
     events = db.execute(reads.events.sql, reads.events.arguments({"limit": limit})).fetchall()
     targets = []
     for app in dict.fromkeys(e[app_at] for e in events):  # as stored: no conversion
