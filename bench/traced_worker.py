@@ -30,7 +30,7 @@ def _timed(name: str, count: Any) -> None:
         out = await original(self, *args, **kwargs)
         t1 = time.perf_counter()
         _steps[name].append((t0, t1, count(out, args)))
-        if name in ("_claim", "_housekeeping"):
+        if name in ("_claim", "_fan_out"):
             for c in out if name == "_claim" else out[1]:
                 _marks[c.delivery_id]["claimed"] = t1
         elif name == "_record":
@@ -44,7 +44,7 @@ def _timed(name: str, count: Any) -> None:
 
 _timed("_claim", lambda out, args: len(out))
 _timed("_record", lambda out, args: len(args[0]))
-_timed("_housekeeping", lambda out, args: len(out[1]))  # deliveries born leased
+_timed("_fan_out", lambda out, args: len(out[1]))  # deliveries born leased
 _send = Sends.send
 
 

@@ -115,7 +115,9 @@ class Worker:
         if calendars:
             work += await self.calendars.run_once()
         batch = self.settings.worker_batch
-        found, born = await self._housekeeping(timers=timers, room=batch)
+        found, born = await self._fan_out(room=batch)
+        if timers:
+            found += await self.steps.chores()
         claims = born + await self._claim(batch - len(born))
         if claims:
             async with self.sends.client():
@@ -125,12 +127,10 @@ class Worker:
                 await self._record(results)
         return work + found + len(claims)
 
-    async def _housekeeping(
-        self, *, timers: bool, room: int, limit: int = 500
-    ) -> tuple[int, list[deliveries.Claim]]:
-        """The fan-out (born leased up to `room`) and, with `timers`, the housekeeping."""
-        work, queued, born = await self.steps.housekeeping(
-            timers=timers, room=room, limit=limit, skip=self.slow.blocked()
+    async def _fan_out(self, *, room: int, limit: int = 500) -> tuple[int, list[deliveries.Claim]]:
+        """The fan-out, born leased up to `room`."""
+        work, queued, born = await self.steps.fan_out(
+            room=room, limit=limit, skip=self.slow.blocked()
         )
         if queued:
             self._due.set()  # queued behind an earlier one, or no room: for the claims
@@ -328,10 +328,12 @@ class Worker:
 
     async def _look(self, timers: bool, room: int, limit: int) -> int:
         until = self.clock() + self.lease  # no later than the fan-out's Lease
-        found, born = await self._housekeeping(timers=timers, room=room, limit=limit)
-        if born:
+        found, born = await self._fan_out(room=room, limit=limit)
+        if born:  # in the slots before the chores, which may fail (guarded) without them
             self._wait(born, until)
             self._fill()
+        if timers:
+            found += await self.steps.chores()
         return found
 
     async def _record(self, results: list[tuple[deliveries.Claim, Outcome]]) -> int:

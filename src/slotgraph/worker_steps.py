@@ -29,14 +29,14 @@ class Steps:
     worker_id: str
     lease: timedelta
 
-    async def housekeeping(
-        self, *, timers: bool, room: int, limit: int, skip: Sequence[uuid.UUID] = ()
+    async def fan_out(
+        self, *, room: int, limit: int, skip: Sequence[uuid.UUID] = ()
     ) -> tuple[int, bool, list[deliveries.Claim]]:
         """Fan up to `limit` new events out, up to `room` deliveries born leased to this worker
-        (services/fanout.py), none to the targets `skip` (slow: worker_slots.py); with `timers`,
-        also the timers, reminders, heartbeat and pruning. Returns the work found, whether
-        deliveries were queued for a claim (behind an earlier one, or no room), and the claims
-        born leased, to send now."""
+        (services/fanout.py), none to the targets `skip` (slow: worker_slots.py). Returns the
+        events found, whether deliveries were queued for a claim (behind an earlier one, or no
+        room), and the claims born leased, to send now: the caller hands them to the send slots
+        before `chores`, which may fail without taking them along."""
         now = self.clock()
         lease = (
             fanout.Lease(self.worker_id, now + self.lease, room, frozenset(skip))
@@ -45,17 +45,20 @@ class Steps:
         )
         async with self.sessions() as session:
             fanned = await fanout.dispatch(session, now=now, limit=limit, lease=lease)
-        work = fanned.events
-        if timers:
-            async with self.sessions() as session:
-                work += await run_timers(session, now=self.clock())
-            async with self.sessions() as session:
-                work += await reminders.send_due(session, now=self.clock())
-            async with self.sessions() as session:
-                await health.beat(session, worker_id=self.worker_id, now=self.clock())
-            async with self.sessions() as session:
-                await idempotency.prune(session, now=self.clock())
-        return work, bool(fanned.queued), fanned.claims
+        return fanned.events, bool(fanned.queued), fanned.claims
+
+    async def chores(self) -> int:
+        """The timers, reminders, heartbeat and pruning, each its own transaction; returns the
+        work found."""
+        async with self.sessions() as session:
+            work = await run_timers(session, now=self.clock())
+        async with self.sessions() as session:
+            work += await reminders.send_due(session, now=self.clock())
+        async with self.sessions() as session:
+            await health.beat(session, worker_id=self.worker_id, now=self.clock())
+        async with self.sessions() as session:
+            await idempotency.prune(session, now=self.clock())
+        return work
 
     async def claim(self, limit: int, skip: Sequence[uuid.UUID] = ()) -> list[deliveries.Claim]:
         """Up to `limit` due deliveries, none to the targets `skip` (slow: worker_slots.py)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -272,3 +273,55 @@ async def test_a_booking_s_event_is_not_born_leased_while_an_earlier_one_is_queu
         ).all()
     assert [(str(b), by) for b, by in rows][:2] == [(first, "a"), (first, None)]
     assert rows[2][1] == "a"
+
+
+@asynccontextmanager
+async def _heartbeats_refused(engine: AsyncEngine) -> AsyncIterator[None]:
+    """The database refuses the worker's heartbeat (a trigger), as a broken table would."""
+    if engine.dialect.name == "postgresql":
+        make = [
+            "CREATE FUNCTION refuse_beat() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'heartbeats refused'; END $$",
+            "CREATE TRIGGER refuse_beat BEFORE INSERT OR UPDATE ON worker_heartbeats "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_beat()",
+        ]
+        undo = ["DROP TRIGGER refuse_beat ON worker_heartbeats", "DROP FUNCTION refuse_beat()"]
+    else:
+        make = [
+            "CREATE TRIGGER refuse_beat BEFORE INSERT ON worker_heartbeats "
+            "BEGIN SELECT RAISE(ABORT, 'heartbeats refused'); END"
+        ]
+        undo = ["DROP TRIGGER refuse_beat"]
+    async with engine.begin() as conn:
+        for statement in make:
+            await conn.exec_driver_sql(statement)
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            for statement in undo:
+                await conn.exec_driver_sql(statement)
+
+
+async def test_deliveries_born_leased_are_sent_though_the_housekeeping_after_the_fan_out_fails(
+    api: Api, engine: AsyncEngine, fast: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The fan-out commits three deliveries born leased to this worker; the heartbeat in the same
+    # round fails. They are sent at once, not when their 60-second lease runs out (the test's
+    # clock stands still: never), and the failure is still said.
+    r = await api.post("/v1/webhooks", {"url": fast.url, "events": ["booking.confirmed"]})
+    assert r.status_code == 201, r.text
+    await book_days(api, 3)
+    worker = Worker(engine, TEST_SETTINGS, clock=api.clock, jitter=lambda: 0.0, worker_id="w")
+    async with _heartbeats_refused(engine):
+        task = asyncio.create_task(worker.run())
+        try:
+            for _ in range(200):  # up to 10 s
+                if len(fast.requests) == 3:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await worker.stop(task)
+    assert len(fast.requests) == 3
+    said = [r for r in caplog.records if r.name == "slotgraph.worker" and r.levelname != "INFO"]
+    assert said, caplog.text

@@ -174,7 +174,7 @@ async def test_a_push_whose_worker_died_holds_the_removal_until_its_lease_ends(
         start_time="2024-05-02T10:00:00Z",
         end_time="2024-05-02T11:00:00Z",
     )
-    _, _, born = await worker.steps.housekeeping(timers=False, room=10, limit=500)
+    _, _, born = await worker.steps.fan_out(room=10, limit=500)
     pushes = [c for c in born if c.calendar_id is not None]
     assert len(pushes) == 1  # claimed (leased to w1), then w1 died
     path = f"/v1/resources/{resource['resource_id']}/calendar"
@@ -353,7 +353,7 @@ async def test_a_push_recorded_late_does_not_cut_short_a_failed_removals_backoff
         start_time="2024-05-02T10:00:00Z",
         end_time="2024-05-02T11:00:00Z",
     )
-    _, _, born = await worker.steps.housekeeping(timers=False, room=10, limit=500)
+    _, _, born = await worker.steps.fan_out(room=10, limit=500)
     (push,) = [c for c in born if c.calendar_id is not None]  # leased to w1, which stalls
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     other = Worker(engine, SETTINGS, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w2")
