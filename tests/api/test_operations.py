@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from slotgraph.heap import YOUNG_GENERATION_THRESHOLD
 from slotgraph.logs import JsonFormatter
 from slotgraph.settings import Settings
 from slotgraph.worker import Worker
-from tests.api.conftest import TEST_SETTINGS, Api
+from tests.api.conftest import TEST_SETTINGS, Api, Clock
 from tests.receiver import running_receiver
 
 
@@ -81,6 +82,24 @@ async def test_readyz_needs_a_worker_heartbeat(api: Api, engine: AsyncEngine) ->
     r = await api.http.get("/readyz")
     assert r.status_code == 503
     assert r.json()["detail"] == "Not ready: worker."
+
+
+async def test_readyz_counts_no_heartbeat_from_the_future(api: Api, engine: AsyncEngine) -> None:
+    # A worker whose clock runs an hour ahead beats, then dies: its beat would look fresh for
+    # an hour. It is not counted, and /readyz says why; a worker on the right clock still counts.
+    ahead = Clock(api.clock.now + timedelta(hours=1))
+    await Worker(engine, TEST_SETTINGS, clock=ahead, worker_id="ahead").run_once()
+    r = await api.http.get("/readyz")
+    assert r.status_code == 503, r.text
+    worker = r.json()["checks"]["worker"]
+    assert (worker["ok"], worker["last_heartbeat"]) == (False, None)
+    assert worker["ahead_heartbeat"] == "2024-05-01T10:00:00Z"
+    assert "3600.0 s ahead of this server's clock" in worker["error"]
+
+    await Worker(engine, TEST_SETTINGS, clock=api.clock, worker_id="w1").run_once()
+    r = await api.http.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["checks"]["worker"]["last_heartbeat"] == "2024-05-01T09:00:00Z"
 
 
 async def test_readyz_says_when_migrations_are_behind(api: Api, engine: AsyncEngine) -> None:

@@ -13,6 +13,10 @@ from slotgraph.db.models import Delivery, Event, UndispatchedEvent, WorkerHeartb
 from slotgraph.domain.availability import rfc3339
 
 HEARTBEAT_KEEP = timedelta(days=1)
+# A heartbeat further ahead of the reader's clock than this is not fresh: a worker (or this
+# server) whose clock is wrong, and a dead worker's beat from its future would keep /readyz
+# green until the clocks caught up. NTP keeps clocks within milliseconds; `dbclock` warns at 1 s.
+HEARTBEAT_AHEAD = timedelta(seconds=5)
 
 
 @dataclass
@@ -33,7 +37,16 @@ async def readiness(
     try:
         async with asyncio.timeout(within_seconds), session.begin():
             revision = await session.scalar(text("SELECT version_num FROM alembic_version"))
-            last_beat = await session.scalar(select(func.max(WorkerHeartbeat.beat_at)))
+            last_beat = await session.scalar(
+                select(func.max(WorkerHeartbeat.beat_at)).where(
+                    WorkerHeartbeat.beat_at <= now + HEARTBEAT_AHEAD
+                )
+            )
+            ahead = await session.scalar(
+                select(func.max(WorkerHeartbeat.beat_at)).where(
+                    WorkerHeartbeat.beat_at > now + HEARTBEAT_AHEAD
+                )
+            )
     except Exception as exc:  # any failure to answer is "not ready", with its reason
         out.check("database", False, error=_reason(exc, within_seconds))
         return out
@@ -45,11 +58,20 @@ async def readiness(
     head = head_revision()
     out.check("migrations", revision == head, current=revision, head=head)
     fresh = last_beat is not None and now - last_beat <= worker_max_age
+    detail: dict[str, object] = {}
+    if ahead is not None:  # said even while another worker's beat is fresh
+        seconds = round((ahead - now).total_seconds(), 1)
+        detail["ahead_heartbeat"] = rfc3339(ahead)
+        detail["error"] = (
+            f"a heartbeat {seconds} s ahead of this server's clock, not counted: "
+            "a worker's clock or this server's is wrong (set them right: NTP)"
+        )
     out.check(
         "worker",
         fresh,
         last_heartbeat=rfc3339(last_beat) if last_beat else None,
         max_age_seconds=worker_max_age.total_seconds(),
+        **detail,
     )
     return out
 
