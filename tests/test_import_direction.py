@@ -20,6 +20,7 @@ WAYS_IN = (
     "slotgraph.web",
     "slotgraph.cli",
     "slotgraph.cli_commands",
+    "slotgraph.cli_database",
     "slotgraph.cli_help",
 )
 FORBIDDEN = {

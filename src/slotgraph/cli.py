@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import json
 
     from slotgraph import cli_commands as commands
+    from slotgraph import cli_database as database
     from slotgraph.cli_commands import run
 
     settings = Settings()
@@ -67,13 +68,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "serve":
         commands.serve(args, settings)
     elif args.command == "worker":
-        commands.require_database(settings, migrated=False)
+        database.require_database(settings, migrated=False)
         run(commands.run_worker(settings))
     elif args.command == "migrate":
         run(commands.migrate_database(settings))
         print("database is at head", file=sys.stderr)
     elif args.command == "apps":
-        commands.require_database(settings)
+        database.require_database(settings)
     if args.command == "apps" and args.apps_command == "create":
         print(commands.created_json(run(commands.create_tenant(settings, args.name))))
     elif args.command == "apps" and args.apps_command == "list":
