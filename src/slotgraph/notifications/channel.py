@@ -81,12 +81,21 @@ def wanted_without_reads(
     """`wanted`'s filter where it reads nothing: no email target among `targets`, or no
     event's booking asks for emails; None where it must read (the fan-out on SQLite runs
     without a session where it need not: services/fanout.py)."""
+    return _without_reads(targets, events)[0]
+
+
+def _without_reads(
+    targets: Sequence[Target], events: Sequence[OutboxEvent]
+) -> tuple[Callable[[Target, OutboxEvent], bool] | None, dict[uuid.UUID, _Parsed]]:
+    """`wanted_without_reads`, and the events it parsed (`_parsed`; none where no email target
+    is among `targets`), so that `wanted` parses each payload once."""
     audience_of = {t.id for t in targets if t.format in kinds.FORMATS}
     if not audience_of:
-        return lambda target, event: True
-    if not _parsed(events):  # no booking asks for emails: no lookups (the rule is in `wants`)
-        return lambda target, event: target.id not in audience_of
-    return None
+        return (lambda target, event: True), {}
+    parsed = _parsed(events)
+    if not parsed:  # no booking asks for emails: no lookups (the rule is in `wants`)
+        return (lambda target, event: target.id not in audience_of), parsed
+    return None, parsed
 
 
 def _parsed(events: Sequence[OutboxEvent]) -> dict[uuid.UUID, _Parsed]:
@@ -108,10 +117,10 @@ async def wanted(
     """The dispatch filter for email targets (other targets: always true): the app sends this
     audience email, the booking says `notify`, there is an address, and the event is one that
     kinds.py sends an email for."""
-    if (plain := wanted_without_reads(targets, events)) is not None:
+    plain, parsed = _without_reads(targets, events)
+    if plain is not None:
         return plain
     audience_of = {t.id: kinds.AUDIENCE_OF[t.format] for t in targets if t.format in kinds.FORMATS}
-    parsed = _parsed(events)
     updated = [e for e in events if e.type == "booking.updated" and e.id in parsed]
     for e in updated:
         before = await session.scalar(
