@@ -29,7 +29,7 @@ from slotgraph.page_schemas import PageFields, PageOut
 from slotgraph.schemas import ActionBody, BookingOut, BookingUpdate
 from slotgraph.services import customer_tokens
 from slotgraph.services import page_bookings as pb
-from slotgraph.services.bookings import changing, lifecycle
+from slotgraph.services.bookings import changing, reading
 from slotgraph.services.common import Principal
 from slotgraph.services.pages import PublicPage, ResourceInfo, public_view
 from slotgraph.services.views import booking_out_for
@@ -93,10 +93,7 @@ async def open_booking(session: AsyncSession, *, token: str, now: datetime) -> M
     principal = await _principal(session, token)
     assert principal.booking_id is not None
     async with session.begin():
-        row = await lifecycle.load_booking(session, principal.app_id, principal.booking_id)
-        if lifecycle.due_action(row, now):
-            row, owner = await lifecycle.lock_for_change(session, principal.app_id, row.id)
-            await lifecycle.apply_due_action(session, row, owner, now=now)
+        row = await reading.current(session, principal.app_id, principal.booking_id, now=now)
         booking = booking_out_for(principal, row)
         notices = await customer_tokens.notices_for(session, row)
         if row.page_id is not None:

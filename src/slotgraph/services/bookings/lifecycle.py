@@ -202,13 +202,34 @@ async def lock_for_change(
     session: AsyncSession, app_id: uuid.UUID, booking_id: uuid.UUID
 ) -> tuple[Booking, Booking | None]:
     """Lock a booking for a change; for a seat, lock its class first (the global lock order)."""
+    locked = await _lock(session, app_id, booking_id, skip_locked=False)
+    assert locked is not None
+    return locked
+
+
+async def lock_unless_held(
+    session: AsyncSession, app_id: uuid.UUID, booking_id: uuid.UUID
+) -> tuple[Booking, Booking | None] | None:
+    """`lock_for_change`, or None at once if another transaction holds the booking or its
+    class (PostgreSQL; SQLite's transaction already holds the whole file)."""
+    return await _lock(session, app_id, booking_id, skip_locked=True)
+
+
+async def _lock(
+    session: AsyncSession, app_id: uuid.UUID, booking_id: uuid.UUID, *, skip_locked: bool
+) -> tuple[Booking, Booking | None] | None:
     booking = await load_booking(session, app_id, booking_id)
     owner = None
     if booking.graph in SEAT_GRAPHS:
         assert booking.owner_booking_id is not None
-        (owner,) = await queries.lock_bookings(session, [booking.owner_booking_id])
-    (booking,) = await queries.lock_bookings(session, [booking_id])
-    return booking, owner
+        owners = await queries.lock_bookings(
+            session, [booking.owner_booking_id], skip_locked=skip_locked
+        )
+        if not owners:
+            return None
+        (owner,) = owners
+    locked = await queries.lock_bookings(session, [booking_id], skip_locked=skip_locked)
+    return (locked[0], owner) if locked else None
 
 
 def check_length(rules: av.Rules, length: timedelta) -> None:

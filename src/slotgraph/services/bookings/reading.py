@@ -35,12 +35,17 @@ async def current(
     session: AsyncSession, app_id: uuid.UUID, booking_id: uuid.UUID, *, now: datetime
 ) -> Booking:
     """The booking as every read shows it: the automatic action due on it (a timer of its
-    graph) applied first, in the caller's transaction. `get_booking` and a booking page's
-    replayed form (services/page_once.py) read it so."""
+    graph) applied first, in the caller's transaction, unless another transaction holds it
+    (a request changing it): then as it stands, without waiting for the lock (what the holder
+    commits decides; the next read or the worker applies the timer). `get_booking`, the manage
+    page (services/page_manage.py) and a booking page's replayed form (services/page_once.py)
+    read it so."""
     booking = await lifecycle.load_booking(session, app_id, booking_id)
     if lifecycle.due_action(booking, now):
-        booking, owner = await lifecycle.lock_for_change(session, app_id, booking_id)
-        await lifecycle.apply_due_action(session, booking, owner, now=now)
+        locked = await lifecycle.lock_unless_held(session, app_id, booking_id)
+        if locked is not None:
+            booking, owner = locked
+            await lifecycle.apply_due_action(session, booking, owner, now=now)
     return booking
 
 

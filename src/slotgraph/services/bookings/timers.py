@@ -50,8 +50,12 @@ async def run_timers(session: AsyncSession, *, now: datetime, limit: int = 500) 
 async def apply_all_due(
     session: AsyncSession, *, now: datetime, app_id: uuid.UUID, limit: int = 500
 ) -> int:
-    """Apply the automatic actions due in one app (before a request reads its bookings)."""
-    return await _apply(session, _AUTOMATIC, automatic=True, now=now, app_id=app_id, limit=limit)
+    """Apply the automatic actions due in one app (before a request reads its bookings). A
+    booking another transaction has locked is left as it stands, as the worker's timers leave
+    it: the read waited for the lock, and answered 503 after the lock timeout (10 s)."""
+    return await _apply(
+        session, _AUTOMATIC, automatic=True, now=now, app_id=app_id, limit=limit, skip_locked=True
+    )
 
 
 async def _apply(
