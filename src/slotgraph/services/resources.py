@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
-from slotgraph.db.models import BookingHold, Resource, ResourceBlock
+from slotgraph.db.models import BookingHold, CalendarConnection, Resource, ResourceBlock
 from slotgraph.domain.rules import payment_overdue
 from slotgraph.errors import NotFound, ResourceInUse
 from slotgraph.schemas import (
@@ -185,6 +185,22 @@ async def bookings_under(
     )
 
 
+def block_exists() -> ColumnElement[bool]:
+    """A block not deleted, nor pulled by a calendar disconnected: those stop holding at the
+    disconnect, and the worker marks them deleted soon after, in batches
+    (calendar_removals.clear_disconnected)."""
+    being_let_go = select(CalendarConnection.id).where(
+        CalendarConnection.disconnected_at.is_not(None)
+    )
+    return and_(
+        ResourceBlock.deleted_at.is_(None),
+        or_(
+            ResourceBlock.calendar_id.is_(None),
+            ResourceBlock.calendar_id.not_in(being_let_go.scalar_subquery()),
+        ),
+    )
+
+
 async def list_blocks(
     session: AsyncSession,
     *,
@@ -193,9 +209,7 @@ async def list_blocks(
     from_: datetime | None,
     to: datetime | None,
 ) -> list[BlockOut]:
-    stmt = select(ResourceBlock).where(
-        ResourceBlock.resource_id == resource_id, ResourceBlock.deleted_at.is_(None)
-    )
+    stmt = select(ResourceBlock).where(ResourceBlock.resource_id == resource_id, block_exists())
     if from_ is not None:
         stmt = stmt.where(ResourceBlock.end_time > from_)
     if to is not None:
@@ -221,7 +235,7 @@ async def delete_block(
             select(ResourceBlock).where(
                 ResourceBlock.id == block_id,
                 ResourceBlock.resource_id == resource_id,
-                ResourceBlock.deleted_at.is_(None),
+                block_exists(),
             )
         )
         if block is None:
