@@ -35,6 +35,7 @@ class Metrics:
     availability_duration: Histogram
     webhook_attempts: Counter
     worker_loop_duration: Histogram
+    rate_limit_store_failures: Counter
 
 
 @cache
@@ -74,6 +75,11 @@ def get() -> Metrics:
             "slotgraph_worker_loop_duration_seconds",
             "Time of one worker cycle (fan-out, timers, one batch of deliveries).",
             buckets=_BUCKETS,
+        ),
+        rate_limit_store_failures=Counter(
+            "slotgraph_rate_limit_store_failures_total",
+            "Times the shared rate-limit store (Redis) failed to answer; each time, the process "
+            "counts in its own store and asks it again 5 s later.",
         ),
     )
 

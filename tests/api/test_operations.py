@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,27 @@ async def test_metrics_token(engine: AsyncEngine, api: Api) -> None:
         ok = await http.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert ok.status_code == 200
         assert "slotgraph_http_request_duration_seconds" in ok.text
+
+
+async def test_a_rate_limit_store_that_fails_is_counted_in_metrics(
+    engine: AsyncEngine, api: Api
+) -> None:
+    # Redis refuses connections (a port nobody listens on): requests are still answered
+    # (counted in the process), and /metrics counts the failure for an alert, not only a log line.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(run_worker=False, redis_url=f"redis://127.0.0.1:{port}/0")
+    app = create_app(settings, engine=engine, clock=api.clock)
+    name = "slotgraph_rate_limit_store_failures_total"
+    before = await metric(api, name)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        r = await http.get("/v1/resources", headers={"Authorization": f"Bearer {api.key}"})
+        assert r.status_code == 200, r.text
+    await app.state.limiter.close()
+    assert await metric(api, name) >= before + 1
 
 
 async def test_one_access_line_per_request_in_json(

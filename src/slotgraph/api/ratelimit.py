@@ -8,9 +8,10 @@ The `limits` library counts, with its sliding-window counter (two counters per c
 minute, the previous one weighted by how much of it is still inside the last 60 s). The counts
 live in this process by default, in a store bounded in keys (so in bytes: every key is short);
 with `SLOTGRAPH_REDIS_URL` they live in Redis, shared by every process and machine. A Redis that
-does not answer (one warning a minute) is left alone for `_SHARED_RETRY_SECONDS`, and meanwhile
-each process counts in its own bounded store, as without Redis: a limiter outage never takes
-the API down, nor slows every request by Redis' timeout, nor lifts the limits.
+does not answer (one warning a minute, and each failure counted in the metric
+`slotgraph_rate_limit_store_failures_total`) is left alone for `_SHARED_RETRY_SECONDS`, and
+meanwhile each process counts in its own bounded store, as without Redis: a limiter outage never
+takes the API down, nor slows every request by Redis' timeout, nor lifts the limits.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 
+from slotgraph import metrics
 from slotgraph.addresses import visitor
 from slotgraph.errors import RateLimited
 from slotgraph.services.common import Principal
@@ -255,6 +257,7 @@ class Limiter:
             try:
                 return await work(self.strategy, self.storage)
             except StorageError as exc:
+                metrics.get().rate_limit_store_failures.inc()  # what an operator alerts on
                 self._warn(exc)
                 self._shared_down_until = time.monotonic() + _SHARED_RETRY_SECONDS
         return await work(*self.local)
