@@ -13,7 +13,6 @@ PostgreSQL only: SQLite has no row locks; a writer there holds the whole file, a
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -47,11 +46,11 @@ async def test_a_read_shows_a_due_booking_another_transaction_holds_as_it_stands
             text("SELECT id FROM bookings WHERE id = :id FOR UPDATE"),
             {"id": held["booking_id"]},
         )
-        started = time.monotonic()
+        # 200s, not 503 database_busy: a read that waited for the lock was refused after the
+        # lock timeout (no wall-clock bound here: a loaded CI machine is slow, never 503).
         listed = await api.get("/v1/bookings")
         one = await api.get(path)
         searched = await api.get("/v2/bookings")
-        took = time.monotonic() - started
         await holder.rollback()
     assert (listed.status_code, one.status_code, searched.status_code) == (200, 200, 200), (
         listed.text
@@ -59,6 +58,5 @@ async def test_a_read_shows_a_due_booking_another_transaction_holds_as_it_stands
     statuses = {b["booking_id"]: b["status"] for b in listed.json()["data"]}
     assert statuses == {held["booking_id"]: "tentative", other["booking_id"]: "confirmed"}
     assert one.json()["status"] == "tentative"
-    assert took < 5, took  # no wait for the lock (the lock timeout is 10 s)
     # Let go, the next read applies the timer.
     assert (await api.get(path)).json()["status"] == "unpaid"
