@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.calendars import remote
 from slotgraph.domain.deliveries import MAX_ATTEMPTS, Outcome
+from slotgraph.services.deliveries import Claim
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import (
     SETTINGS,
@@ -41,6 +42,26 @@ async def _pushed(api: Api, worker: Worker, radicale: Radicale) -> tuple[dict[st
     calendar = radicale.new_calendar()
     resource, _ = await pushed_one(api, worker, calendar)
     return resource, calendar
+
+
+async def _a_push_leased_to_w1(
+    api: Api, radicale: Radicale, worker: Worker
+) -> tuple[dict[str, Any], Any, Claim]:
+    """A resource connected to a new calendar (push only) and a booking of it, whose push the
+    fan-out of `worker` ("w1") leased to itself and has not sent: its resource, calendar, claim."""
+    resource = await api.resource()
+    calendar = radicale.new_calendar()
+    assert (await connect(api, calendar, resource, pull=False)).status_code == 201
+    await drain(worker)
+    await api.book(
+        resource_id=resource["resource_id"],
+        client_id=(await api.client())["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    _, _, born = await worker.steps.fan_out(room=10, limit=500)
+    (push,) = [c for c in born if c.calendar_id is not None]
+    return resource, calendar, push
 
 
 async def _rows(engine: AsyncEngine) -> int:
@@ -164,19 +185,7 @@ async def test_a_push_whose_worker_died_holds_the_removal_until_its_lease_ends(
 ) -> None:
     # Nobody records a push whose worker died mid-send: it may still PUT (a thread on its way)
     # until its lease ends, so the removal waits that long, and no longer.
-    resource = await cal_api.resource()
-    calendar = radicale.new_calendar()
-    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
-    await drain(worker)
-    await cal_api.book(
-        resource_id=resource["resource_id"],
-        client_id=(await cal_api.client())["client_id"],
-        start_time="2024-05-02T10:00:00Z",
-        end_time="2024-05-02T11:00:00Z",
-    )
-    _, _, born = await worker.steps.fan_out(room=10, limit=500)
-    pushes = [c for c in born if c.calendar_id is not None]
-    assert len(pushes) == 1  # claimed (leased to w1), then w1 died
+    resource, _, _ = await _a_push_leased_to_w1(cal_api, radicale, worker)  # then w1 died
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     assert (await cal_api.delete(f"{path}?remove_pushed=true")).status_code == 204
     other = Worker(engine, SETTINGS, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w2")
@@ -343,18 +352,7 @@ async def test_a_push_recorded_late_does_not_cut_short_a_failed_removals_backoff
     # retried in 5 s, then in 5 min. The stalled worker then records its push. Before, that
     # made the removal due at once (its third attempt 5 min early, and so on for each push
     # recorded late); a wait for pushes is cut short, a failure's backoff is kept.
-    resource = await cal_api.resource()
-    calendar = radicale.new_calendar()
-    assert (await connect(cal_api, calendar, resource, pull=False)).status_code == 201
-    await drain(worker)
-    await cal_api.book(
-        resource_id=resource["resource_id"],
-        client_id=(await cal_api.client())["client_id"],
-        start_time="2024-05-02T10:00:00Z",
-        end_time="2024-05-02T11:00:00Z",
-    )
-    _, _, born = await worker.steps.fan_out(room=10, limit=500)
-    (push,) = [c for c in born if c.calendar_id is not None]  # leased to w1, which stalls
+    resource, calendar, push = await _a_push_leased_to_w1(cal_api, radicale, worker)  # w1 stalls
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     other = Worker(engine, SETTINGS, clock=cal_api.clock, jitter=lambda: 0.0, worker_id="w2")
     radicale.set_password("changed on the server")
