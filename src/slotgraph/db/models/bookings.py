@@ -139,6 +139,12 @@ class BookingHold(Base):
         CheckConstraint("(booking_id IS NULL) <> (block_id IS NULL)", name="owner"),
         Index("uq_booking_holds_booking_resource", "booking_id", "resource_id", unique=True),
         Index("ix_booking_holds_resource_start", "resource_id", "start_time", "end_time"),
+        Index(  # a block's hold by key: block deletions, disconnects (migration 0020)
+            "ix_booking_holds_block",
+            "block_id",
+            postgresql_where=text("block_id IS NOT NULL"),
+            sqlite_where=text("block_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
