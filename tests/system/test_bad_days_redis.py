@@ -2,14 +2,16 @@
 "Bad days"; docs/security.md, "Rate limits").
 
 A Redis that accepts connections and answers nothing (hung, or behind a firewall dropping its
-packets) is the worst of its failures: every call waits the 0.5 s timeout. Before, every request
-asked it, so each waited 0.5-1.5 s more, and none was limited (the store's failure let it
-through). Now each process counts in its own bounded store while Redis is let alone, and asks it
-again every few seconds: requests are as fast as without Redis, and still limited.
+packets) is the worst of its failures: every ask waits the timeout (0.5 s then, 0.1 s now).
+Before, every request asked it, so each waited 0.5-1.5 s more, and none was limited (the store's
+failure let it through). Now each process counts in its own bounded store while Redis is let
+alone, and asks it again every few seconds: requests are as fast as without Redis, and still
+limited. A Redis that answers, but slowly, is failing too (the second test).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.test_safety_limits import redis_url
 from tests.system.conftest import Server, start_server, stop_server
 
 pytestmark = pytest.mark.system
@@ -81,7 +84,7 @@ async def test_a_hung_redis_slows_no_request_and_the_limits_still_hold(
                     await http.get(f"{server.url}/v1/resources", headers=server.headers())
                 )
             took = time.monotonic() - start
-        # Each ask of the hung Redis waits its 0.5 s timeout (and leaves its connection): it is
+        # Each ask of the hung Redis waits its 0.1 s timeout (and leaves its connection): it is
         # asked once, then again every 5 s, not by each request (before: 35 asks, 18 s).
         asked = len(hung_redis.held) - asked_before
         assert 1 <= asked <= 2 + took / 5, (asked, took)
@@ -92,6 +95,105 @@ async def test_a_hung_redis_slows_no_request_and_the_limits_still_hold(
         assert int(limited.headers["retry-after"]) > 0
         log = server.log.read_text()
         assert "rate limit store unavailable, counting in this process" in log, log
+        assert "Traceback" not in log, log
+    finally:
+        stop_server(server)
+
+
+@dataclass
+class SlowRedis:
+    url: str
+    asks: list[int]  # one entry per write from slotgraph to Redis (a command or a pipeline)
+
+
+def _pump(source: socket.socket, sink: socket.socket, delay: float, asks: list[int]) -> None:
+    """Copy bytes from `source` to `sink`, each read `delay` s late (Redis' answers), or
+    counted (slotgraph's asks)."""
+    try:
+        while chunk := source.recv(65536):
+            if delay:
+                time.sleep(delay)  # the slow peer itself, not the test waiting for it
+            else:
+                asks.append(len(chunk))
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def slow_redis() -> Iterator[SlowRedis]:
+    """The test Redis behind a TCP proxy that hands each of its answers on 0.3 s late: a Redis
+    that answers, slowly (swapping, a saturated link, a busy single thread)."""
+    upstream = redis_url()  # skips (or fails in CI) without a Redis
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    asks: list[int] = []
+    opened: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", 6379))
+            opened.extend((conn, up))
+            threading.Thread(target=_pump, args=(conn, up, 0.0, asks), daemon=True).start()
+            threading.Thread(target=_pump, args=(up, conn, SLOW, asks), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    database = upstream.rsplit("/", 1)[1]
+    try:
+        yield SlowRedis(f"redis://127.0.0.1:{listener.getsockname()[1]}/{database}", asks)
+    finally:
+        listener.close()
+        for conn in opened:
+            conn.close()
+
+
+SLOW = 0.3  # seconds each answer of the slow Redis takes
+
+
+async def test_a_slow_redis_slows_no_request_and_the_limits_still_hold(
+    fresh_database: tuple[str, str], tmp_path: Path, slow_redis: SlowRedis
+) -> None:
+    """A Redis that answers, but 0.3 s late: before, nothing failed, so every request waited
+    for each of its asks (three or four a request: about a second each); now an ask that takes
+    longer than the limiter's bound is a failure like any other, and the process counts in its
+    own store for 5 s."""
+    backend, url = fresh_database
+    server: Server = await start_server(
+        url, backend, tmp_path / "server.log", env={"SLOTGRAPH_REDIS_URL": slow_redis.url}
+    )
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            asked_before = len(slow_redis.asks)
+            start = time.monotonic()
+            r = await http.put(
+                f"{server.url}/v1/app",
+                headers=server.headers(),
+                json={"rate_limits": {"secret_per_minute": LIMIT}},
+            )
+            assert r.status_code == 200, r.text
+            statuses = []
+            for _ in range(6 * LIMIT):
+                r = await http.get(f"{server.url}/v1/resources", headers=server.headers())
+                statuses.append(r.status_code)
+            took = time.monotonic() - start
+        # Before: every request asked Redis (and waited for each answer), 31 requests, over 90
+        # asks. Now: asked once, then again every 5 s (each server process: 2 on PostgreSQL).
+        asked = len(slow_redis.asks) - asked_before
+        processes = 2 if backend == "postgresql" else 1
+        assert 1 <= asked <= processes * (3 + took / 5), (asked, took)
+        assert set(statuses) == {200, 429}, statuses
+        log = server.log.read_text()
+        assert "rate limit store unavailable, counting in this process" in log, log
+        assert "did not answer within" in log, log
         assert "Traceback" not in log, log
     finally:
         stop_server(server)

@@ -11,11 +11,14 @@ with `SLOTGRAPH_REDIS_URL` they live in Redis, shared by every process and machi
 does not answer (one warning a minute, and each failure counted in the metric
 `slotgraph_rate_limit_store_failures_total`) is left alone for `_SHARED_RETRY_SECONDS`, and
 meanwhile each process counts in its own bounded store, as without Redis: a limiter outage never
-takes the API down, nor slows every request by Redis' timeout, nor lifts the limits.
+takes the API down, nor slows every request by Redis' timeout, nor lifts the limits. A Redis that
+answers, but slower than `_REDIS_TIMEOUT` an ask, is failing: its answers would be added to
+every request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -39,7 +42,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("slotgraph.ratelimit")
 _WARN_EVERY = 60.0
-_REDIS_TIMEOUT = 0.5  # seconds
+# What one ask of Redis may take in all (connect, redis-py's retries, each round trip), and each
+# socket operation in it: a Redis on the same network answers in a millisecond. Past it, Redis is
+# failing (and let alone for `_SHARED_RETRY_SECONDS`). It was 0.5 s on each socket operation
+# only: a Redis that answered in 0.3 s never failed, and added 0.3 s to each of a request's
+# three or four asks, about a second a request (docs/operations.md, "Bad days").
+_REDIS_TIMEOUT = 0.1  # seconds
 # After Redis failed to answer, it is asked again this much later; meanwhile each process counts
 # in its own store. Before, every request asked it, and waited its timeout: 0.5-1.5 s a request
 # added while Redis hung, and nothing was limited (docs/operations.md, "Bad days").
@@ -190,7 +198,7 @@ class Limiter:
                 return None
             return await strategy.get_window_stats(item, *who)
 
-        stats = await self._counted(count)
+        stats = await self._on_shared_or_local(count)
         if stats is None:
             return None
         verdict = Verdict(
@@ -219,7 +227,7 @@ class Limiter:
                 return True
             return await strategy.get_window_stats(self.bad_keys, "bad_key", address)
 
-        stats = await self._counted(look)
+        stats = await self._on_shared_or_local(look)
         if isinstance(stats, bool):
             return stats
         reset = max(1, math.ceil(stats.reset_time - time.time()))
@@ -238,7 +246,7 @@ class Limiter:
             if was_known and key is not None:
                 await storage.clear(_known(key))  # revoked since: no longer vouched for
 
-        await self._counted(count)
+        await self._on_shared_or_local(count)
 
     async def lookup_succeeded(self, key: str) -> None:
         """Remember that `key` was valid, so an address over the bad-key limit may still use it."""
@@ -246,17 +254,20 @@ class Limiter:
         async def remember(_: SlidingWindowCounterRateLimiter, storage: Storage) -> None:
             await storage.incr(_known(key), KNOWN_SECONDS)
 
-        await self._counted(remember)
+        await self._on_shared_or_local(remember)
 
-    async def _counted(
+    async def _on_shared_or_local(
         self, work: Callable[[SlidingWindowCounterRateLimiter, Storage], Awaitable[_T]]
     ) -> _T:
-        """`work` on the shared store; on this process's own while the shared one is let
-        alone after it failed to answer (and for the request that found it so)."""
+        """`work` on the shared store, given `_REDIS_TIMEOUT` in all (connecting, redis-py's
+        own retries, every round trip); on this process's own store while the shared one is
+        let alone after it failed or was too slow to answer (and for the request that found it
+        so)."""
         if self.local[1] is not self.storage and time.monotonic() >= self._shared_down_until:
             try:
-                return await work(self.strategy, self.storage)
-            except StorageError as exc:
+                async with asyncio.timeout(_REDIS_TIMEOUT):
+                    return await work(self.strategy, self.storage)
+            except (StorageError, TimeoutError) as exc:
                 metrics.get().rate_limit_store_failures.inc()  # what an operator alerts on
                 self._warn(exc)
                 self._shared_down_until = time.monotonic() + _SHARED_RETRY_SECONDS
@@ -266,11 +277,14 @@ class Limiter:
         now = time.monotonic()
         if now - self._warned >= _WARN_EVERY:
             self._warned = now
+            # asyncio's TimeoutError says nothing: the bound it hit is what the operator needs
+            timed_out = isinstance(exc, TimeoutError)  # ours (redis-py's is a StorageError)
+            why = f"did not answer within {_REDIS_TIMEOUT:g} s" if timed_out else str(exc)
             log.warning(
                 "rate limit store unavailable, counting in this process; asked again every "
                 "%.0f s: %s",
                 _SHARED_RETRY_SECONDS,
-                exc,
+                why,
             )
 
 
