@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from slotgraph.calendars import keys, push, remote, threads
 from slotgraph.calendars.push import PushTarget
-from slotgraph.db.engine import is_unavailable, session_factory
+from slotgraph.db.engine import is_unavailable, outage, session_factory
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.errors import ValidationFailed
 from slotgraph.services import (
@@ -267,7 +267,7 @@ class CalendarSyncer:
                     if not is_unavailable(exc):
                         log.exception("calendar sync round failed; retrying")
                     elif not unavailable:
-                        log.warning("calendar sync: database unavailable; retrying")
+                        log.warning("calendar sync: %s; retrying", outage(exc))
                         unavailable = True
                 waits = [asyncio.ensure_future(e.wait()) for e in (stop, syncs.woken)]
                 try:  # the next tick, or at once when a sync turned slow (its slot is free)
@@ -326,6 +326,6 @@ class _Syncs:
             timer.cancel()
         if not task.cancelled() and (exc := task.exception()) is not None:
             if is_unavailable(exc):
-                log.warning("calendar sync: database unavailable; retrying")
+                log.warning("calendar sync: %s; retrying", outage(exc))
             else:
                 log.error("calendar sync failed; retrying", exc_info=exc)

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import metrics
-from slotgraph.db.engine import is_unavailable, session_factory
+from slotgraph.db.engine import is_unavailable, outage, session_factory
 from slotgraph.dbclock import DatabaseClock
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.notifications.channel import EmailChannel
@@ -51,8 +51,8 @@ _RECORDS = 2
 _AHEAD = 6
 _FAN_OUT = 4
 
-# How an outage is said (`_guarded`): again after this long while it lasts; over once no step
-# has failed for this long.
+# How an outage is said (`_guarded`): each kind again after this long while it lasts; over once
+# no step has failed for this long.
 _SAY_AGAIN = 60.0
 _BACK_AFTER = 10.0
 
@@ -95,8 +95,11 @@ class Worker:
         # no step has failed for `_BACK_AFTER` s: a database that serves reads but refuses
         # writes (full, read-only) failed some steps and passed others, and each pass said
         # "back" and the next failure "unavailable" again (340 lines in 40 s).
+        # Each kind of outage (a lock wait, a statement timeout, unreachable: `outage`) is said
+        # when it first fails a step, and again after `_SAY_AGAIN` s.
         self._unavailable = False
-        self._said_at = self._failed_at = 0.0
+        self._said: dict[str, float] = {}
+        self._failed_at = 0.0
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
         self.steps = Steps(self.sessions, clock, self.id, self.lease)  # worker_steps.py
         self.emails = EmailChannel(self.sessions, settings, clock=clock)
@@ -209,9 +212,11 @@ class Worker:
         except Exception as exc:
             if is_unavailable(exc):
                 self._failed_at = now = time.monotonic()
-                if not self._unavailable or now - self._said_at >= _SAY_AGAIN:
-                    log.warning("worker %s: database unavailable; retrying", self.id)
-                    self._said_at = now
+                what = outage(exc)  # a lock wait, a statement timeout, unreachable, ...
+                kind = what.split(" (", 1)[0]
+                if now - self._said.get(kind, -_SAY_AGAIN) >= _SAY_AGAIN:
+                    log.warning("worker %s: %s; retrying", self.id, what)
+                    self._said[kind] = now
                 self._unavailable = True
             else:
                 log.exception("worker cycle failed; retrying")
@@ -219,6 +224,7 @@ class Worker:
         if self._unavailable and time.monotonic() - self._failed_at >= _BACK_AFTER:
             log.info("worker %s: the database is back", self.id)
             self._unavailable = False
+            self._said.clear()
         return done
 
     async def _pause(self, event: asyncio.Event, most: float | None = None) -> None:

@@ -30,7 +30,7 @@ from tests.system.conftest import start_server, stop_server
 
 pytestmark = pytest.mark.system
 
-UNAVAILABLE = "database unavailable; retrying"
+UNAVAILABLE = "the database takes no writes: read-only or full"
 BACK = "the database is back"
 
 

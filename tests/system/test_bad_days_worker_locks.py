@@ -16,6 +16,7 @@ time, and the worker waits for it as every writer does (`database_busy` past 30 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,10 +25,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.receiver import Receiver, running_receiver
-from tests.system.conftest import Server, start_server, stop_server, subscribe
+from tests.system.conftest import Server, start_server, start_worker, stop_server, subscribe
 from tests.system.test_concurrency import database_says
 
 pytestmark = pytest.mark.system
@@ -120,4 +122,73 @@ async def test_a_locked_booking_holds_up_no_timer_and_no_webhook(
     finally:
         if server is not None:
             stop_server(server)
+        await drop_postgres_database(url)
+
+
+def worker_said(log: Path, line: str) -> int:
+    return sum(
+        line in entry for entry in log.read_text().splitlines() if "slotgraph.worker" in entry
+    )
+
+
+async def test_the_worker_says_which_outage_it_met(tmp_path: Path) -> None:
+    """A psql session holding a lock the worker's heartbeat needs, under the worker's
+    lock_timeout and then under the database's statement_timeout: each is said as what it is.
+    Before, both were `database unavailable; retrying`, as a PostgreSQL that is down is, and
+    the operator looked for an outage instead of the session."""
+    url = await create_postgres_database("slotgraph_baddays")
+    log = tmp_path / "worker.log"
+    worker = None
+    try:
+        server = await start_server(url, "postgresql", tmp_path / "server.log", "--no-worker")
+        stop_server(server)  # it migrated the database; the worker is what is watched
+        env = {
+            "SLOTGRAPH_LOG_LEVEL": "info",
+            "SLOTGRAPH_LOG_FORMAT": "text",
+            "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5",  # a heartbeat (a write) twice a second
+            "SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "0.5",
+        }
+        worker = start_worker(url, log, env)
+        deadline = time.monotonic() + 90
+        while "started" not in log.read_text():
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.1)
+
+        async def held_until_said(line: str) -> None:
+            holder = await asyncpg.connect(url)
+            try:
+                async with holder.transaction():
+                    await holder.execute("LOCK TABLE worker_heartbeats IN ACCESS EXCLUSIVE MODE")
+                    while worker_said(log, line) == 0:
+                        assert time.monotonic() < deadline, log.read_text()
+                        await asyncio.sleep(0.1)
+            finally:
+                await holder.close()
+
+        await held_until_said(
+            "a lock wait past lock_timeout: another session holds a lock "
+            "(canceling statement due to lock timeout); retrying"
+        )
+        name = make_url(url).database
+        admin = await asyncpg.connect(url)
+        try:  # new sessions (the worker's next connection) cancel a statement after 0.1 s
+            await admin.execute(f'ALTER DATABASE "{name}" SET statement_timeout = 100')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+        finally:
+            await admin.close()
+        await held_until_said(
+            "a statement timeout: statement_timeout or pg_cancel_backend "
+            "(canceling statement due to statement timeout); retrying"
+        )
+        assert worker_said(log, "database unavailable") == 0, log.read_text()
+        assert "Traceback" not in log.read_text(), log.read_text()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
         await drop_postgres_database(url)

@@ -143,6 +143,31 @@ def unavailable(exc: BaseException, *, lost: bool = False) -> DatabaseUnavailabl
     return None
 
 
+def outage(exc: BaseException) -> str:
+    """What an outage (`is_unavailable`) was, in an operator's words, with the driver's own
+    message: a lock another session holds, a statement cancelled, a database that takes no
+    writes, no pooled connection free, or a database that cannot be reached. The worker's log
+    said "database unavailable" for each, and a forgotten psql session looked like a
+    PostgreSQL that was down (docs/operations.md, "Bad days"). Decided by the rules of
+    `unavailable` above, on the driver's error it came from."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        return f"no pooled connection free in time ({exc})"
+    cause = exc.__cause__ or exc
+    code = getattr(cause, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    said = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else type(cause).__name__
+    state = exc_sqlstate(cause)
+    if state == "55P03":
+        return f"a lock wait past lock_timeout: another session holds a lock ({said})"
+    if primary in _SQLITE_BUSY:
+        return f"a lock wait past busy_timeout: another process holds the write lock ({said})"
+    if state == "57014":
+        return f"a statement timeout: statement_timeout or pg_cancel_backend ({said})"
+    if primary in _SQLITE_UNAVAILABLE or state == "25006":
+        return f"the database takes no writes: read-only or full ({said})"
+    return f"the database is unreachable ({said})"
+
+
 def _refused(exc: BaseException) -> bool:
     return exc_sqlstate(exc).startswith(_UNAVAILABLE_SQLSTATES)
 
