@@ -119,16 +119,27 @@ class Worker:
             work += await self.calendars.run_once()
         batch = self.settings.worker_batch
         found, born = await self._fan_out(room=batch)
-        if timers:
-            found += await self.steps.chores()
-        claims = born + await self._claim(batch - len(born))
-        if claims:
-            async with self.sends.client():
-                await asyncio.wait(self._start(claims))
-            results, self._results = self._results, []
-            if results:
-                await self._record(results)
+        try:
+            if timers:
+                found += await self.steps.chores()
+            claims = born + await self._claim(batch - len(born))
+        except Exception:
+            # The fan-out committed `born` leased to this worker: sent now, not left to wait out
+            # their lease (`run()` puts them in its slots before the chores, `_look`).
+            await self._send_all(born)
+            raise
+        await self._send_all(claims)
         return work + found + len(claims)
+
+    async def _send_all(self, claims: list[deliveries.Claim]) -> None:
+        """Send `claims` and record them (`run_once`)."""
+        if not claims:
+            return
+        async with self.sends.client():
+            await asyncio.wait(self._start(claims))
+        results, self._results = self._results, []
+        if results:
+            await self._record(results)
 
     async def _fan_out(self, *, room: int, limit: int = 500) -> tuple[int, list[deliveries.Claim]]:
         """The fan-out, born leased up to `room`."""

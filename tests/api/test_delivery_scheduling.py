@@ -325,3 +325,22 @@ async def test_deliveries_born_leased_are_sent_though_the_housekeeping_after_the
     assert len(fast.requests) == 3
     said = [r for r in caplog.records if r.name == "slotgraph.worker" and r.levelname != "INFO"]
     assert said, caplog.text
+
+
+async def test_run_once_sends_what_it_fanned_out_before_a_failing_chore_raises(
+    api: Api, engine: AsyncEngine, fast: Receiver
+) -> None:
+    # One cycle (`run_once`, what the tests and `bench` drive): its fan-out commits three
+    # deliveries leased to it, then the heartbeat fails. The error still reaches the caller, but
+    # the three are sent and recorded first, not left leased for 60 s (the clock stands still).
+    r = await api.post("/v1/webhooks", {"url": fast.url, "events": ["booking.confirmed"]})
+    assert r.status_code == 201, r.text
+    await book_days(api, 3)
+    worker = Worker(engine, TEST_SETTINGS, clock=api.clock, jitter=lambda: 0.0, worker_id="w")
+    async with _heartbeats_refused(engine):
+        with pytest.raises(Exception, match="heartbeats refused"):
+            await worker.run_once(calendars=False)
+    assert len(fast.requests) == 3
+    async with session_factory(engine)() as session:
+        statuses = (await session.scalars(select(Delivery.status))).all()
+    assert statuses == ["succeeded"] * 3  # docs/webhooks.md: a delivery answered 2xx
