@@ -18,6 +18,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -129,9 +130,11 @@ async def test_a_lone_serve_with_its_clock_an_hour_off_keeps_holds_and_readyz_ri
     tmp_path: Path, hours: int
 ) -> None:
     # One `serve` (its worker in-process), its machine's clock an hour off the database's: its
-    # requests and its worker read one clock. Its worker on the database's time made every hold
-    # unpaid at once (behind: the deadline, its clock plus 30 minutes, was half an hour past
-    # by the database's) and /readyz 503 for good (ahead: each heartbeat an hour old).
+    # requests and its worker read one clock, the database's. When only its worker was on the
+    # database's time, every hold was unpaid at once (behind: the deadline, its clock plus 30
+    # minutes, was half an hour past by the database's) and /readyz 503 for good (ahead: each
+    # heartbeat an hour old); with both on its own clock, those were right but its deadlines
+    # disagreed with every `slotgraph worker`.
     url = await create_postgres_database("slotgraph_baddays")
     port, log = free_port(), tmp_path / "serve.log"
     env = {
@@ -177,6 +180,15 @@ async def test_a_lone_serve_with_its_clock_an_hour_off_keeps_holds_and_readyz_ri
             assert now.json()["status"] == "tentative", now.json()  # still 30 minutes to pay
             ready = await http.get(f"{server.url}/readyz")
             assert ready.status_code == 200, ready.text
+            # The deadline it wrote is 30 minutes on the database's clock, the one every
+            # `slotgraph worker` keeps: on its own clock it was 30 minutes past (behind), or 90
+            # to come (ahead), and a worker beside it timed the hold out at once (ADR 0019).
+            left = await database_says(
+                server,
+                "SELECT payment_due_at - clock_timestamp() FROM bookings WHERE id = :id",
+                id=uuid.UUID(hold.json()["booking_id"]),
+            )
+            assert timedelta(minutes=29) < left[0][0] <= timedelta(minutes=30), left
     finally:
         stop_server(server)
         await drop_postgres_database(url)

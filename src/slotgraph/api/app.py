@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -31,6 +31,7 @@ from slotgraph.api.routes import (
 )
 from slotgraph.api.timekit.router import router as timekit_router
 from slotgraph.db.engine import create_engine, session_factory
+from slotgraph.dbclock import DatabaseClock
 from slotgraph.heap import settle_the_heap
 from slotgraph.settings import Settings
 from slotgraph.syncer import check_encryption_key
@@ -38,20 +39,21 @@ from slotgraph.web import routing as web
 from slotgraph.worker import Worker
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_app(
     settings: Settings | None = None,
     *,
     engine: AsyncEngine | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Callable[[], datetime] | None = None,
     settle_heap: bool = False,
 ) -> FastAPI:
-    """The app. `settle_heap`: a server process's own app (`serve_app`), whose start-up ends by
-    tuning the garbage collector for the process (`settle_the_heap`); never a test's."""
+    """The app. `clock`: the time every request and the worker in the process read; by default
+    the database's (dbclock.py, ADR 0019), measured when the app starts. `settle_heap`: a server
+    process's own app (`serve_app`), whose start-up ends by tuning the garbage collector for the
+    process (`settle_the_heap`); never a test's."""
     settings = settings or Settings()
+    db_clock: DatabaseClock | None = None
+    if clock is None:
+        clock = db_clock = DatabaseClock(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,19 +61,24 @@ def create_app(
         eng = engine or create_engine(settings.database_url, settings)
         _attach(app, eng)
         await check_encryption_key(eng, settings)
-        worker = task = None
+        worker = task = keeper = None
+        if db_clock is not None:  # before the first request reads it
+            db_clock.engine = eng
+            await db_clock.measure()
         if settings.run_worker:
-            # The API's own clock, as the requests beside it read it: a hold's deadline is this
-            # clock plus its timeout, and /readyz compares heartbeats with it. On the database's
-            # time (dbclock.py, as `slotgraph worker` is) a machine an hour behind had every
-            # payment hold unpaid within seconds, and one an hour ahead /readyz 503 for good.
+            # The requests' clock: on the database's time (ADR 0019), the worker measures it
+            # again with each round of its timers, as `slotgraph worker` does.
             worker = Worker(eng, settings, clock=clock)
             task = asyncio.create_task(worker.run(), name="slotgraph-worker")
+        elif db_clock is not None:
+            keeper = asyncio.create_task(db_clock.keep(), name="slotgraph-clock")
         if settle_heap:
             settle_the_heap()
         try:
             yield
         finally:
+            if keeper is not None:
+                keeper.cancel()
             if worker is not None and task is not None:
                 await worker.stop(task)
             await app.state.limiter.close()

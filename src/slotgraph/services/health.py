@@ -15,10 +15,10 @@ from slotgraph.domain.availability import rfc3339
 HEARTBEAT_KEEP = timedelta(days=1)
 # A heartbeat further ahead of the reader's clock than this is not fresh: a worker (or this
 # server) whose clock is wrong, and a dead worker's beat from its future would keep /readyz
-# green until the clocks caught up. A minute, not the 5 s it was: `slotgraph worker` beats on the
-# database's time (dbclock.py, which warns from 1 s), so an API server a few seconds off would
-# be taken out of its load balancer, with every other one as far off, for a skew that moves a
-# hold's deadline by those seconds; an hour ahead is still caught.
+# green until the clocks caught up. A minute, not the 5 s it was: since ADR 0019 every process
+# keeps the database's time (dbclock.py, milliseconds apart), and before it an API server a few
+# seconds off its workers was taken out of its load balancer for a skew that moved a hold's
+# deadline by those seconds; a worker of an older version, or an hour ahead, is still caught.
 HEARTBEAT_AHEAD = timedelta(seconds=60)
 
 
