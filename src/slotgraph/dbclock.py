@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -29,24 +30,49 @@ _SAID = timedelta(seconds=1)  # an offset this large is said (and again when it 
 MEASURE_EVERY = 5.0  # seconds, in a server without a worker (a worker: each round of timers)
 
 
+def _machine_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class DatabaseClock:
-    def __init__(self, engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine | None = None,
+        *,
+        machine: Callable[[], datetime] = _machine_now,
+    ) -> None:
         self.engine = engine  # None until a server's start gives it one: this machine's time
+        self.machine = machine  # this machine's clock
         self.offset = timedelta(0)
         self._said: timedelta | None = None
+        self._latest = datetime.min.replace(tzinfo=UTC)  # the latest time given
 
     def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        """The database's time, never earlier than a time already given by less than `_SAID`:
+        a measurement's noise (half a round trip) or this machine's clock stepped back would
+        otherwise date a change before the one made just before it (a booking's history is in
+        its changes' order by time). A step back of `_SAID` or more (a clock set right after it
+        ran ahead) is taken at once, not waited out."""
+        now = self.machine() + self.offset
+        if timedelta(0) < self._latest - now < _SAID:
+            return self._latest
+        self._latest = now
+        return now
 
     async def measure(self) -> int:
         """Measure the offset again (PostgreSQL); 0, for the worker's step guard. The offset is
-        off by at most half the round trip of one `SELECT clock_timestamp()`."""
+        off by at most half the round trip of one `SELECT clock_timestamp()`: timed once the
+        connection is taken and its transaction begun, since a wait for a pooled connection (up
+        to `db_pool_timeout_seconds` when all are busy) counted in it made the offset wrong by
+        half the wait."""
         if self.engine is None or self.engine.dialect.name != "postgresql":
             return 0
-        before = datetime.now(UTC)
+        now = text("SELECT clock_timestamp()")
         async with self.engine.connect() as conn:
-            theirs: datetime = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
-        after = datetime.now(UTC)
+            await conn.execute(now)  # BEGIN and the statement's preparation: not timed
+            before = self.machine()
+            theirs: datetime = (await conn.execute(now)).scalar_one()
+            after = self.machine()
         self.offset = theirs - (before + (after - before) / 2)
         far = abs(self.offset) >= _SAID
         if far and (self._said is None or abs(self.offset - self._said) >= _SAID):
