@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import CursorResult, Select
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
-from slotgraph.db.engine import checkout, unavailable
+from slotgraph.db.engine import checkout, lose, unavailable
 
 T = TypeVar("T")
 
@@ -117,6 +117,7 @@ class Autocommit:
     pooled: Any  # the pool's connection (no SQLAlchemy Connection around it)
     driver: Any  # its asyncpg connection
     dialect: Dialect
+    sync_engine: Engine  # its pool's (a lost connection leaves it with the rest: engine.lose)
 
 
 @asynccontextmanager
@@ -136,7 +137,7 @@ async def autocommit(engine: AsyncEngine) -> AsyncIterator[Autocommit]:
     driver = pooled.driver_connection
     broken = True
     try:
-        yield Autocommit(pooled, driver, engine.dialect)
+        yield Autocommit(pooled, driver, engine.dialect, engine.sync_engine)
         broken = False
     except OSError as exc:
         if not driver.is_closed():  # not the database's socket: the block's own (a fault, 500)
@@ -147,7 +148,9 @@ async def autocommit(engine: AsyncEngine) -> AsyncIterator[Autocommit]:
         broken = False
         raise
     finally:
-        if pooled.is_valid and (broken or driver.is_closed() or driver.is_in_transaction()):
+        if pooled.is_valid and driver.is_closed():  # lost: the rest of the pool too
+            await greenlet_spawn(lose, engine.sync_engine, pooled)
+        elif pooled.is_valid and (broken or driver.is_in_transaction()):
             await greenlet_spawn(pooled.invalidate)
         await greenlet_spawn(pooled.close)
 
@@ -195,7 +198,7 @@ async def _translated(on: Autocommit, exc: Exception) -> Exception:
     except dialect.loaded_dbapi.Error as dbapi_error:
         lost = dialect.is_disconnect(dbapi_error, None, None)
         if lost and on.pooled.is_valid:
-            await greenlet_spawn(on.pooled.invalidate, dbapi_error)
+            await greenlet_spawn(lose, on.sync_engine, on.pooled, dbapi_error)
         if (meant := unavailable(dbapi_error, lost=lost)) is not None:
             return meant
         return DBAPIError.instance(

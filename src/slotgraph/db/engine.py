@@ -71,7 +71,32 @@ def create_engine(url: str, settings: Settings | None = None) -> AsyncEngine:
     )
     event.listen(engine.sync_engine, "handle_error", _unavailable_on_disconnect)
     event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
+    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
     return engine
+
+
+def _replace_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """The pool's checkout hook (PostgreSQL): a pooled connection the database has already
+    closed is replaced before it is handed out, at no round trip. A restart or a failover ends
+    every session with FATAL 57P01 and closes its socket, and asyncpg marks the connection
+    closed as soon as the event loop reads that, idle or not. Without this (pool_pre_ping is off:
+    a round trip per checkout), each such connection went to a request and failed it with 503,
+    in every process that had not yet seen a failure of its own (tests/system/test_outage.py).
+    SQLAlchemy replaces it and checks the new one; one that cannot be made is 503 as ever.
+    A connection whose socket died without a word (the host gone) is not known closed here: the
+    first statement on it fails, and `lose` (or SQLAlchemy) replaces the rest of the pool."""
+    if record.driver_connection.is_closed():
+        raise sa_exc.DisconnectionError("the database closed this pooled connection")
+
+
+def lose(sync_engine: Engine, pooled: Any, exc: BaseException | None = None) -> None:
+    """`pooled` (a pool's connection, checked out; in SQLAlchemy's greenlet) was lost: it leaves
+    the pool, and so, as SQLAlchemy does when one of its own statements loses its connection,
+    does every connection the pool made before it, each replaced at its next checkout. The
+    paths straight to the driver (below, driver_sql.autocommit) call this; they used to drop
+    only their own connection, and leave the rest of a dead pool to fail a request each."""
+    # Pool._invalidate: what SQLAlchemy's Connection calls on a disconnect (engine/base.py)
+    sync_engine.pool._invalidate(pooled, exc)
 
 
 def _connect_or_unavailable(
@@ -191,7 +216,10 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
             # the engine's hook
             lost = driver.is_closed() or isinstance(exc, OSError)
             if lost:
-                await conn.invalidate()
+                # the rest of the pool (lose), then this connection, through its Connection
+                pooled = await conn.get_raw_connection()
+                engine.sync_engine.pool._invalidate(pooled, exc, _checkin=False)
+                await conn.invalidate(exc)
             if (meant := unavailable(exc, lost=lost)) is not None:
                 raise meant from exc
             raise
@@ -226,7 +254,7 @@ def _fetch_in_greenlet(sync_engine: Engine, sql: str, args: tuple[Any, ...]) -> 
         # an OSError here is the database's socket (only the driver's call is in the block)
         lost = driver.is_closed() or isinstance(exc, OSError)
         if lost:
-            pooled.invalidate()
+            lose(sync_engine, pooled, exc)
         if (meant := unavailable(exc, lost=lost)) is not None:
             raise meant from exc
         raise
@@ -256,7 +284,9 @@ async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[Any]:
             raise meant from exc
         raise
     finally:
-        if lost or driver.is_closed() or driver.is_in_transaction():
+        if lost or driver.is_closed():
+            await greenlet_spawn(lose, engine.sync_engine, pooled)
+        elif driver.is_in_transaction():  # cancelled mid-statement: this one only
             await greenlet_spawn(pooled.invalidate)
         await greenlet_spawn(pooled.close)
 
