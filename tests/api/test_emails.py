@@ -300,6 +300,32 @@ async def test_the_owner_confirms_from_the_email_and_a_get_alone_changes_nothing
     assert (await mail_api.http.get("/owner/ot_not-a-token")).status_code == 404
 
 
+async def test_the_owner_is_not_offered_to_decide_a_request_that_has_expired(
+    mail_api: Api, worker: Worker, mailbox: Mailbox
+) -> None:
+    # A request nobody answered before it started expires (its graph's timer). The owner's
+    # page changes nothing when read, so it still shows the request; before, with Confirm and
+    # Decline, each of which was refused (the timer applied first).
+    res = await resource(mail_api)
+    await book_ann(mail_api, res, graph="confirm_decline")
+    await drain(worker)
+    (owner,) = mailbox.to("berg@clinic.example")
+    link = re.search(re.escape(BASE) + r"/owner/(ot_[A-Za-z0-9_-]+)", owner.text())
+    assert link is not None
+    path = f"/owner/{link.group(1)}"
+    page = await mail_api.http.get(path)
+    assert 'data-testid="confirm-form"' in page.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    mail_api.clock.now = datetime.fromisoformat(START) + timedelta(minutes=1)
+    page = await mail_api.http.get(path)
+    assert page.status_code == 200
+    assert 'data-testid="confirm-form"' not in page.text
+    assert 'data-testid="decline-form"' not in page.text
+    r = await mail_api.http.post(f"{path}/confirm", data={"csrf_token": csrf.group(1)})
+    assert r.status_code == 409, r.text
+
+
 async def test_the_email_targets_are_not_webhooks(mail_api: Api, engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         targets = (

@@ -58,5 +58,15 @@ async def test_a_read_shows_a_due_booking_another_transaction_holds_as_it_stands
     statuses = {b["booking_id"]: b["status"] for b in listed.json()["data"]}
     assert statuses == {held["booking_id"]: "tentative", other["booking_id"]: "confirmed"}
     assert one.json()["status"] == "tentative"
-    # Let go, the next read applies the timer.
+    # It offers no action: each would apply the timer first and be refused (`pay` is
+    # `payment_expired`). Before, `pay` and `cancel` were offered as if it were not due.
+    listed_actions = {b["booking_id"]: b["available_actions"] for b in listed.json()["data"]}
+    assert listed_actions[held["booking_id"]] == []
+    assert listed_actions[other["booking_id"]] == other["available_actions"] != []
+    assert one.json()["available_actions"] == []
+    (shown,) = [b for b in searched.json()["data"] if b["id"] == held["booking_id"]]
+    assert shown["available_actions"] == shown["possible_actions"] == []
+    # Let go, `pay` is refused, as the empty list said (the timer applied first).
+    paid = await api.put(f"{path}/pay", {})
+    assert (paid.status_code, paid.json()["code"]) == (409, "payment_expired"), paid.text
     assert (await api.get(path)).json()["status"] == "unpaid"

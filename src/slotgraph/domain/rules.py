@@ -110,6 +110,19 @@ def due_timer(
     return None
 
 
+def actions_now(graph: Graph, booking: Any, now: datetime) -> list[str]:
+    """The actions a request may apply to `booking` now, as every answer offers them
+    (`available_actions`, the owner's buttons): none while an automatic timer is due on it,
+    for a request that tries one applies the timer first and answers with that instead
+    (`payment_expired`, `invalid_action`: services/bookings/changing.py). Before, a read that
+    found the booking held by another transaction showed it as it stood, with `pay` offered
+    on a payment hold past its deadline, and the owner's page offered to confirm a request
+    that had expired; each try was refused."""
+    if due_timer(graph, booking, now, automatic=True) is not None:
+        return []
+    return graph.manual_actions(booking.status)
+
+
 def payment_overdue(*, status: str, payment_due_at: datetime | None, now: datetime) -> bool:
     """A payment hold past its deadline: it holds nothing and can only time out."""
     return timer_due(PAYMENT_TIMEOUT, _Fields(status, payment_due_at), now)

@@ -46,7 +46,7 @@ async def send_due(session: AsyncSession, *, now: datetime, limit: int = 500) ->
                 type_=REMINDER_EVENT,
                 booking_id=booking.id,
                 data={
-                    "booking": booking_out(booking).model_dump(mode="json"),
+                    "booking": booking_out(booking, now=now).model_dump(mode="json"),
                     "previous_status": booking.status,
                     "action": "remind",
                     "message": None,

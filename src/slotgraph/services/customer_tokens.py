@@ -41,7 +41,6 @@ from slotgraph.domain.customers import (
     check_notice,
     moves,
 )
-from slotgraph.domain.graphs import GRAPHS
 from slotgraph.errors import Forbidden, NotFound
 from slotgraph.schemas import ActionBody, BookingOut
 from slotgraph.services.common import Principal
@@ -214,14 +213,14 @@ async def owner_view(session: AsyncSession, *, token: str, now: datetime) -> Own
         resource = await session.get(Resource, booking.resource_id)
         client = await session.get(Client, booking.client_id) if booking.client_id else None
         assert resource is not None
-        allowed = GRAPHS[booking.graph].manual_actions(booking.status)
+        shown = booking_out(booking, now=now)
         return OwnerView(
-            booking=booking_out(booking),
+            booking=shown,
             resource_name=resource.name,
             timezone=resource.timezone,
             customer_name=client.name if client else None,
             customer_email=client.email if client else None,
-            actions=[a for a in OWNER_ACTIONS if a in allowed],
+            actions=[a for a in OWNER_ACTIONS if a in shown.available_actions],
         )
 
 

@@ -56,7 +56,7 @@ async def record_change(
     here, not at the session's commit).
     """
     if published is None:
-        published = booking_out(booking).model_dump_json()
+        published = booking_out(booking, now=now).model_dump_json()
     transition = {
         "id": new_id(),
         "booking_id": booking.id,

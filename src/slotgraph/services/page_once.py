@@ -154,5 +154,5 @@ async def _first_answer(
         # answered before it began expires, an unpaid hold times out) applied first. Before,
         # the replay showed the booking as stored, "Waiting" for a request that had expired.
         row = await reading.current(session, view.app_id, first.booking_id, now=now)
-        now_shown = booking_out_for(view.principal(), row).model_dump()
+        now_shown = booking_out_for(view.principal(), row, now=now).model_dump()
         return answered, BookingCreated(**now_shown, customer_token=first.customer_token)

@@ -109,7 +109,7 @@ async def search_bookings(
         rows, total = await counted(
             session, Booking, where, (Booking.start_time, Booking.id), limit, offset
         )
-        return [booking_out(b) for b in rows], total
+        return [booking_out(b, now=now) for b in rows], total
 
 
 @dataclass(frozen=True)

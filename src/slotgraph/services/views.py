@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import orjson
 
@@ -15,6 +16,7 @@ from slotgraph.db.models import (
     WebhookEndpoint,
 )
 from slotgraph.domain.graphs import GRAPHS
+from slotgraph.domain.rules import actions_now
 from slotgraph.schemas import BookingOut, ClientOut, ResourceOut, TransitionOut
 from slotgraph.services.common import Principal
 from slotgraph.webhook_schemas import WebhookOut
@@ -61,7 +63,8 @@ def client_out(c: Client) -> ClientOut:
     )
 
 
-def booking_out(b: Booking | NewBooking) -> BookingOut:
+def booking_out(b: Booking | NewBooking, *, now: datetime) -> BookingOut:
+    """The booking as an answer shows it `now` (what actions it offers: `actions_now`)."""
     graph = GRAPHS[b.graph]
     seats_left = None
     if b.max_seats is not None and b.seats_taken is not None:
@@ -77,7 +80,7 @@ def booking_out(b: Booking | NewBooking) -> BookingOut:
         end_time=b.end_time,
         details=b.details,
         meta=b.meta,
-        available_actions=graph.manual_actions(b.status),
+        available_actions=actions_now(graph, b, now),
         completed=graph.is_final(b.status),
         holds=graph.holds_in(b.status),
         payment_due_at=b.payment_due_at,
@@ -106,10 +109,10 @@ def created_json(booking: str, customer_token: str | None) -> str:
     return f'{booking[:-1]},"customer_token":{orjson.dumps(customer_token).decode()}}}'
 
 
-def booking_out_for(principal: Principal, b: Booking) -> BookingOut:
+def booking_out_for(principal: Principal, b: Booking, *, now: datetime) -> BookingOut:
     """The booking as `principal` may see it: whole for an API key; for the booking's customer
     token (`ct_`), without what the app wrote for itself (docs/security.md)."""
-    out = booking_out(b)
+    out = booking_out(b, now=now)
     if principal.kind != "customer":
         return out
     made_on_page = b.page_id is not None  # a booking page stores the visitor's own answers

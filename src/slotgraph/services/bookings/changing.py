@@ -88,7 +88,7 @@ async def apply_action(
             )
             if booking.graph == "group_owner" and not graph.holds_in(booking.status):
                 await _cancel_seats(session, booking, now=now, actor_key_id=principal.key_id)
-        result = booking_out_for(principal, booking)
+        result = booking_out_for(principal, booking, now=now)
     if error is not None:
         raise error
     return result
@@ -144,7 +144,7 @@ async def modify_booking(
                 actor=principal.key_id,
                 override_rules=data.override_rules,
             )
-        result = booking_out_for(principal, booking)
+        result = booking_out_for(principal, booking, now=now)
     if error is not None:
         raise error
     return result

@@ -289,7 +289,7 @@ async def _create(
                 "customer", booking_id=booking_id, app_id=principal.app_id, now=now
             )
             token_rows.append(row)
-        published = booking_out(booking)
+        published = booking_out(booking, now=now)
         rendered = published.model_dump_json()  # once: for the event and the answer
         # (the fields from __dict__: iterating a model, as dict() does, costs more than this)
         created = BookingCreated(**published.__dict__, customer_token=token)

@@ -28,7 +28,7 @@ async def get_booking(
     customer_tokens.check_booking(principal, booking_id)
     async with session.begin():
         booking = await current(session, principal.app_id, booking_id, now=now)
-        return booking_out_for(principal, booking)
+        return booking_out_for(principal, booking, now=now)
 
 
 async def current(
@@ -90,7 +90,7 @@ async def list_bookings(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].start_time, rows[-1].id) if more else None
-    return Page[BookingOut](data=[booking_out(b) for b in rows], next_cursor=next_cursor)
+    return Page[BookingOut](data=[booking_out(b, now=now) for b in rows], next_cursor=next_cursor)
 
 
 # A booking's history answer holds its latest changes, at most this many, oldest first. Every
