@@ -84,6 +84,36 @@ async def test_no_other_project_and_nothing_outside_it(api: Api, other_api: Api)
     assert r.status_code == 201, r.text
 
 
+async def test_a_search_in_a_project_that_is_not_one_is_answered_as_a_booking_is(
+    api: Api, other_api: Api
+) -> None:
+    # A body naming an unknown project is a wrong value of its `project_id` (Timekit: 422 with
+    # `errors.project_id`), for the search as for the booking. Before, the search answered 404
+    # `not_found` where the booking answered 422, and the widget, which shows a 422's field
+    # message, showed a bare "Not Found".
+    a = (await resource(api))["id"]
+    gone = await project(api, "gone", resources=[a])
+    assert (await v2(api, "DELETE", f"/projects/{gone}")).status_code == 200
+    theirs = await project(other_api, "theirs", resources=[(await resource(other_api))["id"]])
+    window = {"from": f"{MONDAY}T08:00:00Z", "to": f"{MONDAY}T09:00:00Z"}
+    for pid in (theirs, gone, "00000000-0000-0000-0000-000000000000"):
+        for key in (api.public_key, api.secret_key):
+            searched = await v2(
+                api, "POST", "/availability", {"project_id": pid, **window}, key=key
+            )
+            made = await v2(api, "POST", "/bookings", visit(a, 9, project_id=pid), key=key)
+            if key == api.secret_key:  # the owner's own bookings are labelled as it likes
+                assert made.status_code == 201, made.text
+                assert (
+                    await v2(api, "DELETE", f"/bookings/{made.json()['data']['id']}")
+                ).status_code == 200
+                made = searched
+            for r in (searched, made):
+                assert_422(r, "project_id")
+                assert r.json()["code"] == "validation_error"
+                assert r.json()["errors"] == {"project_id": ["no such project"]}, r.text
+
+
 async def test_v1_cannot_write_the_label_either(api: Api, other_api: Api) -> None:
     a = (await resource(api))["id"]
     theirs = await project(other_api, "theirs")
@@ -213,3 +243,40 @@ async def test_what_v1_writes_under_timekit_never_breaks_v2(api: Api) -> None:
         assert (who["id"], who["name"], who["email"]) == (client_id, "Vi", "vi@example.com")
         assert (data["event"]["what"], data["event"]["where"]) == ("", "")
     assert shown[2]["customers"][0]["voip"] == "ok"  # a field the adapter keeps is still shown
+
+
+async def test_the_resources_a_widget_shows_are_the_apps_own_live_ones(
+    api: Api, other_api: Api
+) -> None:
+    # `availability.resources` is what the widget shows, what /v2/availability searches and
+    # what the public key may book. Before, anything was kept: each of these made every
+    # visitor's search a 422 (or offered another app's resource), and was accepted as written.
+    mine, gone = (await resource(api))["id"], (await resource(api, name="Gone"))["id"]
+    assert (await v2(api, "DELETE", f"/resources/{gone}")).status_code == 200
+    theirs = (await resource(other_api))["id"]
+    made_up = "00000000-0000-4000-8000-000000000001"
+    for shown, says in (
+        ([mine, theirs], f"no such resource: {theirs}"),
+        ([gone], f"no such resource: {gone}"),
+        ([made_up], f"no such resource: {made_up}"),
+        (["Dr. Who"], "not a resource id: 'Dr. Who'"),
+        ("all", "a list of resource ids"),
+        ([mine] * 201, "at most 200 resources"),
+    ):
+        r = await v2(
+            api,
+            "POST",
+            "/projects",
+            {"name": "p", "slug": "p", "availability": {"resources": shown}},
+        )
+        assert_422(r, "availability.resources")
+        assert (r.json()["code"], r.json()["errors"]["availability.resources"]) == (
+            "validation_error",
+            [says],
+        )
+    assert (await v2(api, "GET", "/projects")).json()["data"] == []
+    p = await project(api, "p", availability={"resources": [mine]})
+    r = await v2(api, "PUT", f"/projects/{p}", {"availability": {"resources": [theirs]}})
+    assert_422(r, "availability.resources")
+    shown = (await v2(api, "GET", f"/projects/{p}")).json()["data"]["availability"]
+    assert shown["resources"] == [mine]

@@ -34,6 +34,7 @@ from slotgraph.timekit_shape import RESERVED
 MAX_SETTINGS_BYTES = 64_000  # Timekit's own limit for a request's JSON
 MAX_RESOURCES = 200
 LIVE_BATCH = 1_000  # ids a statement asks about: SQLite takes at most 32,766 variables
+NO_SUCH_PROJECT = "no such project"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 
@@ -79,6 +80,28 @@ def _out(p: Project, live: set[uuid.UUID] | None = None) -> ProjectOut:
     )
 
 
+# The resources a project's widget shows (`settings.availability.resources`, which `offered`
+# lets the public key book and /v2/availability searches). Checked as `resources` are: before,
+# any text was kept, and an id of another app, an archived or a made-up one made every
+# visitor's search a 422, or named another app's resource in what the widget offers.
+SHOWN_FIELD = "availability.resources"
+
+
+def _shown_resources(value: Any) -> list[uuid.UUID] | str:
+    """`availability.resources` as ids, or what is wrong with it."""
+    if not isinstance(value, list):
+        return "a list of resource ids"
+    if len(value) > MAX_RESOURCES:
+        return f"at most {MAX_RESOURCES} resources"
+    ids: list[uuid.UUID] = []
+    for item in value:
+        try:
+            ids.append(uuid.UUID(item))
+        except (TypeError, ValueError, AttributeError):
+            return f"not a resource id: {str(item)[:100]!r}"
+    return ids
+
+
 async def _check(session: AsyncSession, app_id: uuid.UUID, data: ProjectData) -> None:
     errors: list[tuple[str, str]] = []
     if data.slug is not None and not _SLUG.match(data.slug):
@@ -87,10 +110,20 @@ async def _check(session: AsyncSession, app_id: uuid.UUID, data: ProjectData) ->
         errors.append(("name", "from 1 to 200 characters"))
     if len(orjson.dumps(data.settings)) > MAX_SETTINGS_BYTES:
         errors.append(("settings", f"at most {MAX_SETTINGS_BYTES} bytes of JSON"))
-    ids = data.resource_ids or []
-    if len(ids) > MAX_RESOURCES:
-        errors.append(("resources", f"at most {MAX_RESOURCES} resources"))
-    elif ids:
+    named: dict[str, list[uuid.UUID]] = {"resources": list(data.resource_ids or [])}
+    availability = data.settings.get("availability")
+    if isinstance(availability, dict) and "resources" in availability:
+        shown = _shown_resources(availability["resources"])
+        if isinstance(shown, str):
+            errors.append((SHOWN_FIELD, shown))
+        else:
+            named[SHOWN_FIELD] = shown
+    for where, ids in named.items():
+        if len(ids) > MAX_RESOURCES:
+            errors.append((where, f"at most {MAX_RESOURCES} resources"))
+            continue
+        if not ids:
+            continue
         found = set(
             await session.scalars(
                 select(Resource.id).where(
@@ -102,7 +135,7 @@ async def _check(session: AsyncSession, app_id: uuid.UUID, data: ProjectData) ->
         )
         missing = [str(i) for i in ids if i not in found]
         if missing:
-            errors.append(("resources", f"no such resource: {', '.join(missing)}"))
+            errors.append((where, f"no such resource: {', '.join(missing)}"))
     if errors:
         raise ValidationFailed(errors)
 
@@ -190,6 +223,20 @@ async def get_project(
     async with session.begin():
         project = await _load(session, principal.app_id, project_id=project_id, slug=slug)
         return _out(project, await _live(session, principal.app_id, [project]))
+
+
+async def named_project(
+    session: AsyncSession, *, principal: Principal, project_id: uuid.UUID, field: str
+) -> ProjectOut:
+    """The live project a request's body names in `field`: one that is not (unknown, another
+    app's, archived) is a wrong value of that field, 422 naming it, as a booking in a project's
+    name is (`check_public_booking`); 404 is for the object a path names. Timekit answers a
+    body's unknown id so (Laravel's `exists` rule: 422 with `errors.<field>`), and its clients
+    show that field's message."""
+    try:
+        return await get_project(session, principal=principal, project_id=project_id)
+    except NotFound:
+        raise ValidationFailed.one(field, NO_SUCH_PROJECT) from None
 
 
 async def list_projects(
@@ -303,7 +350,7 @@ async def check_public_booking(
                 )
             )
         if project is None:
-            raise ValidationFailed.one(PROJECT_FIELD, "no such project")
+            raise ValidationFailed.one(PROJECT_FIELD, NO_SUCH_PROJECT)
         resources, graph = offered(project)
         if graph is not None and data.graph != graph:
             raise ValidationFailed.one("graph", f"project {project_id} books {graph} bookings")

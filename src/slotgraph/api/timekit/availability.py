@@ -72,7 +72,9 @@ async def fetch_availability(
     given = tk.model_dump(exclude_none=True)
     rules: list[Any] = []
     if tk.project_id is not None:
-        project = await projects.get_project(session, principal=principal, project_id=tk.project_id)
+        project = await projects.named_project(
+            session, principal=principal, project_id=tk.project_id, field="project_id"
+        )
         stored = dict(project.settings.get("availability") or {})
         stored.setdefault("resources", [str(r) for r in project.resource_ids])
         rules = list(project.settings.get("availability_constraints") or [])
