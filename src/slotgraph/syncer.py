@@ -25,6 +25,7 @@ from slotgraph.domain.deliveries import Outcome
 from slotgraph.errors import ValidationFailed
 from slotgraph.services import (
     calendar_connections,
+    calendar_pulled,
     calendar_pushes,
     calendar_removals,
     calendar_sync,
@@ -153,7 +154,7 @@ class CalendarSyncer:
 
     async def _fetch(
         self, job: calendar_sync.SyncJob
-    ) -> tuple[remote.Pulled, calendar_sync.Expanded]:
+    ) -> tuple[remote.Pulled, calendar_pulled.Expanded]:
         """The changes since the job's token and their busy time (in the CalDAV threads)."""
         allow_private = self.settings.webhook_allow_private_networks
         await calendar_connections.guard_url(job.account.url, allow_private=allow_private)
@@ -161,7 +162,7 @@ class CalendarSyncer:
             job.app_id, remote.pull, job.account, job.sync_token, allow_private=allow_private
         )
         expanded = await remote.call(
-            job.app_id, calendar_sync.expand, pulled, timezone=job.timezone, now=self.clock()
+            job.app_id, calendar_pulled.expand, pulled, timezone=job.timezone, now=self.clock()
         )
         return pulled, expanded
 

@@ -10,36 +10,21 @@ makes the second application a no-op for anything already applied.
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.calendars import keys, remote
-from slotgraph.calendars.pull import BadObject, Budget, Busy, busy_in
 from slotgraph.db import queries
-from slotgraph.db.models import (
-    Booking,
-    BookingHold,
-    CalendarConnection,
-    Resource,
-    ResourceBlock,
-)
-from slotgraph.services import calendar_events
-from slotgraph.services.calendar_connections import remove_pulled_blocks
-from slotgraph.services.outbox import record_event
-from slotgraph.services.resources import block_hold, bookings_under, remove_blocks
+from slotgraph.db.models import CalendarConnection, Resource
+from slotgraph.services import calendar_events, calendar_pulled
+from slotgraph.services.calendar_pulled import Expanded, SyncReport, expand
 
-HORIZON_PAST = timedelta(days=1)
-HORIZON_AHEAD = timedelta(days=366)
 FULL_SYNC_EVERY = timedelta(hours=24)  # re-expands recurring events as the horizon moves
-MAX_BLOCKS = 50_000  # per connection
 FIRST_RETRY = timedelta(seconds=30)
-REASON = "Busy in the connected calendar"
 
 
 @dataclass(frozen=True)
@@ -52,45 +37,6 @@ class SyncJob:
     version: datetime  # the connection's updated_at when claimed: a changed one is not applied
     due: datetime  # its next_sync_at when claimed: moved since, a sync was asked for meanwhile
     timezone: str = "UTC"  # the resource's, when claimed: what `expand` reads dates in
-
-
-@dataclass(frozen=True)
-class Expanded:
-    """What the changed objects keep busy (`expand`), read in `timezone`, with what was not
-    readable."""
-
-    timezone: str
-    wanted: dict[str, list[Busy]]
-    errors: list[str]
-
-
-def expand(pulled: remote.Pulled, *, timezone: str, now: datetime) -> Expanded:
-    """The busy time of every changed object within the horizon. CPU only, no I/O: the worker
-    runs it in a CalDAV thread, outside the transaction (`syncer.py`). On the event loop, in the
-    transaction, a pull's expansion held every app's requests for seconds (4.6 s for 30 daily
-    events since 1980, within the bounds of `calendars/pull.py`)."""
-    zone, steps = ZoneInfo(timezone), Budget()
-    horizon = (now - HORIZON_PAST, now + HORIZON_AHEAD)
-    wanted: dict[str, list[Busy]] = {}
-    errors = []
-    for href, ics in pulled.changed.items():
-        try:
-            found = busy_in(ics, zone=zone, horizon=horizon, budget=steps)
-        except BadObject as exc:
-            errors.append(f"{href}: {exc}")
-            wanted[href] = []
-            continue
-        wanted[href] = found.busy
-        if note := found.note():
-            errors.append(f"{href}: {note}")
-    return Expanded(timezone, wanted, errors)
-
-
-@dataclass
-class SyncReport:
-    added: int = 0
-    removed: int = 0
-    conflicts: list[uuid.UUID] = field(default_factory=list)
 
 
 async def claim_due(
@@ -226,7 +172,6 @@ async def apply(
 ) -> SyncReport | None:
     """Turn the changes into blocks, in one transaction with the new sync token; `expanded`:
     their busy time, worked out before (expanded here if not, or in another zone)."""
-    report = SyncReport()
     async with session.begin():
         conn = await _mine(session, job, worker_id)
         if conn is None:
@@ -237,38 +182,10 @@ async def apply(
         timezone = resources[job.resource_id].timezone
         if expanded is None or expanded.timezone != timezone:
             expanded = expand(pulled, timezone=timezone, now=now)
-        wanted, errors = dict(expanded.wanted), list(expanded.errors)
-        await _drop_our_own(session, job.app_id, wanted)
-        existing = await _existing(session, conn.id)
-        gone = set(pulled.deleted)
-        if pulled.full:
-            gone |= set(existing) - set(wanted)
-        report.removed += len(
-            await remove_pulled_blocks(session, conn, now=now, hrefs=gone - set(wanted))
+        errors = list(expanded.errors)
+        report = await calendar_pulled.write(
+            session, conn, pulled=pulled, wanted=expanded.wanted, errors=errors, now=now
         )
-        untouched = set(existing) - set(wanted) - gone
-        budget = MAX_BLOCKS - sum(len(existing[h]) for h in untouched)
-        new_blocks: list[ResourceBlock] = []
-        for href, busy in sorted(wanted.items()):
-            have = existing.get(href, [])
-            keep = Counter((b.start_time, b.end_time) for b in have)
-            want = Counter((b.start, b.end) for b in busy)
-            stale = [b.id for b in have if _take(keep, want, b)]
-            if stale:
-                report.removed += len(stale)
-                await remove_blocks(session, stale, now=now)
-            for b in busy:
-                if want[(b.start, b.end)] > 0 and budget > 0:
-                    want[(b.start, b.end)] -= 1
-                    budget -= 1
-                    new_blocks.append(_block(conn, href, b, now))
-        if budget <= 0:
-            errors.append(f"more than {MAX_BLOCKS} busy intervals; the rest were skipped")
-        session.add_all(new_blocks)
-        await session.flush()
-        session.add_all(block_hold(b) for b in new_blocks)
-        report.added = len(new_blocks)
-        report.conflicts = await _flag_conflicts(session, conn, new_blocks, now)
         conn.sync_token = pulled.sync_token
         if pulled.full:
             conn.last_full_sync_at = now
@@ -280,115 +197,3 @@ async def apply(
         conn.next_sync_at = _asked_meanwhile(conn, job) or now + interval
         conn.locked_until, conn.locked_by = None, None
     return report
-
-
-def _take(
-    keep: Counter[tuple[datetime, datetime]],
-    want: Counter[tuple[datetime, datetime]],
-    b: ResourceBlock,
-) -> bool:
-    """True when an existing block is no longer wanted (consumes one wanted copy otherwise)."""
-    key = (b.start_time, b.end_time)
-    if want[key] > 0:
-        want[key] -= 1
-        return False
-    return True
-
-
-def _block(conn: CalendarConnection, href: str, busy: Busy, now: datetime) -> ResourceBlock:
-    return ResourceBlock(
-        app_id=conn.app_id,
-        resource_id=conn.resource_id,
-        start_time=busy.start,
-        end_time=busy.end,
-        reason=REASON,
-        created_at=now,
-        calendar_id=conn.id,
-        calendar_href=href[:2048],
-        calendar_uid=busy.uid[:500] or None,
-    )
-
-
-async def _existing(
-    session: AsyncSession, connection_id: uuid.UUID
-) -> dict[str, list[ResourceBlock]]:
-    rows = await session.scalars(
-        select(ResourceBlock).where(
-            ResourceBlock.calendar_id == connection_id, ResourceBlock.deleted_at.is_(None)
-        )
-    )
-    out: dict[str, list[ResourceBlock]] = {}
-    for b in rows:
-        out.setdefault(b.calendar_href or "", []).append(b)
-    return out
-
-
-async def _drop_our_own(
-    session: AsyncSession, app_id: uuid.UUID, wanted: dict[str, list[Busy]]
-) -> None:
-    """Events whose UID is one of this app's bookings came from slotgraph (a push): not busy
-    time from outside, even where a server dropped the X-SLOTGRAPH-BOOKING-ID mark."""
-    uids = set()
-    for busy in wanted.values():
-        for b in busy:
-            try:
-                uids.add(uuid.UUID(b.uid))
-            except ValueError:
-                continue
-    if not uids:
-        return
-    ours = {
-        str(i)
-        for i in await session.scalars(
-            select(Booking.id).where(Booking.app_id == app_id, Booking.id.in_(sorted(uids)))
-        )
-    }
-    for href, busy in wanted.items():
-        wanted[href] = [b for b in busy if b.uid not in ours]
-
-
-async def _flag_conflicts(
-    session: AsyncSession, conn: CalendarConnection, blocks: list[ResourceBlock], now: datetime
-) -> list[uuid.UUID]:
-    """New busy time over a booking that was free when booked: `calendar.conflict`, once per
-    (block, booking), when the block appears (or moves). The booking stands; someone has to
-    decide (docs/calendars.md)."""
-    flagged: list[uuid.UUID] = []
-    if not blocks:
-        return flagged
-    # One query narrows the blocks to those near a booking at all; only those are checked.
-    held = (
-        await session.execute(
-            select(BookingHold.start_time, BookingHold.end_time).where(
-                BookingHold.resource_id == conn.resource_id,
-                BookingHold.active.is_(True),
-                BookingHold.booking_id.is_not(None),
-                BookingHold.start_time < max(b.end_time for b in blocks),
-                BookingHold.end_time > min(b.start_time for b in blocks),
-            )
-        )
-    ).all()
-    near = [b for b in blocks if any(s < b.end_time and e > b.start_time for s, e in held)]
-    for block in near:
-        for booking_id in await bookings_under(
-            session, conn.resource_id, block.start_time, block.end_time, now=now
-        ):
-            flagged.append(booking_id)
-            record_event(
-                session,
-                app_id=conn.app_id,
-                type_=calendar_events.CONFLICT,
-                booking_id=booking_id,
-                data={
-                    "resource_id": str(conn.resource_id),
-                    "booking_id": str(booking_id),
-                    "block": {
-                        "block_id": str(block.id),
-                        "start_time": block.start_time.isoformat(),
-                        "end_time": block.end_time.isoformat(),
-                        "calendar_uid": block.calendar_uid,
-                    },
-                },
-                now=now,
-            )
-    return flagged

@@ -256,14 +256,21 @@ def block_hold(block: ResourceBlock) -> BookingHold:
     )
 
 
+# Ids a statement carries: PostgreSQL takes at most 32,767 parameters, and a sync may remove a
+# connection's 50,000 blocks at once (a full sync that finds them gone, or nearer ones in).
+REMOVE_BATCH = 1_000
+
+
 async def remove_blocks(session: AsyncSession, ids: Sequence[uuid.UUID], *, now: datetime) -> None:
     """Delete blocks (the rows stay, marked deleted): their holds stop holding, the time is free."""
-    await session.execute(
-        update(ResourceBlock).where(ResourceBlock.id.in_(ids)).values(deleted_at=now)
-    )
-    await session.execute(
-        update(BookingHold).where(BookingHold.block_id.in_(ids)).values(active=False)
-    )
+    for at in range(0, len(ids), REMOVE_BATCH):
+        batch = ids[at : at + REMOVE_BATCH]
+        await session.execute(
+            update(ResourceBlock).where(ResourceBlock.id.in_(batch)).values(deleted_at=now)
+        )
+        await session.execute(
+            update(BookingHold).where(BookingHold.block_id.in_(batch)).values(active=False)
+        )
 
 
 def block_out(b: ResourceBlock) -> BlockOut:

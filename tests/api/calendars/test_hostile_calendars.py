@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from slotgraph.services import calendar_connections
+from slotgraph.services import calendar_connections, calendar_pulled
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import busy, connect, vevent
 from tests.api.conftest import Api
@@ -198,3 +198,43 @@ async def test_past_its_bound_an_object_keeps_its_earliest_busy_times_and_says_s
         ".ics: 929 busy times after 2025-01-05T14:00Z were left out (at most 2,000 per calendar "
         "object, the earliest kept)"
     ), state
+
+
+async def _may_and_september(api: Api, resource: dict[str, str]) -> list[tuple[str, str]]:
+    early = await busy(api, resource, "2024-05-01T00:00:00Z", "2024-05-10T00:00:00Z")
+    return early + await busy(api, resource, "2024-09-01T00:00:00Z", "2024-10-10T00:00:00Z")
+
+
+async def test_past_the_blocks_a_calendar_keeps_the_nearest_are_kept_and_said_so(
+    cal_api: Api, radicale: Radicale, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection keeps at most 50,000 blocks; here 5. Five weekly meetings from September
+    # ("far.ics") and tomorrow's appointment ("near.ics"). Before, the objects filled the room
+    # in their hrefs' order: the far ones took it, tomorrow was free, and the blocks kept were
+    # never given up for a nearer one that came later.
+    monkeypatch.setattr(calendar_pulled, "MAX_BLOCKS", 5)
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    calendar.add_event(
+        vevent("far", ":20240902T100000Z", ":20240902T110000Z", "RRULE:FREQ=WEEKLY;COUNT=5")
+    )
+    calendar.add_event(vevent("near", ":20240502T100000Z", ":20240502T110000Z"))
+    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    state, _ = await _synced(cal_api, worker, resource)
+    september = [(f"2024-09-{d:02}T10:00:00Z", f"2024-09-{d:02}T11:00:00Z") for d in (2, 9, 16, 23)]
+    may = [("2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z")]
+    assert await _may_and_september(cal_api, resource) == [*may, *september]
+    assert state["counts"]["pulled_blocks"] == 5
+    assert state["last_error"] == (
+        "1 busy times from 2024-09-30T10:00Z on were left out (at most 5 per calendar, the "
+        "earliest kept)"
+    ), state
+    # A nearer appointment in a later, incremental sync takes the place of the farthest block.
+    calendar.add_event(vevent("nearer", ":20240503T100000Z", ":20240503T110000Z"))
+    path = f"/v1/resources/{resource['resource_id']}/calendar/sync"
+    assert (await cal_api.post(path)).status_code == 202
+    state, _ = await _synced(cal_api, worker, resource)
+    may.append(("2024-05-03T10:00:00Z", "2024-05-03T11:00:00Z"))
+    assert await _may_and_september(cal_api, resource) == [*may, *september[:3]]
+    assert state["counts"]["pulled_blocks"] == 5
+    assert state["last_error"].startswith("1 busy times from 2024-09-23T10:00Z on"), state
