@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import pytest
 
+from slotgraph.calendars import pull, remote
 from slotgraph.services import calendar_connections, calendar_pulled
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import busy, connect, vevent
@@ -238,3 +240,45 @@ async def test_past_the_blocks_a_calendar_keeps_the_nearest_are_kept_and_said_so
     assert await _may_and_september(cal_api, resource) == [*may, *september[:3]]
     assert state["counts"]["pulled_blocks"] == 5
     assert state["last_error"].startswith("1 busy times from 2024-09-23T10:00Z on"), state
+
+
+async def test_a_pull_reads_at_most_its_events(
+    cal_api: Api, radicale: Radicale, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pull reads at most 20,000 events (about 5 s of CPU); here 10. Of twelve single
+    # meetings, ten are read and two are not, and last_error says so. Before: only recurrences
+    # were counted, so a calendar of single events was read whole, up to 32 MB (about 2.5 s of
+    # CPU a MB).
+    monkeypatch.setattr(pull, "MAX_EVENTS_PER_PULL", 10)
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    for hour in range(8, 20):
+        calendar.add_event(
+            vevent(f"at-{hour}", f":20240502T{hour:02}0000Z", f":20240502T{hour:02}3000Z")
+        )
+    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    state, _ = await _synced(cal_api, worker, resource)
+    assert state["counts"]["pulled_blocks"] == 10, state
+    assert state["last_error"].endswith(
+        ".ics: this calendar is larger than a pull reads: more than 4,000,000 bytes or 10 events "
+        "in all; the rest of its objects were not read"
+    ), state
+
+
+def test_a_pull_reads_at_most_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    # At most 4,000,000 bytes of objects a pull (about 8 s of CPU for single events); here the
+    # size of two of these three objects. The first two are read, the third is not (what the
+    # worker runs in its CalDAV thread: calendar_pulled.expand).
+    objects = {
+        f"/cal/at-{h}.ics": vevent(f"at-{h}", f":20240502T{h}0000Z", f":20240502T{h}3000Z")
+        for h in (10, 11, 12)
+    }
+    two = 2 * len(objects["/cal/at-10.ics"])
+    monkeypatch.setattr(pull, "MAX_BYTES_PER_PULL", two)
+    pulled = remote.Pulled("token", True, objects, set())
+    found = calendar_pulled.expand(pulled, timezone="UTC", now=datetime(2024, 5, 1, 9, tzinfo=UTC))
+    assert [len(busy) for busy in found.wanted.values()] == [1, 1, 0]
+    assert found.errors == [
+        f"/cal/at-12.ics: this calendar is larger than a pull reads: more than {two:,} bytes or "
+        "20,000 events in all; the rest of its objects were not read"
+    ]
