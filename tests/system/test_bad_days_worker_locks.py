@@ -51,6 +51,25 @@ def z(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+async def a_round_of_timers_after(url: str, moment: datetime) -> None:
+    """Wait until a worker has begun a round of timers after `moment`: two heartbeats of one
+    worker past it (each round's timers come before its beat; worker_steps.py `chores`). Bounded:
+    a worker whose timers wait for the lock never beats again."""
+    watcher = await asyncpg.connect(url)
+    try:
+        first: dict[str, datetime] = {}
+        for _ in range(600):  # 60 s
+            for worker_id, beat_at in await watcher.fetch(
+                "SELECT worker_id, beat_at FROM worker_heartbeats"
+            ):
+                if beat_at > moment and first.setdefault(worker_id, beat_at) < beat_at:
+                    return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no worker began a round of timers after {moment}: {first}")
+    finally:
+        await watcher.close()
+
+
 async def test_a_locked_booking_holds_up_no_timer_and_no_webhook(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -66,8 +85,8 @@ async def test_a_locked_booking_holds_up_no_timer_and_no_webhook(
                 json={"name": "Room", "timezone": "UTC"},
             )
             room = r.json()["resource_id"]
-            # A request nobody answers expires when it starts: in 3 s.
-            starts = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+            # A request nobody answers expires when it starts: in 5 s (locked before then).
+            starts = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
             request = await http.post(
                 f"{server.url}/v1/bookings",
                 headers=server.headers(),
@@ -85,10 +104,15 @@ async def test_a_locked_booking_holds_up_no_timer_and_no_webhook(
             holder = await asyncpg.connect(url)
             try:
                 await holder.execute("BEGIN")
-                await holder.execute("SELECT 1 FROM bookings WHERE id = $1 FOR UPDATE", request_id)
-                # Due from `starts` on; the timers run every 0.5 s and meet it locked.
-                left = (starts - datetime.now(UTC)).total_seconds()
-                await asyncio.sleep(max(0.0, left) + 2)
+                status = await holder.fetchval(
+                    "SELECT status FROM bookings WHERE id = $1 FOR UPDATE", request_id
+                )
+                # Locked before any timer moved it (else the test would prove nothing).
+                assert status == "tentative", status
+                # Due from `starts` on. The timers run every 0.5 s, each round ending with the
+                # worker's heartbeat: a round that began after a beat past `starts` has met the
+                # booking due, and locked.
+                await a_round_of_timers_after(url, starts)
                 for day in (1, 2, 3):
                     r = await http.post(
                         f"{server.url}/v1/bookings",
@@ -107,6 +131,11 @@ async def test_a_locked_booking_holds_up_no_timer_and_no_webhook(
                         break
                     await asyncio.sleep(0.1)
                 assert len(receiver.events()) == 3, "webhooks held up behind the locked booking"
+                # the lock held all along: the timers could not move it
+                assert (
+                    await holder.fetchval("SELECT status FROM bookings WHERE id = $1", request_id)
+                    == "tentative"
+                )
             finally:
                 await holder.close()
             # Let go, the worker's timers expire it in a later round (read from the database:
