@@ -22,11 +22,12 @@ import time
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import create_postgres_database, drop_postgres_database, postgres_url
-from tests.system.conftest import start_server, stop_server
+from tests.system.conftest import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.system
 
@@ -50,6 +51,15 @@ async def set_read_only(url: str, read_only: bool) -> None:
         await admin.close()
 
 
+async def worker_cycles(http: httpx.AsyncClient, metrics: str) -> int:
+    """How many cycles the worker has looked for work (its /metrics; a failed one counts too)."""
+    r = await http.get(metrics)
+    for line in r.text.splitlines():
+        if line.startswith("slotgraph_worker_loop_duration_seconds_count "):
+            return int(float(line.split()[1]))
+    raise AssertionError(r.text)
+
+
 def said(log: Path, line: str) -> int:
     return sum(
         line in entry for entry in log.read_text().splitlines() if "slotgraph.worker" in entry
@@ -69,6 +79,7 @@ async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path
             "SLOTGRAPH_LOG_LEVEL": "info",
             "SLOTGRAPH_LOG_FORMAT": "text",
             "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5",  # a round of timers (reads too) twice a second
+            "SLOTGRAPH_WORKER_METRICS_PORT": str(port := free_port()),
         }
         with log.open("ab") as out:
             worker = subprocess.Popen(
@@ -87,7 +98,16 @@ async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path
         while said(log, UNAVAILABLE) == 0:
             assert time.monotonic() < deadline, log.read_text()
             await asyncio.sleep(0.1)
-        await asyncio.sleep(8)  # sixteen rounds of timers, every one refused its writes
+        # Ten rounds of timers, every one refused its writes (before, each said "back" and then
+        # "unavailable" again). Counted, not timed: the worker looks at least every 0.2 s
+        # (worker_poll_seconds) and runs the timers when 0.5 s have passed, so at least once in
+        # any three looks: 30 looks are at least ten rounds, however slow the machine.
+        async with httpx.AsyncClient(timeout=30) as http:
+            metrics = f"http://127.0.0.1:{port}/metrics"
+            start = await worker_cycles(http, metrics)
+            while await worker_cycles(http, metrics) < start + 30:
+                assert time.monotonic() < deadline + 60, log.read_text()
+                await asyncio.sleep(0.2)
         assert (said(log, UNAVAILABLE), said(log, BACK)) == (1, 0), log.read_text()
 
         await set_read_only(url, False)
