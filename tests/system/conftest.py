@@ -91,6 +91,13 @@ def start_worker(database_url: str, log: Path, env: dict[str, str]) -> subproces
         )
 
 
+def worker_said(log: Path, line: str) -> int:
+    """How many of a worker's own log lines (logger `slotgraph.worker`) in `log` say `line`."""
+    return sum(
+        line in entry for entry in log.read_text().splitlines() if "slotgraph.worker" in entry
+    )
+
+
 async def subscribe(http: httpx.AsyncClient, server: Server, url: str) -> None:
     """Register `url` as a webhook endpoint for confirmed bookings."""
     r = await http.post(

@@ -15,9 +15,6 @@ own, the same for both.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +24,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import create_postgres_database, drop_postgres_database, postgres_url
-from tests.system.conftest import free_port, start_server, stop_server
+from tests.system.conftest import free_port, start_server, start_worker, stop_server, worker_said
 
 pytestmark = pytest.mark.system
 
@@ -60,12 +57,6 @@ async def worker_cycles(http: httpx.AsyncClient, metrics: str) -> int:
     raise AssertionError(r.text)
 
 
-def said(log: Path, line: str) -> int:
-    return sum(
-        line in entry for entry in log.read_text().splitlines() if "slotgraph.worker" in entry
-    )
-
-
 async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path) -> None:
     url = await create_postgres_database("slotgraph_baddays")
     log = tmp_path / "worker.log"
@@ -74,20 +65,12 @@ async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path
         server = await start_server(url, "postgresql", tmp_path / "server.log", "--no-worker")
         stop_server(server)  # it migrated the database; the worker is what is watched
         env = {
-            **os.environ,
-            "SLOTGRAPH_DATABASE_URL": url,
             "SLOTGRAPH_LOG_LEVEL": "info",
             "SLOTGRAPH_LOG_FORMAT": "text",
             "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5",  # a round of timers (reads too) twice a second
             "SLOTGRAPH_WORKER_METRICS_PORT": str(port := free_port()),
         }
-        with log.open("ab") as out:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "slotgraph.cli", "worker"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        worker = start_worker(url, log, env)
         deadline = time.monotonic() + 90
         while "started" not in log.read_text():
             assert worker.poll() is None, log.read_text()
@@ -95,7 +78,7 @@ async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path
             await asyncio.sleep(0.1)
 
         await set_read_only(url, True)
-        while said(log, UNAVAILABLE) == 0:
+        while worker_said(log, UNAVAILABLE) == 0:
             assert time.monotonic() < deadline, log.read_text()
             await asyncio.sleep(0.1)
         # Ten rounds of timers, every one refused its writes (before, each said "back" and then
@@ -108,13 +91,13 @@ async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path
             while await worker_cycles(http, metrics) < start + 30:
                 assert time.monotonic() < deadline + 60, log.read_text()
                 await asyncio.sleep(0.2)
-        assert (said(log, UNAVAILABLE), said(log, BACK)) == (1, 0), log.read_text()
+        assert (worker_said(log, UNAVAILABLE), worker_said(log, BACK)) == (1, 0), log.read_text()
 
         await set_read_only(url, False)
-        while said(log, BACK) == 0:
+        while worker_said(log, BACK) == 0:
             assert time.monotonic() < deadline + 30, log.read_text()
             await asyncio.sleep(0.2)
-        assert (said(log, UNAVAILABLE), said(log, BACK)) == (1, 1), log.read_text()
+        assert (worker_said(log, UNAVAILABLE), worker_said(log, BACK)) == (1, 1), log.read_text()
     finally:
         if worker is not None:
             worker.terminate()

@@ -29,7 +29,14 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.receiver import Receiver, running_receiver
-from tests.system.conftest import Server, start_server, start_worker, stop_server, subscribe
+from tests.system.conftest import (
+    Server,
+    start_server,
+    start_worker,
+    stop_server,
+    subscribe,
+    worker_said,
+)
 from tests.system.test_concurrency import database_says
 
 pytestmark = pytest.mark.system
@@ -152,12 +159,6 @@ async def test_a_locked_booking_holds_up_no_timer_and_no_webhook(
         if server is not None:
             stop_server(server)
         await drop_postgres_database(url)
-
-
-def worker_said(log: Path, line: str) -> int:
-    return sum(
-        line in entry for entry in log.read_text().splitlines() if "slotgraph.worker" in entry
-    )
 
 
 async def test_the_worker_says_which_outage_it_met(tmp_path: Path) -> None:
