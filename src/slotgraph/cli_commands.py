@@ -211,7 +211,7 @@ async def run_worker(settings: Settings) -> None:
     import asyncio
     import signal
 
-    from slotgraph import heap, metrics
+    from slotgraph import heap, metrics, warm
     from slotgraph.db.engine import create_engine
     from slotgraph.dbclock import DatabaseClock
     from slotgraph.syncer import check_encryption_key
@@ -225,11 +225,14 @@ async def run_worker(settings: Settings) -> None:
     worker = Worker(engine, settings, clock=DatabaseClock(engine))  # the database's time
     heap.settle_the_heap()  # as serve's app does: no full collection walks the start-up's objects
     task = asyncio.create_task(worker.run())
+    # its webhook, email and calendar libraries, in a thread, as serve's app does (warm.py)
+    warming = asyncio.create_task(warm.warm_up(worker.sessions, serves=False, works=True))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when="FIRST_COMPLETED")
+    warming.cancel()
     await worker.stop(task)
     await engine.dispose()
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotgraph import __version__, logs
+from slotgraph import __version__, logs, warm
 from slotgraph.api import dispatch, openapi, problems
 from slotgraph.api.guard import Guard
 from slotgraph.api.idempotency import Idempotency
@@ -74,9 +74,22 @@ def create_app(
             keeper = asyncio.create_task(db_clock.keep(), name="slotgraph-clock")
         if settle_heap:
             settle_the_heap()
+        # What this process will use soon, imported in a thread once it serves (warm.py); a
+        # server process's own app only: a test's would load them into the test's process.
+        warming = (
+            asyncio.create_task(
+                warm.warm_up(app.state.sessions, serves=True, works=settings.run_worker),
+                name="slotgraph-warm",
+            )
+            if settle_heap
+            else None
+        )
+        app.state.warming = warming
         try:
             yield
         finally:
+            if warming is not None:
+                warming.cancel()
             if keeper is not None:
                 keeper.cancel()
             if worker is not None and task is not None:

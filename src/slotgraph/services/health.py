@@ -56,9 +56,9 @@ async def readiness(
     out.check("database", True)
     # On the first /readyz, not at start: alembic (with mako and pygments) is a tenth of what a
     # server child imports, and only the supervisor, which migrates, needs it before then.
-    from slotgraph.db.migrate import head_revision
-
-    head = head_revision()
+    # Read once, in a thread: alembic's imports and its scripts took 86 ms of the event loop,
+    # every request on it waiting (and the scripts were read again by every /readyz).
+    head = _HEAD[0] if _HEAD else await asyncio.to_thread(_head_revision)
     out.check("migrations", revision == head, current=revision, head=head)
     fresh = last_beat is not None and now - last_beat <= worker_max_age
     detail: dict[str, object] = {}
@@ -109,6 +109,17 @@ async def outbox_lag(session: AsyncSession, *, now: datetime) -> float:
         )
     oldest = min((t for t in (undispatched, pending) if t is not None), default=None)
     return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+
+
+_HEAD: list[str | None] = []  # the newest migration this code knows, once read
+
+
+def _head_revision() -> str | None:
+    from slotgraph.db.migrate import head_revision
+
+    if not _HEAD:
+        _HEAD.append(head_revision())
+    return _HEAD[0]
 
 
 def _reason(exc: Exception, within_seconds: float) -> str:
