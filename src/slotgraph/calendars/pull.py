@@ -46,7 +46,11 @@ MAX_STEPS_PER_PULL = 500_000
 # their events (VEVENTs: about 5 s of CPU), then reads no more objects.
 MAX_BYTES_PER_PULL = 4_000_000
 MAX_EVENTS_PER_PULL = 20_000
-_VEVENT = re.compile(r"^BEGIN:VEVENT\r?$", re.IGNORECASE | re.MULTILINE)
+# An event's BEGIN line, as icalendar reads one: after unfolding (a line break, blank lines
+# too, then a space or a tab), any case, with or without parameters (`BEGIN;X-A="a:b":VEVENT`).
+# A line that only mentions VEVENT is counted too: more is refused sooner, never less.
+_FOLD = re.compile(r"[\r\n]+[ \t]")
+_VEVENT = re.compile(r"^BEGIN[;:][^\r\n]*VEVENT", re.IGNORECASE | re.MULTILINE)
 _PERIOD = {
     "SECONDLY": 1,
     "MINUTELY": 60,
@@ -87,8 +91,9 @@ class Budget:
 
     def take(self, ics: str) -> None:
         """Count one object's text and events, or raise BadObject if the pull has read all it
-        reads (counted before parsing: the count is a scan of the text, about 1 ms a MB)."""
-        events = len(_VEVENT.findall(ics))
+        reads (counted before parsing: the count unfolds and scans the text, 19 ms of CPU a
+        MB where parsing takes 2-3 s)."""
+        events = len(_VEVENT.findall(_FOLD.sub("", ics)))
         if self.spent or len(ics) > self.text or events > self.events:
             self.spent = True
             raise BadObject(

@@ -282,3 +282,29 @@ def test_a_pull_reads_at_most_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
         f"/cal/at-12.ics: this calendar is larger than a pull reads: more than {two:,} bytes or "
         "20,000 events in all; the rest of its objects were not read"
     ]
+
+
+def test_a_pull_counts_events_however_their_lines_are_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each object holds one VEVENT whose BEGIN line RFC 5545 lets a server write otherwise: with
+    # a parameter, folded, in lower case; icalendar reads each as an event. Counted as
+    # `BEGIN:VEVENT` lines only, a calendar written so was read whole past the events' bound
+    # (here 2): [1, 1, 1, 1] and no error before.
+    monkeypatch.setattr(pull, "MAX_EVENTS_PER_PULL", 2)
+    written = {
+        "param": "BEGIN;X-A=1:VEVENT",
+        "folded": "BEGIN:VEV\r\n\r\n ENT",
+        "lower": "begin:vevent",
+        "quoted": 'BEGIN;X-A="a:b":VEVENT',
+    }
+    objects = {
+        f"/cal/at-{h}.ics": vevent(f"at-{h}", f":20240502T{h}0000Z", f":20240502T{h}3000Z").replace(
+            "BEGIN:VEVENT", begin
+        )
+        for h, begin in zip((10, 11, 12, 13), written.values(), strict=True)
+    }
+    pulled = remote.Pulled("token", True, objects, set())
+    found = calendar_pulled.expand(pulled, timezone="UTC", now=datetime(2024, 5, 1, 9, tzinfo=UTC))
+    assert [len(busy) for busy in found.wanted.values()] == [1, 1, 0, 0]
+    assert [e.split(":", 1)[0] for e in found.errors] == ["/cal/at-12.ics", "/cal/at-13.ics"]
