@@ -24,6 +24,7 @@ from slotgraph.settings import Settings
 from slotgraph.worker import Worker
 from tests.api.conftest import TEST_SETTINGS, Api, Clock
 from tests.receiver import running_receiver
+from tests.redis_proxy import slow_redis_proxy
 
 
 def samples(text_: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -223,6 +224,26 @@ async def test_a_rate_limit_store_that_fails_is_counted_in_metrics(
         assert r.status_code == 200, r.text
     await app.state.limiter.close()
     assert await metric(api, name) >= before + 1
+
+
+async def test_a_slow_rate_limit_store_is_a_failure_counted_in_metrics(
+    engine: AsyncEngine, api: Api
+) -> None:
+    # Redis answers, 0.3 s late (tests/redis_proxy.py): past the limiter's bound of an ask, it
+    # is failing, counted for an alert, and the request does not wait for its answers.
+    with slow_redis_proxy() as slow:
+        settings = Settings(run_worker=False, redis_url=slow.url)
+        app = create_app(settings, engine=engine, clock=api.clock)
+        name = "slotgraph_rate_limit_store_failures_total"
+        before = await metric(api, name)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as http:
+            r = await http.get("/v1/resources", headers={"Authorization": f"Bearer {api.key}"})
+            assert r.status_code == 200, r.text
+        await app.state.limiter.close()
+        assert await metric(api, name) >= before + 1
+        assert len(slow.asks) == 1  # then counted here: no ask waited for a second answer
 
 
 async def test_one_access_line_per_request_in_json(

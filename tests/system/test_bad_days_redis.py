@@ -11,7 +11,6 @@ limited. A Redis that answers, but slowly, is failing too (the second test).
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.test_safety_limits import redis_url
+from tests.redis_proxy import SlowRedis, slow_redis_proxy
 from tests.system.conftest import Server, start_server, stop_server
 
 pytestmark = pytest.mark.system
@@ -111,63 +110,10 @@ async def test_a_hung_redis_slows_no_request_and_the_limits_still_hold(
         stop_server(server)
 
 
-@dataclass
-class SlowRedis:
-    url: str
-    asks: list[int]  # one entry per write from slotgraph to Redis (a command or a pipeline)
-
-
-def _pump(source: socket.socket, sink: socket.socket, delay: float, asks: list[int]) -> None:
-    """Copy bytes from `source` to `sink`, each read `delay` s late (Redis' answers), or
-    counted (slotgraph's asks)."""
-    try:
-        while chunk := source.recv(65536):
-            if delay:
-                time.sleep(delay)  # the slow peer itself, not the test waiting for it
-            else:
-                asks.append(len(chunk))
-            sink.sendall(chunk)
-    except OSError:
-        pass
-    finally:
-        for s in (source, sink):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-
 @pytest.fixture
 def slow_redis() -> Iterator[SlowRedis]:
-    """The test Redis behind a TCP proxy that hands each of its answers on 0.3 s late: a Redis
-    that answers, slowly (swapping, a saturated link, a busy single thread)."""
-    upstream = redis_url()  # skips (or fails in CI) without a Redis
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    asks: list[int] = []
-    opened: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            up = socket.create_connection(("127.0.0.1", 6379))
-            opened.extend((conn, up))
-            threading.Thread(target=_pump, args=(conn, up, 0.0, asks), daemon=True).start()
-            threading.Thread(target=_pump, args=(up, conn, SLOW, asks), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    database = upstream.rsplit("/", 1)[1]
-    try:
-        yield SlowRedis(f"redis://127.0.0.1:{listener.getsockname()[1]}/{database}", asks)
-    finally:
-        listener.close()
-        for conn in opened:
-            conn.close()
-
-
-SLOW = 0.3  # seconds each answer of the slow Redis takes
+    with slow_redis_proxy() as proxy:
+        yield proxy
 
 
 async def test_a_slow_redis_slows_no_request_and_the_limits_still_hold(
