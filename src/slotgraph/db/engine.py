@@ -121,10 +121,6 @@ _UNAVAILABLE_SQLSTATES = ("08", "57P", "53", "25006")
 # the statement: another process holds the write lock (BUSY, LOCKED), and the file cannot be
 # written (IOERR, FULL, READONLY, CANTOPEN). CORRUPT and NOTADB are not: no retry mends them.
 _SQLITE_BUSY = frozenset({5, 6})
-# PostgreSQL refused to finish the work in the time it allows: a lock held past lock_timeout
-# (55P03, lock_not_available), a statement past the operator's statement_timeout or cancelled by
-# pg_cancel_backend (57014, query_canceled; our own cancellations end the task instead).
-_TOO_LONG = ("55P03", "57014")
 _SQLITE_UNAVAILABLE = frozenset({8, 10, 13, 14})
 
 
@@ -157,11 +153,10 @@ def unavailable(exc: BaseException, *, lost: bool = False) -> DatabaseUnavailabl
     are 503 database_busy. None: the statement's own
     error. The one rule for every way a statement reaches the driver (this engine's hook,
     driver_sql.run_sqlite)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    if primary in _SQLITE_BUSY or exc_sqlstate(exc) in _TOO_LONG:
+    trouble = _trouble(exc)
+    if trouble in _BUSY:
         return DatabaseBusy()
-    if primary in _SQLITE_UNAVAILABLE or exc_sqlstate(exc) == "25006":
+    if trouble == _NO_WRITES:
         return DatabaseUnavailable("The database cannot store changes right now; try again later.")
     if lost or _refused(exc):
         return DatabaseUnavailable()
@@ -174,23 +169,43 @@ def outage(exc: BaseException) -> str:
     writes, no pooled connection free, or a database that cannot be reached. The worker's log
     said "database unavailable" for each, and a forgotten psql session looked like a
     PostgreSQL that was down (docs/operations.md, "Bad days"). Decided by the rules of
-    `unavailable` above, on the driver's error it came from."""
+    `unavailable` above (`_trouble`), on the driver's error it came from."""
     if isinstance(exc, sa_exc.TimeoutError):
         return f"no pooled connection free in time ({exc})"
     cause = exc.__cause__ or exc
-    code = getattr(cause, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
     said = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else type(cause).__name__
-    state = exc_sqlstate(cause)
+    return f"{_trouble(cause) or _UNREACHABLE} ({said})"
+
+
+# What a driver's error says of the database rather than of the statement, in an operator's
+# words: one rule for the answer a request gets (`unavailable`: the first three are 503
+# database_busy) and for what the worker's log says (`outage`).
+# PostgreSQL refused to finish the work in the time it allows: a lock held past lock_timeout
+# (55P03, lock_not_available), a statement past the operator's statement_timeout or cancelled by
+# pg_cancel_backend (57014, query_canceled; our own cancellations end the task instead).
+_LOCK_WAIT = "a lock wait past lock_timeout: another session holds a lock"
+_BUSY_WAIT = "a lock wait past busy_timeout: another process holds the write lock"
+_STATEMENT_TIMEOUT = "a statement timeout: statement_timeout or pg_cancel_backend"
+_BUSY = (_LOCK_WAIT, _BUSY_WAIT, _STATEMENT_TIMEOUT)
+_NO_WRITES = "the database takes no writes: read-only or full"
+_UNREACHABLE = "the database is unreachable"
+
+
+def _trouble(exc: BaseException) -> str | None:
+    """Which of the troubles above a driver's error is; None: none of them (a refusal or a
+    lost connection, `_refused`, or the statement's own error)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    state = exc_sqlstate(exc)
     if state == "55P03":
-        return f"a lock wait past lock_timeout: another session holds a lock ({said})"
+        return _LOCK_WAIT
     if primary in _SQLITE_BUSY:
-        return f"a lock wait past busy_timeout: another process holds the write lock ({said})"
+        return _BUSY_WAIT
     if state == "57014":
-        return f"a statement timeout: statement_timeout or pg_cancel_backend ({said})"
+        return _STATEMENT_TIMEOUT
     if primary in _SQLITE_UNAVAILABLE or state == "25006":
-        return f"the database takes no writes: read-only or full ({said})"
-    return f"the database is unreachable ({said})"
+        return _NO_WRITES
+    return None
 
 
 def _refused(exc: BaseException) -> bool:
