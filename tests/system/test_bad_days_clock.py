@@ -26,7 +26,14 @@ import httpx
 import pytest
 
 from tests.conftest import create_postgres_database, drop_postgres_database
-from tests.system.conftest import SECRET, Server, free_port, start_server, stop_server
+from tests.system.conftest import (
+    SECRET,
+    Server,
+    free_port,
+    start_server,
+    start_worker,
+    stop_server,
+)
 from tests.system.test_concurrency import database_says
 
 pytestmark = pytest.mark.system
@@ -120,7 +127,7 @@ class _Off(datetime.datetime):
         return super().now(tz) + datetime.timedelta(hours={hours})
 datetime.datetime = _Off
 from slotgraph.cli import main
-sys.argv = ["slotgraph", "serve", "--port", "{port}", "--workers", "1"]
+sys.argv = ["slotgraph", "serve", "--port", "{port}", "--workers", "1", *{extra}]
 main()
 """
 
@@ -146,7 +153,7 @@ async def test_a_lone_serve_with_its_clock_an_hour_off_keeps_holds_and_readyz_ri
     }
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-c", OFF.format(hours=hours, port=port)],
+            [sys.executable, "-c", OFF.format(hours=hours, port=port, extra=[])],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -190,5 +197,67 @@ async def test_a_lone_serve_with_its_clock_an_hour_off_keeps_holds_and_readyz_ri
             )
             assert timedelta(minutes=29) < left[0][0] <= timedelta(minutes=30), left
     finally:
+        stop_server(server)
+        await drop_postgres_database(url)
+
+
+async def test_an_api_server_an_hour_behind_writes_deadlines_every_worker_agrees_with(
+    tmp_path: Path,
+) -> None:
+    # Production's shape: `serve --no-worker` on a machine an hour behind, and a `slotgraph
+    # worker` on a right one. Before ADR 0019 the server wrote a 30-minute hold's deadline on
+    # its own clock, half an hour past by the worker's (the database's), and the worker timed
+    # it out in its first round; now the server keeps the database's time too.
+    url = await create_postgres_database("slotgraph_baddays")
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "SLOTGRAPH_DATABASE_URL": url,
+        "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": SECRET,
+        "SLOTGRAPH_LOG_LEVEL": "warning",
+    }
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", OFF.format(hours=-1, port=port, extra=["--no-worker"])],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", url, "postgresql", process, log)
+    worker = None
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for _ in range(900):
+                assert process.poll() is None, log.read_text()
+                try:
+                    if (await http.get(f"{server.url}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            hold = await payment_hold(http, server)
+            worker = start_worker(
+                url, tmp_path / "worker.log", {"SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5"}
+            )
+            beats: list[object] = []
+            for _ in range(600):  # two heartbeats: a whole round of timers after the hold
+                beat = await database_says(server, "SELECT max(beat_at) FROM worker_heartbeats")
+                if beat[0][0] is not None and beat[0][0] not in beats:
+                    beats.append(beat[0][0])
+                if len(beats) == 2:
+                    break
+                assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+                await asyncio.sleep(0.1)
+            assert len(beats) == 2, "no whole round of timers"
+            status = await database_says(
+                server,
+                "SELECT status FROM bookings WHERE id = :id",
+                id=uuid.UUID(hold.json()["booking_id"]),
+            )
+            assert status[0][0] == "tentative", status  # still 30 minutes to pay
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
         stop_server(server)
         await drop_postgres_database(url)
