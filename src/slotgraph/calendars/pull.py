@@ -48,8 +48,10 @@ MAX_BYTES_PER_PULL = 4_000_000
 MAX_EVENTS_PER_PULL = 20_000
 # An event's BEGIN line, as icalendar reads one: after unfolding (a line break, blank lines
 # too, then a space or a tab), any case, with or without parameters (`BEGIN;X-A="a:b":VEVENT`).
-# A line that only mentions VEVENT is counted too: more is refused sooner, never less.
-_FOLD = re.compile(r"[\r\n]+[ \t]")
+# A line that only mentions VEVENT is counted too: more is refused sooner, never less. A fold
+# is matched from the first line break of a run only: tried at every break of a run, a run of
+# blank lines not followed by a space cost quadratic time (1 MB of them: hours of CPU).
+_FOLD = re.compile(r"(?<![\r\n])[\r\n]+[ \t]")
 _VEVENT = re.compile(r"^BEGIN[;:][^\r\n]*VEVENT", re.IGNORECASE | re.MULTILINE)
 _PERIOD = {
     "SECONDLY": 1,
