@@ -106,3 +106,40 @@ async def test_an_answer_s_first_2_kb_are_kept(answer: bytes, kept: str) -> None
             allow_private=True,
         )
     assert (outcome.status_code, outcome.error, outcome.response_body) == (200, None, kept)
+
+
+async def test_a_receiver_s_cookie_is_never_sent_back_nor_compression_asked_for() -> None:
+    # One client sends every app's webhooks: a cookie one receiver sets would go with the next
+    # sends to its host, whichever app's they are (and a receiver could fill the worker's
+    # memory with them). The answer sets one; the second send to the host must not carry it.
+    heads: list[bytes] = []
+
+    async def answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not reader.at_eof():
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            heads.append(head.lower())
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nset-cookie: tenant=a; Path=/; Max-Age=3600\r\n"
+                b"content-length: 0\r\n\r\n"
+            )
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answering, "127.0.0.1", 0)
+    url = f"http://localhost:{server.sockets[0].getsockname()[1]}/hook"  # a name: cookies kept
+    async with server, sender.session(connections=1, allow_private=True) as http:
+        for msg_id in ("msg_1", "msg_2"):
+            outcome = await sender.send(
+                http, url=url, msg_id=msg_id, body="{}", secrets_=[], allow_private=True
+            )
+            assert outcome.status_code == 200
+    assert len(heads) == 2
+    assert b"webhook-id: msg_2" in heads[1]
+    assert b"cookie" not in heads[1]
+    # Answers are kept as they came: none is asked for compressed.
+    assert all(b"accept-encoding" not in head for head in heads)

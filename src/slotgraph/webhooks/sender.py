@@ -45,12 +45,17 @@ class _PublicOnly(AbstractResolver):
 
 def session(*, connections: int, allow_private: bool) -> aiohttp.ClientSession:
     """The worker's client: at most `connections` at once, kept alive between sends. Answers
-    are kept as they came (no decompression); redirects are not followed (`send`)."""
+    are kept as they came (no decompression, so none is asked for: a compressed answer's
+    first 2 KB would be kept as bytes no one can read); redirects are not followed (`send`).
+    No cookies: one client sends every app's webhooks, and a cookie one receiver set would go
+    with the next sends to its host, whichever app's they are (and fill the worker's memory)."""
     connector = aiohttp.TCPConnector(
         limit=connections, resolver=None if allow_private else _PublicOnly()
     )
     return aiohttp.ClientSession(
         connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("Accept-Encoding",),
         auto_decompress=False,
         timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
     )
