@@ -95,6 +95,9 @@ async def claim(
         prepared = sql.claim_prepared(engine.dialect, skipping=bool(skip))
         found = await driver_fetch(engine, prepared.sql, *prepared.arguments(given))
         rows = [prepared.converted(r) for r in found]
+    elif not skip and isinstance(session.bind, AsyncEngine):  # SQLite, in one call on its thread
+        async with session.bind.connect() as conn:
+            rows = await sqlite_deliveries.claim(conn, given)
     else:
         async with session.begin():
             conn = await session.connection()

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Dialect
 from slotgraph.db import driver_sql
 from slotgraph.db.models import Delivery, DeliveryAttempt, new_id
 from slotgraph.db.models.base import table_of
+from slotgraph.services import delivery_statements
 
 _DELIVERY = (
     *("id", "app_id", "endpoint_id", "event_id", "event_seq", "booking_id", "status"),
@@ -249,6 +250,77 @@ def _write(
 def _queued(db: sqlite3.Connection, targets: list[str], bookings: list[str]) -> Queued:
     found = db.execute(_QUEUED, (orjson.dumps(targets).decode(), orjson.dumps(bookings).decode()))
     return {(uuid.UUID(t), uuid.UUID(b)) for t, b in found}
+
+
+@dataclass(frozen=True)
+class _Claiming:
+    """The claim's two statements (services/delivery_statements.py `take_due`, no target
+    skipped, and `to_send`) as SQLite text: the first with its parameters' names in order (and
+    the values it was built with, and their conversions), the second's `IN (...)` filled per
+    count of ids (`_to_send`)."""
+
+    take: str
+    take_params: tuple[tuple[str, Any, Any], ...]  # (name, built value or None, conversion)
+    to_send: driver_sql.Prepared  # its text has SQLAlchemy's mark for the ids' list
+
+
+_IDS = "__[POSTCOMPILE_ids]"
+
+
+@functools.cache
+def _claiming(dialect: Dialect) -> _Claiming:
+    compiled = delivery_statements.take_due(postgres=False).compile(dialect=dialect)
+    given = {"now": None, "until": None, "worker": None, "limit": None}
+    take = compiled.construct_expanded_state({**compiled.params, **given, "skip": []})
+    assert take.positiontup is not None
+    assert "POSTCOMPILE" not in take.statement
+    params = tuple(
+        (
+            name,
+            None if name in given else compiled.params[name],
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+        )
+        for name in take.positiontup
+    )
+    assert {name for name, built, _ in params if built is None} == set(given)
+    to_send = driver_sql.prepare(delivery_statements.to_send(), dialect)
+    assert [name for name, _, _ in to_send.params] == ["ids"]
+    assert to_send.sql.count(_IDS) == 1
+    return _Claiming(take.statement, params, to_send)
+
+
+@functools.lru_cache(maxsize=64)  # bounded: a statement's text for each count of ids
+def _to_send(statement: str, count: int) -> str:
+    return statement.replace(_IDS, ", ".join("?" * count))
+
+
+async def claim(conn: Any, given: dict[str, Any]) -> list[list[Any]]:
+    """`take_due` (no target skipped) and `to_send` in one call, from BEGIN IMMEDIATE (as the
+    engine begins every transaction, db/engine.py) to COMMIT, on `conn`, a connection not in a
+    transaction (the process's one connection, ADR 0008): the rows of what to send where, in
+    the order they are due, converted as SQLAlchemy converts them. The ids go from the first
+    statement to the second as stored. Through the session a claim was two statements of three
+    or four hops to aiosqlite's thread each, every row converted there, and the ids converted
+    to UUIDs and back (docs/benchmarks.md, "Webhooks", twelfth pass)."""
+    c = _claiming(conn.dialect)
+    take = tuple(
+        value if convert is None else convert(value)
+        for name, built, convert in c.take_params
+        for value in (given[name] if built is None else built,)
+    )
+
+    def run(db: sqlite3.Connection) -> list[Any]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            ids = [row[0] for row in db.execute(c.take, take)]
+            rows = db.execute(_to_send(c.to_send.sql, len(ids)), ids).fetchall() if ids else []
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return rows
+
+    return [c.to_send.converted(r) for r in await driver_sql.call_sqlite(conn, run)]
 
 
 async def record(
