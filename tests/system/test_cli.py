@@ -24,6 +24,12 @@ from tests.system.conftest import start_server, stop_server
 
 pytestmark = pytest.mark.system
 
+# How long a command may take before it is taken for hung: a guard, not a speed limit (none is
+# asserted here). A `serve` that bootstraps a fresh database took about 11 s at load 8, and the
+# old limit, 60 s, was tight at load 12; a migration kept waiting runs 30 s on purpose (SQLite's
+# busy timeout) before it says so.
+HANG = 300
+
 
 def cli(
     database_url: str, *args: str, env: dict[str, str] | None = None
@@ -37,7 +43,7 @@ def cli(
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG,
         check=True,
     )
 
@@ -88,8 +94,8 @@ SERVE = [sys.executable, "-m", "slotgraph.cli", "serve"]
 def test_serve_prints_new_keys_once(fresh_database: tuple[str, str]) -> None:
     _, url = fresh_database
     with _port_taken(url) as env:
-        first = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=60)
-        second = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=60)
+        first = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=HANG)
+        second = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=HANG)
     assert "Keys are shown once" in first.stderr
     keys = json.loads(first.stderr[first.stderr.index("{") : first.stderr.index("}") + 1])
     assert keys["secret_key"].startswith("sk_")
@@ -103,12 +109,12 @@ def test_serve_says_when_the_bootstrap_key_is_not_a_key(fresh_database: tuple[st
     every request with it got 401 and nothing said why."""
     _, url = fresh_database
     with _port_taken(url) as env:
-        first = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=60)
+        first = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=HANG)
         tour = {**env, "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": "sk_tour"}
-        second = subprocess.run(SERVE, env=tour, capture_output=True, text=True, timeout=60)
+        second = subprocess.run(SERVE, env=tour, capture_output=True, text=True, timeout=HANG)
         keys = json.loads(first.stderr[first.stderr.index("{") : first.stderr.index("}") + 1])
         mine = {**env, "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": keys["secret_key"]}
-        third = subprocess.run(SERVE, env=mine, capture_output=True, text=True, timeout=60)
+        third = subprocess.run(SERVE, env=mine, capture_output=True, text=True, timeout=HANG)
     assert "Keys are shown once" in first.stderr
     assert "SLOTGRAPH_BOOTSTRAP_SECRET_KEY is not a key of any app" in second.stderr
     assert "get 401" in second.stderr
@@ -194,7 +200,7 @@ def run_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedP
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG,
     )
 
 
@@ -246,9 +252,9 @@ def test_the_bootstrap_message_says_what_to_remove_and_that_is_enough(
     what it names now is what a new start needs, done as it says, and nothing more."""
     backend, url = fresh_database
     with _port_taken(url) as env:
-        subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=60)
+        subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=HANG)
         tour = {**env, "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": "sk_tour"}
-        told = subprocess.run(SERVE, env=tour, capture_output=True, text=True, timeout=60)
+        told = subprocess.run(SERVE, env=tour, capture_output=True, text=True, timeout=HANG)
         if backend == "postgresql":
             assert (
                 "or, to begin again with your key, use an empty database and start" in told.stderr
@@ -265,7 +271,7 @@ def test_the_bootstrap_message_says_what_to_remove_and_that_is_enough(
             f"-shm files if there are any ({command}) and start again." in said
         ), told.stderr
         subprocess.run(["sh", "-c", command], check=True)
-        again = subprocess.run(SERVE, env=tour, capture_output=True, text=True, timeout=60)
+        again = subprocess.run(SERVE, env=tour, capture_output=True, text=True, timeout=HANG)
     assert "is not a key of any app" not in again.stderr
     (app,) = json.loads(cli(url, "apps", "list").stdout)
     assert "sk_tour" in {k["prefix"] for k in app["keys"]}  # the tour's key is the app's now
@@ -304,7 +310,7 @@ async def test_a_migration_kept_waiting_by_another_sessions_lock_says_so_and_cha
         file = sqlite3.connect(make_url(url).database or "", isolation_level=None)
         file.execute("BEGIN IMMEDIATE")
     try:
-        kept = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        kept = subprocess.run(command, env=env, capture_output=True, text=True, timeout=HANG)
     finally:
         if backend == "postgresql":
             await holder.close()
@@ -319,7 +325,7 @@ async def test_a_migration_kept_waiting_by_another_sessions_lock_says_so_and_cha
         assert await current_revision(engine) == before
     finally:
         await engine.dispose()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=HANG)
     assert done.returncode == 0, done.stderr
     assert "database is at head" in done.stderr
 
@@ -344,7 +350,7 @@ async def test_a_migration_cancelled_by_the_roles_statement_timeout_says_so() ->
                 "SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "0",
             }
             command = [sys.executable, "-m", "slotgraph.cli", "migrate"]
-            cut = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+            cut = subprocess.run(command, env=env, capture_output=True, text=True, timeout=HANG)
             await admin.execute("ROLLBACK")
             await admin.execute(f'ALTER DATABASE "{database}" RESET statement_timeout')
         finally:
@@ -371,7 +377,7 @@ def test_a_lock_timeout_postgresql_refuses_is_refused_by_name(
     _, url = fresh_database
     env = os.environ | {"SLOTGRAPH_DATABASE_URL": url, "SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "-1"}
     command = [sys.executable, "-m", "slotgraph.cli", "migrate"]
-    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=HANG)
     assert refused.returncode != 0, refused.stderr
     assert "db_lock_timeout_seconds" in refused.stderr, refused.stderr
     assert "greater than or equal to 0" in refused.stderr, refused.stderr
