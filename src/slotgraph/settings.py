@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Rate limits (the numbers are app settings): counted in Redis when set (shared by every
     # process), else in this process, in at most this many counters (about 6 MB).
     redis_url: str | None = None
+    # What one ask of Redis may take in all (seconds); a slower one is a failure: counted in this
+    # process for 5 s (api/ratelimit.py REDIS_TIMEOUT).
+    redis_timeout_seconds: float = Field(default=0.1, gt=0, le=60)
     rate_limit_memory_keys: int = 20_000
     # The most requests a minute an app may set for either key (1,000 a second); a higher value
     # stored before is counted as this.

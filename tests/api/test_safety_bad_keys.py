@@ -24,7 +24,7 @@ from slotgraph.api.app import create_app
 from slotgraph.services import apps
 from slotgraph.settings import Settings
 from tests.api.conftest import TEST_SETTINGS, Clock, make_api
-from tests.api.test_safety_limits import redis_url
+from tests.api.test_safety_limits import SHARED_TIMEOUT, redis_url
 from tests.conftest import clean
 
 LIMIT = 3
@@ -205,7 +205,9 @@ async def test_booking_pages_and_health_need_no_key_and_are_not_counted(
 async def test_redis_shares_the_bad_key_count_and_the_known_keys(engine: AsyncEngine) -> None:
     url = redis_url()
     await clean(engine)
-    settings = Settings(run_worker=False, redis_url=url, bad_key_limit=LIMIT)
+    settings = Settings(
+        run_worker=False, redis_url=url, redis_timeout_seconds=SHARED_TIMEOUT, bad_key_limit=LIMIT
+    )
     http, created = await make_api(engine, Clock(), settings)
     await http.aclose()
     one = Net(http._transport.app)  # type: ignore[attr-defined]

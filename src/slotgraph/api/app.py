@@ -112,6 +112,7 @@ def create_app(
     app.add_middleware(Idempotency)
     app.state.limiter = Limiter.create(
         redis_url=settings.redis_url,
+        redis_timeout=settings.redis_timeout_seconds,
         memory_keys=settings.rate_limit_memory_keys,
         bad_key_limit=settings.bad_key_limit,
         max_per_minute=settings.max_app_rate_limit,

@@ -12,7 +12,7 @@ does not answer (one warning a minute, and each failure counted in the metric
 `slotgraph_rate_limit_store_failures_total`) is left alone for `_SHARED_RETRY_SECONDS`, and
 meanwhile each process counts in its own bounded store, as without Redis: a limiter outage never
 takes the API down, nor slows every request by Redis' timeout, nor lifts the limits. A Redis that
-answers, but slower than `_REDIS_TIMEOUT` an ask, is failing: its answers would be added to
+answers, but slower than `REDIS_TIMEOUT` an ask, is failing: its answers would be added to
 every request.
 """
 
@@ -43,11 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("slotgraph.ratelimit")
 _WARN_EVERY = 60.0
 # What one ask of Redis may take in all (connect, redis-py's retries, each round trip), and each
-# socket operation in it: a Redis on the same network answers in a millisecond. Past it, Redis is
-# failing (and let alone for `_SHARED_RETRY_SECONDS`). It was 0.5 s on each socket operation
-# only: a Redis that answered in 0.3 s never failed, and added 0.3 s to each of a request's
-# three or four asks, about a second a request (docs/operations.md, "Bad days").
-_REDIS_TIMEOUT = 0.1  # seconds
+# socket operation in it, by default (the setting redis_timeout_seconds): a Redis on the same
+# network answers in a millisecond. Past it, Redis is failing (and let alone for
+# `_SHARED_RETRY_SECONDS`). It was 0.5 s on each socket operation only: a Redis that answered in
+# 0.3 s never failed, and added 0.3 s to each of a request's three or four asks, about a second
+# a request (docs/operations.md, "Bad days").
+REDIS_TIMEOUT = 0.1  # seconds
 # After Redis failed to answer, it is asked again this much later; meanwhile each process counts
 # in its own store. Before, every request asked it, and waited its timeout: 0.5-1.5 s a request
 # added while Redis hung, and nothing was limited (docs/operations.md, "Bad days").
@@ -121,8 +122,10 @@ class Limiter:
         bad_key_limit: int = 20,
         max_per_minute: int = 60_000,
         local_keys: int = 20_000,
+        timeout: float = REDIS_TIMEOUT,
     ) -> None:
         self.storage = storage
+        self.timeout = timeout  # what an ask of the shared store may take in all
         self.strategy = SlidingWindowCounterRateLimiter(storage)
         self.pool = pool
         # Where counting goes while the shared store (Redis) does not answer: this process.
@@ -145,6 +148,7 @@ class Limiter:
         memory_keys: int,
         bad_key_limit: int = 20,
         max_per_minute: int = 60_000,
+        redis_timeout: float = REDIS_TIMEOUT,
     ) -> Limiter:
         if not redis_url:
             return cls(
@@ -159,8 +163,8 @@ class Limiter:
         # Our own pool, with short timeouts: a Redis that hangs must not hang requests.
         pool = ConnectionPool.from_url(
             redis_url.removeprefix("async+"),
-            socket_timeout=_REDIS_TIMEOUT,
-            socket_connect_timeout=_REDIS_TIMEOUT,
+            socket_timeout=redis_timeout,
+            socket_connect_timeout=redis_timeout,
         )
         options: dict[str, Any] = {"connection_pool": pool}  # typed by limits as scalars only
         storage = RedisStorage(
@@ -176,6 +180,7 @@ class Limiter:
             bad_key_limit=bad_key_limit,
             max_per_minute=max_per_minute,
             local_keys=memory_keys,
+            timeout=redis_timeout,
         )
 
     async def close(self) -> None:
@@ -259,13 +264,13 @@ class Limiter:
     async def _on_shared_or_local(
         self, work: Callable[[SlidingWindowCounterRateLimiter, Storage], Awaitable[_T]]
     ) -> _T:
-        """`work` on the shared store, given `_REDIS_TIMEOUT` in all (connecting, redis-py's
+        """`work` on the shared store, given `self.timeout` in all (connecting, redis-py's
         own retries, every round trip); on this process's own store while the shared one is
         let alone after it failed or was too slow to answer (and for the request that found it
         so)."""
         if self.local[1] is not self.storage and time.monotonic() >= self._shared_down_until:
             try:
-                async with asyncio.timeout(_REDIS_TIMEOUT):
+                async with asyncio.timeout(self.timeout):
                     return await work(self.strategy, self.storage)
             except (StorageError, TimeoutError) as exc:
                 metrics.get().rate_limit_store_failures.inc()  # what an operator alerts on
@@ -279,7 +284,7 @@ class Limiter:
             self._warned = now
             # asyncio's TimeoutError says nothing: the bound it hit is what the operator needs
             timed_out = isinstance(exc, TimeoutError)  # ours (redis-py's is a StorageError)
-            why = f"did not answer within {_REDIS_TIMEOUT:g} s" if timed_out else str(exc)
+            why = f"did not answer within {self.timeout:g} s" if timed_out else str(exc)
             log.warning(
                 "rate limit store unavailable, counting in this process; asked again every "
                 "%.0f s: %s",
