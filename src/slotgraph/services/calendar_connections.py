@@ -253,34 +253,25 @@ async def disconnect(
 
 
 async def _free_pulled_time(session: AsyncSession, conn: CalendarConnection) -> None:
-    """The connection's pulled blocks stop holding, at once: one statement over the resource's
-    holds. Their rows are marked deleted and let go of by the worker, in batches, while the
-    connection is hidden (calendar_removals.clear_disconnected). Before, the request read their
-    ids and sent them back, one parameter each (PostgreSQL refuses more than 32,767: a
-    connection with 50,000 blocks could not be disconnected, a 500), then marked every block
-    and let go of every block the connection had ever pulled."""
-    # Each of the resource's active block holds looks its block up by primary key: linear in
-    # them. OFFSET keeps PostgreSQL from turning the EXISTS into a join, which it planned as a
-    # scan of the resource's holds per block when the statistics were behind (a sync writes
-    # 50,000 blocks in one transaction): minutes, where this takes 0.63 s for 50,000.
-    pulled = (
-        select(ResourceBlock.id)
-        .where(
-            ResourceBlock.id == BookingHold.block_id,
-            ResourceBlock.calendar_id == conn.id,
-            ResourceBlock.deleted_at.is_(None),
-        )
-        .offset(0)
-        .exists()
+    """The connection's pulled blocks stop holding, at once: one statement, each of its active
+    blocks' holds found by key (ix_booking_holds_block, migration 0020), so the work is the
+    connection's blocks (at most 50,000 active: calendar_pulled.MAX_BLOCKS), not the resource's.
+    Their rows are marked deleted and let go of by the worker, in batches, while the connection
+    is hidden (calendar_removals.clear_disconnected), ADR 0018.
+
+    Before 0020 it went through the resource's active block holds, looking each one's block up
+    (an OFFSET fence kept PostgreSQL, with statistics behind a sync's 50,000 new rows, from a
+    join that scanned the resource's holds per block): the time of the resource's other blocks
+    too. 50,000 pulled and 200,000 other blocks, load 5-9: SQLite 650-890 ms (350 ms of CPU)
+    then, 200-450 ms (150 ms) now; PostgreSQL about the same, 1.3-2.8 s, either way (the 50,000
+    rows written are most of it), and with stale statistics it plans a loop over the
+    connection's blocks, a probe of the index each."""
+    pulled = select(ResourceBlock.id).where(
+        ResourceBlock.calendar_id == conn.id, ResourceBlock.deleted_at.is_(None)
     )
     await session.execute(
         update(BookingHold)
-        .where(
-            BookingHold.resource_id == conn.resource_id,
-            BookingHold.active.is_(True),
-            BookingHold.block_id.is_not(None),
-            pulled,
-        )
+        .where(BookingHold.block_id.in_(pulled), BookingHold.active.is_(True))
         .values(active=False)
         .execution_options(synchronize_session=False)
     )

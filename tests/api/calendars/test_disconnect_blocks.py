@@ -17,6 +17,7 @@ from slotgraph.services.resources import block_hold
 from slotgraph.worker import Worker
 from tests.api.calendars.conftest import busy, connect, vevent
 from tests.api.conftest import T0, Api
+from tests.api.test_block_holds_index import plan, statements
 from tests.radicale import Radicale
 
 HOURS = [f"2024-05-0{d}T10:00:00Z" for d in range(2, 7)]  # five private appointments
@@ -78,6 +79,30 @@ async def test_the_time_is_free_at_once_and_the_worker_lets_go_of_the_blocks_in_
     state = (await cal_api.get(path)).json()
     assert state["counts"]["pulled_blocks"] == 5
     assert [c["booking_id"] for c in state["conflicts"]] == [booked["booking_id"]]
+
+
+async def test_a_disconnect_finds_the_pulled_blocks_holds_by_key(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # Its statement goes from the connection's live blocks (migration 0021) to their holds by
+    # key (0020): its work is those blocks (at most 50,000), not every active block hold of the
+    # resource, each looked up, as before (the resource's own blocks, without end).
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    calendar.add_event(vevent("a", ":20240502T100000Z", ":20240502T110000Z"))
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    assert await worker.calendars.run_once() == 1
+    window = ("2024-05-01T00:00:00Z", "2024-05-08T00:00:00Z")
+    hour = ("2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z")
+    assert await busy(cal_api, resource, *window) == [hour]
+    with statements(engine, "UPDATE BOOKING_HOLDS") as seen:
+        assert (await cal_api.delete(path)).status_code == 204
+    assert len(seen) == 1, seen
+    how = await plan(engine, *seen[0])
+    assert "ix_booking_holds_block" in how, how
+    assert "ix_resource_blocks_calendar_live" in how, how  # not the blocks deleted before
+    assert await busy(cal_api, resource, *window) == []
 
 
 @pytest.mark.slow

@@ -57,6 +57,12 @@ class ResourceBlock(Base):
     __table_args__ = (
         Index("ix_resource_blocks_resource", "resource_id", "start_time"),
         Index("ix_resource_blocks_calendar", "calendar_id", "calendar_href"),
+        Index(  # a connection's live blocks (migration 0021): at most 50,000
+            "ix_resource_blocks_calendar_live",
+            "calendar_id",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
