@@ -39,7 +39,7 @@ from slotgraph.errors import (
 )
 from slotgraph.services import calendar_events, calendar_pushes, calendar_removals
 from slotgraph.services.common import Principal
-from slotgraph.services.resources import load_resource, remove_blocks
+from slotgraph.services.resources import load_resource
 from slotgraph.webhooks.ssrf import UrlNotAllowed, check_url
 
 MAX_CONFLICTS_SHOWN = 100
@@ -275,25 +275,6 @@ async def _free_pulled_time(session: AsyncSession, conn: CalendarConnection) -> 
         .values(active=False)
         .execution_options(synchronize_session=False)
     )
-
-
-async def remove_pulled_blocks(
-    session: AsyncSession,
-    conn: CalendarConnection,
-    *,
-    now: datetime,
-    hrefs: set[str] | None = None,
-) -> list[uuid.UUID]:
-    """Delete the connection's active blocks (of `hrefs`, or all); their time is free again."""
-    stmt = select(ResourceBlock.id).where(
-        ResourceBlock.calendar_id == conn.id, ResourceBlock.deleted_at.is_(None)
-    )
-    if hrefs is not None:
-        stmt = stmt.where(ResourceBlock.calendar_href.in_(sorted(hrefs)))
-    ids = list((await session.scalars(stmt)).all())
-    if ids:
-        await remove_blocks(session, ids, now=now)
-    return ids
 
 
 def _conflicts_query(conn: CalendarConnection):  # type: ignore[no-untyped-def]

@@ -23,7 +23,6 @@ from slotgraph.db.models import (
     ResourceBlock,
 )
 from slotgraph.services import calendar_events
-from slotgraph.services.calendar_connections import remove_pulled_blocks
 from slotgraph.services.outbox import record_event
 from slotgraph.services.resources import block_hold, bookings_under, remove_blocks
 
@@ -146,9 +145,13 @@ async def write(
     gone = set(pulled.deleted)
     if pulled.full:
         gone |= set(existing) - set(wanted)
-    report.removed += len(
-        await remove_pulled_blocks(session, conn, now=now, hrefs=gone - set(wanted))
-    )
+    # From the rows read above, not by their hrefs: a full sync may find 50,000 objects gone,
+    # and a statement takes at most 32,767 parameters (SQLite 32,766), so such a sync failed
+    # every time and the deleted events stayed busy.
+    removed = [b.id for href in sorted(gone - set(wanted)) for b in existing.get(href, [])]
+    if removed:
+        report.removed += len(removed)
+        await remove_blocks(session, removed, now=now)
     untouched = set(existing) - set(wanted) - gone
     kept = nearest(wanted, [b for href in sorted(untouched) for b in existing[href]])
     if kept.dropped:

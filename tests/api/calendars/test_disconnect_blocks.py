@@ -139,3 +139,44 @@ async def test_a_calendar_with_more_blocks_than_a_statement_takes_parameters_dis
     assert await busy(cal_api, resource, *window) == []
     await worker.calendars.clear()
     assert await _counts(engine) == (0, 0)
+
+
+@pytest.mark.slow
+async def test_a_full_sync_that_finds_more_objects_gone_than_a_statement_takes_ends(
+    cal_api: Api, engine: AsyncEngine, radicale: Radicale, worker: Worker
+) -> None:
+    # 33,000 blocks of as many objects, all gone from the (empty) calendar at its full sync.
+    # Before: their hrefs went into one statement, one parameter each (PostgreSQL takes 32,767,
+    # SQLite 32,766): the sync failed every time, and the deleted events stayed busy.
+    resource = await cal_api.resource()
+    path = f"/v1/resources/{resource['resource_id']}/calendar"
+    assert (await connect(cal_api, radicale.new_calendar(), resource)).status_code == 201
+    async with AsyncSession(engine) as session, session.begin():
+        conn = await session.scalar(select(CalendarConnection))
+        assert conn is not None
+        blocks = [
+            ResourceBlock(
+                app_id=conn.app_id,
+                resource_id=conn.resource_id,
+                start_time=T0 + timedelta(minutes=10 * i),
+                end_time=T0 + timedelta(minutes=10 * i + 5),
+                reason="Busy in the connected calendar",
+                created_at=T0,
+                calendar_id=conn.id,
+                calendar_href=f"/{i}.ics",
+            )
+            for i in range(33_000)
+        ]
+        session.add_all(blocks)
+        await session.flush()
+        session.add_all(block_hold(b) for b in blocks)
+    window = ("2024-05-01T09:00:00Z", "2024-05-01T10:00:00Z")
+    assert len(await busy(cal_api, resource, *window)) == 6
+    assert await worker.calendars.run_once() == 1
+    state = (await cal_api.get(path)).json()
+    assert (state["status"], state["last_error"], state["counts"]["pulled_blocks"]) == (
+        "ok",
+        None,
+        0,
+    ), state
+    assert await busy(cal_api, resource, *window) == []
