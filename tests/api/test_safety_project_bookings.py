@@ -280,3 +280,17 @@ async def test_the_resources_a_widget_shows_are_the_apps_own_live_ones(
     assert_422(r, "availability.resources")
     shown = (await v2(api, "GET", f"/projects/{p}")).json()["data"]["availability"]
     assert shown["resources"] == [mine]
+    # One archived later drops out of what the widget shows, as from `resources`: before, the
+    # project's every search was a 422 "no such resource" from then on.
+    later = (await resource(api, name="Later"))["id"]
+    r = await v2(api, "PUT", f"/projects/{p}", {"availability": {"resources": [later, mine]}})
+    assert r.status_code == 200, r.text
+    assert (await v2(api, "DELETE", f"/resources/{later}")).status_code == 200
+    for key in (api.secret_key, api.public_key):
+        embed = await v2(api, "GET", f"/projects/embed/{p}", key=key)
+        assert embed.json()["data"]["availability"]["resources"] == [mine]
+    window = {"from": f"{MONDAY}T08:00:00Z", "to": f"{MONDAY}T09:00:00Z"}
+    searched = await v2(
+        api, "POST", "/availability", {"project_id": p, **window}, key=api.public_key
+    )
+    assert searched.status_code == 200, searched.text

@@ -65,15 +65,35 @@ class ProjectOut:
     updated_at: datetime
 
 
+def _shown(p: Project) -> list[uuid.UUID] | None:
+    """The resources the project's widget shows (`availability.resources`), if it names any."""
+    availability = p.settings.get("availability") if isinstance(p.settings, dict) else None
+    if not isinstance(availability, dict) or not isinstance(availability.get("resources"), list):
+        return None
+    shown: dict[uuid.UUID, None] = {}  # in their order, once each; what is no id is no id
+    for value in availability["resources"]:
+        shown.update(dict.fromkeys(_ids([value])))
+    return list(shown)
+
+
 def _out(p: Project, live: set[uuid.UUID] | None = None) -> ProjectOut:
-    """`live`: the project's resources not archived (`_live`); None: all are (just checked)."""
+    """`live`: the project's resources not archived (`_live`); None: all are (just checked).
+    Those its widget shows go as its `resources` do."""
     ids = [uuid.UUID(r) for r in p.resource_ids]
+    settings = p.settings
+    shown = _shown(p)
+    if live is not None and shown is not None:
+        availability = {
+            **settings["availability"],
+            "resources": [str(r) for r in shown if r in live],
+        }
+        settings = {**settings, "availability": availability}
     return ProjectOut(
         project_id=p.id,
         name=p.name,
         slug=p.slug,
         resource_ids=ids if live is None else [r for r in ids if r in live],
-        settings=p.settings,
+        settings=settings,
         archived=p.archived_at is not None,
         created_at=p.created_at,
         updated_at=p.updated_at,
@@ -146,9 +166,12 @@ async def _live(
     """The resources of `rows` that are not archived. An archived resource is withdrawn: it
     drops out of every project that names it (its widget's availability named it, and every
     visitor's search was a 422 "no such resource" from the moment it was archived)."""
-    ids = sorted({uuid.UUID(r) for p in rows for r in p.resource_ids})
+    ids = sorted(
+        {uuid.UUID(r) for p in rows for r in p.resource_ids}
+        | {r for p in rows for r in _shown(p) or ()}
+    )
     live: set[uuid.UUID] = set()
-    for at in range(0, len(ids), LIVE_BATCH):  # a page of 200 projects names up to 40,000
+    for at in range(0, len(ids), LIVE_BATCH):  # a page of 200 projects names up to 80,000
         live.update(
             await session.scalars(
                 select(Resource.id).where(
