@@ -66,20 +66,22 @@ async def test_a_result_recorded_after_the_lease_ran_out_is_logged_with_the_deli
     sessions = session_factory(engine)
     slow = Worker(engine, TEST_SETTINGS, clock=api.clock, jitter=lambda: 0.0, worker_id="slow")
     other = Worker(engine, TEST_SETTINGS, clock=api.clock, jitter=lambda: 0.0, worker_id="other")
-    receiver.delay = 0.5
     caplog.set_level(logging.WARNING, logger="slotgraph.worker")
-
-    async def locked_by() -> str | None:
-        async with sessions() as session:
-            return await session.scalar(select(Delivery.locked_by))
-
+    # `slow`'s send is held at the receiver until `other` has sent and recorded (it used to be
+    # answered after 0.5 s, which a loaded machine could let pass before `other` had claimed).
+    receiver.hold()
     first = asyncio.create_task(slow.run_once(timers=False, calendars=False))
-    for _ in range(500):  # until `slow` has claimed it and is sending
-        if await locked_by() == "slow":
-            break
-        await asyncio.sleep(0.01)
-    api.clock.advance(timedelta(seconds=TEST_SETTINGS.worker_lease_seconds + 1))
-    await other.run_once(timers=False, calendars=False)  # takes it over, sends, records
+    try:
+        for _ in range(3000):  # until `slow`'s send is at the receiver (at most 30 s)
+            if receiver.arrived == 1 or first.done():
+                break
+            await asyncio.sleep(0.01)
+        assert receiver.arrived == 1, first
+        receiver.hold(after=1)  # the next one, `other`'s, is answered at once
+        api.clock.advance(timedelta(seconds=TEST_SETTINGS.worker_lease_seconds + 1))
+        await other.run_once(timers=False, calendars=False)  # takes it over, sends, records
+    finally:
+        receiver.release()
     await first  # `slow` now records a result for a lease it no longer holds
 
     async with sessions() as session:
