@@ -81,6 +81,11 @@ class BadObject(ValueError):
     recurrences repeat too often to expand)."""
 
 
+class PullSpent(BadObject):
+    """The pull has read all it reads (`Budget`): this object was not read, nothing is known
+    of it, and what it kept busy before stays (services/calendar_pulled.py)."""
+
+
 @dataclass
 class Budget:
     """What is left of one pull's work: expansion steps (`MAX_STEPS_PER_PULL`), and the text
@@ -98,7 +103,7 @@ class Budget:
         events = len(_VEVENT.findall(_FOLD.sub("", ics)))
         if self.spent or len(ics) > self.text or events > self.events:
             self.spent = True
-            raise BadObject(
+            raise PullSpent(
                 f"this calendar is larger than a pull reads: more than "
                 f"{MAX_BYTES_PER_PULL:,} bytes or {MAX_EVENTS_PER_PULL:,} events in all; the "
                 "rest of its objects were not read"
@@ -212,7 +217,7 @@ def _check_steps(
             f"({MAX_STEPS_IN_HORIZON:,})"
         )
     if total > budget.steps:
-        raise BadObject(
+        raise PullSpent(
             f"this calendar's recurrences repeat too often to expand: more than "
             f"{MAX_STEPS_PER_PULL:,} steps in all; the rest of its objects were not read"
         )

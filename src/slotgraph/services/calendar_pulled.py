@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.calendars import remote
-from slotgraph.calendars.pull import BadObject, Budget, Busy, busy_in
+from slotgraph.calendars.pull import BadObject, Budget, Busy, PullSpent, busy_in
 from slotgraph.db.models import (
     Booking,
     BookingHold,
@@ -40,6 +40,7 @@ class Expanded:
     timezone: str
     wanted: dict[str, list[Busy]]
     errors: list[str]
+    unread: frozenset[str] = frozenset()  # not read, the pull's budget spent: kept as they are
 
 
 def expand(pulled: remote.Pulled, *, timezone: str, now: datetime) -> Expanded:
@@ -50,10 +51,14 @@ def expand(pulled: remote.Pulled, *, timezone: str, now: datetime) -> Expanded:
     zone, budget = ZoneInfo(timezone), Budget()
     horizon = (now - HORIZON_PAST, now + HORIZON_AHEAD)
     wanted: dict[str, list[Busy]] = {}
-    errors = []
+    errors, unread = [], set()
     for href, ics in pulled.changed.items():
         try:
             found = busy_in(ics, zone=zone, horizon=horizon, budget=budget)
+        except PullSpent as exc:
+            errors.append(f"{href}: {exc}")
+            unread.add(href)
+            continue
         except BadObject as exc:
             errors.append(f"{href}: {exc}")
             wanted[href] = []
@@ -61,7 +66,7 @@ def expand(pulled: remote.Pulled, *, timezone: str, now: datetime) -> Expanded:
         wanted[href] = found.busy
         if note := found.note():
             errors.append(f"{href}: {note}")
-    return Expanded(timezone, wanted, errors)
+    return Expanded(timezone, wanted, errors, frozenset(unread))
 
 
 @dataclass
@@ -133,18 +138,22 @@ async def write(
     wanted: dict[str, list[Busy]],
     errors: list[str],
     now: datetime,
+    unread: frozenset[str] = frozenset(),
 ) -> SyncReport:
     """The blocks of the connection made to match what the pull found (in the caller's
     transaction, the resource locked): deleted and gone objects' blocks removed, each changed
     object's blocks compared with what it keeps busy now, the nearest `MAX_BLOCKS` kept in
-    all (said in `errors`), and `calendar.conflict` for new ones over a booking."""
+    all (said in `errors`), and `calendar.conflict` for new ones over a booking. The objects
+    `unread` (the pull had read all it reads) keep their blocks: before, a full sync counted
+    them gone, and a calendar larger than a pull reads lost the busy time of its last objects
+    at every full sync."""
     report = SyncReport()
     wanted = dict(wanted)
     await _drop_our_own(session, conn.app_id, wanted)
     existing = await _existing(session, conn.id)
     gone = set(pulled.deleted)
     if pulled.full:
-        gone |= set(existing) - set(wanted)
+        gone |= set(existing) - set(wanted) - unread
     # From the rows read above, not by their hrefs: a full sync may find 50,000 objects gone,
     # and a statement takes at most 32,767 parameters (SQLite 32,766), so such a sync failed
     # every time and the deleted events stayed busy.

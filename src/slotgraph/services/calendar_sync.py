@@ -184,7 +184,13 @@ async def apply(
             expanded = expand(pulled, timezone=timezone, now=now)
         errors = list(expanded.errors)
         report = await calendar_pulled.write(
-            session, conn, pulled=pulled, wanted=expanded.wanted, errors=errors, now=now
+            session,
+            conn,
+            pulled=pulled,
+            wanted=expanded.wanted,
+            errors=errors,
+            now=now,
+            unread=expanded.unread,
         )
         conn.sync_token = pulled.sync_token
         if pulled.full:

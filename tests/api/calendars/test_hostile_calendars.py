@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -277,7 +277,8 @@ def test_a_pull_reads_at_most_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pull, "MAX_BYTES_PER_PULL", two)
     pulled = remote.Pulled("token", True, objects, set())
     found = calendar_pulled.expand(pulled, timezone="UTC", now=datetime(2024, 5, 1, 9, tzinfo=UTC))
-    assert [len(busy) for busy in found.wanted.values()] == [1, 1, 0]
+    assert [len(busy) for busy in found.wanted.values()] == [1, 1]
+    assert found.unread == {"/cal/at-12.ics"}  # not read: kept as it is
     assert found.errors == [
         f"/cal/at-12.ics: this calendar is larger than a pull reads: more than {two:,} bytes or "
         "20,000 events in all; the rest of its objects were not read"
@@ -306,7 +307,8 @@ def test_a_pull_counts_events_however_their_lines_are_written(
     }
     pulled = remote.Pulled("token", True, objects, set())
     found = calendar_pulled.expand(pulled, timezone="UTC", now=datetime(2024, 5, 1, 9, tzinfo=UTC))
-    assert [len(busy) for busy in found.wanted.values()] == [1, 1, 0, 0]
+    assert [len(busy) for busy in found.wanted.values()] == [1, 1]
+    assert found.unread == {"/cal/at-12.ics", "/cal/at-13.ics"}  # not read: kept as they are
     assert [e.split(":", 1)[0] for e in found.errors] == ["/cal/at-12.ics", "/cal/at-13.ics"]
 
 
@@ -318,3 +320,28 @@ def test_an_object_of_blank_lines_is_counted_in_one_pass() -> None:
     budget = pull.Budget()
     budget.take("\r\n" * (pull.MAX_OBJECT_BYTES // 2))
     assert budget.events == pull.MAX_EVENTS_PER_PULL
+
+
+async def test_what_a_pull_did_not_read_stays_busy(
+    cal_api: Api, radicale: Radicale, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Twelve meetings, read while a pull reads them all; then a full sync (the daily one) that
+    # reads ten. The other two objects were not read, so nothing is known of them: their busy
+    # time stays. Before, the full sync counted them gone, and a calendar larger than a pull
+    # reads lost the busy time of its last objects at every full sync.
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    for hour in range(8, 20):
+        calendar.add_event(
+            vevent(f"at-{hour}", f":20240502T{hour:02}0000Z", f":20240502T{hour:02}3000Z")
+        )
+    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    state, _ = await _synced(cal_api, worker, resource)
+    assert (state["counts"]["pulled_blocks"], state["last_error"]) == (12, None), state
+    monkeypatch.setattr(pull, "MAX_EVENTS_PER_PULL", 10)
+    cal_api.clock.advance(timedelta(hours=24))
+    state, _ = await _synced(cal_api, worker, resource)
+    assert "the rest of its objects were not read" in state["last_error"], state
+    assert state["counts"]["pulled_blocks"] == 12, state
+    day = await busy(cal_api, resource, "2024-05-02T00:00:00Z", "2024-05-03T00:00:00Z")
+    assert day == [(f"2024-05-02T{h:02}:00:00Z", f"2024-05-02T{h:02}:30:00Z") for h in range(8, 20)]
