@@ -301,7 +301,7 @@ async def claim(conn: Any, given: dict[str, Any]) -> list[list[Any]]:
     the order they are due, converted as SQLAlchemy converts them. The ids go from the first
     statement to the second as stored. Through the session a claim was two statements of three
     or four hops to aiosqlite's thread each, every row converted there, and the ids converted
-    to UUIDs and back (docs/benchmarks.md, "Webhooks", twelfth pass)."""
+    to UUIDs and back (docs/benchmarks.md, "twelfth pass: the worker's send side")."""
     c = _claiming(conn.dialect)
     take = tuple(
         value if convert is None else convert(value)
