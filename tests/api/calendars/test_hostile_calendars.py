@@ -161,7 +161,11 @@ async def test_a_pull_is_expanded_off_the_event_loop(
     assert await syncing == 1
     state = (await cal_api.get(f"/v1/resources/{resource['resource_id']}/calendar")).json()
     assert (state["last_error"], state["counts"]["pulled_blocks"]) == (None, 0)
-    assert max(gaps) < 1.5, sorted(gaps)[-5:]  # under 0.5 s on a machine not loaded
+    # On the loop, one turn waited for the whole expansion (nearly all of the sync's seconds); off
+    # it, the loop turns throughout (its longest wait under 0.5 s on a machine not loaded). A
+    # share of the sync, not seconds, so that a loaded machine cannot fail it (1.61 s once at load
+    # 12) nor a fast one pass a sync done on the loop.
+    assert max(gaps) < sum(gaps) / 4, (sum(gaps), sorted(gaps)[-5:])
 
 
 async def test_past_its_bound_an_object_keeps_its_earliest_busy_times_and_says_so(
