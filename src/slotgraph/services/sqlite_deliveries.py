@@ -315,7 +315,8 @@ async def claim(conn: Any, given: dict[str, Any]) -> list[list[Any]]:
             ids = [row[0] for row in db.execute(c.take, take)]
             rows = db.execute(_to_send(c.to_send.sql, len(ids)), ids).fetchall() if ids else []
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # (an error may have ended it: its own is the one to raise)
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         return rows
