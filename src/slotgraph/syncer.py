@@ -268,7 +268,7 @@ class CalendarSyncer:
                     if not is_unavailable(exc):
                         log.exception("calendar sync round failed; retrying")
                     elif not unavailable:
-                        log.warning("calendar sync: %s; retrying", outage(exc))
+                        log.warning("calendar sync: %s (%s); retrying", *outage(exc))
                         unavailable = True
                 waits = [asyncio.ensure_future(e.wait()) for e in (stop, syncs.woken)]
                 try:  # the next tick, or at once when a sync turned slow (its slot is free)
@@ -327,6 +327,6 @@ class _Syncs:
             timer.cancel()
         if not task.cancelled() and (exc := task.exception()) is not None:
             if is_unavailable(exc):
-                log.warning("calendar sync: %s; retrying", outage(exc))
+                log.warning("calendar sync: %s (%s); retrying", *outage(exc))
             else:
                 log.error("calendar sync failed; retrying", exc_info=exc)

@@ -223,10 +223,9 @@ class Worker:
         except Exception as exc:
             if is_unavailable(exc):
                 self._failed_at = now = time.monotonic()
-                what = outage(exc)  # a lock wait, a statement timeout, unreachable, ...
-                kind = what.split(" (", 1)[0]
+                kind, said = outage(exc)  # a lock wait, a statement timeout, unreachable, ...
                 if now - self._said.get(kind, -_SAY_AGAIN) >= _SAY_AGAIN:
-                    log.warning("worker %s: %s; retrying", self.id, what)
+                    log.warning("worker %s: %s (%s); retrying", self.id, kind, said)
                     self._said[kind] = now
                 self._unavailable = True
             else:

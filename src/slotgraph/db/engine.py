@@ -163,18 +163,18 @@ def unavailable(exc: BaseException, *, lost: bool = False) -> DatabaseUnavailabl
     return None
 
 
-def outage(exc: BaseException) -> str:
-    """What an outage (`is_unavailable`) was, in an operator's words, with the driver's own
-    message: a lock another session holds, a statement cancelled, a database that takes no
-    writes, no pooled connection free, or a database that cannot be reached. The worker's log
-    said "database unavailable" for each, and a forgotten psql session looked like a
-    PostgreSQL that was down (docs/operations.md, "Bad days"). Decided by the rules of
+def outage(exc: BaseException) -> tuple[str, str]:
+    """What an outage (`is_unavailable`) was, in an operator's words, and the driver's own
+    message (its first line): a lock another session holds, a statement cancelled, a database
+    that takes no writes, no pooled connection free, or a database that cannot be reached. The
+    worker's log said "database unavailable" for each, and a forgotten psql session looked like
+    a PostgreSQL that was down (docs/operations.md, "Bad days"). Decided by the rules of
     `unavailable` above (`_trouble`), on the driver's error it came from."""
     if isinstance(exc, sa_exc.TimeoutError):
-        return f"no pooled connection free in time ({exc})"
+        return _NO_CONNECTION, str(exc)
     cause = exc.__cause__ or exc
     said = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else type(cause).__name__
-    return f"{_trouble(cause) or _UNREACHABLE} ({said})"
+    return _trouble(cause) or _UNREACHABLE, said
 
 
 # What a driver's error says of the database rather than of the statement, in an operator's
@@ -189,6 +189,7 @@ _STATEMENT_TIMEOUT = "a statement timeout: statement_timeout or pg_cancel_backen
 _BUSY = (_LOCK_WAIT, _BUSY_WAIT, _STATEMENT_TIMEOUT)
 _NO_WRITES = "the database takes no writes: read-only or full"
 _UNREACHABLE = "the database is unreachable"
+_NO_CONNECTION = "no pooled connection free in time"
 
 
 def _trouble(exc: BaseException) -> str | None:
