@@ -114,25 +114,7 @@ async def test_a_calendar_with_more_blocks_than_a_statement_takes_parameters_dis
     resource = await cal_api.resource()
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     assert (await connect(cal_api, radicale.new_calendar(), resource)).status_code == 201
-    async with AsyncSession(engine) as session, session.begin():
-        conn = await session.scalar(select(CalendarConnection))
-        assert conn is not None
-        blocks = [
-            ResourceBlock(
-                app_id=conn.app_id,
-                resource_id=conn.resource_id,
-                start_time=T0 + timedelta(minutes=10 * i),
-                end_time=T0 + timedelta(minutes=10 * i + 5),
-                reason="Busy in the connected calendar",
-                created_at=T0,
-                calendar_id=conn.id,
-                calendar_href=f"/{i // 10}.ics",
-            )
-            for i in range(33_000)
-        ]
-        session.add_all(blocks)
-        await session.flush()
-        session.add_all(block_hold(b) for b in blocks)
+    await _pulled_blocks(engine, 33_000, per_object=10)
     window = ("2024-05-01T09:00:00Z", "2024-05-01T10:00:00Z")
     assert len(await busy(cal_api, resource, *window)) == 6
     assert (await cal_api.delete(path)).status_code == 204
@@ -151,6 +133,22 @@ async def test_a_full_sync_that_finds_more_objects_gone_than_a_statement_takes_e
     resource = await cal_api.resource()
     path = f"/v1/resources/{resource['resource_id']}/calendar"
     assert (await connect(cal_api, radicale.new_calendar(), resource)).status_code == 201
+    await _pulled_blocks(engine, 33_000, per_object=1)
+    window = ("2024-05-01T09:00:00Z", "2024-05-01T10:00:00Z")
+    assert len(await busy(cal_api, resource, *window)) == 6
+    assert await worker.calendars.run_once() == 1
+    state = (await cal_api.get(path)).json()
+    assert (state["status"], state["last_error"], state["counts"]["pulled_blocks"]) == (
+        "ok",
+        None,
+        0,
+    ), state
+    assert await busy(cal_api, resource, *window) == []
+
+
+async def _pulled_blocks(engine: AsyncEngine, count: int, *, per_object: int) -> None:
+    """`count` blocks of the one connection, as its syncs would have written them (five minutes
+    every ten from T0, `per_object` to a calendar object), each with its hold."""
     async with AsyncSession(engine) as session, session.begin():
         conn = await session.scalar(select(CalendarConnection))
         assert conn is not None
@@ -163,20 +161,10 @@ async def test_a_full_sync_that_finds_more_objects_gone_than_a_statement_takes_e
                 reason="Busy in the connected calendar",
                 created_at=T0,
                 calendar_id=conn.id,
-                calendar_href=f"/{i}.ics",
+                calendar_href=f"/{i // per_object}.ics",
             )
-            for i in range(33_000)
+            for i in range(count)
         ]
         session.add_all(blocks)
         await session.flush()
         session.add_all(block_hold(b) for b in blocks)
-    window = ("2024-05-01T09:00:00Z", "2024-05-01T10:00:00Z")
-    assert len(await busy(cal_api, resource, *window)) == 6
-    assert await worker.calendars.run_once() == 1
-    state = (await cal_api.get(path)).json()
-    assert (state["status"], state["last_error"], state["counts"]["pulled_blocks"]) == (
-        "ok",
-        None,
-        0,
-    ), state
-    assert await busy(cal_api, resource, *window) == []
