@@ -132,6 +132,46 @@ main()
 """
 
 
+async def serve_off(
+    url: str,
+    tmp_path: Path,
+    *,
+    hours: int,
+    extra: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """`serve` with its machine's clock `hours` off (OFF), answering /healthz."""
+    port, log = free_port(), tmp_path / "serve.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", OFF.format(hours=hours, port=port, extra=extra or [])],
+            env={
+                **os.environ,
+                "SLOTGRAPH_DATABASE_URL": url,
+                "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": SECRET,
+                "SLOTGRAPH_LOG_LEVEL": "warning",
+                **(env or {}),
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", url, "postgresql", process, log)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for _ in range(900):  # up to 90 s
+                assert process.poll() is None, log.read_text()
+                try:
+                    if (await http.get(f"{server.url}/healthz")).status_code == 200:
+                        return server
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"serve did not answer /healthz in 90 s: {log.read_text()}")
+    except BaseException:
+        stop_server(server)
+        raise
+
+
 @pytest.mark.parametrize("hours", [-1, 1], ids=["behind", "ahead"])
 async def test_a_lone_serve_with_its_clock_an_hour_off_keeps_holds_and_readyz_right(
     tmp_path: Path, hours: int
@@ -143,32 +183,11 @@ async def test_a_lone_serve_with_its_clock_an_hour_off_keeps_holds_and_readyz_ri
     # heartbeat an hour old); with both on its own clock, those were right but its deadlines
     # disagreed with every `slotgraph worker`.
     url = await create_postgres_database("slotgraph_baddays")
-    port, log = free_port(), tmp_path / "serve.log"
-    env = {
-        **os.environ,
-        "SLOTGRAPH_DATABASE_URL": url,
-        "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": SECRET,
-        "SLOTGRAPH_LOG_LEVEL": "warning",
-        "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5",
-    }
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", OFF.format(hours=hours, port=port, extra=[])],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", url, "postgresql", process, log)
+    server = await serve_off(
+        url, tmp_path, hours=hours, env={"SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5"}
+    )
     try:
         async with httpx.AsyncClient(timeout=30) as http:
-            for _ in range(900):
-                assert process.poll() is None, log.read_text()
-                try:
-                    if (await http.get(f"{server.url}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
             hold = await payment_hold(http, server)
             # A whole round of timers after the hold was made: each round's heartbeat is written
             # after its timers, so the second heartbeat from now ends a round begun after it.
@@ -209,32 +228,10 @@ async def test_an_api_server_an_hour_behind_writes_deadlines_every_worker_agrees
     # its own clock, half an hour past by the worker's (the database's), and the worker timed
     # it out in its first round; now the server keeps the database's time too.
     url = await create_postgres_database("slotgraph_baddays")
-    port, log = free_port(), tmp_path / "serve.log"
-    env = {
-        **os.environ,
-        "SLOTGRAPH_DATABASE_URL": url,
-        "SLOTGRAPH_BOOTSTRAP_SECRET_KEY": SECRET,
-        "SLOTGRAPH_LOG_LEVEL": "warning",
-    }
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", OFF.format(hours=-1, port=port, extra=["--no-worker"])],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", url, "postgresql", process, log)
+    server = await serve_off(url, tmp_path, hours=-1, extra=["--no-worker"])
     worker = None
     try:
         async with httpx.AsyncClient(timeout=30) as http:
-            for _ in range(900):
-                assert process.poll() is None, log.read_text()
-                try:
-                    if (await http.get(f"{server.url}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
             hold = await payment_hold(http, server)
             worker = start_worker(
                 url, tmp_path / "worker.log", {"SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5"}
