@@ -205,16 +205,12 @@ async def test_metrics_token(engine: AsyncEngine, api: Api) -> None:
         assert "slotgraph_http_request_duration_seconds" in ok.text
 
 
-async def test_a_rate_limit_store_that_fails_is_counted_in_metrics(
-    engine: AsyncEngine, api: Api
-) -> None:
-    # Redis refuses connections (a port nobody listens on): requests are still answered
-    # (counted in the process), and /metrics counts the failure for an alert, not only a log line.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = Settings(run_worker=False, redis_url=f"redis://127.0.0.1:{port}/0")
-    app = create_app(settings, engine=engine, clock=api.clock)
+async def store_failures_of_one_request(engine: AsyncEngine, api: Api, redis_url: str) -> float:
+    """One request answered (200) by an app whose rate limits are kept in `redis_url`: how much
+    slotgraph_rate_limit_store_failures_total grew."""
+    app = create_app(
+        Settings(run_worker=False, redis_url=redis_url), engine=engine, clock=api.clock
+    )
     name = "slotgraph_rate_limit_store_failures_total"
     before = await metric(api, name)
     async with httpx.AsyncClient(
@@ -223,7 +219,18 @@ async def test_a_rate_limit_store_that_fails_is_counted_in_metrics(
         r = await http.get("/v1/resources", headers={"Authorization": f"Bearer {api.key}"})
         assert r.status_code == 200, r.text
     await app.state.limiter.close()
-    assert await metric(api, name) >= before + 1
+    return await metric(api, name) - before
+
+
+async def test_a_rate_limit_store_that_fails_is_counted_in_metrics(
+    engine: AsyncEngine, api: Api
+) -> None:
+    # Redis refuses connections (a port nobody listens on): requests are still answered
+    # (counted in the process), and /metrics counts the failure for an alert, not only a log line.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert await store_failures_of_one_request(engine, api, f"redis://127.0.0.1:{port}/0") >= 1
 
 
 async def test_a_slow_rate_limit_store_is_a_failure_counted_in_metrics(
@@ -232,17 +239,7 @@ async def test_a_slow_rate_limit_store_is_a_failure_counted_in_metrics(
     # Redis answers, 0.3 s late (tests/redis_proxy.py): past the limiter's bound of an ask, it
     # is failing, counted for an alert, and the request does not wait for its answers.
     with slow_redis_proxy() as slow:
-        settings = Settings(run_worker=False, redis_url=slow.url)
-        app = create_app(settings, engine=engine, clock=api.clock)
-        name = "slotgraph_rate_limit_store_failures_total"
-        before = await metric(api, name)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as http:
-            r = await http.get("/v1/resources", headers={"Authorization": f"Bearer {api.key}"})
-            assert r.status_code == 200, r.text
-        await app.state.limiter.close()
-        assert await metric(api, name) >= before + 1
+        assert await store_failures_of_one_request(engine, api, slow.url) >= 1
         assert len(slow.asks) == 1  # then counted here: no ask waited for a second answer
 
 
