@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -89,6 +90,19 @@ def start_worker(database_url: str, log: Path, env: dict[str, str]) -> subproces
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+async def start_worker_said_started(
+    database_url: str, log: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """`start_worker`, once its log says it started (up to 90 s: a hang guard, not a speed)."""
+    worker = start_worker(database_url, log, env)
+    deadline = time.monotonic() + 90
+    while "started" not in log.read_text():
+        assert worker.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        await asyncio.sleep(0.1)
+    return worker
 
 
 def worker_said(log: Path, line: str) -> int:

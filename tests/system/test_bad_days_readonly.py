@@ -24,7 +24,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import create_postgres_database, drop_postgres_database, postgres_url
-from tests.system.conftest import free_port, start_server, start_worker, stop_server, worker_said
+from tests.system.conftest import (
+    free_port,
+    start_server,
+    start_worker_said_started,
+    stop_server,
+    worker_said,
+)
 
 pytestmark = pytest.mark.system
 
@@ -70,12 +76,8 @@ async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path
             "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5",  # a round of timers (reads too) twice a second
             "SLOTGRAPH_WORKER_METRICS_PORT": str(port := free_port()),
         }
-        worker = start_worker(url, log, env)
+        worker = await start_worker_said_started(url, log, env)
         deadline = time.monotonic() + 90
-        while "started" not in log.read_text():
-            assert worker.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            await asyncio.sleep(0.1)
 
         await set_read_only(url, True)
         while worker_said(log, UNAVAILABLE) == 0:

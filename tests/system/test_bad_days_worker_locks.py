@@ -32,7 +32,7 @@ from tests.receiver import Receiver, running_receiver
 from tests.system.conftest import (
     Server,
     start_server,
-    start_worker,
+    start_worker_said_started,
     stop_server,
     subscribe,
     worker_said,
@@ -178,12 +178,8 @@ async def test_the_worker_says_which_outage_it_met(tmp_path: Path) -> None:
             "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5",  # a heartbeat (a write) twice a second
             "SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "0.5",
         }
-        worker = start_worker(url, log, env)
+        worker = await start_worker_said_started(url, log, env)
         deadline = time.monotonic() + 90
-        while "started" not in log.read_text():
-            assert worker.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            await asyncio.sleep(0.1)
 
         async def held_until_said(line: str) -> None:
             holder = await asyncpg.connect(url)
