@@ -89,14 +89,18 @@ def _replace_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None
         raise sa_exc.DisconnectionError("the database closed this pooled connection")
 
 
-def lose(sync_engine: Engine, pooled: Any, exc: BaseException | None = None) -> None:
-    """`pooled` (a pool's connection, checked out; in SQLAlchemy's greenlet) was lost: it leaves
-    the pool, and so, as SQLAlchemy does when one of its own statements loses its connection,
-    does every connection the pool made before it, each replaced at its next checkout. The
-    paths straight to the driver (below, driver_sql.autocommit) call this; they used to drop
-    only their own connection, and leave the rest of a dead pool to fail a request each."""
+def lose(
+    sync_engine: Engine, pooled: Any, exc: BaseException | None = None, *, close: bool = True
+) -> None:
+    """`pooled` (a pool's connection, checked out) was lost: it leaves the pool, and so, as
+    SQLAlchemy does when one of its own statements loses its connection, does every connection
+    the pool made before it, each replaced at its next checkout. The paths straight to the
+    driver (below, driver_sql.autocommit) call this; they used to drop only their own
+    connection, and leave the rest of a dead pool to fail a request each. `close`: close
+    `pooled` too (in SQLAlchemy's greenlet); without it, only the pool's mark is set (no I/O),
+    and the caller's Connection closes it."""
     # Pool._invalidate: what SQLAlchemy's Connection calls on a disconnect (engine/base.py)
-    sync_engine.pool._invalidate(pooled, exc)
+    sync_engine.pool._invalidate(pooled, exc, _checkin=close)
 
 
 def _connect_or_unavailable(
@@ -234,7 +238,7 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
             if lost:
                 # the rest of the pool (lose), then this connection, through its Connection
                 pooled = await conn.get_raw_connection()
-                engine.sync_engine.pool._invalidate(pooled, exc, _checkin=False)
+                lose(engine.sync_engine, pooled, exc, close=False)
                 await conn.invalidate(exc)
             if (meant := unavailable(exc, lost=lost)) is not None:
                 raise meant from exc
