@@ -43,13 +43,19 @@ from bench.harness import (
 
 
 class _Receiver:
-    """The receiver process (bench/receiver.py), on its own core where there is one."""
+    """The receiver process (bench/receiver.py), pinned to core 0, the core the sender (the
+    worker, or the floor's client, on core 1) does not use. Unpinned, the scheduler put it on
+    either core: on the sender's, the floor's client spent about 111 us of CPU a POST against 90
+    and sent 6,100 POSTs/s against 9,100 (docs/benchmarks.md, twelfth pass), so each pair's ratio
+    depended on where it ran."""
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/hook"
         self.http = http
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.receiver", str(port)])
+        self.process = subprocess.Popen(
+            ["taskset", "-c", "0", sys.executable, "-m", "bench.receiver", str(port)]
+        )
 
     async def stats(self, at: int = 0) -> tuple[int, float, float | None]:
         """The distinct messages so far, the last one's arrival and the `at`-th one's."""
