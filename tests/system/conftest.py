@@ -92,6 +92,22 @@ def start_worker(database_url: str, log: Path, env: dict[str, str]) -> subproces
         )
 
 
+# A worker's log as the bad-days tests read it: its info lines, as text (worker_said).
+WORKER_SAYS = {"SLOTGRAPH_LOG_LEVEL": "info", "SLOTGRAPH_LOG_FORMAT": "text"}
+
+
+async def migrated_postgres_database(tmp_path: Path) -> str:
+    """A new PostgreSQL database, migrated by a `serve --no-worker` that then stops: for a test
+    that watches a `slotgraph worker` alone."""
+    url = await create_postgres_database("slotgraph_baddays")
+    try:
+        stop_server(await start_server(url, "postgresql", tmp_path / "server.log", "--no-worker"))
+    except BaseException:
+        await drop_postgres_database(url)
+        raise
+    return url
+
+
 async def start_worker_said_started(
     database_url: str, log: Path, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:

@@ -23,12 +23,12 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import create_postgres_database, drop_postgres_database, postgres_url
+from tests.conftest import drop_postgres_database, postgres_url
 from tests.system.conftest import (
+    WORKER_SAYS,
     free_port,
-    start_server,
+    migrated_postgres_database,
     start_worker_said_started,
-    stop_server,
     worker_said,
 )
 
@@ -64,15 +64,12 @@ async def worker_cycles(http: httpx.AsyncClient, metrics: str) -> int:
 
 
 async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path) -> None:
-    url = await create_postgres_database("slotgraph_baddays")
+    url = await migrated_postgres_database(tmp_path)
     log = tmp_path / "worker.log"
     worker = None
     try:
-        server = await start_server(url, "postgresql", tmp_path / "server.log", "--no-worker")
-        stop_server(server)  # it migrated the database; the worker is what is watched
         env = {
-            "SLOTGRAPH_LOG_LEVEL": "info",
-            "SLOTGRAPH_LOG_FORMAT": "text",
+            **WORKER_SAYS,
             "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5",  # a round of timers (reads too) twice a second
             "SLOTGRAPH_WORKER_METRICS_PORT": str(port := free_port()),
         }

@@ -30,7 +30,9 @@ from sqlalchemy.engine import make_url
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.receiver import Receiver, running_receiver
 from tests.system.conftest import (
+    WORKER_SAYS,
     Server,
+    migrated_postgres_database,
     start_server,
     start_worker_said_started,
     stop_server,
@@ -166,15 +168,12 @@ async def test_the_worker_says_which_outage_it_met(tmp_path: Path) -> None:
     lock_timeout and then under the database's statement_timeout: each is said as what it is.
     Before, both were `database unavailable; retrying`, as a PostgreSQL that is down is, and
     the operator looked for an outage instead of the session."""
-    url = await create_postgres_database("slotgraph_baddays")
+    url = await migrated_postgres_database(tmp_path)
     log = tmp_path / "worker.log"
     worker = None
     try:
-        server = await start_server(url, "postgresql", tmp_path / "server.log", "--no-worker")
-        stop_server(server)  # it migrated the database; the worker is what is watched
         env = {
-            "SLOTGRAPH_LOG_LEVEL": "info",
-            "SLOTGRAPH_LOG_FORMAT": "text",
+            **WORKER_SAYS,
             "SLOTGRAPH_WORKER_TIMER_SECONDS": "0.5",  # a heartbeat (a write) twice a second
             "SLOTGRAPH_DB_LOCK_TIMEOUT_SECONDS": "0.5",
         }
