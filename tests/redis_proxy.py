@@ -8,7 +8,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tests.api.test_safety_limits import redis_url
@@ -44,11 +44,31 @@ def _pump(source: socket.socket, sink: socket.socket, delay: float, asks: list[i
 def slow_redis_proxy(delay: float = SLOW) -> Iterator[SlowRedis]:
     """The test Redis (skipped, or failed in CI, without one) behind the proxy."""
     upstream = redis_url()
+    asks: list[int] = []
+    opened: list[socket.socket] = []
+
+    def proxy(conn: socket.socket) -> None:
+        up = socket.create_connection(("127.0.0.1", 6379))
+        opened.extend((conn, up))
+        threading.Thread(target=_pump, args=(conn, up, 0.0, asks), daemon=True).start()
+        threading.Thread(target=_pump, args=(up, conn, delay, asks), daemon=True).start()
+
+    database = upstream.rsplit("/", 1)[1]
+    try:
+        with listening(proxy) as port:
+            yield SlowRedis(f"redis://127.0.0.1:{port}/{database}", asks)
+    finally:
+        for conn in opened:
+            conn.close()
+
+
+@contextlib.contextmanager
+def listening(on_connection: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP port on 127.0.0.1 whose every connection goes to `on_connection`, in a thread,
+    until the block ends (the connections are the caller's to close)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
-    asks: list[int] = []
-    opened: list[socket.socket] = []
 
     def accept() -> None:
         while True:
@@ -56,16 +76,10 @@ def slow_redis_proxy(delay: float = SLOW) -> Iterator[SlowRedis]:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            up = socket.create_connection(("127.0.0.1", 6379))
-            opened.extend((conn, up))
-            threading.Thread(target=_pump, args=(conn, up, 0.0, asks), daemon=True).start()
-            threading.Thread(target=_pump, args=(up, conn, delay, asks), daemon=True).start()
+            on_connection(conn)
 
     threading.Thread(target=accept, daemon=True).start()
-    database = upstream.rsplit("/", 1)[1]
     try:
-        yield SlowRedis(f"redis://127.0.0.1:{listener.getsockname()[1]}/{database}", asks)
+        yield listener.getsockname()[1]
     finally:
         listener.close()
-        for conn in opened:
-            conn.close()

@@ -12,7 +12,6 @@ limited. A Redis that answers, but slowly, is failing too (the second test).
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.redis_proxy import SlowRedis, slow_redis_proxy
+from tests.redis_proxy import SlowRedis, listening, slow_redis_proxy
 from tests.system.conftest import Server, start_server, stop_server
 
 pytestmark = pytest.mark.system
@@ -61,24 +60,11 @@ class HungRedis:
 @pytest.fixture
 def hung_redis() -> Iterator[HungRedis]:
     """A `redis://` server that accepts every connection and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
     held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            held.append(conn)
-
-    threading.Thread(target=accept, daemon=True).start()
     try:
-        yield HungRedis(f"redis://127.0.0.1:{listener.getsockname()[1]}/0", held)
+        with listening(held.append) as port:
+            yield HungRedis(f"redis://127.0.0.1:{port}/0", held)
     finally:
-        listener.close()
         for conn in held:
             conn.close()
 
