@@ -6,7 +6,8 @@ Any number of workers may share one PostgreSQL database: events and deliveries a
 lease runs out, and two workers make the same attempt only when a send outlasts its lease
 (delivery is at least once; docs/operations.md). The steps that touch the database are in
 worker_steps.py, one send on its channel in worker_sends.py, the slow targets in
-worker_slots.py; this module keeps the send slots and the loops that feed them.
+worker_slots.py, how an outage is said in worker_outages.py; this module keeps the send slots and
+the loops that feed them.
 """
 
 from __future__ import annotations
@@ -21,19 +22,20 @@ import time
 import uuid
 from asyncio import FIRST_COMPLETED
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import metrics
-from slotgraph.db.engine import is_unavailable, outage, session_factory
+from slotgraph.db.engine import session_factory
 from slotgraph.dbclock import DatabaseClock
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.notifications.channel import EmailChannel
 from slotgraph.services import deliveries
 from slotgraph.settings import Settings
 from slotgraph.syncer import CalendarSyncer
+from slotgraph.worker_outages import Outages
 from slotgraph.worker_sends import Sends
 from slotgraph.worker_slots import SLOW_ROOM, SlowTargets
 from slotgraph.worker_steps import Steps
@@ -50,11 +52,6 @@ _RECORDS = 2
 # about 128 deliveries rather than 56 (4 and 1 before; issue 15, seventh pass).
 _AHEAD = 6
 _FAN_OUT = 4
-
-# How an outage is said (`_guarded`): each kind again after this long while it lasts; over once
-# no step has failed for this long.
-_SAY_AGAIN = 60.0
-_BACK_AFTER = 10.0
 
 
 class Worker:
@@ -91,15 +88,7 @@ class Worker:
         self._sent = asyncio.Event()  # a send finished: a result to record
         self._freed = asyncio.Event()  # a slot came free (or claims were started)
         self._due = asyncio.Event()  # the fan-out made new deliveries
-        # An outage is said once (again after `_SAY_AGAIN` s while it lasts), and its end once
-        # no step has failed for `_BACK_AFTER` s: a database that serves reads but refuses
-        # writes (full, read-only) failed some steps and passed others, and each pass said
-        # "back" and the next failure "unavailable" again (340 lines in 40 s).
-        # Each kind of outage (a lock wait, a statement timeout, unreachable: `outage`) is said
-        # when it first fails a step, and again after `_SAY_AGAIN` s.
-        self._unavailable = False
-        self._said: dict[str, float] = {}
-        self._failed_at = 0.0
+        self.outages = Outages(self.id)  # worker_outages.py: says what failed a step
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
         self.steps = Steps(self.sessions, clock, self.id, self.lease)  # worker_steps.py
         self.emails = EmailChannel(self.sessions, settings, clock=clock)
@@ -214,29 +203,6 @@ class Worker:
             self._results.append((claim, task.result()))
         self._fill()
 
-    async def _guarded(self, step: Awaitable[int]) -> int:
-        """Run one step of a loop; a database blip (or any error) is logged and the loop goes on."""
-        try:
-            done = await step
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if is_unavailable(exc):
-                self._failed_at = now = time.monotonic()
-                kind, said = outage(exc)  # a lock wait, a statement timeout, unreachable, ...
-                if now - self._said.get(kind, -_SAY_AGAIN) >= _SAY_AGAIN:
-                    log.warning("worker %s: %s (%s); retrying", self.id, kind, said)
-                    self._said[kind] = now
-                self._unavailable = True
-            else:
-                log.exception("worker cycle failed; retrying")
-            return 0
-        if self._unavailable and time.monotonic() - self._failed_at >= _BACK_AFTER:
-            log.info("worker %s: the database is back", self.id)
-            self._unavailable = False
-            self._said.clear()
-        return done
-
     async def _pause(self, event: asyncio.Event, most: float | None = None) -> None:
         """Until `event` is set, the worker stops, or `most` seconds (a poll interval) passed."""
         if self._stop.is_set():
@@ -261,7 +227,7 @@ class Worker:
                 await self._pause(self._freed)
                 continue
             self._due.clear()
-            if not await self._guarded(self._take(room)):
+            if not await self.outages.guarded(self._take(room)):
                 # Nothing due: until the fan-out finds some. While a slow target is skipped,
                 # its due deliveries wait for it: claimed again after `worker_slow_send_seconds`.
                 blocked = self.slow.blocked()
@@ -298,7 +264,7 @@ class Worker:
 
     async def _record_some(self, results: list[tuple[deliveries.Claim, Outcome]]) -> None:
         try:
-            await self._guarded(self._record(results))
+            await self.outages.guarded(self._record(results))
         finally:
             self._recording_now -= len(results)
             self._sent.set()  # the recorder may start the next
@@ -318,11 +284,11 @@ class Worker:
             if timers:
                 next_timers = time.monotonic() + self.settings.worker_timer_seconds
             if timers and self._measure is not None:
-                await self._guarded(self._measure())
+                await self.outages.guarded(self._measure())
             room = self._room(_AHEAD)
             limit = min(500, max(room, batch)) if self._paced else 500
             with metrics.timed(loop_duration):
-                found = await self._guarded(self._look(timers, room, limit))
+                found = await self.outages.guarded(self._look(timers, room, limit))
             if found:
                 deadline = time.monotonic() + self.settings.worker_poll_seconds
                 while self._paced and self._room(_AHEAD) < _FAN_OUT * batch:
@@ -365,7 +331,7 @@ class Worker:
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # uvloop or asyncio
         log.info("worker %s started on %s", self.id, loop)
         if self._measure is not None:  # before any lease or timer is written with it
-            await self._guarded(self._measure())
+            await self.outages.guarded(self._measure())
         calendars = asyncio.create_task(self.calendars.run(self._stop), name="slotgraph-calendars")
         try:
             async with self.sends.client():
