@@ -141,3 +141,39 @@ async def test_redis_shares_the_count_between_processes(engine: AsyncEngine) -> 
         assert_limited(answers)
     for app in (first._transport.app, second_app):  # type: ignore[attr-defined]
         await app.state.limiter.close()  # what the app's shutdown does
+
+
+async def test_customer_tokens_of_many_bookings_share_one_count_per_address(api: Api) -> None:
+    """A customer token counts as the public key does, per address: a visitor who holds the
+    tokens of many bookings (each public-key create answers one) gets no more requests a minute
+    than the public key would. Counted per booking, five tokens gave one address five times the
+    limit (found against `slotgraph serve`: 20 customer-token reads after the public key's 5)."""
+    assert (
+        await api.put("/v1/app", {"rate_limits": {"public_per_minute": LIMIT}})
+    ).status_code == 200
+    resource = await api.resource()
+    bookings = [
+        await api.book(
+            resource_id=resource["resource_id"],
+            start_time=f"2024-05-2{day}T10:00:00Z",
+            end_time=f"2024-05-2{day}T11:00:00Z",
+            customer={"name": "Ann", "email": "ann@example.com"},
+        )
+        for day in range(LIMIT + 2)
+    ]
+    async with from_ip(api, "203.0.113.7") as one, from_ip(api, "203.0.113.8") as two:
+        answers = [
+            await one.get(
+                f"/v1/bookings/{b['booking_id']}",
+                headers={"Authorization": f"Bearer {b['customer_token']}"},
+            )
+            for b in bookings
+        ]
+        assert_limited(answers)
+        # Another address is another visitor, with a token it has used from the first.
+        first = bookings[0]
+        r = await two.get(
+            f"/v1/bookings/{first['booking_id']}",
+            headers={"Authorization": f"Bearer {first['customer_token']}"},
+        )
+        assert r.status_code == 200, r.text

@@ -194,9 +194,12 @@ class Limiter:
             item = RateLimitItemPerMinute(min(limits.secret_per_minute, self.max_per_minute))
             who: tuple[str, ...] = (str(principal.key_id),)
         else:
-            # The public key, or a customer token (no key: its booking), per client address.
+            # The public key per client address; customer tokens (no key) per app and address,
+            # all of its bookings' tokens together: counted per booking, a visitor holding many
+            # tokens (a public create answers one) got the limit once per token.
             item = RateLimitItemPerMinute(min(limits.public_per_minute, self.max_per_minute))
-            who = (str(principal.key_id or principal.booking_id), visitor(client_ip))
+            caller = principal.key_id or f"customer:{principal.app_id}"
+            who = (str(caller), visitor(client_ip))
 
         async def count(strategy: SlidingWindowCounterRateLimiter, _: Storage) -> Any:
             if await strategy.hit(item, *who):
