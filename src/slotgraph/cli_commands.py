@@ -277,6 +277,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     elif created is not None:
         print("Created the default app. Keys are shown once; keep them safe:", file=sys.stderr)
         print(created_json(created), file=sys.stderr, flush=True)
+    if _taken(host, port):  # after the keys: they are printed once, and this start made them
+        raise SystemExit(
+            f"slotgraph: {host}:{port} is taken: another program listens there (a `slotgraph "
+            f"serve` started before?). Stop it, or serve on another port: `slotgraph serve "
+            f"--port {port + 1}`, or `SLOTGRAPH_PORT={port + 1} make serve`."
+        )
     uvicorn.run(
         "slotgraph.api.app:serve_app",
         factory=True,
@@ -305,6 +311,25 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         # without end and the server never answered.
         timeout_worker_healthcheck=WORKER_START_SECONDS,
     )
+
+
+def _taken(host: str, port: int) -> bool:
+    """Whether another socket listens on `host:port`, bound as uvicorn binds (SO_REUSEADDR).
+    uvicorn said only `[Errno 98] error while attempting to bind on address ...: address already
+    in use`, in a JSON log line, and not what to do. Any other failure is left to uvicorn."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        return exc.errno == errno.EADDRINUSE
+    return False
 
 
 WORKER_START_SECONDS = 60

@@ -103,6 +103,22 @@ def test_serve_prints_new_keys_once(fresh_database: tuple[str, str]) -> None:
     assert keys["secret_key"] not in second.stderr
 
 
+def test_serve_names_a_taken_port_and_what_to_do(fresh_database: tuple[str, str]) -> None:
+    """README's `make serve` where port 8000 was taken (another serve, another program) ended
+    with uvicorn's `[Errno 98] error while attempting to bind on address ('127.0.0.1', 8000):
+    address already in use` in a JSON log line, and nothing said how to serve elsewhere."""
+    _, url = fresh_database
+    with _port_taken(url) as env:
+        port = int(env["SLOTGRAPH_PORT"])
+        told = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=HANG)
+    assert told.returncode == 1, told.stderr
+    assert f"slotgraph: 127.0.0.1:{port} is taken" in told.stderr
+    assert f"`slotgraph serve --port {port + 1}`" in told.stderr
+    assert f"`SLOTGRAPH_PORT={port + 1} make serve`" in told.stderr
+    assert "Keys are shown once" in told.stderr  # this start made them: printed before it stops
+    assert "Errno 98" not in told.stderr  # stopped before uvicorn tried
+
+
 def test_serve_says_when_the_bootstrap_key_is_not_a_key(fresh_database: tuple[str, str]) -> None:
     """README's order: `make serve` first (an app with printed keys), then the tour's
     `SLOTGRAPH_BOOTSTRAP_SECRET_KEY=sk_tour make serve`, whose key is read on a first start only:
