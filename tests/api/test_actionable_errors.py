@@ -67,6 +67,18 @@ async def test_a_path_without_v1_names_the_right_one(api: Api) -> None:
     assert "/v1" not in r.json()["detail"]
 
 
+async def test_the_root_says_where_the_api_and_the_pages_are(api: Api) -> None:
+    """`make serve` prints `Uvicorn running on http://127.0.0.1:8000`, and a browser opened
+    there (with no key) read `"detail": "Not Found"` and nothing more."""
+    r = await api.http.get("/")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["detail"] == (
+        "Nothing is served at /: the API lives under /v1 (its reference: /docs), booking pages "
+        "at /book/{slug}."
+    )
+
+
 async def test_a_private_webhook_url_names_the_setting(engine: AsyncEngine, api: Api) -> None:
     strict = create_app(Settings(run_worker=False), engine=engine, clock=api.clock)
     async with httpx.AsyncClient(

@@ -153,6 +153,13 @@ def _not_json(request: Request, errors: list[Any]) -> bool:
     return whole_body and not is_json
 
 
+# `make serve` says it serves http://127.0.0.1:8000, and a browser opened there got "Not Found".
+ROOT_DETAIL = (
+    "Nothing is served at /: the API lives under /v1 (its reference: /docs), booking pages at "
+    "/book/{slug}."
+)
+
+
 def _versioned(request: Request) -> str | None:
     """`/v1<path>` if that is a route: the likely meaning of a path without the version."""
     path = request.url.path
@@ -229,7 +236,9 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        if exc.status_code == 404 and (versioned := _versioned(request)):
+        if exc.status_code == 404 and request.url.path == "/":  # where `make serve` points
+            detail = ROOT_DETAIL
+        elif exc.status_code == 404 and (versioned := _versioned(request)):
             detail = f"No route {request.url.path}; the API lives under /v1: {versioned}."
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
