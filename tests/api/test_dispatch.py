@@ -5,8 +5,12 @@ the router's full loop chooses. No database: this is the routing table alone."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
 
+import fastapi.applications
+import fastapi.routing
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -14,9 +18,12 @@ from fastapi.routing import iter_route_contexts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 from starlette.routing import Match
 
-from slotgraph.api.app import create_app
+from slotgraph.api import dispatch
+from slotgraph.api.app import add_routes, create_app
 from slotgraph.api.dispatch import PrefixDispatch
 from tests.api.conftest import TEST_SETTINGS
 
@@ -132,7 +139,8 @@ async def test_every_path_is_answered_as_by_the_routers_own_loop(engine: AsyncEn
 
 async def test_routes_added_after_the_first_request_are_found() -> None:
     """The index is kept between requests: a route added later (a router included, a route
-    added to an included router, a route added to the app) must still be answered. (A path
+    added to an included router, a route added to the app, FastAPI's or Starlette's way, a
+    module's router added as create_app adds them) must still be answered. (A path
     that no candidate matches at all goes to the router's own loop, so most stale indexes would
     still answer; one that offers a route for the path but not the method would not.)"""
     app = create_app(TEST_SETTINGS)
@@ -142,6 +150,8 @@ async def test_routes_added_after_the_first_request_are_found() -> None:
         return {"ok": "yes"}
 
     app.add_api_route("/late-four", answer)
+    module = APIRouter()  # made before the first request, as a module's router is at import
+    module.add_api_route("/late-four", answer, methods=["PATCH"])
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         assert (await http.get("/late-four")).status_code == 200  # the index is built
@@ -154,3 +164,36 @@ async def test_routes_added_after_the_first_request_are_found() -> None:
         assert (await http.get("/late/one")).status_code == 200
         late.add_api_route("/one", answer, methods=["POST"])  # to a router included already
         assert (await http.post("/late/one")).status_code == 200
+        app.add_route("/late-four", plain, methods=["PUT"])  # Starlette's way, on FastAPI's router
+        assert (await http.put("/late-four")).text == "plain"
+        add_routes(app, module)  # as create_app adds a module's router (api/app.py)
+        assert (await http.patch("/late-four")).status_code == 200
+
+
+async def plain(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("plain")
+
+
+def test_fastapi_moves_its_routes_versions_only_where_the_dispatch_counts() -> None:
+    """The index (and the guard's and the idempotency middleware's tables) is built again when
+    `_changes` moves, which counts the calls of FastAPI's private
+    `APIRouter._mark_routes_changed` (dispatch.py; api/app.py's add_routes calls it too). A
+    FastAPI that renamed it fails at the import of dispatch.py (and mypy, for add_routes); one
+    that stopped calling it fails the test above; one that moved a routes version anywhere
+    else (a new way to add routes, bumping it itself) fails here, rather than leave a route
+    added after the first request unfound (ADR 0011)."""
+    assert APIRouter._mark_routes_changed is dispatch._counted_mark_routes_changed
+    writers = set()
+    for module in (fastapi.routing, fastapi.applications):
+        for function in ast.walk(ast.parse(inspect.getsource(module))):
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                for node in ast.walk(function):
+                    if isinstance(node, ast.Assign):
+                        targets = node.targets
+                    elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+                        targets = [node.target]
+                    else:
+                        continue
+                    if any(getattr(t, "attr", None) == "_routes_version" for t in targets):
+                        writers.add(function.name)
+    assert writers == {"__init__", "_mark_routes_changed"}

@@ -155,6 +155,9 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     assert not router.on_startup, "a router with events: include_router it"
     assert not router.on_shutdown, "a router with events: include_router it"
     app.router.routes.extend(router.routes)
+    # FastAPI's own include and add_api_route end so, and only it tells FastAPI's caches and
+    # the dispatch's index (api/dispatch.py) that the routes changed; no public method does it
+    # without building routes again. tests/api/test_dispatch.py fails if it stops counting.
     app.router._mark_routes_changed()
 
 
