@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
+
 import httpx
+from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.api.app import create_app
@@ -147,3 +152,25 @@ async def test_an_instant_booking_reads_right(api: Api) -> None:
     assert r.json()["detail"].startswith(
         "Action 'confirm' is not allowed on an instant booking in state 'confirmed'"
     )
+
+
+async def test_a_missing_encryption_key_says_how_to_make_one(api: Api) -> None:
+    """docs/calendars.md's connect on a fresh `make serve` (no SLOTGRAPH_ENCRYPTION_KEY) answered
+    "SLOTGRAPH_ENCRYPTION_KEY is not set. Calendar passwords are stored encrypted." and no more;
+    the command it names now makes a key that Fernet takes."""
+    resource = await api.resource()
+    body = {"url": "https://cal.example/dav/", "username": "anna", "password": "secret"}
+    r = await api.put(f"/v1/resources/{resource['resource_id']}/calendar", body)
+    assert (r.status_code, r.json()["code"]) == (409, "encryption_key_missing")
+    detail = r.json()["detail"]
+    assert detail.startswith("Calendar passwords are stored encrypted: SLOTGRAPH_ENCRYPTION_KEY")
+    assert "restart them" in detail
+    argv = shlex.split(detail.split("`")[1])
+    assert argv[:2] == ["python", "-c"]
+    Fernet(_printed(argv[1:]))  # a key it takes
+
+
+def _printed(args: list[str]) -> str:
+    """What `python <args>` prints, run by this Python (a shell's `python` may be none)."""
+    made = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True)
+    return made.stdout.strip()

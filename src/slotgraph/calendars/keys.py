@@ -18,6 +18,15 @@ class KeyMissing(Exception):
     """SLOTGRAPH_ENCRYPTION_KEY is not set (or not a Fernet key) but is needed."""
 
 
+# What to do, said where the key is missing or malformed (before, the API's 409 said only "is
+# not set", and how to make a key was in docs/calendars.md's last section).
+MAKE_ONE = (
+    "Make one with `python -c 'from cryptography.fernet import Fernet; "
+    "print(Fernet.generate_key().decode())'`, set it for every `slotgraph serve` and `worker`, "
+    "and restart them (docs/calendars.md, Security)."
+)
+
+
 def _keys(setting: str | None) -> list[str]:
     return [k.strip() for k in (setting or "").split(",") if k.strip()]
 
@@ -49,13 +58,13 @@ def fernet(setting: str | None) -> MultiFernet:
     """All configured keys: the first encrypts, any of them decrypts (key rotation)."""
     keys = _keys(setting)
     if not keys:
-        raise KeyMissing("SLOTGRAPH_ENCRYPTION_KEY is not set.")
+        raise KeyMissing(f"SLOTGRAPH_ENCRYPTION_KEY is not set. {MAKE_ONE}")
     try:
         return MultiFernet([Fernet(k) for k in keys])
     except ValueError as exc:
         raise KeyMissing(
             "SLOTGRAPH_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64-encoded bytes), "
-            "comma-separated."
+            f"comma-separated. {MAKE_ONE}"
         ) from exc
 
 

@@ -114,7 +114,7 @@ async def connect(
     try:
         encrypted = keys.encrypt(encryption_key, data.password)
     except keys.KeyMissing as exc:
-        raise EncryptionKeyMissing(f"{exc} Calendar passwords are stored encrypted.") from None
+        raise EncryptionKeyMissing(f"Calendar passwords are stored encrypted: {exc}") from None
     await guard_url(data.url, allow_private=allow_private)
     await _probe(
         principal.app_id,
