@@ -244,3 +244,42 @@ async def test_the_customer_sees_none_of_what_the_app_wrote_for_itself(api: Api)
     assert whole["meta"] == {"internal": "owes money"}
     assert whole["details"] == "staff note"
     assert whole["client_id"] == b["client_id"]
+
+
+async def test_a_time_the_owner_confirmed_is_not_the_customers_to_move(api: Api) -> None:
+    """`confirm_decline`: the owner agreed to one time. The customer may move a request still
+    waiting for the decision (the owner decides on the new time), not a confirmed one: before,
+    the token moved a confirmed request to any free time, still confirmed, and the owner heard
+    nothing (owners get emails of new bookings and requests only)."""
+    resource = await api.resource()
+    booking = await api.book(
+        graph="confirm_decline",
+        resource_id=resource["resource_id"],
+        start_time=START,
+        end_time=END,
+        customer={"name": "Ann", "email": "ann@example.com"},
+    )
+    bid = booking["booking_id"]
+    me = as_customer(api, booking["customer_token"])
+    r = await me.put(
+        f"/v1/bookings/{bid}",
+        {"start_time": "2024-05-18T12:00:00Z", "end_time": "2024-05-18T13:00:00Z"},
+    )
+    assert r.status_code == 200, r.text  # still a request: the owner decides on this time
+    assert (await api.put(f"/v1/bookings/{bid}/confirm", {})).status_code == 200
+    r = await me.put(
+        f"/v1/bookings/{bid}",
+        {"start_time": "2024-05-19T08:00:00Z", "end_time": "2024-05-19T09:00:00Z"},
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "confirmed_by_owner"
+    shown = (await me.get(f"/v1/bookings/{bid}")).json()
+    assert (shown["status"], shown["start_time"]) == ("confirmed", "2024-05-18T12:00:00Z")
+    # Their language, and a cancel, stay theirs; the owner may still move it.
+    assert (await me.put(f"/v1/bookings/{bid}", {"locale": "de"})).status_code == 200
+    r = await api.put(
+        f"/v1/bookings/{bid}",
+        {"start_time": "2024-05-19T08:00:00Z", "end_time": "2024-05-19T09:00:00Z"},
+    )
+    assert r.status_code == 200, r.text
+    assert (await me.put(f"/v1/bookings/{bid}/cancel_by_customer", {})).status_code == 200

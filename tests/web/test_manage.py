@@ -282,3 +282,25 @@ async def test_the_customer_changes_the_language_on_the_manage_page(api: Api) ->
     # a cancelled booking has nothing left to say: no language form
     await _post(api.http, doc, "cancel-form")
     assert not (await _open(api.http, manage_url)).all("language-form")
+
+
+async def test_a_confirmed_request_offers_no_reschedule(api: Api) -> None:
+    """A `confirm_decline` page: the owner agreed to one time, so once confirmed the manage page
+    offers no new time, and a reschedule sent anyway is refused (409) and moves nothing."""
+    await make_page(api, graph="confirm_decline")
+    confirmation = await _book(api.http)
+    manage_url = confirmation.one("manage-link")["href"]
+    waiting = await _open(api.http, manage_url)
+    assert waiting.one("reschedule-link")  # a request: the owner decides on the new time
+    week = await _open(api.http, waiting.one("reschedule-link")["href"])
+    choice = await _open(api.http, week.all("time")[-1]["href"])
+    booking = (await api.get("/v1/bookings")).json()["data"][0]
+    assert (await api.put(f"/v1/bookings/{booking['booking_id']}/confirm", {})).status_code == 200
+    confirmed = await _open(api.http, manage_url)
+    assert confirmed.one("booking-status")["data-status"] == "confirmed"
+    assert not confirmed.all("reschedule-link")
+    assert confirmed.one("cancel-form")
+    await _open(api.http, waiting.one("reschedule-link")["href"], status=409)
+    await _post(api.http, choice, "reschedule-form", status=409)
+    after = (await api.get(f"/v1/bookings/{booking['booking_id']}")).json()
+    assert (after["status"], after["start_time"]) == ("confirmed", booking["start_time"])

@@ -4,7 +4,8 @@ A customer token opens exactly one booking: read it, cancel it (`cancel_by_custo
 graph has that action), reschedule it (a new time on the same resource) and choose the language
 of its emails (`locale`). A notice (from the booking page the booking was made on, or none)
 closes a cancel or a reschedule that long before the start; the language moves nothing, so no
-notice closes it.
+notice closes it. A time the owner confirmed (a request, `confirm_decline`) is not the
+customer's to move.
 """
 
 from __future__ import annotations
@@ -29,6 +30,28 @@ Change = Literal["cancel", "reschedule"]
 class NoticePassed(Conflict):
     code = "notice_passed"
     title = "Too late to change this booking"
+
+
+class ConfirmedByOwner(Conflict):
+    code = "confirmed_by_owner"
+    title = "The owner confirmed this time"
+
+
+def owner_agreed(graph: str, status: str) -> bool:
+    """Whether the owner agreed to the booking's time: in a graph whose bookings start as a
+    request the owner confirms (`confirm` from the first state: `confirm_decline`), any state
+    past the request. Such a time is not the customer's to move: the owner confirmed that
+    one, and hears of new bookings and requests only."""
+    g = GRAPHS[graph]
+    return g.transition(g.initial, "confirm") is not None and status != g.initial
+
+
+def check_may_move(graph: str, status: str) -> None:
+    if owner_agreed(graph, status):
+        raise ConfirmedByOwner(
+            "The owner confirmed this time; only they can move it. Cancel the booking and "
+            "send a new request for another time."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +131,7 @@ def allowed_changes(
     if (
         g.occupies is Occupies.SLOT
         and not g.is_final(status)
+        and not owner_agreed(graph, status)
         and now < deadline("reschedule", start=start, notices=notices)
     ):
         out.append("reschedule")

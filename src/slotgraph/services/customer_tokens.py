@@ -37,6 +37,7 @@ from slotgraph.domain.customers import (
     Notices,
     check_action,
     check_fields,
+    check_may_move,
     check_new_time,
     check_notice,
     moves,
@@ -182,6 +183,7 @@ async def check_change(
         check_fields(fields or set())
         if not moves(fields or set()):
             return
+        check_may_move(booking.graph, booking.status)
         if to is not None:
             check_new_time(old=(booking.start_time, booking.end_time), new=to, now=now)
         change = "reschedule"
