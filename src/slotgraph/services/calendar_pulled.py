@@ -24,11 +24,13 @@ from slotgraph.db.models import (
 )
 from slotgraph.services import calendar_events
 from slotgraph.services.outbox import record_event
-from slotgraph.services.resources import block_hold, bookings_under, remove_blocks
+from slotgraph.services.resources import MAX_BLOCKS, block_hold, bookings_under, remove_blocks
 
 HORIZON_PAST = timedelta(days=1)
 HORIZON_AHEAD = timedelta(days=366)
-MAX_BLOCKS = 50_000  # per connection: the nearest are kept (`nearest`)
+# MAX_BLOCKS (services/resources.py) per connection: the nearest are kept (`nearest`), as many
+# as a resource may hold of its own (those are refused past it instead: an API caller can be
+# told, a remote calendar cannot).
 REASON = "Busy in the connected calendar"
 
 

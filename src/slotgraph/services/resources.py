@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotgraph.db import queries
 from slotgraph.db.models import BookingHold, CalendarConnection, Resource, ResourceBlock
 from slotgraph.domain.rules import payment_overdue
-from slotgraph.errors import NotFound, ResourceInUse
+from slotgraph.errors import LimitReached, NotFound, ResourceInUse
 from slotgraph.schemas import (
     BlockCreate,
     BlockCreated,
@@ -133,6 +133,35 @@ def _columns(as_json: dict[str, Any], as_python: dict[str, Any]) -> dict[str, An
     }
 
 
+# Live blocks a resource holds from each source: made through the API (`create_block` refuses
+# one more), and pulled from its connected calendar (a resource has at most one; the sync keeps
+# the nearest, services/calendar_pulled.py). Every availability search over the resource reads
+# them; before 2026-12-01 the API's were unbounded (a secret key, or a leaked one, could add
+# millions, and every search of the resource, the public key's too, read them all).
+MAX_BLOCKS = 50_000
+
+
+async def _room_for_a_block(session: AsyncSession, resource_id: uuid.UUID) -> None:
+    """LimitReached if the resource holds `MAX_BLOCKS` live blocks made through the API. Call
+    it with the resource locked (every writer of its holds locks it first; SQLite's writers
+    take turns), so two creates at once count one after the other."""
+    count = await session.scalar(
+        select(func.count()).where(  # ix_resource_blocks_own_live (migration 0022)
+            ResourceBlock.resource_id == resource_id,
+            ResourceBlock.calendar_id.is_(None),
+            ResourceBlock.deleted_at.is_(None),
+        )
+    )
+    count = count or 0
+    if count >= MAX_BLOCKS:
+        # A resource may hold more than the cap, made before it.
+        delete = "one" if count == MAX_BLOCKS else f"{count - MAX_BLOCKS + 1:,}"
+        raise LimitReached(
+            f"This resource has {count:,} blocks and may have at most {MAX_BLOCKS:,}; delete "
+            f"{delete} first (those that have ended too: GET its blocks with ?to= now)."
+        )
+
+
 async def create_block(
     session: AsyncSession,
     *,
@@ -146,11 +175,13 @@ async def create_block(
     Blocks may overlap blocks and bookings; no booking may be placed over one afterwards (the
     database refuses it, ADR 0007). The resource row is locked first, as every writer of holds
     locks it, so `conflicts` is exactly the holding bookings that overlap the block (their time
-    or buffers) at commit. Nothing is changed on them: the owner decides.
+    or buffers) at commit. Nothing is changed on them: the owner decides. A resource holds at
+    most `MAX_BLOCKS` of them (409 limit_reached).
     """
     async with session.begin():
         resource = await load_resource(session, principal.app_id, resource_id)
         await queries.lock_resources(session, principal.app_id, [resource.id], hold=True)
+        await _room_for_a_block(session, resource.id)
         block = ResourceBlock(
             app_id=principal.app_id,
             resource_id=resource.id,

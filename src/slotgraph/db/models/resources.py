@@ -63,6 +63,12 @@ class ResourceBlock(Base):
             postgresql_where=text("deleted_at IS NULL"),
             sqlite_where=text("deleted_at IS NULL"),
         ),
+        Index(  # a resource's live blocks made through the API (migration 0022): at most 50,000
+            "ix_resource_blocks_own_live",
+            "resource_id",
+            postgresql_where=text("calendar_id IS NULL AND deleted_at IS NULL"),
+            sqlite_where=text("calendar_id IS NULL AND deleted_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
