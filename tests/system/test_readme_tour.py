@@ -1,0 +1,99 @@
+"""README's 5-minute tour, run as a newcomer runs it: its shell block, copied out of README.md
+as it stands, pasted into bash against a real `slotgraph serve` started the way the tour says
+(`SLOTGRAPH_BOOTSTRAP_SECRET_KEY=sk_tour`). Before, nothing ran the block, and a step that
+drifted from the server (a field renamed, an answer reshaped) would have shown only to the
+next person who tried it. What each step should print is written out here from the README's
+own `# ->` comments and sentences, not read from the server."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.system.conftest import Server, start_server, stop_server
+
+pytestmark = pytest.mark.system
+
+README = Path(__file__).parents[2] / "README.md"
+STEP = re.compile(r"^# (\d)\. ")
+TIME = re.compile(r'data-testid="time" data-start="(\d{4}-\d\d-\d\d)T')
+
+
+def tour_block() -> str:
+    """The first ```sh block under "## A 5-minute tour"."""
+    tour = README.read_text().split("## A 5-minute tour", 1)[1]
+    return tour.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def marked(block: str, url: str) -> str:
+    """The block pointed at `url`, with a marker echoed before each numbered step, so that what
+    each step printed can be told apart (the answers carry no newline of their own)."""
+    assert "http://127.0.0.1:8000" in block  # the address the README promises
+    lines = []
+    for line in block.replace("http://127.0.0.1:8000", url).splitlines():
+        if found := STEP.match(line):
+            lines.append(f"echo; echo '@@ step {found.group(1)}'")
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+async def tour_server(fresh_database: tuple[str, str], tmp_path: Path) -> AsyncIterator[Server]:
+    backend, url = fresh_database
+    env = {"SLOTGRAPH_BOOTSTRAP_SECRET_KEY": "sk_tour", "SLOTGRAPH_MAIL_DIR": str(tmp_path)}
+    server = await start_server(url, backend, tmp_path / "server.log", env=env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the tour's commands are curl commands")
+async def test_the_readme_tour_does_what_it_says(tour_server: Server, tmp_path: Path) -> None:
+    script = marked(tour_block(), tour_server.url)
+    ran = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert ran.returncode == 0, (ran.stdout, ran.stderr)
+    steps = dict(
+        (int(part[0]), part[1:].strip()) for part in ran.stdout.split("@@ step ")[1:] if part
+    )
+    assert sorted(steps) == list(range(1, 10)), ran.stdout
+    assert steps[1] == ""  # the ids went into $DOC and $ANN
+    # 2. "-> 201 {"booking_id": "...", "status": "confirmed", "available_actions": ["cancel", ..."
+    assert '"status":"confirmed"' in steps[2]
+    assert '"available_actions":["cancel",' in steps[2]
+    # 3. the overlap: 409 slot_unavailable as problem+json
+    assert '"type":"urn:slotgraph:problem:slot_unavailable"' in steps[3]
+    assert '"status":409' in steps[3]
+    # 4. "| field status  # -> confirmed"; 5. "# -> cancelled", and the history
+    assert steps[4] == "confirmed"
+    assert steps[5].startswith("cancelled\n")
+    assert '"action":"cancel","to":"cancelled"' in steps[5]
+    # 6. the graph's table
+    assert steps[6].startswith('{"name":"instant_payment"')
+    # 7. the hours, then "-> {"data": [{"start_time": "2030-05-20T09:00:00+02:00", ..."
+    assert steps[7].count('"weekly_hours"') == 1
+    assert (
+        '{"data":[{"start_time":"2030-05-20T09:00:00+02:00",'
+        '"end_time":"2030-05-20T09:45:00+02:00","resource_ids":["' in steps[7]
+    )
+    # 8. a webhook (with its secret), or, on a machine without DNS, 422 "does not resolve"
+    assert '"secret":"whsec_' in steps[8] or "does not resolve" in steps[8], steps[8]
+    # 9. "-> {"page_id": "...", "slug": "dr-berg", "url": "/book/dr-berg", ...}"
+    assert '"slug":"dr-berg","url":"/book/dr-berg"' in steps[9]
+    # ... "open http://127.0.0.1:8000/book/dr-berg: the next free times (Mondays and Tuesdays)"
+    async with httpx.AsyncClient(base_url=tour_server.url) as http:
+        page = await http.get("/book/dr-berg")
+    assert page.status_code == 200
+    # the times' UTC dates are Oslo's too: its hours are 09:00-17:00, 07:00-16:00 in UTC
+    days = {date.fromisoformat(d).strftime("%a") for d in re.findall(TIME, page.text)}
+    assert days, page.text
+    assert days <= {"Mon", "Tue"}, days
