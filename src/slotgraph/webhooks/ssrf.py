@@ -29,8 +29,15 @@ def check_shape(url: str) -> tuple[str, int]:
 
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local:  # fec0::/10: deprecated, still routed inside some networks
+            return False
+        # An IPv4 address inside: mapped (::ffff:a.b.c.d) or 6to4 (2002:AABB:CCDD::/48, which a
+        # host with a 6to4 route sends to AA.BB.CC.DD) is judged as that address. Python 3.11's
+        # is_global takes 2002::/16 and fec0::/10 for public.
+        inner = ip.ipv4_mapped or ip.sixtofour
+        if inner is not None:
+            ip = inner
     return not (
         ip.is_private
         or ip.is_loopback
