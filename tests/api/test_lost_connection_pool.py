@@ -12,7 +12,9 @@ The expectation is SQLAlchemy's own behaviour, checked here as the first case.
 Here the lost statement's backend is terminated while it runs (the other connections stay
 alive, so only the pool's own bookkeeping can replace them): after it, none of the connections
 the pool had is handed out again. (A restart, which closes every session with a word to the
-client, is handled before any statement: tests/system/test_outage.py.)
+client, is handled before any statement: tests/system/test_outage.py.) The last two tests
+are the checkout's own outages: a pooled connection found closed when the database refuses
+new ones, or ends them as they are made; each is 503, never 500.
 SQLite has no server and no pool to lose: one connection, in the process.
 """
 
@@ -20,11 +22,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_only
 
+from slotgraph.api.app import create_app
 from slotgraph.db.driver_sql import _translated, autocommit
 from slotgraph.db.engine import (
     create_engine,
@@ -33,6 +41,7 @@ from slotgraph.db.engine import (
     driver_transaction,
 )
 from slotgraph.errors import DatabaseUnavailable
+from tests.api.conftest import TEST_SETTINGS, Api
 from tests.conftest import postgres_url
 
 SLEEP = "SELECT pg_sleep(30)"
@@ -137,3 +146,107 @@ async def test_a_connection_lost_under_a_statement_replaces_the_rest_of_the_pool
     after = await _pooled_pids(own_engine, 3)
     # every connection made before the loss is replaced, the two still alive too
     assert before & after == set(), (before, after)
+
+
+async def _end(driver: asyncpg.Connection) -> None:
+    """End the session of `driver` (a pooled connection's asyncpg connection), as a restart does
+    (FATAL 57P01, its socket closed), and wait until the driver has read it (bounded)."""
+    admin = await asyncpg.connect(postgres_url())
+    try:
+        pid = driver.get_server_pid()
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 10000)", pid)
+    finally:
+        await admin.close()
+    for _ in range(1000):  # polling for the driver to read the end, bounded
+        if driver.is_closed():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the driver never saw its session end")
+
+
+async def _pooled(engine: AsyncEngine) -> asyncpg.Connection:
+    """The asyncpg connection of the pool's one connection (checked in again)."""
+    async with driver_connection(engine) as driver:
+        pass
+    assert engine.sync_engine.pool.checkedin() == 1
+    return driver
+
+
+@asynccontextmanager
+async def sessions_ended_as_made(engine: AsyncEngine) -> AsyncIterator[None]:
+    """While the block runs, the database ends each session of `engine`'s pool as soon as it is
+    made (as a database going down does to the connections that still get in), and the driver
+    has seen it end before SQLAlchemy hands the connection out."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        await_only(_end(dbapi_connection.driver_connection))
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    try:
+        yield
+    finally:
+        event.remove(engine.sync_engine, "connect", on_connect)
+
+
+def _assert_outage(r: httpx.Response) -> None:
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert (r.json()["code"], r.headers["retry-after"]) == ("database_unavailable", "5")
+
+
+async def test_a_database_ending_every_new_session_is_503_not_500(
+    own_engine: AsyncEngine, api: Api
+) -> None:
+    """The pooled connection was closed by the database (the checkout hook, db/engine.py
+    `_replace_if_closed`, finds it so), and so is every new one by the time it is handed out.
+    SQLAlchemy replaces a closed connection twice at most in one checkout, then raises
+    InvalidRequestError ("This connection is closed"), no outage to the error handler: that was
+    a 500. The answer must be the outage's, 503 problem+json with Retry-After, on the SQLAlchemy
+    path and on the raw checkout (db/engine.py `checkout`), and the next request after the
+    database takes sessions again answers."""
+    app = create_app(TEST_SETTINGS, engine=own_engine, clock=api.clock)
+    headers = {"Authorization": f"Bearer {api.key}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        assert (await http.get("/v1/resources", headers=headers)).status_code == 200
+        await _end(await _pooled(own_engine))
+        async with sessions_ended_as_made(own_engine):
+            r = await http.get("/v1/resources", headers=headers)
+            with pytest.raises(DatabaseUnavailable):
+                await driver_fetch(own_engine, "SELECT 1")
+        after = await http.get("/v1/resources", headers=headers)
+    _assert_outage(r)
+    assert after.status_code == 200, after.text
+
+
+async def test_a_closed_pooled_connection_while_the_database_refuses_new_ones_is_503(
+    own_engine: AsyncEngine, api: Api
+) -> None:
+    """The checkout hook finds the pooled connection closed (the database went down) and
+    SQLAlchemy cannot make a new one (the database refuses them: ALLOW_CONNECTIONS false, as
+    in a failover): 503 problem+json, on the SQLAlchemy path and the raw checkout (this was so
+    before the test), and answers again once the database takes connections."""
+    app = create_app(TEST_SETTINGS, engine=own_engine, clock=api.clock)
+    headers = {"Authorization": f"Bearer {api.key}"}
+    name = own_engine.url.database
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        assert (await http.get("/v1/resources", headers=headers)).status_code == 200
+        driver = await _pooled(own_engine)
+        admin = await asyncpg.connect(postgres_url())
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            try:
+                await _end(driver)
+                r = await http.get("/v1/resources", headers=headers)
+                with pytest.raises(DatabaseUnavailable):
+                    await driver_fetch(own_engine, "SELECT 1")
+            finally:
+                await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        finally:
+            await admin.close()
+        after = await http.get("/v1/resources", headers=headers)
+    _assert_outage(r)
+    assert after.status_code == 200, after.text

@@ -71,8 +71,19 @@ def create_engine(url: str, settings: Settings | None = None) -> AsyncEngine:
     )
     event.listen(engine.sync_engine, "handle_error", _unavailable_on_disconnect)
     event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
+    event.listen(engine.sync_engine, "connect", _made)
     event.listen(engine.sync_engine, "checkout", _replace_if_closed)
     return engine
+
+
+# In a pooled connection's record (its `info`, emptied when the record connects again): made
+# since the checkout hook last saw it.
+_FRESH = "slotgraph.fresh"
+
+
+def _made(_dbapi_connection: Any, record: Any) -> None:
+    """The pool's connect hook (PostgreSQL): marks the connection new for `_replace_if_closed`."""
+    record.info[_FRESH] = True
 
 
 def _replace_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -83,9 +94,16 @@ def _replace_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None
     a round trip per checkout), each such connection went to a request and failed it with 503,
     in every process that had not yet seen a failure of its own (tests/system/test_outage.py).
     SQLAlchemy replaces it and checks the new one; one that cannot be made is 503 as ever.
+    A new connection already closed (the database ends sessions as they come: going down, or an
+    operator ending every session) is 503 at once: SQLAlchemy replaces a closed connection twice
+    at most in one checkout, then raises InvalidRequestError, a 500 to the error handler
+    (tests/api/test_lost_connection_pool.py).
     A connection whose socket died without a word (the host gone) is not known closed here: the
     first statement on it fails, and `lose` (or SQLAlchemy) replaces the rest of the pool."""
+    fresh = record.info.pop(_FRESH, False)
     if record.driver_connection.is_closed():
+        if fresh:
+            raise DatabaseUnavailable()
         raise sa_exc.DisconnectionError("the database closed this pooled connection")
 
 
