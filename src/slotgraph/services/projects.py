@@ -65,21 +65,30 @@ class ProjectOut:
     updated_at: datetime
 
 
+def _in_order(values: Any) -> list[uuid.UUID]:
+    """The ids in a list of stored JSON, in their order, once each: what is no id is no id (a
+    row written before the write checks may hold anything)."""
+    found: dict[uuid.UUID, None] = {}
+    for value in values if isinstance(values, list) else []:
+        found.update(dict.fromkeys(_ids([value])))
+    return list(found)
+
+
 def _shown(p: Project) -> list[uuid.UUID] | None:
-    """The resources the project's widget shows (`availability.resources`), if it names any."""
+    """The resources the project's widget shows (`availability.resources`), if it sets them. A
+    value stored before the write check that is no list names none: the widget was handed it
+    as stored (`"all"`), and every search in the project was a 422 on `resources`, a field the
+    visitor never sent."""
     availability = p.settings.get("availability") if isinstance(p.settings, dict) else None
-    if not isinstance(availability, dict) or not isinstance(availability.get("resources"), list):
+    if not isinstance(availability, dict) or "resources" not in availability:
         return None
-    shown: dict[uuid.UUID, None] = {}  # in their order, once each; what is no id is no id
-    for value in availability["resources"]:
-        shown.update(dict.fromkeys(_ids([value])))
-    return list(shown)
+    return _in_order(availability["resources"])
 
 
 def _out(p: Project, live: set[uuid.UUID] | None = None) -> ProjectOut:
     """`live`: the project's resources not archived (`_live`); None: all are (just checked).
     Those its widget shows go as its `resources` do."""
-    ids = [uuid.UUID(r) for r in p.resource_ids]
+    ids = _in_order(p.resource_ids)
     settings = p.settings
     shown = _shown(p)
     if live is not None and shown is not None:
@@ -167,7 +176,7 @@ async def _live(
     drops out of every project that names it (its widget's availability named it, and every
     visitor's search was a 422 "no such resource" from the moment it was archived)."""
     ids = sorted(
-        {uuid.UUID(r) for p in rows for r in p.resource_ids}
+        {r for p in rows for r in _in_order(p.resource_ids)}
         | {r for p in rows for r in _shown(p) or ()}
     )
     live: set[uuid.UUID] = set()

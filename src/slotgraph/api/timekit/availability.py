@@ -80,6 +80,12 @@ async def fetch_availability(
         rules = list(project.settings.get("availability_constraints") or [])
         given = {**parse(AvailabilityIn, stored).model_dump(exclude_none=True), **given}
     resource_ids = given.get("resources") or []
+    if not resource_ids and tk.project_id is not None and tk.resources is None:
+        # Every resource it named is archived or gone (they drop out: services/projects.py).
+        # Before, the visitor's search was a 422 on `resources`, a field it never sent.
+        raise ValidationFailed.one(
+            "project_id", f"project {tk.project_id} has no resources left to search"
+        )
     if not resource_ids:
         raise ValidationFailed.one("resources", "at least one resource (or a project with some)")
     rules += [*given.get("constraints", []), *given.get("availability_constraints", [])]
