@@ -32,6 +32,23 @@ def tour_block() -> str:
     return tour.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
+# The docs' blocks that go on from the tour (its $SG, $AUTH and $DOC), in this order, each a step
+# of its own after the tour's nine: (page, which of its ```sh blocks).
+AFTER_THE_TOUR = [
+    ("booking-pages.md", 0),  # 10. a page with every field
+    ("calendars.md", 0),  # 11. the feed
+    ("calendars.md", 1),  # 12. free/busy, JSON and text/calendar
+    ("migrating-from-timekit.md", 0),  # 13. a project for Timekit's widget
+]
+
+
+def docs_block(page: str, index: int) -> str:
+    text = (README.parent / "docs" / page).read_text()
+    block = re.findall(r"^```sh\n(.*?)^```", text, re.S | re.M)[index]
+    # a browser is opened by hand: no machine that runs the tests has one to open
+    return "".join(line for line in block.splitlines(True) if not line.startswith("xdg-open"))
+
+
 def marked(block: str, url: str) -> str:
     """The block pointed at `url`, with a marker echoed before each numbered step, so that what
     each step printed can be told apart (the answers carry no newline of their own)."""
@@ -58,14 +75,19 @@ async def tour_server(fresh_database: tuple[str, str], tmp_path: Path) -> AsyncI
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the tour's commands are curl commands")
 async def test_the_readme_tour_does_what_it_says(tour_server: Server, tmp_path: Path) -> None:
     script = marked(tour_block(), tour_server.url)
+    for step, (page, index) in enumerate(AFTER_THE_TOUR, start=10):
+        script += f"echo; echo '@@ step {step}'\n" + docs_block(page, index).replace(
+            "http://127.0.0.1:8000", tour_server.url
+        )
     ran = subprocess.run(
         ["bash", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert ran.returncode == 0, (ran.stdout, ran.stderr)
     steps = dict(
-        (int(part[0]), part[1:].strip()) for part in ran.stdout.split("@@ step ")[1:] if part
+        (int(part.split("\n", 1)[0]), part.split("\n", 1)[1].strip())
+        for part in ran.stdout.split("@@ step ")[1:]
     )
-    assert sorted(steps) == list(range(1, 10)), ran.stdout
+    assert sorted(steps) == list(range(1, 14)), ran.stdout
     assert steps[1] == ""  # the ids went into $DOC and $ANN
     # 2. "-> 201 {"booking_id": "...", "status": "confirmed", "available_actions": ["cancel", ..."
     assert '"status":"confirmed"' in steps[2]
@@ -89,6 +111,19 @@ async def test_the_readme_tour_does_what_it_says(tour_server: Server, tmp_path: 
     assert '"secret":"whsec_' in steps[8] or "does not resolve" in steps[8], steps[8]
     # 9. "-> {"page_id": "...", "slug": "dr-berg", "url": "/book/dr-berg", ...}"
     assert '"slug":"dr-berg","url":"/book/dr-berg"' in steps[9]
+    # the docs after the tour: booking-pages.md's page, calendars.md's feed (its 365 days hold
+    # none of the tour's 2030 bookings) and free/busy (step 4's booking), the Timekit project
+    assert '"slug":"dr-berg-checkups","url":"/book/dr-berg-checkups"' in steps[10]
+    assert steps[11].startswith("BEGIN:VCALENDAR")
+    assert "X-WR-CALNAME:Dr. Berg" in steps[11]
+    assert "BEGIN:VEVENT" not in steps[11]
+    assert (
+        '"busy":[{"start_time":"2030-05-18T13:00:00Z","end_time":"2030-05-18T13:30:00Z"}]}'
+        in steps[12]
+    )
+    assert "FREEBUSY;FBTYPE=BUSY;VALUE=PERIOD:20300518T130000Z/20300518T133000Z" in steps[12]
+    assert steps[13].startswith('{"data":{"id":"')
+    assert '"slug":"dr-berg-widget"' in steps[13]
     # ... "open http://127.0.0.1:8000/book/dr-berg: the next free times (Mondays and Tuesdays)"
     async with httpx.AsyncClient(base_url=tour_server.url) as http:
         page = await http.get("/book/dr-berg")
