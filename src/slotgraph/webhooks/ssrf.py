@@ -27,6 +27,19 @@ def check_shape(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+def _sent_host(url: str) -> str | None:
+    """The host the sender connects to: aiohttp reads a URL with yarl, which maps characters as
+    IDNA does, so `127。0。0。1` (ideographic full stops) or `①②⑦.0.0.1` is the address
+    127.0.0.1 there, connected to without a resolver, where urlsplit reads a name. None: a URL
+    yarl does not read (the sender cannot send to it either)."""
+    from yarl import URL  # aiohttp's own URL type (aiohttp is pinned)
+
+    try:
+        return URL(url).host
+    except ValueError:
+        return None
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address):
@@ -54,6 +67,7 @@ async def check_url(url: str, *, allow_private: bool) -> None:
     host, port = check_shape(url)
     if allow_private:
         return
+    _refuse_sent_address(url, host)
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -71,11 +85,25 @@ def check_target(url: str, *, allow_private: bool) -> None:
     host, _ = check_shape(url)
     if allow_private:
         return
+    _refuse_sent_address(url, host)
     try:
         ipaddress.ip_address(host.split("%")[0])
     except ValueError:
         return  # a name: the resolver checks what it resolves to
     refuse_private(host, {host})
+
+
+def _refuse_sent_address(url: str, host: str) -> None:
+    """The sender connects to an address it reads in the URL without asking a resolver, so
+    that address must be public, however the URL spells it."""
+    sent = _sent_host(url)
+    if sent is None or sent == host:
+        return
+    try:
+        ipaddress.ip_address(sent.split("%")[0])
+    except ValueError:
+        return  # a name there too: the resolver checks it
+    refuse_private(host, {sent})
 
 
 def refuse_private(host: str, addresses: set[str]) -> None:
