@@ -7,9 +7,11 @@ own `# ->` comments and sentences, not read from the server."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -92,6 +94,8 @@ async def test_the_readme_tour_does_what_it_says(tour_server: Server, tmp_path: 
     # 2. "-> 201 {"booking_id": "...", "status": "confirmed", "available_actions": ["cancel", ..."
     assert '"status":"confirmed"' in steps[2]
     assert '"available_actions":["cancel",' in steps[2]
+    # "Ann is emailed ("Booked: ..."): ... as an .eml file" (the worker writes it soon after)
+    assert await _written(tmp_path, "To: ann@example.com", "Subject: Booked: Dr. Berg")
     # 3. the overlap: 409 slot_unavailable as problem+json
     assert '"type":"urn:slotgraph:problem:slot_unavailable"' in steps[3]
     assert '"status":409' in steps[3]
@@ -132,3 +136,16 @@ async def test_the_readme_tour_does_what_it_says(tour_server: Server, tmp_path: 
     days = {date.fromisoformat(d).strftime("%a") for d in re.findall(TIME, page.text)}
     assert days, page.text
     assert days <= {"Mon", "Tue"}, days
+
+
+async def _written(folder: Path, *starts: str) -> bool:
+    """Whether an .eml in `folder` has a line that begins with each of `starts` (up to 60 s:
+    the worker writes it)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for eml in folder.glob("*.eml"):
+            had = eml.read_text().splitlines()
+            if all(any(line.startswith(start) for line in had) for start in starts):
+                return True
+        await asyncio.sleep(0.2)
+    return False
