@@ -174,3 +174,14 @@ def _printed(args: list[str]) -> str:
     """What `python <args>` prints, run by this Python (a shell's `python` may be none)."""
     made = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True)
     return made.stdout.strip()
+
+
+async def test_an_unknown_key_says_where_keys_come_from(api: Api) -> None:
+    """README's tour answers 401 when `serve` made its app before the tour's key was set; the
+    answer said "Unknown API key." and no more (serve's own message is on its terminal)."""
+    r = await api.http.get("/v1/resources", headers={"Authorization": "Bearer sk_tour"})
+    assert (r.status_code, r.json()["code"]) == (401, "unauthenticated")
+    assert r.json()["detail"] == (
+        "Unknown API key. Keys are shown once: by `slotgraph serve` on its first start (which "
+        "alone reads SLOTGRAPH_BOOTSTRAP_SECRET_KEY), and by `slotgraph apps create NAME`."
+    )

@@ -97,6 +97,14 @@ def client_ip(scope: Any) -> str:
     return str(client[0]) if client else "unknown"
 
 
+# The tour's 401 when `serve` had made its app before SLOTGRAPH_BOOTSTRAP_SECRET_KEY was set
+# (README): "Unknown API key." said nothing of where keys come from.
+UNKNOWN_KEY = (
+    "Unknown API key. Keys are shown once: by `slotgraph serve` on its first start (which alone "
+    "reads SLOTGRAPH_BOOTSTRAP_SECRET_KEY), and by `slotgraph apps create NAME`."
+)
+
+
 async def principal_for(app: Any, authorization: str | None, client_ip: str) -> Principal:
     """Whoever an `Authorization` header stands for (an API key, or a customer token `ct_...`;
     401 if none or unknown), from a short per-process cache or the database. api/guard.py calls
@@ -123,7 +131,7 @@ async def principal_for(app: Any, authorization: str | None, client_ip: str) -> 
             unknown = "Unknown customer token."
         else:
             found = await apps.authenticate(session, key=key)
-            unknown = "Unknown API key."
+            unknown = UNKNOWN_KEY
     if found is None:
         await limiter.lookup_failed(client_ip, key, was_known=was_known)
         raise Unauthenticated(unknown)
