@@ -79,3 +79,22 @@ def test_the_arguments_are_explained(capsys: pytest.CaptureFixture[str]) -> None
     settings = " ".join(_help(capsys, "apps", "settings").split())
     assert "APP_ID the app's app_id" in settings
     assert "NAME=VALUE a setting to change; none: show them" in settings
+
+
+def test_the_layout_names_files_that_exist() -> None:
+    """README's Layout named webhook_schemas.py and calendar_schemas.py as if under schemas/,
+    and left out notifications/, calendars/ and the /v2 adapter: every path it names is there,
+    every .py it names is somewhere under src/slotgraph, and every package of src/slotgraph is
+    named."""
+    root = README.parent
+    block = README.read_text().split("## Layout", 1)[1].split("```")[1]
+    paths = re.findall(r"\b((?:src|tests|bench)/[\w/.]*\w/?)", block)
+    assert len(paths) >= 10, paths
+    for path in paths:
+        assert (root / path).exists(), path
+    sources = {p.name for p in (root / "src" / "slotgraph").rglob("*.py")}
+    for name in re.findall(r"\b(\w+\.py)\b", block):
+        assert name in sources, name
+    packages = {p.parent.name for p in (root / "src" / "slotgraph").glob("*/__init__.py")}
+    for package in packages:
+        assert f"src/slotgraph/{package}/" in block, package
