@@ -98,3 +98,10 @@ def test_the_layout_names_files_that_exist() -> None:
     packages = {p.parent.name for p in (root / "src" / "slotgraph").glob("*/__init__.py")}
     for package in packages:
         assert f"src/slotgraph/{package}/" in block, package
+
+
+def test_the_documentation_table_names_every_page() -> None:
+    """README's table of pages left out docs/security.md and docs/testing.md."""
+    table = README.read_text().split("## Documentation", 1)[1].split("\n## ", 1)[0]
+    for page in sorted((README.parent / "docs").glob("*.md")):
+        assert f"[docs/{page.name}](docs/{page.name})" in table, page.name
