@@ -185,3 +185,48 @@ async def test_an_unknown_key_says_where_keys_come_from(api: Api) -> None:
         "Unknown API key. Keys are shown once: by `slotgraph serve` on its first start (which "
         "alone reads SLOTGRAPH_BOOTSTRAP_SECRET_KEY), and by `slotgraph apps create NAME`."
     )
+
+
+async def test_a_city_for_a_zone_names_the_zone_meant(api: Api) -> None:
+    """`"timezone": "Oslo"` (README's tour has Europe/Oslo) was "unknown IANA time zone 'Oslo'"
+    and no more; on /v2 as on /v1 (one message)."""
+    r = await api.post("/v1/resources", {"name": "Dr. Berg", "timezone": "Oslo"})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["message"] == (
+        "unknown IANA time zone 'Oslo'; did you mean 'Europe/Oslo'?"
+    )
+    r = await api.post("/v1/clients", {"name": "Bo", "timezone": "new york"})
+    assert r.json()["errors"][0]["message"] == (
+        "unknown IANA time zone 'new york'; did you mean 'America/New_York'?"
+    )
+    auth = httpx.BasicAuth("", api.key)
+    r = await api.http.get("/v2/resources", headers={"Timekit-Timezone": "Berlin"}, auth=auth)
+    assert r.status_code == 422
+    assert r.json()["errors"]["Timekit-Timezone"] == [
+        "unknown IANA time zone 'Berlin'; did you mean 'Europe/Berlin'?"
+    ]
+
+
+async def test_a_time_without_an_offset_says_how_to_write_one(api: Api) -> None:
+    """README's tour: "naive times are refused"; the answer was pydantic's "Input should have
+    timezone info", which does not say what to add."""
+    resource = await api.resource()
+    r = await api.post(
+        "/v1/bookings",
+        {
+            "resource_id": resource["resource_id"],
+            "start_time": "2030-05-18T10:00:00",
+            "end_time": "2030-05-18T11:00:00Z",
+            "customer": {"name": "Bo", "email": "bo@example.com"},
+        },
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {
+            "field": "start_time",
+            "loc": ["body", "start_time"],
+            "message": "Input should have timezone info: add an offset, like "
+            "2030-05-18T10:00:00Z or 2030-05-18T12:00:00+02:00",
+            "type": "timezone_aware",
+        }
+    ]

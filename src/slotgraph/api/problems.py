@@ -139,6 +139,14 @@ def unexpected(exc: Exception, path: str = "") -> Response:
     return error_for(path, InternalError("An internal error occurred."))
 
 
+# pydantic's words where they leave out what to do: a naive time was "Input should have
+# timezone info", and README's tour says only that naive times are refused.
+_TYPE_MESSAGES = {
+    "timezone_aware": "Input should have timezone info: add an offset, like "
+    "2030-05-18T10:00:00Z or 2030-05-18T12:00:00+02:00",
+}
+
+
 def _message(msg: str) -> str:
     """pydantic prefixes the messages of our own validators; people need only the message."""
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -219,7 +227,7 @@ def install(app: FastAPI) -> None:
             {
                 "field": _field(e["loc"]),
                 "loc": list(e["loc"]),
-                "message": _message(e["msg"]),
+                "message": _TYPE_MESSAGES.get(e["type"], _message(e["msg"])),
                 "type": e["type"],
             }
             for e in errors

@@ -3,7 +3,9 @@ graph and status enums, and `Input`, the base of every request body (unknown fie
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from datetime import datetime
 from email.utils import getaddresses
 from typing import Annotated, Any
@@ -34,9 +36,30 @@ def known_zone(name: str) -> ZoneInfo | None:
         return None
 
 
+def unknown_zone(name: str) -> str:
+    """What a name that is no IANA zone is told, with the zone meant when the name is a zone's
+    last part (`Oslo`, `new york`: "did you mean 'Europe/Oslo'?"). README's tour has
+    `"timezone": "Europe/Oslo"`, and `"Oslo"` was answered "unknown IANA time zone 'Oslo'"."""
+    said = f"unknown IANA time zone {name[:MAX_ZONE_NAME]!r}"
+    meant = _zones_by_city().get(name[:MAX_ZONE_NAME].strip().lower().replace(" ", "_"), ())
+    if meant:
+        return f"{said}; did you mean {' or '.join(repr(z) for z in meant[:3])}?"
+    return said
+
+
+@functools.cache
+def _zones_by_city() -> dict[str, tuple[str, ...]]:
+    """Each IANA zone under the lower-case last part of its name (about 600 zones, read once)."""
+    cities: dict[str, list[str]] = {}
+    for zone in sorted(zoneinfo.available_timezones()):
+        if "/" in zone and not zone.startswith(("Etc/", "SystemV/")):
+            cities.setdefault(zone.rsplit("/", 1)[1].lower(), []).append(zone)
+    return {city: tuple(zones) for city, zones in cities.items()}
+
+
 def _timezone(value: str) -> str:
     if known_zone(value) is None:
-        raise ValueError(f"unknown IANA time zone {value[:MAX_ZONE_NAME]!r}")
+        raise ValueError(unknown_zone(value))
     return value
 
 

@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from slotgraph.errors import ValidationFailed
-from slotgraph.schemas.fields import MAX_ZONE_NAME, known_zone
+from slotgraph.schemas.fields import known_zone, unknown_zone
 
 
 class TimekitInput(BaseModel):
@@ -49,7 +49,7 @@ async def output_zone(
 def zone_named(name: str, field: str) -> ZoneInfo:
     zone = known_zone(name)
     if zone is None:
-        raise ValidationFailed.one(field, f"unknown IANA time zone {name[:MAX_ZONE_NAME]!r}")
+        raise ValidationFailed.one(field, unknown_zone(name))
     return zone
 
 
