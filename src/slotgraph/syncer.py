@@ -162,7 +162,12 @@ class CalendarSyncer:
             job.app_id, remote.pull, job.account, job.sync_token, allow_private=allow_private
         )
         expanded = await remote.call(
-            job.app_id, calendar_pulled.expand, pulled, timezone=job.timezone, now=self.clock()
+            job.app_id,
+            calendar_pulled.expand,
+            pulled,
+            timezone=job.timezone,
+            now=self.clock(),
+            resume=job.resume,
         )
         return pulled, expanded
 

@@ -140,6 +140,7 @@ async def connect(
         elif conn.url != data.url:
             conn.sync_token = None  # another calendar: the next sync is a full one
             conn.last_full_sync_at = None
+            conn.pull_resume = None
         conn.url, conn.username, conn.password_encrypted = data.url, data.username, encrypted
         conn.push, conn.pull = data.push, data.pull
         conn.next_sync_at, conn.failures, conn.last_error, conn.last_error_at = now, 0, None, None

@@ -37,6 +37,7 @@ class SyncJob:
     version: datetime  # the connection's updated_at when claimed: a changed one is not applied
     due: datetime  # its next_sync_at when claimed: moved since, a sync was asked for meanwhile
     timezone: str = "UTC"  # the resource's, when claimed: what `expand` reads dates in
+    resume: str | None = None  # a sweep's next pull: read from this URL on (`apply`)
 
 
 async def claim_due(
@@ -98,7 +99,11 @@ async def claim_due(
             except keys.KeyMissing as exc:
                 _failed(conn, str(exc), now=now, interval=lease)
                 continue
-            full = conn.last_full_sync_at is None or conn.last_full_sync_at + FULL_SYNC_EVERY <= now
+            full = (
+                conn.last_full_sync_at is None
+                or conn.last_full_sync_at + FULL_SYNC_EVERY <= now
+                or conn.pull_resume is not None  # a sweep lists the calendar whole (`_advance`)
+            )
             jobs.append(
                 SyncJob(
                     connection_id=conn.id,
@@ -109,9 +114,45 @@ async def claim_due(
                     version=conn.updated_at,
                     due=conn.next_sync_at,
                     timezone=zones.get(conn.resource_id, "UTC"),
+                    resume=conn.pull_resume,
                 )
             )
         return jobs
+
+
+TURNS = "read in turns (larger than a pull reads): the next pulls go on where this one stopped"
+
+
+def _advance(
+    conn: CalendarConnection,
+    job: SyncJob,
+    pulled: remote.Pulled,
+    expanded: Expanded,
+    *,
+    now: datetime,
+) -> None:
+    """The connection's token and sweep after a pull that was applied.
+
+    A pull that leaves objects unread (its budget spent, `expanded.resume`) begins a sweep, or
+    goes on with one: the next pulls list the calendar whole (`claim_due`) and read its objects
+    in the order of their URLs from where the last one stopped, one budget each, until one has
+    read to the end. Then the sweep is done (a full sync), and the pulls go on incrementally
+    from the token stored when it began: whatever changed meanwhile, in objects read earlier in
+    the sweep too, is listed again from it. The work of a sweep's pull is a pull's (the bounds
+    of calendars/pull.py); a calendar of N budgets is read whole in N pulls.
+
+    Before, the token moved on past the objects left unread: changes there were seen at the
+    next full sync (a day later), which read in the server's order and left the same objects
+    unread, so a calendar always larger than a pull never updated its last objects at all."""
+    sweeping = job.resume is not None
+    if not sweeping:
+        conn.sync_token = pulled.sync_token
+    if expanded.resume is None:  # read to the end
+        conn.pull_resume = None
+        if pulled.full:
+            conn.last_full_sync_at = now
+    else:
+        conn.pull_resume = expanded.resume[:2048]
 
 
 def _failed(conn: CalendarConnection, message: str, *, now: datetime, interval: timedelta) -> None:
@@ -181,8 +222,10 @@ async def apply(
         )
         timezone = resources[job.resource_id].timezone
         if expanded is None or expanded.timezone != timezone:
-            expanded = expand(pulled, timezone=timezone, now=now)
+            expanded = expand(pulled, timezone=timezone, now=now, resume=job.resume)
         errors = list(expanded.errors)
+        if expanded.resume is not None:
+            errors.insert(0, TURNS)
         report = await calendar_pulled.write(
             session,
             conn,
@@ -192,9 +235,7 @@ async def apply(
             now=now,
             unread=expanded.unread,
         )
-        conn.sync_token = pulled.sync_token
-        if pulled.full:
-            conn.last_full_sync_at = now
+        _advance(conn, job, pulled, expanded, now=now)
         conn.last_success_at = now
         calendar_events.sync_succeeded(session, conn, now=now)
         conn.failures = 0

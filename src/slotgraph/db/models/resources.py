@@ -113,6 +113,10 @@ class CalendarConnection(Base):
     # pull state: the server's sync-token (or caldav's etag digest when it has none)
     sync_token: Mapped[str | None] = mapped_column(String(1000))
     last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A sweep in progress (migration 0023): the calendar was larger than a pull reads, and the
+    # next pulls list it whole and read its objects from this URL on, in URL order, until one
+    # has read to the end (services/calendar_sync.py). None: no sweep.
+    pull_resume: Mapped[str | None] = mapped_column(String(2048))
     next_sync_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
