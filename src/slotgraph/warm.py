@@ -9,6 +9,17 @@ loop goes on serving (the thread takes the interpreter's lock in slices, `sys.ge
 5 ms), and the first use finds the modules loaded. What the database does not show coming (a
 first webhook endpoint, page, booking or calendar made after the start) is imported at its
 first use, as before. A process whose database has none of them imports nothing more.
+
+Its edges (tests/test_warm.py, tests/system/test_warm_stop.py):
+- The loop importing what the thread is importing waits on Python's module lock for the rest,
+  and gets the module whole. Python 3.11 can fail such a race only on an import cycle entered at
+  two of its modules, one by each thread ('deadlock detected by _ModuleLock' in one of them): the
+  libraries are entered at their top package on both sides, and slotgraph's own cycles (a
+  package and its submodules) are all loaded before the warm-up starts.
+- An import or a warmer that fails is a warning with its traceback, and the rest is imported;
+  the server never hears of it (the first use imports it again, and fails with its request).
+- The thread is a daemon: a stop while it imports waits for nothing (`slotgraph worker` returns
+  from asyncio.run, which would wait for a thread that is not).
 """
 
 from __future__ import annotations
