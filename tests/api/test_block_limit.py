@@ -73,6 +73,33 @@ async def test_two_creates_at_once_never_both_take_the_last_place(
     assert len(listed) == 2
 
 
+async def test_the_list_reads_on_by_its_cursor(api: Api) -> None:
+    # Before: the first 1,000 by start time were the whole answer, nothing said more existed,
+    # and nothing read on (a resource may hold 50,000 of its own and as many of its calendar).
+    res = await api.resource()
+    for i in (3, 0, 1, 1, 2):  # two at the same time: the cursor tells them apart
+        assert (await add(api, res, i)).status_code == 201
+    path = f"/v1/resources/{res['resource_id']}/blocks"
+    pages, cursor = [], None
+    while True:
+        r = await (
+            api.get(path, limit=2) if cursor is None else api.get(path, limit=2, cursor=cursor)
+        )
+        assert r.status_code == 200, r.text
+        pages.append([b["start_time"] for b in r.json()["data"]])
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    starts = [hour(i)["start_time"].replace("+00:00", "Z") for i in (0, 1, 1, 2, 3)]
+    assert pages == [starts[:2], starts[2:4], starts[4:]]
+    whole = (await api.get(path)).json()
+    assert ([b["start_time"] for b in whole["data"]], whole["next_cursor"]) == (starts, None)
+    for bad in ({"limit": 0}, {"limit": 1001}, {"cursor": "nonsense"}):
+        r = await api.get(path, **bad)
+        assert r.status_code in (400, 422), r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_the_count_reads_the_resources_own_live_blocks_by_key(
     api: Api, engine: AsyncEngine
 ) -> None:
@@ -97,6 +124,8 @@ async def test_the_bound_is_50000_and_one_over_from_before_is_told_how_many_to_d
         "This resource has 50,000 blocks and may have at most 50,000; delete one first "
         "(those that have ended too: GET its blocks with ?to= now).",
     )
+    listed = (await api.get(f"/v1/resources/{res['resource_id']}/blocks")).json()
+    assert (len(listed["data"]), listed["next_cursor"] is not None) == (1000, True)
     # A resource over the bound from before it (no bound until 2026-12-01) is told the number.
     await _stored_blocks(engine, uuid.UUID(res["resource_id"]), 1_500)
     assert_limit(

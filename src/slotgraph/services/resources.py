@@ -139,6 +139,7 @@ def _columns(as_json: dict[str, Any], as_python: dict[str, Any]) -> dict[str, An
 # them; before 2026-12-01 the API's were unbounded (a secret key, or a leaked one, could add
 # millions, and every search of the resource, the public key's too, read them all).
 MAX_BLOCKS = 50_000
+MAX_BLOCKS_LISTED = 1_000  # a page of GET .../blocks, its default and its most
 
 
 async def _room_for_a_block(session: AsyncSession, resource_id: uuid.UUID) -> None:
@@ -239,16 +240,28 @@ async def list_blocks(
     resource_id: uuid.UUID,
     from_: datetime | None,
     to: datetime | None,
-) -> list[BlockOut]:
+    limit: int = MAX_BLOCKS_LISTED,
+    cursor: str | None = None,
+) -> Page[BlockOut]:
+    """A page of the resource's blocks (its own and its calendar's), by start time, and the
+    cursor of the next. Before 2026-12-01 the first 1,000 were the whole answer, with nothing
+    to say so or to read on: a resource may hold 50,000 of each kind."""
     stmt = select(ResourceBlock).where(ResourceBlock.resource_id == resource_id, block_exists())
     if from_ is not None:
         stmt = stmt.where(ResourceBlock.end_time > from_)
     if to is not None:
         stmt = stmt.where(ResourceBlock.start_time < to)
+    if cursor is not None:
+        at, id_ = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(ResourceBlock.start_time, ResourceBlock.id) > tuple_(at, id_))
+    stmt = stmt.order_by(ResourceBlock.start_time, ResourceBlock.id).limit(limit + 1)
     async with session.begin():
         await load_resource(session, principal.app_id, resource_id)
-        rows = await session.scalars(stmt.order_by(ResourceBlock.start_time).limit(1000))
-        return [block_out(b) for b in rows]
+        rows = list((await session.scalars(stmt)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].start_time, rows[-1].id) if more else None
+    return Page[BlockOut](data=[block_out(b) for b in rows], next_cursor=next_cursor)
 
 
 async def delete_block(

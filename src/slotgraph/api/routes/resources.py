@@ -14,7 +14,6 @@ from slotgraph.schemas import (
     BlockCreate,
     BlockCreated,
     BlockOut,
-    Listed,
     Page,
     ResourceCreate,
     ResourceOut,
@@ -146,11 +145,21 @@ async def list_blocks(
     session: Session,
     from_: Annotated[Instant | None, Query(alias="from")] = None,
     to: Instant | None = None,
-) -> Listed[BlockOut]:
-    rows = await resources.list_blocks(
-        session, principal=principal, resource_id=resource_id, from_=from_, to=to
+    limit: Annotated[int, Query(ge=1, le=resources.MAX_BLOCKS_LISTED)] = (
+        resources.MAX_BLOCKS_LISTED
+    ),
+    cursor: str | None = None,
+) -> Page[BlockOut]:
+    """The resource's blocks that overlap [from, to), by start time; `next_cursor` reads on."""
+    return await resources.list_blocks(
+        session,
+        principal=principal,
+        resource_id=resource_id,
+        from_=from_,
+        to=to,
+        limit=limit,
+        cursor=cursor,
     )
-    return Listed[BlockOut](data=rows)
 
 
 @router.delete("/{resource_id}/blocks/{block_id}", status_code=204)
