@@ -5,6 +5,7 @@ are cli_commands.py's."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -76,11 +77,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "apps":
         database.require_database(settings)
     if args.command == "apps" and args.apps_command == "create":
-        print(commands.created_json(run(commands.create_tenant(settings, args.name))))
+        _say(commands.created_json(run(commands.create_tenant(settings, args.name))))
     elif args.command == "apps" and args.apps_command == "list":
-        print(json.dumps(run(commands.list_apps(settings)), indent=2))
+        _say(json.dumps(run(commands.list_apps(settings)), indent=2))
     elif args.command == "apps" and args.apps_command == "settings":
-        print(run(commands.app_settings(settings, args.app_id, args.pairs)))
+        _say(run(commands.app_settings(settings, args.app_id, args.pairs)))
+
+
+def _say(text: str) -> None:
+    """Print a command's answer. A reader that has gone (`slotgraph apps list | head -1`) ends
+    the command with status 1 and no traceback, as other command-line tools do; before, a
+    BrokenPipeError's traceback followed the answer."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python's own advice: point stdout at /dev/null, or its flush at exit fails again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

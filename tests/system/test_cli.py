@@ -397,3 +397,31 @@ def test_a_lock_timeout_postgresql_refuses_is_refused_by_name(
     assert refused.returncode != 0, refused.stderr
     assert "db_lock_timeout_seconds" in refused.stderr, refused.stderr
     assert "greater than or equal to 0" in refused.stderr, refused.stderr
+
+
+def test_a_reader_that_has_gone_ends_a_command_without_a_traceback(
+    fresh_database: tuple[str, str],
+) -> None:
+    """`slotgraph apps list | head -1`: once `head` had gone, the listing ended in a
+    BrokenPipeError's traceback. Here the reader has gone before the command writes (the pipe's
+    reading end is closed), so the write fails every time, not only with a long listing."""
+    _, url = fresh_database
+    cli(url, "migrate")
+    cli(url, "apps", "create", "Clinic")
+    reading, writing = os.pipe()
+    os.close(reading)
+    env = {k: v for k, v in os.environ.items() if k != "SLOTGRAPH_BOOTSTRAP_SECRET_KEY"}
+    try:
+        listed = subprocess.run(
+            [sys.executable, "-m", "slotgraph.cli", "apps", "list"],
+            env=env | {"SLOTGRAPH_DATABASE_URL": url},
+            stdout=writing,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=HANG,
+        )
+    finally:
+        os.close(writing)
+    assert listed.returncode == 1, listed.stderr
+    assert "Traceback" not in listed.stderr, listed.stderr
+    assert "BrokenPipeError" not in listed.stderr, listed.stderr
