@@ -76,7 +76,8 @@ async def tour_server(fresh_database: tuple[str, str], tmp_path: Path) -> AsyncI
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the tour's commands are curl commands")
 async def test_the_readme_tour_does_what_it_says(tour_server: Server, tmp_path: Path) -> None:
-    script = marked(tour_block(), tour_server.url)
+    # its files (/tmp/b1.json) in this test's folder: two runs on one machine do not share them
+    script = marked(tour_block(), tour_server.url).replace("/tmp/", f"{tmp_path}/")
     for step, (page, index) in enumerate(AFTER_THE_TOUR, start=10):
         script += f"echo; echo '@@ step {step}'\n" + docs_block(page, index).replace(
             "http://127.0.0.1:8000", tour_server.url
