@@ -129,6 +129,15 @@ async def test_the_readme_tour_does_what_it_says(tour_server: Server, tmp_path: 
     assert "FREEBUSY;FBTYPE=BUSY;VALUE=PERIOD:20300518T130000Z/20300518T133000Z" in steps[12]
     assert steps[13].startswith('{"data":{"id":"')
     assert '"slug":"dr-berg-widget"' in steps[13]
+    # the tour with a key the server does not know: field() shows the 401 (which says where keys
+    # come from), where it printed a KeyError's traceback and hid the answer
+    wrong = script.split("# 2. ", 1)[0].replace("sk_tour", "sk_not_this_one")
+    refused = subprocess.run(
+        ["bash", "-c", wrong], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert "Traceback" not in refused.stderr, refused.stderr
+    assert '"status": 401' in refused.stderr
+    assert "Keys are shown once" in refused.stderr
     # ... "open http://127.0.0.1:8000/book/dr-berg: the next free times (Mondays and Tuesdays)"
     async with httpx.AsyncClient(base_url=tour_server.url) as http:
         page = await http.get("/book/dr-berg")
