@@ -101,6 +101,15 @@ class Budget:
         reads (counted before parsing: the count unfolds and scans the text, 19 ms of CPU a
         MB where parsing takes 2-3 s)."""
         events = len(_VEVENT.findall(_FOLD.sub("", ics)))
+        if events > MAX_EVENTS_PER_PULL or len(ics) > MAX_BYTES_PER_PULL:
+            # No pull reads it, alone or first: refused on its own (it keeps nothing busy).
+            # Before, it spent the budget of every pull that met it, so one object of 20,001
+            # bare VEVENTs (0.5 MB) kept every object after it unread, at each pull; read in
+            # turns, each turn would have begun with it, and read nothing.
+            raise BadObject(
+                f"more than a pull reads on its own: over {MAX_BYTES_PER_PULL:,} bytes or "
+                f"{MAX_EVENTS_PER_PULL:,} events"
+            )
         if self.spent or len(ics) > self.text or events > self.events:
             self.spent = True
             raise PullSpent(

@@ -349,3 +349,32 @@ async def test_what_a_pull_did_not_read_stays_busy(
     assert state["counts"]["pulled_blocks"] == 12, state
     day = await busy(cal_api, resource, "2024-05-02T00:00:00Z", "2024-05-03T00:00:00Z")
     assert day == [(f"2024-05-02T{h:02}:00:00Z", f"2024-05-02T{h:02}:30:00Z") for h in range(8, 20)]
+
+
+def test_an_object_larger_than_any_pull_is_refused_and_the_rest_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An object of more events than a pull reads (here 3; in production 20,000 bare VEVENTs fit
+    # in 0.5 MB) is refused on its own, and the objects after it are read. Before, it spent the
+    # budget of every pull that met it: the rest of the calendar was never read, and read in
+    # turns each turn would have begun with it.
+    monkeypatch.setattr(pull, "MAX_EVENTS_PER_PULL", 3)
+    crowd = vevent("crowd", ":20240502T090000Z", ":20240502T093000Z").replace(
+        "END:VCALENDAR", "BEGIN:VEVENT\r\nEND:VEVENT\r\n" * 3 + "END:VCALENDAR"
+    )
+    objects = {
+        "/cal/a.ics": vevent("a", ":20240502T100000Z", ":20240502T103000Z"),
+        "/cal/b.ics": crowd,
+        "/cal/c.ics": vevent("c", ":20240502T110000Z", ":20240502T113000Z"),
+    }
+    pulled = remote.Pulled("token", True, objects, set())
+    found = calendar_pulled.expand(pulled, timezone="UTC", now=datetime(2024, 5, 1, 9, tzinfo=UTC))
+    assert {href: len(busy) for href, busy in found.wanted.items()} == {
+        "/cal/a.ics": 1,
+        "/cal/b.ics": 0,
+        "/cal/c.ics": 1,
+    }
+    assert (found.unread, found.resume) == (frozenset(), None)
+    assert found.errors == [
+        "/cal/b.ics: more than a pull reads on its own: over 4,000,000 bytes or 3 events"
+    ]
