@@ -351,3 +351,39 @@ async def test_a_booking_under_new_private_time_is_flagged_once(
     assert [e["booking_id"] for e in events.json()["data"]] == [booking["booking_id"]]
     payload = events.json()["data"][0]["payload"]["data"]
     assert payload["block"]["calendar_uid"] == "dentist-own"
+
+
+async def test_a_pulled_block_deleted_through_the_api_comes_back_at_the_next_full_sync(
+    cal_api: Api, radicale: Radicale, worker: Worker
+) -> None:
+    # What docs/calendars.md says of it: the calendar is the source. Deleting a pulled block
+    # frees its time until its object is read again (here the daily full sync); then it is busy
+    # again, and a booking made meanwhile is a conflict to decide.
+    resource = await cal_api.resource()
+    calendar = radicale.new_calendar()
+    calendar.add_event(vevent("appointment", ":20240502T100000Z", ":20240502T110000Z"))
+    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    assert await worker.calendars.run_once() == 1
+    blocks = f"/v1/resources/{resource['resource_id']}/blocks"
+    (pulled,) = (await cal_api.get(blocks)).json()["data"]
+    assert pulled["reason"] == "Busy in the connected calendar"
+    assert (await cal_api.delete(f"{blocks}/{pulled['block_id']}")).status_code == 204
+    assert await free_at(cal_api, resource, "2024-05-02T10:00:00Z")
+    booked = await cal_api.book(
+        resource_id=resource["resource_id"],
+        client_id=(await cal_api.client())["client_id"],
+        start_time="2024-05-02T10:00:00Z",
+        end_time="2024-05-02T11:00:00Z",
+    )
+    cal_api.clock.advance(timedelta(minutes=5))
+    assert await worker.calendars.run_once() == 1  # incremental: the object did not change
+    assert (await cal_api.get(blocks)).json()["data"] == []
+    cal_api.clock.advance(timedelta(hours=24))
+    assert await worker.calendars.run_once() == 1  # the full sync reads it again
+    (back,) = (await cal_api.get(blocks)).json()["data"]
+    assert (back["start_time"], back["end_time"]) == (
+        "2024-05-02T10:00:00Z",
+        "2024-05-02T11:00:00Z",
+    )
+    state = (await cal_api.get(f"/v1/resources/{resource['resource_id']}/calendar")).json()
+    assert [c["booking_id"] for c in state["conflicts"]] == [booked["booking_id"]]
