@@ -10,10 +10,12 @@ from slotgraph.api.app import create_app
 from slotgraph.api.routes import bookings, meta, resources
 from slotgraph.api.timekit.router import router as timekit_router
 from slotgraph.settings import Settings
+from slotgraph.web import book, manage, owner
 
 
 def test_every_new_app_serves_the_routes_its_modules_built_at_import() -> None:
     for app in (create_app(Settings(run_worker=False)) for _ in range(2)):
         served = {id(route) for route in app.router.routes}
-        for router in (resources.router, bookings.router, meta.router, timekit_router):
+        modules = (resources.router, bookings.router, meta.router, timekit_router)
+        for router in (*modules, book.router, manage.router, owner.router):
             assert {id(route) for route in router.routes} <= served

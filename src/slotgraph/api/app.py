@@ -141,7 +141,9 @@ def create_app(
     ):
         add_routes(app, module.router)
     add_routes(app, timekit_router)
-    web.install(app)  # booking pages and manage links (HTML), /static
+    web.install(app)  # /static
+    for router in web.routers():  # booking pages and manage links (HTML)
+        add_routes(app, router)
     openapi.install(app)
     dispatch.install(app)  # routes tried by the path's first two segments (ADR 0011)
     return app

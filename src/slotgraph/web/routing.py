@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -95,11 +95,12 @@ class Static(StaticFiles):
 
 
 def install(app: FastAPI) -> None:
-    """Mount the static files and include the web routers (called by api/app.py). A new page
-    module adds its router to the list below."""
+    """Mount the static files (called by api/app.py, which then adds `routers()`)."""
     app.mount(STATIC_PREFIX, Static(directory=STATIC_DIR), name="static")
+
+
+def routers() -> list[APIRouter]:
+    """The web pages' routers, in routing order. A new page module adds its router here."""
     from slotgraph.web import book, manage, owner
 
-    routers: list[Any] = [book.router, manage.router, owner.router]
-    for router in routers:
-        app.include_router(router)
+    return [book.router, manage.router, owner.router]
