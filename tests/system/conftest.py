@@ -40,11 +40,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def two_on_postgresql(backend: str) -> int:
+    """The server processes of a test that relies on two (`serve --workers 2`): two on
+    PostgreSQL, as production scales out; SQLite's `serve` runs one."""
+    return 2 if backend == "postgresql" else 1
+
+
 async def start_server(
-    database_url: str, backend: str, log: Path, *args: str, env: dict[str, str] | None = None
+    database_url: str,
+    backend: str,
+    log: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Server:
+    """A `slotgraph serve` on a free port, once /healthz answers. One process unless the test
+    relies on two (`workers=two_on_postgresql(backend)`, or the `two_processes` marker for the
+    fixtures below): a second uvicorn child imports the whole app again, 2.5-3 s of CPU a start
+    that a test of one process's behaviour does not use (docs/testing.md)."""
     port = free_port()
-    workers = "2" if backend == "postgresql" else "1"
     cmd = [
         sys.executable,
         "-m",
@@ -53,7 +67,7 @@ async def start_server(
         "--port",
         str(port),
         "--workers",
-        workers,
+        str(workers),
         *args,
     ]
     process_env = {
@@ -188,10 +202,21 @@ async def fresh_database(
         yield backend, url
 
 
+def _workers(request: pytest.FixtureRequest, backend: str) -> int:
+    """Two server processes on PostgreSQL for a test (or module) marked `two_processes`, else
+    one."""
+    two = request.node.get_closest_marker("two_processes") is not None
+    return two_on_postgresql(backend) if two else 1
+
+
 @pytest.fixture
-async def server(fresh_database: tuple[str, str], tmp_path: Path) -> AsyncIterator[Server]:
+async def server(
+    request: pytest.FixtureRequest, fresh_database: tuple[str, str], tmp_path: Path
+) -> AsyncIterator[Server]:
     backend, url = fresh_database
-    srv = await start_server(url, backend, tmp_path / "server.log")
+    srv = await start_server(
+        url, backend, tmp_path / "server.log", workers=_workers(request, backend)
+    )
     try:
         yield srv
     finally:
@@ -213,12 +238,14 @@ async def servers(
     of a test's time): each test makes its own resource and counts only what it made. Requests
     are spread over all of them."""
     backend, count = request.param
+    workers = _workers(request, backend)
     tmp_path = tmp_path_factory.mktemp(f"servers-{backend}-{count}")
     async with _database(backend, tmp_path) as url:
         started: list[Server] = []
         try:
             for i in range(count):  # one after the other: the first migrates and bootstraps
-                started.append(await start_server(url, backend, tmp_path / f"server{i}.log"))
+                log = tmp_path / f"server{i}.log"
+                started.append(await start_server(url, backend, log, workers=workers))
             yield started
         finally:
             for srv in started:
@@ -232,12 +259,14 @@ async def two_servers(
     """Two server processes on one fresh database (each backend), shared by a module's tests:
     what one process changes, the other must see."""
     backend: str = request.param
+    workers = _workers(request, backend)
     tmp_path = tmp_path_factory.mktemp(f"two-servers-{backend}")
     async with _database(backend, tmp_path) as url:
         started: list[Server] = []
         try:
             for i in range(2):  # one after the other: the first migrates and bootstraps
-                started.append(await start_server(url, backend, tmp_path / f"server{i}.log"))
+                log = tmp_path / f"server{i}.log"
+                started.append(await start_server(url, backend, log, workers=workers))
             yield started
         finally:
             for srv in started:

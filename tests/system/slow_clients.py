@@ -27,10 +27,11 @@ LIMITS = {
 
 @asynccontextmanager
 async def serving(
-    fresh_database: tuple[str, str], tmp_path: Path, *args: str, **env: str
+    fresh_database: tuple[str, str], tmp_path: Path, *args: str, workers: int = 1, **env: str
 ) -> AsyncIterator[Server]:
     backend, url = fresh_database
-    server = await start_server(url, backend, tmp_path / "server.log", *args, env=LIMITS | env)
+    log = tmp_path / "server.log"
+    server = await start_server(url, backend, log, *args, env=LIMITS | env, workers=workers)
     try:
         yield server
     finally:

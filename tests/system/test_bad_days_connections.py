@@ -39,11 +39,10 @@ async def test_no_connection_left_is_503_and_readyz_says_so(tmp_path: Path) -> N
     url_text = url.render_as_string(hide_password=False)
     server: Server | None = None
     try:
-        # One server process: with two, /healthz answers once one of them has started, and the
-        # other, still in its start-up, met the limit below and logged a traceback (a CI flake).
-        server = await start_server(
-            url_text, "postgresql", tmp_path / "server.log", "--workers", "1"
-        )
+        # One server process (start_server's default): with two, /healthz answers once one of
+        # them has started, and the other, still in its start-up, met the limit below and
+        # logged a traceback (a CI flake).
+        server = await start_server(url_text, "postgresql", tmp_path / "server.log")
         async with httpx.AsyncClient(timeout=30) as http:
             assert (await http.get(f"{server.url}/readyz")).status_code in (200, 503)
             await admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 0')

@@ -29,10 +29,10 @@ from tests.system.conftest import Server, start_server, stop_server
 
 pytestmark = pytest.mark.system
 
-# One server process (start_server's PostgreSQL default is two, and which of them accepts a
-# connection is the kernel's choice) with two connections, and no worker to take one: two
-# requests on the locked resource hold every connection while they wait.
-SERVE = ("--workers", "1", "--no-worker")
+# One server process (start_server's default: with two, which of them accepts a connection is
+# the kernel's choice) with two connections, and no worker to take one: two requests on the
+# locked resource hold every connection while they wait.
+SERVE = ("--no-worker",)
 ENV = {
     "SLOTGRAPH_DB_POOL_SIZE": "2",
     "SLOTGRAPH_DB_MAX_OVERFLOW": "0",

@@ -23,7 +23,9 @@ from sqlalchemy import text
 from slotgraph.db.engine import create_engine
 from tests.system.conftest import Server
 
-pytestmark = pytest.mark.system
+# Two server processes on PostgreSQL (`--workers 2`, two_on_postgresql): the requests race through
+# both, as in production.
+pytestmark = [pytest.mark.system, pytest.mark.two_processes]
 
 START = datetime(2031, 1, 6, 9, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.system.conftest import start_server, stop_server
+from tests.system.conftest import start_server, stop_server, two_on_postgresql
 from tests.web.pages import Doc
 
 pytestmark = pytest.mark.system
@@ -31,7 +31,8 @@ async def test_a_form_sent_after_a_restart_is_taken(
     fresh_database: tuple[str, str], tmp_path: Path
 ) -> None:
     backend, url = fresh_database
-    server = await start_server(url, backend, tmp_path / "first.log")
+    two = two_on_postgresql(backend)  # the form may go to the other process than the page's
+    server = await start_server(url, backend, tmp_path / "first.log", workers=two)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as api:
             r = await api.post(
@@ -54,7 +55,7 @@ async def test_a_form_sent_after_a_restart_is_taken(
         assert "." in cookie  # signed: nonce.signature
     finally:
         stop_server(server)
-    server = await start_server(url, backend, tmp_path / "second.log")
+    server = await start_server(url, backend, tmp_path / "second.log", workers=two)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as visitor:
             visitor.cookies.set("sg_csrf", cookie)

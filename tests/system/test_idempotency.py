@@ -17,7 +17,9 @@ import pytest
 from tests.system.conftest import Server
 from tests.system.test_concurrency import database_says, setup
 
-pytestmark = pytest.mark.system
+# Two server processes on PostgreSQL (`--workers 2`, two_on_postgresql): the retries race
+# through both.
+pytestmark = [pytest.mark.system, pytest.mark.two_processes]
 
 
 async def test_fifty_retries_make_one_booking(server: Server) -> None:

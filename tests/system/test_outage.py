@@ -176,7 +176,7 @@ async def test_database_outage_is_503_then_recovers(tmp_path: Path) -> None:
     url = await create_postgres_database("slotgraph_outage")
     server: Server | None = None
     try:
-        server = await start_server(url, "postgresql", tmp_path / "server.log")
+        server = await start_server(url, "postgresql", tmp_path / "server.log", workers=2)
         search = await a_resource_and_search(server)
         # Warm pooled connections of both processes, so that all of them die below.
         await each_process_answers(server, search)
@@ -241,7 +241,9 @@ async def test_a_restart_of_the_database_is_not_seen_by_requests(tmp_path: Path)
     try:
         # API processes only, as behind a load balancer (design.md): an in-process worker polls
         # the database, and would find the dead pool before the requests do.
-        server = await start_server(url, "postgresql", tmp_path / "server.log", "--no-worker")
+        server = await start_server(
+            url, "postgresql", tmp_path / "server.log", "--no-worker", workers=2
+        )
         search = await a_resource_and_search(server)
         await each_process_answers(server, search)
         admin = await asyncpg.connect(postgres_url())

@@ -10,7 +10,9 @@ import pytest
 
 from tests.system.conftest import Server
 
-pytestmark = pytest.mark.system
+# Two server processes on PostgreSQL (`--workers 2`, two_on_postgresql): each has its own cache, and
+# an edit made through one server must reach both of the other's.
+pytestmark = [pytest.mark.system, pytest.mark.two_processes]
 
 THURSDAY = {"start": "2031-05-01T00:00:00Z", "end": "2031-05-02T00:00:00Z", "duration": "PT1H"}
 SEARCHES = 6  # per process and rules: a PostgreSQL server has two workers, each its own cache
