@@ -26,11 +26,21 @@ pytestmark = [pytest.mark.browser, pytest.mark.system]
 PAGE = "/__compat__/widget.html"
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@pytest.fixture(scope="module")
+async def module_chromium() -> AsyncIterator[Browser]:
+    """One chromium for the module's tests (a launch and close cost about 0.9 s of CPU)."""
     need("tests/compat/node_modules", (MODULES / "timekit-booking").is_dir())
     async with chromium() as b:
         yield b
+
+
+@pytest.fixture
+async def browser(module_chromium: Browser) -> AsyncIterator[Browser]:
+    """The module's chromium; the contexts (and pages) a test opened are closed after it, so
+    nothing of one test's widget runs on into the next."""
+    yield module_chromium
+    for context in module_chromium.contexts:
+        await context.close()
 
 
 async def open_widget(browser: Browser, live: Live, config: dict[str, Any]) -> Page:
