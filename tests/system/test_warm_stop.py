@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.system.conftest import start_server, start_worker, stop_server
+from tests.system.conftest import start_server, start_worker, stop_server, two_on_postgresql
 
 pytestmark = pytest.mark.system
 
@@ -92,9 +92,11 @@ async def test_a_stop_while_the_warm_up_imports_ends_the_server_promptly(
     await _a_page_and_an_endpoint(url, backend, tmp_path)
     env, marker = _stand_ins(tmp_path)
     log = tmp_path / "server.log"
-    server = await start_server(url, backend, log, "--no-worker", env=env)
+    # Two server processes on PostgreSQL: uvicorn's supervisor stops its children, each with its
+    # warm-up importing; one on SQLite.
+    processes = two_on_postgresql(backend)
+    server = await start_server(url, backend, log, "--no-worker", env=env, workers=processes)
     try:
-        processes = 2 if backend == "postgresql" else 1  # start_server's --workers
         waited = await _stopped_while_importing(server.process, processes, marker, log)
     finally:
         stop_server(server)
