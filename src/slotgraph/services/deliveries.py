@@ -242,17 +242,23 @@ async def _finish_in_one(
     otherwise in the session's transaction, which also carries what failures do to their
     targets (`_after_failure`)."""
     args = (
-        [c.delivery_id for c, _, _ in plans],
-        [c.attempt for c, _, _ in plans],
-        [new_id() for _ in plans],
-        [c.endpoint_id for c, _, _ in plans],
-        [c.event_id for c, _, _ in plans],
-        ["succeeded" if o.ok else "pending" if r else "failed" for _, o, r in plans],
+        sql.rows_of(
+            [c.delivery_id for c, _, _ in plans],
+            [new_id() for _ in plans],
+            [c.endpoint_id for c, _, _ in plans],
+            [c.event_id for c, _, _ in plans],
+        ),
+        sql.rows_of(
+            [c.attempt for c, _, _ in plans],
+            [o.status_code for _, o, _ in plans],
+            [o.duration_ms for _, o, _ in plans],
+        ),
+        sql.rows_of(
+            [o.error for _, o, _ in plans],
+            ["succeeded" if o.ok else "pending" if r else "failed" for _, o, r in plans],
+            [o.response_body for _, o, _ in plans],
+        ),
         [r for _, _, r in plans],
-        [o.status_code for _, o, _ in plans],
-        [o.error for _, o, _ in plans],
-        [o.duration_ms for _, o, _ in plans],
-        [o.response_body for _, o, _ in plans],
         now,
         worker_id,
     )

@@ -33,6 +33,7 @@ from slotgraph.domain.webhooks import wants
 from slotgraph.notifications import channel as emails
 from slotgraph.services import calendar_pushes, sqlite_deliveries
 from slotgraph.services.deliveries import Claim, claims_of
+from slotgraph.services.delivery_statements import rows_of
 from slotgraph.services.fanout_statements import (
     FAN_OUT_IN_ONE,
     TAKE_IN_TURN,
@@ -277,12 +278,14 @@ def _write_args(
 ) -> tuple[Any, ...]:
     """PostgreSQL: `FAN_OUT_IN_ONE`'s arguments."""
     return (
-        ids,
-        [t.app_id for t, _ in pairs],
-        [t.id for t, _ in pairs],
-        [e.id for _, e in pairs],
+        rows_of(
+            ids,
+            [t.app_id for t, _ in pairs],
+            [t.id for t, _ in pairs],
+            [e.id for _, e in pairs],
+            [e.booking_id for _, e in pairs],
+        ),
         [e.seq for _, e in pairs],
-        [e.booking_id for _, e in pairs],
         [i in born for i in range(len(pairs))],
         now,
         lease.until if lease else None,

@@ -117,24 +117,27 @@ def on_driver(dialect: Dialect) -> driver_sql.Prepared:
     return targets
 
 
-# The deliveries as arrays ($1-$7: id, app, target, event, its seq, booking, whether it may be
-# born leased), `now` ($8), the lease's end ($9) and worker ($10). A delivery that may be born
+# The deliveries as arrays: their ids as one two-dimensional array, a row each
+# (delivery_statements.py `rows_of`: $1, the delivery, app, target, event and booking), the
+# events' seqs ($2) and whether each may be born leased ($3); `now` ($4), the lease's end
+# ($5) and worker ($6). A delivery that may be born
 # leased is, unless a pending delivery of its booking to its target is queued already
 # (committed before this statement: fan-outs take turns).
 # Returns the ids born leased.
 FAN_OUT_IN_ONE = """
 WITH o AS (
     SELECT * FROM unnest(
-        $1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::uuid[], $7::bool[]
+        ($1::uuid[])[1:1], ($1::uuid[])[2:2], ($1::uuid[])[3:3], ($1::uuid[])[4:4],
+        $2::bigint[], ($1::uuid[])[5:5], $3::bool[]
     ) AS o(id, app_id, endpoint_id, event_id, event_seq, booking_id, may_lease)
 ),
 inserted AS (
     INSERT INTO deliveries (id, app_id, endpoint_id, event_id, event_seq, booking_id, status,
         attempts, next_attempt_at, locked_until, locked_by, created_at, updated_at)
     SELECT o.id, o.app_id, o.endpoint_id, o.event_id, o.event_seq, o.booking_id, 'pending',
-        CASE WHEN b.born THEN 1 ELSE 0 END, $8,
-        CASE WHEN b.born THEN $9::timestamptz END, CASE WHEN b.born THEN $10::varchar END,
-        $8, $8
+        CASE WHEN b.born THEN 1 ELSE 0 END, $4,
+        CASE WHEN b.born THEN $5::timestamptz END, CASE WHEN b.born THEN $6::varchar END,
+        $4, $4
     FROM o CROSS JOIN LATERAL (
         SELECT o.may_lease AND (o.booking_id IS NULL OR NOT EXISTS (
             SELECT FROM deliveries AS d
