@@ -53,6 +53,9 @@ REDIS_TIMEOUT = 0.1  # seconds
 # in its own store. Before, every request asked it, and waited its timeout: 0.5-1.5 s a request
 # added while Redis hung, and nothing was limited (docs/operations.md, "Bad days").
 _SHARED_RETRY_SECONDS = 5.0
+# redis-py's own socket timeouts, in multiples of the limiter's bound: a backstop, never the
+# timeout that decides (Limiter.create).
+_BACKSTOP = 10
 _T = TypeVar("_T")
 KNOWN_SECONDS = 24 * 3600  # how long a key that was valid may still be looked up from anywhere
 
@@ -160,11 +163,15 @@ class Limiter:
         # servers count in memory.
         from redis.asyncio import ConnectionPool
 
-        # Our own pool, with short timeouts: a Redis that hangs must not hang requests.
+        # Our own pool. The limiter's bound of an ask (`timeout`, around all of it) is the
+        # timeout that fires: redis-py's own, per socket operation, only backs it (ten times
+        # it). Equal, the two raced on a loaded machine (each fired first in turn), and the log
+        # named the outage by whichever won (_warn names both alike now).
+        backstop = _BACKSTOP * redis_timeout
         pool = ConnectionPool.from_url(
             redis_url.removeprefix("async+"),
-            socket_timeout=redis_timeout,
-            socket_connect_timeout=redis_timeout,
+            socket_timeout=backstop,
+            socket_connect_timeout=backstop,
         )
         options: dict[str, Any] = {"connection_pool": pool}  # typed by limits as scalars only
         storage = RedisStorage(
@@ -285,15 +292,28 @@ class Limiter:
         now = time.monotonic()
         if now - self._warned >= _WARN_EVERY:
             self._warned = now
-            # asyncio's TimeoutError says nothing: the bound it hit is what the operator needs
-            timed_out = isinstance(exc, TimeoutError)  # ours (redis-py's is a StorageError)
-            why = f"did not answer within {self.timeout:g} s" if timed_out else str(exc)
+            # asyncio's TimeoutError says nothing: the bound it hit is what the operator needs.
+            # redis-py's own timeout (a StorageError) is the same outage, and says so alike:
+            # which of the two fires first is a race on a loaded machine.
+            why = f"did not answer within {self.timeout:g} s" if _timed_out(exc) else str(exc)
             log.warning(
                 "rate limit store unavailable, counting in this process; asked again every "
                 "%.0f s: %s",
                 _SHARED_RETRY_SECONDS,
                 why,
             )
+
+
+def _timed_out(exc: Exception) -> bool:
+    """Whether `exc` is an ask of the shared store timing out: the limiter's bound, or
+    redis-py's socket timeout (wrapped by `limits` in a StorageError)."""
+    if isinstance(exc, TimeoutError):
+        return True
+    if isinstance(exc, StorageError):
+        from redis.exceptions import TimeoutError as RedisTimeout  # imported with the store
+
+        return isinstance(exc.storage_error, RedisTimeout)
+    return False
 
 
 def _known(key: str) -> str:
