@@ -6,7 +6,7 @@ translates (api/timekit), the widget reads the rest. Projects are archived, neve
 
 A booking names its project in `meta.timekit.project_id` (the /v2 adapter's `project_id`): with
 the public key only a live project of its app, and only what that project offers
-(`check_public_booking`).
+(services/project_bookings.py).
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import Booking, Project, Resource
-from slotgraph.domain.graphs import SEAT_GRAPHS
+from slotgraph.db.models import Project, Resource
 from slotgraph.errors import Conflict, NotFound, ValidationFailed
-from slotgraph.schemas import BookingCreate
 from slotgraph.services.common import Principal
 from slotgraph.services.paged import counted
-from slotgraph.timekit_shape import RESERVED
 
 MAX_SETTINGS_BYTES = 64_000  # Timekit's own limit for a request's JSON
 MAX_RESOURCES = 200
@@ -65,12 +62,16 @@ class ProjectOut:
     updated_at: datetime
 
 
-def _in_order(values: Any) -> list[uuid.UUID]:
-    """The ids in a list of stored JSON, in their order, once each: what is no id is no id (a
-    row written before the write checks may hold anything)."""
+def ids_in(values: Any) -> list[uuid.UUID]:
+    """The ids in a list of stored JSON (a project's `resource_ids` or settings), in their
+    order, once each: what is no id is no id (a row written before the write checks may hold
+    anything)."""
     found: dict[uuid.UUID, None] = {}
     for value in values if isinstance(values, list) else []:
-        found.update(dict.fromkeys(_ids([value])))
+        try:
+            found[uuid.UUID(value)] = None
+        except (TypeError, ValueError, AttributeError):
+            continue
     return list(found)
 
 
@@ -82,13 +83,13 @@ def _shown(p: Project) -> list[uuid.UUID] | None:
     availability = p.settings.get("availability") if isinstance(p.settings, dict) else None
     if not isinstance(availability, dict) or "resources" not in availability:
         return None
-    return _in_order(availability["resources"])
+    return ids_in(availability["resources"])
 
 
 def _out(p: Project, live: set[uuid.UUID] | None = None) -> ProjectOut:
     """`live`: the project's resources not archived (`_live`); None: all are (just checked).
     Those its widget shows go as its `resources` do."""
-    ids = _in_order(p.resource_ids)
+    ids = ids_in(p.resource_ids)
     settings = p.settings
     shown = _shown(p)
     if live is not None and shown is not None:
@@ -176,7 +177,7 @@ async def _live(
     drops out of every project that names it (its widget's availability named it, and every
     visitor's search was a 422 "no such resource" from the moment it was archived)."""
     ids = sorted(
-        {r for p in rows for r in _in_order(p.resource_ids)}
+        {r for p in rows for r in ids_in(p.resource_ids)}
         | {r for p in rows for r in _shown(p) or ()}
     )
     live: set[uuid.UUID] = set()
@@ -262,7 +263,7 @@ async def named_project(
 ) -> ProjectOut:
     """The live project a request's body names in `field`: one that is not (unknown, another
     app's, archived) is a wrong value of that field, 422 naming it, as a booking in a project's
-    name is (`check_public_booking`); 404 is for the object a path names. Timekit answers a
+    name is (services/project_bookings.py); 404 is for the object a path names. Timekit answers a
     body's unknown id so (Laravel's `exists` rule: 422 with `errors.<field>`), and its clients
     show that field's message."""
     try:
@@ -320,95 +321,3 @@ async def archive_project(
         project.archived_at = now
         project.updated_at = now
         return _out(project)
-
-
-PROJECT_FIELD = f"meta.{RESERVED}.project_id"
-
-
-def _ids(values: Any) -> set[uuid.UUID]:
-    """The ids in a list of opaque JSON (a project's settings): what is not an id is no id."""
-    found: set[uuid.UUID] = set()
-    for value in values if isinstance(values, list) else []:
-        try:
-            found.add(uuid.UUID(value))
-        except (TypeError, ValueError, AttributeError):
-            continue
-    return found
-
-
-def offered(project: Project) -> tuple[set[uuid.UUID], str | None]:
-    """What a project offers a visitor: its resources (`resources`, and `availability.resources`
-    when it sets them: what its widget shows, api/timekit/projects.py `for_widget`), and the
-    graph it books (`booking.graph`), if it names one."""
-    settings = project.settings if isinstance(project.settings, dict) else {}
-    availability = settings.get("availability")
-    booking = settings.get("booking")
-    resources = _ids(project.resource_ids)
-    if isinstance(availability, dict):
-        resources |= _ids(availability.get("resources"))
-    graph = booking.get("graph") if isinstance(booking, dict) else None
-    return resources, graph if isinstance(graph, str) else None
-
-
-async def check_public_booking(
-    session: AsyncSession, *, principal: Principal, data: BookingCreate
-) -> None:
-    """A booking the public key makes in a project's name (`meta.timekit.project_id`, what /v2
-    calls `project_id`) names a live project of its app, in that project's graph (if it names
-    one), on one of its resources; a seat, in a class of the project (the class names it, or
-    its resource is the project's). Else 422 naming the field. Before, any id was kept, so a
-    visitor could file a booking under any project (its search, its webhooks' `project`).
-
-    The secret key's bookings are the owner's own and are not checked. A read of its own: the
-    project is only a label on the booking, so one archived in between does no harm."""
-    reserved = data.meta.get(RESERVED)
-    if principal.kind == "secret" or not isinstance(reserved, dict) or "project_id" not in reserved:
-        return
-    given = reserved["project_id"]
-    try:  # as /v2 writes it: its search (`project.id:`) and the widget's match that text only
-        project_id = uuid.UUID(given) if isinstance(given, str) else None
-    except ValueError:
-        project_id = None
-    if str(project_id) != given:
-        project_id = None
-    async with session.begin():
-        project = None
-        if project_id is not None:
-            project = await session.scalar(
-                select(Project).where(
-                    Project.id == project_id,
-                    Project.app_id == principal.app_id,
-                    Project.archived_at.is_(None),
-                )
-            )
-        if project is None:
-            raise ValidationFailed.one(PROJECT_FIELD, NO_SUCH_PROJECT)
-        resources, graph = offered(project)
-        if graph is not None and data.graph != graph:
-            raise ValidationFailed.one("graph", f"project {project_id} books {graph} bookings")
-        if data.graph in SEAT_GRAPHS:
-            if data.owner_booking_id is None:
-                return  # the create says what is missing
-            owner = (
-                await session.execute(
-                    select(Booking.resource_id, Booking.meta).where(
-                        Booking.id == data.owner_booking_id, Booking.app_id == principal.app_id
-                    )
-                )
-            ).first()
-            if owner is None:
-                return  # the create answers for an unknown class
-            labels = owner.meta.get(RESERVED) if isinstance(owner.meta, dict) else None
-            named = isinstance(labels, dict) and labels.get("project_id") == str(project_id)
-            if not named and owner.resource_id not in resources:
-                raise ValidationFailed.one(
-                    "owner_booking_id", f"not a class of project {project_id}"
-                )
-            return
-        asked = [data.resource_id] if data.resource_id is not None else data.resource_ids or []
-        field = "resource_id" if data.resource_id is not None else "resource_ids"
-        outside = [str(r) for r in asked if r not in resources]
-        if outside:
-            raise ValidationFailed.one(
-                field, f"not a resource of project {project_id}: {', '.join(outside)}"
-            )
