@@ -123,6 +123,13 @@ async def test_the_token_reads_its_booking_and_nothing_else(
 async def test_the_customer_may_cancel_by_customer_only(api: Api, booked: dict[str, Any]) -> None:
     me = as_customer(api, booked["booking"]["customer_token"])
     bid = booked["booking"]["booking_id"]
+    # What the token's answer offers is what it may apply: before, every action of the state
+    # (cancel, cancel_by_owner, complete), each refused below. The secret key sees them all.
+    assert (await me.get(f"/v1/bookings/{bid}")).json()["available_actions"] == [
+        "cancel_by_customer"
+    ]
+    owned = (await api.get(f"/v1/bookings/{bid}")).json()["available_actions"]
+    assert {"cancel", "cancel_by_owner", "cancel_by_customer"} <= set(owned), owned
     for action in ("cancel", "cancel_by_owner", "complete"):
         r = await me.put(f"/v1/bookings/{bid}/{action}")
         assert r.status_code == 403, (action, r.text)

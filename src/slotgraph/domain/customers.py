@@ -66,6 +66,12 @@ class Notices:
 NO_NOTICE = Notices()
 
 
+def customer_actions(actions: list[str]) -> list[str]:
+    """Of the actions a booking's state offers (`actions_now`), those its customer token may
+    apply: what its answers list as `available_actions`."""
+    return [a for a in actions if a in CUSTOMER_ACTIONS]
+
+
 def check_action(action: str) -> None:
     if action not in CUSTOMER_ACTIONS:
         raise Forbidden(

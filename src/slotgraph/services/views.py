@@ -15,6 +15,7 @@ from slotgraph.db.models import (
     Resource,
     WebhookEndpoint,
 )
+from slotgraph.domain.customers import customer_actions
 from slotgraph.domain.graphs import GRAPHS
 from slotgraph.domain.rules import actions_now
 from slotgraph.schemas import BookingOut, ClientOut, ResourceOut, TransitionOut
@@ -111,7 +112,8 @@ def created_json(booking: str, customer_token: str | None) -> str:
 
 def booking_out_for(principal: Principal, b: Booking, *, now: datetime) -> BookingOut:
     """The booking as `principal` may see it: whole for an API key; for the booking's customer
-    token (`ct_`), without what the app wrote for itself (docs/security.md)."""
+    token (`ct_`), without what the app wrote for itself, and offering only the actions the
+    token may apply (docs/security.md)."""
     out = booking_out(b, now=now)
     if principal.kind != "customer":
         return out
@@ -122,6 +124,7 @@ def booking_out_for(principal: Principal, b: Booking, *, now: datetime) -> Booki
             "client_id": None,
             "meta": {"fields": fields} if fields is not None else {},
             "details": b.details if made_on_page else None,
+            "available_actions": customer_actions(out.available_actions),
         }
     )
 
