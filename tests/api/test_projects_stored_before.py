@@ -1,9 +1,10 @@
 """/v2 projects stored before their resources were checked on write (2026-12-01) may name, in
 `availability.resources` and `resources`, another app's resource, an archived or a made-up one,
-or no id at all. Written here straight into the row. What is shown, searched and offered is the
-app's own live resources among them, the rest ignored; a booking on one of the others is refused
-as any booking on it is; a project left with none is a 422 naming `project_id`. Never a 500,
-never another app's resource. Both backends."""
+or no id at all (or, in `availability.resources`, no list: the project's own then). Written here
+straight into the row. What is shown, searched and offered is the app's own live resources among
+them, the rest ignored; a booking on one of the others is refused as any booking on it is; a
+project left with none is a 422 naming `project_id`. Never a 500, never another app's resource.
+Both backends."""
 
 from __future__ import annotations
 
@@ -88,8 +89,9 @@ async def test_a_project_left_with_no_resource_says_so(
     mine = (await resource(api))["id"]
     theirs = (await resource(other_api, name="Theirs"))["id"]
     pid = await project(api, "p", availability={"resources": [mine]})
-    # Every id another app's, or no list at all (before: shown to the widget as stored, and the
-    # search a 422 "Input should be a valid list" on `resources`, which the visitor never sent).
+    # Every id another app's, or no list at all, which stands for the project's own resources:
+    # none here (before: shown to the widget as stored, and the search a 422 "Input should be a
+    # valid list" on `resources`, which the visitor never sent).
     for shown in ([theirs], "all", {"resources": [mine]}):
         await stored(api, engine, pid, [], shown)
         assert await seen(api, pid) == [([], []), ([], []), ([], [])]
@@ -116,3 +118,21 @@ async def test_a_project_left_with_no_resource_says_so(
     r = await v2(api, "PUT", f"/projects/{pid}", {"availability": {"resources": [mine]}})
     assert r.status_code == 200, r.text
     assert await seen(api, pid) == [([], [mine]), ([], [mine]), ([], [mine])]
+
+
+async def test_a_shown_value_that_is_no_list_stands_for_the_projects_own_resources(
+    api: Api, engine: AsyncEngine
+) -> None:
+    # `availability.resources: "all"`, kept before the write check, beside a live resource of
+    # the project: its public key may book that resource through the project (`offered`), so
+    # the widget shows it and the search offers it. Before, the project read as having "no
+    # resources left to search" (422 on project_id), and the widget was shown none.
+    mine = (await resource(api))["id"]
+    pid = await project(api, "p", resources=[mine])
+    await stored(api, engine, pid, [mine], "all")
+    assert await seen(api, pid) == [([mine], [mine]), ([mine], [mine]), ([], [mine])]
+    found = await search(api, pid)
+    assert found.status_code == 200, found.text
+    assert {r["id"] for s in found.json()["data"] for r in s["resources"]} == {mine}
+    r = await v2(api, "POST", "/bookings", visit(mine, 9, project_id=pid), key=api.public_key)
+    assert r.status_code == 201, r.text

@@ -77,13 +77,15 @@ def ids_in(values: Any) -> list[uuid.UUID]:
 
 def _shown(p: Project) -> list[uuid.UUID] | None:
     """The resources the project's widget shows (`availability.resources`), if it sets them. A
-    value stored before the write check that is no list names none: the widget was handed it
-    as stored (`"all"`), and every search in the project was a 422 on `resources`, a field the
-    visitor never sent."""
+    value stored before the write check that is no list (`"all"`) stands for the project's own
+    resources, which its public key may book through it (`project_bookings.offered`): before,
+    the widget was handed it as stored, and every search in the project was a 422 on
+    `resources`, a field the visitor never sent."""
     availability = p.settings.get("availability") if isinstance(p.settings, dict) else None
     if not isinstance(availability, dict) or "resources" not in availability:
         return None
-    return ids_in(availability["resources"])
+    shown = availability["resources"]
+    return ids_in(shown if isinstance(shown, list) else p.resource_ids)
 
 
 def _out(p: Project, live: set[uuid.UUID] | None = None) -> ProjectOut:
