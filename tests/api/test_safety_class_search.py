@@ -6,6 +6,7 @@ Both backends."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from tests.api.conftest import Api
@@ -73,3 +74,38 @@ async def test_the_public_key_searches_classes_by_what_it_sees(api: Api) -> None
         (shown,) = r.json()["data"]
         assert shown["meta"] == {}
         assert "customers" not in shown
+
+
+async def test_the_public_key_is_shown_one_class_as_the_list_shows_it(api: Api) -> None:
+    """The single-class route follows the list's rule (a class that takes bookings: confirmed,
+    not started): before, it showed a class that had started, which the list hid. And its 404
+    is one answer for any id it does not show: before, an id of the app that was no class said
+    "No group booking" and an unknown one "No booking", telling which ids exist."""
+    await _class(api)
+    (listed,) = (await groups(api, "", api.public_key)).json()["data"]
+    one = await v2(api, "GET", f"/bookings/groups/{listed['id']}", key=api.public_key)
+    assert one.status_code == 200, one.text
+    assert one.json()["data"]["id"] == listed["id"]
+    plain = await api.book(
+        resource_id=(await api.resource())["resource_id"],
+        start_time="2024-05-20T10:00:00Z",
+        end_time="2024-05-20T11:00:00Z",
+        customer={"name": "Ann", "email": "ann@example.com"},
+    )
+    not_a_class = plain["booking_id"]
+    unknown = "0190b0a0-0000-7000-8000-000000000000"
+    answers = [
+        await v2(api, "GET", f"/bookings/groups/{i}", key=api.public_key)
+        for i in (not_a_class, unknown)
+    ]
+    assert [a.status_code for a in answers] == [404, 404], [a.text for a in answers]
+    said = [a.text.replace(i, "ID") for a, i in zip(answers, (not_a_class, unknown), strict=True)]
+    assert said[0] == said[1], said
+    api.clock.advance(timedelta(days=5, hours=15))  # the class (Monday 16:00 +02:00) started
+    assert (await groups(api, "", api.public_key)).json()["data"] == []
+    late = await v2(api, "GET", f"/bookings/groups/{listed['id']}", key=api.public_key)
+    assert late.status_code == 404, late.text
+    assert late.text.replace(listed["id"], "ID") == said[1], late.text
+    # The secret key still reads it (its list has every class too).
+    mine = await v2(api, "GET", f"/bookings/groups/{listed['id']}")
+    assert mine.status_code == 200, mine.text

@@ -53,6 +53,7 @@ async def counted(
 class Filters:
     """All given filters must hold. `meta` paths are lists of keys into the booking's meta."""
 
+    booking_id: uuid.UUID | None = None
     graphs: Sequence[str] = ()
     states: Sequence[str] = ()
     resource_id: uuid.UUID | None = None
@@ -66,6 +67,8 @@ class Filters:
 
 def _conditions(app_id: uuid.UUID, f: Filters) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [Booking.app_id == app_id]
+    if f.booking_id is not None:
+        where.append(Booking.id == f.booking_id)
     if f.graphs:
         where.append(Booking.graph.in_(f.graphs))
     if f.states:

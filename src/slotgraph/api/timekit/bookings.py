@@ -157,15 +157,12 @@ async def list_groups(
     """Group classes (group_owner bookings), as the widget lists them. With the public key:
     only classes that take bookings (confirmed, not started), and never their customers."""
     filters = search_filters(search)
-    extra: dict[str, Any] = {"graphs": ["group_owner"]}
     if call.principal.kind != "secret":
         _check_public_search(filters)
-        extra |= {"states": ["confirmed"], "starts_after": call.now}
-    filters = Filters(**{**filters.__dict__, **extra})
     rows, total = await paged.search_bookings(
         call.session,
         principal=call.principal,
-        filters=filters,
+        filters=_classes(call, filters),
         limit=pages.limit,
         offset=pages.offset,
         now=call.now,
@@ -176,14 +173,30 @@ async def list_groups(
 
 @router.get("/groups/{booking_id}")
 async def show_group(booking_id: uuid.UUID, call: AnyCall) -> dict[str, Any]:
-    out = await reading.get_booking(
-        call.session, principal=call.principal, booking_id=booking_id, now=call.now
+    """One class, if the list would show it to this key. Any other id (unknown, not a class,
+    a class the key is not shown) is the same 404: an id's existence is not told."""
+    rows, _ = await paged.search_bookings(
+        call.session,
+        principal=call.principal,
+        filters=_classes(call, Filters(booking_id=booking_id)),
+        limit=1,
+        offset=0,
+        now=call.now,
     )
-    public = call.principal.kind != "secret"
-    if out.graph != "group_owner" or (public and out.status != "confirmed"):
+    if not rows:
         raise NotFound(f"No group booking {booking_id}.")
-    shown = await call.shown([out], _class_parts(call))
+    shown = await call.shown(rows, _class_parts(call))
     return wrap(_public(call.principal, shown[0]))
+
+
+def _classes(call: Call, filters: Filters) -> Filters:
+    """`filters` narrowed to the classes (group_owner bookings) `call`'s key is shown: every
+    class to the secret key; to the public key those that take bookings (confirmed, not
+    started). Both class routes ask this one rule."""
+    extra: dict[str, Any] = {"graphs": ["group_owner"]}
+    if call.principal.kind != "secret":
+        extra |= {"states": ["confirmed"], "starts_after": call.now}
+    return Filters(**{**filters.__dict__, **extra})
 
 
 # What the public key may search classes by: what it is shown of them (never their customers,
