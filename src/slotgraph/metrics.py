@@ -36,6 +36,7 @@ class Metrics:
     webhook_attempts: Counter
     worker_loop_duration: Histogram
     rate_limit_store_failures: Counter
+    emails_suppressed: Counter
 
 
 @cache
@@ -80,6 +81,11 @@ def get() -> Metrics:
             "slotgraph_rate_limit_store_failures_total",
             "Times the shared rate-limit store (Redis) failed to answer; each time, the process "
             "counts in its own store and asks it again 5 s later.",
+        ),
+        emails_suppressed=Counter(
+            "slotgraph_emails_suppressed_total",
+            "Customer emails not sent: their inbox had the app's limit of them in the last hour "
+            "(SLOTGRAPH_CUSTOMER_EMAILS_PER_HOUR).",
         ),
     )
 

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     mail_dir: str = "./data/mail"
     mail_templates_dir: str | None = None  # templates here override the built-in ones
     smtp_timeout_seconds: float = 30.0
+    # Customer emails one app may send one inbox in a sliding hour; the rest are not sent and
+    # are recorded as suppressed (ADR 0020, docs/emails.md). 0: no limit.
+    customer_emails_per_hour: int = Field(default=20, ge=0, le=10_000)
     # Bounds of one request (docs/security.md): a longer body is 413 before it is read further,
     # deeper JSON is 422.
     max_body_bytes: int = 64 * 1024

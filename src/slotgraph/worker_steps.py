@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.notifications import reminders
-from slotgraph.services import calendar_removals, deliveries, fanout, health, idempotency
+from slotgraph.services import (
+    calendar_removals,
+    deliveries,
+    email_quota,
+    fanout,
+    health,
+    idempotency,
+)
 from slotgraph.services.bookings.timers import run_timers
 
 log = logging.getLogger("slotgraph.worker")
@@ -58,6 +65,8 @@ class Steps:
             await health.beat(session, worker_id=self.worker_id, now=self.clock())
         async with self.sessions() as session:
             await idempotency.prune(session, now=self.clock())
+        async with self.sessions() as session:
+            await email_quota.prune(session, now=self.clock())
         return work
 
     async def claim(self, limit: int, skip: Sequence[uuid.UUID] = ()) -> list[deliveries.Claim]:

@@ -25,7 +25,7 @@ from babel.dates import format_datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from slotgraph import i18n
+from slotgraph import i18n, metrics
 from slotgraph.appsettings import AppSettings
 from slotgraph.db.models import App, Booking, Client, Event, Resource, WebhookEndpoint, new_id
 from slotgraph.domain.deliveries import Outcome
@@ -34,7 +34,7 @@ from slotgraph.notifications.subject import Subject
 from slotgraph.notifications.transport import transport
 from slotgraph.schemas import BookingOut
 from slotgraph.schemas.fields import is_one_address
-from slotgraph.services import customer_tokens
+from slotgraph.services import customer_tokens, email_quota
 from slotgraph.services.outbox import OutboxEvent, Target
 from slotgraph.settings import Settings
 
@@ -194,6 +194,10 @@ def kind_of(
     return kinds.owner_kind(action=action, status=status, graph=graph)
 
 
+class Suppressed:
+    """An email not sent: its inbox is at the app's limit for the hour (ADR 0020)."""
+
+
 class EmailChannel:
     """Composes and sends one claimed email (the worker's `_send` for email targets)."""
 
@@ -218,17 +222,23 @@ class EmailChannel:
     async def send(self, *, delivery_id: uuid.UUID, format_: str, payload: str) -> Outcome:
         started = time.monotonic()
         try:
-            message = await self.compose(format_=format_, payload=payload)
+            message = await self.compose(format_=format_, payload=payload, delivery_id=delivery_id)
         except Exception as exc:  # a bad template or a vanished row: logged, retried
             log.exception("email for delivery %s could not be composed", delivery_id)
             ms = int((time.monotonic() - started) * 1000)
             return Outcome(None, f"compose: {type(exc).__name__}: {exc}"[:500], ms, None)
         if message is None:
             return Outcome(204, None, 0, "nothing to send (no address any more)")
+        if isinstance(message, Suppressed):
+            metrics.get().emails_suppressed.inc()
+            limit = self.settings.customer_emails_per_hour
+            return Outcome(204, None, 0, email_quota.SUPPRESSED.format(limit))
         name = f"{self.clock():%Y%m%dT%H%M%S}-{delivery_id}"
         return await self.transport.send(message, name=name)
 
-    async def compose(self, *, format_: str, payload: str) -> EmailMessage | None:
+    async def compose(
+        self, *, format_: str, payload: str, delivery_id: uuid.UUID
+    ) -> EmailMessage | Suppressed | None:
         # Jinja2 (render) and icalendar (ics) from the first email, not at every start: the
         # worker runs in every server process, and most never send an email (docs/testing.md).
         from slotgraph.notifications import render
@@ -265,6 +275,15 @@ class EmailChannel:
             to = [address for address in to if is_one_address(address)]
             if not to:
                 return None
+            if audience == "customer" and not await email_quota.take(  # ADR 0020
+                session,
+                app_id=app.id,
+                address=to[0],
+                delivery_id=delivery_id,
+                now=now,
+                limit=self.settings.customer_emails_per_hour,
+            ):
+                return Suppressed()
             # The link's token (ADR 0009): the customer's manage link, the owner's decision.
             link: customer_tokens.TokenKind | None = (
                 "customer" if audience == "customer" else "owner" if kind.decides else None

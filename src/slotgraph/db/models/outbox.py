@@ -152,3 +152,20 @@ class DeliveryAttempt(Base):
 
 
 EVENTS = table_of(Event)
+
+
+class EmailQuota(Base):
+    """The customer emails one app sent one inbox in the last hour (domain/email_quota.py,
+    ADR 0020): at most the limit's sends a row, and a row unused for an hour is pruned."""
+
+    __tablename__ = "email_quotas"
+    __table_args__ = (Index("ix_email_quotas_updated", "updated_at"),)
+
+    app_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    # domain/email_quota.py mailbox_key: lower case, no +tag (an address is at most 254)
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    sends: Mapped[list[list[float | str]]] = mapped_column(JSONType)
+    # The last "over the limit" log line: one a window (ADR 0020)
+    warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    suppressed: Mapped[int] = mapped_column(Integer, default=0)  # since the row was made
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
