@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from caldav.collection import Calendar
 
 from slotgraph.calendars import pull
 from slotgraph.services.calendar_sync import TURNS
@@ -32,6 +33,16 @@ def times(day: int, hours: Any) -> list[tuple[str, str]]:
     return [(f"2024-05-0{day}T{h:02}:00:00Z", f"2024-05-0{day}T{h:02}:30:00Z") for h in hours]
 
 
+async def twelve_meetings(api: Api, radicale: Radicale) -> tuple[dict[str, Any], Calendar]:
+    """A resource connected to a new calendar of the twelve meetings (`HOURS`, on the 2nd)."""
+    resource = await api.resource()
+    calendar = radicale.new_calendar()
+    for hour in HOURS:
+        calendar.add_event(meeting(hour))
+    assert (await connect(api, calendar, resource)).status_code == 201
+    return resource, calendar
+
+
 async def pulled(api: Api, worker: Worker, resource: dict[str, Any]) -> dict[str, Any]:
     """The next pull, when its interval has passed; the calendar's state after it."""
     api.clock.advance(timedelta(minutes=5))
@@ -44,11 +55,7 @@ async def test_a_first_sync_larger_than_a_pull_is_read_in_turns(
     cal_api: Api, radicale: Radicale, worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pull, "MAX_EVENTS_PER_PULL", 5)
-    resource = await cal_api.resource()
-    calendar = radicale.new_calendar()
-    for hour in HOURS:
-        calendar.add_event(meeting(hour))
-    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    resource, calendar = await twelve_meetings(cal_api, radicale)
     state = await pulled(cal_api, worker, resource)
     assert state["counts"]["pulled_blocks"] == 5
     assert state["last_error"].startswith(TURNS), state
@@ -75,11 +82,7 @@ async def test_a_first_sync_larger_than_a_pull_is_read_in_turns(
 async def test_changes_larger_than_a_pull_are_all_seen_within_a_few_pulls(
     cal_api: Api, radicale: Radicale, worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    resource = await cal_api.resource()
-    calendar = radicale.new_calendar()
-    for hour in HOURS:
-        calendar.add_event(meeting(hour))
-    assert (await connect(cal_api, calendar, resource)).status_code == 201
+    resource, calendar = await twelve_meetings(cal_api, radicale)
     state = await pulled(cal_api, worker, resource)
     assert (state["counts"]["pulled_blocks"], state["last_error"]) == (12, None), state
     # Every meeting moves a day on, and one is cancelled, between two pulls of 5 events.
