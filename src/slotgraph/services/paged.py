@@ -59,10 +59,22 @@ class Filters:
     resource_id: uuid.UUID | None = None
     owner_booking_id: uuid.UUID | None = None
     customer_email: str | None = None
-    customer_name: str | None = None  # a LIKE pattern, matched case-insensitively
+    customer_name: str | None = None  # a LIKE pattern (`like_pattern`), case-insensitive
     completed: bool | None = None
     starts_after: datetime | None = None
     meta: Sequence[tuple[tuple[str, ...], str]] = field(default_factory=tuple)
+
+
+_ESCAPE = "\\"
+
+
+def like_pattern(glob: str) -> str:
+    """A search where `*` stands for any characters as a LIKE pattern: every other character
+    matches itself (LIKE's `%`, `_` and the escape character escaped). Said explicitly as the
+    escape character where it is used: SQLite's LIKE has none by default."""
+    escaped = glob.replace(_ESCAPE, _ESCAPE * 2)
+    escaped = escaped.replace("%", _ESCAPE + "%").replace("_", _ESCAPE + "_")
+    return escaped.replace("*", "%")
 
 
 def _conditions(app_id: uuid.UUID, f: Filters) -> list[ColumnElement[bool]]:
@@ -89,7 +101,8 @@ def _conditions(app_id: uuid.UUID, f: Filters) -> list[ColumnElement[bool]]:
         if f.customer_email is not None:
             clients = clients.where(Client.email == f.customer_email.strip().lower())
         if f.customer_name is not None:
-            clients = clients.where(func.lower(Client.name).like(f.customer_name.lower()))
+            pattern = f.customer_name.lower()
+            clients = clients.where(func.lower(Client.name).like(pattern, escape=_ESCAPE))
         where.append(Booking.client_id.in_(clients))
     return where
 

@@ -64,7 +64,7 @@ def search_filters(search: str | None) -> Filters:
         elif key == "customer.email":
             found["customer_email"] = value
         elif key == "customer.name":
-            found["customer_name"] = value.replace("%", "").replace("*", "%")
+            found["customer_name"] = paged.like_pattern(value)
         elif key == "project.id":
             found["meta"].append(((timekit_shape.RESERVED, "project_id"), value))
         elif key == "completed" and value in ("true", "false"):
