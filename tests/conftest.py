@@ -36,9 +36,10 @@ def pytest_sessionfinish() -> None:
 
 # FastAPI remembers, in three bounded caches of 4,096 entries each, whether each endpoint and
 # dependency is a coroutine or a generator (about 34 new entries per app). Two of those callables
-# are closures over their app (FastAPIOffline's /docs and /redoc pages), so every app a test made
-# stayed reachable: about 14,000 objects and 2.4 MB a test, 2.5 GB by the suite's end, and ever
-# longer garbage collections. A server process makes one app; a test makes one or more.
+# were closures over their app (FastAPIOffline's /docs and /redoc pages; api/reference.py's are
+# module functions since 2026-12-01), so every app a test made stayed reachable: about 14,000
+# objects and 2.4 MB a test, 2.5 GB by the suite's end, and ever longer garbage collections. A
+# server process makes one app; a test makes one or more. Kept: it costs nothing.
 _FASTAPI_CALLABLE_CACHES = (
     fastapi_models._is_gen_callable_cached,
     fastapi_models._is_async_gen_callable_cached,

@@ -114,6 +114,13 @@ async def test_docs_work_offline(api: Api) -> None:
     for page in ("/docs", "/redoc"):
         r = await api.http.get(page)
         assert r.status_code == 200
+        # The pages' headers (they share the pages' origin); no inline script but by its hash.
+        # tests/browser/test_reference.py: both still work under them.
+        csp = r.headers["content-security-policy"]
+        assert "frame-ancestors 'self'" in csp, csp
+        script_src = next(d for d in csp.split("; ") if d.startswith("script-src "))
+        assert "unsafe" not in script_src, csp
+        assert r.headers["x-content-type-options"] == "nosniff"
         hosts = re.findall(r"""(?:https?:)?//([a-z0-9.-]+\.[a-z]{2,})""", r.text, re.IGNORECASE)
         assert hosts == [], (page, hosts)
         assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", r.text)
@@ -124,3 +131,5 @@ async def test_docs_work_offline(api: Api) -> None:
             got = await api.http.get(asset)
             assert got.status_code == 200, asset
             assert got.content, asset
+    redirect = await api.http.get("/docs/oauth2-redirect")
+    assert "frame-ancestors 'self'" in redirect.headers["content-security-policy"]

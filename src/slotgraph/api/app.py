@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph import __version__, logs, warm
-from slotgraph.api import dispatch, openapi, problems
+from slotgraph.api import dispatch, openapi, problems, reference
 from slotgraph.api.guard import Guard
 from slotgraph.api.idempotency import Idempotency
 from slotgraph.api.observe import Observe
@@ -98,7 +98,9 @@ def create_app(
             if own:
                 await eng.dispose()
 
-    app = FastAPIOffline(  # /docs and /redoc from the package's own assets, not a CDN
+    app = FastAPIOffline(  # its assets (no CDN); its pages are ours (api/reference.py)
+        docs_url=None,
+        redoc_url=None,
         title="slotgraph",
         version=__version__,
         description="Resources, free time slots, and bookings that follow graphs of states.",
@@ -141,6 +143,7 @@ def create_app(
     ):
         add_routes(app, module.router)
     add_routes(app, timekit_router)
+    add_routes(app, reference.router)  # /docs, /redoc
     web.install(app)  # /static
     for router in web.routers():  # booking pages and manage links (HTML)
         add_routes(app, router)

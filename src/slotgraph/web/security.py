@@ -137,17 +137,26 @@ def check_csrf(request: Request, form: dict[str, str]) -> None:
         )
 
 
-def security_headers(frame_ancestors: Iterable[str] = ()) -> dict[str, str]:
+def security_headers(
+    frame_ancestors: Iterable[str] = (),
+    *,
+    scripts: Iterable[str] = (),
+    inline_styles: bool = False,
+    workers: Iterable[str] = (),
+) -> dict[str, str]:
     """Headers for an HTML page. Scripts and styles come only from our own /static files (no
-    inline script); `frame_ancestors` are the origins allowed to embed the page in an iframe."""
+    inline script); `frame_ancestors` are the origins allowed to embed the page in an iframe.
+    The API reference (api/reference.py) adds its inline scripts' hashes (`scripts`), and ReDoc
+    its run-time styles and search worker (`inline_styles`, `workers`)."""
     ancestors = " ".join(["'self'", *frame_ancestors])
     csp = "; ".join(
         [
             "default-src 'self'",
-            "script-src 'self'",
-            "style-src 'self'",
+            " ".join(["script-src 'self'", *scripts]),
+            "style-src 'self'" + (" 'unsafe-inline'" if inline_styles else ""),
             "img-src 'self' data:",
             "connect-src 'self'",
+            *([" ".join(["worker-src 'self'", *workers])] if workers else []),
             "form-action 'self'",
             "base-uri 'none'",
             "object-src 'none'",
