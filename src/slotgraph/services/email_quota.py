@@ -1,7 +1,7 @@
 """Counts an app's customer emails per inbox where every worker sees them: the database, at send
 time, in the email channel's own transaction (ADR 0020; the rule: domain/email_quota.py).
 
-Concurrency: the inbox's row is made if missing, then read `FOR UPDATE` (PostgreSQL), so two
+Concurrency: the inbox's row is made if missing and locked in one upsert (PostgreSQL), so two
 workers sending to one inbox take turns; on SQLite every write transaction is `BEGIN IMMEDIATE`
 already (db/engine.py), one at a time.
 """
@@ -12,14 +12,15 @@ import logging
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotgraph.db.models import EmailQuota
+from slotgraph.db.models import EmailQuota, table_of
 from slotgraph.domain.email_quota import WINDOW, admit, mailbox_key
 
 log = logging.getLogger("slotgraph.mail")
+_TABLE = table_of(EmailQuota)
 
 # The delivery record of an email the limit held back (its answer body; docs/emails.md).
 SUPPRESSED = "suppressed: the inbox had {} customer emails from this app in the last hour"
@@ -40,27 +41,25 @@ async def take(
     if limit <= 0:
         return True
     key = mailbox_key(address)
+    # One round trip: the row, made if missing, and locked (PostgreSQL: ON CONFLICT DO UPDATE
+    # locks it and returns its newest version, a turn behind a concurrent sender).
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.execute(
-        insert(EmailQuota)
-        .values(app_id=app_id, address=key, sends=[], suppressed=0, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["app_id", "address"])
-    )
-    row = await session.scalar(
-        select(EmailQuota)
-        .where(EmailQuota.app_id == app_id, EmailQuota.address == key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert row is not None  # made above, in this transaction
+    stmt = insert(_TABLE).values(app_id=app_id, address=key, sends=[], suppressed=0, updated_at=now)
+    row = (
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[_TABLE.c.app_id, _TABLE.c.address],
+                set_={"updated_at": stmt.excluded.updated_at},
+            ).returning(_TABLE.c.sends, _TABLE.c.warned_at, _TABLE.c.suppressed)
+        )
+    ).one()
     decision = admit(list(row.sends), delivery_id=str(delivery_id), now=now, limit=limit)
-    row.sends = decision.sends
-    row.updated_at = now
+    changes: dict[str, object] = {"sends": decision.sends}
     if not decision.admitted:
-        row.suppressed += 1
+        changes["suppressed"] = row.suppressed + 1
         if row.warned_at is None or row.warned_at <= now - WINDOW:
-            row.warned_at = now
+            changes["warned_at"] = now
             # No address: logs carry no personal data (docs/emails.md).
             log.warning(
                 "app %s: an inbox had %d customer emails in the last hour; the rest this hour "
@@ -69,7 +68,9 @@ async def take(
                 limit,
                 delivery_id,
             )
-    await session.flush()
+    await session.execute(
+        update(_TABLE).where(_TABLE.c.app_id == app_id, _TABLE.c.address == key).values(**changes)
+    )
     return decision.admitted
 
 
