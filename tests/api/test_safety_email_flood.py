@@ -121,3 +121,27 @@ async def test_two_workers_at_once_send_no_more_than_the_limit(
     await asyncio.gather(*(drain(w) for w in workers))
     assert len(mailbox.to(VICTIM)) == LIMIT
     assert await suppressed(engine) == 12 - LIMIT
+
+
+async def inboxes_counted(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM email_quotas")) or 0)
+
+
+async def test_an_inbox_left_alone_for_an_hour_is_forgotten(
+    mail_api: Api, mailbox: Mailbox, engine: AsyncEngine
+) -> None:
+    """Bounded state: the worker's chores drop the count of an inbox no email went to for an
+    hour; a busy inbox's count stays."""
+    worker = worker_for(engine, mail_api, mail_settings(mailbox, customer_emails_per_hour=LIMIT))
+    res = await resource(mail_api, email=None)
+    await book_and_cancel(mail_api, res, VICTIM)
+    await drain(worker)
+    assert len(mailbox.to(VICTIM)) == 2
+    assert await inboxes_counted(engine) == 1
+    mail_api.clock.advance(timedelta(minutes=59))
+    await worker.run_once(calendars=False)
+    assert await inboxes_counted(engine) == 1
+    mail_api.clock.advance(timedelta(minutes=2))
+    await worker.run_once(calendars=False)
+    assert await inboxes_counted(engine) == 0
