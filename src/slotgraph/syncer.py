@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from slotgraph.calendars import keys, push, remote, threads
 from slotgraph.calendars.push import PushTarget
-from slotgraph.db.engine import is_unavailable, outage, session_factory
+from slotgraph.db.engine import session_factory
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.errors import ValidationFailed
 from slotgraph.services import (
@@ -31,6 +31,7 @@ from slotgraph.services import (
     calendar_sync,
 )
 from slotgraph.settings import Settings
+from slotgraph.worker_outages import Outages
 
 log = logging.getLogger("slotgraph.calendars")
 
@@ -257,24 +258,22 @@ class CalendarSyncer:
         for job in jobs:
             syncs.started(asyncio.create_task(self._sync(job), name="slotgraph-calendar-sync"), job)
 
+    async def _round(self, syncs: _Syncs) -> int:
+        await self.clear(batches=CLEAR_BATCHES)
+        await self._start(syncs)
+        return 1
+
     async def run(self, stop: asyncio.Event) -> None:
-        unavailable = False  # said once per outage, without a traceback
-        syncs = _Syncs()
+        # A failed round is said as the worker says its steps' (worker_outages.py: each kind
+        # once a minute, the end once), in lines of its own. Before, once per outage, and a
+        # round that passed ended it: a database refusing writes only (whose reads passed)
+        # would be said again after every round that wrote nothing.
+        outages = Outages("calendar sync", log, failed="calendar sync round failed")
+        syncs = _Syncs(outages)  # a sync that failed is said by the same rule
         try:
             while not stop.is_set():
                 syncs.woken.clear()
-                try:
-                    await self.clear(batches=CLEAR_BATCHES)
-                    await self._start(syncs)
-                    unavailable = False
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # a database blip must not end the loop
-                    if not is_unavailable(exc):
-                        log.exception("calendar sync round failed; retrying")
-                    elif not unavailable:
-                        log.warning("calendar sync: %s (%s); retrying", *outage(exc))
-                        unavailable = True
+                await outages.guarded(self._round(syncs))  # a blip must not end the loop
                 waits = [asyncio.ensure_future(e.wait()) for e in (stop, syncs.woken)]
                 try:  # the next tick, or at once when a sync turned slow (its slot is free)
                     await asyncio.wait(
@@ -299,7 +298,8 @@ class _Syncs:
     new sync claimed until it ends (the back of the queue). Before, four syncs of two apps whose
     servers held them took every slot, and every other app's pulls waited up to 300 s."""
 
-    def __init__(self) -> None:
+    def __init__(self, outages: Outages) -> None:
+        self.outages = outages
         self.running: dict[asyncio.Task[None], calendar_sync.SyncJob] = {}
         self.slow: set[asyncio.Task[None]] = set()
         self.timers: dict[asyncio.Task[None], asyncio.TimerHandle] = {}
@@ -330,8 +330,6 @@ class _Syncs:
         self.slow.discard(task)
         if (timer := self.timers.pop(task, None)) is not None:
             timer.cancel()
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            if is_unavailable(exc):
-                log.warning("calendar sync: %s (%s); retrying", *outage(exc))
-            else:
-                log.error("calendar sync failed; retrying", exc_info=exc)
+        failed = None if task.cancelled() else task.exception()
+        if failed is not None and not self.outages.said(failed):
+            log.error("calendar sync failed; retrying", exc_info=failed)

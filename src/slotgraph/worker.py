@@ -88,7 +88,7 @@ class Worker:
         self._sent = asyncio.Event()  # a send finished: a result to record
         self._freed = asyncio.Event()  # a slot came free (or claims were started)
         self._due = asyncio.Event()  # the fan-out made new deliveries
-        self.outages = Outages(self.id)  # worker_outages.py: says what failed a step
+        self.outages = Outages(f"worker {self.id}")  # worker_outages.py: says what failed
         self.calendars = CalendarSyncer(self.sessions, settings, clock=clock, worker_id=self.id)
         self.steps = Steps(self.sessions, clock, self.id, self.lease)  # worker_steps.py
         self.emails = EmailChannel(self.sessions, settings, clock=clock)

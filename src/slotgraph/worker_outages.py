@@ -1,6 +1,8 @@
 """How the worker says a database outage: each kind once (again each minute while it lasts),
 and its end once. The worker (worker.py) runs every step of its loops through `Outages.guarded`,
-which keeps a failing step from ending the loop."""
+which keeps a failing step from ending the loop; so does its calendar sync (syncer.py), with
+an `Outages` of its own (its own lines, its own end: its rounds fail and pass apart from the
+worker's steps)."""
 
 from __future__ import annotations
 
@@ -26,8 +28,16 @@ class Outages:
     statement timeout, unreachable: `outage`) is said when it first fails a step, and again
     after `_SAY_AGAIN` s."""
 
-    def __init__(self, worker_id: str) -> None:
-        self.worker_id = worker_id
+    def __init__(
+        self,
+        who: str,
+        logger: logging.Logger = log,
+        *,
+        failed: str = "worker cycle failed",
+    ) -> None:
+        self.who = who  # each line begins so: "worker <id>", "calendar sync"
+        self.log = logger
+        self.failed = failed  # said, with its traceback, of a step that failed otherwise
         self._unavailable = False
         self._said: dict[str, float] = {}
         self._failed_at = 0.0
@@ -40,18 +50,24 @@ class Outages:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if is_unavailable(exc):
-                self._failed_at = now = time.monotonic()
-                kind, said = outage(exc)  # a lock wait, a statement timeout, unreachable, ...
-                if now - self._said.get(kind, -_SAY_AGAIN) >= _SAY_AGAIN:
-                    log.warning("worker %s: %s (%s); retrying", self.worker_id, kind, said)
-                    self._said[kind] = now
-                self._unavailable = True
-            else:
-                log.exception("worker cycle failed; retrying")
+            if not self.said(exc):
+                self.log.exception("%s; retrying", self.failed)
             return 0
         if self._unavailable and time.monotonic() - self._failed_at >= _BACK_AFTER:
-            log.info("worker %s: the database is back", self.worker_id)
+            self.log.info("%s: the database is back", self.who)
             self._unavailable = False
             self._said.clear()
         return done
+
+    def said(self, exc: BaseException) -> bool:
+        """Whether `exc` is an outage, said by the rule (or not yet again); any other error is
+        the caller's to say."""
+        if not is_unavailable(exc):
+            return False
+        self._failed_at = now = time.monotonic()
+        kind, said = outage(exc)  # a lock wait, a statement timeout, unreachable, ...
+        if now - self._said.get(kind, -_SAY_AGAIN) >= _SAY_AGAIN:
+            self.log.warning("%s: %s (%s); retrying", self.who, kind, said)
+            self._said[kind] = now
+        self._unavailable = True
+        return True

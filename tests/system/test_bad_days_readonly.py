@@ -5,7 +5,8 @@ A full disk, a read-only file, a standby after a failover: the worker's writing 
 while its reading ones pass. Before, each pass logged "the database is back" and the next failure
 "database unavailable; retrying" again: with SQLite's file read-only, 340 lines in 40 s; on
 PostgreSQL (`default_transaction_read_only`) a pair every round of timers. Now the outage is said
-once (again each minute while it lasts), and its end once, when no step has failed for 10 s.
+once (again each minute while it lasts), and its end once, when no step has failed for 10 s; by
+the worker's calendar sync too, in lines of its own (worker_outages.py, one rule).
 
 PostgreSQL only: SQLite's ways to refuse writes and serve reads need root (a full or read-only
 file system) or wait 30 s per refusal (another process's write lock); the rule is the worker's
@@ -36,6 +37,15 @@ pytestmark = pytest.mark.system
 
 UNAVAILABLE = "the database takes no writes: read-only or full"
 BACK = "the database is back"
+
+
+def sync_said(log: Path, line: str) -> int:
+    """How many of the worker's calendar sync lines (logger `slotgraph.calendars`) say `line`."""
+    return sum(
+        line in entry and "calendar sync: " in entry
+        for entry in log.read_text().splitlines()
+        if "slotgraph.calendars" in entry
+    )
 
 
 async def set_read_only(url: str, read_only: bool) -> None:
@@ -91,12 +101,16 @@ async def test_a_read_only_database_is_said_once_and_its_end_once(tmp_path: Path
                 assert time.monotonic() < deadline + 60, log.read_text()
                 await asyncio.sleep(0.2)
         assert (worker_said(log, UNAVAILABLE), worker_said(log, BACK)) == (1, 0), log.read_text()
+        assert (sync_said(log, UNAVAILABLE), sync_said(log, BACK)) == (1, 0), log.read_text()
 
         await set_read_only(url, False)
-        while worker_said(log, BACK) == 0:
+        while worker_said(log, BACK) == 0 or sync_said(log, BACK) == 0:
             assert time.monotonic() < deadline + 30, log.read_text()
             await asyncio.sleep(0.2)
         assert (worker_said(log, UNAVAILABLE), worker_said(log, BACK)) == (1, 1), log.read_text()
+        # The calendar sync says it by the same rule, in lines of its own (before: once per
+        # outage, and never its end).
+        assert (sync_said(log, UNAVAILABLE), sync_said(log, BACK)) == (1, 1), log.read_text()
     finally:
         if worker is not None:
             worker.terminate()
