@@ -348,6 +348,13 @@ async def test_rotation_signs_with_both_secrets_for_a_day(
         "http://[2002:a01:203::1]/hook",
         "http://[2002:a9fe:a9fe::]/latest/meta-data",
         "http://[fec0::1]/hook",
+        # NAT64 (64:ff9b::/96 carries the IPv4 address in its last 32 bits, and a network with
+        # a NAT64 gateway sends it there), and the local-use NAT64 prefix 64:ff9b:1::/48:
+        # judged by the address they carry (Python files all of 64:ff9b::/96 under the reserved
+        # ::/8, the public ones too: test_public_addresses_are_accepted).
+        "http://[64:ff9b::7f00:1]/hook",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data",
+        "http://[64:ff9b:1::a01:203]/hook",
     ],
 )
 async def test_private_addresses_are_refused(api: Api, engine: AsyncEngine, url: str) -> None:
@@ -360,6 +367,20 @@ async def test_private_addresses_are_refused(api: Api, engine: AsyncEngine, url:
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "url"
     assert (await api.get("/v1/webhooks")).json()["data"] == []
+
+
+@pytest.mark.parametrize("url", ["http://8.8.8.8/hook", "http://[64:ff9b::808:808]/hook"])
+async def test_public_addresses_are_accepted(api: Api, engine: AsyncEngine, url: str) -> None:
+    """A public address, also as NAT64 gives it (an IPv6-only network's DNS64 answers every
+    IPv4-only host as 64:ff9b::a.b.c.d): Python files 64:ff9b::/96 under the reserved ::/8,
+    and such a network could send no webhook to an IPv4-only receiver."""
+    strict = Settings(run_worker=False, webhook_allow_private_networks=False)
+    app = create_app(strict, engine=engine, clock=api.clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as h:
+        r = await h.post(
+            "/v1/webhooks", json={"url": url}, headers={"Authorization": f"Bearer {api.key}"}
+        )
+    assert r.status_code == 201, r.text
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "example.com/hook", "http://u:p@x.com/"])

@@ -40,6 +40,10 @@ def _sent_host(url: str) -> str | None:
         return None
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address):
@@ -49,6 +53,10 @@ def _public(address: str) -> bool:
         # host with a 6to4 route sends to AA.BB.CC.DD) is judged as that address. Python 3.11's
         # is_global takes 2002::/16 and fec0::/10 for public.
         inner = ip.ipv4_mapped or ip.sixtofour
+        if ip in _NAT64:  # 64:ff9b::a.b.c.d: a NAT64 gateway sends it to a.b.c.d (RFC 6052)
+            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        elif ip in _NAT64_LOCAL:  # 64:ff9b:1::/48: a network's own translation (RFC 8215)
+            return False
         if inner is not None:
             ip = inner
     return not (
