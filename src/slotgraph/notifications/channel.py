@@ -2,9 +2,10 @@
 
 Each app has two email targets (`webhook_endpoints` rows with format `email:customer` and
 `email:owner`, made with the app and never listed as webhooks), so emails are claimed, leased,
-ordered per booking, retried with backoff and logged exactly like webhooks. What is the
-channel's own: which events it wants (`wanted`, at dispatch), and composing a message at send
-time (`EmailChannel.compose`), which mints the link's token (ADR 0009).
+ordered per booking, retried with backoff and logged exactly like webhooks. Which events they
+want (at dispatch) is targets.py's; this module composes a message at send time
+(`EmailChannel.compose`), which mints the link's token (ADR 0009) and counts the inbox's
+emails (ADR 0020), and sends it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from slotgraph import i18n, metrics
 from slotgraph.appsettings import AppSettings
-from slotgraph.db.models import App, Booking, Client, Event, Resource, WebhookEndpoint, new_id
+from slotgraph.db.models import App, Booking, Client, Event, Resource
 from slotgraph.domain.deliveries import Outcome
 from slotgraph.notifications import kinds
 from slotgraph.notifications.subject import Subject
@@ -35,163 +34,10 @@ from slotgraph.notifications.transport import transport
 from slotgraph.schemas import BookingOut
 from slotgraph.schemas.fields import is_one_address
 from slotgraph.services import customer_tokens, email_quota
-from slotgraph.services.outbox import OutboxEvent, Target
 from slotgraph.settings import Settings
 
 log = logging.getLogger("slotgraph.mail")
 FORMATS = kinds.FORMATS
-
-
-def new_targets(app_id: uuid.UUID, now: datetime) -> list[WebhookEndpoint]:
-    """An app's email targets, made with the app (services/apps.py; migration 0012)."""
-    return [
-        WebhookEndpoint(
-            id=new_id(),
-            app_id=app_id,
-            url=fmt,
-            events=["booking.*"],
-            format=fmt,
-            description="emails",
-            enabled=True,
-            secret="mail_" + uuid.uuid4().hex,  # unused: nothing is signed
-            created_at=now,
-            version=1,
-            updated_at=now,
-        )
-        for fmt in kinds.FORMATS
-    ]
-
-
-def _moved(booking: dict[str, Any], before: dict[str, Any] | None) -> bool:
-    if before is None:
-        return False
-    return any(booking.get(k) != before.get(k) for k in ("start_time", "end_time", "resource_ids"))
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    booking: dict[str, Any]
-    action: str | None
-    moved: bool
-
-
-def wanted_without_reads(
-    targets: Sequence[Target], events: Sequence[OutboxEvent]
-) -> Callable[[Target, OutboxEvent], bool] | None:
-    """`wanted`'s filter where it reads nothing: no email target among `targets`, or no
-    event's booking asks for emails; None where it must read (the fan-out on SQLite runs
-    without a session where it need not: services/fanout.py)."""
-    return _without_reads(targets, events)[0]
-
-
-def _without_reads(
-    targets: Sequence[Target], events: Sequence[OutboxEvent]
-) -> tuple[Callable[[Target, OutboxEvent], bool] | None, dict[uuid.UUID, _Parsed]]:
-    """`wanted_without_reads`, and the events it parsed (`_parsed`; none where no email target
-    is among `targets`), so that `wanted` parses each payload once."""
-    audience_of = {t.id for t in targets if t.format in kinds.FORMATS}
-    if not audience_of:
-        return (lambda target, event: True), {}
-    parsed = _parsed(events)
-    if not parsed:  # no booking asks for emails: no lookups (the rule is in `wants`)
-        return (lambda target, event: target.id not in audience_of), parsed
-    return None, parsed
-
-
-def _parsed(events: Sequence[OutboxEvent]) -> dict[uuid.UUID, _Parsed]:
-    """The events whose booking asks for emails, their booking and action."""
-    parsed: dict[uuid.UUID, _Parsed] = {}
-    for e in events:
-        if e.booking_id is None or not e.type.startswith("booking."):
-            continue
-        data = orjson.loads(e.payload)["data"]
-        booking = data.get("booking")
-        if isinstance(booking, dict) and booking.get("notify"):
-            parsed[e.id] = _Parsed(booking, data.get("action"), False)
-    return parsed
-
-
-async def wanted(
-    session: AsyncSession, targets: Sequence[Target], events: Sequence[OutboxEvent]
-) -> Callable[[Target, OutboxEvent], bool]:
-    """The dispatch filter for email targets (other targets: always true): the app sends this
-    audience email, the booking says `notify`, there is an address, and the event is one that
-    kinds.py sends an email for."""
-    plain, parsed = _without_reads(targets, events)
-    if plain is not None:
-        return plain
-    audience_of = {t.id: kinds.AUDIENCE_OF[t.format] for t in targets if t.format in kinds.FORMATS}
-    updated = [e for e in events if e.type == "booking.updated" and e.id in parsed]
-    for e in updated:
-        before = await session.scalar(
-            select(Event.payload)
-            .where(Event.booking_id == e.booking_id, Event.seq < e.seq)
-            .order_by(Event.seq.desc())
-            .limit(1)
-        )
-        old = orjson.loads(before)["data"].get("booking") if before else None
-        p = parsed[e.id]
-        parsed[e.id] = _Parsed(p.booking, p.action, _moved(p.booking, old))
-    settings = {
-        app_id: AppSettings.model_validate(raw or {}).notifications
-        for app_id, raw in await session.execute(
-            select(App.id, App.settings).where(App.id.in_({t.app_id for t in targets}))
-        )
-    }
-    client_ids = {p.booking.get("client_id") for p in parsed.values()} - {None}
-    with_email = set(
-        await session.scalars(
-            select(Client.id).where(
-                Client.id.in_([uuid.UUID(c) for c in client_ids]), Client.email.is_not(None)
-            )
-        )
-    )
-    resource_ids = {r for p in parsed.values() for r in p.booking.get("resource_ids", [])}
-    owners = set(
-        await session.scalars(
-            select(Resource.id).where(
-                Resource.id.in_([uuid.UUID(r) for r in resource_ids]), Resource.email.is_not(None)
-            )
-        )
-    )
-
-    def wants(target: Target, event: OutboxEvent) -> bool:
-        audience = audience_of.get(target.id)
-        if audience is None:
-            return True
-        p = parsed.get(event.id)
-        app = settings.get(target.app_id)
-        if p is None or app is None or not getattr(app, audience) or not p.booking.get("notify"):
-            return False
-        b = p.booking
-        if audience == "customer":
-            client = b.get("client_id")
-            return (
-                client is not None
-                and uuid.UUID(client) in with_email
-                and kind_of(audience, event.type, p.action, b, moved=p.moved) is not None
-            )
-        return any(uuid.UUID(r) in owners for r in b.get("resource_ids", [])) and (
-            kind_of(audience, event.type, p.action, b, moved=p.moved) is not None
-        )
-
-    return wants
-
-
-def kind_of(
-    audience: kinds.Audience,
-    event_type: str,
-    action: str | None,
-    booking: dict[str, Any],
-    *,
-    moved: bool,
-) -> kinds.Kind | None:
-    status, graph = booking["status"], booking["graph"]
-    if audience == "customer":
-        return kinds.customer_kind(
-            event_type=event_type, action=action, status=status, graph=graph, moved=moved
-        )
-    return kinds.owner_kind(action=action, status=status, graph=graph)
 
 
 class Suppressed:
@@ -248,7 +94,9 @@ class EmailChannel:
         event = orjson.loads(payload)
         data = event["data"]
         booking = BookingOut.model_validate(data["booking"])
-        kind = kind_of(audience, event["type"], data.get("action"), data["booking"], moved=True)
+        kind = kinds.kind_of(
+            audience, event["type"], data.get("action"), data["booking"], moved=True
+        )
         if kind is None:
             return None
         now = self.clock()

@@ -7,7 +7,7 @@ booking or request (a request's email carries confirm and decline links).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from slotgraph.i18n import N_
 
@@ -130,3 +130,19 @@ def owner_kind(*, action: str | None, status: str, graph: str) -> Kind | None:
     if graph == "confirm_decline" and status == "tentative":
         return OWNER_KINDS["new_request"]
     return OWNER_KINDS["new_booking"]
+
+
+def kind_of(
+    audience: Audience,
+    event_type: str,
+    action: str | None,
+    booking: dict[str, Any],
+    *,
+    moved: bool,
+) -> Kind | None:
+    status, graph = booking["status"], booking["graph"]
+    if audience == "customer":
+        return customer_kind(
+            event_type=event_type, action=action, status=status, graph=graph, moved=moved
+        )
+    return owner_kind(action=action, status=status, graph=graph)

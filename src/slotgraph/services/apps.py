@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotgraph.appsettings import AppOut, AppSettings, merged
 from slotgraph.db.models import ApiKey, App
 from slotgraph.errors import NotFound, ValidationFailed
-from slotgraph.notifications import channel as emails
+from slotgraph.notifications import targets as email_targets
 from slotgraph.services.common import KeyKind, Principal
 
 _PREFIX: dict[KeyKind, str] = {"secret": "sk_", "public": "pk_"}
@@ -48,7 +48,9 @@ async def create_tenant(
         app = App(name=name, created_at=now)
         session.add(app)
         await session.flush()
-        session.add_all(emails.new_targets(app.id, now))  # its email channel (docs/emails.md)
+        session.add_all(
+            email_targets.new_targets(app.id, now)
+        )  # its email channel (docs/emails.md)
         keys: dict[KeyKind, str] = {
             "secret": secret_key or new_key("secret"),
             "public": new_key("public"),

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from slotgraph.db.engine import driver_transaction
 from slotgraph.db.models import new_id
 from slotgraph.domain.webhooks import wants
-from slotgraph.notifications import channel as emails
+from slotgraph.notifications import targets as email_targets
 from slotgraph.services import calendar_pushes, sqlite_deliveries
 from slotgraph.services.deliveries import Claim, claims_of
 from slotgraph.services.delivery_statements import rows_of
@@ -185,7 +185,7 @@ async def _pairs(
     subscription time (domain/webhooks.py `wants`), and the calendar and email channels' own
     filters (which read only where such a target is among `targets`)."""
     calendar_wants = await calendar_pushes.wanted(session, targets, events)
-    email_wants = await emails.wanted(session, targets, events)
+    email_wants = await email_targets.wanted(session, targets, events)
     return _pairs_wanted(events, targets, calendar_wants, email_wants)
 
 
@@ -194,7 +194,7 @@ def _pairs_without_reads(
 ) -> list[tuple[Any, Any]] | None:
     """`_pairs` where the channels' filters need not read the database; otherwise None."""
     calendar_wants = calendar_pushes.wanted_without_reads(targets)
-    email_wants = emails.wanted_without_reads(targets, events)
+    email_wants = email_targets.wanted_without_reads(targets, events)
     if calendar_wants is None or email_wants is None:
         return None
     return _pairs_wanted(events, targets, calendar_wants, email_wants)
