@@ -330,6 +330,18 @@ async def test_rotation_signs_with_both_secrets_for_a_day(
         verify(endpoint["secret"], later)
 
 
+async def _created_without_private_networks(
+    api: Api, engine: AsyncEngine, url: str
+) -> httpx.Response:
+    """POST /v1/webhooks for `url` to a server with private networks not allowed (the default)."""
+    strict = Settings(run_worker=False, webhook_allow_private_networks=False)
+    app = create_app(strict, engine=engine, clock=api.clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as h:
+        return await h.post(
+            "/v1/webhooks", json={"url": url}, headers={"Authorization": f"Bearer {api.key}"}
+        )
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -358,12 +370,7 @@ async def test_rotation_signs_with_both_secrets_for_a_day(
     ],
 )
 async def test_private_addresses_are_refused(api: Api, engine: AsyncEngine, url: str) -> None:
-    strict = Settings(run_worker=False, webhook_allow_private_networks=False)
-    app = create_app(strict, engine=engine, clock=api.clock)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as h:
-        r = await h.post(
-            "/v1/webhooks", json={"url": url}, headers={"Authorization": f"Bearer {api.key}"}
-        )
+    r = await _created_without_private_networks(api, engine, url)
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "url"
     assert (await api.get("/v1/webhooks")).json()["data"] == []
@@ -374,12 +381,7 @@ async def test_public_addresses_are_accepted(api: Api, engine: AsyncEngine, url:
     """A public address, also as NAT64 gives it (an IPv6-only network's DNS64 answers every
     IPv4-only host as 64:ff9b::a.b.c.d): Python files 64:ff9b::/96 under the reserved ::/8,
     and such a network could send no webhook to an IPv4-only receiver."""
-    strict = Settings(run_worker=False, webhook_allow_private_networks=False)
-    app = create_app(strict, engine=engine, clock=api.clock)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as h:
-        r = await h.post(
-            "/v1/webhooks", json={"url": url}, headers={"Authorization": f"Bearer {api.key}"}
-        )
+    r = await _created_without_private_networks(api, engine, url)
     assert r.status_code == 201, r.text
 
 

@@ -209,18 +209,31 @@ def _workers(request: pytest.FixtureRequest, backend: str) -> int:
     return two_on_postgresql(backend) if two else 1
 
 
-@pytest.fixture
-async def server(
-    request: pytest.FixtureRequest, fresh_database: tuple[str, str], tmp_path: Path
+@asynccontextmanager
+async def serving(
+    fresh_database: tuple[str, str],
+    tmp_path: Path,
+    *args: str,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Server]:
+    """`slotgraph serve` on the test's database (its log `tmp_path`/server.log), stopped on the
+    way out: the server fixtures' one body."""
     backend, url = fresh_database
-    srv = await start_server(
-        url, backend, tmp_path / "server.log", workers=_workers(request, backend)
-    )
+    srv = await start_server(url, backend, tmp_path / "server.log", *args, env=env, workers=workers)
     try:
         yield srv
     finally:
         stop_server(srv)
+
+
+@pytest.fixture
+async def server(
+    request: pytest.FixtureRequest, fresh_database: tuple[str, str], tmp_path: Path
+) -> AsyncIterator[Server]:
+    workers = _workers(request, fresh_database[0])
+    async with serving(fresh_database, tmp_path, workers=workers) as srv:
+        yield srv
 
 
 # Each backend with one server process, and two server processes sharing one SQLite file (each

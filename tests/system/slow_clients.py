@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
-from tests.system.conftest import Server, start_server, stop_server
+from tests.system.conftest import Server
+from tests.system.conftest import serving as _serving
 
 HEAD = 2.0  # SLOTGRAPH_HEADER_TIMEOUT_SECONDS in these tests
 BODY = 2.0  # SLOTGRAPH_BODY_TIMEOUT_SECONDS
@@ -29,13 +30,9 @@ LIMITS = {
 async def serving(
     fresh_database: tuple[str, str], tmp_path: Path, *args: str, workers: int = 1, **env: str
 ) -> AsyncIterator[Server]:
-    backend, url = fresh_database
-    log = tmp_path / "server.log"
-    server = await start_server(url, backend, log, *args, env=LIMITS | env, workers=workers)
-    try:
-        yield server
-    finally:
-        stop_server(server)
+    """A server with these tests' LIMITS (and `env` over them)."""
+    async with _serving(fresh_database, tmp_path, *args, workers=workers, env=LIMITS | env) as srv:
+        yield srv
 
 
 def address(server: Server) -> tuple[str, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.system.conftest import SECRET, Server, free_port, start_server, stop_server
+from tests.system.conftest import SECRET, Server, free_port, serving
 
 pytestmark = pytest.mark.system
 
@@ -33,13 +33,9 @@ def receiver_source(port: int) -> str:
 
 @pytest.fixture
 async def server(fresh_database: tuple[str, str], tmp_path: Path) -> AsyncIterator[Server]:
-    backend, url = fresh_database
     env = {"SLOTGRAPH_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "SLOTGRAPH_MAIL_DIR": str(tmp_path)}
-    srv = await start_server(url, backend, tmp_path / "server.log", env=env)
-    try:
+    async with serving(fresh_database, tmp_path, env=env) as srv:
         yield srv
-    finally:
-        stop_server(srv)
 
 
 async def _deliveries(http: httpx.AsyncClient, hook: str, count: int) -> list[dict[str, object]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.system.conftest import Server, start_server, stop_server
+from tests.system.conftest import Server, serving
 
 pytestmark = pytest.mark.system
 
@@ -65,13 +65,9 @@ def marked(block: str, url: str) -> str:
 
 @pytest.fixture
 async def tour_server(fresh_database: tuple[str, str], tmp_path: Path) -> AsyncIterator[Server]:
-    backend, url = fresh_database
     env = {"SLOTGRAPH_BOOTSTRAP_SECRET_KEY": "sk_tour", "SLOTGRAPH_MAIL_DIR": str(tmp_path)}
-    server = await start_server(url, backend, tmp_path / "server.log", env=env)
-    try:
+    async with serving(fresh_database, tmp_path, env=env) as server:
         yield server
-    finally:
-        stop_server(server)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the tour's commands are curl commands")
