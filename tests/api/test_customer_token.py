@@ -194,6 +194,58 @@ async def test_after_the_start_the_customer_may_only_choose_the_language(
     assert r.status_code == 200
 
 
+async def test_the_token_offers_the_cancel_while_the_cancel_is_allowed(
+    api: Api, booked: dict[str, Any]
+) -> None:
+    """available_actions is what the token may apply now: past the start (the notice of a
+    booking made on the API), no cancel, which is refused. Before, it was listed still."""
+    me = as_customer(api, booked["booking"]["customer_token"])
+    bid = booked["booking"]["booking_id"]
+    api.clock.now = api.clock.now.replace(day=18, hour=9, minute=59, second=59)  # 1 s before
+    assert (await me.get(f"/v1/bookings/{bid}")).json()["available_actions"] == [
+        "cancel_by_customer"
+    ]
+    api.clock.advance(timedelta(seconds=1))  # the start: too late
+    assert (await me.get(f"/v1/bookings/{bid}")).json()["available_actions"] == []
+    r = await me.put(f"/v1/bookings/{bid}/cancel_by_customer")
+    assert (r.status_code, r.json()["code"]) == (409, "notice_passed")
+    # the answer of the change the token may still make says the same
+    r = await me.put(f"/v1/bookings/{bid}", {"locale": "de"})
+    assert (r.status_code, r.json()["available_actions"]) == (200, [])
+    # the secret key is not bound by the customer's notice, and is offered it still
+    assert (
+        "cancel_by_customer" in (await api.get(f"/v1/bookings/{bid}")).json()["available_actions"]
+    )
+
+
+async def test_a_seats_token_offers_the_cancel_while_its_class_allows_it(api: Api) -> None:
+    """A seat's class closes cancel_by_customer at start - min_cancel_time (409
+    cancel_window_closed): the seat's token stops offering it at that moment."""
+    resource = await api.resource(name="Yoga studio")
+    owner = await api.book(
+        graph="group_owner",
+        resource_id=resource["resource_id"],
+        start_time="2024-05-10T18:00:00Z",
+        end_time="2024-05-10T19:00:00Z",
+        max_seats=5,
+        min_cancel_time="P1D",
+    )
+    seat = await api.book(
+        graph="group_customer",
+        owner_booking_id=owner["booking_id"],
+        customer={"name": "Ann", "email": "ann@example.com"},
+    )
+    me = as_customer(api, seat["customer_token"])
+    url = f"/v1/bookings/{seat['booking_id']}"
+    api.clock.now = api.clock.now.replace(day=9, hour=18)  # exactly 1 day before: allowed
+    assert (await me.get(url)).json()["available_actions"] == ["cancel_by_customer"]
+    api.clock.advance(timedelta(seconds=1))
+    assert (await me.get(url)).json()["available_actions"] == []
+    r = await me.put(f"{url}/cancel_by_customer")
+    assert (r.status_code, r.json()["code"]) == (409, "cancel_window_closed")
+    assert (await me.get(url)).json()["status"] == "confirmed"
+
+
 async def test_another_apps_key_cannot_use_the_token_booking(
     api: Api, other_api: Api, booked: dict[str, Any]
 ) -> None:

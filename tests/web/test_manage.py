@@ -109,6 +109,9 @@ async def test_past_the_notice_the_page_says_so_and_offers_nothing(api: Api) -> 
     api.clock.now = api.clock.now.replace(day=6, hour=10)  # 45 h before: no reschedule
     doc = await _open(api.http, manage_url)
     assert doc.all("cancel-form")
+    bid = (await api.get("/v1/bookings")).json()["data"][0]["booking_id"]
+    shown = (await api.as_key(token).get(f"/v1/bookings/{bid}")).json()
+    assert shown["available_actions"] == ["cancel_by_customer"]
     assert not doc.all("reschedule-link")
     assert "Rescheduling online was possible until" in doc.text("too-late")
     assert (await api.http.get(f"{manage_url}/reschedule")).status_code == 409
@@ -118,12 +121,12 @@ async def test_past_the_notice_the_page_says_so_and_offers_nothing(api: Api) -> 
     assert not doc.all("cancel-form")
     assert not doc.all("reschedule-link")
     assert "Cancelling online was possible until" in doc.text("too-late")
-    # The same rule on the API with the token, and on a forged POST of the old form.
-    r = await api.as_key(token).put(
-        f"/v1/bookings/{(await api.get('/v1/bookings')).json()['data'][0]['booking_id']}"
-        "/cancel_by_customer"
-    )
+    # The same rule on the API with the token, and on a forged POST of the old form: the
+    # token's answer no longer offers the cancel it would be refused (it did, until 2026-12-01).
+    assert (await api.as_key(token).get(f"/v1/bookings/{bid}")).json()["available_actions"] == []
+    r = await api.as_key(token).put(f"/v1/bookings/{bid}/cancel_by_customer")
     assert r.status_code == 409, r.text
+    assert r.json()["code"] == "notice_passed"
     forged = await api.http.post(
         f"{manage_url}/cancel", data={"csrf_token": api.http.cookies["sg_csrf"]}
     )
@@ -304,3 +307,30 @@ async def test_a_confirmed_request_offers_no_reschedule(api: Api) -> None:
     await _post(api.http, choice, "reschedule-form", status=409)
     after = (await api.get(f"/v1/bookings/{booking['booking_id']}")).json()
     assert (after["status"], after["start_time"]) == ("confirmed", booking["start_time"])
+
+
+async def test_a_seats_manage_page_offers_no_cancel_its_class_would_refuse(api: Api) -> None:
+    """A seat's class closes the customer's cancel at start - min_cancel_time: the page stops
+    offering it then, and says until when it was possible (before, the button stayed and the
+    POST was refused, 409 cancel_window_closed)."""
+    resource = await api.resource(name="Yoga studio")
+    owner = await api.book(
+        graph="group_owner",
+        resource_id=resource["resource_id"],
+        start_time="2024-05-10T18:00:00Z",
+        end_time="2024-05-10T19:00:00Z",
+        max_seats=5,
+        min_cancel_time="P1D",
+    )
+    seat = await api.book(
+        graph="group_customer",
+        owner_booking_id=owner["booking_id"],
+        customer={"name": "Ann", "email": "ann@example.com"},
+    )
+    manage_url = f"/manage/{seat['customer_token']}"
+    api.clock.now = api.clock.now.replace(day=9, hour=18)  # exactly 1 day before: allowed
+    assert (await _open(api.http, manage_url)).all("cancel-form")
+    api.clock.advance(timedelta(seconds=1))
+    doc = await _open(api.http, manage_url)
+    assert not doc.all("cancel-form")
+    assert "Cancelling online was possible until" in doc.text("too-late")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from slotgraph.domain.graphs import GRAPHS, Occupies
-from slotgraph.domain.rules import check_start_for_key
+from slotgraph.domain.rules import cancel_window_open, check_start_for_key
 from slotgraph.errors import Conflict, Forbidden, ValidationFailed
 
 CUSTOMER_ACTIONS = frozenset({"cancel_by_customer"})
@@ -57,19 +57,31 @@ def check_may_move(graph: str, status: str) -> None:
 @dataclass(frozen=True, slots=True)
 class Notices:
     """How long before the start a customer may still cancel or reschedule (None: until the
-    start)."""
+    start): the booking page's notices; and for a seat, its class's `min_cancel_time`
+    (`seat_cancel`), which closes `cancel_by_customer` for every key (rules.check_cancel_window,
+    409 `cancel_window_closed`)."""
 
     cancel: timedelta | None = None
     reschedule: timedelta | None = None
+    seat_cancel: timedelta | None = None
 
 
 NO_NOTICE = Notices()
 
 
-def customer_actions(actions: list[str]) -> list[str]:
+def customer_actions(
+    actions: list[str], *, start: datetime, now: datetime, notices: Notices
+) -> list[str]:
     """Of the actions a booking's state offers (`actions_now`), those its customer token may
-    apply: what its answers list as `available_actions`."""
-    return [a for a in actions if a in CUSTOMER_ACTIONS]
+    apply now: what its answers list as `available_actions`. A cancel is offered while
+    `may_cancel`, the rule the action is checked by: before, it was listed past the notice
+    and refused, 409 `notice_passed`."""
+    return [
+        a
+        for a in actions
+        if a in CUSTOMER_ACTIONS
+        and (a != "cancel_by_customer" or may_cancel(start=start, now=now, notices=notices))
+    ]
 
 
 def check_action(action: str) -> None:
@@ -107,14 +119,33 @@ def check_new_time(
         )
 
 
-def deadline(change: Change, *, start: datetime, notices: Notices) -> datetime:
-    """The last moment the customer may make `change` (before the start, minus the notice)."""
+def _notice_ends(change: Change, *, start: datetime, notices: Notices) -> datetime:
+    """When the page's notice closes `change` (that moment excluded)."""
     notice = notices.cancel if change == "cancel" else notices.reschedule
     return start - (notice or timedelta(0))
 
 
+def deadline(change: Change, *, start: datetime, notices: Notices) -> datetime:
+    """Until when the customer could make `change`, as the manage page says it: the start,
+    minus the page's notice; for a seat's cancel, its class's window if that closes first."""
+    last = _notice_ends(change, start=start, notices=notices)
+    if change == "cancel" and notices.seat_cancel is not None:
+        last = min(last, start - notices.seat_cancel)
+    return last
+
+
+def may_cancel(*, start: datetime, now: datetime, notices: Notices) -> bool:
+    """Whether the customer's `cancel_by_customer` passes its time rules now: the page's notice
+    (`check_notice`) and a seat's class window (rules.check_cancel_window), each as the action
+    checks it. The one rule by which the answers (`available_actions`) and the manage page
+    offer the cancel."""
+    return now < _notice_ends("cancel", start=start, notices=notices) and cancel_window_open(
+        start=start, now=now, min_cancel_time=notices.seat_cancel
+    )
+
+
 def check_notice(change: Change, *, start: datetime, now: datetime, notices: Notices) -> None:
-    last = deadline(change, start=start, notices=notices)
+    last = _notice_ends(change, start=start, notices=notices)
     if now >= last:
         what = "cancelled" if change == "cancel" else "rescheduled"
         raise NoticePassed(
@@ -130,8 +161,8 @@ def allowed_changes(
     """What the customer may do now (the manage page offers these and nothing else)."""
     g = GRAPHS[graph]
     out: list[Change] = []
-    if "cancel_by_customer" in g.manual_actions(status) and now < deadline(
-        "cancel", start=start, notices=notices
+    if "cancel_by_customer" in g.manual_actions(status) and may_cancel(
+        start=start, now=now, notices=notices
     ):
         out.append("cancel")
     if (

@@ -49,12 +49,19 @@ def check_booking_window(
             )
 
 
+def cancel_window_open(
+    *, start: datetime, now: datetime, min_cancel_time: timedelta | None
+) -> bool:
+    """Whether a seat's class still lets its customer cancel (`cancel_by_customer`) now."""
+    return now <= start - (min_cancel_time or timedelta(0))
+
+
 def check_cancel_window(
     *, start: datetime, now: datetime, min_cancel_time: timedelta | None
 ) -> None:
-    """A customer may cancel a seat until start - min_cancel_time."""
-    deadline = start - (min_cancel_time or timedelta(0))
-    if now > deadline:
+    """A customer may cancel a seat until start - min_cancel_time (that moment included)."""
+    if not cancel_window_open(start=start, now=now, min_cancel_time=min_cancel_time):
+        deadline = start - (min_cancel_time or timedelta(0))
         raise CancelWindowClosed(
             f"This booking could be cancelled by the customer until {rfc3339(deadline)}.",
             deadline=rfc3339(deadline),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -45,7 +45,7 @@ from slotgraph.domain.customers import (
 from slotgraph.errors import Forbidden, NotFound
 from slotgraph.schemas import ActionBody, BookingOut
 from slotgraph.services.common import Principal
-from slotgraph.services.views import booking_out
+from slotgraph.services.views import booking_out, booking_out_for
 
 TokenKind = Literal["customer", "owner"]
 PREFIX: dict[TokenKind, str] = {"customer": "ct_", "owner": "ot_"}
@@ -135,19 +135,36 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal | 
 
 async def notices_for(session: AsyncSession, booking: Booking) -> Notices:
     """The notices that close the customer's changes of this booking: those of the booking
-    page it was made on (min_cancel_notice, min_reschedule_notice); none for the API's."""
-    if booking.page_id is None:
-        return NO_NOTICE
-    row = (
-        await session.execute(
-            select(BookingPage.min_cancel_notice, BookingPage.min_reschedule_notice).where(
-                BookingPage.id == booking.page_id
+    page it was made on (min_cancel_notice, min_reschedule_notice; none for the API's), and a
+    seat's class's min_cancel_time."""
+    notices = NO_NOTICE
+    if booking.page_id is not None:
+        row = (
+            await session.execute(
+                select(BookingPage.min_cancel_notice, BookingPage.min_reschedule_notice).where(
+                    BookingPage.id == booking.page_id
+                )
             )
+        ).first()
+        if row is not None:
+            notices = Notices(cancel=row[0], reschedule=row[1])
+    if booking.owner_booking_id is not None:
+        seat_cancel = await session.scalar(
+            select(Booking.min_cancel_time).where(Booking.id == booking.owner_booking_id)
         )
-    ).first()
-    if row is None:
-        return NO_NOTICE
-    return Notices(cancel=row[0], reschedule=row[1])
+        notices = replace(notices, seat_cancel=seat_cancel)
+    return notices
+
+
+async def shown(
+    session: AsyncSession, principal: Principal, booking: Booking, *, now: datetime
+) -> BookingOut:
+    """The booking as `principal` may see it now (views.booking_out_for), in the caller's
+    transaction: a customer token's answer offers `cancel_by_customer` only while its notices
+    allow it (domain/customers.py may_cancel, which the action is checked by)."""
+    if principal.kind != "customer":
+        return booking_out(booking, now=now)
+    return booking_out_for(principal, booking, now=now, notices=await notices_for(session, booking))
 
 
 # -- what a customer principal may do: called by the services under the booking's lock ---------

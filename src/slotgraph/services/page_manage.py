@@ -94,8 +94,8 @@ async def open_booking(session: AsyncSession, *, token: str, now: datetime) -> M
     assert principal.booking_id is not None
     async with session.begin():
         row = await reading.current(session, principal.app_id, principal.booking_id, now=now)
-        booking = booking_out_for(principal, row, now=now)
         notices = await customer_tokens.notices_for(session, row)
+        booking = booking_out_for(principal, row, now=now, notices=notices)
         if row.page_id is not None:
             view = await public_view(session, await session.get(BookingPage, row.page_id), "")
         else:

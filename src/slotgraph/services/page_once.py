@@ -30,7 +30,7 @@ from slotgraph.schemas import BookingCreate, BookingCreated
 from slotgraph.services import idempotency
 from slotgraph.services.bookings import creating, reading
 from slotgraph.services.pages import PublicPage
-from slotgraph.services.views import booking_out_for
+from slotgraph.services.views import booking_out
 
 _SUBMISSION = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # What a visitor's form decides of the booking (the rest is the page's: its resources, graph,
@@ -154,5 +154,5 @@ async def _first_answer(
         # answered before it began expires, an unpaid hold times out) applied first. Before,
         # the replay showed the booking as stored, "Waiting" for a request that had expired.
         row = await reading.current(session, view.app_id, first.booking_id, now=now)
-        now_shown = booking_out_for(view.principal(), row, now=now).model_dump()
+        now_shown = booking_out(row, now=now).model_dump()  # the visitor: the public key
         return answered, BookingCreated(**now_shown, customer_token=first.customer_token)

@@ -15,7 +15,7 @@ from slotgraph.db.models import (
     Resource,
     WebhookEndpoint,
 )
-from slotgraph.domain.customers import customer_actions
+from slotgraph.domain.customers import Notices, customer_actions
 from slotgraph.domain.graphs import GRAPHS
 from slotgraph.domain.rules import actions_now
 from slotgraph.schemas import BookingOut, ClientOut, ResourceOut, TransitionOut
@@ -110,10 +110,13 @@ def created_json(booking: str, customer_token: str | None) -> str:
     return f'{booking[:-1]},"customer_token":{orjson.dumps(customer_token).decode()}}}'
 
 
-def booking_out_for(principal: Principal, b: Booking, *, now: datetime) -> BookingOut:
+def booking_out_for(
+    principal: Principal, b: Booking, *, now: datetime, notices: Notices
+) -> BookingOut:
     """The booking as `principal` may see it: whole for an API key; for the booking's customer
     token (`ct_`), without what the app wrote for itself, and offering only the actions the
-    token may apply (docs/security.md)."""
+    token may apply now, its `notices` considered (docs/security.md). Services call it through
+    customer_tokens.shown, which reads the notices."""
     out = booking_out(b, now=now)
     if principal.kind != "customer":
         return out
@@ -124,7 +127,9 @@ def booking_out_for(principal: Principal, b: Booking, *, now: datetime) -> Booki
             "client_id": None,
             "meta": {"fields": fields} if fields is not None else {},
             "details": b.details if made_on_page else None,
-            "available_actions": customer_actions(out.available_actions),
+            "available_actions": customer_actions(
+                out.available_actions, start=b.start_time, now=now, notices=notices
+            ),
         }
     )
 

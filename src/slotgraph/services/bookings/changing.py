@@ -33,7 +33,6 @@ from slotgraph.services.bookings import lifecycle
 from slotgraph.services.busy import rules_of
 from slotgraph.services.common import IfMatch, Principal, check_version
 from slotgraph.services.outbox import record_change
-from slotgraph.services.views import booking_out_for
 
 # What an update of a class (group_owner) changes on it alone: its seats keep their own.
 _OWNER_ONLY = frozenset({"details", "meta", "locale"})
@@ -88,7 +87,7 @@ async def apply_action(
             )
             if booking.graph == "group_owner" and not graph.holds_in(booking.status):
                 await _cancel_seats(session, booking, now=now, actor_key_id=principal.key_id)
-        result = booking_out_for(principal, booking, now=now)
+        result = await customer_tokens.shown(session, principal, booking, now=now)
     if error is not None:
         raise error
     return result
@@ -144,7 +143,7 @@ async def modify_booking(
                 actor=principal.key_id,
                 override_rules=data.override_rules,
             )
-        result = booking_out_for(principal, booking, now=now)
+        result = await customer_tokens.shown(session, principal, booking, now=now)
     if error is not None:
         raise error
     return result

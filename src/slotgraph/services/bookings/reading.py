@@ -19,7 +19,7 @@ from slotgraph.schemas import (
 from slotgraph.services import customer_tokens
 from slotgraph.services.bookings import lifecycle, timers
 from slotgraph.services.common import Principal, decode_cursor, encode_cursor
-from slotgraph.services.views import booking_out, booking_out_for, transition_out
+from slotgraph.services.views import booking_out, transition_out
 
 
 async def get_booking(
@@ -28,7 +28,7 @@ async def get_booking(
     customer_tokens.check_booking(principal, booking_id)
     async with session.begin():
         booking = await current(session, principal.app_id, booking_id, now=now)
-        return booking_out_for(principal, booking, now=now)
+        return await customer_tokens.shown(session, principal, booking, now=now)
 
 
 async def current(
