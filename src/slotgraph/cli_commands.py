@@ -277,7 +277,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     elif created is not None:
         print("Created the default app. Keys are shown once; keep them safe:", file=sys.stderr)
         print(created_json(created), file=sys.stderr, flush=True)
-    if _taken(host, port):  # after the keys: they are printed once, and this start made them
+    # After the keys: they are printed once, and this start made them.
+    if _taken(host, port, workers=args.workers):
         raise SystemExit(
             f"slotgraph: {host}:{port} is taken: another program listens there (a `slotgraph "
             f"serve` started before?). Stop it, or serve on another port: `slotgraph serve "
@@ -313,20 +314,39 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
-def _taken(host: str, port: int) -> bool:
-    """Whether another socket listens on `host:port`, bound as uvicorn binds (SO_REUSEADDR).
-    uvicorn said only `[Errno 98] error while attempting to bind on address ...: address already
-    in use`, in a JSON log line, and not what to do. Any other failure is left to uvicorn."""
+def _taken(host: str, port: int, *, workers: int) -> bool:
+    """Whether another socket listens on an address uvicorn would bind for `host:port`, each
+    bound as uvicorn binds it (SO_REUSEADDR). uvicorn said only `[Errno 98] error while
+    attempting to bind on address ...: address already in use`, in a JSON log line, and not
+    what to do. Any other failure is left to uvicorn.
+
+    One process binds every address the name resolves to, IPv6 ones IPv6-only (the event
+    loop's `create_server`: `localhost` is often ::1 and 127.0.0.1, `""` every interface of
+    both families); with `--workers`, uvicorn binds one socket itself (`Config.bind_socket`:
+    IPv4 unless the host has a colon, IPv6 left dual-stack). Only the first address was
+    checked, so a port held on 127.0.0.1 alone passed for `localhost` (::1 first), and uvicorn
+    stopped with its Errno 98 line."""
+    import contextlib
     import errno
     import socket
 
+    addresses: list[tuple[int, int, int, tuple[Any, ...]]]
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
+        if workers > 1:
+            one = socket.AF_INET6 if ":" in host else socket.AF_INET
+            addresses = [(one, socket.SOCK_STREAM, 0, (host, port))]
+        else:
+            found = socket.getaddrinfo(
+                host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+            addresses = list(dict.fromkeys((f, k, p, a) for f, k, p, _, a in found))
+        with contextlib.ExitStack() as held:  # all at once, as uvicorn holds them
+            for family, kind, proto, address in addresses:
+                probe = held.enter_context(socket.socket(family, kind, proto))
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6 and workers <= 1:  # as create_server sets it
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
     except OSError as exc:
         return exc.errno == errno.EADDRINUSE
     return False
