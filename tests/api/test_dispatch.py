@@ -140,7 +140,7 @@ async def test_every_path_is_answered_as_by_the_routers_own_loop(engine: AsyncEn
 async def test_routes_added_after_the_first_request_are_found() -> None:
     """The index is kept between requests: a route added later (a router included, a route
     added to an included router, a route added to the app, FastAPI's or Starlette's way, a
-    module's router added as create_app adds them) must still be answered. (A path
+    module's router added as create_app adds them, a mount, a host) must still be answered. (A path
     that no candidate matches at all goes to the router's own loop, so most stale indexes would
     still answer; one that offers a route for the path but not the method would not.)"""
     app = create_app(TEST_SETTINGS)
@@ -150,6 +150,7 @@ async def test_routes_added_after_the_first_request_are_found() -> None:
         return {"ok": "yes"}
 
     app.add_api_route("/late-four", answer)
+    app.add_api_route("/late-five/{x}", answer)  # GET only: what a later mount and host meet
     module = APIRouter()  # made before the first request, as a module's router is at import
     module.add_api_route("/late-four", answer, methods=["PATCH"])
     transport = httpx.ASGITransport(app=app)
@@ -168,6 +169,15 @@ async def test_routes_added_after_the_first_request_are_found() -> None:
         assert (await http.put("/late-four")).text == "plain"
         add_routes(app, module)  # as create_app adds a module's router (api/app.py)
         assert (await http.patch("/late-four")).status_code == 200
+        # A mount (Starlette's way, which FastAPI's versions did not see): a stale index offers
+        # the GET route alone for a POST under it (405, as a mount made late was answered).
+        app.mount("/late-five", PlainTextResponse("mounted"))
+        assert (await http.post("/late-five/a")).text == "mounted"
+        app.host("other.example", PlainTextResponse("hosted"))
+        hosted = await http.post("/late-five/a", headers={"host": "other.example"})
+        assert hosted.text == "mounted"  # the mount comes first, as in the router's own loop
+        deleted = await http.delete("/late-four", headers={"host": "other.example"})
+        assert deleted.text == "hosted"  # no route of the path takes DELETE: the host does
 
 
 async def plain(request: Request) -> PlainTextResponse:
@@ -183,6 +193,7 @@ def test_fastapi_moves_its_routes_versions_only_where_the_dispatch_counts() -> N
     else (a new way to add routes, bumping it itself) fails here, rather than leave a route
     added after the first request unfound (ADR 0011)."""
     assert APIRouter._mark_routes_changed is dispatch._counted_mark_routes_changed
+    assert (APIRouter.mount, APIRouter.host) == (dispatch._counted_mount, dispatch._counted_host)
     writers = set()
     for module in (fastapi.routing, fastapi.applications):
         for function in ast.walk(ast.parse(inspect.getsource(module))):

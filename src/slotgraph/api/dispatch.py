@@ -15,7 +15,9 @@ built again when any router's routes change. FastAPI's routes version says so to
 walk over every included router (`_get_routes_version`), and asking it on every request cost
 about 0.06 ms; FastAPI changes its versions only in `APIRouter._mark_routes_changed`, so that
 method also counts every change here (`_changes`), and a request compares one number.
-tests/api/test_dispatch.py adds routes after the first request and checks they are found.
+Starlette's `mount()` and `host()` change a router's routes without that method: they are
+made to call it too. tests/api/test_dispatch.py adds routes and mounts after the first request
+and checks they are found.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from fastapi.routing import (
 )
 from fastapi.telemetry._api import _route_selected
 from starlette._utils import get_route_path
-from starlette.routing import BaseRoute, Match, Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Match, Mount, Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 ANY = "*"  # a segment a template leaves open ({param}), or "any path at all"
 # How many times any APIRouter's routes have changed in this process: FastAPI's routes versions
@@ -49,6 +51,26 @@ def _counted_mark_routes_changed(self: APIRouter) -> None:
 
 
 APIRouter._mark_routes_changed = _counted_mark_routes_changed  # type: ignore[method-assign]
+# Starlette's `mount` and `host` (an app's `mount()` calls its router's) append their route
+# without telling FastAPI: a mount made after the first request was in no table built before
+# it. They tell it here, so FastAPI's routes versions (and `_changes`) move for them too.
+_starlette_mount, _starlette_host = APIRouter.mount, APIRouter.host
+
+
+def _counted_mount(self: Router, path: str, app: ASGIApp, name: str | None = None) -> None:
+    _starlette_mount(self, path, app, name=name)
+    if isinstance(self, APIRouter):
+        self._mark_routes_changed()
+
+
+def _counted_host(self: Router, host: str, app: ASGIApp, name: str | None = None) -> None:
+    _starlette_host(self, host, app, name=name)
+    if isinstance(self, APIRouter):
+        self._mark_routes_changed()
+
+
+APIRouter.mount = _counted_mount  # type: ignore[method-assign]
+APIRouter.host = _counted_host  # type: ignore[method-assign]
 T = TypeVar("T")
 
 
