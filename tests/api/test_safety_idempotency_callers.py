@@ -4,7 +4,8 @@ The stored answer is what its first caller was shown: for the secret key the who
 client's id and the customer token; for a visitor with the public key, their booking's customer
 token. Seen from outside (docs/security.md), the public key must never read what the secret key
 was answered, a customer token never more than its own view, and one visitor never another's
-token, whatever key and body they send.
+token, whatever key and body they send. Nor may a visitor take a key the app's server will use
+first, or learn which keys it used: the secret key's keys are its own.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ async def test_the_public_key_does_not_get_the_secret_keys_answer(api: Api) -> N
     first = await keyed(api.http, api.secret_key, "POST", "/v1/bookings", body, idem="order-17")
     assert first.status_code == 201, first.text
     assert first.json()["client_id"] is not None
-    # The same key and body with the public key (from a page that guessed the server's key).
+    # The same key and body with the public key (from a page that guessed the server's key):
+    # the visitor's own request, never the server's answer (the slot is the server's booking).
     r = await keyed(api.http, api.public_key, "POST", "/v1/bookings", body, idem="order-17")
-    assert r.status_code == 422, r.text
-    assert r.json()["code"] == "idempotency_key_reused"
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "slot_unavailable"
     assert first.json()["customer_token"] not in r.text
     assert first.json()["client_id"] not in r.text
     assert "idempotent-replayed" not in r.headers
@@ -75,8 +77,9 @@ async def test_a_customer_token_does_not_get_the_secret_keys_answer(api: Api) ->
     assert first.json()["meta"] == {"crm": "vip"}
     token = booked["customer_token"]
     r = await keyed(api.http, token, "PUT", path, moved, idem="move-1")
-    assert r.status_code == 422, r.text
-    assert r.json()["code"] == "idempotency_key_reused"
+    assert r.status_code == 200, r.text  # its own request (the time it has), its own view
+    assert r.json()["meta"] == {}
+    assert "idempotent-replayed" not in r.headers
     assert "vip" not in r.text
     assert "pays late" not in r.text
     # Its own request with its own key: its own view (no meta, no details).
@@ -132,3 +135,56 @@ async def test_a_visitor_is_who_the_rate_limit_counts(api: Api) -> None:
         assert other.status_code == 422, other.text
         assert other.json()["code"] == "idempotency_key_reused"
     assert await count_bookings(api) == 1
+
+
+async def test_a_visitor_cannot_take_the_servers_key_first(api: Api) -> None:
+    """The public key is in every page, and servers often key a create by their own order
+    (`order-18`). Before, a visitor who sent that key first, even with a body refused at once,
+    made the server's own request with it `422 idempotency_key_reused` for 24 hours."""
+    resource = await api.resource()
+    squat = await keyed(
+        api.http, api.public_key, "POST", "/v1/bookings", {"resource_id": "x"}, idem="order-18"
+    )
+    assert squat.status_code == 422, squat.text
+    assert squat.json()["code"] == "validation_error"
+    body = {
+        "resource_id": resource["resource_id"],
+        **SLOT,
+        "customer": {"name": "Ann", "email": "ann@example.com"},
+    }
+    first = await keyed(api.http, api.secret_key, "POST", "/v1/bookings", body, idem="order-18")
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    again = await keyed(api.http, api.secret_key, "POST", "/v1/bookings", body, idem="order-18")
+    assert (again.status_code, again.json()) == (201, first.json())
+    # Nor does the booking's customer token take the key the server moves it with next.
+    path = f"/v1/bookings/{first.json()['booking_id']}"
+    token = first.json()["customer_token"]
+    bad = {"start_time": "2024-06-03T10:00:00Z", "end_time": "2024-06-03T10:01:00Z"}
+    taken = await keyed(api.http, token, "PUT", path, bad, idem="move-18")
+    assert taken.status_code == 422, taken.text  # another length: refused
+    moved = {"start_time": "2024-06-04T10:00:00Z", "end_time": "2024-06-04T11:00:00Z"}
+    own = await keyed(api.http, api.secret_key, "PUT", path, moved, idem="move-18")
+    assert own.status_code == 200, own.text
+    assert own.json()["start_time"] == "2024-06-04T10:00:00Z"
+
+
+async def test_a_visitor_cannot_tell_which_keys_the_server_used(api: Api) -> None:
+    """Before, the same key from the public key was `422 idempotency_key_reused` exactly when
+    the server had used it in the last day (on any route): an answer that told a visitor which
+    orders a shop had keyed. Now the visitor gets its own request's answer either way."""
+    used = await keyed(
+        api.http,
+        api.secret_key,
+        "POST",
+        "/v1/clients",
+        {"name": "Bo", "email": "bo@example.com"},
+        idem="order-19",
+    )
+    assert used.status_code == 201, used.text
+    for idem in ("order-19", "order-20"):  # used by the server, and not
+        r = await keyed(
+            api.http, api.public_key, "POST", "/v1/bookings", {"resource_id": "x"}, idem=idem
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "validation_error"

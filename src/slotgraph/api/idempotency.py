@@ -121,7 +121,7 @@ class Idempotency:
             body,
             caller=idempotency.caller(principal, client_ip(scope)),
         )
-        claim = Claim(principal.app_id, key, fingerprint)
+        claim = Claim(principal.app_id, idempotency.stored_key(principal, key), fingerprint)
         if in_its_write:
             await self._in_its_write(scope, replay, send, claim, clock)
             return

@@ -127,6 +127,23 @@ def caller(principal: Principal, client_ip: str) -> str:
     return f"public {principal.key_id} {visitor(client_ip)}"
 
 
+def stored_key(principal: Principal, key: str) -> str:
+    """Where a caller's `Idempotency-Key` is kept: the secret key's as sent; the public key's
+    and a customer token's apart from it, as a digest under their own name (a line break,
+    which no header can hold, so no key sent with the secret key spells one).
+
+    An app's keys were one namespace for every caller, and the public key is in every page:
+    any visitor could send a key the app's server would use (`order-1234`) first, with a body
+    that fails cheaply, and the server's own request with it was then `422` for 24 hours; and
+    the 422 (rather than the visitor's own answer) told the visitor which keys the server had
+    used. Visitors share one space among themselves, so a visitor's retry from a new address
+    is still a 422, never a second booking; a customer token's keys are its booking's."""
+    if principal.kind == "secret":
+        return key
+    space = f"customer {principal.booking_id}" if principal.kind == "customer" else "public"
+    return f"{space}\n{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def fingerprint(method: str, path: str, query: str, body: bytes, caller: str = "") -> str:
     """What makes two requests "the same": who sent it (`caller`), method, path, query string
     and body bytes. (A caller is never a method, so the parts cannot run into each other.)"""
