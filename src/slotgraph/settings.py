@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     # Unknown keys (and malformed credentials) a minute from one client address; past it a key
     # is not looked up (429) unless it was valid in the last day (docs/security.md).
     bad_key_limit: int = Field(default=20, ge=1)
+    # Requests a minute from one client address with every public key, customer token and page
+    # together (beside each key's own limit): harvested public keys do not multiply it. An app
+    # whose own public limit is higher gets its own at the address (ADR 0021). 0: not counted.
+    address_rate_limit: int = Field(default=2_400, ge=0)
     # The proxies whose X-Forwarded-For / X-Forwarded-Proto name the visitor (addresses or
     # networks, comma-separated, or *); unset: none, a visitor is its connection's address.
     forwarded_allow_ips: str | None = None

@@ -117,6 +117,7 @@ def create_app(
         redis_timeout=settings.redis_timeout_seconds,
         memory_keys=settings.rate_limit_memory_keys,
         bad_key_limit=settings.bad_key_limit,
+        address_limit=settings.address_rate_limit,
         max_per_minute=settings.max_app_rate_limit,
     )
     app.add_middleware(

@@ -10,6 +10,7 @@ In this order, and before a byte of the body is read:
    before its key is looked up (unless the key was valid lately: api/ratelimit.py);
 4. count the request against the app's rate limits (api/ratelimit.py): 429 past them; a
    booking page (no key) is counted per client address with the public key's default limit;
+   all but the secret key's also per address across every app (ADR 0021);
 then the body is read, counting, and refused with 413 as soon as it is over
 `SLOTGRAPH_MAX_BODY_BYTES` (chunked bodies without Content-Length too), and with 408 if it has not
 all come within `SLOTGRAPH_BODY_TIMEOUT_SECONDS` (a client that trickles it); a client that leaves

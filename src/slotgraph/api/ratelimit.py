@@ -1,5 +1,9 @@
 """Rate limits per key, and per client IP address for the public key (docs/security.md).
 
+Everything but the secret key (public keys, customer tokens, pages and feeds) is counted twice:
+per caller and address, and per address across all callers (`address_limit`, ADR 0021), so an
+address holding the public keys of many apps gets no more than one address's limit.
+
 Unknown keys are counted too, per client address (`bad_key_limit` a minute): past it, a key is
 not even looked up (429), unless it is one this limiter saw valid in the last day, so a client
 behind the same address as an attacker keeps working.
@@ -75,6 +79,15 @@ class Verdict:
         }
 
 
+class PerAddress(RateLimitItemPerMinute):
+    """The limit of one client address across every public key, token and page: one counter
+    whatever the limit it is judged by (`limits` names a counter by its amount too), so an app
+    whose own public limit is higher is judged by that, and every other by the server's."""
+
+    def key_for(self, *identifiers: bytes | str | int | float) -> str:
+        return "/".join([self.namespace, "address", *map(str, identifiers)])
+
+
 class BoundedMemoryStorage(MemoryStorage):
     """limits' in-process store, holding at most `max_keys` counters.
 
@@ -123,6 +136,7 @@ class Limiter:
         pool: ConnectionPool | None = None,
         *,
         bad_key_limit: int = 20,
+        address_limit: int = 2_400,
         max_per_minute: int = 60_000,
         local_keys: int = 20_000,
         timeout: float = REDIS_TIMEOUT,
@@ -138,6 +152,7 @@ class Limiter:
             self.local = (SlidingWindowCounterRateLimiter(fallback), fallback)
         self._shared_down_until = 0.0
         self.bad_keys = RateLimitItemPerMinute(bad_key_limit)
+        self.address_limit = address_limit  # 0: an address is not counted across callers
         # The operator's ceiling (`max_app_rate_limit`): an app's value stored before it was
         # set counts as the ceiling.
         self.max_per_minute = max_per_minute
@@ -150,6 +165,7 @@ class Limiter:
         redis_url: str | None,
         memory_keys: int,
         bad_key_limit: int = 20,
+        address_limit: int = 2_400,
         max_per_minute: int = 60_000,
         redis_timeout: float = REDIS_TIMEOUT,
     ) -> Limiter:
@@ -157,6 +173,7 @@ class Limiter:
             return cls(
                 BoundedMemoryStorage(memory_keys),
                 bad_key_limit=bad_key_limit,
+                address_limit=address_limit,
                 max_per_minute=max_per_minute,
             )
         # redis-py only where it is used: a tenth of a second of every server start, and most
@@ -185,6 +202,7 @@ class Limiter:
             storage,
             pool,
             bad_key_limit=bad_key_limit,
+            address_limit=address_limit,
             max_per_minute=max_per_minute,
             local_keys=memory_keys,
             timeout=redis_timeout,
@@ -197,6 +215,7 @@ class Limiter:
     async def check(self, principal: Principal, client_ip: str) -> Verdict | None:
         """Count one request; raise RateLimited if it is one too many."""
         limits = principal.settings.rate_limits
+        address: tuple[PerAddress, str] | None = None
         if principal.kind == "secret":
             item = RateLimitItemPerMinute(min(limits.secret_per_minute, self.max_per_minute))
             who: tuple[str, ...] = (str(principal.key_id),)
@@ -207,24 +226,44 @@ class Limiter:
             item = RateLimitItemPerMinute(min(limits.public_per_minute, self.max_per_minute))
             caller = principal.key_id or f"customer:{principal.app_id}"
             who = (str(caller), visitor(client_ip))
+            if self.address_limit:  # and the address across them all (ADR 0021)
+                address = (PerAddress(max(self.address_limit, item.amount)), visitor(client_ip))
 
         async def count(strategy: SlidingWindowCounterRateLimiter, _: Storage) -> Any:
-            if await strategy.hit(item, *who):
-                return None
-            return await strategy.get_window_stats(item, *who)
-
-        stats = await self._on_shared_or_local(count)
-        if stats is None:
+            # The address is asked first and charged last: a request its caller's own limit
+            # refuses takes nothing from the address (one key's flood takes at most that key's
+            # limit from the others at its address), and one the address refuses nothing from
+            # its caller's.
+            if address is not None and not await strategy.test(*address):
+                return address[0], await strategy.get_window_stats(*address)
+            if not await strategy.hit(item, *who):
+                return item, await strategy.get_window_stats(item, *who)
+            if address is not None and not await strategy.hit(*address):
+                return address[0], await strategy.get_window_stats(*address)
             return None
+
+        refused = await self._on_shared_or_local(count)
+        if refused is None:
+            return None
+        limit, stats = refused
         verdict = Verdict(
-            limit=item.amount,
+            limit=limit.amount,
             remaining=stats.remaining,
             reset_seconds=max(1, math.ceil(stats.reset_time - time.time())),
         )
+        if isinstance(limit, PerAddress):
+            why = (
+                f"More than {limit.amount} requests a minute from this address with public keys,"
+                " customer tokens and booking pages together"
+            )
+            setting = "the server's address_rate_limit"
+        else:
+            why = f"More than {limit.amount} requests a minute with this key" + (
+                "" if principal.kind == "secret" else " from this address"
+            )
+            setting = "the app setting rate_limits"
         raise RateLimited(
-            f"More than {item.amount} requests a minute with this key"
-            + ("" if principal.kind == "secret" else " from this address")
-            + f"; try again in {verdict.reset_seconds} s (the app setting rate_limits).",
+            f"{why}; try again in {verdict.reset_seconds} s ({setting}).",
             headers=verdict.headers(),
         )
 
