@@ -17,7 +17,7 @@ def _choices(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
     with pytest.raises(SystemExit):
         main([*argv, "--help"])
     usage = capsys.readouterr().out
-    found = re.search(r"\{([a-z,]+)\}", usage)
+    found = re.search(r"\{([a-z,-]+)\}", usage)
     assert found is not None, usage
     return found.group(1).split(",")
 
@@ -49,6 +49,8 @@ def _help(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (("apps", "create"), "The keys are shown only here"),
         (("apps", "list"), "List every app with its keys' prefixes (not the keys)"),
         (("apps", "settings"), "Show an app's settings, or change the ones named"),
+        (("apps", "add-key"), "The old key keeps working until `apps revoke-key`"),
+        (("apps", "revoke-key"), "requests with it get 401"),
     ],
 )
 def test_each_command_says_what_it_does(

@@ -1,6 +1,6 @@
 """The command line: `slotgraph serve | worker | migrate | apps create NAME | apps list |
-apps settings APP_ID` (README.md, "Command line"): the parser and the entry point; the commands
-are cli_commands.py's."""
+apps settings APP_ID | apps add-key APP_ID KIND | apps revoke-key APP_ID KEY_ID` (README.md,
+"Command line"): the parser and the entry point; the commands are cli_commands.py's."""
 
 from __future__ import annotations
 
@@ -57,6 +57,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "pairs", nargs="*", metavar="NAME=VALUE", help="a setting to change; none: show them"
     )
 
+    p_add = command(apps_sub, "add-key")
+    p_add.add_argument("app_id", metavar="APP_ID", help="the app's app_id (apps list)")
+    p_add.add_argument("kind", choices=("secret", "public"), help="the kind of key")
+    p_revoke = command(apps_sub, "revoke-key")
+    p_revoke.add_argument("app_id", metavar="APP_ID", help="the app's app_id (apps list)")
+    p_revoke.add_argument("key_id", metavar="KEY_ID", help="the key's key_id (apps list)")
+
     args = parser.parse_args(argv)
     import json
 
@@ -82,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         _say(json.dumps(run(commands.list_apps(settings)), indent=2))
     elif args.command == "apps" and args.apps_command == "settings":
         _say(run(commands.app_settings(settings, args.app_id, args.pairs)))
+    elif args.command == "apps" and args.apps_command == "add-key":
+        _say(run(commands.add_key(settings, args.app_id, args.kind)))
+    elif args.command == "apps" and args.apps_command == "revoke-key":
+        _say(run(commands.revoke_key(settings, args.app_id, args.key_id)))
 
 
 def _say(text: str) -> None:

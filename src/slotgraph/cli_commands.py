@@ -131,18 +131,90 @@ async def list_apps(settings: Settings) -> list[dict[str, object]]:
             "app_id": str(app.id),
             "name": app.name,
             "created_at": app.created_at.isoformat(),
-            "keys": [
-                {
-                    "key_id": str(k.id),
-                    "kind": k.kind,
-                    "prefix": k.prefix,
-                    "revoked": bool(k.revoked_at),
-                }
-                for k in keys
-            ],
+            "keys": [_key_out(k) for k in keys],
         }
         for app, keys in rows
     ]
+
+
+_ID_NAMES = {"app_id": "an app id", "key_id": "a key id"}
+
+
+def _ids(**given: str) -> dict[str, Any]:
+    """Each named id as a UUID, or the command stops saying which one is not an id."""
+    import uuid
+
+    ids = {}
+    for name, value in given.items():
+        try:
+            ids[name] = uuid.UUID(value)
+        except ValueError:
+            raise SystemExit(f"not {_ID_NAMES[name]}: {value!r}") from None
+    return ids
+
+
+async def add_key(settings: Settings, app_id: str, kind: str) -> str:
+    """`apps add-key APP_ID secret|public`: the new key, shown once, as JSON."""
+    import json
+
+    from slotgraph.db.engine import create_engine, session_factory
+    from slotgraph.errors import NotFound
+    from slotgraph.services import apps
+
+    ids = _ids(app_id=app_id)
+    engine = create_engine(settings.database_url, settings)
+    try:
+        async with session_factory(engine)() as session:
+            added = await apps.add_key(
+                session,
+                app_id=ids["app_id"],
+                kind="secret" if kind == "secret" else "public",
+                now=_now(),
+            )
+    except NotFound as exc:
+        raise SystemExit(f"{exc.detail} `slotgraph apps list` shows the apps.") from None
+    finally:
+        await engine.dispose()
+    out = {"app_id": str(added.app_id), "key_id": str(added.key_id), "kind": added.kind}
+    return json.dumps(out | {"key": added.key}, indent=2)
+
+
+async def revoke_key(settings: Settings, app_id: str, key_id: str) -> str:
+    """`apps revoke-key APP_ID KEY_ID`: the key as `apps list` shows it, now revoked; a warning
+    on stderr when the app has no secret key left."""
+    import json
+
+    from slotgraph.db.engine import create_engine, session_factory
+    from slotgraph.errors import NotFound
+    from slotgraph.services import apps
+
+    ids = _ids(app_id=app_id, key_id=key_id)
+    engine = create_engine(settings.database_url, settings)
+    try:
+        async with session_factory(engine)() as session:
+            row, live = await apps.revoke_key(session, **ids, now=_now())
+    except NotFound as exc:
+        raise SystemExit(f"{exc.detail} `slotgraph apps list` shows the keys.") from None
+    finally:
+        await engine.dispose()
+    if not live:
+        print(
+            f"slotgraph: app {app_id} has no secret key left; `slotgraph apps add-key {app_id} "
+            "secret` makes one.",
+            file=sys.stderr,
+        )
+    return json.dumps(_key_out(row), indent=2)
+
+
+def _key_out(k: Any) -> dict[str, object]:
+    return {
+        "key_id": str(k.id),
+        "kind": k.kind,
+        "prefix": k.prefix,
+        "created_at": k.created_at.isoformat(),
+        "revoked": bool(k.revoked_at),
+        "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+    }
 
 
 def _settings_patch(pairs: Sequence[str]) -> AppSettings:
@@ -174,16 +246,11 @@ def _settings_patch(pairs: Sequence[str]) -> AppSettings:
 
 
 async def app_settings(settings: Settings, app_id: str, pairs: Sequence[str]) -> str:
-    import uuid
-
     from slotgraph.db.engine import create_engine, session_factory
     from slotgraph.errors import NotFound, ValidationFailed
     from slotgraph.services import apps
 
-    try:
-        uid = uuid.UUID(app_id)
-    except ValueError:
-        raise SystemExit(f"not an app id: {app_id!r}") from None
+    uid = _ids(app_id=app_id)["app_id"]
     patch = _settings_patch(pairs) if pairs else None
     engine = create_engine(settings.database_url, settings)
     try:

@@ -54,6 +54,20 @@ _COMMANDS = {
         "allowed_origins='[\"https://shop.example\"]' rate_limits.public_per_minute=120. "
         + _DATABASE,
     ),
+    "add-key": (
+        "give an app a new secret or public key; prints it once, as JSON",
+        "Give an app a new secret or public key beside the ones it has, and print it (with its "
+        "key_id) as JSON, shown only here. The old key keeps working until `apps revoke-key`: "
+        "rotating a key is add-key, moving every client to the new key, then revoke-key "
+        '(docs/operations.md, "Rotating keys"). ' + _DATABASE,
+    ),
+    "revoke-key": (
+        "refuse one of an app's keys from now on (KEY_ID from apps list)",
+        "Refuse one of an app's keys (KEY_ID from `apps list`): requests with it get 401, at "
+        "once in a server process that has not seen it in the last 30 s, within 30 s in one "
+        "that has (each keeps a key it has looked up that long). Prints the key as `apps list` "
+        "shows it. " + _DATABASE,
+    ),
 }
 
 

@@ -204,6 +204,54 @@ async def test_apps_settings_refuses_a_rate_limit_above_the_ceiling_as_the_api_d
     assert shown["rate_limits"] == {"public_per_minute": 1000, "secret_per_minute": 6000}
 
 
+def test_apps_keys_are_added_and_revoked_in_their_own_app(fresh_database: tuple[str, str]) -> None:
+    """`apps add-key` and `apps revoke-key` (the rotation itself, through a server: docs/
+    operations.md's recipe, tests/system/test_operations_recipes.py). Before, neither existed."""
+    _, url = fresh_database
+    cli(url, "migrate")
+    shop = json.loads(cli(url, "apps", "create", "Shop").stdout)["app_id"]
+    other = json.loads(cli(url, "apps", "create", "Other").stdout)["app_id"]
+    added = json.loads(cli(url, "apps", "add-key", shop, "public").stdout)
+    assert set(added) == {"app_id", "key_id", "kind", "key"}
+    assert added["kind"] == "public"
+    assert added["key"].startswith("pk_")
+
+    def keys(app_id: str) -> list[dict[str, object]]:
+        listed = json.loads(cli(url, "apps", "list").stdout)
+        return next(a["keys"] for a in listed if a["app_id"] == app_id)
+
+    assert sorted(str(k["kind"]) for k in keys(shop)) == ["public", "public", "secret"]
+    assert added["key"] not in cli(url, "apps", "list").stdout  # shown once, stored hashed
+    # another app's key is not this app's to revoke, and stays live
+    (theirs,) = [k["key_id"] for k in keys(other) if k["kind"] == "secret"]
+    with pytest.raises(subprocess.CalledProcessError) as bad:
+        cli(url, "apps", "revoke-key", shop, str(theirs))
+    assert bad.value.stderr == (
+        f"No key {theirs} in app {shop}. `slotgraph apps list` shows the keys.\n"
+    )
+    assert all(not k["revoked"] for k in keys(other))
+    with pytest.raises(subprocess.CalledProcessError) as bad:
+        cli(url, "apps", "revoke-key", shop, "sk_VXSt")  # a prefix is not the key's id
+    assert bad.value.stderr == "not a key id: 'sk_VXSt'\n"
+    unknown = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(subprocess.CalledProcessError) as bad:
+        cli(url, "apps", "add-key", unknown, "secret")
+    assert bad.value.stderr == f"No app {unknown}. `slotgraph apps list` shows the apps.\n"
+    # the app's only secret key: revoked, and the command says what to do next
+    (secret,) = [k["key_id"] for k in keys(shop) if k["kind"] == "secret"]
+    done = cli(url, "apps", "revoke-key", shop, str(secret))
+    assert json.loads(done.stdout)["revoked"] is True
+    assert done.stderr == (
+        f"slotgraph: app {shop} has no secret key left; `slotgraph apps add-key {shop} "
+        "secret` makes one.\n"
+    )
+    (first,) = [k["revoked_at"] for k in keys(shop) if k["key_id"] == secret]
+    assert first == json.loads(done.stdout)["revoked_at"]
+    again = json.loads(cli(url, "apps", "revoke-key", shop, str(secret)).stdout)
+    assert again["revoked_at"] == first  # revoked once; the first time stays
+    assert not cli(url, "apps", "add-key", shop, "secret").stderr
+
+
 def run_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     base = {
         k: v

@@ -68,6 +68,52 @@ async def create_tenant(
     return CreatedApp(app.id, app.name, keys["secret"], keys["public"])
 
 
+@dataclass(frozen=True)
+class AddedKey:
+    app_id: uuid.UUID
+    key_id: uuid.UUID
+    kind: KeyKind
+    key: str
+
+
+async def add_key(
+    session: AsyncSession, *, app_id: uuid.UUID, kind: KeyKind, now: datetime
+) -> AddedKey:
+    """A new key for an app, beside the ones it has (a rotation's first half: the old key works
+    until `revoke_key`). Returned once, here; stored as its hash."""
+    key = new_key(kind)
+    async with session.begin():
+        if await session.get(App, app_id) is None:
+            raise NotFound(f"No app {app_id}.")
+        row = ApiKey(
+            app_id=app_id, kind=kind, key_hash=hash_key(key), prefix=key[:7], created_at=now
+        )
+        session.add(row)
+        await session.flush()
+        return AddedKey(app_id, row.id, kind, key)
+
+
+async def revoke_key(
+    session: AsyncSession, *, app_id: uuid.UUID, key_id: uuid.UUID, now: datetime
+) -> tuple[ApiKey, int]:
+    """Refuse an app's key from now on (a server process that used it in the last 30 s may
+    still take it that long: api/deps.py's cache). Revoking a revoked key keeps its first
+    `revoked_at`. Returns the key and how many live secret keys the app has left."""
+    async with session.begin():
+        row = await session.get(ApiKey, key_id, with_for_update=True)
+        if row is None or row.app_id != app_id:
+            raise NotFound(f"No key {key_id} in app {app_id}.")
+        if row.revoked_at is None:
+            row.revoked_at = now
+            await session.flush()  # autoflush is off: the count below must see it
+        live = await session.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.app_id == app_id, ApiKey.kind == "secret", ApiKey.revoked_at.is_(None))
+        )
+    return row, int(live or 0)
+
+
 async def list_apps(session: AsyncSession) -> list[tuple[App, list[ApiKey]]]:
     async with session.begin():
         apps = (await session.scalars(select(App).order_by(App.created_at))).all()
