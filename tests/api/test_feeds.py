@@ -9,9 +9,13 @@ from urllib.parse import urlsplit
 import httpx
 import icalendar
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from slotgraph.api.app import create_app
 from slotgraph.appsettings import AppSettings
-from tests.api.conftest import Api
+from tests.api.conftest import TEST_SETTINGS, Api
 
 
 async def feed_path(api: Api, resource: dict[str, Any]) -> str:
@@ -146,6 +150,29 @@ async def test_rotate_kills_the_old_url_at_once(api: Api, other_api: Api) -> Non
     assert (await fetch(api, old)).status_code == 404
     assert (await fetch(api, new)).status_code == 200
     assert await feed_path(api, resource) == new
+
+
+async def test_a_new_encryption_key_kills_every_old_url(api: Api, engine: AsyncEngine) -> None:
+    """docs/calendars.md: setting or changing the first encryption key (the old one leaked, say,
+    with a copy of the database, from which the URLs can be computed) changes every feed URL
+    and the old ones answer 404. Before, an old URL answered 200 until the secret key happened
+    to read its resource again: the stored hash was still the old token's."""
+    resource = await api.resource()
+    old = await feed_path(api, resource)
+    assert (await fetch(api, old)).status_code == 200
+    for _ in range(2):  # the first key set, then another
+        key = SecretStr(Fernet.generate_key().decode())
+        settings = TEST_SETTINGS.model_copy(update={"encryption_key": key})
+        app = create_app(settings, engine=engine, clock=api.clock)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as http:
+            restarted = Api(http, api.secret_key, api.public_key, api.clock, api.backend)
+            assert (await fetch(restarted, old)).status_code == 404
+            new = await feed_path(restarted, resource)
+            assert new != old
+            assert (await fetch(restarted, new)).status_code == 200
+            old = new
 
 
 @pytest.mark.parametrize(

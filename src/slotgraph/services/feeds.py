@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,10 +109,10 @@ def _holding_bookings(
 
 
 async def render_feed(
-    session: AsyncSession, *, token: str, now: datetime, if_none_match: str | None
+    session: AsyncSession, *, token: str, now: datetime, if_none_match: str | None, link: FeedLink
 ) -> Feed:
-    """The feed behind a token. The ETag comes from one aggregate query, so a client whose
-    copy is current costs no rendering."""
+    """The feed behind a token, if it is the one the current key derives. The ETag comes from
+    one aggregate query, so a client whose copy is current costs no rendering."""
     if not keys.TOKEN_SHAPE.match(token):
         raise NotFound("No such feed.")
     start, end = _feed_window(now)
@@ -119,7 +120,14 @@ async def render_feed(
         resource = await session.scalar(
             select(Resource).where(Resource.feed_token_hash == keys.token_hash(token))
         )
-        if resource is None:
+        # The stored hash is the token's when feed_url was last shown; a new encryption key
+        # (the old one leaked, with a copy of the database) changes every token, but the hash
+        # only when the secret key reads the resource again: until then the old URL still
+        # answered, where docs/calendars.md promised 404.
+        if resource is None or not hmac.compare_digest(
+            token,
+            keys.feed_token(await _feed_key(session, link), resource.id, resource.feed_generation),
+        ):
             raise NotFound("No such feed.")
         where = _holding_bookings(resource.id, start, end)
         joined = (

@@ -44,11 +44,14 @@ async def get_feed(
     token: str,
     session: Session,
     now: Now,
+    link: FeedLinkDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """A resource's holding bookings as iCalendar (30 days back, 365 ahead). The token is the
     secret: no API key. Answers 304 when `If-None-Match` names the current ETag."""
-    feed = await feeds.render_feed(session, token=token, now=now, if_none_match=if_none_match)
+    feed = await feeds.render_feed(
+        session, token=token, now=now, if_none_match=if_none_match, link=link
+    )
     headers = {"ETag": feed.etag, "Cache-Control": "private, max-age=0, must-revalidate"}
     if feed.body is None:
         return Response(status_code=304, headers=headers)
