@@ -96,3 +96,36 @@ class EventOut(BaseModel):
     created_at: datetime
     request_id: str | None  # the X-Request-Id of the request that caused it (None: a timer)
     payload: dict[str, Any]
+
+
+EmailStatus = Literal["pending", "sent", "failed", "suppressed", "skipped"]
+
+
+class EmailOut(BaseModel):
+    """One email of a booking (a delivery to one of the app's email targets; docs/emails.md)."""
+
+    email_id: uuid.UUID = Field(description="The delivery's id (the `.eml` file names it).")
+    booking_id: uuid.UUID | None
+    event_id: uuid.UUID
+    event_type: str
+    audience: Literal["customer", "owner"]
+    kind: str | None = Field(
+        description="`booked`, `requested`, `confirmed`, `declined`, `rescheduled`, "
+        "`cancelled`, `reminder` (customer); `new_booking`, `new_request` (owner)."
+    )
+    recipients: list[str] = Field(
+        description="Where it goes: the booking's client's email (customer) or its resources' "
+        "(owner), as they are now; an email already sent went to the address of that moment."
+    )
+    status: EmailStatus = Field(
+        description="`pending` (waiting for its first try or a retry), `sent`, `failed` (every "
+        "retry failed), `suppressed` (over the inbox's hourly limit: not sent, never retried), "
+        "`skipped` (no address by the time it was sent)."
+    )
+    attempts: int
+    last_attempt_at: datetime | None
+    last_status_code: int | None = Field(description="The SMTP server's answer code.")
+    last_error: str | None = Field(description="Why the last try failed, or why none was sent.")
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime

@@ -33,7 +33,7 @@ from slotgraph.notifications.subject import Subject
 from slotgraph.notifications.transport import transport
 from slotgraph.schemas import BookingOut
 from slotgraph.schemas.fields import is_one_address
-from slotgraph.services import customer_tokens, email_quota
+from slotgraph.services import customer_tokens, email_deliveries, email_quota
 from slotgraph.settings import Settings
 
 log = logging.getLogger("slotgraph.mail")
@@ -74,7 +74,7 @@ class EmailChannel:
             ms = int((time.monotonic() - started) * 1000)
             return Outcome(None, f"compose: {type(exc).__name__}: {exc}"[:500], ms, None)
         if message is None:
-            return Outcome(204, None, 0, "nothing to send (no address any more)")
+            return Outcome(204, None, 0, email_deliveries.NOTHING_TO_SEND)
         if isinstance(message, Suppressed):
             metrics.get().emails_suppressed.inc()
             limit = self.settings.customer_emails_per_hour
