@@ -136,3 +136,26 @@ async def test_a_shown_value_that_is_no_list_stands_for_the_projects_own_resourc
     assert {r["id"] for s in found.json()["data"] for r in s["resources"]} == {mine}
     r = await v2(api, "POST", "/bookings", visit(mine, 9, project_id=pid), key=api.public_key)
     assert r.status_code == 201, r.text
+
+
+async def test_the_archive_answer_shows_the_project_as_a_read_did(
+    api: Api, other_api: Api, engine: AsyncEngine
+) -> None:
+    """DELETE /v2/projects/:id answers the project as its last read showed it: before, it
+    echoed the ids stored before the write checks, another app's resource among them."""
+    mine = (await resource(api))["id"]
+    gone = (await resource(api, name="Gone"))["id"]
+    assert (await v2(api, "DELETE", f"/resources/{gone}")).status_code == 200
+    theirs = (await resource(other_api, name="Theirs"))["id"]
+    pid = await project(api, "p", resources=[mine], availability={"resources": [mine]})
+    await stored(api, engine, pid, [theirs, gone, mine], [theirs, gone, mine])
+    read = (await v2(api, "GET", f"/projects/{pid}")).json()["data"]
+    r = await v2(api, "DELETE", f"/projects/{pid}")
+    assert r.status_code == 200, r.text
+    archived = r.json()["data"]
+    assert (archived["resources"], archived["availability"]["resources"]) == ([mine], [mine])
+    assert {k: v for k, v in archived.items() if k != "updated_at"} == {
+        k: v for k, v in read.items() if k != "updated_at"
+    }
+    assert theirs not in r.text
+    assert (await v2(api, "GET", f"/projects/{pid}")).status_code == 404

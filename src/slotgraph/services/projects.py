@@ -317,9 +317,11 @@ async def update_project(
 async def archive_project(
     session: AsyncSession, *, principal: Principal, project_id: uuid.UUID, now: datetime
 ) -> ProjectOut:
-    """Archive: the project disappears from every answer; its bookings are untouched."""
+    """Archive: the project disappears from every answer; its bookings are untouched. The
+    answer shows it as a read did, its resources those of the app that are live (`_live`):
+    before, it echoed the ids stored before the write checks, another app's included."""
     async with session.begin():
         project = await _load(session, principal.app_id, project_id=project_id, lock=True)
         project.archived_at = now
         project.updated_at = now
-        return _out(project)
+        return _out(project, await _live(session, principal.app_id, [project]))
