@@ -9,7 +9,7 @@ import pytest
 
 from slotgraph.appsettings import AppSettings
 from tests.web.conftest import Api
-from tests.web.pages import Doc, make_page
+from tests.web.pages import WEEKDAYS, Doc, make_page
 
 
 @pytest.fixture
@@ -147,6 +147,61 @@ async def test_a_class_page_books_seats_until_the_class_is_full(api: Api) -> Non
     again = await api.http.post("/book/dr-berg", data=data)
     assert again.status_code == 409, again.text
     assert Doc(again.text).one("taken")
+
+
+async def test_a_class_page_books_only_the_classes_it_shows(api: Api) -> None:
+    """The form names its class by id (`seat`). Before, a page booked a seat in any class of
+    the app whose id the visitor sent: on a resource the page does not offer (a staff class,
+    another page's with its own questions), at a time the page never showed."""
+    page = await make_page(api, graph="group_customer", durations=["PT60M"])
+    shown = await api.book(
+        graph="group_owner",
+        resource_id=page["resource_ids"][0],
+        start_time="2024-05-02T08:00:00Z",
+        end_time="2024-05-02T09:00:00Z",
+        max_seats=3,
+    )
+    staff = await api.resource(name="Staff room", weekly_hours=WEEKDAYS)
+    elsewhere = await api.book(
+        graph="group_owner",
+        resource_id=staff["resource_id"],
+        start_time="2024-05-02T08:00:00Z",
+        end_time="2024-05-02T09:00:00Z",
+        max_seats=3,
+        details="staff only",
+    )
+    later = await api.book(
+        graph="group_owner",
+        resource_id=page["resource_ids"][0],
+        start_time="2024-05-03T08:00:00Z",
+        end_time="2024-05-03T09:00:00Z",
+        max_seats=3,
+    )
+    form = Doc(
+        (
+            await api.http.get(
+                Doc((await api.http.get("/book/dr-berg")).text).all("time")[0]["href"]
+            )
+        ).text
+    ).form("booking-form")
+    data = {**form["fields"], "name": "Ann", "email": "ann@example.com"}
+    assert data["seat"] == shown["booking_id"]
+    other = await api.http.post("/book/dr-berg", data={**data, "seat": elsewhere["booking_id"]})
+    assert other.status_code == 404, other.text
+    assert Doc(other.text).one("error")
+    moved = await api.http.post("/book/dr-berg", data={**data, "seat": later["booking_id"]})
+    assert moved.status_code == 409, moved.text  # not the time chosen: the page's nearest
+    assert Doc(moved.text).one("taken")
+    seats = [
+        b for b in (await api.get("/v1/bookings")).json()["data"] if b["graph"] != "group_owner"
+    ]
+    assert seats == []
+    ok = await api.http.post("/book/dr-berg", data=data)
+    assert ok.status_code == 201, ok.text
+    seats = [
+        b for b in (await api.get("/v1/bookings")).json()["data"] if b["graph"] != "group_owner"
+    ]
+    assert [b["owner_booking_id"] for b in seats] == [shown["booking_id"]]
 
 
 async def test_a_visitor_is_rate_limited_per_address_like_the_public_key(api: Api) -> None:

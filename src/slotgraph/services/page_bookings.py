@@ -21,7 +21,7 @@ from slotgraph.domain.availability import iso
 from slotgraph.errors import NotFound, SeatsFull, SlotUnavailable, ValidationFailed
 from slotgraph.schemas import BookingCreate, BookingOut, Customer
 from slotgraph.schemas.fields import known_zone
-from slotgraph.services import availability, page_once
+from slotgraph.services import availability, page_once, page_seats
 from slotgraph.services.page_answers import REQUIRED, Answers, check_answers
 from slotgraph.services.pages import PublicPage, public_page
 
@@ -355,6 +355,15 @@ async def book(
         locale=page.locale,
         **_where(page.graph, page.mode, ids, at, length, seat),
     )
+    if data.owner_booking_id is not None:  # a class the page shows, at the time chosen
+        starts = await page_seats.class_start(
+            session, app_id=view.app_id, resource_ids=ids, seat=data.owner_booking_id
+        )
+        if starts is None:
+            raise NotFound("Choose a time from the page.")
+        if starts != at:
+            near = await nearest(session, view, around=at, duration=length, tz=zone, now=now)
+            raise TimeTaken(view, zone, near)
     try:
         created = await page_once.create_once(
             session, view=view, data=data, now=now, submission=submission
