@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotgraph.worker import Worker
-from tests.api.conftest import Api
+from tests.api.conftest import Api, make_api
 from tests.api.test_emails import (
     ann_booking,
     drain,
@@ -145,3 +145,31 @@ async def test_an_inbox_left_alone_for_an_hour_is_forgotten(
     mail_api.clock.advance(timedelta(minutes=2))
     await worker.run_once(calendars=False)
     assert await inboxes_counted(engine) == 0
+
+
+async def test_one_apps_flood_holds_back_no_other_apps_emails(
+    mail_api: Api, mailbox: Mailbox, engine: AsyncEngine
+) -> None:
+    """The count is per app (ADR 0020, "Per app, not per server"): a public key that uses up its
+    app's hour of an inbox leaves another app's email to that customer untouched; each owner
+    sees its own emails' fate in GET /v1/emails."""
+    worker = worker_for(engine, mail_api, mail_settings(mailbox, customer_emails_per_hour=LIMIT))
+    res = await resource(mail_api, email=None)
+    for _ in range(3):
+        await book_and_cancel(mail_api, res, VICTIM)
+    http, created = await make_api(engine, mail_api.clock)
+    async with http:
+        other = Api(http, created.secret_key, created.public_key, mail_api.clock, "")
+        theirs = await resource(other, email=None)
+        await drain(worker)
+        assert len(mailbox.to(VICTIM)) == LIMIT
+        r = await other.as_key(other.public_key).post(
+            "/v1/bookings", ann_booking(theirs, customer={"name": "V", "email": VICTIM})
+        )
+        assert r.status_code == 201, r.text
+        await drain(worker)
+        assert len(mailbox.to(VICTIM)) == LIMIT + 1
+        (seen,) = (await other.get("/v1/emails")).json()["data"]
+        assert (seen["kind"], seen["status"]) == ("booked", "sent")
+    flooded = (await mail_api.get("/v1/emails")).json()["data"]
+    assert sorted(e["status"] for e in flooded) == ["sent"] * LIMIT + ["suppressed"] * 3
