@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from slotgraph.worker import Worker
 from tests.api.conftest import Api, Clock, make_api
 from tests.api.test_emails import book_ann, drain, mail_settings, resource, worker_for
+from tests.api.test_safety_bad_keys import statements
 from tests.conftest import clean
 from tests.mailbox import Mailbox, smtp_server
 
@@ -116,7 +117,7 @@ async def test_the_owner_sees_each_email_and_what_became_of_it(
 
 
 async def test_pages_follow_one_another_and_a_bad_cursor_is_a_400(
-    mail_api: Api, worker: Worker
+    mail_api: Api, worker: Worker, engine: AsyncEngine
 ) -> None:
     res = await resource(mail_api)
     for day in (18, 19, 20):
@@ -143,6 +144,13 @@ async def test_pages_follow_one_another_and_a_bad_cursor_is_a_400(
         ["cy19@example.com"],
         ["cy18@example.com"],
     ]
+    # no statement per email: a page of 6 costs what a page of 1 does
+    counts = []
+    for limit in (1, 6, 1):
+        with statements(engine) as sent:
+            assert (await mail_api.get("/v1/emails", limit=limit)).status_code == 200
+        counts.append(len(sent))
+    assert counts[1] == counts[2], counts
     r = await mail_api.get("/v1/emails", cursor="bm90IG91cnM")
     assert r.status_code == 400
     assert r.headers["content-type"].startswith("application/problem+json")
